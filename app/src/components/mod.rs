@@ -1,0 +1,7 @@
+//! Shared UI pieces used by every panel.
+
+pub mod feedback;
+pub mod layout;
+pub mod not_found;
+pub mod tenant_switcher;
+pub mod time;

@@ -1,0 +1,28 @@
+//! staff-console's Leptos application: the shell, routes, panels and their server functions.
+//!
+//! Compiled twice: with `ssr` into the server binary (rendering, server functions, SQL) and
+//! with `hydrate` into the WebAssembly that makes the server-rendered pages interactive.
+
+pub mod components;
+#[cfg(feature = "ssr")]
+pub mod db;
+pub mod error;
+pub mod panels;
+#[cfg(feature = "ssr")]
+pub mod request;
+pub mod routes;
+pub mod tenants;
+
+pub use routes::{shell, App};
+
+/// Entry point of the WebAssembly bundle: attaches to the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+    // A marker for people and browser tests alike: the page is interactive from here on.
+    if let Some(body) = leptos::prelude::document().body() {
+        let _ = body.set_attribute("data-hydrated", "true");
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per console panel: data types, server functions, SQL and views.
+
+pub mod overview;

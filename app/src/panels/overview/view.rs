@@ -1,0 +1,129 @@
+//! Views of the overview panel.
+
+use crate::components::feedback::{EmptyState, ErrorNotice};
+use crate::components::time::utc_minutes;
+use crate::routes::TenantsResource;
+use crate::tenants::api::get_tenant;
+use crate::tenants::Tenant;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+/// `/`: every tenant, as a list to pick from.
+#[component]
+pub fn HomePage() -> impl IntoView {
+    let TenantsResource(tenants) = expect_context::<TenantsResource>();
+    view! {
+        <Title text="Tenants" />
+        <h1 class="text-2xl font-semibold">"Tenants"</h1>
+        <p class="mt-1 text-slate-600">"Pick the tenant you are working on."</p>
+        <div class="mt-6">
+            <Suspense fallback=|| view! { <p class="text-slate-500">"Loading tenants…"</p> }>
+                {move || Suspend::new(async move {
+                    match tenants.await {
+                        Ok(list) if list.is_empty() => view! {
+                            <EmptyState title="No tenants yet">
+                                "Every API client, token and switch belongs to a tenant. "
+                                "Start the console with the run command to create the demo tenant."
+                            </EmptyState>
+                        }.into_any(),
+                        Ok(list) => view! { <TenantTable list /> }.into_any(),
+                        Err(error) => view! { <ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </div>
+    }
+}
+
+#[component]
+fn TenantTable(list: Vec<Tenant>) -> impl IntoView {
+    view! {
+        <table class="data-table">
+            <caption class="sr-only">"Tenants"</caption>
+            <thead>
+                <tr>
+                    <th scope="col">"Name"</th>
+                    <th scope="col">"Slug"</th>
+                    <th scope="col">"Created"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {list
+                    .into_iter()
+                    .map(|t| {
+                        view! {
+                            <tr>
+                                <td>
+                                    <a class="link" href=format!("/t/{}", t.slug)>{t.name}</a>
+                                </td>
+                                <td class="font-mono text-sm">{t.slug}</td>
+                                <td>{utc_minutes(t.created_at)}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+/// `/t/{tenant}`: what the console knows about one tenant.
+#[component]
+pub fn TenantOverviewPage() -> impl IntoView {
+    let params = use_params_map();
+    let slug = move || params.read().get("tenant").unwrap_or_default();
+    let tenant = Resource::new(slug, get_tenant);
+
+    view! {
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading tenant…"</p> }>
+            {move || Suspend::new(async move {
+                match tenant.await {
+                    Ok(t) => view! { <TenantOverview tenant=t /> }.into_any(),
+                    Err(error) => {
+                        #[cfg(feature = "ssr")]
+                        set_error_status(&error);
+                        view! {
+                            <Title text="Tenant not available" />
+                            <ErrorNotice error />
+                        }.into_any()
+                    }
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Server-rendered error pages answer with the error's HTTP status, not 200.
+#[cfg(feature = "ssr")]
+fn set_error_status(error: &crate::error::AppError) {
+    if let Some(options) = use_context::<leptos_axum::ResponseOptions>() {
+        if let Ok(status) = http::StatusCode::from_u16(error.status_code()) {
+            options.set_status(status);
+        }
+    }
+}
+
+#[component]
+fn TenantOverview(tenant: Tenant) -> impl IntoView {
+    view! {
+        <Title text=tenant.name.clone() />
+        <h1 class="text-2xl font-semibold" data-testid="tenant-heading">{tenant.name.clone()}</h1>
+        <dl class="mt-4 grid max-w-xl grid-cols-[max-content_1fr] gap-x-6 gap-y-2 text-sm">
+            <dt class="text-slate-500">"Slug"</dt>
+            <dd class="font-mono">{tenant.slug.clone()}</dd>
+            <dt class="text-slate-500">"Tenant id"</dt>
+            <dd class="font-mono">{tenant.id.to_string()}</dd>
+            <dt class="text-slate-500">"Created"</dt>
+            <dd>{utc_minutes(tenant.created_at)}</dd>
+        </dl>
+        <section class="mt-8" aria-labelledby="activity-heading">
+            <h2 id="activity-heading" class="text-lg font-semibold">"Recent activity"</h2>
+            <div class="mt-3">
+                <EmptyState title="No activity recorded">
+                    "Nothing has happened in this tenant yet. Staff actions and gateway decisions will be listed here, newest first."
+                </EmptyState>
+            </div>
+        </section>
+    }
+}

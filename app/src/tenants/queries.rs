@@ -1,0 +1,47 @@
+//! SQL for tenants. Server-only; every function takes an executor so callers choose the
+//! connection or transaction.
+
+use super::Tenant;
+use sqlx::PgExecutor;
+
+/// Most tenants the switcher lists; past this, the filter box narrows the list.
+pub const SWITCHER_LIMIT: i64 = 500;
+
+/// Tenants ordered by name, at most `limit`.
+pub async fn list(db: impl PgExecutor<'_>, limit: i64) -> sqlx::Result<Vec<Tenant>> {
+    sqlx::query_as!(
+        Tenant,
+        "SELECT id, slug, name, created_at FROM tenants ORDER BY name, slug LIMIT $1",
+        limit
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The tenant with this slug, if any.
+pub async fn by_slug(db: impl PgExecutor<'_>, slug: &str) -> sqlx::Result<Option<Tenant>> {
+    sqlx::query_as!(
+        Tenant,
+        "SELECT id, slug, name, created_at FROM tenants WHERE slug = $1",
+        slug
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Creates the demo tenant when no tenant exists at all, so a first start shows something.
+///
+/// One statement, so two instances starting at once cannot both insert. Returns the new
+/// tenant, or `None` when tenants already existed.
+pub async fn create_demo_if_empty(db: impl PgExecutor<'_>) -> sqlx::Result<Option<Tenant>> {
+    sqlx::query_as!(
+        Tenant,
+        r#"INSERT INTO tenants (slug, name)
+           SELECT 'demo', 'Demo Tenant'
+           WHERE NOT EXISTS (SELECT 1 FROM tenants)
+           ON CONFLICT (slug) DO NOTHING
+           RETURNING id, slug, name, created_at"#
+    )
+    .fetch_optional(db)
+    .await
+}

@@ -1,0 +1,31 @@
+import { execFileSync } from 'node:child_process';
+
+// cargo-leptos starts the server and runs Playwright at once: wait until the console is
+// ready (migrated, demo tenant created), then add the fixture tenants the tests switch between.
+export default async function globalSetup(): Promise<void> {
+  const base = process.env.E2E_BASE_URL ?? 'http://127.0.0.1:3000';
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      const res = await fetch(`${base}/readyz`);
+      if (res.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`the console at ${base} did not become ready`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+
+  const url = process.env.DATABASE_URL;
+  if (!url) throw new Error('DATABASE_URL must point at the database the console under test uses');
+  execFileSync(process.env.PSQL ?? 'psql', [
+    url,
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-qc',
+    `INSERT INTO tenants (slug, name) VALUES
+       ('globex', 'Globex Agents'),
+       ('initech', 'Initech Integrations')
+     ON CONFLICT (slug) DO NOTHING`,
+  ]);
+}

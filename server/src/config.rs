@@ -1,0 +1,577 @@
+//! Configuration from environment variables, checked once at start.
+//!
+//! A missing or malformed value stops the server with a message naming the variable.
+//! Production mode refuses weak secrets; development mode generates what is missing and
+//! keeps it in the data folder, with a loud warning.
+
+use base64::Engine as _;
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// How strictly the server treats its configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Local work: missing secrets are generated and kept under the data folder.
+    Development,
+    /// Real deployments: every secret must be given, and weak ones are refused.
+    Production,
+}
+
+/// Why the configuration was refused. Each variant names the variable at fault and never
+/// echoes a secret's value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("{name} is not set. {hint}")]
+    Missing {
+        /// The variable.
+        name: &'static str,
+        /// How to set it.
+        hint: &'static str,
+    },
+    /// A variable is set but cannot be used.
+    #[error("{name} is malformed: {reason}")]
+    Malformed {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A secret that production mode refuses.
+    #[error("{name} is too weak for production: {reason}")]
+    Weak {
+        /// The variable.
+        name: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The data folder could not hold a generated development secret.
+    #[error("cannot keep a generated {name} in {path}: {reason}")]
+    DataDir {
+        /// The secret being generated.
+        name: &'static str,
+        /// Where it was to be written.
+        path: String,
+        /// The I/O error.
+        reason: String,
+    },
+}
+
+/// The 32-byte key that encrypts secrets at rest (peppers, private signing keys).
+///
+/// Never printed: `Debug` is redacted and the bytes are wiped when dropped.
+#[derive(Clone)]
+pub struct EncryptionKey(Zeroizing<[u8; 32]>);
+
+impl EncryptionKey {
+    /// The raw key bytes, for the cipher that uses them.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EncryptionKey([redacted])")
+    }
+}
+
+/// A database URL, which may hold a password: shown without it.
+#[derive(Clone)]
+pub struct DatabaseUrl(Zeroizing<String>);
+
+impl DatabaseUrl {
+    /// The full URL, for the connection pool only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::logging::redact(&self.0))
+    }
+}
+
+/// What every command that touches the database needs.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`.
+    pub url: DatabaseUrl,
+    /// `DB_MAX_CONNECTIONS`, default 10.
+    pub max_connections: u32,
+}
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `STAFF_CONSOLE_ENV`: `production` (default) or `development`.
+    pub mode: Mode,
+    /// The database settings.
+    pub database: DatabaseConfig,
+    /// `ENCRYPTION_KEY`: 32 bytes, base64 or hex.
+    pub encryption_key: EncryptionKey,
+    /// `PUBLIC_URL`'s origin (`https://console.example.com`), used for HSTS, cookies and
+    /// the Origin check. Development default: `http://` + the listen address.
+    pub public_origin: String,
+    /// Whether the console is served over HTTPS (from `PUBLIC_URL`).
+    pub https: bool,
+    /// `LEPTOS_SITE_ADDR`: where to listen.
+    pub listen_addr: SocketAddr,
+    /// `DATA_DIR`, default `.data`: development secrets live here.
+    pub data_dir: PathBuf,
+    /// `AUTO_MIGRATE`: apply migrations at start. Default on in development, off in production.
+    pub auto_migrate: bool,
+    /// `SHUTDOWN_GRACE_SECONDS`, default 30: how long in-flight requests may take to finish.
+    pub shutdown_grace: Duration,
+}
+
+/// Reads variables through `lookup`, so tests need not touch the process environment.
+pub trait Env {
+    /// The variable's value, `None` when unset. Empty counts as unset.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env for F {
+    fn get(&self, name: &str) -> Option<String> {
+        self(name).filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl DatabaseConfig {
+    /// Reads `DATABASE_URL` and `DB_MAX_CONNECTIONS`.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let url = env.get("DATABASE_URL").ok_or(ConfigError::Missing {
+            name: "DATABASE_URL",
+            hint: "Set it to a PostgreSQL URL such as postgres://user@host:5432/staff_console (the Makefile's `make run` sets it for you).",
+        })?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Malformed {
+                name: "DATABASE_URL",
+                reason: "it must start with postgres:// or postgresql://".into(),
+            });
+        }
+        let max_connections = parse_number(env, "DB_MAX_CONNECTIONS", 10, 1..=1000)?;
+        Ok(Self {
+            url: DatabaseUrl(Zeroizing::new(url)),
+            max_connections,
+        })
+    }
+}
+
+impl Config {
+    /// Reads and checks every variable `serve` uses.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let mode = match env.get("STAFF_CONSOLE_ENV").as_deref() {
+            None | Some("production") => Mode::Production,
+            Some("development") => Mode::Development,
+            Some(other) => {
+                return Err(ConfigError::Malformed {
+                    name: "STAFF_CONSOLE_ENV",
+                    reason: format!("expected `production` or `development`, got `{other}`"),
+                })
+            }
+        };
+        let database = DatabaseConfig::from_env(env)?;
+
+        let listen_raw = env
+            .get("LEPTOS_SITE_ADDR")
+            .unwrap_or_else(|| "127.0.0.1:3000".into());
+        let listen_addr = listen_raw
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError::Malformed {
+                name: "LEPTOS_SITE_ADDR",
+                reason: format!("`{listen_raw}` is not an address such as 127.0.0.1:3000"),
+            })?;
+
+        let (public_origin, https) = match env.get("PUBLIC_URL") {
+            Some(raw) => parse_public_url(&raw)?,
+            None if mode == Mode::Development => (format!("http://{listen_addr}"), false),
+            None => {
+                return Err(ConfigError::Missing {
+                    name: "PUBLIC_URL",
+                    hint: "Set it to the address staff use to reach the console, such as https://console.example.com.",
+                })
+            }
+        };
+
+        let data_dir = PathBuf::from(env.get("DATA_DIR").unwrap_or_else(|| ".data".into()));
+
+        let encryption_key = match (env.get("ENCRYPTION_KEY"), mode) {
+            (Some(raw), _) => {
+                let key = parse_key("ENCRYPTION_KEY", &raw)?;
+                if mode == Mode::Production {
+                    check_strength("ENCRYPTION_KEY", &key)?;
+                }
+                key
+            }
+            (None, Mode::Development) => dev_secret(&data_dir, "ENCRYPTION_KEY", "encryption.key")?,
+            (None, Mode::Production) => {
+                return Err(ConfigError::Missing {
+                    name: "ENCRYPTION_KEY",
+                    hint: "Set it to 32 random bytes, base64-encoded (`openssl rand -base64 32`). For local work only, STAFF_CONSOLE_ENV=development generates one.",
+                })
+            }
+        };
+
+        let auto_migrate = match env.get("AUTO_MIGRATE").as_deref() {
+            None => mode == Mode::Development,
+            Some("true" | "1") => true,
+            Some("false" | "0") => false,
+            Some(other) => {
+                return Err(ConfigError::Malformed {
+                    name: "AUTO_MIGRATE",
+                    reason: format!("expected true or false, got `{other}`"),
+                })
+            }
+        };
+        let grace = parse_number(env, "SHUTDOWN_GRACE_SECONDS", 30, 0..=3600)?;
+
+        Ok(Self {
+            mode,
+            database,
+            encryption_key,
+            public_origin,
+            https,
+            listen_addr,
+            data_dir,
+            auto_migrate,
+            shutdown_grace: Duration::from_secs(u64::from(grace)),
+        })
+    }
+}
+
+fn parse_number(
+    env: &impl Env,
+    name: &'static str,
+    default: u32,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, ConfigError> {
+    let Some(raw) = env.get(name) else {
+        return Ok(default);
+    };
+    let value = raw
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| ConfigError::Malformed {
+            name,
+            reason: format!("`{raw}` is not a whole number"),
+        })?;
+    if !range.contains(&value) {
+        return Err(ConfigError::Malformed {
+            name,
+            reason: format!("{value} is outside {}..={}", range.start(), range.end()),
+        });
+    }
+    Ok(value)
+}
+
+/// `https://host[:port]` → (`origin`, is_https). Paths, queries and credentials are refused:
+/// the value is compared with browsers' `Origin` headers.
+fn parse_public_url(raw: &str) -> Result<(String, bool), ConfigError> {
+    let malformed = |reason: &str| ConfigError::Malformed {
+        name: "PUBLIC_URL",
+        reason: reason.to_owned(),
+    };
+    let url = url::Url::parse(raw).map_err(|e| malformed(&format!("not a URL ({e})")))?;
+    let https = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => return Err(malformed("the scheme must be http or https")),
+    };
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(malformed("it has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(malformed("it must not carry credentials"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(malformed(
+            "give the origin only (scheme, host and port), without a path or query",
+        ));
+    }
+    Ok((url.origin().ascii_serialization(), https))
+}
+
+fn parse_key(name: &'static str, raw: &str) -> Result<EncryptionKey, ConfigError> {
+    let raw = raw.trim();
+    let bytes = if raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+        decode_hex(raw)
+    } else {
+        base64::engine::general_purpose::STANDARD
+            .decode(raw)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
+            .ok()
+    };
+    let bytes = Zeroizing::new(bytes.ok_or_else(|| ConfigError::Malformed {
+        name,
+        reason: "expected 32 bytes as base64 (44 characters) or hex (64 characters)".into(),
+    })?);
+    let key: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| ConfigError::Malformed {
+            name,
+            reason: format!("expected 32 bytes, got {}", bytes.len()),
+        })?;
+    Ok(EncryptionKey(Zeroizing::new(key)))
+}
+
+fn decode_hex(raw: &str) -> Option<Vec<u8>> {
+    (0..raw.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(raw.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Refuses keys that were clearly not drawn at random: repeated or sequential bytes, or too
+/// few distinct byte values (32 random bytes have about 30; fewer than 16 is practically
+/// impossible by chance).
+fn check_strength(name: &'static str, key: &EncryptionKey) -> Result<(), ConfigError> {
+    let bytes = key.expose();
+    let distinct = bytes.iter().collect::<HashSet<_>>().len();
+    let sequential = bytes.windows(2).all(|w| w[1] == w[0].wrapping_add(1));
+    if distinct < 16 || sequential {
+        return Err(ConfigError::Weak {
+            name,
+            reason: "it is not random (too few distinct bytes). Generate one with `openssl rand -base64 32`.".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Development only: reads the secret kept under `data_dir/secrets/`, or generates and keeps
+/// a new one, warning loudly either way.
+fn dev_secret(
+    data_dir: &Path,
+    name: &'static str,
+    file: &str,
+) -> Result<EncryptionKey, ConfigError> {
+    let dir = data_dir.join("secrets");
+    let path = dir.join(file);
+    let io_err = |e: std::io::Error| ConfigError::DataDir {
+        name,
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(existing) => {
+            tracing::warn!(
+                variable = name,
+                path = %path.display(),
+                "DEVELOPMENT MODE: {name} is not set; using the development key kept in the data folder. Never run development mode in production."
+            );
+            parse_key(name, &existing)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = Zeroizing::new([0u8; 32]);
+            rand::fill(&mut key[..]);
+            let encoded =
+                Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(key.as_slice()));
+            std::fs::create_dir_all(&dir).map_err(io_err)?;
+            write_private(&path, encoded.as_bytes()).map_err(io_err)?;
+            tracing::warn!(
+                variable = name,
+                path = %path.display(),
+                "DEVELOPMENT MODE: {name} is not set; generated a new key and kept it in the data folder. Never run development mode in production."
+            );
+            Ok(EncryptionKey(key))
+        }
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name: &str| map.get(name).cloned()
+    }
+
+    const GOOD_KEY: &str = "q83vEjRWeJq8/xEiM0RVZneImaq7zN3u/wABAgMEBQY=";
+    const DB: &str = "postgres://app:hunter2@db.internal:5432/console";
+
+    fn production(extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
+        let mut v: Vec<(&'static str, String)> = vec![
+            ("DATABASE_URL", DB.into()),
+            ("ENCRYPTION_KEY", GOOD_KEY.into()),
+            ("PUBLIC_URL", "https://console.example.com".into()),
+        ];
+        for (k, val) in extra {
+            v.retain(|(name, _)| name != k);
+            let name: &'static str = Box::leak((*k).to_owned().into_boxed_str());
+            v.push((name, (*val).to_owned()));
+        }
+        v
+    }
+
+    fn load(pairs: Vec<(&'static str, String)>) -> Result<Config, ConfigError> {
+        let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Config::from_env(&env(&borrowed))
+    }
+
+    #[test]
+    fn production_config_loads_and_defaults_to_production() {
+        let config = load(production(&[])).expect("valid config");
+        assert_eq!(config.mode, Mode::Production);
+        assert_eq!(config.public_origin, "https://console.example.com");
+        assert!(config.https);
+        assert!(!config.auto_migrate);
+        assert_eq!(config.database.max_connections, 10);
+    }
+
+    #[test]
+    fn a_missing_value_is_named() {
+        let mut pairs = production(&[]);
+        pairs.retain(|(k, _)| *k != "ENCRYPTION_KEY");
+        let err = load(pairs).expect_err("must refuse");
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                name: "ENCRYPTION_KEY",
+                ..
+            }
+        ));
+        assert!(err.to_string().starts_with("ENCRYPTION_KEY is not set"));
+
+        let err = Config::from_env(&env(&[])).expect_err("must refuse");
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                name: "DATABASE_URL",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn malformed_values_are_named_without_echoing_secrets() {
+        for (name, value) in [
+            ("ENCRYPTION_KEY", "c2hvcnQ="),
+            ("ENCRYPTION_KEY", "not base64 at all!"),
+            ("DATABASE_URL", "mysql://x"),
+            ("PUBLIC_URL", "https://console.example.com/path"),
+            ("PUBLIC_URL", "ftp://console.example.com"),
+            ("LEPTOS_SITE_ADDR", "localhost"),
+            ("DB_MAX_CONNECTIONS", "0"),
+            ("DB_MAX_CONNECTIONS", "many"),
+            ("STAFF_CONSOLE_ENV", "staging"),
+            ("AUTO_MIGRATE", "sometimes"),
+        ] {
+            let err = load(production(&[(name, value)])).expect_err(value);
+            let shown = err.to_string();
+            assert!(shown.starts_with(name), "{shown}");
+            if name == "ENCRYPTION_KEY" {
+                assert!(!shown.contains(value), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn production_refuses_weak_keys_but_development_accepts_them() {
+        let zeros = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+        let counting: Vec<u8> = (0u8..32).collect();
+        let counting = base64::engine::general_purpose::STANDARD.encode(counting);
+        for weak in [&zeros, &counting] {
+            let err = load(production(&[("ENCRYPTION_KEY", weak)])).expect_err("weak key");
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Weak {
+                        name: "ENCRYPTION_KEY",
+                        ..
+                    }
+                ),
+                "{err}"
+            );
+        }
+        let dev = load(production(&[
+            ("ENCRYPTION_KEY", &zeros),
+            ("STAFF_CONSOLE_ENV", "development"),
+        ]));
+        assert!(dev.is_ok());
+    }
+
+    #[test]
+    fn hex_keys_are_accepted() {
+        // The same 32 bytes as GOOD_KEY, written in hex.
+        let hex = "abcdef123456789abcff112233445566778899aabbccddeeff00010203040506";
+        let config = load(production(&[("ENCRYPTION_KEY", hex)])).expect("hex key");
+        let base64 = load(production(&[])).expect("base64 key");
+        assert_eq!(
+            config.encryption_key.expose(),
+            base64.encryption_key.expose()
+        );
+    }
+
+    #[test]
+    fn development_generates_a_key_once_and_keeps_it() {
+        let dir = std::env::temp_dir().join(format!("sc-config-{}", uuid::Uuid::new_v4()));
+        let data_dir = dir.to_string_lossy().into_owned();
+        let pairs = [
+            ("DATABASE_URL", DB),
+            ("STAFF_CONSOLE_ENV", "development"),
+            ("DATA_DIR", data_dir.as_str()),
+        ];
+        let first = Config::from_env(&env(&pairs)).expect("generates");
+        let second = Config::from_env(&env(&pairs)).expect("reuses");
+        assert_eq!(
+            first.encryption_key.expose(),
+            second.encryption_key.expose()
+        );
+        assert_eq!(first.public_origin, "http://127.0.0.1:3000");
+        assert!(first.auto_migrate);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(dir.join("secrets/encryption.key"))
+                .expect("key file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let config = load(production(&[])).expect("valid config");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains(GOOD_KEY), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,87 @@
+//! Connecting to PostgreSQL and keeping its schema current.
+
+use crate::config::DatabaseConfig;
+use sqlx::migrate::{Migrate as _, Migrator};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// The schema, compiled into the binary from `migrations/`.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Why the database could not be used at start.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// Never reached the server.
+    #[error("could not connect to PostgreSQL (DATABASE_URL): {0}")]
+    Connect(#[source] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("applying migrations failed: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// Reading the applied migrations failed.
+    #[error("reading the schema version failed: {0}")]
+    Query(#[source] sqlx::Error),
+    /// Production start with migrations not applied.
+    #[error("the database schema is behind this binary ({pending} migration(s) pending): run `staff-console migrate` first")]
+    Behind {
+        /// How many migrations are missing.
+        pending: usize,
+    },
+}
+
+/// Connects, retrying for up to `patience` so a server started together with its database
+/// does not fail on the first refused connection.
+pub async fn connect(config: &DatabaseConfig, patience: Duration) -> Result<PgPool, DbError> {
+    let options = PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(Duration::from_secs(5));
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match options.clone().connect(config.url.expose()).await {
+            Ok(pool) => return Ok(pool),
+            Err(err) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(3));
+            }
+            Err(err) => return Err(DbError::Connect(err)),
+        }
+    }
+}
+
+/// Applies pending migrations. Safe with several instances starting at once: sqlx takes an
+/// advisory lock around the run.
+pub async fn migrate(pool: &PgPool) -> Result<(), DbError> {
+    MIGRATOR.run(pool).await.map_err(DbError::Migrate)
+}
+
+/// Refuses to go on when migrations this binary knows are not applied.
+pub async fn require_current_schema(pool: &PgPool) -> Result<(), DbError> {
+    let table_exists: bool = sqlx::query_scalar!(
+        r#"SELECT to_regclass('public._sqlx_migrations') IS NOT NULL AS "exists!""#
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(DbError::Query)?;
+    let applied: Vec<i64> = if table_exists {
+        let mut conn = pool.acquire().await.map_err(DbError::Query)?;
+        conn.list_applied_migrations()
+            .await
+            .map_err(DbError::Migrate)?
+            .into_iter()
+            .map(|m| m.version)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let pending = MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .filter(|m| !applied.contains(&m.version))
+        .count();
+    if pending > 0 {
+        return Err(DbError::Behind { pending });
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! The staff-console server: configuration, wiring, middleware, the operations endpoints and
+//! the command-line interface. The console itself lives in the `app` crate.
+
+pub mod config;
+pub mod db;
+pub mod logging;
+pub mod serve;
+pub mod web;

@@ -1,0 +1,169 @@
+//! Middleware on every response: request ids with their tracing span, and security headers
+//! with a fresh CSP nonce.
+
+use app::request::RequestId;
+use axum::extract::{Request, State};
+use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+use base64::Engine as _;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument as _;
+
+/// The request id header, accepted from a trusted proxy and always returned.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Longest incoming request id kept; longer or odd ones are replaced by our own.
+const MAX_REQUEST_ID_LEN: usize = 64;
+
+fn acceptable_request_id(value: &HeaderValue) -> Option<&str> {
+    let id = value.to_str().ok()?;
+    let ok = !id.is_empty()
+        && id.len() <= MAX_REQUEST_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then_some(id)
+}
+
+/// Gives the request an id (the caller's, when well-formed), runs it inside a `request`
+/// span carrying that id, logs its outcome and returns the id in `x-request-id`.
+pub async fn observe(mut req: Request, next: Next) -> Response {
+    let id: Arc<str> = match req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(acceptable_request_id)
+    {
+        Some(id) => id.into(),
+        None => uuid::Uuid::new_v4().to_string().into(),
+    };
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.uri().path(),
+    );
+    let started = Instant::now();
+    let mut res = next.run(req).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = res.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request finished"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    res
+}
+
+/// The nonce of this response's Content-Security-Policy, for the page's inline scripts.
+#[derive(Debug, Clone)]
+pub struct CspNonce(pub Arc<str>);
+
+impl CspNonce {
+    fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        rand::fill(&mut bytes);
+        Self(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(bytes)
+                .into(),
+        )
+    }
+}
+
+/// What the security headers depend on.
+#[derive(Debug, Clone)]
+pub struct SecurityPolicy {
+    /// Served over HTTPS: send HSTS.
+    pub https: bool,
+}
+
+/// Builds the CSP for one response. Scripts run only from our origin or with this response's
+/// nonce; `wasm-unsafe-eval` lets the page compile its own WebAssembly and nothing else.
+pub fn content_security_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; \
+         object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+}
+
+/// Generates the nonce before the handler runs (the page renders it into its scripts) and
+/// sets the security headers on whatever the handler returns.
+pub async fn security_headers(
+    State(policy): State<Arc<SecurityPolicy>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let nonce = CspNonce::generate();
+    req.extensions_mut().insert(nonce.clone());
+    let is_asset = req.uri().path().starts_with("/pkg/");
+    let mut res = next.run(req).await;
+    let headers = res.headers_mut();
+    if let Ok(csp) = HeaderValue::from_str(&content_security_policy(&nonce.0)) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=()"),
+    );
+    if policy.https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
+    }
+    // Console pages and API answers describe live security state: never cache them.
+    // Built assets under /pkg keep their own caching headers.
+    if !is_asset && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_request_ids_are_not_trusted() {
+        let ok = HeaderValue::from_static("abc-123_x.y");
+        assert_eq!(acceptable_request_id(&ok), Some("abc-123_x.y"));
+        for bad in ["", "has space", "semi;colon", &"a".repeat(65)] {
+            let value = HeaderValue::from_str(bad).expect("header value");
+            assert_eq!(acceptable_request_id(&value), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn csp_carries_the_nonce_and_the_hardening_directives() {
+        let csp = content_security_policy("n0nce");
+        for part in [
+            "'nonce-n0nce'",
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(part), "{part} missing from {csp}");
+        }
+        assert!(!csp.contains("unsafe-inline"));
+    }
+}

@@ -1,0 +1,81 @@
+//! The HTTP surface: console pages, server functions, operations endpoints, and the
+//! middleware every response passes through.
+
+pub mod health;
+pub mod middleware;
+
+use app::{shell, App};
+use axum::body::Body;
+use axum::extract::{FromRef, Request, State};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use leptos::prelude::{provide_context, use_context, LeptosOptions};
+use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use middleware::{CspNonce, SecurityPolicy};
+use sqlx::PgPool;
+use std::sync::Arc;
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// Where the built site lives, the output name and the listen address.
+    pub leptos_options: LeptosOptions,
+    /// The database.
+    pub pool: PgPool,
+    /// Inputs of the security headers.
+    pub security: Arc<SecurityPolicy>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.pool.clone()
+    }
+}
+
+/// What every page render and server-function call finds in Leptos context: the pool, and
+/// the CSP nonce the security middleware chose for this response.
+fn request_context(pool: PgPool) -> impl Fn() + Clone + Send + Sync + 'static {
+    move || {
+        provide_context(pool.clone());
+        let nonce = use_context::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
+        if let Some(CspNonce(value)) = nonce {
+            provide_context(leptos::nonce::Nonce::from_value(value));
+        }
+    }
+}
+
+async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
+    handle_server_fns_with_context(request_context(state.pool.clone()), req).await
+}
+
+/// The whole router. Server functions answer POST only: nothing changes state on GET.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let context = request_context(state.pool.clone());
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/api/{*fn_name}", post(server_fns))
+        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+            shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.security.clone(),
+            middleware::security_headers,
+        ))
+        .layer(axum::middleware::from_fn(middleware::observe))
+        .with_state(state)
+}

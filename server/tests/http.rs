@@ -1,0 +1,271 @@
+//! HTTP-level tests: the real router, driven in-process, against a real PostgreSQL.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{app, app_with, csp_nonce, get, send, tenant, unreachable_pool};
+use leptos::server_fn::ServerFn as _;
+use sqlx::PgPool;
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn healthz_answers_ok(pool: PgPool) {
+    let res = get(&app(pool), "/healthz").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json()["status"], "ok");
+}
+
+#[tokio::test]
+async fn healthz_stays_ok_when_the_database_is_unreachable() {
+    let res = get(&app(unreachable_pool()), "/healthz").await;
+    assert_eq!(res.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn readyz_is_ready_with_the_database(pool: PgPool) {
+    let res = get(&app(pool), "/readyz").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json()["status"], "ready");
+}
+
+#[tokio::test]
+async fn readyz_is_503_with_a_reason_when_the_database_is_unreachable() {
+    let res = get(&app(unreachable_pool()), "/readyz").await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    let body = res.json();
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["reason"], "database unreachable");
+    assert!(
+        !res.body.contains("127.0.0.1"),
+        "no connection detail: {}",
+        res.body
+    );
+}
+
+#[tokio::test]
+async fn readyz_turns_503_when_the_database_is_dropped_under_it() {
+    let admin_url = std::env::var("DATABASE_URL").expect("DATABASE_URL for tests");
+    let admin = PgPool::connect(&admin_url).await.expect("admin connection");
+    let name = format!("sc_gone_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .expect("create database");
+    let base = admin_url.rsplit_once('/').expect("url with a database").0;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(std::time::Duration::from_secs(1))
+        .connect(&format!("{base}/{name}"))
+        .await
+        .expect("connect to the new database");
+    let router = app(pool.clone());
+    assert_eq!(get(&router, "/readyz").await.status, StatusCode::OK);
+
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .expect("drop database");
+    let res = get(&router, "/readyz").await;
+    assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.json()["status"], "unavailable");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn every_response_carries_security_headers_with_a_fresh_nonce(pool: PgPool) {
+    let router = app(pool);
+    let mut nonces = Vec::new();
+    for path in ["/", "/", "/healthz", "/no-such-page"] {
+        let res = get(&router, path).await;
+        let csp = res.header("content-security-policy");
+        for directive in [
+            "frame-ancestors 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(
+                csp.contains(directive),
+                "{path}: {directive} missing in {csp}"
+            );
+        }
+        assert_eq!(res.header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(res.header("referrer-policy"), "same-origin", "{path}");
+        assert_eq!(
+            res.header("strict-transport-security"),
+            "",
+            "{path}: no HSTS over http"
+        );
+        nonces.push(csp_nonce(csp).expect("nonce in CSP"));
+    }
+    let mut unique = nonces.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), nonces.len(), "nonces repeat: {nonces:?}");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn hsts_is_sent_when_served_over_https(pool: PgPool) {
+    let res = get(&app_with(pool, true), "/healthz").await;
+    assert!(res
+        .header("strict-transport-security")
+        .starts_with("max-age="));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_page_scripts_carry_the_nonce_of_their_own_response(pool: PgPool) {
+    let res = get(&app(pool), "/").await;
+    assert_eq!(res.status, StatusCode::OK);
+    let nonce = csp_nonce(res.header("content-security-policy")).expect("nonce");
+    let scripts = res.body.matches("<script").count();
+    assert!(scripts > 0, "the page has hydration scripts");
+    let with_nonce = res.body.matches(&format!("nonce=\"{nonce}\"")).count();
+    assert!(with_nonce >= 1, "hydration script carries the CSP nonce");
+    let without = res
+        .body
+        .match_indices("<script")
+        .filter(|(i, _)| {
+            let tag_end = res.body[*i..].find('>').map_or(res.body.len(), |e| i + e);
+            !res.body[*i..tag_end].contains("nonce=")
+        })
+        .count();
+    assert_eq!(
+        without, 0,
+        "every inline script needs the nonce: {}",
+        res.body
+    );
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn responses_carry_a_request_id(pool: PgPool) {
+    let router = app(pool);
+    let first = get(&router, "/healthz").await;
+    let id = first.header("x-request-id");
+    assert_eq!(id.len(), 36, "a UUID: {id}");
+    assert_ne!(get(&router, "/healthz").await.header("x-request-id"), id);
+
+    let echoed = send(
+        &router,
+        Request::get("/healthz")
+            .header("x-request-id", "lb-abc123")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(echoed.header("x-request-id"), "lb-abc123");
+
+    let replaced = send(
+        &router,
+        Request::get("/healthz")
+            .header("x-request-id", "bad id; with spaces")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(replaced.header("x-request-id").len(), 36);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn home_lists_the_tenants_from_the_database(pool: PgPool) {
+    tenant(&pool, "acme", "Acme Payments").await;
+    tenant(&pool, "globex", "Globex Agents").await;
+    let res = get(&app(pool), "/").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.contains("Acme Payments"));
+    assert!(res.body.contains("Globex Agents"));
+    assert!(res.body.contains("href=\"/t/globex\""));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn home_explains_an_empty_database(pool: PgPool) {
+    let res = get(&app(pool), "/").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.contains("No tenants yet"), "{}", res.body);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn tenant_overview_shows_the_tenant_or_a_clear_error(pool: PgPool) {
+    tenant(&pool, "acme", "Acme Payments").await;
+    let router = app(pool);
+
+    let res = get(&router, "/t/acme").await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res.body.contains("Acme Payments"));
+
+    let missing = get(&router, "/t/nobody").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("was not found"), "{}", missing.body);
+
+    let malformed = get(&router, "/t/NOT_A_SLUG").await;
+    assert_eq!(malformed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        malformed.body.contains("lowercase letters"),
+        "{}",
+        malformed.body
+    );
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn unknown_pages_answer_404_with_a_readable_page(pool: PgPool) {
+    let res = get(&app(pool), "/definitely/not/here").await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert!(res.body.contains("Page not found"));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn server_functions_answer_post_and_refuse_get(pool: PgPool) {
+    tenant(&pool, "acme", "Acme Payments").await;
+    let router = app(pool);
+    let path = app::tenants::api::ListTenants::PATH;
+
+    let res = send(
+        &router,
+        Request::post(path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(res.json()[0]["slug"], "acme");
+
+    let res = get(&router, path).await;
+    assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn server_function_errors_carry_their_status_and_no_internal_detail(pool: PgPool) {
+    let router = app(pool);
+    let res = send(
+        &router,
+        Request::post(app::tenants::api::GetTenant::PATH)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("slug=Bad%20Slug"))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
+    assert_eq!(res.json()["kind"], "validation");
+    assert_eq!(res.json()["field"], "tenant");
+}
+
+#[tokio::test]
+async fn database_failures_reach_the_browser_as_a_reference_only() {
+    let router = app(unreachable_pool());
+    let res = send(
+        &router,
+        Request::post(app::tenants::api::ListTenants::PATH)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        res.status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{}",
+        res.body
+    );
+    let body = res.json();
+    assert_eq!(body["kind"], "internal");
+    assert_eq!(body["ref_id"].as_str().map(str::len), Some(16));
+    assert!(!res.body.contains("127.0.0.1") && !res.body.to_lowercase().contains("pool"));
+}

@@ -51,6 +51,28 @@ as_pg() {
   fi
 }
 
+# As root, the server runs as `postgres`, which must be able to pass through every folder
+# above the cluster. A checkout in a private folder (mktemp -d makes 0700 ones) blocks it:
+# grant the postgres user passage only (search permission, not listing), and say so.
+grant_passage() {
+  local target=$1 dir="" part
+  IFS=/ read -ra parts <<<"${target#/}"
+  for part in "${parts[@]}"; do
+    dir="$dir/$part"
+    runuser -u postgres -- test -x "$dir" && continue
+    if ! command -v setfacl >/dev/null && command -v apt-get >/dev/null; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq acl >/dev/null 2>&1 || true
+    fi
+    if command -v setfacl >/dev/null && setfacl -m u:postgres:x "$dir" 2>/dev/null; then
+      log "granted the postgres user passage through $dir (ACL u:postgres:x)"
+    else
+      chmod o+x "$dir"
+      log "granted passage through $dir to other users (chmod o+x): setfacl was not available"
+    fi
+    runuser -u postgres -- test -x "$dir" || die "the postgres user still cannot reach $dir; set DATABASE_URL instead"
+  done
+}
+
 embedded_url() { echo "postgres://postgres@127.0.0.1:$PG_PORT/$1"; }
 
 # The URL of database $1 on whichever server we use.
@@ -79,9 +101,7 @@ start() {
   fi
   ensure_server_binaries
   mkdir -p "$DATA_DIR"
-  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$DATA_DIR"; then
-    die "the postgres user cannot reach $DATA_DIR (a parent folder is private). Move the checkout (for example under /tmp or /srv), or set DATABASE_URL."
-  fi
+  [ "$(id -u)" = 0 ] && grant_passage "$(cd "$DATA_DIR" && pwd)"
   if [ ! -f "$PGDATA_DIR/PG_VERSION" ]; then
     log "creating the embedded cluster in $PGDATA_DIR"
     mkdir -p "$PGDATA_DIR"

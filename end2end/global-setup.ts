@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { ADMIN_EMAIL, ADMIN_PASSWORD } from './tests/helpers';
 
 // cargo-leptos starts the server and runs Playwright at once: wait until the console is
 // ready (migrated, demo tenant created), then add the fixture tenants the tests switch between.
@@ -28,4 +29,11 @@ export default async function globalSetup(): Promise<void> {
        ('initech', 'Initech Integrations')
      ON CONFLICT (slug) DO NOTHING`,
   ]);
+
+  // A known admin, made the way an operator would: with the command line.
+  const binary = process.env.STAFF_CONSOLE_BIN ?? '../target/debug/staff-console';
+  execFileSync(binary, ['staff', 'create', '--email', ADMIN_EMAIL, '--role', 'admin', '--name', 'E2E Admin'], {
+    env: { ...process.env, STAFF_CONSOLE_PASSWORD: ADMIN_PASSWORD },
+    stdio: 'inherit',
+  });
 }

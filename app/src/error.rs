@@ -20,6 +20,24 @@ pub enum AppError {
     /// No valid staff session: sign in again.
     #[error("Sign in to continue.")]
     Unauthenticated,
+    /// Sign-in refused: the same message whether the email is unknown or the password wrong.
+    #[error("Email or password is incorrect.")]
+    InvalidCredentials,
+    /// Sign-in refused: the account is locked after repeated failures.
+    #[error("This account is locked after repeated failed sign-ins. Try again after {until}.")]
+    Locked {
+        /// When the lock ends, as shown to the person (UTC).
+        until: String,
+    },
+    /// Sign-in refused: the account was disabled by an admin.
+    #[error("This account is disabled. Ask an admin to re-enable it.")]
+    AccountDisabled,
+    /// Too many attempts from this address; try later.
+    #[error("Too many attempts from your network. Try again in {retry_after_secs} seconds.")]
+    TooManyAttempts {
+        /// Seconds until attempts are accepted again.
+        retry_after_secs: u64,
+    },
     /// Signed in, but the role does not allow this.
     #[error("Your role does not allow this action.")]
     Forbidden,
@@ -88,7 +106,10 @@ impl AppError {
     /// The HTTP status a server function answers with for this error.
     pub fn status_code(&self) -> u16 {
         match self {
-            Self::Unauthenticated => 401,
+            Self::Unauthenticated | Self::InvalidCredentials => 401,
+            Self::Locked { .. } => 423,
+            Self::AccountDisabled => 403,
+            Self::TooManyAttempts { .. } => 429,
             Self::Forbidden => 403,
             Self::NotFound { .. } => 404,
             Self::Validation { .. } => 422,

@@ -3,6 +3,8 @@
 //! Compiled twice: with `ssr` into the server binary (rendering, server functions, SQL) and
 //! with `hydrate` into the WebAssembly that makes the server-rendered pages interactive.
 
+pub mod audit;
+pub mod auth;
 pub mod components;
 #[cfg(feature = "ssr")]
 pub mod db;

@@ -1,14 +1,18 @@
 //! The document shell, the app root and the route table.
 
-use crate::components::layout::Layout;
+use crate::auth::api::whoami;
+use crate::auth::view::SignInPage;
+use crate::auth::StaffIdentity;
+use crate::components::layout::ConsoleLayout;
 use crate::components::not_found::NotFoundPage;
 use crate::error::AppError;
 use crate::panels::overview::view::{HomePage, TenantOverviewPage};
-use crate::tenants::api::list_tenants;
+use crate::panels::staff::view::StaffPage;
 use crate::tenants::Tenant;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
-use leptos_router::components::{Route, Router, Routes};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
+use leptos_router::hooks::use_location;
 use leptos_router::{path, SsrMode};
 
 /// The HTML document around the app, rendered on the server only.
@@ -30,7 +34,12 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// The tenants every page's switcher lists, loaded once per page load.
+/// Who is signed in, re-read on every navigation so a sign-in, sign-out, role change or
+/// disable shows at once.
+#[derive(Clone, Copy)]
+pub struct StaffResource(pub Resource<Result<Option<StaffIdentity>, AppError>>);
+
+/// The tenants the switcher lists, loaded once the person is signed in.
 #[derive(Clone, Copy)]
 pub struct TenantsResource(pub Resource<Result<Vec<Tenant>, AppError>>);
 
@@ -38,22 +47,32 @@ pub struct TenantsResource(pub Resource<Result<Vec<Tenant>, AppError>>);
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    provide_context(TenantsResource(Resource::new(|| (), |_| list_tenants())));
 
     view! {
         <Stylesheet id="leptos" href="/pkg/staff_console.css" />
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
         <Title text="staff-console" />
         <Router>
-            <Layout>
-                // Async rendering: the server waits for a page's data before sending it, so
-                // the HTML is complete without WebAssembly and the status code (404, 422)
-                // reflects what the page found.
-                <Routes fallback=NotFoundPage>
-                    <Route path=path!("") view=HomePage ssr=SsrMode::Async />
-                    <Route path=path!("/t/:tenant") view=TenantOverviewPage ssr=SsrMode::Async />
-                </Routes>
-            </Layout>
+            <ProvideStaff />
+            // Async rendering: the server waits for a page's data before sending it, so the
+            // HTML is complete without WebAssembly and the status code (404, 422) reflects
+            // what the page found.
+            <Routes fallback=NotFoundPage>
+                <Route path=path!("/sign-in") view=SignInPage ssr=SsrMode::Async />
+                <ParentRoute path=path!("") view=ConsoleLayout ssr=SsrMode::Async>
+                    <Route path=path!("") view=HomePage />
+                    <Route path=path!("/t/:tenant") view=TenantOverviewPage />
+                    <Route path=path!("/staff") view=StaffPage />
+                </ParentRoute>
+            </Routes>
         </Router>
     }
+}
+
+/// Puts the signed-in person in context; inside the router so it can follow navigation.
+#[component]
+fn ProvideStaff() -> impl IntoView {
+    let location = use_location();
+    let staff = Resource::new(move || location.pathname.get(), |_| whoami());
+    provide_context(StaffResource(staff));
 }

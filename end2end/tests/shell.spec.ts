@@ -1,20 +1,9 @@
-import { test, expect, type Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
+import { signIn, waitForHydration, watchConsole } from './helpers';
 
-/** Collects console errors, warnings (hydration mismatches are logged as such) and page errors. */
-function watchConsole(page: Page): string[] {
-  const problems: string[] = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' || msg.type() === 'warning') {
-      problems.push(`${msg.type()}: ${msg.text()}`);
-    }
-  });
-  page.on('pageerror', (err) => problems.push(`pageerror: ${err.message}`));
-  return problems;
-}
-
-async function waitForHydration(page: Page): Promise<void> {
-  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
-}
+test.beforeEach(async ({ page }) => {
+  await signIn(page);
+});
 
 test('the shell renders with navigation, tenants and no console errors', async ({ page }) => {
   const problems = watchConsole(page);

@@ -1,10 +1,15 @@
 //! `staff-console`: serves the console and gateway, and is the operators' command line.
 
+use app::auth::{Actor, Role};
+use app::error::AppError;
+use app::panels::staff::ops;
 use clap::{Parser, Subcommand};
 use server::config::{Config, DatabaseConfig, ProcessEnv};
 use server::{db, logging, serve};
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 #[derive(Parser)]
 #[command(
@@ -23,6 +28,140 @@ enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Manage staff accounts (audited as the command line).
+    Staff {
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StaffCommand {
+    /// Create a staff member. The password comes from STAFF_CONSOLE_PASSWORD, else a prompt,
+    /// else (with --generate-password) a one-time password printed once.
+    Create {
+        /// Sign-in email.
+        #[arg(long)]
+        email: String,
+        /// viewer, auditor, operator, incident_commander or admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Shown name (default: the part of the email before @).
+        #[arg(long)]
+        name: Option<String>,
+        /// Generate a one-time password instead of reading one.
+        #[arg(long)]
+        generate_password: bool,
+    },
+    /// Set a new password (read like `create`) and clear any lockout.
+    ResetPassword {
+        /// Whose.
+        #[arg(long)]
+        email: String,
+        /// Generate a one-time password instead of reading one.
+        #[arg(long)]
+        generate_password: bool,
+    },
+    /// Disable an account; its sessions end at once.
+    Disable {
+        /// Whose.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+fn parse_role(raw: &str) -> Result<Role, String> {
+    Role::parse(raw).ok_or_else(|| {
+        let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("unknown role `{raw}`; use one of {}", names.join(", "))
+    })
+}
+
+/// The password for a CLI command: the environment, a prompt, or none (generate one).
+fn read_password(generate: bool) -> Result<Option<Zeroizing<String>>, String> {
+    if let Ok(given) = std::env::var("STAFF_CONSOLE_PASSWORD") {
+        return Ok(Some(Zeroizing::new(given)));
+    }
+    if generate {
+        return Ok(None);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err("no password: set STAFF_CONSOLE_PASSWORD, run in a terminal, or pass --generate-password".into());
+    }
+    let first =
+        Zeroizing::new(rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?);
+    let again =
+        Zeroizing::new(rpassword::prompt_password("Repeat it: ").map_err(|e| e.to_string())?);
+    if first != again {
+        return Err("the two passwords differ".into());
+    }
+    Ok(Some(first))
+}
+
+async fn staff_command(command: StaffCommand) -> Result<String, String> {
+    let config = DatabaseConfig::from_env(&ProcessEnv).map_err(|e| e.to_string())?;
+    let pool = db::connect(&config, Duration::from_secs(10))
+        .await
+        .map_err(|e| e.to_string())?;
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let actor = Actor::command_line(pool.clone(), &user);
+    let shown = |e: AppError| e.to_string();
+    let result = match command {
+        StaffCommand::Create {
+            email,
+            role,
+            name,
+            generate_password,
+        } => {
+            let password = read_password(generate_password)?;
+            let name =
+                name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+            let (_, secret) = ops::create(
+                &actor,
+                &email,
+                &name,
+                role,
+                password.as_deref().map(String::as_str),
+            )
+            .await
+            .map_err(shown)?;
+            let mut out = format!("created {} ({})", secret.email, role.as_str());
+            if password.is_none() {
+                out.push_str(&format!(
+                    "\none-time password (shown once): {}",
+                    secret.password
+                ));
+            }
+            out
+        }
+        StaffCommand::ResetPassword {
+            email,
+            generate_password,
+        } => {
+            let password = read_password(generate_password)?;
+            let id = ops::id_by_email(&actor, &email).await.map_err(shown)?;
+            let secret = ops::reset_password(&actor, id, password.as_deref().map(String::as_str))
+                .await
+                .map_err(shown)?;
+            let mut out = format!("password reset for {}", secret.email);
+            if password.is_none() {
+                out.push_str(&format!(
+                    "\none-time password (shown once): {}",
+                    secret.password
+                ));
+            }
+            out
+        }
+        StaffCommand::Disable { email } => {
+            let id = ops::id_by_email(&actor, &email).await.map_err(shown)?;
+            ops::set_active(&actor, id, false).await.map_err(shown)?;
+            format!("disabled {email}; their sessions have ended")
+        }
+    };
+    pool.close().await;
+    Ok(result)
 }
 
 /// Exit code for configuration errors, distinct from runtime failures.
@@ -43,6 +182,16 @@ async fn main() -> ExitCode {
                 Err(err) => failure(&err),
             }
         }
+        Command::Staff { command } => match staff_command(command).await {
+            Ok(message) => {
+                println!("staff-console: {message}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("staff-console: {message}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Migrate => {
             let config = match DatabaseConfig::from_env(&ProcessEnv) {
                 Ok(config) => config,

@@ -3,6 +3,7 @@
 use crate::config::{Config, Mode};
 use crate::db;
 use crate::web::{self, middleware::SecurityPolicy, AppState};
+use app::auth::api::SignInPolicy;
 use axum::Router;
 use leptos::prelude::LeptosOptions;
 use std::future::Future;
@@ -31,6 +32,71 @@ pub enum ServeError {
     /// Seeding the demo data failed.
     #[error("creating the demo tenant failed: {0}")]
     Seed(#[source] sqlx::Error),
+    /// Creating the first admin failed.
+    #[error("creating the first admin failed: {0}")]
+    Bootstrap(String),
+}
+
+/// Email of the admin created on an empty development database.
+pub const FIRST_ADMIN_EMAIL: &str = "admin@staff-console.local";
+
+/// Development only: on a database without staff, creates an admin with a random
+/// one-time password and prints it once, to standard error, outside the JSON log.
+async fn bootstrap_first_admin(pool: &sqlx::PgPool, origin: &str) -> Result<(), ServeError> {
+    let any = app::panels::staff::queries::any(pool)
+        .await
+        .map_err(|e| ServeError::Bootstrap(e.to_string()))?;
+    if any {
+        return Ok(());
+    }
+    let actor = app::auth::Actor::command_line(pool.clone(), "bootstrap");
+    match app::panels::staff::ops::create(
+        &actor,
+        FIRST_ADMIN_EMAIL,
+        "First admin",
+        app::auth::Role::Admin,
+        None,
+    )
+    .await
+    {
+        Ok((_, secret)) => {
+            eprintln!(
+                "\n================================================================\n \
+                 First admin created: {}\n One-time password:   {}\n \
+                 Shown only now. Sign in at {origin}/sign-in\n\
+                 ================================================================\n",
+                secret.email, secret.password
+            );
+            Ok(())
+        }
+        // Another instance created it first.
+        Err(app::error::AppError::Validation { .. }) => Ok(()),
+        Err(other) => Err(ServeError::Bootstrap(other.to_string())),
+    }
+}
+
+/// Background upkeep: expired sessions and old per-address sign-in failures are deleted.
+fn spawn_housekeeping(pool: sqlx::PgPool) {
+    use tower_sessions::session_store::ExpiredDeletion as _;
+    let store = tower_sessions_sqlx_store::PostgresStore::new(pool.clone());
+    tokio::spawn(async move {
+        if let Err(err) = store
+            .continuously_delete_expired(Duration::from_secs(60))
+            .await
+        {
+            tracing::error!(error = %err, "expired-session deletion stopped");
+        }
+    });
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            // A day is far longer than any throttle window.
+            if let Err(err) = app::auth::queries::prune_ip_failures(&pool, 86_400.0).await {
+                tracing::warn!(error = %err, "pruning sign-in failures failed");
+            }
+        }
+    });
 }
 
 /// Starts the console and gateway, and returns once a shutdown signal was handled.
@@ -54,14 +120,19 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         {
             tracing::info!(tenant = %tenant.slug, "empty database: created the demo tenant");
         }
+        bootstrap_first_admin(&pool, &config.public_origin).await?;
     }
+    app::auth::password::warm_up().await;
+    spawn_housekeeping(pool.clone());
 
     let state = AppState {
         leptos_options,
         pool: pool.clone(),
         security: Arc::new(SecurityPolicy {
             https: config.https,
+            public_origin: config.public_origin.clone(),
         }),
+        sign_in_policy: SignInPolicy::default(),
     };
     let listener = TcpListener::bind(config.listen_addr)
         .await

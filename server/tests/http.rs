@@ -5,7 +5,10 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{app, app_with, csp_nonce, get, send, tenant, unreachable_pool};
+use common::{
+    admin_cookie, app, app_with, call, csp_nonce, get, get_as, post_form, send, tenant,
+    unreachable_pool, SOME_SESSION,
+};
 use leptos::server_fn::ServerFn as _;
 use sqlx::PgPool;
 
@@ -74,7 +77,7 @@ async fn readyz_turns_503_when_the_database_is_dropped_under_it() {
 async fn every_response_carries_security_headers_with_a_fresh_nonce(pool: PgPool) {
     let router = app(pool);
     let mut nonces = Vec::new();
-    for path in ["/", "/", "/healthz", "/no-such-page"] {
+    for path in ["/sign-in", "/sign-in", "/", "/healthz", "/no-such-page"] {
         let res = get(&router, path).await;
         let csp = res.header("content-security-policy");
         for directive in [
@@ -112,7 +115,9 @@ async fn hsts_is_sent_when_served_over_https(pool: PgPool) {
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn the_page_scripts_carry_the_nonce_of_their_own_response(pool: PgPool) {
-    let res = get(&app(pool), "/").await;
+    let router = app(pool.clone());
+    let cookie = admin_cookie(&pool, &router).await;
+    let res = get_as(&router, "/", &cookie).await;
     assert_eq!(res.status, StatusCode::OK);
     let nonce = csp_nonce(res.header("content-security-policy")).expect("nonce");
     let scripts = res.body.matches("<script").count();
@@ -167,7 +172,9 @@ async fn responses_carry_a_request_id(pool: PgPool) {
 async fn home_lists_the_tenants_from_the_database(pool: PgPool) {
     tenant(&pool, "acme", "Acme Payments").await;
     tenant(&pool, "globex", "Globex Agents").await;
-    let res = get(&app(pool), "/").await;
+    let router = app(pool.clone());
+    let cookie = admin_cookie(&pool, &router).await;
+    let res = get_as(&router, "/", &cookie).await;
     assert_eq!(res.status, StatusCode::OK);
     assert!(res.body.contains("Acme Payments"));
     assert!(res.body.contains("Globex Agents"));
@@ -176,7 +183,9 @@ async fn home_lists_the_tenants_from_the_database(pool: PgPool) {
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn home_explains_an_empty_database(pool: PgPool) {
-    let res = get(&app(pool), "/").await;
+    let router = app(pool.clone());
+    let cookie = admin_cookie(&pool, &router).await;
+    let res = get_as(&router, "/", &cookie).await;
     assert_eq!(res.status, StatusCode::OK);
     assert!(res.body.contains("No tenants yet"), "{}", res.body);
 }
@@ -184,17 +193,18 @@ async fn home_explains_an_empty_database(pool: PgPool) {
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn tenant_overview_shows_the_tenant_or_a_clear_error(pool: PgPool) {
     tenant(&pool, "acme", "Acme Payments").await;
-    let router = app(pool);
+    let router = app(pool.clone());
+    let cookie = admin_cookie(&pool, &router).await;
 
-    let res = get(&router, "/t/acme").await;
+    let res = get_as(&router, "/t/acme", &cookie).await;
     assert_eq!(res.status, StatusCode::OK);
     assert!(res.body.contains("Acme Payments"));
 
-    let missing = get(&router, "/t/nobody").await;
+    let missing = get_as(&router, "/t/nobody", &cookie).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.body.contains("was not found"), "{}", missing.body);
 
-    let malformed = get(&router, "/t/NOT_A_SLUG").await;
+    let malformed = get_as(&router, "/t/NOT_A_SLUG", &cookie).await;
     assert_eq!(malformed.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         malformed.body.contains("lowercase letters"),
@@ -213,33 +223,27 @@ async fn unknown_pages_answer_404_with_a_readable_page(pool: PgPool) {
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn server_functions_answer_post_and_refuse_get(pool: PgPool) {
     tenant(&pool, "acme", "Acme Payments").await;
-    let router = app(pool);
+    let router = app(pool.clone());
+    let cookie = admin_cookie(&pool, &router).await;
     let path = app::tenants::api::ListTenants::PATH;
 
-    let res = send(
-        &router,
-        Request::post(path)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
+    let res = call(&router, path, &cookie, "").await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
     assert_eq!(res.json()[0]["slug"], "acme");
 
-    let res = get(&router, path).await;
+    let res = get_as(&router, path, &cookie).await;
     assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn server_function_errors_carry_their_status_and_no_internal_detail(pool: PgPool) {
-    let router = app(pool);
-    let res = send(
+    let router = app(pool.clone());
+    let cookie = admin_cookie(&pool, &router).await;
+    let res = call(
         &router,
-        Request::post(app::tenants::api::GetTenant::PATH)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from("slug=Bad%20Slug"))
-            .expect("request"),
+        app::tenants::api::GetTenant::PATH,
+        &cookie,
+        "slug=Bad%20Slug",
     )
     .await;
     assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", res.body);
@@ -250,12 +254,10 @@ async fn server_function_errors_carry_their_status_and_no_internal_detail(pool: 
 #[tokio::test]
 async fn database_failures_reach_the_browser_as_a_reference_only() {
     let router = app(unreachable_pool());
+    // A session cookie makes the request consult the session store, on the dead database.
     let res = send(
         &router,
-        Request::post(app::tenants::api::ListTenants::PATH)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::empty())
-            .expect("request"),
+        post_form(app::tenants::api::ListTenants::PATH, Some(SOME_SESSION), ""),
     )
     .await;
     assert_eq!(
@@ -268,4 +270,14 @@ async fn database_failures_reach_the_browser_as_a_reference_only() {
     assert_eq!(body["kind"], "internal");
     assert_eq!(body["ref_id"].as_str().map(str::len), Some(16));
     assert!(!res.body.contains("127.0.0.1") && !res.body.to_lowercase().contains("pool"));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn signed_out_visitors_are_sent_to_sign_in_and_back(pool: PgPool) {
+    let router = app(pool);
+    let home = get(&router, "/").await;
+    assert_eq!(home.status, StatusCode::FOUND);
+    assert_eq!(home.header("location"), "/sign-in");
+    let deep = get(&router, "/t/acme").await;
+    assert_eq!(deep.header("location"), "/sign-in?next=/t/acme");
 }

@@ -1,7 +1,13 @@
 //! The frame around every page: top bar, side navigation, main region.
 
+use crate::auth::view::UserMenu;
+use crate::auth::{Permission, StaffIdentity};
+use crate::components::feedback::ErrorNotice;
 use crate::components::tenant_switcher::TenantSwitcher;
+use crate::routes::{StaffResource, TenantsResource};
+use crate::tenants::api::list_tenants;
 use leptos::prelude::*;
+use leptos_router::components::{Outlet, Redirect};
 use leptos_router::hooks::use_location;
 
 /// The tenant slug in a console path (`/t/{slug}/...`), if the page is inside a tenant.
@@ -11,11 +17,58 @@ pub fn tenant_from_path(path: &str) -> Option<String> {
     (!slug.is_empty()).then(|| slug.to_owned())
 }
 
-/// Top bar, side navigation and the main region holding the routed page.
+/// Signed in: top bar, side navigation and the routed page. Signed out: off to sign-in,
+/// coming back here afterwards.
 #[component]
-pub fn Layout(children: Children) -> impl IntoView {
+pub fn ConsoleLayout() -> impl IntoView {
+    let StaffResource(staff) = expect_context::<StaffResource>();
+    let location = use_location();
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match staff.await {
+                    Ok(Some(staff)) => view! { <Chrome staff /> }.into_any(),
+                    Ok(None) => {
+                        let here = location.pathname.get_untracked();
+                        let path = if here == "/" {
+                            "/sign-in".to_owned()
+                        } else {
+                            format!("/sign-in?next={}", encode_path(&here))
+                        };
+                        view! { <Redirect path /> }.into_any()
+                    }
+                    Err(error) => view! {
+                        <main class="p-6"><ErrorNotice error /></main>
+                    }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+/// Percent-encodes what a path may hold that a query value may not.
+fn encode_path(path: &str) -> String {
+    path.chars()
+        .map(|c| match c {
+            'A'..='Z' | 'a'..='z' | '0'..='9' | '/' | '-' | '_' | '.' | '~' => c.to_string(),
+            other => {
+                let mut buf = [0u8; 4];
+                other
+                    .encode_utf8(&mut buf)
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect()
+            }
+        })
+        .collect()
+}
+
+#[component]
+fn Chrome(staff: StaffIdentity) -> impl IntoView {
     let location = use_location();
     let current = Memo::new(move |_| tenant_from_path(&location.pathname.get()));
+    provide_context(TenantsResource(Resource::new(|| (), |_| list_tenants())));
+    let can_manage_staff = staff.can(Permission::ManageStaff);
 
     view! {
         <a href="#main" class="skip-link">"Skip to content"</a>
@@ -26,20 +79,22 @@ pub fn Layout(children: Children) -> impl IntoView {
                     <span>"staff-console"</span>
                 </a>
                 <TenantSwitcher current />
+                <UserMenu staff />
             </header>
             <div class="flex flex-1">
-                <SideNav current />
+                <SideNav current can_manage_staff />
                 <main id="main" tabindex="-1" class="flex-1 p-6 focus:outline-none">
-                    {children()}
+                    <Outlet />
                 </main>
             </div>
         </div>
     }
+    .into_any()
 }
 
 /// Navigation listing only the panels that exist.
 #[component]
-fn SideNav(current: Memo<Option<String>>) -> impl IntoView {
+fn SideNav(current: Memo<Option<String>>, can_manage_staff: bool) -> impl IntoView {
     let location = use_location();
     let link = move |href: String, label: &'static str| {
         let active = {
@@ -64,8 +119,13 @@ fn SideNav(current: Memo<Option<String>>) -> impl IntoView {
                 {link("/".to_owned(), "Tenants")}
                 {move || current.get().map(|slug| link(format!("/t/{slug}"), "Overview"))}
             </ul>
+            {can_manage_staff.then(|| view! {
+                <p class="mt-6 px-3 text-xs font-semibold uppercase tracking-wide text-slate-500">"Platform"</p>
+                <ul class="mt-1 space-y-1 text-sm">{link("/staff".to_owned(), "Staff")}</ul>
+            })}
         </nav>
     }
+    .into_any()
 }
 
 #[cfg(test)]
@@ -79,5 +139,11 @@ mod tests {
         assert_eq!(tenant_from_path("/t/"), None);
         assert_eq!(tenant_from_path("/"), None);
         assert_eq!(tenant_from_path("/tenants"), None);
+    }
+
+    #[test]
+    fn return_paths_are_encoded_for_the_query() {
+        assert_eq!(super::encode_path("/t/demo"), "/t/demo");
+        assert_eq!(super::encode_path("/t/a b&c"), "/t/a%20b%26c");
     }
 }

@@ -78,6 +78,7 @@ pub fn TenantSwitcher(current: Memo<Option<String>>) -> impl IntoView {
             </div>
         </details>
     }
+    .into_any()
 }
 
 /// The filtered list of tenant links.

@@ -1,3 +1,4 @@
 //! One module per console panel: data types, server functions, SQL and views.
 
 pub mod overview;
+pub mod staff;

@@ -76,11 +76,56 @@ impl CspNonce {
     }
 }
 
-/// What the security headers depend on.
+/// What the security headers and the cross-site check depend on.
 #[derive(Debug, Clone)]
 pub struct SecurityPolicy {
-    /// Served over HTTPS: send HSTS.
+    /// Served over HTTPS: send HSTS, mark the session cookie Secure.
     pub https: bool,
+    /// The console's own origin (`https://console.example.com`): state-changing requests
+    /// from anywhere else are refused.
+    pub public_origin: String,
+}
+
+/// Refuses state-changing requests that come from another site.
+///
+/// Leptos gives server functions no CSRF protection of its own. The session cookie is
+/// SameSite=Strict; on top of that, a POST (or any method but GET/HEAD/OPTIONS) must carry
+/// an `Origin` equal to the console's, or, without `Origin`, `Sec-Fetch-Site: same-origin`.
+/// A request with neither is refused too: every browser this console supports sends one.
+pub async fn same_origin(
+    State(policy): State<Arc<SecurityPolicy>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use axum::http::Method;
+    use axum::response::IntoResponse as _;
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if safe {
+        return next.run(req).await;
+    }
+    let headers = req.headers();
+    let allowed = match headers.get(header::ORIGIN).map(HeaderValue::to_str) {
+        Some(Ok(origin)) => origin == policy.public_origin,
+        Some(Err(_)) => false,
+        None => headers
+            .get(HeaderName::from_static("sec-fetch-site"))
+            .is_some_and(|v| v == "same-origin"),
+    };
+    if allowed {
+        return next.run(req).await;
+    }
+    tracing::warn!(
+        origin = ?headers.get(header::ORIGIN),
+        "refused a cross-site state-changing request"
+    );
+    (
+        axum::http::StatusCode::FORBIDDEN,
+        axum::Json(serde_json::json!({
+            "kind": "forbidden",
+            "reason": "cross-site request refused: the Origin does not match this console",
+        })),
+    )
+        .into_response()
 }
 
 /// Builds the CSP for one response. Scripts run only from our origin or with this response's

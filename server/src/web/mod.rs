@@ -4,6 +4,7 @@
 pub mod health;
 pub mod middleware;
 
+use app::auth::api::SignInPolicy;
 use app::{shell, App};
 use axum::body::Body;
 use axum::extract::{FromRef, Request, State};
@@ -15,6 +16,9 @@ use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRou
 use middleware::{CspNonce, SecurityPolicy};
 use sqlx::PgPool;
 use std::sync::Arc;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+use tower_sessions_sqlx_store::PostgresStore;
 
 /// Shared state of every handler. Cheap to clone.
 #[derive(Clone)]
@@ -23,8 +27,10 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// The database.
     pub pool: PgPool,
-    /// Inputs of the security headers.
+    /// Inputs of the security headers and the cross-site check.
     pub security: Arc<SecurityPolicy>,
+    /// Lockout and throttle numbers for sign-in.
+    pub sign_in_policy: SignInPolicy,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -41,9 +47,12 @@ impl FromRef<AppState> for PgPool {
 
 /// What every page render and server-function call finds in Leptos context: the pool, and
 /// the CSP nonce the security middleware chose for this response.
-fn request_context(pool: PgPool) -> impl Fn() + Clone + Send + Sync + 'static {
+fn request_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
+    let pool = state.pool.clone();
+    let sign_in_policy = state.sign_in_policy;
     move || {
         provide_context(pool.clone());
+        provide_context(sign_in_policy);
         let nonce = use_context::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
         if let Some(CspNonce(value)) = nonce {
@@ -53,13 +62,26 @@ fn request_context(pool: PgPool) -> impl Fn() + Clone + Send + Sync + 'static {
 }
 
 async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
-    handle_server_fns_with_context(request_context(state.pool.clone()), req).await
+    handle_server_fns_with_context(request_context(&state), req).await
+}
+
+/// The staff session layer: PostgreSQL-backed, HttpOnly, SameSite=Strict, Secure and
+/// `__Host-` over HTTPS, expiring after 30 idle minutes.
+fn session_layer(pool: PgPool, https: bool) -> SessionManagerLayer<PostgresStore> {
+    let idle = app::auth::session::IDLE_TIMEOUT;
+    SessionManagerLayer::new(PostgresStore::new(pool))
+        .with_name(app::auth::session::cookie_name(https))
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(https)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(idle))
 }
 
 /// The whole router. Server functions answer POST only: nothing changes state on GET.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
-    let context = request_context(state.pool.clone());
+    let context = request_context(&state);
     let options = state.leptos_options.clone();
     Router::new()
         .route("/healthz", get(health::healthz))
@@ -72,6 +94,11 @@ pub fn router(state: AppState) -> Router {
             AppState,
             _,
         >(context, shell))
+        .layer(session_layer(state.pool.clone(), state.security.https))
+        .layer(axum::middleware::from_fn_with_state(
+            state.security.clone(),
+            middleware::same_origin,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),
             middleware::security_headers,

@@ -2,8 +2,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+use app::auth::api::SignInPolicy;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
+#[allow(unused_imports)]
 use axum::Router;
 use http_body_util::BodyExt as _;
 use leptos::prelude::LeptosOptions;
@@ -12,6 +14,9 @@ use server::web::{router, AppState};
 use sqlx::PgPool;
 use std::sync::Arc;
 use tower::ServiceExt as _;
+
+/// The console's origin in tests; requests that change state send it.
+pub const ORIGIN: &str = "http://127.0.0.1:3000";
 
 /// The real router over `pool`, as `serve` builds it.
 pub fn app(pool: PgPool) -> Router {
@@ -27,7 +32,11 @@ pub fn app_with(pool: PgPool, https: bool) -> Router {
     router(AppState {
         leptos_options,
         pool,
-        security: Arc::new(SecurityPolicy { https }),
+        security: Arc::new(SecurityPolicy {
+            https,
+            public_origin: ORIGIN.to_owned(),
+        }),
+        sign_in_policy: SignInPolicy::default(),
     })
 }
 
@@ -100,3 +109,123 @@ pub fn csp_nonce(csp: &str) -> Option<String> {
     let end = csp[start..].find('\'')? + start;
     Some(csp[start..end].to_owned())
 }
+
+/// Creates a staff member directly (as the command line would) with a known password.
+pub async fn staff(
+    pool: &PgPool,
+    email: &str,
+    role: app::auth::Role,
+    password: &str,
+) -> uuid::Uuid {
+    let actor = app::auth::Actor::command_line(pool.clone(), "test");
+    let (id, _) =
+        app::panels::staff::ops::create(&actor, email, "Test Person", role, Some(password))
+            .await
+            .expect("create staff");
+    id
+}
+
+/// A POST to a server function, form-encoded, from the console's own origin, from `ip`.
+pub fn post_form(path: &str, cookie: Option<&str>, body: &str) -> Request<Body> {
+    let mut builder = Request::post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", ORIGIN);
+    if let Some(cookie) = cookie {
+        builder = builder.header("cookie", cookie);
+    }
+    let mut req = builder.body(Body::from(body.to_owned())).expect("request");
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [203, 0, 113, 7],
+            40000,
+        ))));
+    req
+}
+
+/// The `name=value` of the session cookie a response sets, if any.
+pub fn session_cookie(answer: &Answer) -> Option<String> {
+    answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("sc_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+/// Signs in through the real server function; returns the answer and the session cookie.
+pub async fn sign_in(app: &Router, email: &str, password: &str) -> (Answer, Option<String>) {
+    let body = format!(
+        "email={}&password={}",
+        urlencode(email),
+        urlencode(password)
+    );
+    let answer = send(app, post_form(app::auth::api::SignIn::PATH, None, &body)).await;
+    let cookie = session_cookie(&answer);
+    (answer, cookie)
+}
+
+/// Minimal form encoding for test values.
+pub fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// Calls a server function with a session cookie.
+pub async fn call(app: &Router, path: &str, cookie: &str, body: &str) -> Answer {
+    send(app, post_form(path, Some(cookie), body)).await
+}
+
+/// Audit events with this action, oldest first: (outcome, code, actor, details).
+pub async fn audit(
+    pool: &PgPool,
+    action: &str,
+) -> Vec<(String, Option<String>, String, serde_json::Value)> {
+    sqlx::query_as::<_, (String, Option<String>, String, serde_json::Value)>(
+        "SELECT outcome::text, code, actor, details FROM audit_events WHERE action = $1 ORDER BY seq",
+    )
+    .bind(action)
+    .fetch_all(pool)
+    .await
+    .expect("audit query")
+}
+
+use leptos::server_fn::ServerFn as _;
+
+/// A signed-in admin's session cookie.
+pub async fn admin_cookie(pool: &PgPool, app: &Router) -> String {
+    let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
+    staff(
+        pool,
+        &email,
+        app::auth::Role::Admin,
+        "admin password long enough",
+    )
+    .await;
+    let (answer, cookie) = sign_in(app, &email, "admin password long enough").await;
+    cookie.unwrap_or_else(|| panic!("admin sign-in failed: {} {}", answer.status, answer.body))
+}
+
+/// `GET path` like a browser carrying `cookie`.
+pub async fn get_as(app: &Router, path: &str, cookie: &str) -> Answer {
+    send(
+        app,
+        Request::get(path)
+            .header("accept", "text/html")
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await
+}
+
+/// A well-formed session cookie for a session that may not exist: the session store is
+/// consulted, which is how tests reach the database through a signed-out request.
+pub const SOME_SESSION: &str = "sc_session=AAAAAAAAAAAAAAAAAAAAAA";

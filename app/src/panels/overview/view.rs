@@ -1,5 +1,7 @@
 //! Views of the overview panel.
 
+use crate::audit::api::recent_activity;
+use crate::audit::ActivityRow;
 use crate::components::feedback::{EmptyState, ErrorNotice};
 use crate::components::time::utc_minutes;
 use crate::routes::TenantsResource;
@@ -18,7 +20,7 @@ pub fn HomePage() -> impl IntoView {
         <h1 class="text-2xl font-semibold">"Tenants"</h1>
         <p class="mt-1 text-slate-600">"Pick the tenant you are working on."</p>
         <div class="mt-6">
-            <Suspense fallback=|| view! { <p class="text-slate-500">"Loading tenants…"</p> }>
+            <Transition fallback=|| view! { <p class="text-slate-500">"Loading tenants…"</p> }>
                 {move || Suspend::new(async move {
                     match tenants.await {
                         Ok(list) if list.is_empty() => view! {
@@ -31,8 +33,79 @@ pub fn HomePage() -> impl IntoView {
                         Err(error) => view! { <ErrorNotice error /> }.into_any(),
                     }
                 })}
-            </Suspense>
+            </Transition>
         </div>
+        <RecentActivity />
+    }
+    .into_any()
+}
+
+/// The newest audit events across the platform.
+#[component]
+fn RecentActivity() -> impl IntoView {
+    let events = Resource::new(|| (), |_| recent_activity());
+    view! {
+        <section class="mt-10" aria-labelledby="activity-heading">
+            <h2 id="activity-heading" class="text-lg font-semibold">"Recent activity"</h2>
+            <div class="mt-3">
+                <Transition fallback=|| view! { <p class="text-slate-500">"Loading activity…"</p> }>
+                    {move || Suspend::new(async move {
+                        match events.await {
+                            Ok(rows) if rows.is_empty() => view! {
+                                <EmptyState title="No activity recorded">
+                                    "Sign-ins, staff changes and refusals will be listed here, newest first."
+                                </EmptyState>
+                            }.into_any(),
+                            Ok(rows) => view! { <ActivityTable rows /> }.into_any(),
+                            Err(error) => view! { <ErrorNotice error /> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </div>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn ActivityTable(rows: Vec<ActivityRow>) -> impl IntoView {
+    view! {
+        <table class="data-table" data-testid="recent-activity">
+            <caption class="sr-only">"Recent activity"</caption>
+            <thead>
+                <tr>
+                    <th scope="col">"When (UTC)"</th>
+                    <th scope="col">"Who"</th>
+                    <th scope="col">"Action"</th>
+                    <th scope="col">"Outcome"</th>
+                    <th scope="col">"Target"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {rows
+                    .into_iter()
+                    .map(|r| {
+                        let badge = match r.outcome.as_str() {
+                            "success" => "badge badge-success",
+                            "deny" => "badge badge-deny",
+                            _ => "badge badge-error",
+                        };
+                        view! {
+                            <tr>
+                                <td class="whitespace-nowrap">{utc_minutes(r.ts)}</td>
+                                <td>{r.actor}</td>
+                                <td class="font-mono text-xs">{r.action}</td>
+                                <td>
+                                    <span class=badge>{r.outcome}</span>
+                                    {r.code.map(|c| view! { <span class="ml-2 font-mono text-xs text-slate-600">{c}</span> })}
+                                </td>
+                                <td class="font-mono text-xs">{r.target.unwrap_or_default()}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
     }
 }
 
@@ -126,4 +199,5 @@ fn TenantOverview(tenant: Tenant) -> impl IntoView {
             </div>
         </section>
     }
+    .into_any()
 }

@@ -1,0 +1,172 @@
+//! The audit log: every state change, sign-in and refusal becomes one append-only,
+//! hash-chained event, written in the same transaction as the change it describes.
+//!
+//! Write events through [`crate::auth::Actor::change`] (console changes) or
+//! [`queries::record`] inside a transaction you own (sign-in, the command line). Nothing
+//! else inserts into `audit_events`.
+
+pub mod api;
+#[cfg(feature = "ssr")]
+pub mod queries;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Which plane produced an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A staff member in the console, or its sign-in page.
+    Console,
+    /// The agent API gateway.
+    AgentApi,
+    /// The REST admin API used by runbook automation.
+    AdminApi,
+    /// The server itself or its command line (timed reverts, bootstrap, `staff-console staff`).
+    System,
+}
+
+impl Source {
+    /// The database spelling (`audit_source`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Console => "console",
+            Self::AgentApi => "agent_api",
+            Self::AdminApi => "admin_api",
+            Self::System => "system",
+        }
+    }
+}
+
+/// How an attempted action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It happened.
+    Success,
+    /// It was refused: bad credentials, missing role, lockout.
+    Deny,
+    /// It failed on our side.
+    Error,
+}
+
+impl Outcome {
+    /// The database spelling (`audit_outcome`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Deny => "deny",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// An event about to be recorded. Build it from an actor (`actor.event("staff.created")`)
+/// so the actor, address, user agent and request id are filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The tenant concerned, `None` for platform-wide events (staff, sign-in).
+    pub tenant_id: Option<Uuid>,
+    /// Which plane.
+    pub source: Source,
+    /// Who: `staff:<uuid>`, `cli:<user>`, `system`, `anonymous`.
+    pub actor: String,
+    /// A readable name for the actor (an email for staff).
+    pub actor_name: Option<String>,
+    /// What, as `noun.verb`: `staff.sign_in`, `staff.role_changed`.
+    pub action: String,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// A stable code for refusals and errors (`INVALID_CREDENTIALS`, `FORBIDDEN`).
+    pub code: Option<String>,
+    /// What was acted on: `staff:<uuid>`, `tenant:<slug>`.
+    pub target: Option<String>,
+    /// The caller's address.
+    pub ip: Option<String>,
+    /// The caller's user agent.
+    pub user_agent: Option<String>,
+    /// The HTTP request's id.
+    pub request_id: Option<String>,
+    /// The incident this action belongs to.
+    pub incident_id: Option<Uuid>,
+    /// Why, in the actor's words.
+    pub reason: Option<String>,
+    /// Anything else worth keeping. Never a secret.
+    pub details: serde_json::Value,
+}
+
+impl NewEvent {
+    /// An event with no request context (the command line, the server itself).
+    pub fn new(source: Source, actor: impl Into<String>, action: impl Into<String>) -> Self {
+        Self {
+            tenant_id: None,
+            source,
+            actor: actor.into(),
+            actor_name: None,
+            action: action.into(),
+            outcome: Outcome::Success,
+            code: None,
+            target: None,
+            ip: None,
+            user_agent: None,
+            request_id: None,
+            incident_id: None,
+            reason: None,
+            details: serde_json::Value::Object(Default::default()),
+        }
+    }
+
+    /// Marks the event as a refusal with a stable code.
+    pub fn denied(mut self, code: &str) -> Self {
+        self.outcome = Outcome::Deny;
+        self.code = Some(code.to_owned());
+        self
+    }
+
+    /// Sets what was acted on.
+    pub fn target(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+
+    /// Sets the reason given by the actor.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Sets the details object.
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// Sets the readable actor name.
+    pub fn actor_name(mut self, name: impl Into<String>) -> Self {
+        self.actor_name = Some(name.into());
+        self
+    }
+}
+
+/// One line of the recent-activity list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityRow {
+    /// Position in the chain.
+    pub seq: i64,
+    /// When (UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub ts: OffsetDateTime,
+    /// Which plane (`console`, `system`, ...).
+    pub source: String,
+    /// Who, readable when known.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// `success`, `deny` or `error`.
+    pub outcome: String,
+    /// The refusal or error code.
+    pub code: Option<String>,
+    /// What was acted on.
+    pub target: Option<String>,
+}

@@ -1,0 +1,230 @@
+//! Server functions for signing in and out, and for knowing who is signed in.
+
+use super::StaffIdentity;
+use crate::error::AppError;
+use leptos::prelude::*;
+
+/// Lockout and throttle numbers. Tests put shorter ones in context.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SignInPolicy {
+    /// Failures within `window_secs` that lock an account.
+    pub max_failures: i32,
+    /// The window failures are counted in.
+    pub window_secs: f64,
+    /// How long a lock lasts.
+    pub lock_secs: f64,
+    /// Failures from one address within `window_secs` after which it is refused outright.
+    pub max_failures_per_ip: i64,
+}
+
+impl Default for SignInPolicy {
+    /// 5 failures in 15 minutes lock an account for 15 minutes; 50 failures from one
+    /// address in 15 minutes stop that address for the rest of the window.
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            window_secs: 15.0 * 60.0,
+            lock_secs: 15.0 * 60.0,
+            max_failures_per_ip: 50,
+        }
+    }
+}
+
+/// Who is signed in, or `None`. Needs no permission: it only tells callers about themselves.
+#[server]
+pub async fn whoami() -> Result<Option<StaffIdentity>, AppError> {
+    super::current_staff().await
+}
+
+/// Signs in with email and password, then goes to `next` (a console path) or home.
+///
+/// The one server function without `require(..)`: it is how a session starts. Every
+/// attempt is audited (the email of an unknown account is not kept: people type passwords
+/// into the wrong field). Unknown emails cost the same Argon2 work as wrong passwords and
+/// get the same message.
+#[server]
+pub async fn sign_in(
+    email: String,
+    password: String,
+    next: Option<String>,
+) -> Result<(), AppError> {
+    use super::{password, queries, request_meta, session};
+    use crate::audit::{queries::record, NewEvent, Source};
+    use time::OffsetDateTime;
+
+    let email = email.trim().to_lowercase();
+    if email.is_empty() {
+        return Err(AppError::validation("email", "Enter your email address."));
+    }
+    if password.is_empty() {
+        return Err(AppError::validation("password", "Enter your password."));
+    }
+    if password.chars().count() > password::MAX_LEN {
+        return Err(AppError::InvalidCredentials);
+    }
+    let policy = use_context::<SignInPolicy>().unwrap_or_default();
+    let pool = crate::db::pool()?;
+    let meta = request_meta();
+    let ip = meta.ip.map(|ip| ip.to_string());
+    let Some(session) = session::from_context().await else {
+        return Err(AppError::internal(&"session layer missing"));
+    };
+
+    let event = |actor: String, outcome_code: Option<&str>| {
+        let e = meta.apply(NewEvent::new(Source::Console, actor, "staff.sign_in"));
+        match outcome_code {
+            Some(code) => e.denied(code),
+            None => e,
+        }
+    };
+
+    if let Some(ip) = &ip {
+        if queries::ip_failures(&pool, ip, policy.window_secs).await? >= policy.max_failures_per_ip
+        {
+            let mut conn = pool.acquire().await?;
+            record(&mut conn, &event("anonymous".into(), Some("IP_THROTTLED"))).await?;
+            return Err(AppError::TooManyAttempts {
+                retry_after_secs: policy.window_secs as u64,
+            });
+        }
+    }
+
+    let account = queries::for_sign_in(&pool, &email).await?;
+    let password_ok = password::verify(
+        &password,
+        account.as_ref().map(|a| a.password_hash.as_str()),
+    )
+    .await?;
+    let now = OffsetDateTime::now_utc();
+    let mut tx = pool.begin().await?;
+
+    let Some(account) = account else {
+        if let Some(ip) = &ip {
+            queries::record_ip_failure(&mut tx, ip).await?;
+        }
+        record(
+            &mut tx,
+            &event("anonymous".into(), Some("INVALID_CREDENTIALS")),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(AppError::InvalidCredentials);
+    };
+    let actor = format!("staff:{}", account.id);
+    let target = actor.clone();
+
+    if !password_ok {
+        if let Some(ip) = &ip {
+            queries::record_ip_failure(&mut tx, ip).await?;
+        }
+        let locked = queries::record_failure(
+            &mut tx,
+            account.id,
+            policy.max_failures,
+            policy.window_secs,
+            policy.lock_secs,
+        )
+        .await?;
+        record(
+            &mut tx,
+            &event(actor.clone(), Some("INVALID_CREDENTIALS")).actor_name(account.email.clone()),
+        )
+        .await?;
+        if let Some(until) = locked {
+            let lock = meta
+                .apply(NewEvent::new(Source::Console, actor, "staff.locked"))
+                .actor_name(account.email.clone())
+                .target(target)
+                .denied("TOO_MANY_FAILURES")
+                .details(serde_json::json!({ "locked_until": until.unix_timestamp() }));
+            record(&mut tx, &lock).await?;
+        }
+        tx.commit().await?;
+        return Err(AppError::InvalidCredentials);
+    }
+
+    // The password is right: now it is safe to say why the account cannot sign in.
+    if account.status != "active" {
+        record(
+            &mut tx,
+            &event(actor, Some("ACCOUNT_DISABLED")).actor_name(account.email.clone()),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(AppError::AccountDisabled);
+    }
+    if let Some(until) = account.locked_until.filter(|until| *until > now) {
+        record(
+            &mut tx,
+            &event(actor, Some("ACCOUNT_LOCKED")).actor_name(account.email.clone()),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(AppError::Locked {
+            until: crate::components::time::utc_minutes(until),
+        });
+    }
+
+    queries::record_success(&mut tx, account.id).await?;
+    record(
+        &mut tx,
+        &event(actor, None).actor_name(account.email.clone()),
+    )
+    .await?;
+    tx.commit().await?;
+    session::start(&session, account.id).await?;
+
+    leptos_axum::redirect(&safe_next(next.as_deref()));
+    Ok(())
+}
+
+/// Only console paths are followed after sign-in: no other site, no protocol-relative URL.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.starts_with("/\\")
+                && !path.starts_with("/sign-in") =>
+        {
+            path.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+/// Signs out: the session is deleted from the store, the event recorded.
+#[server]
+pub async fn sign_out() -> Result<(), AppError> {
+    let actor = super::require(super::Permission::ViewConsole).await?;
+    let change = actor.change().await?;
+    let target = actor.staff().map(|s| format!("staff:{}", s.id));
+    let mut event = actor.event("staff.sign_out");
+    event.target = target;
+    change.commit(event).await?;
+    if let Some(session) = super::session::from_context().await {
+        super::session::end(&session).await?;
+    }
+    leptos_axum::redirect("/sign-in");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_console_paths_are_followed_after_sign_in() {
+        assert_eq!(safe_next(Some("/t/demo")), "/t/demo");
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil",
+            "javascript:x",
+            "/sign-in",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+}

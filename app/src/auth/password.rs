@@ -1,0 +1,181 @@
+//! Password hashing with Argon2id at the OWASP parameters (m = 19456 KiB, t = 2, p = 1).
+//!
+//! Hashing is deliberately slow, so it runs on the blocking pool, at most one per core at a
+//! time: a burst of sign-ins queues instead of starving the async runtime.
+
+use crate::error::AppError;
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::LazyLock;
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+/// Shortest password accepted.
+pub const MIN_LEN: usize = 12;
+/// Longest password accepted: bounds the work an attacker can make us hash.
+pub const MAX_LEN: usize = 128;
+
+static HASHING: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+
+/// A hash of a password nobody knows: unknown emails are checked against it, so they take
+/// as long as known ones.
+static DUMMY_HASH: LazyLock<Option<String>> = LazyLock::new(|| {
+    let secret = generate_one_time_password();
+    hash_blocking(&secret).ok()
+});
+
+/// The OWASP-recommended Argon2id parameters.
+pub fn hasher() -> Argon2<'static> {
+    // Params::DEFAULT is m=19456 KiB, t=2, p=1 (checked in the tests below).
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT)
+}
+
+fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(hasher()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+fn verify_blocking(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            hasher()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+async fn on_blocking_pool<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AppError::internal(&e))
+}
+
+/// Hashes a new password.
+pub async fn hash(password: &str) -> Result<String, AppError> {
+    let password = Zeroizing::new(password.to_owned());
+    on_blocking_pool(move || hash_blocking(&password))
+        .await?
+        .map_err(|e| AppError::internal(&e))
+}
+
+/// Checks `password` against `hash`; with no hash (unknown account), spends the same time
+/// against a dummy hash and answers `false`.
+pub async fn verify(password: &str, hash: Option<&str>) -> Result<bool, AppError> {
+    let password = Zeroizing::new(password.to_owned());
+    let hash = hash.map(str::to_owned);
+    on_blocking_pool(move || match hash {
+        Some(hash) => verify_blocking(&password, &hash),
+        None => {
+            if let Some(dummy) = DUMMY_HASH.as_deref() {
+                verify_blocking(&password, dummy);
+            }
+            false
+        }
+    })
+    .await
+}
+
+/// Computes the dummy hash ahead of the first unknown-email sign-in.
+pub async fn warm_up() {
+    let _ = tokio::task::spawn_blocking(|| DUMMY_HASH.is_some()).await;
+}
+
+/// Checks a new password against the policy; `field` names the form field for the message.
+pub fn validate_new(password: &str, email: &str, field: &str) -> Result<(), AppError> {
+    let chars = password.chars().count();
+    if chars < MIN_LEN {
+        return Err(AppError::validation(
+            field,
+            format!("Use at least {MIN_LEN} characters."),
+        ));
+    }
+    if chars > MAX_LEN {
+        return Err(AppError::validation(
+            field,
+            format!("Use at most {MAX_LEN} characters."),
+        ));
+    }
+    if password.trim().eq_ignore_ascii_case(email.trim()) {
+        return Err(AppError::validation(
+            field,
+            "The password must not be the email address.",
+        ));
+    }
+    Ok(())
+}
+
+/// A random password to hand over once (new staff, reset): 20 characters from an alphabet
+/// without look-alikes, about 115 bits.
+pub fn generate_one_time_password() -> String {
+    use rand::Rng as _;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uses_the_owasp_argon2id_parameters() {
+        let params = Params::DEFAULT;
+        assert_eq!(
+            (params.m_cost(), params.t_cost(), params.p_cost()),
+            (19456, 2, 1)
+        );
+        let hash = hash_blocking("correct horse battery").expect("hash");
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+    }
+
+    #[tokio::test]
+    async fn verifies_only_the_right_password() {
+        let hash = hash("correct horse battery").await.expect("hash");
+        assert!(verify("correct horse battery", Some(&hash))
+            .await
+            .expect("verify"));
+        assert!(!verify("correct horse batter", Some(&hash))
+            .await
+            .expect("verify"));
+        assert!(!verify("anything", None).await.expect("verify"));
+        assert!(!verify("anything", Some("not a hash"))
+            .await
+            .expect("verify"));
+    }
+
+    #[test]
+    fn policy_explains_what_is_wrong() {
+        assert!(validate_new("short", "a@b.c", "password").is_err());
+        assert!(validate_new(&"x".repeat(129), "a@b.c", "password").is_err());
+        assert!(validate_new("alice@example.com", "alice@example.com", "password").is_err());
+        assert_eq!(
+            validate_new("a long enough secret", "a@b.c", "password"),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn one_time_passwords_are_long_and_distinct() {
+        let a = generate_one_time_password();
+        assert_eq!(a.len(), 20);
+        assert_ne!(a, generate_one_time_password());
+        assert_eq!(validate_new(&a, "a@b.c", "password"), Ok(()));
+    }
+}

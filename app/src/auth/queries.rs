@@ -1,0 +1,155 @@
+//! SQL for signing in and identifying staff.
+
+use super::{Role, StaffIdentity};
+use sqlx::{PgConnection, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The active staff member with this id.
+pub async fn active_identity(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> sqlx::Result<Option<StaffIdentity>> {
+    let row = sqlx::query!(
+        r#"SELECT id, email, display_name, role::text AS "role!"
+           FROM staff WHERE id = $1 AND status = 'active'"#,
+        id
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.and_then(|r| {
+        Some(StaffIdentity {
+            id: r.id,
+            email: r.email,
+            display_name: r.display_name,
+            role: Role::parse(&r.role)?,
+        })
+    }))
+}
+
+/// What sign-in needs to know about an account.
+#[derive(Debug)]
+pub struct SignInRow {
+    /// Staff id.
+    pub id: Uuid,
+    /// Email.
+    pub email: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// `active` or `disabled`.
+    pub status: String,
+    /// Locked until, when locked.
+    pub locked_until: Option<OffsetDateTime>,
+}
+
+/// The account signing in with `email` (already lowercased), if any.
+pub async fn for_sign_in(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<SignInRow>> {
+    sqlx::query_as!(
+        SignInRow,
+        r#"SELECT id, email, password_hash, status::text AS "status!", locked_until
+           FROM staff WHERE email = $1"#,
+        email
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// A successful sign-in: clears failures and any lock, stamps the time.
+pub async fn record_success(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE staff SET last_sign_in_at = now(), failed_sign_ins = 0,
+                failed_window_start = NULL, locked_until = NULL
+         WHERE id = $1",
+        id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A failed sign-in for an account. Counts it in the current window (starting a new window
+/// when the last one is older than `window_secs`) and, at `max_failures`, locks the account
+/// for `lock_secs`. Returns the lock's end when this failure locked it.
+///
+/// The row is locked first, so concurrent failures for one account count one by one.
+pub async fn record_failure(
+    conn: &mut PgConnection,
+    id: Uuid,
+    max_failures: i32,
+    window_secs: f64,
+    lock_secs: f64,
+) -> sqlx::Result<Option<OffsetDateTime>> {
+    let current = sqlx::query!(
+        r#"SELECT failed_sign_ins,
+                  (failed_window_start IS NULL
+                   OR failed_window_start < now() - make_interval(secs => $2)) AS "new_window!"
+           FROM staff WHERE id = $1 FOR UPDATE"#,
+        id,
+        window_secs
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let count = if current.new_window {
+        1
+    } else {
+        current.failed_sign_ins.saturating_add(1)
+    };
+    if count >= max_failures {
+        let until = sqlx::query_scalar!(
+            r#"UPDATE staff SET locked_until = now() + make_interval(secs => $2),
+                                failed_sign_ins = 0, failed_window_start = NULL
+               WHERE id = $1
+               RETURNING locked_until AS "locked_until!""#,
+            id,
+            lock_secs
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        return Ok(Some(until));
+    }
+    sqlx::query!(
+        "UPDATE staff SET failed_sign_ins = $2,
+                failed_window_start = CASE WHEN $3 THEN now() ELSE failed_window_start END
+         WHERE id = $1",
+        id,
+        count,
+        current.new_window
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(None)
+}
+
+/// Failed sign-ins from `ip` in the last `window_secs`.
+pub async fn ip_failures(db: impl PgExecutor<'_>, ip: &str, window_secs: f64) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM sign_in_failures
+           WHERE ip = $1::text::inet AND at > now() - make_interval(secs => $2)"#,
+        ip,
+        window_secs
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Counts a failed sign-in against `ip`.
+pub async fn record_ip_failure(conn: &mut PgConnection, ip: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO sign_in_failures (ip) VALUES ($1::text::inet)",
+        ip
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Forgets per-IP failures older than `older_than_secs`.
+pub async fn prune_ip_failures(db: impl PgExecutor<'_>, older_than_secs: f64) -> sqlx::Result<u64> {
+    Ok(sqlx::query!(
+        "DELETE FROM sign_in_failures WHERE at < now() - make_interval(secs => $1)",
+        older_than_secs
+    )
+    .execute(db)
+    .await?
+    .rows_affected())
+}

@@ -1,0 +1,199 @@
+//! `require(permission)`: the first line of every server function, and the handle it returns.
+
+use super::{queries, session, Permission, StaffIdentity};
+use crate::audit::{self, NewEvent, Source};
+use crate::error::AppError;
+use leptos::prelude::use_context;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
+use std::net::{IpAddr, SocketAddr};
+use time::OffsetDateTime;
+
+/// What the audit log keeps about the request being served.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestMeta {
+    /// The peer address (the proxy's, when behind one).
+    pub ip: Option<IpAddr>,
+    /// The User-Agent header, cut to 256 characters.
+    pub user_agent: Option<String>,
+    /// The request id from the middleware.
+    pub request_id: Option<String>,
+    /// The request path (the server function's URL).
+    pub path: Option<String>,
+}
+
+impl RequestMeta {
+    /// Copies the request facts into `event`.
+    pub fn apply(&self, mut event: NewEvent) -> NewEvent {
+        event.ip = self.ip.map(|ip| ip.to_string());
+        event.user_agent = self.user_agent.clone();
+        event.request_id = self.request_id.clone();
+        event
+    }
+}
+
+/// Reads the request facts from Leptos context.
+pub fn request_meta() -> RequestMeta {
+    let Some(parts) = use_context::<http::request::Parts>() else {
+        return RequestMeta::default();
+    };
+    RequestMeta {
+        ip: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip()),
+        user_agent: parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(256).collect()),
+        request_id: parts
+            .extensions
+            .get::<crate::request::RequestId>()
+            .map(|id| id.0.to_string()),
+        path: Some(parts.uri.path().to_owned()),
+    }
+}
+
+/// The signed-in staff member, read from the database on every call: a disabled person or
+/// a changed role takes effect on their very next request. A session past its absolute
+/// timeout, or of a disabled or deleted person, is ended here.
+pub async fn current_staff() -> Result<Option<StaffIdentity>, AppError> {
+    let Some(session) = session::from_context().await else {
+        return Ok(None);
+    };
+    let Some(signed_in) = session::signed_in(&session).await? else {
+        return Ok(None);
+    };
+    if signed_in.expired(OffsetDateTime::now_utc()) {
+        session::end(&session).await?;
+        return Ok(None);
+    }
+    let pool = crate::db::pool()?;
+    match queries::active_identity(&pool, signed_in.staff_id).await? {
+        Some(identity) => Ok(Some(identity)),
+        None => {
+            session::end(&session).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Who performs a change.
+#[derive(Debug, Clone)]
+enum Who {
+    Staff(StaffIdentity),
+    CommandLine(String),
+}
+
+/// An authorized caller. Only [`require`] (for requests) and [`Actor::command_line`] (for
+/// the operators' CLI) make one, and only an `Actor` can open a [`Change`].
+#[derive(Debug, Clone)]
+pub struct Actor {
+    who: Who,
+    meta: RequestMeta,
+    pool: PgPool,
+}
+
+/// Authorizes the current request for `permission`.
+///
+/// Signed out: `Unauthenticated` (not audited: anonymous traffic must not be able to write
+/// to the audit log). Signed in without the role: a `deny` event is recorded and
+/// `Forbidden` returned.
+pub async fn require(permission: Permission) -> Result<Actor, AppError> {
+    let pool = crate::db::pool()?;
+    let meta = request_meta();
+    let Some(staff) = current_staff().await? else {
+        return Err(AppError::Unauthenticated);
+    };
+    if !staff.can(permission) {
+        let event = meta
+            .apply(NewEvent::new(
+                Source::Console,
+                format!("staff:{}", staff.id),
+                "authorization.refused",
+            ))
+            .actor_name(staff.email.clone())
+            .denied("FORBIDDEN")
+            .details(serde_json::json!({
+                "permission": permission.as_str(),
+                "required_role": permission.minimum_role().as_str(),
+                "role": staff.role.as_str(),
+                "path": meta.path,
+            }));
+        let mut conn = pool.acquire().await?;
+        audit::queries::record(&mut conn, &event).await?;
+        return Err(AppError::Forbidden);
+    }
+    Ok(Actor {
+        who: Who::Staff(staff),
+        meta,
+        pool,
+    })
+}
+
+impl Actor {
+    /// An actor for the operators' command line, which runs with database access and so
+    /// needs no session. Never call this from a server function.
+    pub fn command_line(pool: PgPool, user: &str) -> Self {
+        Self {
+            who: Who::CommandLine(user.to_owned()),
+            meta: RequestMeta::default(),
+            pool,
+        }
+    }
+
+    /// The signed-in staff member, for request actors.
+    pub fn staff(&self) -> Option<&StaffIdentity> {
+        match &self.who {
+            Who::Staff(staff) => Some(staff),
+            Who::CommandLine(_) => None,
+        }
+    }
+
+    /// The pool, for reads that change nothing.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A success event for `action`, with the actor and request facts filled in.
+    pub fn event(&self, action: &str) -> NewEvent {
+        match &self.who {
+            Who::Staff(staff) => self
+                .meta
+                .apply(NewEvent::new(
+                    Source::Console,
+                    format!("staff:{}", staff.id),
+                    action,
+                ))
+                .actor_name(staff.email.clone()),
+            Who::CommandLine(user) => NewEvent::new(Source::System, format!("cli:{user}"), action),
+        }
+    }
+
+    /// Opens a change: a transaction that commits only with its audit event.
+    pub async fn change(&self) -> Result<Change, AppError> {
+        Ok(Change {
+            tx: self.pool.begin().await?,
+        })
+    }
+}
+
+/// A transaction for one audited change. Dropped without [`Change::commit`], it rolls back.
+pub struct Change {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl Change {
+    /// The connection to run the change's statements on.
+    pub fn db(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Records `event` in the same transaction and commits both. Returns the event's
+    /// position in the audit chain.
+    pub async fn commit(mut self, event: NewEvent) -> Result<i64, AppError> {
+        let seq = audit::queries::record(&mut self.tx, &event).await?;
+        self.tx.commit().await?;
+        Ok(seq)
+    }
+}

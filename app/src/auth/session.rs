@@ -1,0 +1,95 @@
+//! Staff sessions on tower-sessions with the PostgreSQL store: they survive restarts and are
+//! shared by every instance.
+//!
+//! The cookie is HttpOnly and SameSite=Strict; over HTTPS it is also Secure and named with
+//! the `__Host-` prefix. Sessions end after 30 idle minutes (the store's expiry, renewed on
+//! use) or 12 hours after sign-in, whichever comes first.
+
+use crate::error::AppError;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tower_sessions::Session;
+use uuid::Uuid;
+
+/// Idle timeout: the session expires this long after its last use.
+pub const IDLE_TIMEOUT: time::Duration = time::Duration::minutes(30);
+/// Absolute timeout: the session ends this long after sign-in, however active.
+pub const ABSOLUTE_TIMEOUT: time::Duration = time::Duration::hours(12);
+
+const KEY: &str = "staff";
+
+/// The session cookie's name.
+pub fn cookie_name(https: bool) -> &'static str {
+    if https {
+        "__Host-sc_session"
+    } else {
+        "sc_session"
+    }
+}
+
+/// Who signed in, and when.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct SignedIn {
+    /// The staff member.
+    pub staff_id: Uuid,
+    /// When they signed in (unix seconds), for the absolute timeout.
+    pub signed_in_at: i64,
+}
+
+impl SignedIn {
+    /// Whether the absolute timeout has passed at `now`.
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        now.unix_timestamp() - self.signed_in_at >= ABSOLUTE_TIMEOUT.whole_seconds()
+    }
+}
+
+fn internal(err: tower_sessions::session::Error) -> AppError {
+    AppError::internal(&err)
+}
+
+/// The request's session, when the session layer is installed.
+pub async fn from_context() -> Option<Session> {
+    leptos_axum::extract::<Session>().await.ok()
+}
+
+/// Who is signed in on `session`, if anyone.
+pub async fn signed_in(session: &Session) -> Result<Option<SignedIn>, AppError> {
+    session.get::<SignedIn>(KEY).await.map_err(internal)
+}
+
+/// Starts a signed-in session under a new id, so an id fixed before sign-in is worthless.
+pub async fn start(session: &Session, staff_id: Uuid) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(internal)?;
+    let record = SignedIn {
+        staff_id,
+        signed_in_at: OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    session.insert(KEY, record).await.map_err(internal)
+}
+
+/// Ends the session: its data and its stored record are deleted.
+pub async fn end(session: &Session) -> Result<(), AppError> {
+    session.flush().await.map_err(internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_end_twelve_hours_after_sign_in_however_active() {
+        let signed_in = SignedIn {
+            staff_id: Uuid::nil(),
+            signed_in_at: 1_000_000,
+        };
+        let at = |secs: i64| OffsetDateTime::from_unix_timestamp(secs).expect("valid time");
+        assert!(!signed_in.expired(at(1_000_000 + 12 * 3600 - 1)));
+        assert!(signed_in.expired(at(1_000_000 + 12 * 3600)));
+    }
+
+    #[test]
+    fn the_cookie_is_host_prefixed_over_https() {
+        assert_eq!(cookie_name(true), "__Host-sc_session");
+        assert_eq!(cookie_name(false), "sc_session");
+    }
+}

@@ -1,0 +1,77 @@
+//! The sign-in page and the signed-in person's corner of the top bar.
+
+use super::api::{SignIn, SignOut};
+use super::StaffIdentity;
+use crate::error::AppError;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+/// `/sign-in`: email and password. Works as a plain form before the WebAssembly loads.
+#[component]
+pub fn SignInPage() -> impl IntoView {
+    let action = ServerAction::<SignIn>::new();
+    let query = use_query_map();
+    let next = move || query.read().get("next").unwrap_or_default();
+    let error = move || action.value().get().and_then(Result::err);
+    let field_error = move |field: &'static str| {
+        move || error().and_then(|e| e.field_message(field).map(str::to_owned))
+    };
+    let general_error = move || {
+        error()
+            .filter(|e| !matches!(e, AppError::Validation { .. }))
+            .map(|e| e.to_string())
+    };
+
+    view! {
+        <Title text="Sign in" />
+        <section class="mx-auto mt-16 max-w-sm rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200">
+            <h1 class="text-xl font-semibold">"Sign in to staff-console"</h1>
+            <ActionForm action attr:class="mt-4 space-y-4" attr:novalidate="true">
+                <input type="hidden" name="next" prop:value=next />
+                <div>
+                    <label for="email" class="block text-sm font-medium">"Email"</label>
+                    <input id="email" name="email" type="email" autocomplete="username" required
+                        class="input mt-1 w-full"
+                        aria-describedby="email-error" />
+                    <p id="email-error" class="field-error">{field_error("email")}</p>
+                </div>
+                <div>
+                    <label for="password" class="block text-sm font-medium">"Password"</label>
+                    <input id="password" name="password" type="password" autocomplete="current-password" required
+                        class="input mt-1 w-full"
+                        aria-describedby="password-error" />
+                    <p id="password-error" class="field-error">{field_error("password")}</p>
+                </div>
+                <Show when=move || general_error().is_some()>
+                    <p role="alert" class="rounded-md bg-red-50 p-3 text-sm text-red-800">{general_error}</p>
+                </Show>
+                <button type="submit" class="btn-primary w-full" disabled=move || action.pending().get()>
+                    {move || if action.pending().get() { "Signing in…" } else { "Sign in" }}
+                </button>
+            </ActionForm>
+        </section>
+    }
+    .into_any()
+}
+
+/// The top bar's right side: who is signed in, their role, and a sign-out button.
+#[component]
+pub fn UserMenu(staff: StaffIdentity) -> impl IntoView {
+    let action = ServerAction::<SignOut>::new();
+    view! {
+        <div class="ml-auto flex items-center gap-3 text-sm">
+            <span data-testid="signed-in-as">
+                <span class="font-medium">{staff.display_name.clone()}</span>
+                <span class="ml-2 rounded bg-slate-700 px-1.5 py-0.5 text-xs text-slate-200">{staff.role.label()}</span>
+            </span>
+            <ActionForm action>
+                <button type="submit" class="rounded-md border border-slate-600 px-2 py-1 hover:bg-slate-800">
+                    "Sign out"
+                </button>
+            </ActionForm>
+        </div>
+    }
+    .into_any()
+}

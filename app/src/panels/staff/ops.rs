@@ -1,0 +1,200 @@
+//! The staff changes themselves, shared by the panel's server functions and the operators'
+//! command line. Each is one audited change: lock, check, change, record, commit.
+
+use super::{normalize_email, normalize_name, queries, OneTimePassword};
+use crate::auth::{password, Actor, Role};
+use crate::error::AppError;
+use uuid::Uuid;
+
+fn unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "23505")
+}
+
+/// Creates a staff member. With `password` `None`, a one-time password is generated and
+/// returned for the admin to hand over.
+pub async fn create(
+    actor: &Actor,
+    email: &str,
+    display_name: &str,
+    role: Role,
+    password: Option<&str>,
+) -> Result<(Uuid, OneTimePassword), AppError> {
+    let email = normalize_email(email)?;
+    let display_name = normalize_name(display_name)?;
+    let secret = match password {
+        Some(given) => {
+            password::validate_new(given, &email, "password")?;
+            given.to_owned()
+        }
+        None => password::generate_one_time_password(),
+    };
+    let hash = password::hash(&secret).await?;
+
+    let mut change = actor.change().await?;
+    let created_by = actor.staff().map(|s| s.id);
+    let id =
+        match queries::insert(change.db(), &email, &display_name, role, &hash, created_by).await {
+            Ok(id) => id,
+            Err(err) if unique_violation(&err) => {
+                return Err(AppError::validation(
+                    "email",
+                    "A staff member with this email already exists.",
+                ))
+            }
+            Err(err) => return Err(err.into()),
+        };
+    change
+        .commit(
+            actor
+                .event("staff.created")
+                .target(format!("staff:{id}"))
+                .details(serde_json::json!({ "email": email, "role": role.as_str() })),
+        )
+        .await?;
+    Ok((
+        id,
+        OneTimePassword {
+            email,
+            password: secret,
+        },
+    ))
+}
+
+/// Refuses a change that would leave no active admin.
+async fn keep_an_admin(
+    change: &mut crate::auth::Change,
+    target: Uuid,
+    message: &str,
+) -> Result<(), AppError> {
+    let admins = queries::lock_active_admins(change.db()).await?;
+    if admins.len() <= 1 && admins.contains(&target) {
+        return Err(AppError::Conflict {
+            message: message.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Changes someone's role.
+pub async fn change_role(actor: &Actor, id: Uuid, role: Role) -> Result<(), AppError> {
+    let mut change = actor.change().await?;
+    if role != Role::Admin {
+        keep_an_admin(
+            &mut change,
+            id,
+            "This is the last active admin: make someone else an admin first.",
+        )
+        .await?;
+    }
+    let current = queries::lock(change.db(), id)
+        .await?
+        .ok_or_else(|| AppError::not_found("That staff member"))?;
+    if current.role == role {
+        return Err(AppError::Conflict {
+            message: format!("{} already has the role {}.", current.email, role.label()),
+        });
+    }
+    queries::set_role(change.db(), id, role).await?;
+    change
+        .commit(
+            actor
+                .event("staff.role_changed")
+                .target(format!("staff:{id}"))
+                .details(serde_json::json!({
+                    "email": current.email,
+                    "from": current.role.as_str(),
+                    "to": role.as_str(),
+                })),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Disables (ending their sessions at once: every request re-reads the status) or
+/// re-enables someone.
+pub async fn set_active(actor: &Actor, id: Uuid, active: bool) -> Result<(), AppError> {
+    if !active && actor.staff().is_some_and(|s| s.id == id) {
+        return Err(AppError::Conflict {
+            message: "You cannot disable your own account.".into(),
+        });
+    }
+    let mut change = actor.change().await?;
+    if !active {
+        keep_an_admin(
+            &mut change,
+            id,
+            "This is the last active admin and cannot be disabled.",
+        )
+        .await?;
+    }
+    let current = queries::lock(change.db(), id)
+        .await?
+        .ok_or_else(|| AppError::not_found("That staff member"))?;
+    if current.active == active {
+        return Err(AppError::Conflict {
+            message: format!(
+                "{} is already {}.",
+                current.email,
+                if active { "active" } else { "disabled" }
+            ),
+        });
+    }
+    queries::set_active(change.db(), id, active).await?;
+    change
+        .commit(
+            actor
+                .event(if active {
+                    "staff.enabled"
+                } else {
+                    "staff.disabled"
+                })
+                .target(format!("staff:{id}"))
+                .details(serde_json::json!({ "email": current.email })),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Replaces someone's password (generated when `password` is `None`) and clears any lock.
+pub async fn reset_password(
+    actor: &Actor,
+    id: Uuid,
+    password: Option<&str>,
+) -> Result<OneTimePassword, AppError> {
+    let mut change = actor.change().await?;
+    let current = queries::lock(change.db(), id)
+        .await?
+        .ok_or_else(|| AppError::not_found("That staff member"))?;
+    let secret = match password {
+        Some(given) => {
+            password::validate_new(given, &current.email, "password")?;
+            given.to_owned()
+        }
+        None => password::generate_one_time_password(),
+    };
+    let hash = password::hash(&secret).await?;
+    queries::set_password(change.db(), id, &hash).await?;
+    change
+        .commit(
+            actor
+                .event("staff.password_reset")
+                .target(format!("staff:{id}"))
+                .details(serde_json::json!({ "email": current.email })),
+        )
+        .await?;
+    Ok(OneTimePassword {
+        email: current.email,
+        password: secret,
+    })
+}
+
+/// Finds a staff id by email, for the command line.
+pub async fn id_by_email(actor: &Actor, email: &str) -> Result<Uuid, AppError> {
+    let email = normalize_email(email)?;
+    let mut conn = actor.pool().acquire().await?;
+    queries::lock_by_email(&mut conn, &email)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("Staff member {email}")))
+}

@@ -1,0 +1,145 @@
+//! SQL of the Staff panel. Mutations take the change's connection.
+
+use super::StaffRow;
+use crate::auth::Role;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+/// Every staff member, active first, then by email.
+pub async fn list(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<StaffRow>> {
+    let rows = sqlx::query!(
+        r#"SELECT id, email, display_name, role::text AS "role!", status = 'active' AS "active!",
+                  locked_until, last_sign_in_at
+           FROM staff ORDER BY status, email"#
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(StaffRow {
+                id: r.id,
+                email: r.email,
+                display_name: r.display_name,
+                role: Role::parse(&r.role)?,
+                active: r.active,
+                locked_until: r.locked_until,
+                last_sign_in_at: r.last_sign_in_at,
+            })
+        })
+        .collect())
+}
+
+/// Whether any staff member exists at all (for the first-admin bootstrap).
+pub async fn any(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM staff) AS "any!""#)
+        .fetch_one(db)
+        .await
+}
+
+/// Inserts a staff member. A duplicate email fails with a unique violation.
+pub async fn insert(
+    conn: &mut PgConnection,
+    email: &str,
+    display_name: &str,
+    role: Role,
+    password_hash: &str,
+    created_by: Option<Uuid>,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO staff (email, display_name, role, password_hash, created_by)
+           VALUES ($1, $2, $3::text::staff_role, $4, $5) RETURNING id"#,
+        email,
+        display_name,
+        role.as_str(),
+        password_hash,
+        created_by
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// The person a change is about, locked until the change commits.
+pub struct Locked {
+    /// Email.
+    pub email: String,
+    /// Current role.
+    pub role: Role,
+    /// Currently active.
+    pub active: bool,
+}
+
+/// Locks and reads one staff member by id.
+pub async fn lock(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Locked>> {
+    let row = sqlx::query!(
+        r#"SELECT email, role::text AS "role!", status = 'active' AS "active!"
+           FROM staff WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.and_then(|r| {
+        Some(Locked {
+            email: r.email,
+            role: Role::parse(&r.role)?,
+            active: r.active,
+        })
+    }))
+}
+
+/// Locks and reads one staff member by email.
+pub async fn lock_by_email(conn: &mut PgConnection, email: &str) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!("SELECT id FROM staff WHERE email = $1 FOR UPDATE", email)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Locks every active admin and returns their ids: two admins demoting each other at once
+/// queue here, so the second sees the first's change.
+pub async fn lock_active_admins(conn: &mut PgConnection) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM staff WHERE role = 'admin' AND status = 'active' ORDER BY id FOR UPDATE"
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// Sets a role.
+pub async fn set_role(conn: &mut PgConnection, id: Uuid, role: Role) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE staff SET role = $2::text::staff_role, updated_at = now() WHERE id = $1",
+        id,
+        role.as_str()
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Disables or re-enables.
+pub async fn set_active(conn: &mut PgConnection, id: Uuid, active: bool) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"UPDATE staff SET status = CASE WHEN $2 THEN 'active' ELSE 'disabled' END::staff_status,
+                            updated_at = now()
+           WHERE id = $1"#,
+        id,
+        active
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the password and clears any lock.
+pub async fn set_password(conn: &mut PgConnection, id: Uuid, hash: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE staff SET password_hash = $2, password_changed_at = now(), failed_sign_ins = 0,
+                failed_window_start = NULL, locked_until = NULL, updated_at = now()
+         WHERE id = $1",
+        id,
+        hash
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! The Staff panel's page.
+
+use super::api::list_staff;
+use super::api::{ChangeStaffRole, CreateStaff, ResetStaffPassword, SetStaffActive};
+use super::{OneTimePassword, StaffRow};
+use crate::auth::Role;
+use crate::components::feedback::ErrorNotice;
+use crate::components::time::utc_minutes;
+use crate::error::AppError;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+/// `/staff`: list, create, change role, disable/enable, reset password.
+#[component]
+pub fn StaffPage() -> impl IntoView {
+    let create = ServerAction::<CreateStaff>::new();
+    let change_role = ServerAction::<ChangeStaffRole>::new();
+    let set_active = ServerAction::<SetStaffActive>::new();
+    let reset = ServerAction::<ResetStaffPassword>::new();
+    let staff = Resource::new(
+        move || {
+            (
+                create.version().get(),
+                change_role.version().get(),
+                set_active.version().get(),
+                reset.version().get(),
+            )
+        },
+        |_| list_staff(),
+    );
+
+    // The newest one-time password to show, from a creation or a reset.
+    let revealed = Memo::new(move |_| {
+        let created = create.value().get().and_then(Result::ok);
+        let was_reset = reset.value().get().and_then(Result::ok);
+        if create.version().get() >= reset.version().get() {
+            created.or(was_reset)
+        } else {
+            was_reset.or(created)
+        }
+    });
+    let row_error = move || {
+        [
+            change_role.value().get().and_then(Result::err),
+            set_active.value().get().and_then(Result::err),
+            reset.value().get().and_then(Result::err),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+    };
+
+    view! {
+        <Title text="Staff" />
+        <h1 class="text-2xl font-semibold">"Staff"</h1>
+        <p class="mt-1 text-slate-600">
+            "Who can use the console, and with which role. Disabling someone ends their sessions at once."
+        </p>
+        <Show when=move || revealed.get().is_some()>
+            <RevealPassword secret=Signal::derive(move || revealed.get()) />
+        </Show>
+        <Show when=move || row_error().is_some()>
+            {move || row_error().map(|error| view! { <div class="mt-4"><ErrorNotice error /></div> })}
+        </Show>
+        <CreateStaffForm action=create />
+        <div class="mt-8">
+            <Transition fallback=|| view! { <p class="text-slate-500">"Loading staff…"</p> }>
+                {move || Suspend::new(async move {
+                    match staff.await {
+                        Ok(rows) => view! { <StaffTable rows change_role set_active reset /> }.into_any(),
+                        Err(error) => view! { <ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+fn RevealPassword(secret: Signal<Option<OneTimePassword>>) -> impl IntoView {
+    view! {
+        <div role="status" class="mt-4 rounded-md border border-emerald-200 bg-emerald-50 p-4 text-emerald-950">
+            {move || secret.get().map(|s| view! {
+                <p class="font-medium">"One-time password for " {s.email.clone()}</p>
+                <p class="mt-1 text-sm">"Shown only now. Hand it over in person or through a secure channel."</p>
+                <code data-testid="one-time-password" class="mt-2 block select-all rounded bg-white px-2 py-1 font-mono text-base">
+                    {s.password.clone()}
+                </code>
+            })}
+        </div>
+    }
+}
+
+#[component]
+fn CreateStaffForm(action: ServerAction<CreateStaff>) -> impl IntoView {
+    let error = move || action.value().get().and_then(Result::err);
+    let field = move |name: &'static str| {
+        move || error().and_then(|e| e.field_message(name).map(str::to_owned))
+    };
+    let other = move || {
+        error()
+            .filter(|e| !matches!(e, AppError::Validation { .. }))
+            .map(|e| e.to_string())
+    };
+    view! {
+        <section class="mt-6 max-w-4xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="create-heading">
+            <h2 id="create-heading" class="font-semibold">"Add a staff member"</h2>
+            <ActionForm action attr:class="mt-3 grid grid-cols-1 gap-3 sm:grid-cols-4 sm:items-start" attr:novalidate="true">
+                <div>
+                    <label for="new-email" class="block text-sm font-medium">"Email"</label>
+                    <input id="new-email" name="email" type="email" class="input mt-1 w-full" aria-describedby="new-email-error" />
+                    <p id="new-email-error" class="field-error">{field("email")}</p>
+                </div>
+                <div>
+                    <label for="new-name" class="block text-sm font-medium">"Name"</label>
+                    <input id="new-name" name="display_name" type="text" class="input mt-1 w-full" aria-describedby="new-name-error" />
+                    <p id="new-name-error" class="field-error">{field("display_name")}</p>
+                </div>
+                <div>
+                    <label for="new-role" class="block text-sm font-medium">"Role"</label>
+                    <select id="new-role" name="role" class="input mt-1 w-full">
+                        {Role::ALL.into_iter().map(|r| view! {
+                            <option value=r.as_str() selected=r == Role::Viewer>{r.label()}</option>
+                        }).collect_view()}
+                    </select>
+                    <p class="field-error">{field("role")}</p>
+                </div>
+                <div class="sm:pt-6">
+                    <button type="submit" class="btn-primary" disabled=move || action.pending().get()>"Add"</button>
+                </div>
+            </ActionForm>
+            <Show when=move || other().is_some()>
+                <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
+            </Show>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn StaffTable(
+    rows: Vec<StaffRow>,
+    change_role: ServerAction<ChangeStaffRole>,
+    set_active: ServerAction<SetStaffActive>,
+    reset: ServerAction<ResetStaffPassword>,
+) -> impl IntoView {
+    view! {
+        <table class="data-table" data-testid="staff-table">
+            <caption class="sr-only">"Staff"</caption>
+            <thead>
+                <tr>
+                    <th scope="col">"Email"</th>
+                    <th scope="col">"Name"</th>
+                    <th scope="col">"Role"</th>
+                    <th scope="col">"Status"</th>
+                    <th scope="col">"Last sign-in (UTC)"</th>
+                    <th scope="col"><span class="sr-only">"Actions"</span></th>
+                </tr>
+            </thead>
+            <tbody>
+                {rows.into_iter().map(|row| {
+                    let id = row.id.to_string();
+                    let (id_role, id_active, id_reset) = (id.clone(), id.clone(), id);
+                    let role_select = format!("role-{}", row.id);
+                    let role_label = format!("Role of {}", row.email);
+                    let current_role = row.role;
+                    let next_active = (!row.active).to_string();
+                    let active = row.active;
+                    let status = if !row.active {
+                        "Disabled".to_owned()
+                    } else if let Some(until) = row.locked_until {
+                        format!("Locked until {}", utc_minutes(until))
+                    } else {
+                        "Active".to_owned()
+                    };
+                    view! {
+                        <tr>
+                            <td>{row.email}</td>
+                            <td>{row.display_name}</td>
+                            <td>
+                                <ActionForm action=change_role attr:class="flex items-center gap-2">
+                                    <input type="hidden" name="staff_id" value=id_role.clone() />
+                                    <label for=role_select.clone() class="sr-only">{role_label.clone()}</label>
+                                    <select id=role_select.clone() name="role" class="input">
+                                        {Role::ALL.into_iter().map(|r| view! {
+                                            <option value=r.as_str() selected=r == current_role>{r.label()}</option>
+                                        }).collect_view()}
+                                    </select>
+                                    <button type="submit" class="btn">"Save role"</button>
+                                </ActionForm>
+                            </td>
+                            <td>{status}</td>
+                            <td>{row.last_sign_in_at.map(utc_minutes).unwrap_or_else(|| "never".into())}</td>
+                            <td class="flex gap-2">
+                                <ActionForm action=set_active>
+                                    <input type="hidden" name="staff_id" value=id_active.clone() />
+                                    <input type="hidden" name="active" value=next_active.clone() />
+                                    <button type="submit" class=if active { "btn-danger" } else { "btn" }>
+                                        {if active { "Disable" } else { "Re-enable" }}
+                                    </button>
+                                </ActionForm>
+                                <ActionForm action=reset>
+                                    <input type="hidden" name="staff_id" value=id_reset.clone() />
+                                    <button type="submit" class="btn">"Reset password"</button>
+                                </ActionForm>
+                            </td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}

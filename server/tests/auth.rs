@@ -1,0 +1,475 @@
+//! Staff sign-in, sessions, roles and the cross-site check, through the real router.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
+
+mod common;
+
+use app::auth::api::{SignInPolicy, SignOut, Whoami};
+use app::auth::Role;
+use app::panels::staff::api::{
+    ChangeStaffRole, CreateStaff, ListStaff, ResetStaffPassword, SetStaffActive,
+};
+use app::tenants::api::ListTenants;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use leptos::server_fn::ServerFn as _;
+use server::web::middleware::SecurityPolicy;
+use server::web::{router, AppState};
+use sqlx::PgPool;
+use std::sync::Arc;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn app_with_policy(pool: PgPool, policy: SignInPolicy) -> axum::Router {
+    router(AppState {
+        leptos_options: leptos::prelude::LeptosOptions::builder()
+            .output_name("staff_console")
+            .site_root("target/site")
+            .build(),
+        pool,
+        security: Arc::new(SecurityPolicy {
+            https: false,
+            public_origin: ORIGIN.to_owned(),
+        }),
+        sign_in_policy: policy,
+    })
+}
+
+async fn whoami(app: &axum::Router, cookie: &str) -> serde_json::Value {
+    call(app, Whoami::PATH, cookie, "").await.json()
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn sign_in_succeeds_and_both_failures_read_the_same(pool: PgPool) {
+    staff(&pool, "ada@example.com", Role::Operator, PASSWORD).await;
+    let router = app(pool.clone());
+
+    let (wrong, cookie) = sign_in(&router, "ada@example.com", "not the password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(cookie.is_none());
+    let (unknown, _) = sign_in(&router, "nobody@example.com", "not the password").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        wrong.body, unknown.body,
+        "same message for unknown email and wrong password"
+    );
+    assert!(wrong.body.contains("invalid_credentials"));
+
+    let (ok, cookie) = sign_in(&router, "  ADA@example.com ", PASSWORD).await;
+    assert!(
+        ok.status.is_success() || ok.status.is_redirection(),
+        "{} {}",
+        ok.status,
+        ok.body
+    );
+    let set_cookie = ok.header("set-cookie");
+    assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+    assert!(set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    let cookie = cookie.expect("session cookie");
+    assert_eq!(whoami(&router, &cookie).await["email"], "ada@example.com");
+
+    let events = audit(&pool, "staff.sign_in").await;
+    let outcomes: Vec<(&str, Option<&str>)> = events
+        .iter()
+        .map(|(o, c, _, _)| (o.as_str(), c.as_deref()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("deny", Some("INVALID_CREDENTIALS")),
+            ("deny", Some("INVALID_CREDENTIALS")),
+            ("success", None)
+        ]
+    );
+    // The unknown email is not kept: people type passwords into the wrong field.
+    assert_eq!(events[1].2, "anonymous");
+    let all = sqlx::query_scalar::<_, String>("SELECT audit_canonical(e) FROM audit_events e")
+        .fetch_all(&pool)
+        .await
+        .unwrap()
+        .join("\n");
+    assert!(!all.contains("nobody@example.com") && !all.contains("not the password"));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn repeated_failures_lock_the_account_until_the_lock_ends(pool: PgPool) {
+    staff(&pool, "bo@example.com", Role::Viewer, PASSWORD).await;
+    let policy = SignInPolicy {
+        max_failures: 3,
+        window_secs: 60.0,
+        lock_secs: 3.0,
+        max_failures_per_ip: 1000,
+    };
+    let router = app_with_policy(pool.clone(), policy);
+    for _ in 0..3 {
+        let (res, _) = sign_in(&router, "bo@example.com", "wrong wrong wrong").await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    }
+    let (locked, cookie) = sign_in(&router, "bo@example.com", PASSWORD).await;
+    assert_eq!(locked.status.as_u16(), 423, "{}", locked.body);
+    assert_eq!(locked.json()["kind"], "locked");
+    assert!(locked.json()["until"].as_str().unwrap().ends_with("UTC"));
+    assert!(cookie.is_none());
+    assert_eq!(audit(&pool, "staff.locked").await.len(), 1);
+
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let (after, cookie) = sign_in(&router, "bo@example.com", PASSWORD).await;
+    assert!(
+        cookie.is_some(),
+        "signs in once the lock has ended: {}",
+        after.body
+    );
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn one_address_failing_too_often_is_throttled(pool: PgPool) {
+    staff(&pool, "cy@example.com", Role::Viewer, PASSWORD).await;
+    let policy = SignInPolicy {
+        max_failures_per_ip: 2,
+        ..SignInPolicy::default()
+    };
+    let router = app_with_policy(pool.clone(), policy);
+    sign_in(&router, "x1@example.com", "nope nope nope").await;
+    sign_in(&router, "x2@example.com", "nope nope nope").await;
+    let (throttled, cookie) = sign_in(&router, "cy@example.com", PASSWORD).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(cookie.is_none());
+    let codes: Vec<Option<String>> = audit(&pool, "staff.sign_in")
+        .await
+        .into_iter()
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(codes.last().unwrap().as_deref(), Some("IP_THROTTLED"));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn signing_in_cycles_the_session_id(pool: PgPool) {
+    staff(&pool, "di@example.com", Role::Viewer, PASSWORD).await;
+    let router = app(pool.clone());
+    let (_, first) = sign_in(&router, "di@example.com", PASSWORD).await;
+    let first = first.expect("cookie");
+    let body = format!("email=di%40example.com&password={}", urlencode(PASSWORD));
+    let again = send(
+        &router,
+        post_form(app::auth::api::SignIn::PATH, Some(&first), &body),
+    )
+    .await;
+    let second = session_cookie(&again).expect("a new cookie");
+    assert_ne!(first, second, "a new id on sign-in");
+    assert!(
+        whoami(&router, &first).await.is_null(),
+        "the old id is worthless"
+    );
+    assert_eq!(whoami(&router, &second).await["email"], "di@example.com");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn sessions_expire_after_thirty_idle_minutes(pool: PgPool) {
+    staff(&pool, "ed@example.com", Role::Viewer, PASSWORD).await;
+    let router = app(pool.clone());
+    let (_, cookie) = sign_in(&router, "ed@example.com", PASSWORD).await;
+    let cookie = cookie.expect("cookie");
+    let minutes: f64 = sqlx::query_scalar(
+        "SELECT (extract(epoch FROM max(expiry_date) - now()) / 60)::float8 FROM tower_sessions.session",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        (29.0..=30.5).contains(&minutes),
+        "idle expiry in {minutes} minutes"
+    );
+
+    // Thirty idle minutes later (moved forward in the store), the session is gone.
+    sqlx::query("UPDATE tower_sessions.session SET expiry_date = now() - interval '1 second'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert!(whoami(&router, &cookie).await.is_null());
+    assert_eq!(
+        call(&router, ListTenants::PATH, &cookie, "").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn every_staff_function_refuses_lower_roles_and_records_the_refusal(pool: PgPool) {
+    let target = staff(&pool, "target@example.com", Role::Viewer, PASSWORD).await;
+    let router = app(pool.clone());
+    let calls = [
+        (
+            CreateStaff::PATH,
+            "email=new%40example.com&display_name=New&role=viewer".to_owned(),
+        ),
+        (
+            ChangeStaffRole::PATH,
+            format!("staff_id={target}&role=admin"),
+        ),
+        (
+            SetStaffActive::PATH,
+            format!("staff_id={target}&active=false"),
+        ),
+        (ResetStaffPassword::PATH, format!("staff_id={target}")),
+        (ListStaff::PATH, String::new()),
+    ];
+    let mut expected_denials = 0;
+    for role in [
+        Role::Viewer,
+        Role::Auditor,
+        Role::Operator,
+        Role::IncidentCommander,
+    ] {
+        let email = format!("{}@example.com", role.as_str().replace('_', "-"));
+        staff(&pool, &email, role, PASSWORD).await;
+        let (_, cookie) = sign_in(&router, &email, PASSWORD).await;
+        let cookie = cookie.expect("cookie");
+        for (path, body) in &calls {
+            let res = call(&router, path, &cookie, body).await;
+            assert_eq!(
+                res.status,
+                StatusCode::FORBIDDEN,
+                "{role:?} calling {path}: {}",
+                res.body
+            );
+            assert_eq!(res.json()["kind"], "forbidden");
+            expected_denials += 1;
+        }
+    }
+    let denials = audit(&pool, "authorization.refused").await;
+    assert_eq!(denials.len(), expected_denials);
+    assert!(denials.iter().all(|(outcome, code, actor, details)| {
+        outcome == "deny"
+            && code.as_deref() == Some("FORBIDDEN")
+            && actor.starts_with("staff:")
+            && details["permission"] == "manage_staff"
+    }));
+    // Nothing changed.
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM staff WHERE email = 'new@example.com'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(count, 0);
+    assert_eq!(audit(&pool, "staff.role_changed").await.len(), 0);
+
+    // Signed out, every function answers 401.
+    for (path, body) in &calls {
+        let res = send(&router, post_form(path, None, body)).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn cross_site_posts_are_refused_before_anything_runs(pool: PgPool) {
+    staff(&pool, "admin@example.com", Role::Admin, PASSWORD).await;
+    let router = app(pool.clone());
+    let (_, cookie) = sign_in(&router, "admin@example.com", PASSWORD).await;
+    let cookie = cookie.expect("cookie");
+    let body = "email=evil%40example.com&display_name=Evil&role=admin";
+
+    for origin in [
+        Some("https://evil.example"),
+        Some("http://127.0.0.1:3001"),
+        None,
+    ] {
+        let mut builder = Request::post(CreateStaff::PATH)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &cookie);
+        if let Some(origin) = origin {
+            builder = builder.header("origin", origin);
+        }
+        let res = send(&router, builder.body(Body::from(body)).unwrap()).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "origin {origin:?}");
+    }
+    let same_site = Request::post(CreateStaff::PATH)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "same-origin")
+        .body(Body::from(
+            "email=fine%40example.com&display_name=Fine&role=viewer",
+        ))
+        .unwrap();
+    assert_eq!(send(&router, same_site).await.status, StatusCode::OK);
+
+    let evil: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM staff WHERE email = 'evil@example.com'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(evil, 0);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn disabling_someone_ends_their_live_session(pool: PgPool) {
+    staff(&pool, "admin@example.com", Role::Admin, PASSWORD).await;
+    let victim = staff(&pool, "fay@example.com", Role::Operator, PASSWORD).await;
+    let router = app(pool.clone());
+    let (_, admin) = sign_in(&router, "admin@example.com", PASSWORD).await;
+    let (_, fay) = sign_in(&router, "fay@example.com", PASSWORD).await;
+    let (admin, fay) = (admin.unwrap(), fay.unwrap());
+    assert_eq!(
+        call(&router, ListTenants::PATH, &fay, "").await.status,
+        StatusCode::OK
+    );
+
+    let res = call(
+        &router,
+        SetStaffActive::PATH,
+        &admin,
+        &format!("staff_id={victim}&active=false"),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    assert_eq!(
+        call(&router, ListTenants::PATH, &fay, "").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(whoami(&router, &fay).await.is_null());
+    let (refused, _) = sign_in(&router, "fay@example.com", PASSWORD).await;
+    assert_eq!(refused.json()["kind"], "account_disabled");
+    assert_eq!(audit(&pool, "staff.disabled").await.len(), 1);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_last_active_admin_cannot_be_removed(pool: PgPool) {
+    let only = staff(&pool, "admin@example.com", Role::Admin, PASSWORD).await;
+    let router = app(pool.clone());
+    let (_, cookie) = sign_in(&router, "admin@example.com", PASSWORD).await;
+    let cookie = cookie.unwrap();
+
+    let demote = call(
+        &router,
+        ChangeStaffRole::PATH,
+        &cookie,
+        &format!("staff_id={only}&role=operator"),
+    )
+    .await;
+    assert_eq!(demote.status, StatusCode::CONFLICT, "{}", demote.body);
+    assert!(demote.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("last active admin"));
+
+    // With a second admin, the first may step down; then the second is the last one.
+    let second = staff(&pool, "second@example.com", Role::Admin, PASSWORD).await;
+    let (_, second_cookie) = sign_in(&router, "second@example.com", PASSWORD).await;
+    let ok = call(
+        &router,
+        ChangeStaffRole::PATH,
+        &cookie,
+        &format!("staff_id={only}&role=operator"),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let disable_last = call(
+        &router,
+        SetStaffActive::PATH,
+        &second_cookie.unwrap(),
+        &format!("staff_id={second}&active=false"),
+    )
+    .await;
+    assert_eq!(
+        disable_last.status,
+        StatusCode::CONFLICT,
+        "{}",
+        disable_last.body
+    );
+    let admins: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM staff WHERE role = 'admin' AND status = 'active'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(admins, 1);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn an_admin_creates_staff_who_can_then_sign_in_with_their_role(pool: PgPool) {
+    staff(&pool, "admin@example.com", Role::Admin, PASSWORD).await;
+    let router = app(pool.clone());
+    let (_, admin) = sign_in(&router, "admin@example.com", PASSWORD).await;
+    let admin = admin.unwrap();
+
+    let bad = call(
+        &router,
+        CreateStaff::PATH,
+        &admin,
+        "email=not-an-email&display_name=X&role=viewer",
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.json()["field"], "email");
+    let bad_role = call(
+        &router,
+        CreateStaff::PATH,
+        &admin,
+        "email=gi%40example.com&display_name=Gi&role=root",
+    )
+    .await;
+    assert_eq!(bad_role.json()["field"], "role");
+
+    let created = call(
+        &router,
+        CreateStaff::PATH,
+        &admin,
+        "email=gi%40example.com&display_name=Gi&role=viewer",
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let password = created.json()["password"].as_str().unwrap().to_owned();
+    assert_eq!(password.len(), 20);
+
+    let dup = call(
+        &router,
+        CreateStaff::PATH,
+        &admin,
+        "email=GI%40example.com&display_name=Gi&role=viewer",
+    )
+    .await;
+    assert_eq!(dup.json()["field"], "email");
+
+    let (_, viewer) = sign_in(&router, "gi@example.com", &password).await;
+    let viewer = viewer.expect("the new person signs in with the one-time password");
+    assert_eq!(whoami(&router, &viewer).await["role"], "viewer");
+    assert_eq!(
+        call(&router, ListTenants::PATH, &viewer, "").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&router, ListStaff::PATH, &viewer, "").await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let created_events = audit(&pool, "staff.created").await;
+    let last = created_events.last().unwrap();
+    assert_eq!(last.3["email"], "gi@example.com");
+    assert!(!serde_json::to_string(&created_events)
+        .unwrap()
+        .contains(&password));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn signing_out_ends_the_session_and_is_recorded(pool: PgPool) {
+    staff(&pool, "hal@example.com", Role::Viewer, PASSWORD).await;
+    let router = app(pool.clone());
+    let (_, cookie) = sign_in(&router, "hal@example.com", PASSWORD).await;
+    let cookie = cookie.unwrap();
+    let res = call(&router, SignOut::PATH, &cookie, "").await;
+    assert!(
+        res.status.is_success() || res.status.is_redirection(),
+        "{}",
+        res.status
+    );
+    assert!(whoami(&router, &cookie).await.is_null());
+    assert_eq!(audit(&pool, "staff.sign_out").await.len(), 1);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn pages_send_signed_out_visitors_to_sign_in(pool: PgPool) {
+    let router = app(pool.clone());
+    let res = get(&router, "/t/demo").await;
+    assert!(res.status.is_redirection(), "{}", res.status);
+    assert_eq!(res.header("location"), "/sign-in?next=/t/demo");
+    let page = get(&router, "/sign-in").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Sign in to staff-console"));
+}

@@ -2,7 +2,7 @@
 
 use super::api::{SignIn, SignOut};
 use super::StaffIdentity;
-use crate::error::AppError;
+use crate::components::feedback::{field_message, form_message};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -15,14 +15,8 @@ pub fn SignInPage() -> impl IntoView {
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_default();
     let error = move || action.value().get().and_then(Result::err);
-    let field_error = move |field: &'static str| {
-        move || error().and_then(|e| e.field_message(field).map(str::to_owned))
-    };
-    let general_error = move || {
-        error()
-            .filter(|e| !matches!(e, AppError::Validation { .. }))
-            .map(|e| e.to_string())
-    };
+    let field_error = move |field: &'static str| move || field_message(error(), field);
+    let general_error = move || form_message(error());
 
     view! {
         <Title text="Sign in" />

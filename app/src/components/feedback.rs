@@ -31,3 +31,15 @@ pub fn EmptyState(title: &'static str, children: Children) -> impl IntoView {
         </div>
     }
 }
+
+/// The message to show beside `field`, when `error` is about that field.
+pub fn field_message(error: Option<AppError>, field: &str) -> Option<String> {
+    error.and_then(|e| e.field_message(field).map(str::to_owned))
+}
+
+/// The message to show above a form: any error that is not about one field.
+pub fn form_message(error: Option<AppError>) -> Option<String> {
+    error
+        .filter(|e| !matches!(e, AppError::Validation { .. }))
+        .map(|e| e.to_string())
+}

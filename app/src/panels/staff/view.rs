@@ -4,9 +4,8 @@ use super::api::list_staff;
 use super::api::{ChangeStaffRole, CreateStaff, ResetStaffPassword, SetStaffActive};
 use super::{OneTimePassword, StaffRow};
 use crate::auth::Role;
-use crate::components::feedback::ErrorNotice;
+use crate::components::feedback::{field_message, form_message, ErrorNotice};
 use crate::components::time::utc_minutes;
-use crate::error::AppError;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -96,14 +95,8 @@ fn RevealPassword(secret: Signal<Option<OneTimePassword>>) -> impl IntoView {
 #[component]
 fn CreateStaffForm(action: ServerAction<CreateStaff>) -> impl IntoView {
     let error = move || action.value().get().and_then(Result::err);
-    let field = move |name: &'static str| {
-        move || error().and_then(|e| e.field_message(name).map(str::to_owned))
-    };
-    let other = move || {
-        error()
-            .filter(|e| !matches!(e, AppError::Validation { .. }))
-            .map(|e| e.to_string())
-    };
+    let field = move |name: &'static str| move || field_message(error(), name);
+    let other = move || form_message(error());
     view! {
         <section class="mt-6 max-w-4xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="create-heading">
             <h2 id="create-heading" class="font-semibold">"Add a staff member"</h2>

@@ -2,6 +2,10 @@
 # `make run`: installs what is missing, starts PostgreSQL, and serves the console in
 # development mode at http://127.0.0.1:3000 until Ctrl-C (then stops the database it started).
 set -euo pipefail
+# Ctrl-C or SIGTERM end the script through `exit`, so the EXIT trap (stopping the database
+# we started) runs: bash skips EXIT traps when an untrapped signal kills it.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
@@ -10,7 +14,8 @@ export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 if [ -z "${DATABASE_URL:-}" ]; then
   scripts/db.sh start
-  trap 'scripts/db.sh stop' EXIT
+  # DATABASE_URL is set below; the embedded cluster is what we stop.
+  trap 'DATABASE_URL= scripts/db.sh stop' EXIT
 fi
 DATABASE_URL=$(scripts/db.sh url staff_console)
 export DATABASE_URL

@@ -3,6 +3,10 @@
 # then runs, in order: formatting check, unit + integration + HTTP tests (a fresh database per
 # test), the check that .sqlx/ matches the code and migrations, and the browser tests.
 set -euo pipefail
+# Ctrl-C or SIGTERM end the script through `exit`, so the EXIT trap (stopping the database
+# we started) runs: bash skips EXIT traps when an untrapped signal kills it.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 

@@ -9,6 +9,7 @@ pub mod components;
 #[cfg(feature = "ssr")]
 pub mod db;
 pub mod error;
+pub mod integrations;
 pub mod panels;
 #[cfg(feature = "ssr")]
 pub mod request;

@@ -32,9 +32,31 @@ pub enum ServeError {
     /// Seeding the demo data failed.
     #[error("creating the demo tenant failed: {0}")]
     Seed(#[source] sqlx::Error),
+    /// The token peppers could not be created or opened.
+    #[error("token peppers: {0}")]
+    Pepper(#[from] app::integrations::pepper::PepperError),
     /// Creating the first admin failed.
     #[error("creating the first admin failed: {0}")]
     Bootstrap(String),
+}
+
+/// Creates the first token pepper on a new database, then checks that every pepper still in
+/// use opens with this ENCRYPTION_KEY: a wrong key stops the server here, not at the first
+/// token check.
+async fn load_peppers(pool: &sqlx::PgPool, key: &[u8; 32]) -> Result<(), ServeError> {
+    use app::integrations::pepper;
+    let mut tx = pool.begin().await.map_err(pepper::PepperError::from)?;
+    if pepper::create_first_if_none(&mut tx, key).await? {
+        tracing::info!("created token pepper version 1");
+    }
+    tx.commit().await.map_err(pepper::PepperError::from)?;
+    let ring = pepper::load(pool, key).await?;
+    tracing::info!(
+        current = ring.current.version,
+        previous = ring.previous.as_ref().map(|(p, _)| p.version),
+        "token peppers open with this ENCRYPTION_KEY"
+    );
+    Ok(())
 }
 
 /// Email of the admin created on an empty development database.
@@ -122,6 +144,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         }
         bootstrap_first_admin(&pool, &config.public_origin).await?;
     }
+    load_peppers(&pool, config.encryption_key.expose()).await?;
     app::auth::password::warm_up().await;
     spawn_housekeeping(pool.clone());
 

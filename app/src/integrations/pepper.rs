@@ -1,0 +1,237 @@
+//! Token peppers: versioned 32-byte HMAC keys, stored sealed with AES-256-GCM under
+//! `ENCRYPTION_KEY`, so a copy of the database alone cannot check guessed tokens.
+//!
+//! Exactly one version is `current` (new tokens hash with it). During a staged rotation the
+//! version before it stays `previous` until its grace period ends: tokens still on it verify
+//! and are re-hashed to the current version on their next use.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use sqlx::{PgConnection, PgExecutor};
+use std::fmt;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+/// One pepper version, decrypted, in memory only.
+#[derive(Clone)]
+pub struct Pepper {
+    /// Its version number, stored with every token hashed under it.
+    pub version: i32,
+    key: Zeroizing<[u8; 32]>,
+}
+
+impl Pepper {
+    /// The HMAC key.
+    pub fn key(&self) -> &[u8; 32] {
+        &self.key
+    }
+}
+
+impl fmt::Debug for Pepper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pepper {{ version: {}, key: [redacted] }}", self.version)
+    }
+}
+
+/// The peppers tokens may verify under right now.
+#[derive(Debug, Clone)]
+pub struct PepperRing {
+    /// New tokens hash with this one.
+    pub current: Pepper,
+    /// The version before, still accepted until `grace_until`.
+    pub previous: Option<(Pepper, OffsetDateTime)>,
+}
+
+impl PepperRing {
+    /// The pepper of `version`, if it may still verify tokens at `now`.
+    pub fn get(&self, version: i32, now: OffsetDateTime) -> Option<&Pepper> {
+        if self.current.version == version {
+            return Some(&self.current);
+        }
+        match &self.previous {
+            Some((pepper, until)) if pepper.version == version && now < *until => Some(pepper),
+            _ => None,
+        }
+    }
+}
+
+/// Why peppers could not be loaded or sealed.
+#[derive(Debug, thiserror::Error)]
+pub enum PepperError {
+    /// A stored pepper did not decrypt: the ENCRYPTION_KEY differs from the one that sealed
+    /// it, or the row was altered.
+    #[error("pepper version {0} does not decrypt with this ENCRYPTION_KEY (wrong key, or the row was altered)")]
+    Undecryptable(i32),
+    /// The database holds no current pepper.
+    #[error("no current token pepper in the database")]
+    NoCurrent,
+    /// Database failure.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+fn aad(version: i32) -> Vec<u8> {
+    format!("staff-console token pepper v{version}").into_bytes()
+}
+
+/// Seals `pepper` for storage. The version is bound in as associated data, so a sealed
+/// pepper moved to another version's row does not open.
+pub fn seal(master: &[u8; 32], version: i32, pepper: &[u8; 32]) -> ([u8; 12], Vec<u8>) {
+    let cipher = Aes256Gcm::new(master.into());
+    let mut nonce = [0u8; 12];
+    rand::fill(&mut nonce);
+    let sealed = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: pepper,
+                aad: &aad(version),
+            },
+        )
+        // AES-GCM encryption of 32 bytes cannot fail (the limit is 64 GiB).
+        .unwrap_or_default();
+    (nonce, sealed)
+}
+
+/// Opens a sealed pepper; `None` when the key is wrong or the data was altered.
+pub fn open(master: &[u8; 32], version: i32, nonce: &[u8], sealed: &[u8]) -> Option<Pepper> {
+    if nonce.len() != 12 {
+        return None;
+    }
+    let cipher = Aes256Gcm::new(master.into());
+    let plain = Zeroizing::new(
+        cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &aad(version),
+                },
+            )
+            .ok()?,
+    );
+    let key: [u8; 32] = plain.as_slice().try_into().ok()?;
+    Some(Pepper {
+        version,
+        key: Zeroizing::new(key),
+    })
+}
+
+/// Loads and decrypts the current and previous peppers.
+pub async fn load(db: impl PgExecutor<'_>, master: &[u8; 32]) -> Result<PepperRing, PepperError> {
+    let rows = sqlx::query!(
+        r#"SELECT version, nonce, sealed, state AS "state!", grace_until
+           FROM token_peppers WHERE state IN ('current', 'previous')
+           ORDER BY version DESC"#
+    )
+    .fetch_all(db)
+    .await?;
+    let mut current = None;
+    let mut previous = None;
+    for row in rows {
+        let pepper = open(master, row.version, &row.nonce, &row.sealed)
+            .ok_or(PepperError::Undecryptable(row.version))?;
+        match (row.state.as_str(), row.grace_until) {
+            ("current", _) => current = Some(pepper),
+            ("previous", Some(until)) => previous = Some((pepper, until)),
+            _ => {}
+        }
+    }
+    Ok(PepperRing {
+        current: current.ok_or(PepperError::NoCurrent)?,
+        previous,
+    })
+}
+
+/// On a database without peppers, creates version 1 from the OS random source, and records
+/// it in the audit log. Returns whether it created one. Safe when instances start together:
+/// the insert is conditional and the version is the primary key.
+pub async fn create_first_if_none(
+    conn: &mut PgConnection,
+    master: &[u8; 32],
+) -> Result<bool, PepperError> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand::fill(&mut key[..]);
+    let (nonce, sealed) = seal(master, 1, &key);
+    let created = sqlx::query_scalar!(
+        r#"INSERT INTO token_peppers (version, nonce, sealed, state, created_by)
+           SELECT 1, $1, $2, 'current', 'system'
+           WHERE NOT EXISTS (SELECT 1 FROM token_peppers)
+           ON CONFLICT DO NOTHING
+           RETURNING version"#,
+        &nonce[..],
+        sealed
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if created.is_some() {
+        let event =
+            crate::audit::NewEvent::new(crate::audit::Source::System, "system", "pepper.created")
+                .target("pepper:v1")
+                .details(serde_json::json!({ "version": 1 }));
+        crate::audit::queries::record(conn, &event).await?;
+    }
+    Ok(created.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MASTER: [u8; 32] = [0x42; 32];
+
+    #[test]
+    fn sealed_peppers_open_only_with_their_key_and_version() {
+        let pepper = [7u8; 32];
+        let (nonce, sealed) = seal(&MASTER, 3, &pepper);
+        assert!(
+            !sealed.windows(32).any(|w| w == pepper),
+            "ciphertext hides the pepper"
+        );
+        let opened = open(&MASTER, 3, &nonce, &sealed).expect("opens");
+        assert_eq!(opened.key(), &pepper);
+        assert!(
+            open(&[0x43; 32], 3, &nonce, &sealed).is_none(),
+            "other master key"
+        );
+        assert!(
+            open(&MASTER, 4, &nonce, &sealed).is_none(),
+            "moved to another version"
+        );
+        let mut tampered = sealed.clone();
+        tampered[0] ^= 1;
+        assert!(
+            open(&MASTER, 3, &nonce, &tampered).is_none(),
+            "altered ciphertext"
+        );
+    }
+
+    #[test]
+    fn the_previous_pepper_verifies_only_during_its_grace_period() {
+        let now = OffsetDateTime::now_utc();
+        let ring = PepperRing {
+            current: Pepper {
+                version: 2,
+                key: Zeroizing::new([2; 32]),
+            },
+            previous: Some((
+                Pepper {
+                    version: 1,
+                    key: Zeroizing::new([1; 32]),
+                },
+                now + time::Duration::hours(1),
+            )),
+        };
+        assert_eq!(ring.get(2, now).map(|p| p.version), Some(2));
+        assert_eq!(ring.get(1, now).map(|p| p.version), Some(1));
+        assert!(
+            ring.get(1, now + time::Duration::hours(2)).is_none(),
+            "grace over"
+        );
+        assert!(ring.get(7, now).is_none(), "unknown version");
+        assert!(
+            !format!("{ring:?}").contains("[1, 1"),
+            "keys stay out of Debug"
+        );
+    }
+}

@@ -13,9 +13,12 @@ scripts/setup.sh
 export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 if [ -z "${DATABASE_URL:-}" ]; then
-  scripts/db.sh start
-  # DATABASE_URL is set below; the embedded cluster is what we stop.
-  trap 'DATABASE_URL= scripts/db.sh stop' EXIT
+  # Leave a cluster that was already running (say, for `make test`) as it was.
+  if ! scripts/db.sh url postgres >/dev/null 2>&1; then
+    scripts/db.sh start
+    # DATABASE_URL is set below; the embedded cluster is what we stop.
+    trap 'DATABASE_URL= scripts/db.sh stop' EXIT
+  fi
 fi
 DATABASE_URL=$(scripts/db.sh url staff_console)
 export DATABASE_URL

@@ -29,9 +29,6 @@ pub enum AppError {
         /// When the lock ends, as shown to the person (UTC).
         until: String,
     },
-    /// Sign-in refused: the account was disabled by an admin.
-    #[error("This account is disabled. Ask an admin to re-enable it.")]
-    AccountDisabled,
     /// Too many attempts from this address; try later.
     #[error("Too many attempts from your network. Try again in {retry_after_secs} seconds.")]
     TooManyAttempts {
@@ -108,7 +105,6 @@ impl AppError {
         match self {
             Self::Unauthenticated | Self::InvalidCredentials => 401,
             Self::Locked { .. } => 423,
-            Self::AccountDisabled => 403,
             Self::TooManyAttempts { .. } => 429,
             Self::Forbidden => 403,
             Self::NotFound { .. } => 404,
@@ -180,10 +176,19 @@ impl FromServerFnError for AppError {
         // Serialization happens inside the server function's reactive owner, so the
         // response options are in context: answer with the status that fits the error
         // (403 for a refusal, 422 for bad input) rather than a blanket 500.
+        //
+        // Not for a plain HTML form post (no WebAssembly yet): server_fn answers those with a
+        // 302 back to the form, which an error status would replace with raw JSON.
         #[cfg(feature = "ssr")]
         if let Some(options) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-            if let Ok(status) = http::StatusCode::from_u16(self.status_code()) {
-                options.set_status(status);
+            let plain_form = leptos::prelude::use_context::<http::request::Parts>()
+                .and_then(|parts| parts.headers.get(http::header::ACCEPT).cloned())
+                .and_then(|accept| accept.to_str().ok().map(|a| a.contains("text/html")))
+                .unwrap_or(false);
+            if !plain_form {
+                if let Ok(status) = http::StatusCode::from_u16(self.status_code()) {
+                    options.set_status(status);
+                }
             }
         }
         <Self::Encoder as leptos::server_fn::Encodes<Self>>::encode(self).unwrap_or_else(|_| {

@@ -17,3 +17,8 @@ pub fn current_request_id() -> Option<Arc<str>> {
         .get::<RequestId>()
         .map(|id| id.0.clone())
 }
+
+/// The client's address as the server resolved it: the peer, or, behind a trusted proxy,
+/// the address that proxy forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub std::net::IpAddr);

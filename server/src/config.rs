@@ -128,6 +128,9 @@ pub struct Config {
     pub auto_migrate: bool,
     /// `SHUTDOWN_GRACE_SECONDS`, default 30: how long in-flight requests may take to finish.
     pub shutdown_grace: Duration,
+    /// `TRUSTED_PROXIES`: addresses or CIDR ranges of the proxies in front of the server,
+    /// whose `X-Forwarded-For` is believed. Empty: the peer address is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Reads variables through `lookup`, so tests need not touch the process environment.
@@ -199,7 +202,14 @@ impl Config {
 
         let (public_origin, https) = match env.get("PUBLIC_URL") {
             Some(raw) => parse_public_url(&raw)?,
-            None if mode == Mode::Development => (format!("http://{listen_addr}"), false),
+            None if mode == Mode::Development => {
+                // Listening on every interface: browsers reach it as 127.0.0.1.
+                let mut shown = listen_addr;
+                if shown.ip().is_unspecified() {
+                    shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                (format!("http://{shown}"), false)
+            }
             None => {
                 return Err(ConfigError::Missing {
                     name: "PUBLIC_URL",
@@ -239,6 +249,7 @@ impl Config {
             }
         };
         let grace = parse_number(env, "SHUTDOWN_GRACE_SECONDS", 30, 0..=3600)?;
+        let trusted_proxies = parse_proxies(env.get("TRUSTED_PROXIES").as_deref().unwrap_or(""))?;
 
         Ok(Self {
             mode,
@@ -250,8 +261,25 @@ impl Config {
             data_dir,
             auto_migrate,
             shutdown_grace: Duration::from_secs(u64::from(grace)),
+            trusted_proxies,
         })
     }
+}
+
+/// `10.0.0.5, 10.1.0.0/16, ::1`: single addresses or CIDR ranges, comma-separated.
+fn parse_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| ConfigError::Malformed {
+                    name: "TRUSTED_PROXIES",
+                    reason: format!("`{item}` is neither an address nor a CIDR range"),
+                })
+        })
+        .collect()
 }
 
 fn parse_number(
@@ -490,6 +518,7 @@ mod tests {
             ("DB_MAX_CONNECTIONS", "many"),
             ("STAFF_CONSOLE_ENV", "staging"),
             ("AUTO_MIGRATE", "sometimes"),
+            ("TRUSTED_PROXIES", "10.0.0.1, not-an-ip"),
         ] {
             let err = load(production(&[(name, value)])).expect_err(value);
             let shown = err.to_string();
@@ -523,6 +552,25 @@ mod tests {
             ("STAFF_CONSOLE_ENV", "development"),
         ]));
         assert!(dev.is_ok());
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_ranges() {
+        let config = load(production(&[(
+            "TRUSTED_PROXIES",
+            "10.0.0.5, 172.16.0.0/12,::1",
+        )]))
+        .expect("valid");
+        let shown: Vec<String> = config
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["10.0.0.5/32", "172.16.0.0/12", "::1/128"]);
+        assert!(load(production(&[]))
+            .expect("valid")
+            .trusted_proxies
+            .is_empty());
     }
 
     #[test]

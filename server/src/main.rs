@@ -37,8 +37,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum StaffCommand {
-    /// Create a staff member. The password comes from STAFF_CONSOLE_PASSWORD, else a prompt,
-    /// else (with --generate-password) a one-time password printed once.
+    /// Create a staff member. With --generate-password, a one-time password is printed once;
+    /// otherwise the password comes from STAFF_CONSOLE_PASSWORD, else a prompt.
     Create {
         /// Sign-in email.
         #[arg(long)]
@@ -79,11 +79,11 @@ fn parse_role(raw: &str) -> Result<Role, String> {
 
 /// The password for a CLI command: the environment, a prompt, or none (generate one).
 fn read_password(generate: bool) -> Result<Option<Zeroizing<String>>, String> {
-    if let Ok(given) = std::env::var("STAFF_CONSOLE_PASSWORD") {
-        return Ok(Some(Zeroizing::new(given)));
-    }
     if generate {
         return Ok(None);
+    }
+    if let Ok(given) = std::env::var("STAFF_CONSOLE_PASSWORD") {
+        return Ok(Some(Zeroizing::new(given)));
     }
     if !std::io::stdin().is_terminal() {
         return Err("no password: set STAFF_CONSOLE_PASSWORD, run in a terminal, or pass --generate-password".into());

@@ -145,7 +145,9 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         bootstrap_first_admin(&pool, &config.public_origin).await?;
     }
     load_peppers(&pool, config.encryption_key.expose()).await?;
-    app::auth::password::warm_up().await;
+    app::auth::password::warm_up()
+        .await
+        .map_err(|e| ServeError::Bootstrap(e.to_string()))?;
     spawn_housekeeping(pool.clone());
 
     let state = AppState {
@@ -154,6 +156,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         security: Arc::new(SecurityPolicy {
             https: config.https,
             public_origin: config.public_origin.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
         }),
         sign_in_policy: SignInPolicy::default(),
     };

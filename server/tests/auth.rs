@@ -30,6 +30,7 @@ fn app_with_policy(pool: PgPool, policy: SignInPolicy) -> axum::Router {
         security: Arc::new(SecurityPolicy {
             https: false,
             public_origin: ORIGIN.to_owned(),
+            trusted_proxies: Vec::new(),
         }),
         sign_in_policy: policy,
     })
@@ -105,8 +106,13 @@ async fn repeated_failures_lock_the_account_until_the_lock_ends(pool: PgPool) {
         let (res, _) = sign_in(&router, "bo@example.com", "wrong wrong wrong").await;
         assert_eq!(res.status, StatusCode::UNAUTHORIZED);
     }
+    // While locked, a wrong guess and the right password get the very same answer: the
+    // lock message is no oracle for guesses.
+    let (wrong_while_locked, _) = sign_in(&router, "bo@example.com", "another guess here").await;
     let (locked, cookie) = sign_in(&router, "bo@example.com", PASSWORD).await;
     assert_eq!(locked.status.as_u16(), 423, "{}", locked.body);
+    assert_eq!(wrong_while_locked.status.as_u16(), 423);
+    assert_eq!(wrong_while_locked.body, locked.body);
     assert_eq!(locked.json()["kind"], "locked");
     assert!(locked.json()["until"].as_str().unwrap().ends_with("UTC"));
     assert!(cookie.is_none());
@@ -134,6 +140,17 @@ async fn one_address_failing_too_often_is_throttled(pool: PgPool) {
     let (throttled, cookie) = sign_in(&router, "cy@example.com", PASSWORD).await;
     assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(cookie.is_none());
+    // Further refusals answer 429 but add nothing to the append-only log.
+    for _ in 0..5 {
+        let (again, _) = sign_in(&router, "cy@example.com", PASSWORD).await;
+        assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+    }
+    let throttle_events = audit(&pool, "staff.sign_in")
+        .await
+        .into_iter()
+        .filter(|e| e.1.as_deref() == Some("IP_THROTTLED"))
+        .count();
+    assert_eq!(throttle_events, 1);
     let codes: Vec<Option<String>> = audit(&pool, "staff.sign_in")
         .await
         .into_iter()
@@ -326,7 +343,11 @@ async fn disabling_someone_ends_their_live_session(pool: PgPool) {
     );
     assert!(whoami(&router, &fay).await.is_null());
     let (refused, _) = sign_in(&router, "fay@example.com", PASSWORD).await;
-    assert_eq!(refused.json()["kind"], "account_disabled");
+    assert_eq!(
+        refused.json()["kind"],
+        "invalid_credentials",
+        "no oracle for disabled accounts"
+    );
     assert_eq!(audit(&pool, "staff.disabled").await.len(), 1);
 }
 
@@ -472,4 +493,107 @@ async fn pages_send_signed_out_visitors_to_sign_in(pool: PgPool) {
     let page = get(&router, "/sign-in").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("Sign in to staff-console"));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn using_the_console_pushes_the_idle_expiry_forward(pool: PgPool) {
+    staff(&pool, "ivy@example.com", Role::Viewer, PASSWORD).await;
+    let router = app(pool.clone());
+    let (_, cookie) = sign_in(&router, "ivy@example.com", PASSWORD).await;
+    let cookie = cookie.unwrap();
+    // Twenty-five idle minutes later...
+    sqlx::query("UPDATE tower_sessions.session SET expiry_date = now() + interval '5 minutes'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // ...one request renews the full thirty.
+    assert_eq!(
+        call(&router, ListTenants::PATH, &cookie, "").await.status,
+        StatusCode::OK
+    );
+    let minutes: f64 = sqlx::query_scalar(
+        "SELECT (extract(epoch FROM max(expiry_date) - now()) / 60)::float8 FROM tower_sessions.session",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(minutes > 29.0, "renewed to {minutes} minutes");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_password_reset_or_a_disable_ends_sessions_for_good(pool: PgPool) {
+    staff(&pool, "admin@example.com", Role::Admin, PASSWORD).await;
+    let jo = staff(&pool, "jo@example.com", Role::Operator, PASSWORD).await;
+    let router = app(pool.clone());
+    let (_, admin) = sign_in(&router, "admin@example.com", PASSWORD).await;
+    let admin = admin.unwrap();
+
+    // A reset (the answer to a suspected compromise) ends the session someone else holds.
+    let (_, stolen) = sign_in(&router, "jo@example.com", PASSWORD).await;
+    let stolen = stolen.unwrap();
+    let reset = call(
+        &router,
+        ResetStaffPassword::PATH,
+        &admin,
+        &format!("staff_id={jo}"),
+    )
+    .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    assert!(whoami(&router, &stolen).await.is_null());
+
+    // Disable, then re-enable: the old session does not come back.
+    let new_password = reset.json()["password"].as_str().unwrap().to_owned();
+    let (_, session) = sign_in(&router, "jo@example.com", &new_password).await;
+    let session = session.unwrap();
+    for active in [false, true] {
+        let res = call(
+            &router,
+            SetStaffActive::PATH,
+            &admin,
+            &format!("staff_id={jo}&active={active}"),
+        )
+        .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.body);
+    }
+    assert!(
+        whoami(&router, &session).await.is_null(),
+        "re-enabling does not revive it"
+    );
+    let (_, again) = sign_in(&router, "jo@example.com", &new_password).await;
+    assert!(again.is_some(), "signing in again works");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_plain_form_sign_in_error_goes_back_to_the_form_not_to_json(pool: PgPool) {
+    let router = app(pool);
+    let mut req = post_form(
+        app::auth::api::SignIn::PATH,
+        None,
+        "email=x%40example.com&password=wrong+password&next=",
+    );
+    req.headers_mut()
+        .insert("accept", "text/html".parse().unwrap());
+    req.headers_mut()
+        .insert("referer", "http://127.0.0.1:3000/sign-in".parse().unwrap());
+    let res = send(&router, req).await;
+    assert_eq!(res.status, StatusCode::FOUND, "{}", res.body);
+    assert!(res
+        .header("location")
+        .starts_with("http://127.0.0.1:3000/sign-in"));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_return_path_with_a_tab_cannot_leave_the_console(pool: PgPool) {
+    staff(&pool, "kim@example.com", Role::Viewer, PASSWORD).await;
+    let router = app(pool);
+    let body = format!(
+        "email=kim%40example.com&password={}&next=%2F%09%2Fevil.example",
+        urlencode(PASSWORD)
+    );
+    let mut req = post_form(app::auth::api::SignIn::PATH, None, &body);
+    req.headers_mut()
+        .insert("accept", "text/html".parse().unwrap());
+    let res = send(&router, req).await;
+    assert_eq!(res.status, StatusCode::FOUND, "{}", res.body);
+    assert_eq!(res.header("location"), "/");
 }

@@ -81,8 +81,12 @@ pub async fn sign_in(
     if let Some(ip) = &ip {
         if queries::ip_failures(&pool, ip, policy.window_secs).await? >= policy.max_failures_per_ip
         {
-            let mut conn = pool.acquire().await?;
-            record(&mut conn, &event("anonymous".into(), Some("IP_THROTTLED"))).await?;
+            // One event per address per window: refused traffic must not be able to grow
+            // the append-only log without bound.
+            if first_refusal_in_window(ip, policy.window_secs) {
+                let mut conn = pool.acquire().await?;
+                record(&mut conn, &event("anonymous".into(), Some("IP_THROTTLED"))).await?;
+            }
             return Err(AppError::TooManyAttempts {
                 retry_after_secs: policy.window_secs as u64,
             });
@@ -112,6 +116,37 @@ pub async fn sign_in(
     };
     let actor = format!("staff:{}", account.id);
     let target = actor.clone();
+
+    // Decide from the row as it is now, locked until commit: attempts that queued behind
+    // the hashing limit see the lock earlier failures set, and cannot clear it.
+    let Some(fresh) = queries::lock_for_sign_in(&mut tx, account.id).await? else {
+        tx.commit().await?;
+        return Err(AppError::InvalidCredentials);
+    };
+
+    // Locked: say so and until when, whatever the password, so the answer tells an attacker
+    // nothing about their guess. Attempts during the lock do not extend it.
+    if let Some(until) = fresh.locked_until.filter(|until| *until > now) {
+        record(
+            &mut tx,
+            &event(actor, Some("ACCOUNT_LOCKED")).actor_name(account.email.clone()),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(AppError::Locked {
+            until: crate::components::time::utc_minutes(until),
+        });
+    }
+    // Disabled: the generic refusal, whatever the password.
+    if fresh.status != "active" {
+        record(
+            &mut tx,
+            &event(actor, Some("ACCOUNT_DISABLED")).actor_name(account.email.clone()),
+        )
+        .await?;
+        tx.commit().await?;
+        return Err(AppError::InvalidCredentials);
+    }
 
     if !password_ok {
         if let Some(ip) = &ip {
@@ -143,28 +178,6 @@ pub async fn sign_in(
         return Err(AppError::InvalidCredentials);
     }
 
-    // The password is right: now it is safe to say why the account cannot sign in.
-    if account.status != "active" {
-        record(
-            &mut tx,
-            &event(actor, Some("ACCOUNT_DISABLED")).actor_name(account.email.clone()),
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(AppError::AccountDisabled);
-    }
-    if let Some(until) = account.locked_until.filter(|until| *until > now) {
-        record(
-            &mut tx,
-            &event(actor, Some("ACCOUNT_LOCKED")).actor_name(account.email.clone()),
-        )
-        .await?;
-        tx.commit().await?;
-        return Err(AppError::Locked {
-            until: crate::components::time::utc_minutes(until),
-        });
-    }
-
     queries::record_success(&mut tx, account.id).await?;
     record(
         &mut tx,
@@ -172,20 +185,51 @@ pub async fn sign_in(
     )
     .await?;
     tx.commit().await?;
-    session::start(&session, account.id).await?;
+    session::start(&session, account.id, fresh.session_epoch).await?;
 
     leptos_axum::redirect(&safe_next(next.as_deref()));
     Ok(())
 }
 
+/// Whether this instance has not yet recorded a throttle refusal for `ip` in the current
+/// window; remembers that it now has.
+#[cfg(feature = "ssr")]
+fn first_refusal_in_window(ip: &str, window_secs: f64) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    use std::time::{Duration, Instant};
+    static NOTED: LazyLock<Mutex<HashMap<String, Instant>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+    let window = Duration::from_secs_f64(window_secs.max(0.0));
+    let now = Instant::now();
+    let Ok(mut noted) = NOTED.lock() else {
+        return true;
+    };
+    if noted.len() > 10_000 {
+        noted.retain(|_, at| now.duration_since(*at) < window);
+    }
+    match noted.get(ip) {
+        Some(at) if now.duration_since(*at) < window => false,
+        _ => {
+            noted.insert(ip.to_owned(), now);
+            true
+        }
+    }
+}
+
 /// Only console paths are followed after sign-in: no other site, no protocol-relative URL.
+/// Browsers drop tabs and newlines from URLs and read `\\` as `/`, so any control
+/// character, whitespace or backslash makes the path unsafe (`/\t/evil` is `//evil`).
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(path)
             if path.starts_with('/')
                 && !path.starts_with("//")
-                && !path.starts_with("/\\")
-                && !path.starts_with("/sign-in") =>
+                && !path.starts_with("/sign-in")
+                && path.len() <= 2048
+                && !path
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace() || c == '\\') =>
         {
             path.to_owned()
         }
@@ -222,6 +266,10 @@ mod tests {
             "/\\evil",
             "javascript:x",
             "/sign-in",
+            "/\t/evil.example",
+            "/\n",
+            "/ /evil",
+            "/t/a\\b",
         ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad}");
         }

@@ -8,7 +8,7 @@ use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::{Algorithm, Argon2, Params, Version};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
@@ -17,8 +17,11 @@ pub const MIN_LEN: usize = 12;
 /// Longest password accepted: bounds the work an attacker can make us hash.
 pub const MAX_LEN: usize = 128;
 
-static HASHING: LazyLock<Semaphore> =
-    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())));
+static HASHING: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    Arc::new(Semaphore::new(
+        std::thread::available_parallelism().map_or(2, |n| n.get()),
+    ))
+});
 
 /// A hash of a password nobody knows: unknown emails are checked against it, so they take
 /// as long as known ones.
@@ -53,13 +56,18 @@ fn verify_blocking(password: &str, hash: &str) -> bool {
 async fn on_blocking_pool<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AppError> {
-    let _permit = HASHING
-        .acquire()
+    // The permit moves into the blocking job: a request dropped mid-hash (client gone,
+    // shutdown) does not free a slot while its hash is still running.
+    let permit = Arc::clone(&HASHING)
+        .acquire_owned()
         .await
         .map_err(|e| AppError::internal(&e))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| AppError::internal(&e))
+    tokio::task::spawn_blocking(move || {
+        let _held = permit;
+        work()
+    })
+    .await
+    .map_err(|e| AppError::internal(&e))
 }
 
 /// Hashes a new password.
@@ -87,9 +95,19 @@ pub async fn verify(password: &str, hash: Option<&str>) -> Result<bool, AppError
     .await
 }
 
-/// Computes the dummy hash ahead of the first unknown-email sign-in.
-pub async fn warm_up() {
-    let _ = tokio::task::spawn_blocking(|| DUMMY_HASH.is_some()).await;
+/// Computes the dummy hash ahead of the first unknown-email sign-in. Without it unknown
+/// emails would answer faster than known ones, so its failure stops the server.
+pub async fn warm_up() -> Result<(), AppError> {
+    let ready = tokio::task::spawn_blocking(|| DUMMY_HASH.is_some())
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    if ready {
+        Ok(())
+    } else {
+        Err(AppError::internal(
+            &"computing the dummy password hash failed",
+        ))
+    }
 }
 
 /// Checks a new password against the policy; `field` names the form field for the message.

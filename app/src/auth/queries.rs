@@ -5,15 +5,17 @@ use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The active staff member with this id.
+/// The active staff member with this id, if their sessions of `epoch` are still valid.
 pub async fn active_identity(
     db: impl PgExecutor<'_>,
     id: Uuid,
+    epoch: i32,
 ) -> sqlx::Result<Option<StaffIdentity>> {
     let row = sqlx::query!(
         r#"SELECT id, email, display_name, role::text AS "role!"
-           FROM staff WHERE id = $1 AND status = 'active'"#,
-        id
+           FROM staff WHERE id = $1 AND status = 'active' AND session_epoch = $2"#,
+        id,
+        epoch
     )
     .fetch_optional(db)
     .await?;
@@ -52,6 +54,39 @@ pub async fn for_sign_in(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<O
     )
     .fetch_optional(db)
     .await
+}
+
+/// The account's sign-in state, locked until the sign-in transaction ends.
+pub struct Fresh {
+    /// `active` or `disabled`.
+    pub status: String,
+    /// Locked until, when locked.
+    pub locked_until: Option<OffsetDateTime>,
+    /// Sessions carry this; bumping it ends them all.
+    pub session_epoch: i32,
+}
+
+/// Re-reads and locks the account, after the password was hashed.
+pub async fn lock_for_sign_in(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Fresh>> {
+    sqlx::query_as!(
+        Fresh,
+        r#"SELECT status::text AS "status!", locked_until, session_epoch
+           FROM staff WHERE id = $1 FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Ends every session of `id`: sessions signed in under an older epoch stop working.
+pub async fn end_sessions(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE staff SET session_epoch = session_epoch + 1 WHERE id = $1",
+        id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// A successful sign-in: clears failures and any lock, stamps the time.

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 /// What the audit log keeps about the request being served.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestMeta {
-    /// The peer address (the proxy's, when behind one).
+    /// The client's address (resolved through trusted proxies, see `TRUSTED_PROXIES`).
     pub ip: Option<IpAddr>,
     /// The User-Agent header, cut to 256 characters.
     pub user_agent: Option<String>,
@@ -39,8 +39,14 @@ pub fn request_meta() -> RequestMeta {
     RequestMeta {
         ip: parts
             .extensions
-            .get::<axum::extract::ConnectInfo<SocketAddr>>()
-            .map(|info| info.0.ip()),
+            .get::<crate::request::ClientIp>()
+            .map(|ip| ip.0)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                    .map(|info| info.0.ip())
+            }),
         user_agent: parts
             .headers
             .get(http::header::USER_AGENT)
@@ -54,9 +60,10 @@ pub fn request_meta() -> RequestMeta {
     }
 }
 
-/// The signed-in staff member, read from the database on every call: a disabled person or
-/// a changed role takes effect on their very next request. A session past its absolute
-/// timeout, or of a disabled or deleted person, is ended here.
+/// The signed-in staff member, read from the database on every call: a disabled person, a
+/// password reset or a changed role takes effect on their very next request. A session past
+/// its absolute timeout, of a disabled person, or from before a reset (an older session
+/// epoch) is ended here, and stays ended if the person is re-enabled.
 pub async fn current_staff() -> Result<Option<StaffIdentity>, AppError> {
     let Some(session) = session::from_context().await else {
         return Ok(None);
@@ -69,8 +76,16 @@ pub async fn current_staff() -> Result<Option<StaffIdentity>, AppError> {
         return Ok(None);
     }
     let pool = crate::db::pool()?;
-    match queries::active_identity(&pool, signed_in.staff_id).await? {
-        Some(identity) => Ok(Some(identity)),
+    match queries::active_identity(&pool, signed_in.staff_id, signed_in.epoch).await? {
+        Some(identity) => {
+            // Using the console keeps the session alive: marking the expiry makes the layer
+            // save the session, which pushes the idle expiry and the cookie's Max-Age
+            // forward. Unchanged sessions are otherwise never re-saved.
+            session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(
+                session::IDLE_TIMEOUT,
+            )));
+            Ok(Some(identity))
+        }
         None => {
             session::end(&session).await?;
             Ok(None)

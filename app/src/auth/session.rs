@@ -34,6 +34,9 @@ pub struct SignedIn {
     pub staff_id: Uuid,
     /// When they signed in (unix seconds), for the absolute timeout.
     pub signed_in_at: i64,
+    /// The account's session epoch at sign-in; disabling or a password reset bumps it.
+    #[serde(default)]
+    pub epoch: i32,
 }
 
 impl SignedIn {
@@ -58,11 +61,12 @@ pub async fn signed_in(session: &Session) -> Result<Option<SignedIn>, AppError> 
 }
 
 /// Starts a signed-in session under a new id, so an id fixed before sign-in is worthless.
-pub async fn start(session: &Session, staff_id: Uuid) -> Result<(), AppError> {
+pub async fn start(session: &Session, staff_id: Uuid, epoch: i32) -> Result<(), AppError> {
     session.cycle_id().await.map_err(internal)?;
     let record = SignedIn {
         staff_id,
         signed_in_at: OffsetDateTime::now_utc().unix_timestamp(),
+        epoch,
     };
     session.insert(KEY, record).await.map_err(internal)
 }
@@ -81,6 +85,7 @@ mod tests {
         let signed_in = SignedIn {
             staff_id: Uuid::nil(),
             signed_in_at: 1_000_000,
+            epoch: 0,
         };
         let at = |secs: i64| OffsetDateTime::from_unix_timestamp(secs).expect("valid time");
         assert!(!signed_in.expired(at(1_000_000 + 12 * 3600 - 1)));

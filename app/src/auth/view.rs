@@ -23,7 +23,7 @@ pub fn SignInPage() -> impl IntoView {
         <section class="mx-auto mt-16 max-w-sm rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200">
             <h1 class="text-xl font-semibold">"Sign in to staff-console"</h1>
             <ActionForm action attr:class="mt-4 space-y-4" attr:novalidate="true">
-                <input type="hidden" name="next" prop:value=next />
+                <input type="hidden" name="next" value=next />
                 <div>
                     <label for="email" class="block text-sm font-medium">"Email"</label>
                     <input id="email" name="email" type="email" autocomplete="username" required

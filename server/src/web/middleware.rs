@@ -27,9 +27,56 @@ fn acceptable_request_id(value: &HeaderValue) -> Option<&str> {
     ok.then_some(id)
 }
 
-/// Gives the request an id (the caller's, when well-formed), runs it inside a `request`
-/// span carrying that id, logs its outcome and returns the id in `x-request-id`.
-pub async fn observe(mut req: Request, next: Next) -> Response {
+/// The client's address: the peer, unless the peer is a trusted proxy, in which case the
+/// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy. Entries a client
+/// wrote itself sit to the left of what our proxies appended, so they are never reached
+/// while a trusted hop remains.
+pub fn client_ip(
+    peer: Option<std::net::IpAddr>,
+    forwarded_for: &[&str],
+    trusted: &[ipnet::IpNet],
+) -> Option<std::net::IpAddr> {
+    let peer = peer?;
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let mut client = peer;
+    for entry in forwarded_for.iter().rev().flat_map(|v| v.rsplit(',')) {
+        match entry.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    Some(client)
+}
+
+/// Gives the request an id (the caller's, when well-formed) and its client address, runs it
+/// inside a `request` span carrying the id, logs its outcome and returns the id in
+/// `x-request-id`.
+pub async fn observe(
+    State(policy): State<Arc<SecurityPolicy>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all(HeaderName::from_static("x-forwarded-for"))
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if let Some(ip) = client_ip(peer, &forwarded, &policy.trusted_proxies) {
+        req.extensions_mut().insert(app::request::ClientIp(ip));
+    }
     let id: Arc<str> = match req
         .headers()
         .get(&X_REQUEST_ID)
@@ -76,9 +123,11 @@ impl CspNonce {
     }
 }
 
-/// What the security headers and the cross-site check depend on.
-#[derive(Debug, Clone)]
+/// What the security headers, the cross-site check and client addresses depend on.
+#[derive(Debug, Clone, Default)]
 pub struct SecurityPolicy {
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Served over HTTPS: send HSTS, mark the session cookie Secure.
     pub https: bool,
     /// The console's own origin (`https://console.example.com`): state-changing requests
@@ -196,6 +245,36 @@ mod tests {
             let value = HeaderValue::from_str(bad).expect("header value");
             assert_eq!(acceptable_request_id(&value), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn client_addresses_come_through_trusted_proxies_only() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let proxies: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        // No proxy trusted: the peer, whatever the header says.
+        assert_eq!(
+            client_ip(Some(ip("203.0.113.9")), &["1.2.3.4"], &[]),
+            Some(ip("203.0.113.9"))
+        );
+        // Behind our proxy: the address it appended.
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), &["198.51.100.7"], &proxies),
+            Some(ip("198.51.100.7"))
+        );
+        // A client-written entry to the left of the real one is not believed.
+        assert_eq!(
+            client_ip(
+                Some(ip("10.0.0.2")),
+                &["6.6.6.6, 198.51.100.7, 10.0.0.3"],
+                &proxies
+            ),
+            Some(ip("198.51.100.7"))
+        );
+        // An untrusted peer sending the header: the peer.
+        assert_eq!(
+            client_ip(Some(ip("198.51.100.8")), &["6.6.6.6"], &proxies),
+            Some(ip("198.51.100.8"))
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRou
 use middleware::{CspNonce, SecurityPolicy};
 use sqlx::PgPool;
 use std::sync::Arc;
+use tower_http::timeout::TimeoutLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::PostgresStore;
@@ -65,8 +66,12 @@ async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl I
     handle_server_fns_with_context(request_context(&state), req).await
 }
 
+/// The longest any request may take.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The staff session layer: PostgreSQL-backed, HttpOnly, SameSite=Strict, Secure and
-/// `__Host-` over HTTPS, expiring after 30 idle minutes.
+/// `__Host-` over HTTPS, expiring after 30 idle minutes (`current_staff` renews the expiry
+/// on every signed-in request).
 fn session_layer(pool: PgPool, https: bool) -> SessionManagerLayer<PostgresStore> {
     let idle = app::auth::session::IDLE_TIMEOUT;
     SessionManagerLayer::new(PostgresStore::new(pool))
@@ -103,6 +108,15 @@ pub fn router(state: AppState) -> Router {
             state.security.clone(),
             middleware::security_headers,
         ))
-        .layer(axum::middleware::from_fn(middleware::observe))
+        // No request may hold a connection forever: past this, the caller gets 503 (logged
+        // with its request id by `observe`, just outside).
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.security.clone(),
+            middleware::observe,
+        ))
         .with_state(state)
 }

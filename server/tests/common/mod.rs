@@ -35,6 +35,7 @@ pub fn app_with(pool: PgPool, https: bool) -> Router {
         security: Arc::new(SecurityPolicy {
             https,
             public_origin: ORIGIN.to_owned(),
+            trusted_proxies: Vec::new(),
         }),
         sign_in_policy: SignInPolicy::default(),
     })

@@ -142,6 +142,9 @@ pub async fn set_active(actor: &Actor, id: Uuid, active: bool) -> Result<(), App
         });
     }
     queries::set_active(change.db(), id, active).await?;
+    if !active {
+        crate::auth::queries::end_sessions(change.db(), id).await?;
+    }
     change
         .commit(
             actor
@@ -163,19 +166,25 @@ pub async fn reset_password(
     id: Uuid,
     password: Option<&str>,
 ) -> Result<OneTimePassword, AppError> {
-    let mut change = actor.change().await?;
-    let current = queries::lock(change.db(), id)
+    // Hash before opening the change: no row stays locked while the hash waits its turn.
+    let email = queries::email_of(actor.pool(), id)
         .await?
         .ok_or_else(|| AppError::not_found("That staff member"))?;
     let secret = match password {
         Some(given) => {
-            password::validate_new(given, &current.email, "password")?;
+            password::validate_new(given, &email, "password")?;
             given.to_owned()
         }
         None => password::generate_one_time_password(),
     };
     let hash = password::hash(&secret).await?;
+    let mut change = actor.change().await?;
+    let current = queries::lock(change.db(), id)
+        .await?
+        .ok_or_else(|| AppError::not_found("That staff member"))?;
     queries::set_password(change.db(), id, &hash).await?;
+    // A reset answers a suspected compromise: whoever holds a session now loses it.
+    crate::auth::queries::end_sessions(change.db(), id).await?;
     change
         .commit(
             actor
@@ -193,8 +202,7 @@ pub async fn reset_password(
 /// Finds a staff id by email, for the command line.
 pub async fn id_by_email(actor: &Actor, email: &str) -> Result<Uuid, AppError> {
     let email = normalize_email(email)?;
-    let mut conn = actor.pool().acquire().await?;
-    queries::lock_by_email(&mut conn, &email)
+    queries::id_by_email(actor.pool(), &email)
         .await?
         .ok_or_else(|| AppError::not_found(format!("Staff member {email}")))
 }

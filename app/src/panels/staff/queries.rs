@@ -87,10 +87,17 @@ pub async fn lock(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Lock
     }))
 }
 
-/// Locks and reads one staff member by email.
-pub async fn lock_by_email(conn: &mut PgConnection, email: &str) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!("SELECT id FROM staff WHERE email = $1 FOR UPDATE", email)
-        .fetch_optional(conn)
+/// The id of the staff member with this email.
+pub async fn id_by_email(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!("SELECT id FROM staff WHERE email = $1", email)
+        .fetch_optional(db)
+        .await
+}
+
+/// The email of the staff member with this id.
+pub async fn email_of(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!("SELECT email FROM staff WHERE id = $1", id)
+        .fetch_optional(db)
         .await
 }
 

@@ -29,26 +29,37 @@ pub fn StaffPage() -> impl IntoView {
         |_| list_staff(),
     );
 
-    // The newest one-time password to show, from a creation or a reset.
-    let revealed = Memo::new(move |_| {
-        let created = create.value().get().and_then(Result::ok);
-        let was_reset = reset.value().get().and_then(Result::ok);
-        if create.version().get() >= reset.version().get() {
-            created.or(was_reset)
-        } else {
-            was_reset.or(created)
+    // The one-time password to show: whichever creation or reset finished last. Each
+    // action's result sets it when it arrives, so the two cannot be confused.
+    let revealed = RwSignal::new(None::<OneTimePassword>);
+    Effect::new(move |_| {
+        if let Some(Ok(secret)) = create.value().get() {
+            revealed.set(Some(secret));
         }
     });
-    let row_error = move || {
-        [
-            change_role.value().get().and_then(Result::err),
-            set_active.value().get().and_then(Result::err),
-            reset.value().get().and_then(Result::err),
-        ]
-        .into_iter()
-        .flatten()
-        .next()
-    };
+    Effect::new(move |_| {
+        if let Some(Ok(secret)) = reset.value().get() {
+            revealed.set(Some(secret));
+        }
+    });
+    // The latest row action's error; cleared when a later row action succeeds.
+    let row_error = RwSignal::new(None::<crate::error::AppError>);
+    Effect::new(move |_| {
+        if let Some(result) = change_role.value().get() {
+            row_error.set(result.err());
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(result) = set_active.value().get() {
+            row_error.set(result.err());
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(result) = reset.value().get() {
+            row_error.set(result.err());
+        }
+    });
+    let row_error = move || row_error.get();
 
     view! {
         <Title text="Staff" />

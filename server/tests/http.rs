@@ -141,28 +141,46 @@ async fn the_page_scripts_carry_the_nonce_of_their_own_response(pool: PgPool) {
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn responses_carry_a_request_id(pool: PgPool) {
-    let router = app(pool);
+    let router = app(pool.clone());
     let first = get(&router, "/healthz").await;
     let id = first.header("x-request-id");
     assert_eq!(id.len(), 36, "a UUID: {id}");
     assert_ne!(get(&router, "/healthz").await.header("x-request-id"), id);
 
-    let echoed = send(
-        &router,
-        Request::get("/healthz")
-            .header("x-request-id", "lb-abc123")
+    // From a plain client, an offered id is not taken: anyone could plant ids in the audit log.
+    let from_client = |peer: [u8; 4], id: &str| {
+        let mut req = Request::get("/healthz")
+            .header("x-request-id", id)
             .body(Body::empty())
-            .expect("request"),
-    )
-    .await;
-    assert_eq!(echoed.header("x-request-id"), "lb-abc123");
+            .expect("request");
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                peer, 4000,
+            ))));
+        req
+    };
+    let ignored = send(&router, from_client([198, 51, 100, 1], "lb-abc123")).await;
+    assert_eq!(ignored.header("x-request-id").len(), 36);
 
+    // From a trusted proxy, a well-formed id is kept and a malformed one replaced.
+    let behind_proxy = server::web::router(server::web::AppState {
+        leptos_options: leptos::prelude::LeptosOptions::builder()
+            .output_name("staff_console")
+            .site_root("target/site")
+            .build(),
+        pool: pool.clone(),
+        security: std::sync::Arc::new(server::web::middleware::SecurityPolicy {
+            https: false,
+            public_origin: common::ORIGIN.to_owned(),
+            trusted_proxies: vec!["10.0.0.0/8".parse().expect("net")],
+        }),
+        sign_in_policy: Default::default(),
+    });
+    let echoed = send(&behind_proxy, from_client([10, 0, 0, 2], "lb-abc123")).await;
+    assert_eq!(echoed.header("x-request-id"), "lb-abc123");
     let replaced = send(
-        &router,
-        Request::get("/healthz")
-            .header("x-request-id", "bad id; with spaces")
-            .body(Body::empty())
-            .expect("request"),
+        &behind_proxy,
+        from_client([10, 0, 0, 2], "bad id; with spaces"),
     )
     .await;
     assert_eq!(replaced.header("x-request-id").len(), 36);

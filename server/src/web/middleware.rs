@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument as _;
 
-/// The request id header, accepted from a trusted proxy and always returned.
+/// The request id header: accepted from a trusted proxy (`TRUSTED_PROXIES`), always returned.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Longest incoming request id kept; longer or odd ones are replaced by our own.
@@ -56,7 +56,7 @@ pub fn client_ip(
     Some(client)
 }
 
-/// Gives the request an id (the caller's, when well-formed) and its client address, runs it
+/// Gives the request an id (a trusted proxy's, when well-formed) and its client address, runs it
 /// inside a `request` span carrying the id, logs its outcome and returns the id in
 /// `x-request-id`.
 pub async fn observe(
@@ -77,11 +77,18 @@ pub async fn observe(
     if let Some(ip) = client_ip(peer, &forwarded, &policy.trusted_proxies) {
         req.extensions_mut().insert(app::request::ClientIp(ip));
     }
-    let id: Arc<str> = match req
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(acceptable_request_id)
-    {
+    // A request id is taken from the caller only when the caller is one of our proxies:
+    // anyone else could plant ids in the audit log.
+    let from_proxy =
+        peer.is_some_and(|ip| policy.trusted_proxies.iter().any(|net| net.contains(&ip)));
+    let incoming = from_proxy
+        .then(|| {
+            req.headers()
+                .get(&X_REQUEST_ID)
+                .and_then(acceptable_request_id)
+        })
+        .flatten();
+    let id: Arc<str> = match incoming {
         Some(id) => id.into(),
         None => uuid::Uuid::new_v4().to_string().into(),
     };

@@ -62,6 +62,16 @@ pub async fn create(
     ))
 }
 
+/// Locks the staff member a change is about, or says they do not exist.
+async fn lock_target(
+    change: &mut crate::auth::Change,
+    id: Uuid,
+) -> Result<queries::Locked, AppError> {
+    queries::lock(change.db(), id)
+        .await?
+        .ok_or_else(|| AppError::not_found("That staff member"))
+}
+
 /// Refuses a change that would leave no active admin.
 async fn keep_an_admin(
     change: &mut crate::auth::Change,
@@ -88,9 +98,7 @@ pub async fn change_role(actor: &Actor, id: Uuid, role: Role) -> Result<(), AppE
         )
         .await?;
     }
-    let current = queries::lock(change.db(), id)
-        .await?
-        .ok_or_else(|| AppError::not_found("That staff member"))?;
+    let current = lock_target(&mut change, id).await?;
     if current.role == role {
         return Err(AppError::Conflict {
             message: format!("{} already has the role {}.", current.email, role.label()),
@@ -129,9 +137,7 @@ pub async fn set_active(actor: &Actor, id: Uuid, active: bool) -> Result<(), App
         )
         .await?;
     }
-    let current = queries::lock(change.db(), id)
-        .await?
-        .ok_or_else(|| AppError::not_found("That staff member"))?;
+    let current = lock_target(&mut change, id).await?;
     if current.active == active {
         return Err(AppError::Conflict {
             message: format!(
@@ -179,9 +185,7 @@ pub async fn reset_password(
     };
     let hash = password::hash(&secret).await?;
     let mut change = actor.change().await?;
-    let current = queries::lock(change.db(), id)
-        .await?
-        .ok_or_else(|| AppError::not_found("That staff member"))?;
+    let current = lock_target(&mut change, id).await?;
     queries::set_password(change.db(), id, &hash).await?;
     // A reset answers a suspected compromise: whoever holds a session now loses it.
     crate::auth::queries::end_sessions(change.db(), id).await?;

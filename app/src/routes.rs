@@ -6,6 +6,7 @@ use crate::auth::StaffIdentity;
 use crate::components::layout::ConsoleLayout;
 use crate::components::not_found::NotFoundPage;
 use crate::error::AppError;
+use crate::panels::integrations::view::{IntegrationsPage, TokenDetailPage};
 use crate::panels::overview::view::{HomePage, TenantOverviewPage};
 use crate::panels::staff::view::StaffPage;
 use crate::tenants::Tenant;
@@ -62,6 +63,8 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=ConsoleLayout ssr=SsrMode::Async>
                     <Route path=path!("") view=HomePage />
                     <Route path=path!("/t/:tenant") view=TenantOverviewPage />
+                    <Route path=path!("/t/:tenant/integrations") view=IntegrationsPage />
+                    <Route path=path!("/t/:tenant/integrations/:id") view=TokenDetailPage />
                     <Route path=path!("/staff") view=StaffPage />
                 </ParentRoute>
             </Routes>

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod db;
+pub mod gateway;
 pub mod logging;
 pub mod serve;
 pub mod web;

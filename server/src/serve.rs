@@ -4,6 +4,8 @@ use crate::config::{Config, Mode};
 use crate::db;
 use crate::web::{self, middleware::SecurityPolicy, AppState};
 use app::auth::api::SignInPolicy;
+use app::integrations::pepper::MasterKey;
+use app::integrations::verify::Verifier;
 use axum::Router;
 use leptos::prelude::LeptosOptions;
 use std::future::Future;
@@ -145,6 +147,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         bootstrap_first_admin(&pool, &config.public_origin).await?;
     }
     load_peppers(&pool, config.encryption_key.expose()).await?;
+    let verifier = Arc::new(Verifier::new(
+        pool.clone(),
+        MasterKey::new(*config.encryption_key.expose()),
+    ));
+    verifier.reload_ring().await?;
+    app::integrations::sync::spawn(verifier.clone());
     app::auth::password::warm_up()
         .await
         .map_err(|e| ServeError::Bootstrap(e.to_string()))?;
@@ -159,6 +167,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             trusted_proxies: config.trusted_proxies.clone(),
         }),
         sign_in_policy: SignInPolicy::default(),
+        verifier: verifier.clone(),
     };
     let listener = TcpListener::bind(config.listen_addr)
         .await
@@ -183,6 +192,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         addr: config.listen_addr,
         source,
     })?;
+    // Gateway decisions of the last second are still in memory: write them before closing.
+    match verifier.ledger().flush().await {
+        Ok(flushed) => tracing::info!(events = flushed.events, "gateway audit events written"),
+        Err(err) => tracing::error!(error = %err, "writing the last gateway audit events failed"),
+    }
     pool.close().await;
     tracing::info!("database pool closed; bye");
     Ok(())

@@ -26,13 +26,14 @@ fn app_with_policy(pool: PgPool, policy: SignInPolicy) -> axum::Router {
             .output_name("staff_console")
             .site_root("target/site")
             .build(),
-        pool,
+        pool: pool.clone(),
         security: Arc::new(SecurityPolicy {
             https: false,
             public_origin: ORIGIN.to_owned(),
             trusted_proxies: Vec::new(),
         }),
         sign_in_policy: policy,
+        verifier: common::verifier(pool),
     })
 }
 

@@ -175,6 +175,7 @@ async fn responses_carry_a_request_id(pool: PgPool) {
             trusted_proxies: vec!["10.0.0.0/8".parse().expect("net")],
         }),
         sign_in_policy: Default::default(),
+        verifier: common::verifier(pool.clone()),
     });
     let echoed = send(&behind_proxy, from_client([10, 0, 0, 2], "lb-abc123")).await;
     assert_eq!(echoed.header("x-request-id"), "lb-abc123");

@@ -165,6 +165,14 @@ impl Actor {
         }
     }
 
+    /// The actor as records name them (`revoked_by`): an email, or `cli:<user>`.
+    pub fn label(&self) -> String {
+        match &self.who {
+            Who::Staff(staff) => staff.email.clone(),
+            Who::CommandLine(user) => format!("cli:{user}"),
+        }
+    }
+
     /// The pool, for reads that change nothing.
     pub fn pool(&self) -> &PgPool {
         &self.pool

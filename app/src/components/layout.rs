@@ -117,7 +117,10 @@ fn SideNav(current: Memo<Option<String>>, can_manage_staff: bool) -> impl IntoVi
         <nav aria-label="Panels" class="w-56 shrink-0 border-r border-slate-200 bg-white p-3">
             <ul class="space-y-1 text-sm">
                 {link("/".to_owned(), "Tenants")}
-                {move || current.get().map(|slug| link(format!("/t/{slug}"), "Overview"))}
+                {move || current.get().map(|slug| view! {
+                    {link(format!("/t/{slug}"), "Overview")}
+                    {link(format!("/t/{slug}/integrations"), "Integrations")}
+                })}
             </ul>
             {can_manage_staff.then(|| view! {
                 <p class="mt-6 px-3 text-xs font-semibold uppercase tracking-wide text-slate-500">"Platform"</p>

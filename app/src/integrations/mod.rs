@@ -4,9 +4,15 @@
 //! and the rotation procedures build on it.
 
 #[cfg(feature = "ssr")]
+pub mod ledger;
+#[cfg(feature = "ssr")]
 pub mod pepper;
 #[cfg(feature = "ssr")]
+pub mod sync;
+#[cfg(feature = "ssr")]
 pub mod token;
+#[cfg(feature = "ssr")]
+pub mod verify;
 
 /// Scopes a token can carry. Fixed: a scope unknown here is refused at minting.
 pub const SCOPES: [&str; 3] = ["agent:read", "agent:write", "payments:write"];

@@ -12,6 +12,29 @@ use std::fmt;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+/// `ENCRYPTION_KEY`: the 32-byte key peppers are sealed under. Cheap to clone, redacted in
+/// `Debug`, wiped when the last copy is dropped.
+#[derive(Clone)]
+pub struct MasterKey(std::sync::Arc<Zeroizing<[u8; 32]>>);
+
+impl MasterKey {
+    /// Wraps the key bytes.
+    pub fn new(key: [u8; 32]) -> Self {
+        Self(std::sync::Arc::new(Zeroizing::new(key)))
+    }
+
+    /// The key bytes, for the cipher.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey([redacted])")
+    }
+}
+
 /// One pepper version, decrypted, in memory only.
 #[derive(Clone)]
 pub struct Pepper {
@@ -21,6 +44,14 @@ pub struct Pepper {
 }
 
 impl Pepper {
+    /// A pepper from its version and key (benchmarks and tests; real ones come from [`load`]).
+    pub fn new(version: i32, key: [u8; 32]) -> Self {
+        Self {
+            version,
+            key: Zeroizing::new(key),
+        }
+    }
+
     /// The HMAC key.
     pub fn key(&self) -> &[u8; 32] {
         &self.key

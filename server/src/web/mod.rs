@@ -5,6 +5,7 @@ pub mod health;
 pub mod middleware;
 
 use app::auth::api::SignInPolicy;
+use app::integrations::verify::Verifier;
 use app::{shell, App};
 use axum::body::Body;
 use axum::extract::{FromRef, Request, State};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub security: Arc<SecurityPolicy>,
     /// Lockout and throttle numbers for sign-in.
     pub sign_in_policy: SignInPolicy,
+    /// The gateway's token verifier (also holds the key minting and rotation seal with).
+    pub verifier: Arc<Verifier>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -51,9 +54,11 @@ impl FromRef<AppState> for PgPool {
 fn request_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {
     let pool = state.pool.clone();
     let sign_in_policy = state.sign_in_policy;
+    let verifier = state.verifier.clone();
     move || {
         provide_context(pool.clone());
         provide_context(sign_in_policy);
+        provide_context(verifier.clone());
         let nonce = use_context::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
         if let Some(CspNonce(value)) = nonce {
@@ -83,13 +88,16 @@ fn session_layer(pool: PgPool, https: bool) -> SessionManagerLayer<PostgresStore
         .with_expiry(Expiry::OnInactivity(idle))
 }
 
-/// The whole router. Server functions answer POST only: nothing changes state on GET.
+/// The whole router: the console (pages and server functions, behind the session layer and
+/// the cross-site check) and the agent API gateway (bearer tokens, no session, no cookies),
+/// both behind the request id, security headers and the request timeout.
+///
+/// Server functions answer POST only: nothing changes state on GET.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context = request_context(&state);
     let options = state.leptos_options.clone();
-    Router::new()
-        .route("/healthz", get(health::healthz))
+    let console = Router::new()
         .route("/readyz", get(health::readyz))
         .route("/api/{*fn_name}", post(server_fns))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
@@ -104,6 +112,11 @@ pub fn router(state: AppState) -> Router {
             state.security.clone(),
             middleware::same_origin,
         ))
+        .with_state(state.clone());
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .merge(crate::gateway::router(state.verifier.clone()))
+        .merge(console)
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),
             middleware::security_headers,
@@ -118,5 +131,4 @@ pub fn router(state: AppState) -> Router {
             state.security.clone(),
             middleware::observe,
         ))
-        .with_state(state)
 }

@@ -25,11 +25,20 @@ pub fn app(pool: PgPool) -> Router {
 
 /// The real router, optionally as if served over HTTPS.
 pub fn app_with(pool: PgPool, https: bool) -> Router {
+    app_and_verifier(pool, https).0
+}
+
+/// The real router and its token verifier (to flush the gateway's ledger in tests).
+pub fn app_and_verifier(
+    pool: PgPool,
+    https: bool,
+) -> (Router, std::sync::Arc<app::integrations::verify::Verifier>) {
     let leptos_options = LeptosOptions::builder()
         .output_name("staff_console")
         .site_root("target/site")
         .build();
-    router(AppState {
+    let verifier = verifier(pool.clone());
+    let router = router(AppState {
         leptos_options,
         pool,
         security: Arc::new(SecurityPolicy {
@@ -38,7 +47,20 @@ pub fn app_with(pool: PgPool, https: bool) -> Router {
             trusted_proxies: Vec::new(),
         }),
         sign_in_policy: SignInPolicy::default(),
-    })
+        verifier: verifier.clone(),
+    });
+    (router, verifier)
+}
+
+/// The ENCRYPTION_KEY of the tests.
+pub const MASTER_KEY: [u8; 32] = [0x5a; 32];
+
+/// A verifier over `pool` with the tests' key; its ring loads on first use.
+pub fn verifier(pool: PgPool) -> std::sync::Arc<app::integrations::verify::Verifier> {
+    std::sync::Arc::new(app::integrations::verify::Verifier::new(
+        pool,
+        app::integrations::pepper::MasterKey::new(MASTER_KEY),
+    ))
 }
 
 /// A pool whose server never answers: the database is unreachable.

@@ -1,0 +1,164 @@
+//! Keeping every instance's verifier current: `LISTEN/NOTIFY` for changes made anywhere,
+//! a revalidation poll for notifications that were missed, and the ledger's flush.
+//!
+//! A change to a token row notifies `sc_gateway` with `pat:<id>` (a trigger does it, in the
+//! changing transaction, so it is delivered exactly when the change commits); a pepper change
+//! notifies `pepper`. When the listening connection drops, notifications sent meanwhile are
+//! lost: the whole cache is dropped on reconnect. Independently, every
+//! [`REVALIDATE_EVERY`] the cached revisions are compared with the database, so a token whose
+//! notification went astray is refused within that time all the same.
+
+use super::verify::Verifier;
+use sqlx::postgres::PgListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The notification channel.
+pub const CHANNEL: &str = "sc_gateway";
+/// How often cached tokens are compared with the database.
+pub const REVALIDATE_EVERY: Duration = Duration::from_millis(500);
+/// Cached tokens unused for this long are dropped rather than revalidated.
+pub const IDLE_SECS: i64 = 600;
+/// How often the ledger is written.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// Applies one notification payload.
+pub fn apply(verifier: &Verifier, payload: &str) -> Apply {
+    if let Some(id) = payload.strip_prefix("pat:") {
+        verifier.invalidate(id);
+        Apply::Token
+    } else if payload == "pepper" {
+        Apply::Pepper
+    } else {
+        verifier.invalidate_all();
+        Apply::All
+    }
+}
+
+/// What a notification asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apply {
+    /// One token was dropped from the cache.
+    Token,
+    /// The pepper ring must be reloaded.
+    Pepper,
+    /// Everything was dropped.
+    All,
+}
+
+/// Listens for changes until the process ends; reconnects after failures.
+pub async fn listen(verifier: Arc<Verifier>) {
+    loop {
+        let mut listener = match PgListener::connect_with(verifier.pool()).await {
+            Ok(listener) => listener,
+            Err(err) => {
+                tracing::warn!(error = %err, "gateway listener cannot connect; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(err) = listener.listen(CHANNEL).await {
+            tracing::warn!(error = %err, "gateway listener cannot LISTEN; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        // Anything cached before LISTEN took effect may have missed a notification.
+        verifier.invalidate_all();
+        reload_ring(&verifier).await;
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    if apply(&verifier, notification.payload()) == Apply::Pepper {
+                        reload_ring(&verifier).await;
+                    }
+                }
+                Ok(None) => {
+                    tracing::warn!("gateway listener lost its connection: cache dropped");
+                    verifier.invalidate_all();
+                    reload_ring(&verifier).await;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "gateway listener failed: reconnecting");
+                    verifier.invalidate_all();
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn reload_ring(verifier: &Verifier) {
+    if let Err(err) = verifier.reload_ring().await {
+        tracing::error!(error = %err, "reloading token peppers failed");
+    }
+}
+
+/// Compares the cached tokens' revisions with the database once; drops the stale ones.
+/// Returns how many were dropped.
+pub async fn revalidate(verifier: &Verifier) -> sqlx::Result<usize> {
+    let cached = verifier.cached_revisions(IDLE_SECS);
+    if cached.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<String> = cached.iter().map(|(id, _)| id.to_string()).collect();
+    let rows = sqlx::query!(
+        "SELECT id, revision FROM personal_access_tokens WHERE id = ANY($1)",
+        &ids
+    )
+    .fetch_all(verifier.pool())
+    .await?;
+    let current: std::collections::HashMap<String, i64> =
+        rows.into_iter().map(|r| (r.id, r.revision)).collect();
+    let mut dropped = 0;
+    for (id, revision) in cached {
+        if current.get(&*id) != Some(&revision) {
+            verifier.invalidate(&id);
+            dropped += 1;
+        }
+    }
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "revalidation found stale cached tokens (a notification was missed)"
+        );
+    }
+    Ok(dropped)
+}
+
+/// Runs the revalidation poll until the process ends. Also reloads the pepper ring, so a
+/// missed pepper notification is caught too.
+pub async fn poll(verifier: Arc<Verifier>) {
+    let mut tick = tokio::time::interval(REVALIDATE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rounds: u64 = 0;
+    loop {
+        tick.tick().await;
+        rounds += 1;
+        if let Err(err) = revalidate(&verifier).await {
+            tracing::warn!(error = %err, "token revalidation failed");
+        }
+        if rounds % 10 == 0 {
+            reload_ring(&verifier).await;
+        }
+    }
+}
+
+/// Writes the ledger every [`FLUSH_EVERY`] until the process ends.
+pub async fn flush(verifier: Arc<Verifier>) {
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(err) = verifier.ledger().flush().await {
+            tracing::error!(error = %err, "writing gateway audit events failed; will retry");
+        }
+    }
+}
+
+/// Starts the listener, the poll and the flusher.
+pub fn spawn(verifier: Arc<Verifier>) {
+    tokio::spawn(listen(verifier.clone()));
+    tokio::spawn(poll(verifier.clone()));
+    tokio::spawn(flush(verifier));
+}

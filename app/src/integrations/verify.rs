@@ -1,0 +1,455 @@
+//! The gateway's token check: parse → checksum → look up by id → HMAC → status and expiry →
+//! scope, with verified tokens cached in memory.
+//!
+//! The cache holds token rows (never secrets), so every call still proves the secret with
+//! the HMAC. An entry leaves the cache when PostgreSQL notifies that its row changed
+//! ([`super::sync`]), when the periodic revalidation finds its revision moved (the fallback
+//! for a missed notification), or when it has not been used for a while.
+
+use super::ledger::{GatewayEvent, Ledger};
+use super::pepper::{self, MasterKey, PepperRing};
+use super::token;
+use crate::panels::integrations::Owner;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Most tokens one instance keeps in memory; past this, the cache is emptied and refills.
+pub const CACHE_CAPACITY: usize = 100_000;
+/// `last_used_at` is written at most this often per token.
+pub const LAST_USED_EVERY_SECS: i64 = 60;
+
+/// Why the gateway refused a token. Each has a stable code callers can match on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// No bearer token, or not `mf_pat_v1.<id>.<secret>` with a valid checksum.
+    Malformed,
+    /// Well-formed, but no token has this id.
+    NotFound,
+    /// Revoked, or hashed under a pepper that no longer verifies.
+    RevokedOrInvalid,
+    /// The secret does not match the stored hash.
+    HashMismatch,
+    /// Past its expiry.
+    Expired,
+    /// Valid, but without the scope this route needs.
+    InsufficientScope,
+}
+
+impl Refusal {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Malformed => "PAT_MALFORMED",
+            Self::NotFound => "PAT_TOKEN_NOT_FOUND",
+            Self::RevokedOrInvalid => "PAT_REVOKED_OR_INVALID",
+            Self::HashMismatch => "PAT_HASH_MISMATCH",
+            Self::Expired => "PAT_EXPIRED",
+            Self::InsufficientScope => "INSUFFICIENT_SCOPE",
+        }
+    }
+
+    /// 401 for credentials, 403 for a missing scope.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::InsufficientScope => 403,
+            _ => 401,
+        }
+    }
+
+    /// What the caller is told. Never echoes the token.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Malformed => "Send a personal access token as `Authorization: Bearer mf_pat_v1.<id>.<secret>`; this one is missing, mistyped or truncated.",
+            Self::NotFound => "No token has this id.",
+            Self::RevokedOrInvalid => "This token has been revoked or is no longer valid. Mint a new one.",
+            Self::HashMismatch => "The token's secret does not match.",
+            Self::Expired => "This token has expired. Mint a new one.",
+            Self::InsufficientScope => "This token lacks the scope this call needs.",
+        }
+    }
+}
+
+/// A token row as the gateway caches it. Holds the stored hash, never the secret.
+#[derive(Debug)]
+pub struct CachedToken {
+    /// Token id.
+    pub id: Arc<str>,
+    /// Its tenant.
+    pub tenant_id: Uuid,
+    /// The tenant's slug.
+    pub tenant_slug: Arc<str>,
+    /// Its owner.
+    pub owner: Owner,
+    /// Granted scopes.
+    pub scopes: Vec<String>,
+    secret_hash: [u8; 32],
+    /// The pepper version the hash is keyed with.
+    pub pepper_version: i32,
+    active: bool,
+    expires_at: i64,
+    /// The row's revision when read.
+    pub revision: i64,
+    last_used_written: AtomicI64,
+    last_hit: AtomicI64,
+    rehash_queued: AtomicBool,
+}
+
+/// A token that passed every check.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The token.
+    pub token: Arc<CachedToken>,
+    /// The hash under the current pepper, when the token is still on the previous one.
+    pub rehash: Option<(i32, [u8; 32])>,
+}
+
+/// What a cache-only check found.
+pub enum Checked {
+    /// Decided without the database.
+    Decided(Result<Verified, (Refusal, Option<Arc<CachedToken>>)>),
+    /// Well-formed, not cached: look it up.
+    Miss(token::Presented),
+    /// No pepper ring loaded yet.
+    NoRing(token::Presented),
+}
+
+/// The request a check is made for, for the audit event.
+#[derive(Debug, Clone, Default)]
+pub struct CallMeta {
+    /// Client address.
+    pub ip: Option<IpAddr>,
+    /// Request id.
+    pub request_id: Option<Arc<str>>,
+    /// The route, such as `GET /agent/v1/whoami`.
+    pub route: &'static str,
+}
+
+/// The token verifier: pepper ring, token cache, and the ledger its decisions go to. One per
+/// server instance, shared by every request.
+pub struct Verifier {
+    pool: PgPool,
+    master: MasterKey,
+    ring: RwLock<Option<Arc<PepperRing>>>,
+    cache: RwLock<HashMap<Arc<str>, Arc<CachedToken>>>,
+    /// Bumped on every invalidation: a lookup that raced one does not cache its result.
+    epoch: AtomicU64,
+    ledger: Ledger,
+}
+
+fn now_secs() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Verifier {
+    /// A verifier with an empty cache; the ring loads on first use or [`Verifier::reload_ring`].
+    pub fn new(pool: PgPool, master: MasterKey) -> Self {
+        Self {
+            ledger: Ledger::new(pool.clone()),
+            pool,
+            master,
+            ring: RwLock::new(None),
+            cache: RwLock::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// The key peppers are sealed under, for minting and rotation.
+    pub fn master_key(&self) -> &MasterKey {
+        &self.master
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The ledger gateway decisions are recorded in.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Reads and opens the peppers again (after a rotation, or on start).
+    pub async fn reload_ring(&self) -> Result<(), pepper::PepperError> {
+        let ring = pepper::load(&self.pool, self.master.expose()).await?;
+        if let Ok(mut slot) = self.ring.write() {
+            *slot = Some(Arc::new(ring));
+        }
+        Ok(())
+    }
+
+    fn ring(&self) -> Option<Arc<PepperRing>> {
+        self.ring.read().ok().and_then(|r| r.clone())
+    }
+
+    /// Drops one token from the cache.
+    pub fn invalidate(&self, id: &str) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut cache) = self.cache.write() {
+            cache.remove(id);
+        }
+    }
+
+    /// Drops every cached token.
+    pub fn invalidate_all(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut cache) = self.cache.write() {
+            cache.clear();
+        }
+    }
+
+    /// The cached ids and revisions, for revalidation; entries idle for `idle_secs` are
+    /// dropped instead.
+    pub fn cached_revisions(&self, idle_secs: i64) -> Vec<(Arc<str>, i64)> {
+        let cutoff = now_secs() - idle_secs;
+        let Ok(mut cache) = self.cache.write() else {
+            return Vec::new();
+        };
+        cache.retain(|_, entry| entry.last_hit.load(Ordering::Relaxed) >= cutoff);
+        cache
+            .values()
+            .map(|entry| (entry.id.clone(), entry.revision))
+            .collect()
+    }
+
+    /// How many tokens are cached.
+    pub fn cached_len(&self) -> usize {
+        self.cache.read().map(|c| c.len()).unwrap_or(0)
+    }
+
+    /// The check without I/O: everything after the lookup, when the token is cached.
+    pub fn check(&self, raw: &str, scope: Option<&str>, now: OffsetDateTime) -> Checked {
+        let presented = match token::parse(raw) {
+            Ok(presented) => presented,
+            Err(_) => return Checked::Decided(Err((Refusal::Malformed, None))),
+        };
+        let Some(ring) = self.ring() else {
+            return Checked::NoRing(presented);
+        };
+        let cached = self
+            .cache
+            .read()
+            .ok()
+            .and_then(|cache| cache.get(presented.id.as_str()).cloned());
+        match cached {
+            Some(entry) => Checked::Decided(decide(&ring, entry, &presented, scope, now)),
+            None => Checked::Miss(presented),
+        }
+    }
+
+    /// Verifies a bearer token for a route needing `scope`, records the decision in the
+    /// ledger, and returns the token or the refusal.
+    pub async fn verify(
+        &self,
+        raw: &str,
+        scope: Option<&str>,
+        call: &CallMeta,
+    ) -> Result<Verified, Refusal> {
+        let now = OffsetDateTime::now_utc();
+        // The id of a well-formed token, for refusals where no row matched.
+        let mut id: Option<Arc<str>> = None;
+        let decided = match self.check(raw, scope, now) {
+            Checked::Decided(decided) => decided,
+            Checked::Miss(presented) => {
+                id = Some(presented.id.as_str().into());
+                self.check_loaded(presented, scope, now).await
+            }
+            Checked::NoRing(presented) => {
+                id = Some(presented.id.as_str().into());
+                match self.reload_ring().await {
+                    Ok(()) => self.check_loaded(presented, scope, now).await,
+                    Err(err) => {
+                        tracing::error!(error = %err, "token peppers unavailable: refusing tokens");
+                        Err((Refusal::RevokedOrInvalid, None))
+                    }
+                }
+            }
+        };
+        match decided {
+            Ok(verified) => {
+                self.after_success(&verified, call, now);
+                Ok(verified)
+            }
+            Err((refusal, token)) => {
+                self.ledger
+                    .record(GatewayEvent::refused(refusal, token.as_deref(), id, call));
+                Err(refusal)
+            }
+        }
+    }
+
+    async fn check_loaded(
+        &self,
+        presented: token::Presented,
+        scope: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<Verified, (Refusal, Option<Arc<CachedToken>>)> {
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let loaded = match load(&self.pool, &presented.id).await {
+            Ok(Some(entry)) => Arc::new(entry),
+            Ok(None) => return Err((Refusal::NotFound, None)),
+            Err(err) => {
+                // Fail closed: a token that cannot be checked is refused.
+                tracing::error!(error = %err, "token lookup failed: refusing");
+                return Err((Refusal::RevokedOrInvalid, None));
+            }
+        };
+        if let Ok(mut cache) = self.cache.write() {
+            // Cache only when no invalidation happened during the lookup: the row read may
+            // predate it.
+            if self.epoch.load(Ordering::SeqCst) == epoch {
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
+                cache.insert(loaded.id.clone(), loaded.clone());
+            }
+        }
+        let Some(ring) = self.ring() else {
+            return Err((Refusal::RevokedOrInvalid, Some(loaded)));
+        };
+        decide(&ring, loaded, &presented, scope, now)
+    }
+
+    fn after_success(&self, verified: &Verified, call: &CallMeta, now: OffsetDateTime) {
+        let token = &verified.token;
+        let secs = now.unix_timestamp();
+        token.last_hit.store(secs, Ordering::Relaxed);
+        self.ledger.record(GatewayEvent::used(token, call));
+        let written = token.last_used_written.load(Ordering::Relaxed);
+        if secs - written >= LAST_USED_EVERY_SECS
+            && token
+                .last_used_written
+                .compare_exchange(written, secs, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.ledger.last_used(token.id.clone(), now, call.ip);
+        }
+        if let Some((version, hash)) = verified.rehash {
+            if !token.rehash_queued.swap(true, Ordering::Relaxed) {
+                self.ledger
+                    .rehash(token.clone(), token.pepper_version, version, hash);
+            }
+        }
+    }
+}
+
+/// Everything after the lookup.
+fn decide(
+    ring: &PepperRing,
+    entry: Arc<CachedToken>,
+    presented: &token::Presented,
+    scope: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Verified, (Refusal, Option<Arc<CachedToken>>)> {
+    let Some(pepper) = ring.get(entry.pepper_version, now) else {
+        return Err((Refusal::RevokedOrInvalid, Some(entry)));
+    };
+    if !token::verify(pepper.key(), presented.secret(), &entry.secret_hash) {
+        return Err((Refusal::HashMismatch, Some(entry)));
+    }
+    if !entry.active {
+        return Err((Refusal::RevokedOrInvalid, Some(entry)));
+    }
+    if now.unix_timestamp() >= entry.expires_at {
+        return Err((Refusal::Expired, Some(entry)));
+    }
+    if let Some(scope) = scope {
+        if !entry.scopes.iter().any(|s| s == scope) {
+            return Err((Refusal::InsufficientScope, Some(entry)));
+        }
+    }
+    let rehash = (entry.pepper_version != ring.current.version).then(|| {
+        (
+            ring.current.version,
+            token::hash(ring.current.key(), presented.secret()),
+        )
+    });
+    Ok(Verified {
+        token: entry,
+        rehash,
+    })
+}
+
+/// Reads one token row for the cache.
+async fn load(pool: &PgPool, id: &str) -> sqlx::Result<Option<CachedToken>> {
+    let row = sqlx::query!(
+        r#"SELECT p.id, p.tenant_id, t.slug, p.owner_staff_id, p.owner_client_id, p.scopes,
+                  p.secret_hash, p.pepper_version, p.status = 'active' AS "active!",
+                  p.expires_at, p.revision, p.last_used_at
+           FROM personal_access_tokens p JOIN tenants t ON t.id = p.tenant_id
+           WHERE p.id = $1"#,
+        id
+    )
+    .fetch_optional(pool)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let owner = match (row.owner_staff_id, row.owner_client_id) {
+        (Some(id), _) => Owner::Staff(id),
+        (None, Some(id)) => Owner::Client(id),
+        (None, None) => return Ok(None),
+    };
+    let Ok(secret_hash) = <[u8; 32]>::try_from(row.secret_hash.as_slice()) else {
+        return Ok(None);
+    };
+    Ok(Some(CachedToken {
+        id: row.id.into(),
+        tenant_id: row.tenant_id,
+        tenant_slug: row.slug.into(),
+        owner,
+        scopes: row.scopes,
+        secret_hash,
+        pepper_version: row.pepper_version,
+        active: row.active,
+        expires_at: row.expires_at.unix_timestamp(),
+        revision: row.revision,
+        last_used_written: AtomicI64::new(
+            row.last_used_at.map(|t| t.unix_timestamp()).unwrap_or(0),
+        ),
+        last_hit: AtomicI64::new(now_secs()),
+        rehash_queued: AtomicBool::new(false),
+    }))
+}
+
+/// A cache entry for benchmarks and tests that run without a database.
+pub fn cached_for_test(
+    id: &str,
+    tenant_slug: &str,
+    scopes: &[&str],
+    secret_hash: [u8; 32],
+    pepper_version: i32,
+    expires_at: OffsetDateTime,
+) -> CachedToken {
+    CachedToken {
+        id: id.into(),
+        tenant_id: Uuid::nil(),
+        tenant_slug: tenant_slug.into(),
+        owner: Owner::Staff(Uuid::nil()),
+        scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        secret_hash,
+        pepper_version,
+        active: true,
+        expires_at: expires_at.unix_timestamp(),
+        revision: 0,
+        last_used_written: AtomicI64::new(0),
+        last_hit: AtomicI64::new(now_secs()),
+        rehash_queued: AtomicBool::new(false),
+    }
+}
+
+impl Verifier {
+    /// Puts a ring and a token straight into memory, for benchmarks and tests.
+    pub fn prime_for_test(&self, ring: PepperRing, entry: CachedToken) {
+        if let Ok(mut slot) = self.ring.write() {
+            *slot = Some(Arc::new(ring));
+        }
+        if let Ok(mut cache) = self.cache.write() {
+            cache.insert(entry.id.clone(), Arc::new(entry));
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! The token changes themselves: mint, revoke one, revoke all. Each is one audited change:
+//! validate, lock, change, record, commit.
+
+use super::{
+    normalize_reason, normalize_scopes, normalize_token_name, parse_lifetime, queries, MintForm,
+    MintedToken, Owner, RevokeOutcome, RevokePreview, RevokeScope,
+};
+use crate::auth::Actor;
+use crate::error::AppError;
+use crate::integrations::pepper::{self, MasterKey};
+use crate::integrations::token;
+use crate::tenants::Tenant;
+
+fn target(id: &str) -> String {
+    format!("pat:{id}")
+}
+
+/// Mints a token: the plaintext is returned here and nowhere else.
+pub async fn mint(
+    actor: &Actor,
+    tenant: &Tenant,
+    form: &MintForm,
+    master: &MasterKey,
+) -> Result<MintedToken, AppError> {
+    let name = normalize_token_name(&form.name)?;
+    let scopes = normalize_scopes(&form.scopes)?;
+    let owner = Owner::decode(&form.owner)
+        .ok_or_else(|| AppError::validation("owner", "Choose who owns the token."))?;
+    let max_days = queries::max_lifetime_days(actor.pool(), tenant.id).await?;
+    let lifetime_days = parse_lifetime(&form.lifetime_days, max_days)?;
+
+    let mut change = actor.change().await?;
+    let owner_state = queries::lock_owner(change.db(), tenant.id, owner)
+        .await?
+        .ok_or_else(|| {
+            AppError::validation("owner", "That owner does not exist in this tenant.")
+        })?;
+    if !owner_state.active {
+        return Err(AppError::validation(
+            "owner",
+            format!(
+                "{} is not active and cannot own a new token.",
+                owner_state.label
+            ),
+        ));
+    }
+    let sealed = queries::lock_current_pepper(change.db())
+        .await?
+        .ok_or_else(|| AppError::internal(&"no current token pepper"))?;
+    let current = pepper::open(
+        master.expose(),
+        sealed.version,
+        &sealed.nonce,
+        &sealed.sealed,
+    )
+    .ok_or_else(|| AppError::internal(&"the current token pepper does not open"))?;
+    let minted = token::mint();
+    let hash = token::hash(current.key(), minted.secret());
+    let expires_at = queries::insert(
+        change.db(),
+        &queries::NewToken {
+            id: &minted.id,
+            tenant_id: tenant.id,
+            owner,
+            name: &name,
+            scopes: &scopes,
+            secret_hash: &hash,
+            pepper_version: current.version,
+            lifetime_days,
+            created_by: actor.staff().map(|s| s.id),
+        },
+    )
+    .await?;
+    let mut event = actor
+        .event("token.created")
+        .target(target(&minted.id))
+        .details(serde_json::json!({
+            "name": name,
+            "owner": owner.encode(),
+            "owner_label": owner_state.label,
+            "scopes": scopes,
+            "lifetime_days": lifetime_days,
+            "pepper_version": current.version,
+        }));
+    event.tenant_id = Some(tenant.id);
+    change.commit(event).await?;
+    Ok(MintedToken {
+        id: minted.id.clone(),
+        plaintext: minted.plaintext.to_string(),
+        expires_at,
+    })
+}
+
+/// Revokes one token. A token already revoked is reported, not revoked twice: two people
+/// revoking at once queue on the row lock, and the second is told who was first.
+pub async fn revoke(
+    actor: &Actor,
+    tenant: &Tenant,
+    id: &str,
+    reason: &str,
+) -> Result<(), AppError> {
+    let reason = normalize_reason(reason)?;
+    let mut change = actor.change().await?;
+    let locked = queries::lock_token(change.db(), tenant.id, id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("Token {id}")))?;
+    if locked.status == "revoked" {
+        return Err(AppError::Conflict {
+            message: format!(
+                "Token “{}” was already revoked{}{}. Nothing changed.",
+                locked.name,
+                locked
+                    .revoked_by
+                    .map(|by| format!(" by {by}"))
+                    .unwrap_or_default(),
+                locked
+                    .revoked_at
+                    .map(|at| format!(" at {}", crate::components::time::utc_minutes(at)))
+                    .unwrap_or_default(),
+            ),
+        });
+    }
+    queries::revoke(change.db(), id, &actor.label(), &reason).await?;
+    let mut event = actor
+        .event("token.revoked")
+        .target(target(id))
+        .reason(reason)
+        .details(serde_json::json!({ "name": locked.name }));
+    event.tenant_id = Some(tenant.id);
+    change.commit(event).await?;
+    Ok(())
+}
+
+/// Says what a mass revoke would touch and what to type to confirm it.
+pub async fn preview(
+    actor: &Actor,
+    tenant: &Tenant,
+    scope: RevokeScope,
+) -> Result<RevokePreview, AppError> {
+    let (description, confirm_with) = match scope {
+        RevokeScope::Tenant => (
+            format!("every active token of {}", tenant.name),
+            tenant.slug.clone(),
+        ),
+        RevokeScope::Client(id) => {
+            let name = queries::client_name(actor.pool(), tenant.id, id)
+                .await?
+                .ok_or_else(|| {
+                    AppError::validation("scope", "That client is not in this tenant.")
+                })?;
+            (format!("every active token of client {name}"), name)
+        }
+        RevokeScope::Owner(id) => {
+            let email = crate::panels::staff::queries::email_of(actor.pool(), id)
+                .await?
+                .ok_or_else(|| {
+                    AppError::validation("scope", "That staff member does not exist.")
+                })?;
+            (format!("every active token owned by {email}"), email)
+        }
+    };
+    let active_tokens = queries::count_active(actor.pool(), tenant.id, scope).await?;
+    Ok(RevokePreview {
+        scope,
+        description,
+        active_tokens,
+        confirm_with,
+    })
+}
+
+/// Revokes every active token in `scope` after a typed confirmation. `expected` is the
+/// count the preview showed: if more tokens are active now, nothing is revoked and the
+/// person is asked to look again (fewer is fine: someone else revoked some meanwhile).
+pub async fn revoke_all(
+    actor: &Actor,
+    tenant: &Tenant,
+    scope: RevokeScope,
+    reason: &str,
+    confirmation: &str,
+    expected: i64,
+) -> Result<RevokeOutcome, AppError> {
+    let reason = normalize_reason(reason)?;
+    let shown = preview(actor, tenant, scope).await?;
+    if confirmation.trim() != shown.confirm_with {
+        return Err(AppError::validation(
+            "confirmation",
+            format!("Type {} exactly to confirm.", shown.confirm_with),
+        ));
+    }
+    let mut change = actor.change().await?;
+    let ids = queries::revoke_all(change.db(), tenant.id, scope, &actor.label(), &reason).await?;
+    let revoked = ids.len() as i64;
+    if revoked > expected {
+        // Dropping the change rolls the revocations back.
+        return Err(AppError::Conflict {
+            message: format!(
+                "{revoked} tokens are active now, more than the {expected} the preview showed. Nothing was revoked: review the preview again."
+            ),
+        });
+    }
+    let mut per_token = actor.event("token.revoked").reason(reason.clone());
+    per_token.tenant_id = Some(tenant.id);
+    per_token = per_token.details(serde_json::json!({ "mass_revoke": scope.encode() }));
+    let targets: Vec<String> = ids.iter().map(|id| target(id)).collect();
+    crate::audit::queries::record_per_target(change.db(), &per_token, &targets).await?;
+    let mut summary = actor
+        .event("tokens.revoked_all")
+        .target(format!("tenant:{}", tenant.slug))
+        .reason(reason)
+        .details(serde_json::json!({
+            "scope": scope.encode(),
+            "description": shown.description,
+            "revoked": revoked,
+            "previewed": expected,
+        }));
+    summary.tenant_id = Some(tenant.id);
+    change.commit(summary).await?;
+    Ok(RevokeOutcome { revoked })
+}

@@ -1,0 +1,190 @@
+//! The agent API gateway: plain axum routes under `/agent/v1`, for machines, guarded by
+//! personal access tokens.
+//!
+//! The guard runs parse → checksum → lookup by id → HMAC → status and expiry → scope
+//! ([`app::integrations::verify`]). A refusal answers JSON with a stable code; every
+//! decision is recorded in the audit log as `token.used` or `token.failed_auth`. The token
+//! itself never appears in a response, a log line or an event.
+
+use app::integrations::verify::{CallMeta, Refusal, Verified, Verifier};
+use app::request::{ClientIp, RequestId};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::sync::Arc;
+
+/// The scope the payments route needs.
+pub const PAYMENTS_SCOPE: &str = "payments:write";
+/// Largest request body the agent API reads.
+const MAX_BODY: usize = 16 * 1024;
+
+/// The gateway's routes.
+pub fn router(verifier: Arc<Verifier>) -> Router {
+    Router::new()
+        .route("/agent/v1/whoami", get(whoami))
+        .route("/agent/v1/payments", post(payments))
+        .route("/agent/v1/{*rest}", any(not_found))
+        .with_state(verifier)
+}
+
+/// A JSON error answer with a stable code.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut res = (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer realm="agent", error="invalid_token""#),
+        );
+    }
+    res
+}
+
+fn refusal(refusal: Refusal) -> Response {
+    let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    error(status, refusal.code(), refusal.message())
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "No such agent API route.",
+    )
+}
+
+/// The bearer token of `headers`, or an empty string (which the guard refuses as malformed).
+fn bearer(headers: &HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .unwrap_or_default()
+}
+
+fn call_meta(parts: &axum::http::request::Parts, route: &'static str) -> CallMeta {
+    CallMeta {
+        ip: parts.extensions.get::<ClientIp>().map(|ip| ip.0),
+        request_id: parts.extensions.get::<RequestId>().map(|id| id.0.clone()),
+        route,
+    }
+}
+
+/// Checks the request's token for `scope`; the refusal is the response to send.
+async fn guard(
+    verifier: &Verifier,
+    parts: &axum::http::request::Parts,
+    scope: Option<&str>,
+    route: &'static str,
+) -> Result<Verified, Response> {
+    verifier
+        .verify(bearer(&parts.headers), scope, &call_meta(parts, route))
+        .await
+        .map_err(refusal)
+}
+
+/// `GET /agent/v1/whoami`: who this token is. Any valid token may ask.
+async fn whoami(State(verifier): State<Arc<Verifier>>, req: Request) -> Response {
+    let (parts, _) = req.into_parts();
+    match guard(&verifier, &parts, None, "GET /agent/v1/whoami").await {
+        Ok(verified) => {
+            let token = &verified.token;
+            let (owner_kind, owner_id, client) = match token.owner {
+                app::panels::integrations::Owner::Staff(id) => ("staff", id, None),
+                app::panels::integrations::Owner::Client(id) => ("client", id, Some(id)),
+            };
+            Json(json!({
+                "tenant": &*token.tenant_slug,
+                "tenant_id": token.tenant_id,
+                "client": client,
+                "owner": { "kind": owner_kind, "id": owner_id },
+                "token_id": &*token.id,
+                "scopes": token.scopes,
+            }))
+            .into_response()
+        }
+        Err(res) => res,
+    }
+}
+
+/// `POST /agent/v1/payments` (scope `payments:write`): accepts a payment instruction. It
+/// stands in for the platform's payments API: authorization and validation are real, no
+/// money moves.
+async fn payments(State(verifier): State<Arc<Verifier>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let verified = match guard(
+        &verifier,
+        &parts,
+        Some(PAYMENTS_SCOPE),
+        "POST /agent/v1/payments",
+    )
+    .await
+    {
+        Ok(verified) => verified,
+        Err(res) => return res,
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BODY_TOO_LARGE",
+            "The request body is over 16 KiB.",
+        );
+    };
+    let parsed: Result<PaymentRequest, _> = serde_json::from_slice(&bytes);
+    let payment = match parsed {
+        Ok(p) if p.amount_cents > 0 && p.currency.len() == 3 && p.currency.chars().all(|c| c.is_ascii_uppercase()) => p,
+        _ => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "INVALID_PAYMENT",
+                "Send JSON {\"amount_cents\": a positive integer, \"currency\": an ISO 4217 code such as \"EUR\"}.",
+            )
+        }
+    };
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "status": "accepted",
+            "payment_id": uuid::Uuid::new_v4(),
+            "amount_cents": payment.amount_cents,
+            "currency": payment.currency,
+            "tenant": &*verified.token.tenant_slug,
+            "token_id": &*verified.token.id,
+        })),
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct PaymentRequest {
+    amount_cents: i64,
+    currency: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_required() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), "");
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
+        assert_eq!(bearer(&headers), "");
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer  mf_pat_v1.a.b "),
+        );
+        assert_eq!(bearer(&headers), "mf_pat_v1.a.b");
+    }
+}

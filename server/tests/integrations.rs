@@ -1,0 +1,729 @@
+//! Personal access tokens end to end: mint in the console, use at the gateway, revoke, and
+//! the refusals and audit events that follow. Real router, real PostgreSQL.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
+
+mod common;
+
+use app::auth::Role;
+use app::integrations::verify::Verifier;
+use app::panels::integrations::api::{
+    GetToken, IntegrationsContext, ListTokens, MintToken, PreviewRevokeAll, RevokeAllTokens,
+    RevokeToken,
+};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use common::{app_and_verifier, call, send, sign_in, staff, tenant, urlencode, Answer};
+use leptos::server_fn::ServerFn as _;
+use sqlx::PgPool;
+use std::sync::Arc;
+
+const PASSWORD: &str = "integration test password";
+
+struct World {
+    pool: PgPool,
+    app: Router,
+    verifier: Arc<Verifier>,
+    operator: String,
+    operator_id: uuid::Uuid,
+}
+
+async fn world(pool: PgPool) -> World {
+    tenant(&pool, "acme", "Acme Agents").await;
+    let mut tx = pool.begin().await.unwrap();
+    app::integrations::pepper::create_first_if_none(&mut tx, &common::MASTER_KEY)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (app, verifier) = app_and_verifier(pool.clone(), false);
+    let (operator_id, operator) = person(&pool, &app, Role::Operator).await;
+    World {
+        pool,
+        app,
+        verifier,
+        operator,
+        operator_id,
+    }
+}
+
+/// A signed-in staff member of `role`: their id and session cookie.
+async fn person(pool: &PgPool, app: &Router, role: Role) -> (uuid::Uuid, String) {
+    let email = format!(
+        "{}-{}@example.com",
+        role.as_str(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let id = staff(pool, &email, role, PASSWORD).await;
+    let (answer, cookie) = sign_in(app, &email, PASSWORD).await;
+    (
+        id,
+        cookie.unwrap_or_else(|| panic!("sign-in failed: {} {}", answer.status, answer.body)),
+    )
+}
+
+fn mint_body(tenant: &str, name: &str, owner: &str, scopes: &[&str], days: &str) -> String {
+    let mut parts = vec![
+        format!("tenant={}", urlencode(tenant)),
+        format!("{}={}", urlencode("form[name]"), urlencode(name)),
+        format!("{}={}", urlencode("form[owner]"), urlencode(owner)),
+        format!("{}={}", urlencode("form[lifetime_days]"), urlencode(days)),
+    ];
+    for (i, scope) in scopes.iter().enumerate() {
+        parts.push(format!(
+            "{}={}",
+            urlencode(&format!("form[scopes][{i}]")),
+            urlencode(scope)
+        ));
+    }
+    parts.join("&")
+}
+
+/// Mints through the real server function; returns (id, plaintext).
+async fn mint(w: &World, scopes: &[&str]) -> (String, String) {
+    let owner = format!("staff:{}", w.operator_id);
+    let answer = call(
+        &w.app,
+        MintToken::PATH,
+        &w.operator,
+        &mint_body("acme", "ci deploy", &owner, scopes, "30"),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let body = answer.json();
+    (
+        body["id"].as_str().unwrap().to_owned(),
+        body["plaintext"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn agent(method: &str, path: &str, token: Option<&str>, body: &str) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    if !body.is_empty() {
+        builder = builder.header("content-type", "application/json");
+    }
+    let mut req = builder.body(Body::from(body.to_owned())).unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [198, 51, 100, 23],
+            50000,
+        ))));
+    req
+}
+
+async fn whoami(w: &World, token: &str) -> Answer {
+    send(&w.app, agent("GET", "/agent/v1/whoami", Some(token), "")).await
+}
+
+fn code(answer: &Answer) -> String {
+    answer.json()["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// (action, outcome, code, count) of a token's events, oldest first.
+async fn history(pool: &PgPool, id: &str) -> Vec<(String, String, Option<String>, i64)> {
+    sqlx::query_as(
+        "SELECT action, outcome::text, code, coalesce((details->>'count')::bigint, 1)
+         FROM audit_events WHERE target = 'pat:' || $1 ORDER BY seq",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn mint_use_revoke_then_refused_with_the_right_code(pool: PgPool) {
+    let w = world(pool).await;
+    let (id, token) = mint(&w, &["agent:read"]).await;
+    assert!(token.starts_with(&format!("mf_pat_v1.{id}.")));
+
+    let ok = whoami(&w, &token).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let me = ok.json();
+    assert_eq!(me["tenant"], "acme");
+    assert_eq!(me["token_id"], id.as_str());
+    assert_eq!(me["scopes"], serde_json::json!(["agent:read"]));
+    assert!(!ok.body.contains(&token), "the token is never echoed");
+    // A second call within the same second is counted into the same event.
+    assert_eq!(whoami(&w, &token).await.status, StatusCode::OK);
+    w.verifier.ledger().flush().await.unwrap();
+
+    let events = history(&w.pool, &id).await;
+    assert_eq!(events[0].0, "token.created");
+    let used: i64 = events
+        .iter()
+        .filter(|e| e.0 == "token.used")
+        .map(|e| e.3)
+        .sum();
+    assert_eq!(used, 2, "{events:?}");
+    let (last_used, ip): (Option<time::OffsetDateTime>, Option<String>) = sqlx::query_as(
+        "SELECT last_used_at, host(last_used_ip) FROM personal_access_tokens WHERE id = $1",
+    )
+    .bind(&id)
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    assert!(last_used.is_some());
+    assert_eq!(ip.as_deref(), Some("198.51.100.23"));
+
+    let revoked = call(
+        &w.app,
+        RevokeToken::PATH,
+        &w.operator,
+        &format!("tenant=acme&token_id={id}&reason=leaked+in+a+CI+log"),
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
+    // The revoke happened on this instance: its cache entry is gone at once, even without
+    // the listener (the notification covers other instances).
+    w.verifier.invalidate(&id);
+    let refused = whoami(&w, &token).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(code(&refused), "PAT_REVOKED_OR_INVALID");
+    assert!(refused.header("www-authenticate").starts_with("Bearer"));
+    w.verifier.ledger().flush().await.unwrap();
+
+    let events = history(&w.pool, &id).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.0.as_str()).collect();
+    let revoked_at = kinds.iter().position(|k| *k == "token.revoked").unwrap();
+    assert!(
+        !kinds[revoked_at..].contains(&"token.used"),
+        "no use after the revoke: {kinds:?}"
+    );
+    let failed = events.last().unwrap();
+    assert_eq!(failed.0, "token.failed_auth");
+    assert_eq!(failed.1, "deny");
+    assert_eq!(failed.2.as_deref(), Some("PAT_REVOKED_OR_INVALID"));
+
+    // Nothing stored anywhere holds the token's secret.
+    let secret = token.rsplit('.').next().unwrap().to_owned();
+    let leaked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE details::text LIKE '%' || $1 || '%'
+            OR coalesce(reason, '') LIKE '%' || $1 || '%'",
+    )
+    .bind(&secret)
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(leaked, 0);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn every_refusal_has_its_code_and_an_audit_event(pool: PgPool) {
+    let w = world(pool).await;
+    let (id, token) = mint(&w, &["agent:read"]).await;
+
+    // No header, junk, a typo (checksum): malformed, before any lookup.
+    let none = send(&w.app, agent("GET", "/agent/v1/whoami", None, "")).await;
+    assert_eq!(
+        (none.status, code(&none).as_str()),
+        (StatusCode::UNAUTHORIZED, "PAT_MALFORMED")
+    );
+    let typo = format!("{}x", &token[..token.len() - 1]);
+    assert_eq!(code(&whoami(&w, &typo).await), "PAT_MALFORMED");
+    assert_eq!(
+        code(&whoami(&w, "mf_pat_v1.abc def.ghi").await),
+        "PAT_MALFORMED"
+    );
+
+    // Well-formed but unknown: a token minted elsewhere.
+    let stranger = app::integrations::token::mint();
+    let missing = whoami(&w, &stranger.plaintext).await;
+    assert_eq!(code(&missing), "PAT_TOKEN_NOT_FOUND");
+
+    // The scope the route needs.
+    let pay = send(
+        &w.app,
+        agent(
+            "POST",
+            "/agent/v1/payments",
+            Some(&token),
+            r#"{"amount_cents": 1200, "currency": "EUR"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(pay.status, StatusCode::FORBIDDEN);
+    assert_eq!(code(&pay), "INSUFFICIENT_SCOPE");
+
+    // Hashed under another pepper (as if the pepper were swapped under it).
+    let other = app::integrations::token::hash(&[7u8; 32], &[1u8; 32]);
+    sqlx::query("UPDATE personal_access_tokens SET secret_hash = $2 WHERE id = $1")
+        .bind(&id)
+        .bind(&other[..])
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    w.verifier.invalidate(&id);
+    assert_eq!(code(&whoami(&w, &token).await), "PAT_HASH_MISMATCH");
+
+    // Expired.
+    let (id2, token2) = mint(&w, &["agent:read"]).await;
+    sqlx::query(
+        "UPDATE personal_access_tokens SET expires_at = now() - interval '1 minute' WHERE id = $1",
+    )
+    .bind(&id2)
+    .execute(&w.pool)
+    .await
+    .unwrap();
+    let expired = whoami(&w, &token2).await;
+    assert_eq!(expired.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(code(&expired), "PAT_EXPIRED");
+
+    w.verifier.ledger().flush().await.unwrap();
+    let codes: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT code, host(ip) FROM audit_events WHERE action = 'token.failed_auth' ORDER BY seq",
+    )
+    .fetch_all(&w.pool)
+    .await
+    .unwrap();
+    for expected in [
+        "PAT_MALFORMED",
+        "PAT_TOKEN_NOT_FOUND",
+        "INSUFFICIENT_SCOPE",
+        "PAT_HASH_MISMATCH",
+        "PAT_EXPIRED",
+    ] {
+        assert!(
+            codes
+                .iter()
+                .any(|(c, ip)| c.as_deref() == Some(expected)
+                    && ip.as_deref() == Some("198.51.100.23")),
+            "{expected} missing from {codes:?}"
+        );
+    }
+    let malformed: i64 = sqlx::query_scalar(
+        "SELECT sum((details->>'count')::bigint)::bigint FROM audit_events WHERE code = 'PAT_MALFORMED'",
+    )
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(malformed, 3, "each malformed call is counted");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_payments_route_accepts_a_token_with_its_scope(pool: PgPool) {
+    let w = world(pool).await;
+    let (_, token) = mint(&w, &["agent:read", "payments:write"]).await;
+    let ok = send(
+        &w.app,
+        agent(
+            "POST",
+            "/agent/v1/payments",
+            Some(&token),
+            r#"{"amount_cents": 1200, "currency": "EUR"}"#,
+        ),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::ACCEPTED, "{}", ok.body);
+    assert_eq!(ok.json()["status"], "accepted");
+    let bad = send(
+        &w.app,
+        agent(
+            "POST",
+            "/agent/v1/payments",
+            Some(&token),
+            r#"{"amount_cents": -5}"#,
+        ),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(code(&bad), "INVALID_PAYMENT");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn bad_input_gets_a_clear_message_and_changes_nothing(pool: PgPool) {
+    let w = world(pool).await;
+    let owner = format!("staff:{}", w.operator_id);
+    let long = "n".repeat(101);
+    let cases: [(String, &str, &str); 6] = [
+        (
+            mint_body("acme", "  ", &owner, &["agent:read"], "30"),
+            "name",
+            "name",
+        ),
+        (
+            mint_body("acme", &long, &owner, &["agent:read"], "30"),
+            "name",
+            "at most 100",
+        ),
+        (
+            mint_body("acme", "x", &owner, &["root:all"], "30"),
+            "scopes",
+            "Unknown scope",
+        ),
+        (
+            mint_body("acme", "x", &owner, &[], "30"),
+            "scopes",
+            "at least one",
+        ),
+        (
+            mint_body("acme", "x", &owner, &["agent:read"], "0"),
+            "lifetime_days",
+            "future",
+        ),
+        (
+            mint_body("acme", "x", &owner, &["agent:read"], "400"),
+            "lifetime_days",
+            "at most 90",
+        ),
+    ];
+    for (body, field, says) in cases {
+        let answer = call(&w.app, MintToken::PATH, &w.operator, &body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            answer.body
+        );
+        let err = answer.json();
+        assert_eq!(err["field"], field, "{body}");
+        assert!(
+            err["message"].as_str().unwrap().contains(says),
+            "{}",
+            answer.body
+        );
+    }
+    let tokens: i64 = sqlx::query_scalar("SELECT count(*) FROM personal_access_tokens")
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(tokens, 0, "nothing half-written");
+
+    // Revoking twice: the second is told, and nothing changes.
+    let (id, _) = mint(&w, &["agent:read"]).await;
+    let revoke = |reason: &str| format!("tenant=acme&token_id={id}&reason={}", urlencode(reason));
+    let no_reason = call(&w.app, RevokeToken::PATH, &w.operator, &revoke(" ")).await;
+    assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(no_reason.json()["field"], "reason");
+    let first = call(&w.app, RevokeToken::PATH, &w.operator, &revoke("rotating")).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let events_before: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    let again = call(&w.app, RevokeToken::PATH, &w.operator, &revoke("again")).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("already revoked"));
+    let (reason,): (String,) =
+        sqlx::query_as("SELECT revoke_reason FROM personal_access_tokens WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(reason, "rotating");
+    let events_after: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(events_before, events_after);
+
+    // A pasted token with spaces in the id filter.
+    let filtered = call(
+        &w.app,
+        ListTokens::PATH,
+        &w.operator,
+        &format!(
+            "tenant=acme&{}={}",
+            urlencode("filter[id]"),
+            urlencode("mf_pat_v1.ab cd.ef")
+        ),
+    )
+    .await;
+    assert_eq!(filtered.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(filtered.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("spaces"));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_list_filters_and_pages_without_gaps(pool: PgPool) {
+    let w = world(pool).await;
+    let mut ids = Vec::new();
+    for _ in 0..53 {
+        ids.push(mint(&w, &["agent:read"]).await.0);
+    }
+    let (pay_id, _) = mint(&w, &["payments:write"]).await;
+    let page = |extra: String| {
+        let app = w.app.clone();
+        let cookie = w.operator.clone();
+        async move {
+            let answer = call(
+                &app,
+                ListTokens::PATH,
+                &cookie,
+                &format!("tenant=acme{extra}"),
+            )
+            .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+            answer.json()
+        }
+    };
+    let first = page(String::new()).await;
+    let rows = first["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 50);
+    assert_eq!(rows[0]["id"], pay_id.as_str(), "newest first");
+    let cursor = first["next"].as_str().unwrap().to_owned();
+    let second = page(format!("&after={}", urlencode(&cursor))).await;
+    let mut seen: Vec<String> = rows
+        .iter()
+        .chain(second["rows"].as_array().unwrap())
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(second["next"].is_null());
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 54, "every token once");
+
+    let scoped = page(format!("&{}=payments%3Awrite", urlencode("filter[scope]"))).await;
+    assert_eq!(scoped["rows"].as_array().unwrap().len(), 1);
+    let prefix = &ids[0][..6];
+    let by_prefix = page(format!("&{}={prefix}", urlencode("filter[id]"))).await;
+    assert!(by_prefix["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["id"].as_str().unwrap().starts_with(prefix)));
+    let never = page(format!("&{}=never", urlencode("filter[used]"))).await;
+    assert_eq!(never["rows"].as_array().unwrap().len(), 50);
+
+    // The detail view carries the history.
+    let detail = call(
+        &w.app,
+        GetToken::PATH,
+        &w.operator,
+        &format!("tenant=acme&token_id={pay_id}"),
+    )
+    .await;
+    assert_eq!(detail.status, StatusCode::OK);
+    assert_eq!(detail.json()["events"][0]["kind"], "created");
+    // Another tenant's token is not found through this tenant.
+    tenant(&w.pool, "other", "Other").await;
+    let elsewhere = call(
+        &w.app,
+        GetToken::PATH,
+        &w.operator,
+        &format!("tenant=other&token_id={pay_id}"),
+    )
+    .await;
+    assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn two_revoke_alls_at_once_revoke_each_token_once(pool: PgPool) {
+    let w = world(pool).await;
+    for _ in 0..20 {
+        mint(&w, &["agent:read"]).await;
+    }
+    let (_, commander) = person(&w.pool, &w.app, Role::IncidentCommander).await;
+    let (_, commander2) = person(&w.pool, &w.app, Role::IncidentCommander).await;
+    let preview = call(
+        &w.app,
+        PreviewRevokeAll::PATH,
+        &commander,
+        "tenant=acme&scope=tenant",
+    )
+    .await;
+    assert_eq!(preview.status, StatusCode::OK, "{}", preview.body);
+    assert_eq!(preview.json()["active_tokens"], 20);
+    assert_eq!(preview.json()["confirm_with"], "acme");
+
+    let body = "tenant=acme&scope=tenant&reason=pepper+leak&confirmation=acme&expected=20";
+    let wrong = call(
+        &w.app,
+        RevokeAllTokens::PATH,
+        &commander,
+        "tenant=acme&scope=tenant&reason=x&confirmation=ACME&expected=20",
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(wrong.json()["field"], "confirmation");
+
+    let (a, b) = tokio::join!(
+        call(&w.app, RevokeAllTokens::PATH, &commander, body),
+        call(&w.app, RevokeAllTokens::PATH, &commander2, body),
+    );
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(b.status, StatusCode::OK, "{}", b.body);
+    let mut counts = [
+        a.json()["revoked"].as_i64().unwrap(),
+        b.json()["revoked"].as_i64().unwrap(),
+    ];
+    counts.sort();
+    assert_eq!(counts, [0, 20]);
+    let per_token: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'token.revoked'")
+            .fetch_one(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(per_token, 20, "one revoked event per token");
+    let active: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM personal_access_tokens WHERE status = 'active'")
+            .fetch_one(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(active, 0);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_mass_revoke_refuses_when_more_tokens_appeared_since_the_preview(pool: PgPool) {
+    let w = world(pool).await;
+    for _ in 0..3 {
+        mint(&w, &["agent:read"]).await;
+    }
+    let (_, commander) = person(&w.pool, &w.app, Role::IncidentCommander).await;
+    let answer = call(
+        &w.app,
+        RevokeAllTokens::PATH,
+        &commander,
+        &format!(
+            "tenant=acme&scope=owner:{}&reason=offboarding&confirmation={}&expected=2",
+            w.operator_id,
+            urlencode(
+                &sqlx::query_scalar::<_, String>("SELECT email FROM staff WHERE id = $1")
+                    .bind(w.operator_id)
+                    .fetch_one(&w.pool)
+                    .await
+                    .unwrap()
+            )
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CONFLICT, "{}", answer.body);
+    let active: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM personal_access_tokens WHERE status = 'active'")
+            .fetch_one(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(active, 3, "nothing revoked");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn each_server_function_refuses_a_role_below_it(pool: PgPool) {
+    let w = world(pool).await;
+    let (id, _) = mint(&w, &["agent:read"]).await;
+    let (_, viewer) = person(&w.pool, &w.app, Role::Viewer).await;
+    let owner = format!("staff:{}", w.operator_id);
+    let mint = mint_body("acme", "x", &owner, &["agent:read"], "30");
+    let revoke = format!("tenant=acme&token_id={id}&reason=x");
+    let refused = [
+        (MintToken::PATH, &viewer, mint.as_str()),
+        (RevokeToken::PATH, &viewer, revoke.as_str()),
+        (
+            PreviewRevokeAll::PATH,
+            &w.operator,
+            "tenant=acme&scope=tenant",
+        ),
+        (
+            RevokeAllTokens::PATH,
+            &w.operator,
+            "tenant=acme&scope=tenant&reason=x&confirmation=acme&expected=1",
+        ),
+    ];
+    for (path, cookie, body) in refused {
+        let answer = call(&w.app, path, cookie, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            answer.body
+        );
+    }
+    let denied: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE action = 'authorization.refused'",
+    )
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(denied, 4);
+    // Reading is open to viewers; signed out, everything answers 401.
+    for path in [IntegrationsContext::PATH, ListTokens::PATH] {
+        assert_eq!(
+            call(&w.app, path, &viewer, "tenant=acme").await.status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            call(&w.app, path, common::SOME_SESSION, "tenant=acme")
+                .await
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let still: String =
+        sqlx::query_scalar("SELECT status::text FROM personal_access_tokens WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(still, "active");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_revoke_on_one_instance_is_enforced_by_another_through_notify(pool: PgPool) {
+    let w = world(pool).await;
+    let (id, token) = mint(&w, &["agent:read"]).await;
+    // A second instance: its own verifier and cache, listening for changes.
+    let (other, other_verifier) = app_and_verifier(w.pool.clone(), false);
+    let listener = tokio::spawn(app::integrations::sync::listen(other_verifier.clone()));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let warm = send(&other, agent("GET", "/agent/v1/whoami", Some(&token), "")).await;
+    assert_eq!(warm.status, StatusCode::OK);
+    assert_eq!(other_verifier.cached_len(), 1);
+
+    let revoked = call(
+        &w.app,
+        RevokeToken::PATH,
+        &w.operator,
+        &format!("tenant=acme&token_id={id}&reason=compromised"),
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    let started = std::time::Instant::now();
+    loop {
+        let answer = send(&other, agent("GET", "/agent/v1/whoami", Some(&token), "")).await;
+        if answer.status == StatusCode::UNAUTHORIZED {
+            assert_eq!(code(&answer), "PAT_REVOKED_OR_INVALID");
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "the other instance still accepts the token after a second"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    listener.abort();
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn revalidation_catches_a_change_whose_notification_was_missed(pool: PgPool) {
+    let w = world(pool).await;
+    let (id, token) = mint(&w, &["agent:read"]).await;
+    assert_eq!(whoami(&w, &token).await.status, StatusCode::OK);
+    // Revoked behind the cache's back, with no listener running.
+    sqlx::query(
+        "UPDATE personal_access_tokens SET status = 'revoked', revoked_at = now(),
+                revoked_by = 'test', revoke_reason = 'missed notification' WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        whoami(&w, &token).await.status,
+        StatusCode::OK,
+        "still cached"
+    );
+    let dropped = app::integrations::sync::revalidate(&w.verifier)
+        .await
+        .unwrap();
+    assert_eq!(dropped, 1);
+    assert_eq!(code(&whoami(&w, &token).await), "PAT_REVOKED_OR_INVALID");
+}

@@ -8,6 +8,7 @@ use crate::components::not_found::NotFoundPage;
 use crate::error::AppError;
 use crate::panels::integrations::view::{IntegrationsPage, TokenDetailPage};
 use crate::panels::overview::view::{HomePage, TenantOverviewPage};
+use crate::panels::pepper::view::PepperPage;
 use crate::panels::staff::view::StaffPage;
 use crate::tenants::Tenant;
 use leptos::prelude::*;
@@ -66,6 +67,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/t/:tenant/integrations") view=IntegrationsPage />
                     <Route path=path!("/t/:tenant/integrations/:id") view=TokenDetailPage />
                     <Route path=path!("/staff") view=StaffPage />
+                    <Route path=path!("/pepper") view=PepperPage />
                 </ParentRoute>
             </Routes>
         </Router>

@@ -727,3 +727,216 @@ async fn revalidation_catches_a_change_whose_notification_was_missed(pool: PgPoo
     assert_eq!(dropped, 1);
     assert_eq!(code(&whoami(&w, &token).await), "PAT_REVOKED_OR_INVALID");
 }
+
+use app::panels::pepper::api::{
+    PepperVersions, PreviewPepperCompromise, RotatePepper, RotatePepperCompromised,
+};
+
+/// What every instance does on the `pepper` notification.
+async fn peppers_changed(w: &World) {
+    w.verifier.reload_ring().await.unwrap();
+    w.verifier.invalidate_all();
+}
+
+async fn pepper_of(pool: &PgPool, id: &str) -> i32 {
+    sqlx::query_scalar("SELECT pepper_version FROM personal_access_tokens WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_staged_rotation_keeps_old_tokens_working_and_rehashes_them_on_use(pool: PgPool) {
+    let w = world(pool).await;
+    let (old_id, old_token) = mint(&w, &["agent:read"]).await;
+    let (idle_id, _) = mint(&w, &["agent:read"]).await;
+    let (_, commander) = person(&w.pool, &w.app, Role::IncidentCommander).await;
+    let rotated = call(
+        &w.app,
+        RotatePepper::PATH,
+        &commander,
+        "grace_hours=24&reason=quarterly+rotation&confirmation=rotate",
+    )
+    .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    assert_eq!(rotated.json()["version"], 2);
+    peppers_changed(&w).await;
+
+    // During the grace period the old token still works, and moves to version 2.
+    assert_eq!(whoami(&w, &old_token).await.status, StatusCode::OK);
+    let flushed = w.verifier.ledger().flush().await.unwrap();
+    assert_eq!(flushed.rehashed, 1);
+    assert_eq!(pepper_of(&w.pool, &old_id).await, 2);
+    w.verifier.invalidate(&old_id);
+    assert_eq!(
+        whoami(&w, &old_token).await.status,
+        StatusCode::OK,
+        "verifies under v2"
+    );
+    let (new_id, _) = mint(&w, &["agent:read"]).await;
+    assert_eq!(pepper_of(&w.pool, &new_id).await, 2);
+
+    // The panel shows how many are still on the old version: the one never used.
+    let versions = call(&w.app, PepperVersions::PATH, &w.operator, "")
+        .await
+        .json();
+    let v1 = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["version"] == 1)
+        .unwrap()
+        .clone();
+    assert_eq!(v1["state"], "previous");
+    assert_eq!(v1["active_tokens"], 1);
+    assert_eq!(pepper_of(&w.pool, &idle_id).await, 1);
+
+    // A second staged rotation while tokens wait on the previous version is refused.
+    let again = call(
+        &w.app,
+        RotatePepper::PATH,
+        &commander,
+        "grace_hours=24&reason=again&confirmation=rotate",
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    let events: Vec<String> = sqlx::query_scalar(
+        "SELECT action FROM audit_events WHERE target = 'pat:' || $1 ORDER BY seq",
+    )
+    .bind(&old_id)
+    .fetch_all(&w.pool)
+    .await
+    .unwrap();
+    assert!(events.contains(&"token.rehashed".to_owned()), "{events:?}");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn after_the_grace_period_old_tokens_fail_and_are_revoked(pool: PgPool) {
+    let w = world(pool).await;
+    let (old_id, old_token) = mint(&w, &["agent:read"]).await;
+    let (_, commander) = person(&w.pool, &w.app, Role::IncidentCommander).await;
+    let rotated = call(
+        &w.app,
+        RotatePepper::PATH,
+        &commander,
+        "grace_hours=1&reason=scheduled&confirmation=rotate",
+    )
+    .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    sqlx::query("UPDATE token_peppers SET grace_until = now() - interval '1 second' WHERE state = 'previous'")
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    peppers_changed(&w).await;
+    let refused = whoami(&w, &old_token).await;
+    assert_eq!(code(&refused), "PAT_REVOKED_OR_INVALID");
+
+    let retired = app::panels::pepper::ops::retire_expired(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(retired, Some((1, 1)));
+    assert_eq!(
+        app::panels::pepper::ops::retire_expired(&w.pool)
+            .await
+            .unwrap(),
+        None
+    );
+    let status: String =
+        sqlx::query_scalar("SELECT status::text FROM personal_access_tokens WHERE id = $1")
+            .bind(&old_id)
+            .fetch_one(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "revoked");
+    let retired_events: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE action = 'pepper.retired' AND source = 'system'",
+    )
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(retired_events, 1);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_compromise_rotation_revokes_every_token_and_new_ones_work(pool: PgPool) {
+    let w = world(pool).await;
+    let (old_id, old_token) = mint(&w, &["agent:read"]).await;
+    mint(&w, &["agent:read"]).await;
+    let (_, commander) = person(&w.pool, &w.app, Role::IncidentCommander).await;
+    let preview = call(&w.app, PreviewPepperCompromise::PATH, &commander, "").await;
+    assert_eq!(preview.status, StatusCode::OK);
+    assert_eq!(preview.json()["total"], 2);
+    assert_eq!(preview.json()["tenants"][0]["slug"], "acme");
+
+    let unconfirmed = call(
+        &w.app,
+        RotatePepperCompromised::PATH,
+        &commander,
+        "reason=leak&confirmation=yes&expected=2",
+    )
+    .await;
+    assert_eq!(unconfirmed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let rotated = call(
+        &w.app,
+        RotatePepperCompromised::PATH,
+        &commander,
+        "reason=pepper+in+a+leaked+env+file&confirmation=revoke+all+tokens&expected=2",
+    )
+    .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    assert_eq!(rotated.json()["revoked"], 2);
+    peppers_changed(&w).await;
+
+    // The runbook's verification: old tokens fail with failed_auth, new ones log used.
+    assert_eq!(
+        code(&whoami(&w, &old_token).await),
+        "PAT_REVOKED_OR_INVALID"
+    );
+    let (new_id, new_token) = mint(&w, &["agent:read"]).await;
+    assert_eq!(pepper_of(&w.pool, &new_id).await, 2);
+    assert_eq!(whoami(&w, &new_token).await.status, StatusCode::OK);
+    w.verifier.ledger().flush().await.unwrap();
+    let old = history(&w.pool, &old_id).await;
+    assert_eq!(old.last().unwrap().0, "token.failed_auth");
+    let new = history(&w.pool, &new_id).await;
+    assert_eq!(new.last().unwrap().0, "token.used");
+    let states: Vec<(i32, String)> =
+        sqlx::query_as("SELECT version, state FROM token_peppers ORDER BY version")
+            .fetch_all(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        states,
+        [(1, "retired".to_owned()), (2, "current".to_owned())]
+    );
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn pepper_rotations_refuse_roles_below_incident_commander(pool: PgPool) {
+    let w = world(pool).await;
+    for (path, body) in [
+        (
+            RotatePepper::PATH,
+            "grace_hours=24&reason=x&confirmation=rotate",
+        ),
+        (PreviewPepperCompromise::PATH, ""),
+        (
+            RotatePepperCompromised::PATH,
+            "reason=x&confirmation=revoke+all+tokens&expected=0",
+        ),
+    ] {
+        let answer = call(&w.app, path, &w.operator, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {}",
+            answer.body
+        );
+    }
+    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM token_peppers")
+        .fetch_one(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(versions, 1);
+}

@@ -122,10 +122,11 @@ fn SideNav(current: Memo<Option<String>>, can_manage_staff: bool) -> impl IntoVi
                     {link(format!("/t/{slug}/integrations"), "Integrations")}
                 })}
             </ul>
-            {can_manage_staff.then(|| view! {
-                <p class="mt-6 px-3 text-xs font-semibold uppercase tracking-wide text-slate-500">"Platform"</p>
-                <ul class="mt-1 space-y-1 text-sm">{link("/staff".to_owned(), "Staff")}</ul>
-            })}
+            <p class="mt-6 px-3 text-xs font-semibold uppercase tracking-wide text-slate-500">"Platform"</p>
+            <ul class="mt-1 space-y-1 text-sm">
+                {link("/pepper".to_owned(), "Token pepper")}
+                {can_manage_staff.then(|| link("/staff".to_owned(), "Staff"))}
+            </ul>
         </nav>
     }
     .into_any()

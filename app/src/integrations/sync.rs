@@ -139,6 +139,15 @@ pub async fn poll(verifier: Arc<Verifier>) {
             tracing::warn!(error = %err, "token revalidation failed");
         }
         if rounds % 10 == 0 {
+            match crate::panels::pepper::ops::retire_expired(verifier.pool()).await {
+                Ok(Some((version, revoked))) => tracing::info!(
+                    version,
+                    revoked,
+                    "pepper grace period ended: version retired, unused tokens on it revoked"
+                ),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "retiring an expired pepper failed"),
+            }
             reload_ring(&verifier).await;
         }
     }

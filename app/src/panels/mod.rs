@@ -2,4 +2,5 @@
 
 pub mod integrations;
 pub mod overview;
+pub mod pepper;
 pub mod staff;

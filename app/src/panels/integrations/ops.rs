@@ -44,9 +44,14 @@ pub async fn mint(
             ),
         ));
     }
-    let sealed = queries::lock_current_pepper(change.db())
-        .await?
-        .ok_or_else(|| AppError::internal(&"no current token pepper"))?;
+    // A rotation committing while this waited for the current row makes the row read
+    // no longer current; the second read sees the new one.
+    let sealed = match queries::lock_current_pepper(change.db()).await? {
+        Some(sealed) => sealed,
+        None => queries::lock_current_pepper(change.db())
+            .await?
+            .ok_or_else(|| AppError::internal(&"no current token pepper"))?,
+    };
     let current = pepper::open(
         master.expose(),
         sealed.version,

@@ -421,3 +421,14 @@ pub async fn client_name(
     .fetch_optional(db)
     .await
 }
+
+/// Active tokens hashed under pepper `version`.
+pub async fn active_on_pepper(db: impl PgExecutor<'_>, version: i32) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM personal_access_tokens
+           WHERE pepper_version = $1 AND status = 'active'"#,
+        version
+    )
+    .fetch_one(db)
+    .await
+}

@@ -1,0 +1,347 @@
+//! Pepper rotations and the retirement of a previous version whose grace period ended.
+//! Each is one transaction with its audit events; the pepper table's trigger notifies every
+//! instance to reload its ring when it commits.
+
+use super::{CompromisePreview, PepperVersion, Rotated, TenantTokens, MAX_GRACE_HOURS};
+use crate::audit::{NewEvent, Source};
+use crate::auth::Actor;
+use crate::error::AppError;
+use crate::integrations::pepper::{seal, MasterKey};
+use sqlx::{PgConnection, PgExecutor, PgPool};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// Every version, newest first, with the active tokens on each.
+pub async fn versions(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<PepperVersion>> {
+    sqlx::query_as!(
+        PepperVersion,
+        r#"SELECT v.version, v.state, v.created_at, v.created_by, v.grace_until, v.retired_at,
+                  (SELECT count(*) FROM personal_access_tokens p
+                   WHERE p.pepper_version = v.version AND p.status = 'active') AS "active_tokens!"
+           FROM token_peppers v ORDER BY v.version DESC"#
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Active tokens per tenant.
+pub async fn preview(db: impl PgExecutor<'_>) -> sqlx::Result<CompromisePreview> {
+    let tenants = sqlx::query_as!(
+        TenantTokens,
+        r#"SELECT t.slug, t.name, count(*) AS "active_tokens!"
+           FROM personal_access_tokens p JOIN tenants t ON t.id = p.tenant_id
+           WHERE p.status = 'active'
+           GROUP BY t.slug, t.name ORDER BY 3 DESC, 1"#
+    )
+    .fetch_all(db)
+    .await?;
+    let total = tenants.iter().map(|t| t.active_tokens).sum();
+    Ok(CompromisePreview { tenants, total })
+}
+
+struct Live {
+    version: i32,
+    state: String,
+    grace_until: Option<OffsetDateTime>,
+}
+
+/// Locks the current and previous versions, and returns them with the highest version.
+async fn lock_live(conn: &mut PgConnection) -> sqlx::Result<(Vec<Live>, i32)> {
+    // Locking the whole small table serialises rotations (and their retirements).
+    sqlx::query!("LOCK TABLE token_peppers IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *conn)
+        .await?;
+    let live = sqlx::query_as!(
+        Live,
+        "SELECT version, state, grace_until FROM token_peppers
+         WHERE state IN ('current', 'previous') ORDER BY version"
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let max: i32 =
+        sqlx::query_scalar!(r#"SELECT coalesce(max(version), 0) AS "max!" FROM token_peppers"#)
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok((live, max))
+}
+
+async fn insert_current(
+    conn: &mut PgConnection,
+    master: &MasterKey,
+    version: i32,
+    created_by: &str,
+) -> sqlx::Result<()> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    rand::fill(&mut key[..]);
+    let (nonce, sealed) = seal(master.expose(), version, &key);
+    sqlx::query!(
+        "INSERT INTO token_peppers (version, nonce, sealed, state, created_by)
+         VALUES ($1, $2, $3, 'current', $4)",
+        version,
+        &nonce[..],
+        sealed,
+        created_by
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn retire(conn: &mut PgConnection, version: i32) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE token_peppers SET state = 'retired', retired_at = now(), grace_until = NULL
+         WHERE version = $1",
+        version
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Revokes the active tokens matching `version` (or all, with `None`); returns (id, tenant).
+async fn revoke_tokens(
+    conn: &mut PgConnection,
+    version: Option<i32>,
+    by: &str,
+    reason: &str,
+) -> sqlx::Result<Vec<(String, Uuid)>> {
+    let rows = sqlx::query!(
+        r#"WITH target AS (
+               SELECT id FROM personal_access_tokens
+               WHERE status = 'active' AND ($1::int IS NULL OR pepper_version = $1)
+               ORDER BY id FOR UPDATE
+           )
+           UPDATE personal_access_tokens p
+           SET status = 'revoked', revoked_at = now(), revoked_by = $2, revoke_reason = $3
+           FROM target WHERE p.id = target.id AND p.status = 'active'
+           RETURNING p.id, p.tenant_id"#,
+        version,
+        by,
+        reason
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.tenant_id)).collect())
+}
+
+/// One `token.revoked` event per token, each in its tenant.
+async fn record_revocations(
+    conn: &mut PgConnection,
+    template: &NewEvent,
+    revoked: &[(String, Uuid)],
+) -> sqlx::Result<()> {
+    let events: Vec<NewEvent> = revoked
+        .iter()
+        .map(|(id, tenant)| {
+            let mut event = template.clone().target(format!("pat:{id}"));
+            event.tenant_id = Some(*tenant);
+            event
+        })
+        .collect();
+    crate::audit::queries::record_many(conn, &events).await?;
+    Ok(())
+}
+
+/// Retires the previous version `version` inside `conn`'s transaction and revokes the tokens
+/// still on it; returns how many were revoked.
+async fn retire_previous(conn: &mut PgConnection, version: i32, by: &str) -> sqlx::Result<i64> {
+    retire(conn, version).await?;
+    let reason = format!(
+        "pepper version {version} retired: the token was not used during the rotation's grace period"
+    );
+    let revoked = revoke_tokens(conn, Some(version), by, &reason).await?;
+    let template = NewEvent::new(Source::System, "system", "token.revoked").reason(reason);
+    record_revocations(conn, &template, &revoked).await?;
+    Ok(revoked.len() as i64)
+}
+
+/// Housekeeping: retires a previous version whose grace period has ended. Safe from every
+/// instance at once (the table lock serialises them; the second finds nothing to do).
+pub async fn retire_expired(pool: &PgPool) -> sqlx::Result<Option<(i32, i64)>> {
+    let due = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM token_peppers
+                          WHERE state = 'previous' AND grace_until <= now()) AS "due!""#
+    )
+    .fetch_one(pool)
+    .await?;
+    if !due {
+        return Ok(None);
+    }
+    let mut tx = pool.begin().await?;
+    let (live, _) = lock_live(&mut tx).await?;
+    let now = OffsetDateTime::now_utc();
+    let Some(expired) = live
+        .iter()
+        .find(|l| l.state == "previous" && l.grace_until.is_some_and(|g| g <= now))
+    else {
+        return Ok(None);
+    };
+    let version = expired.version;
+    let revoked = retire_previous(&mut tx, version, "system").await?;
+    let event = NewEvent::new(Source::System, "system", "pepper.retired")
+        .target(format!("pepper:v{version}"))
+        .details(serde_json::json!({ "version": version, "revoked_tokens": revoked, "why": "grace period ended" }));
+    crate::audit::queries::record(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(Some((version, revoked)))
+}
+
+/// Parses the grace period in hours.
+pub fn parse_grace(raw: &str) -> Result<i64, AppError> {
+    let field = "grace_hours";
+    let hours: i64 = raw.trim().parse().map_err(|_| {
+        AppError::validation(field, "Enter the grace period as a whole number of hours.")
+    })?;
+    if !(1..=MAX_GRACE_HOURS).contains(&hours) {
+        return Err(AppError::validation(
+            field,
+            format!("The grace period is between 1 and {MAX_GRACE_HOURS} hours."),
+        ));
+    }
+    Ok(hours)
+}
+
+fn check_confirmation(given: &str, wanted: &str) -> Result<(), AppError> {
+    if given.trim() != wanted {
+        return Err(AppError::validation(
+            "confirmation",
+            format!("Type “{wanted}” exactly to confirm."),
+        ));
+    }
+    Ok(())
+}
+
+/// Staged rotation: a new current version; the old one verifies until `grace_hours` pass.
+pub async fn rotate_staged(
+    actor: &Actor,
+    master: &MasterKey,
+    grace_hours: &str,
+    reason: &str,
+    confirmation: &str,
+) -> Result<Rotated, AppError> {
+    let hours = parse_grace(grace_hours)?;
+    let reason = crate::panels::integrations::normalize_reason(reason)?;
+    check_confirmation(confirmation, super::CONFIRM_STAGED)?;
+    let mut change = actor.change().await?;
+    let (live, max) = lock_live(change.db()).await?;
+    let now = OffsetDateTime::now_utc();
+    let mut retired_previous = None;
+    if let Some(previous) = live.iter().find(|l| l.state == "previous") {
+        let waiting =
+            crate::panels::integrations::queries::active_on_pepper(change.db(), previous.version)
+                .await?;
+        let in_grace = previous.grace_until.is_some_and(|g| g > now);
+        if waiting > 0 && in_grace {
+            return Err(AppError::Conflict {
+                message: format!(
+                    "The last staged rotation is still in its grace period ({waiting} token(s) on version {} until {}). Wait for it to end, or do a compromise rotation.",
+                    previous.version,
+                    previous.grace_until.map(crate::components::time::utc_minutes).unwrap_or_default()
+                ),
+            });
+        }
+        let revoked = retire_previous(change.db(), previous.version, &actor.label()).await?;
+        retired_previous = Some((previous.version, revoked));
+    }
+    let from = live
+        .iter()
+        .find(|l| l.state == "current")
+        .map(|l| l.version)
+        .ok_or_else(|| AppError::internal(&"no current pepper to rotate from"))?;
+    let to = max + 1;
+    let grace_until = now + time::Duration::hours(hours);
+    sqlx::query!(
+        "UPDATE token_peppers SET state = 'previous', grace_until = $2 WHERE version = $1",
+        from,
+        grace_until
+    )
+    .execute(change.db())
+    .await?;
+    insert_current(change.db(), master, to, &actor.label()).await?;
+    let on_previous =
+        crate::panels::integrations::queries::active_on_pepper(change.db(), from).await?;
+    change
+        .commit(
+            actor
+                .event("pepper.rotated")
+                .target(format!("pepper:v{to}"))
+                .reason(reason)
+                .details(serde_json::json!({
+                    "mode": "staged",
+                    "from_version": from,
+                    "to_version": to,
+                    "grace_hours": hours,
+                    "tokens_on_previous": on_previous,
+                    "retired_previous": retired_previous.map(|(v, n)| serde_json::json!({ "version": v, "revoked_tokens": n })),
+                })),
+        )
+        .await?;
+    Ok(Rotated {
+        version: to,
+        revoked: 0,
+    })
+}
+
+/// Compromise rotation: a new version, every other version retired, every active token of
+/// every tenant revoked. Refused when more tokens are active than the preview showed.
+pub async fn rotate_compromised(
+    actor: &Actor,
+    master: &MasterKey,
+    reason: &str,
+    confirmation: &str,
+    expected: i64,
+) -> Result<Rotated, AppError> {
+    let reason = crate::panels::integrations::normalize_reason(reason)?;
+    check_confirmation(confirmation, super::CONFIRM_COMPROMISE)?;
+    let mut change = actor.change().await?;
+    let (live, max) = lock_live(change.db()).await?;
+    for old in &live {
+        retire(change.db(), old.version).await?;
+    }
+    let to = max + 1;
+    insert_current(change.db(), master, to, &actor.label()).await?;
+    let revoked = revoke_tokens(
+        change.db(),
+        None,
+        &actor.label(),
+        &format!("pepper compromise rotation: {reason}"),
+    )
+    .await?;
+    let count = revoked.len() as i64;
+    if count > expected {
+        return Err(AppError::Conflict {
+            message: format!(
+                "{count} tokens are active now, more than the {expected} the preview showed. Nothing was changed: review the preview again."
+            ),
+        });
+    }
+    let template = actor
+        .event("token.revoked")
+        .reason(reason.clone())
+        .details(serde_json::json!({ "pepper_compromise_rotation": to }));
+    record_revocations(change.db(), &template, &revoked).await?;
+    let mut per_tenant: std::collections::BTreeMap<String, i64> = Default::default();
+    for (_, tenant) in &revoked {
+        *per_tenant.entry(tenant.to_string()).or_default() += 1;
+    }
+    change
+        .commit(
+            actor
+                .event("pepper.rotated")
+                .target(format!("pepper:v{to}"))
+                .reason(reason)
+                .details(serde_json::json!({
+                    "mode": "compromise",
+                    "retired_versions": live.iter().map(|l| l.version).collect::<Vec<_>>(),
+                    "to_version": to,
+                    "revoked_tokens": count,
+                    "revoked_per_tenant": per_tenant,
+                })),
+        )
+        .await?;
+    Ok(Rotated {
+        version: to,
+        revoked: count,
+    })
+}

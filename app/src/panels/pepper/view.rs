@@ -1,0 +1,221 @@
+//! The pepper page: versions, and the staged and compromise rotations.
+
+use super::api::{
+    pepper_versions, preview_pepper_compromise, RotatePepper, RotatePepperCompromised,
+};
+use super::{CompromisePreview, PepperVersion, CONFIRM_COMPROMISE, CONFIRM_STAGED};
+use crate::auth::Permission;
+use crate::components::feedback::{field_message, form_message, ErrorNotice};
+use crate::components::time::utc_minutes;
+use crate::error::AppError;
+use crate::routes::StaffResource;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+fn can_rotate() -> Signal<bool> {
+    let StaffResource(staff) = expect_context::<StaffResource>();
+    Signal::derive(move || {
+        staff
+            .get()
+            .and_then(Result::ok)
+            .flatten()
+            .is_some_and(|s| s.can(Permission::CommandIncident))
+    })
+}
+
+/// `/pepper`: the token pepper, platform-wide.
+#[component]
+pub fn PepperPage() -> impl IntoView {
+    let staged = ServerAction::<RotatePepper>::new();
+    let compromise = ServerAction::<RotatePepperCompromised>::new();
+    let versions = Resource::new(
+        move || (staged.version().get(), compromise.version().get()),
+        |_| pepper_versions(),
+    );
+    view! {
+        <Title text="Token pepper" />
+        <h1 class="text-2xl font-semibold">"Token pepper"</h1>
+        <p class="mt-1 max-w-prose text-slate-600">
+            "Every token is stored as an HMAC of its secret under a pepper, kept encrypted under the server's ENCRYPTION_KEY. Rotate it on a schedule (staged), or at once when it may have leaked (compromise: every token is revoked)."
+        </p>
+        <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match versions.await {
+                    Ok(list) => view! { <VersionTable list=list.clone() /> <Rotations list staged compromise /> }.into_any(),
+                    Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+    .into_any()
+}
+
+#[component]
+fn VersionTable(list: Vec<PepperVersion>) -> impl IntoView {
+    view! {
+        <table class="data-table mt-6" data-testid="pepper-versions">
+            <caption class="sr-only">"Pepper versions"</caption>
+            <thead>
+                <tr>
+                    <th scope="col">"Version"</th>
+                    <th scope="col">"State"</th>
+                    <th scope="col">"Active tokens on it"</th>
+                    <th scope="col">"Created (UTC)"</th>
+                    <th scope="col">"Grace / retired"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {list.into_iter().map(|v| {
+                    let note = match (v.grace_until, v.retired_at) {
+                        (Some(until), _) => format!("verifies until {}", utc_minutes(until)),
+                        (None, Some(at)) => format!("retired {}", utc_minutes(at)),
+                        _ => String::new(),
+                    };
+                    view! {
+                        <tr>
+                            <td class="font-mono">{format!("v{}", v.version)}</td>
+                            <td>{v.state}</td>
+                            <td>{v.active_tokens}</td>
+                            <td>{format!("{} by {}", utc_minutes(v.created_at), v.created_by)}</td>
+                            <td>{note}</td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+}
+
+#[component]
+fn Rotations(
+    list: Vec<PepperVersion>,
+    staged: ServerAction<RotatePepper>,
+    compromise: ServerAction<RotatePepperCompromised>,
+) -> impl IntoView {
+    let current = list.iter().find(|v| v.state == "current").cloned();
+    let on_current = current.as_ref().map(|v| v.active_tokens).unwrap_or(0);
+    let current_version = current.map(|v| v.version).unwrap_or(0);
+    let error = move || staged.value().get().and_then(Result::err);
+    let field = move |f: &'static str| move || field_message(error(), f);
+    let other = move || form_message(error());
+    let done = move || match staged.value().get() {
+        Some(Ok(rotated)) => Some(format!("Version {} is now current.", rotated.version)),
+        _ => None,
+    };
+    view! {
+        <Show when=move || can_rotate().get()>
+            <section class="mt-8 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="staged-heading">
+                <h2 id="staged-heading" class="font-semibold">"Staged rotation"</h2>
+                <p class="mt-1 text-sm text-slate-600">
+                    {format!("{on_current} active token(s) are on version {current_version}. They keep working during the grace period and move to the new version on their next use; those not used before it ends are revoked.")}
+                </p>
+                <ActionForm action=staged attr:class="mt-3 space-y-3" attr:novalidate="true">
+                    <div>
+                        <label for="grace" class="block text-sm font-medium">"Grace period (hours)"</label>
+                        <input id="grace" name="grace_hours" type="number" min="1" max="720" value="24" class="input mt-1 w-24" />
+                        <p class="field-error">{field("grace_hours")}</p>
+                    </div>
+                    <div>
+                        <label for="staged-reason" class="block text-sm font-medium">"Reason"</label>
+                        <textarea id="staged-reason" name="reason" rows="2" class="input mt-1 w-full"></textarea>
+                        <p class="field-error">{field("reason")}</p>
+                    </div>
+                    <div>
+                        <label for="staged-confirm" class="block text-sm font-medium">"Type " <span class="font-mono">{CONFIRM_STAGED}</span> " to confirm"</label>
+                        <input id="staged-confirm" name="confirmation" type="text" autocomplete="off" class="input mt-1 w-48" />
+                        <p class="field-error">{field("confirmation")}</p>
+                    </div>
+                    <button type="submit" class="btn-primary" disabled=move || staged.pending().get()>"Rotate the pepper"</button>
+                </ActionForm>
+                <Show when=move || other().is_some()>
+                    <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
+                </Show>
+                <Show when=move || done().is_some()>
+                    <p role="status" class="mt-2 text-sm text-emerald-800">{done}</p>
+                </Show>
+            </section>
+            <CompromiseSection action=compromise />
+        </Show>
+    }
+    .into_any()
+}
+
+#[component]
+fn CompromiseSection(action: ServerAction<RotatePepperCompromised>) -> impl IntoView {
+    let preview = RwSignal::new(None::<Result<CompromisePreview, AppError>>);
+    let reason = RwSignal::new(String::new());
+    let confirmation = RwSignal::new(String::new());
+    let load = move |_| {
+        leptos::task::spawn_local(async move {
+            preview.set(Some(preview_pepper_compromise().await));
+        });
+    };
+    let error = move || action.value().get().and_then(Result::err);
+    let field = move |f: &'static str| move || field_message(error(), f);
+    let other = move || form_message(error());
+    let done = move || {
+        match action.value().get() {
+        Some(Ok(rotated)) => Some(format!(
+            "Version {} is now current; {} token(s) were revoked. Ask integrators to mint new tokens.",
+            rotated.version, rotated.revoked
+        )),
+        _ => None,
+    }
+    };
+    view! {
+        <section class="mt-6 max-w-3xl rounded-lg border border-red-200 bg-white p-4" aria-labelledby="compromise-heading">
+            <h2 id="compromise-heading" class="font-semibold text-red-900">"Compromise rotation"</h2>
+            <p class="mt-1 text-sm text-slate-600">"For a suspected pepper leak: a new version, and every active token of every tenant revoked at once."</p>
+            <button type="button" class="btn mt-3" on:click=load>"Preview what it revokes"</button>
+            {move || preview.get().map(|result| match result {
+                Err(error) => view! { <div class="mt-3"><ErrorNotice error /></div> }.into_any(),
+                Ok(p) => {
+                    let total = p.total;
+                    let submit = move |ev: leptos::ev::SubmitEvent| {
+                        ev.prevent_default();
+                        action.dispatch(RotatePepperCompromised {
+                            reason: reason.get_untracked(),
+                            confirmation: confirmation.get_untracked(),
+                            expected: total,
+                        });
+                    };
+                    view! {
+                        <div class="mt-3" data-testid="compromise-preview">
+                            <p class="text-sm font-medium">{format!("{total} active token(s) would be revoked:")}</p>
+                            <ul class="mt-1 list-disc pl-6 text-sm">
+                                {p.tenants.into_iter().map(|t| view! {
+                                    <li>{format!("{} ({}): {}", t.name, t.slug, t.active_tokens)}</li>
+                                }).collect_view()}
+                            </ul>
+                        </div>
+                        <form class="mt-3 space-y-3" novalidate on:submit=submit>
+                            <div>
+                                <label for="compromise-reason" class="block text-sm font-medium">"Reason"</label>
+                                <textarea id="compromise-reason" rows="2" class="input mt-1 w-full"
+                                    prop:value=reason on:input=move |ev| reason.set(event_target_value(&ev))></textarea>
+                                <p class="field-error">{field("reason")}</p>
+                            </div>
+                            <div>
+                                <label for="compromise-confirm" class="block text-sm font-medium">"Type " <span class="font-mono">{CONFIRM_COMPROMISE}</span> " to confirm"</label>
+                                <input id="compromise-confirm" type="text" autocomplete="off" class="input mt-1 w-64"
+                                    prop:value=confirmation on:input=move |ev| confirmation.set(event_target_value(&ev)) />
+                                <p class="field-error">{field("confirmation")}</p>
+                            </div>
+                            <button type="submit" class="btn-danger" disabled=move || action.pending().get()>
+                                {format!("Rotate and revoke {total} token(s)")}
+                            </button>
+                        </form>
+                    }.into_any()
+                }
+            })}
+            <Show when=move || other().is_some()>
+                <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
+            </Show>
+            <Show when=move || done().is_some()>
+                <p role="status" class="mt-2 text-sm text-emerald-800">{done}</p>
+            </Show>
+        </section>
+    }
+    .into_any()
+}

@@ -6,4 +6,5 @@ pub mod db;
 pub mod gateway;
 pub mod logging;
 pub mod serve;
+pub mod smoke;
 pub mod web;

@@ -28,6 +28,17 @@ enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// The runbook's smoke test: call the gateway's /agent/v1/whoami with a token and say
+    /// what happened (exit 0 when accepted, 1 when refused or unreachable).
+    Smoke {
+        /// The token; `-` reads it from standard input (keeps it out of shell history).
+        /// Default: the STAFF_CONSOLE_PAT environment variable.
+        #[arg(long)]
+        pat: Option<String>,
+        /// The console's address.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+    },
     /// Manage staff accounts (audited as the command line).
     Staff {
         #[command(subcommand)]
@@ -192,6 +203,7 @@ async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Smoke { pat, url } => smoke(pat, url).await,
         Command::Migrate => {
             let config = match DatabaseConfig::from_env(&ProcessEnv) {
                 Ok(config) => config,
@@ -211,6 +223,46 @@ async fn main() -> ExitCode {
                 }
                 Err(err) => failure(&err),
             }
+        }
+    }
+}
+
+async fn smoke(pat: Option<String>, url: String) -> ExitCode {
+    let token = match pat.as_deref() {
+        Some("-") => {
+            let mut line = Zeroizing::new(String::new());
+            if std::io::stdin().read_line(&mut line).is_err() {
+                eprintln!("staff-console smoke: cannot read the token from standard input");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+            line
+        }
+        Some(given) => Zeroizing::new(given.to_owned()),
+        None => Zeroizing::new(std::env::var("STAFF_CONSOLE_PAT").unwrap_or_default()),
+    };
+    let report = tokio::task::spawn_blocking(move || server::smoke::run(&url, &token)).await;
+    match report {
+        Ok(Ok(report)) => {
+            for line in &report.lines {
+                println!("smoke: {line}");
+            }
+            if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Ok(Err(err @ server::smoke::SmokeError::Unreachable { .. })) => {
+            eprintln!("staff-console smoke: {err}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(err)) => {
+            eprintln!("staff-console smoke: {err}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(err) => {
+            eprintln!("staff-console smoke: {err}");
+            ExitCode::FAILURE
         }
     }
 }

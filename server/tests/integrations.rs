@@ -940,3 +940,56 @@ async fn pepper_rotations_refuse_roles_below_incident_commander(pool: PgPool) {
         .unwrap();
     assert_eq!(versions, 1);
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_smoke_command_reports_pass_then_fail_after_a_revoke(pool: PgPool) {
+    let w = world(pool).await;
+    let (id, token) = mint(&w, &["agent:read"]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let served = w.app.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            served.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let smoke = |token: String| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || server::smoke::run(&url, &token))
+    };
+    let report = smoke(format!(" {token}\n")).await.unwrap().unwrap();
+    assert!(report.passed, "{:?}", report.lines);
+    assert!(
+        report.lines.iter().any(|l| l.contains("tenant acme")),
+        "{:?}",
+        report.lines
+    );
+    assert!(
+        !report.lines.iter().any(|l| l.contains(&token)),
+        "never printed"
+    );
+
+    w.verifier.invalidate(&id);
+    let revoked = call(
+        &w.app,
+        RevokeToken::PATH,
+        &w.operator,
+        &format!("tenant=acme&token_id={id}&reason=smoke+test"),
+    )
+    .await;
+    assert_eq!(revoked.status, StatusCode::OK);
+    w.verifier.invalidate(&id);
+    let report = smoke(token.clone()).await.unwrap().unwrap();
+    assert!(!report.passed);
+    assert!(
+        report
+            .lines
+            .iter()
+            .any(|l| l.contains("PAT_REVOKED_OR_INVALID")),
+        "{:?}",
+        report.lines
+    );
+    server.abort();
+}

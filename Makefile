@@ -1,6 +1,6 @@
 # The two commands: `make run` serves the console, `make test` runs every test.
 # Both install what is missing and start PostgreSQL when DATABASE_URL is not set.
-.PHONY: run test lint sqlx-prepare db-start db-stop
+.PHONY: run test lint bench sqlx-prepare db-start db-stop
 
 run:
 	scripts/run.sh
@@ -10,6 +10,9 @@ test:
 
 lint:
 	scripts/lint.sh
+
+bench:
+	scripts/bench.sh
 
 sqlx-prepare:
 	scripts/sqlx-prepare.sh

@@ -99,18 +99,18 @@ async fn whoami(State(verifier): State<Arc<Verifier>>, req: Request) -> Response
     match guard(&verifier, &parts, None, "GET /agent/v1/whoami").await {
         Ok(verified) => {
             let token = &verified.token;
-            let (owner_kind, owner_id, client) = match token.owner {
+            let (kind, id, client) = match token.owner {
                 app::panels::integrations::Owner::Staff(id) => ("staff", id, None),
                 app::panels::integrations::Owner::Client(id) => ("client", id, Some(id)),
             };
-            Json(json!({
-                "tenant": &*token.tenant_slug,
-                "tenant_id": token.tenant_id,
-                "client": client,
-                "owner": { "kind": owner_kind, "id": owner_id },
-                "token_id": &*token.id,
-                "scopes": token.scopes,
-            }))
+            Json(Whoami {
+                tenant: &token.tenant_slug,
+                tenant_id: token.tenant_id,
+                client,
+                owner: WhoamiOwner { kind, id },
+                token_id: &token.id,
+                scopes: &token.scopes,
+            })
             .into_response()
         }
         Err(res) => res,
@@ -163,6 +163,23 @@ async fn payments(State(verifier): State<Arc<Verifier>>, req: Request) -> Respon
         })),
     )
         .into_response()
+}
+
+/// `whoami`'s answer.
+#[derive(serde::Serialize)]
+struct Whoami<'a> {
+    tenant: &'a str,
+    tenant_id: uuid::Uuid,
+    client: Option<uuid::Uuid>,
+    owner: WhoamiOwner,
+    token_id: &'a str,
+    scopes: &'a [String],
+}
+
+#[derive(serde::Serialize)]
+struct WhoamiOwner {
+    kind: &'static str,
+    id: uuid::Uuid,
 }
 
 #[derive(serde::Deserialize)]

@@ -129,9 +129,13 @@ impl Ledger {
         }
     }
 
-    /// Counts one decision.
+    /// Counts one decision, made now.
     pub fn record(&self, event: GatewayEvent) {
-        let now = OffsetDateTime::now_utc();
+        self.record_at(event, OffsetDateTime::now_utc());
+    }
+
+    /// Counts one decision made at `now`.
+    pub fn record_at(&self, event: GatewayEvent, now: OffsetDateTime) {
         let Ok(mut state) = self.state.lock() else {
             return;
         };

@@ -41,6 +41,8 @@ pub struct Pepper {
     /// Its version number, stored with every token hashed under it.
     pub version: i32,
     key: Zeroizing<[u8; 32]>,
+    /// The HMAC keyed with it, computed once: each check clones it instead of re-keying.
+    keyed: super::token::Keyed,
 }
 
 impl Pepper {
@@ -48,8 +50,19 @@ impl Pepper {
     pub fn new(version: i32, key: [u8; 32]) -> Self {
         Self {
             version,
+            keyed: super::token::Keyed::new(&key),
             key: Zeroizing::new(key),
         }
+    }
+
+    /// Whether `secret` hashes to `stored` under this pepper (constant time).
+    pub fn verify(&self, secret: &[u8; super::token::SECRET_BYTES], stored: &[u8]) -> bool {
+        self.keyed.verify(secret, stored)
+    }
+
+    /// The stored hash of `secret` under this pepper.
+    pub fn hash(&self, secret: &[u8; super::token::SECRET_BYTES]) -> [u8; 32] {
+        self.keyed.hash(secret)
     }
 
     /// The HMAC key.
@@ -142,10 +155,7 @@ pub fn open(master: &[u8; 32], version: i32, nonce: &[u8], sealed: &[u8]) -> Opt
             .ok()?,
     );
     let key: [u8; 32] = plain.as_slice().try_into().ok()?;
-    Some(Pepper {
-        version,
-        key: Zeroizing::new(key),
-    })
+    Some(Pepper::new(version, key))
 }
 
 /// Loads and decrypts the current and previous peppers.
@@ -241,17 +251,8 @@ mod tests {
     fn the_previous_pepper_verifies_only_during_its_grace_period() {
         let now = OffsetDateTime::now_utc();
         let ring = PepperRing {
-            current: Pepper {
-                version: 2,
-                key: Zeroizing::new([2; 32]),
-            },
-            previous: Some((
-                Pepper {
-                    version: 1,
-                    key: Zeroizing::new([1; 32]),
-                },
-                now + time::Duration::hours(1),
-            )),
+            current: Pepper::new(2, [2; 32]),
+            previous: Some((Pepper::new(1, [1; 32]), now + time::Duration::hours(1))),
         };
         assert_eq!(ring.get(2, now).map(|p| p.version), Some(2));
         assert_eq!(ring.get(1, now).map(|p| p.version), Some(1));

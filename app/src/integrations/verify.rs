@@ -256,12 +256,14 @@ impl Verifier {
             Checked::Decided(decided) => decided,
             Checked::Miss(presented) => {
                 id = Some(presented.id.as_str().into());
-                self.check_loaded(presented, scope, now).await
+                // Boxed: the lookup's future is large, and the cached path should not carry
+                // (and move) it on every call.
+                Box::pin(self.check_loaded(presented, scope, now)).await
             }
             Checked::NoRing(presented) => {
                 id = Some(presented.id.as_str().into());
-                match self.reload_ring().await {
-                    Ok(()) => self.check_loaded(presented, scope, now).await,
+                match Box::pin(self.reload_ring()).await {
+                    Ok(()) => Box::pin(self.check_loaded(presented, scope, now)).await,
                     Err(err) => {
                         tracing::error!(error = %err, "token peppers unavailable: refusing tokens");
                         Err((Refusal::RevokedOrInvalid, None))
@@ -275,8 +277,10 @@ impl Verifier {
                 Ok(verified)
             }
             Err((refusal, token)) => {
-                self.ledger
-                    .record(GatewayEvent::refused(refusal, token.as_deref(), id, call));
+                self.ledger.record_at(
+                    GatewayEvent::refused(refusal, token.as_deref(), id, call),
+                    now,
+                );
                 Err(refusal)
             }
         }
@@ -318,7 +322,7 @@ impl Verifier {
         let token = &verified.token;
         let secs = now.unix_timestamp();
         token.last_hit.store(secs, Ordering::Relaxed);
-        self.ledger.record(GatewayEvent::used(token, call));
+        self.ledger.record_at(GatewayEvent::used(token, call), now);
         let written = token.last_used_written.load(Ordering::Relaxed);
         if secs - written >= LAST_USED_EVERY_SECS
             && token
@@ -348,7 +352,7 @@ fn decide(
     let Some(pepper) = ring.get(entry.pepper_version, now) else {
         return Err((Refusal::RevokedOrInvalid, Some(entry)));
     };
-    if !token::verify(pepper.key(), presented.secret(), &entry.secret_hash) {
+    if !pepper.verify(presented.secret(), &entry.secret_hash) {
         return Err((Refusal::HashMismatch, Some(entry)));
     }
     if !entry.active {
@@ -362,12 +366,8 @@ fn decide(
             return Err((Refusal::InsufficientScope, Some(entry)));
         }
     }
-    let rehash = (entry.pepper_version != ring.current.version).then(|| {
-        (
-            ring.current.version,
-            token::hash(ring.current.key(), presented.secret()),
-        )
-    });
+    let rehash = (entry.pepper_version != ring.current.version)
+        .then(|| (ring.current.version, ring.current.hash(presented.secret())));
     Ok(Verified {
         token: entry,
         rehash,

@@ -1,0 +1,75 @@
+import { test, expect, type Page } from '@playwright/test';
+import { signIn, waitForHydration, watchConsole } from './helpers';
+
+/** Reloads until the token's history shows `text` (gateway events are written each second). */
+async function historyShows(page: Page, text: string): Promise<void> {
+  await expect(async () => {
+    await page.reload();
+    await expect(page.getByTestId('token-history')).toContainText(text, { timeout: 1_000 });
+  }).toPass({ timeout: 15_000 });
+}
+
+test('mint a token, use it at the gateway, see it used, revoke it, see the refusal', async ({ page, request }) => {
+  const problems = watchConsole(page);
+  await signIn(page, undefined, undefined, '/t/demo/integrations');
+  await expect(page.getByRole('heading', { level: 1, name: 'Integrations' })).toBeVisible();
+  await waitForHydration(page);
+
+  // Bad input is explained next to its field, and nothing is minted.
+  await page.getByLabel('Name').fill('   ');
+  await page.getByRole('button', { name: 'Mint token' }).click();
+  await expect(page.locator('#mint-name-error')).toContainText('Give the token a name');
+
+  const name = `e2e deploy ${Date.now()}`;
+  await page.getByLabel('Name').fill(name);
+  await page.getByLabel('Lifetime (days)').fill('7');
+  await page.getByRole('button', { name: 'Mint token' }).click();
+  const shown = page.getByTestId('minted-token');
+  await expect(shown).toBeVisible();
+  const token = (await shown.textContent())!.trim();
+  expect(token).toMatch(/^mf_pat_v1\.[1-9A-HJ-NP-Za-km-z]+\.[1-9A-HJ-NP-Za-km-z]+$/);
+
+  // The gateway accepts it.
+  const ok = await request.get('/agent/v1/whoami', { headers: { Authorization: `Bearer ${token}` } });
+  expect(ok.status()).toBe(200);
+  const me = await ok.json();
+  expect(me.tenant).toBe('demo');
+  expect(me.scopes).toEqual(['agent:read']);
+
+  // The token's page shows the use.
+  await page.getByTestId('token-table').getByRole('link', { name }).click();
+  await expect(page.getByTestId('token-heading')).toHaveText(name);
+  await historyShows(page, 'used');
+  await expect(page.getByText(token)).toHaveCount(0);
+
+  // Revoke it, with a reason.
+  await waitForHydration(page);
+  await page.getByLabel('Reason').fill('e2e: suspected leak');
+  await page.getByRole('button', { name: 'Revoke' }).click();
+  await expect(page.getByTestId('token-status')).toHaveText('revoked');
+
+  // The very next call is refused, and the refusal is in the history.
+  const refused = await request.get('/agent/v1/whoami', { headers: { Authorization: `Bearer ${token}` } });
+  expect(refused.status()).toBe(401);
+  expect((await refused.json()).error.code).toBe('PAT_REVOKED_OR_INVALID');
+  await historyShows(page, 'PAT_REVOKED_OR_INVALID');
+  await expect(page.getByTestId('token-history')).toContainText('failed_auth');
+  await expect(page.getByTestId('token-history')).toContainText('revoked');
+  expect(problems.filter((p) => !p.includes('401'))).toEqual([]);
+});
+
+test('the token list filters through the URL', async ({ page }) => {
+  await signIn(page, undefined, undefined, '/t/demo/integrations');
+  await page.getByLabel('Status').selectOption('revoked');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await expect(page).toHaveURL(/status=revoked/);
+  const table = page.getByTestId('token-table');
+  await expect(table.or(page.getByText('No tokens match'))).toBeVisible();
+  if (await table.isVisible()) {
+    const statuses = await table.locator('tbody td:nth-child(5)').allTextContents();
+    expect(statuses.every((s) => s.trim() === 'revoked')).toBe(true);
+  }
+  await page.getByLabel('Id or pasted token').fill('mf_pat_v1.ab cd.ef');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await expect(page.getByRole('alert')).toContainText('spaces');
+});

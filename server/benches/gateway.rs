@@ -1,0 +1,590 @@
+//! Gateway benchmarks. They print figures; they assert nothing.
+//!
+//! ```text
+//! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+//!     cargo bench -p server --bench gateway [-- verify|http|revoke]
+//! ```
+//!
+//! - `verify`: in-process verification of a valid token from the cache (parse, checksum,
+//!   cache hit, HMAC, scope), one thread.
+//! - `http`: `GET /agent/v1/whoami` with a valid token against the unguarded `GET /healthz`
+//!   of the same server, over loopback, alternating rounds in one run.
+//! - `revoke`: two server instances on one database; a token warmed on instance B is revoked
+//!   through instance A's console endpoint; the time until B first refuses it.
+//!
+//! `http` and `revoke` make a fresh database `staff_console_bench` on DATABASE_URL's server.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // A benchmark fails loudly.
+
+use app::auth::{Actor, Role};
+use app::integrations::pepper::{MasterKey, Pepper, PepperRing};
+use app::integrations::verify::{self, Checked, Verifier};
+use app::panels::integrations::MintForm;
+use leptos::server_fn::ServerFn as _;
+use server::web::{middleware::SecurityPolicy, router, AppState};
+use sqlx::PgPool;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const KEY: [u8; 32] = [0x42; 32];
+
+fn main() {
+    let which: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wants = |name: &str| which.is_empty() || which.iter().any(|w| w == name);
+    if wants("verify") {
+        bench_verify();
+    }
+    if wants("http") {
+        bench_http();
+    }
+    if wants("revoke") {
+        bench_revoke();
+    }
+    if wants("router") {
+        bench_router();
+    }
+}
+
+/// Server-side cost per request, without sockets: the router driven in-process.
+fn bench_router() {
+    use tower::ServiceExt as _;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = bench_db().await;
+        let (_, token) = mint(&pool).await;
+        let verifier = Arc::new(Verifier::new(pool.clone(), MasterKey::new(KEY)));
+        verifier.reload_ring().await.unwrap();
+        let app = router(AppState {
+            leptos_options: leptos::prelude::LeptosOptions::builder()
+                .output_name("staff_console")
+                .site_root("target/site")
+                .build(),
+            pool,
+            security: Arc::new(SecurityPolicy::default()),
+            sign_in_policy: Default::default(),
+            verifier: verifier.clone(),
+        });
+        for (path, auth) in [
+            ("/healthz", None),
+            ("/agent/v1/whoami", Some(token.clone())),
+            ("/healthz", None),
+            ("/agent/v1/whoami", Some(token.clone())),
+        ] {
+            let n = 200_000;
+            let started = Instant::now();
+            for _ in 0..n {
+                let mut b = http::Request::get(path);
+                if let Some(t) = &auth {
+                    b = b.header("authorization", format!("Bearer {t}"));
+                }
+                let res = app
+                    .clone()
+                    .oneshot(b.body(axum::body::Body::empty()).unwrap())
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), 200);
+                let _ = http_body_util::BodyExt::collect(res.into_body())
+                    .await
+                    .unwrap();
+            }
+            println!(
+                "router in-process {path}: {:.2} µs per request",
+                started.elapsed().as_secs_f64() * 1e6 / n as f64
+            );
+        }
+    });
+}
+
+fn bench_verify() {
+    // The pool is never used (every check hits the cache), but making one needs a runtime.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let _guard = rt.enter();
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .connect_lazy("postgres://unused@127.0.0.1:1/none")
+        .unwrap();
+    let verifier = Verifier::new(pool, MasterKey::new(KEY));
+    let pepper = [7u8; 32];
+    let minted = app::integrations::token::mint();
+    let hash = app::integrations::token::hash(&pepper, minted.secret());
+    verifier.prime_for_test(
+        PepperRing {
+            current: Pepper::new(1, pepper),
+            previous: None,
+        },
+        verify::cached_for_test(
+            &minted.id,
+            "bench",
+            &["agent:read"],
+            hash,
+            1,
+            time::OffsetDateTime::now_utc() + time::Duration::days(1),
+        ),
+    );
+    let token: &str = &minted.plaintext;
+    let now = time::OffsetDateTime::now_utc();
+    let run = |n: u64| {
+        let started = Instant::now();
+        for _ in 0..n {
+            match verifier.check(std::hint::black_box(token), Some("agent:read"), now) {
+                Checked::Decided(Ok(v)) => {
+                    std::hint::black_box(v);
+                }
+                _ => panic!("the benchmark token must verify from the cache"),
+            }
+        }
+        started.elapsed()
+    };
+    run(50_000); // warm-up
+    let mut rates = Vec::new();
+    for _ in 0..5 {
+        let n = 1_000_000;
+        let took = run(n);
+        rates.push(n as f64 / took.as_secs_f64());
+    }
+    rates.sort_by(f64::total_cmp);
+    let parse_only = {
+        let n = 1_000_000;
+        let started = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(
+                app::integrations::token::parse(std::hint::black_box(token)).is_ok(),
+            );
+        }
+        n as f64 / started.elapsed().as_secs_f64()
+    };
+    println!("verify (one thread, cache hit): median {:.0}/s, min {:.0}/s, max {:.0}/s over 5 x 1,000,000", rates[2], rates[0], rates[4]);
+    println!("  of which parse + checksum alone: {parse_only:.0}/s");
+    println!("  per verification: {:.2} µs", 1e6 / rates[2]);
+}
+
+/// A fresh bench database on DATABASE_URL's server, migrated, with a tenant, a staff owner
+/// and the first pepper.
+async fn bench_db() -> PgPool {
+    let admin_url = std::env::var("DATABASE_URL")
+        .expect("DATABASE_URL: a PostgreSQL server to make the bench database on");
+    let admin = PgPool::connect(&admin_url).await.unwrap();
+    sqlx::query("DROP DATABASE IF EXISTS staff_console_bench WITH (FORCE)")
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query("CREATE DATABASE staff_console_bench")
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let base = admin_url
+        .split('?')
+        .next()
+        .unwrap()
+        .rsplit_once('/')
+        .unwrap()
+        .0;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(20)
+        .connect(&format!("{base}/staff_console_bench"))
+        .await
+        .unwrap();
+    server::db::migrate(&pool).await.unwrap();
+    sqlx::query("INSERT INTO tenants (slug, name) VALUES ('bench', 'Bench')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut tx = pool.begin().await.unwrap();
+    app::integrations::pepper::create_first_if_none(&mut tx, &KEY)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let actor = Actor::command_line(pool.clone(), "bench");
+    app::panels::staff::ops::create(
+        &actor,
+        "bench@example.com",
+        "Bench",
+        Role::IncidentCommander,
+        Some("bench password, long enough"),
+    )
+    .await
+    .unwrap();
+    pool
+}
+
+async fn mint(pool: &PgPool) -> (String, String) {
+    let actor = Actor::command_line(pool.clone(), "bench");
+    let tenant = app::tenants::queries::by_slug(pool, "bench")
+        .await
+        .unwrap()
+        .unwrap();
+    let owner: uuid::Uuid = sqlx::query_scalar("SELECT id FROM staff LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    let minted = app::panels::integrations::ops::mint(
+        &actor,
+        &tenant,
+        &MintForm {
+            name: "bench".into(),
+            owner: format!("staff:{owner}"),
+            scopes: vec!["agent:read".into()],
+            lifetime_days: "30".into(),
+        },
+        &MasterKey::new(KEY),
+    )
+    .await
+    .unwrap();
+    (minted.id, minted.plaintext)
+}
+
+/// One server instance: its own pool, verifier, listener, poll and flusher.
+async fn instance(db_url: &str) -> (SocketAddr, Arc<Verifier>) {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(10)
+        .connect(db_url)
+        .await
+        .unwrap();
+    let verifier = Arc::new(Verifier::new(pool.clone(), MasterKey::new(KEY)));
+    verifier.reload_ring().await.unwrap();
+    app::integrations::sync::spawn(verifier.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = AppState {
+        leptos_options: leptos::prelude::LeptosOptions::builder()
+            .output_name("staff_console")
+            .site_root("target/site")
+            .site_addr(addr)
+            .build(),
+        pool,
+        security: Arc::new(SecurityPolicy {
+            https: false,
+            public_origin: format!("http://{addr}"),
+            trusted_proxies: Vec::new(),
+        }),
+        sign_in_policy: Default::default(),
+        verifier: verifier.clone(),
+    };
+    let app = router(state);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    (addr, verifier)
+}
+
+/// A keep-alive HTTP/1.1 connection: the smallest client that serves a load generator
+/// (hyper's client feature would change the server build's feature set).
+struct Conn {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+async fn connect(addr: SocketAddr) -> Conn {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    Conn {
+        stream: tokio::io::BufReader::new(stream),
+    }
+}
+
+/// A request's bytes.
+fn request(method: &str, path: &str, headers: &[(&str, String)], body: &str) -> Vec<u8> {
+    let mut out = format!("{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\n");
+    for (name, value) in headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() || method == "POST" {
+        out.push_str(&format!("content-length: {}\r\n", body.len()));
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    out.into_bytes()
+}
+
+fn get(path: &str, token: Option<&str>) -> Vec<u8> {
+    let headers: Vec<(&str, String)> = token
+        .map(|t| vec![("authorization", format!("Bearer {t}"))])
+        .unwrap_or_default();
+    request("GET", path, &headers, "")
+}
+
+/// Sends one request and reads the answer: (status, headers, body).
+async fn send(conn: &mut Conn, req: Vec<u8>) -> (u16, Vec<(String, String)>, String) {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
+    conn.stream.get_mut().write_all(&req).await.unwrap();
+    let mut line = String::new();
+    conn.stream.read_line(&mut line).await.unwrap();
+    let status: u16 = line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        conn.stream.read_line(&mut line).await.unwrap();
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = trimmed.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = Vec::new();
+    if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body.resize(len, 0);
+        conn.stream.read_exact(&mut body).await.unwrap();
+    } else if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        loop {
+            line.clear();
+            conn.stream.read_line(&mut line).await.unwrap();
+            let size = usize::from_str_radix(line.trim(), 16).unwrap();
+            let mut chunk = vec![0; size + 2];
+            conn.stream.read_exact(&mut chunk).await.unwrap();
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+    (status, headers, String::from_utf8_lossy(&body).into_owned())
+}
+
+fn bench_http() {
+    const CONNECTIONS: usize = 32;
+    const ROUND: Duration = Duration::from_secs(3);
+    const ROUNDS: usize = 6;
+    // The database and the server's background tasks on one runtime...
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (addr, token) = server_rt.block_on(async {
+        let pool = bench_db().await;
+        let (_, token) = mint(&pool).await;
+        let url = sqlx_url(&pool);
+        let (addr, _) = instance(&url).await;
+        (addr, token)
+    });
+    // ...and the load generator on its own thread, so each gets about one core.
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rate = |path: &'static str, token: Option<String>| {
+        client_rt.block_on(async {
+            let done = Arc::new(AtomicU64::new(0));
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut tasks = Vec::new();
+            let req: Arc<[u8]> = get(path, token.as_deref()).into();
+            for _ in 0..CONNECTIONS {
+                let (done, stop, req) = (done.clone(), stop.clone(), req.clone());
+                tasks.push(tokio::spawn(hammer(addr, req, stop, done)));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await; // warm-up
+            let before = done.load(Ordering::Relaxed);
+            let started = Instant::now();
+            tokio::time::sleep(ROUND).await;
+            let count = done.load(Ordering::Relaxed) - before;
+            let secs = started.elapsed().as_secs_f64();
+            stop.store(true, Ordering::Relaxed);
+            for t in tasks {
+                t.await.unwrap();
+            }
+            count as f64 / secs
+        })
+    };
+    let mut guarded = Vec::new();
+    let mut unguarded = Vec::new();
+    if std::env::var("BENCH_HEALTHZ_WITH_TOKEN").is_ok() {
+        let with = rate("/healthz", Some(token.clone()));
+        println!("  (experiment) /healthz carrying the token header: {with:.0} req/s");
+    }
+    for _ in 0..ROUNDS {
+        unguarded.push(rate("/healthz", None));
+        guarded.push(rate("/agent/v1/whoami", Some(token.clone())));
+    }
+    // Medians: this machine's neighbours make single rounds swing by 20%.
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    let (g, u) = (median(&guarded), median(&unguarded));
+    println!("http over loopback, {CONNECTIONS} keep-alive connections, {ROUNDS} alternating rounds of {}s per route, medians (server: 1 worker thread; load generator: 1 thread):", ROUND.as_secs());
+    println!(
+        "  unguarded GET /healthz:          {u:.0} req/s  (rounds: {})",
+        fmt_rounds(&unguarded)
+    );
+    println!(
+        "  guarded GET /agent/v1/whoami:    {g:.0} req/s  (rounds: {})",
+        fmt_rounds(&guarded)
+    );
+    println!("  ratio guarded / unguarded:       {:.2}", g / u);
+    drop(server_rt);
+}
+
+/// One load-generating connection: the same request again and again, answers parsed just
+/// enough to find their end and check the status, without allocating. Kept lean so the
+/// server, not the generator, is what runs out of CPU.
+async fn hammer(addr: SocketAddr, req: Arc<[u8]>, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut filled = 0;
+    while !stop.load(Ordering::Relaxed) {
+        stream.write_all(&req).await.unwrap();
+        loop {
+            if let Some(end) = find(&buf[..filled], b"\r\n\r\n") {
+                let head = &buf[..end];
+                assert_eq!(&head[9..12], b"200", "{}", String::from_utf8_lossy(head));
+                let len = content_length(head);
+                let total = end + 4 + len;
+                if filled >= total {
+                    buf.copy_within(total..filled, 0);
+                    filled -= total;
+                    break;
+                }
+            }
+            let n = stream.read(&mut buf[filled..]).await.unwrap();
+            assert!(n > 0, "connection closed");
+            filled += n;
+        }
+        done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn content_length(head: &[u8]) -> usize {
+    head.split(|b| *b == b'\n')
+        .find_map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let colon = line.iter().position(|b| *b == b':')?;
+            line[..colon]
+                .eq_ignore_ascii_case(b"content-length")
+                .then(|| {
+                    std::str::from_utf8(&line[colon + 1..])
+                        .ok()?
+                        .trim()
+                        .parse()
+                        .ok()
+                })
+                .flatten()
+        })
+        .unwrap_or(0)
+}
+
+fn fmt_rounds(v: &[f64]) -> String {
+    v.iter()
+        .map(|r| format!("{r:.0}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn sqlx_url(_pool: &PgPool) -> String {
+    let admin_url = std::env::var("DATABASE_URL").unwrap();
+    let base = admin_url
+        .split('?')
+        .next()
+        .unwrap()
+        .rsplit_once('/')
+        .unwrap()
+        .0;
+    format!("{base}/staff_console_bench")
+}
+
+fn bench_revoke() {
+    const RUNS: usize = 200;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = bench_db().await;
+        let url = sqlx_url(&pool);
+        let (a, _) = instance(&url).await;
+        let (b, b_verifier) = instance(&url).await;
+        tokio::time::sleep(Duration::from_millis(500)).await; // listeners up
+
+        // Sign in to instance A like a browser would.
+        let mut console = connect(a).await;
+        let origin = ("origin", format!("http://{a}"));
+        let form = ("content-type", "application/x-www-form-urlencoded".to_owned());
+        let (_, headers, _) = send(
+            &mut console,
+            request(
+                "POST",
+                app::auth::api::SignIn::PATH,
+                &[origin.clone(), form.clone()],
+                "email=bench%40example.com&password=bench+password%2C+long+enough",
+            ),
+        )
+        .await;
+        let cookie = headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .map(|(_, v)| v.as_str())
+            .find(|v| v.starts_with("sc_session="))
+            .and_then(|v| v.split(';').next())
+            .expect("signed in on instance A")
+            .to_owned();
+
+        let mut gateway_b = connect(b).await;
+        let mut samples = Vec::with_capacity(RUNS);
+        for i in 0..RUNS {
+            let (id, token) = mint(&pool).await;
+            let (status, _, _) = send(&mut gateway_b, get("/agent/v1/whoami", Some(&token))).await;
+            assert_eq!(status, 200);
+            assert!(b_verifier.cached_len() >= 1);
+            let revoke = request(
+                "POST",
+                app::panels::integrations::api::RevokeToken::PATH,
+                &[origin.clone(), form.clone(), ("cookie", cookie.clone())],
+                &format!("tenant=bench&token_id={id}&reason=bench+{i}"),
+            );
+            let started = Instant::now();
+            let (status, _, body) = send(&mut console, revoke).await;
+            assert_eq!(status, 200, "{body}");
+            loop {
+                let (status, _, _) = send(&mut gateway_b, get("/agent/v1/whoami", Some(&token))).await;
+                if status == 401 {
+                    break;
+                }
+                assert!(started.elapsed() < Duration::from_secs(5), "instance B never refused");
+            }
+            samples.push(started.elapsed());
+        }
+        samples.sort();
+        let pct = |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).saturating_sub(1)];
+        println!("revoke-to-refusal across two instances on one database ({RUNS} tokens; from sending the revoke to instance A until instance B first answers 401):");
+        println!(
+            "  p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            ms(pct(0.50)),
+            ms(pct(0.95)),
+            ms(pct(0.99)),
+            ms(*samples.last().unwrap())
+        );
+    });
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -15,5 +15,6 @@ if [ -z "${DATABASE_URL:-}" ]; then
   fi
 fi
 DATABASE_URL=$(scripts/db.sh url postgres)
-export DATABASE_URL RUST_LOG=${RUST_LOG:-warn}
+# The production log level: the benchmarked server logs every request, as it would in service.
+export DATABASE_URL RUST_LOG=${RUST_LOG:-info,sqlx=warn,tower_sessions=warn}
 cargo bench -p server --bench gateway -- "$@"

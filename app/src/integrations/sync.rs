@@ -138,7 +138,7 @@ pub async fn poll(verifier: Arc<Verifier>) {
         if let Err(err) = revalidate(&verifier).await {
             tracing::warn!(error = %err, "token revalidation failed");
         }
-        if rounds % 10 == 0 {
+        if rounds.is_multiple_of(10) {
             match crate::panels::pepper::ops::retire_expired(verifier.pool()).await {
                 Ok(Some((version, revoked))) => tracing::info!(
                     version,

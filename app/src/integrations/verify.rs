@@ -138,6 +138,8 @@ pub struct Verifier {
     cache: RwLock<HashMap<Arc<str>, Arc<CachedToken>>>,
     /// Bumped on every invalidation: a lookup that raced one does not cache its result.
     epoch: AtomicU64,
+    /// Database lookups so far (cache misses).
+    lookups: AtomicU64,
     ledger: Ledger,
 }
 
@@ -155,6 +157,7 @@ impl Verifier {
             ring: RwLock::new(None),
             cache: RwLock::new(HashMap::new()),
             epoch: AtomicU64::new(0),
+            lookups: AtomicU64::new(0),
         }
     }
 
@@ -214,6 +217,14 @@ impl Verifier {
             .values()
             .map(|entry| (entry.id.clone(), entry.revision))
             .collect()
+    }
+
+    /// Database lookups so far (cache misses), and invalidations so far.
+    pub fn counters(&self) -> (u64, u64) {
+        (
+            self.lookups.load(Ordering::Relaxed),
+            self.epoch.load(Ordering::Relaxed),
+        )
     }
 
     /// How many tokens are cached.
@@ -293,6 +304,7 @@ impl Verifier {
         now: OffsetDateTime,
     ) -> Result<Verified, (Refusal, Option<Arc<CachedToken>>)> {
         let epoch = self.epoch.load(Ordering::SeqCst);
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         let loaded = match load(&self.pool, &presented.id).await {
             Ok(Some(entry)) => Arc::new(entry),
             Ok(None) => return Err((Refusal::NotFound, None)),

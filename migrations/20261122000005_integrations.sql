@@ -14,7 +14,9 @@ CREATE TABLE api_clients (
     created_at  timestamptz   NOT NULL DEFAULT now(),
     created_by  text          NOT NULL DEFAULT 'system',
     updated_at  timestamptz   NOT NULL DEFAULT now(),
-    UNIQUE (tenant_id, name)
+    UNIQUE (tenant_id, name),
+    -- Lets a token's client be tied to the token's tenant by a foreign key.
+    UNIQUE (tenant_id, id)
 );
 
 -- A token belongs to exactly one staff member or one API client, each a real foreign key.
@@ -23,7 +25,10 @@ ALTER TABLE personal_access_tokens
     DROP COLUMN owner_kind,
     DROP COLUMN owner_id,
     ADD COLUMN owner_staff_id  uuid REFERENCES staff (id),
-    ADD COLUMN owner_client_id uuid REFERENCES api_clients (id),
+    ADD COLUMN owner_client_id uuid,
+    -- A client-owned token belongs to its client's tenant, enforced by the database.
+    ADD CONSTRAINT pat_client_in_tenant FOREIGN KEY (tenant_id, owner_client_id)
+        REFERENCES api_clients (tenant_id, id),
     ADD CONSTRAINT pat_exactly_one_owner
         CHECK ((owner_staff_id IS NULL) <> (owner_client_id IS NULL)),
     -- Bumped whenever anything the gateway caches changes (status, hash, pepper, expiry,
@@ -58,6 +63,23 @@ CREATE TRIGGER pat_changed BEFORE UPDATE ON personal_access_tokens
           OR OLD.expires_at IS DISTINCT FROM NEW.expires_at
           OR OLD.scopes IS DISTINCT FROM NEW.scopes)
     EXECUTE FUNCTION pat_changed();
+
+-- A token owner disabled or re-enabled (staff) or suspended, revoked or reactivated (API
+-- client): every instance drops the owner's cached tokens, so the next call sees the change.
+CREATE FUNCTION owner_changed() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    PERFORM pg_notify('sc_gateway', 'owner:' || NEW.id);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER staff_owner_changed AFTER UPDATE OF status ON staff
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION owner_changed();
+CREATE TRIGGER client_owner_changed AFTER UPDATE OF status ON api_clients
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION owner_changed();
 
 -- A pepper added, promoted or retired: every instance reloads its pepper ring.
 CREATE FUNCTION pepper_changed() RETURNS trigger

@@ -433,7 +433,8 @@ fn bench_http() {
     }
     if let Ok(only) = std::env::var("BENCH_ONLY") {
         // For profiling one route: `BENCH_ONLY=/agent/v1/whoami`.
-        let token = (only != "/healthz" || std::env::var("BENCH_WITH_TOKEN").is_ok()).then(|| token.clone());
+        let token = (only != "/healthz" || std::env::var("BENCH_WITH_TOKEN").is_ok())
+            .then(|| token.clone());
         let path: &'static str = Box::leak(only.into_boxed_str());
         println!("{path}: {:.0} req/s", rate(path, token));
         return;

@@ -19,8 +19,9 @@ use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// Most distinct events one flush writes; further distinct decisions are folded into one
-/// overflow event per action and code.
+/// Distinct events one flush writes before folding: past it, refusals of unknown tokens
+/// fold into one event per code; decisions about real tokens keep their token (past twice
+/// the cap they lose only the caller's address).
 pub const MAX_GROUPS: usize = 2_000;
 
 /// One gateway decision.
@@ -148,11 +149,18 @@ impl Ledger {
             route: event.route,
         };
         if !state.groups.contains_key(&key) && state.groups.len() >= MAX_GROUPS {
-            // Past the cap, distinct decisions fold into one event per action and code.
-            state.overflowed += 1;
-            key.token_id = None;
-            key.tenant_id = None;
-            key.ip = None;
+            if key.tenant_id.is_none() {
+                // Past the cap, refusals of unknown tokens (junk ids, malformed tokens) fold
+                // into one event per code: a flood of them cannot push real uses out.
+                state.overflowed += 1;
+                key.token_id = None;
+                key.ip = None;
+            } else if state.groups.len() >= MAX_GROUPS * 2 {
+                // Decisions about real tokens keep their token and tenant; past twice the
+                // cap, only the caller's address is dropped.
+                state.overflowed += 1;
+                key.ip = None;
+            }
         }
         state
             .groups
@@ -252,13 +260,13 @@ fn events(state: &State) -> Vec<NewEvent> {
             event.target = key.token_id.as_ref().map(|id| format!("pat:{id}"));
             event.ip = key.ip.map(|ip| ip.to_string());
             event.request_id = group.request_id.as_deref().map(str::to_owned);
-            let overflow = key.code.is_some() && key.token_id.is_none() && key.ip.is_none();
+            let overflow = key.ip.is_none() && state.overflowed > 0;
             event.details(serde_json::json!({
                 "count": group.count,
                 "first_at": rfc3339(group.first_at),
                 "last_at": rfc3339(group.last_at),
                 "route": key.route,
-                "folded": overflow && state.overflowed > 0,
+                "folded": overflow,
             }))
         })
         .collect()
@@ -283,7 +291,11 @@ async fn write(pool: &PgPool, state: &State) -> sqlx::Result<Flushed> {
             r#"UPDATE personal_access_tokens p
                SET last_used_at = u.at, last_used_ip = u.ip::inet
                FROM unnest($1::text[], $2::timestamptz[], $3::text[]) AS u(id, at, ip)
-               WHERE p.id = u.id AND (p.last_used_at IS NULL OR p.last_used_at < u.at)"#,
+               WHERE p.id = u.id AND (p.last_used_at IS NULL OR p.last_used_at < u.at)
+                 -- A row locked by a revoke is skipped (its time is best effort): waiting
+                 -- here while holding others could deadlock with a mass revoke.
+                 AND p.id IN (SELECT id FROM personal_access_tokens
+                              WHERE id = ANY ($1) FOR UPDATE SKIP LOCKED)"#,
             &ids,
             &ats,
             &ips as &[Option<String>],
@@ -297,7 +309,10 @@ async fn write(pool: &PgPool, state: &State) -> sqlx::Result<Flushed> {
     for rehash in &state.rehash {
         let updated = sqlx::query!(
             r#"UPDATE personal_access_tokens SET secret_hash = $2, pepper_version = $3
-               WHERE id = $1 AND pepper_version = $4 AND status = 'active'"#,
+               WHERE id = $1 AND pepper_version = $4 AND status = 'active'
+                 -- Skipped while a revoke holds the row; the next use re-hashes it.
+                 AND id IN (SELECT id FROM personal_access_tokens
+                            WHERE id = $1 FOR UPDATE SKIP LOCKED)"#,
             &*rehash.token.id,
             &rehash.hash[..],
             rehash.to,

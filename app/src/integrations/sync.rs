@@ -8,7 +8,7 @@
 //! [`REVALIDATE_EVERY`] the cached revisions are compared with the database, so a token whose
 //! notification went astray is refused within that time all the same.
 
-use super::verify::Verifier;
+use super::verify::{OwnerStatus, Verifier};
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,12 @@ pub fn apply(verifier: &Verifier, payload: &str) -> Apply {
     if let Some(id) = payload.strip_prefix("pat:") {
         verifier.invalidate(id);
         Apply::Token
+    } else if let Some(owner) = payload
+        .strip_prefix("owner:")
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+    {
+        verifier.invalidate_owner(owner);
+        Apply::Owner
     } else if payload == "pepper" {
         Apply::Pepper
     } else {
@@ -40,15 +46,18 @@ pub fn apply(verifier: &Verifier, payload: &str) -> Apply {
 pub enum Apply {
     /// One token was dropped from the cache.
     Token,
+    /// An owner's tokens were dropped from the cache.
+    Owner,
     /// The pepper ring must be reloaded.
     Pepper,
     /// Everything was dropped.
     All,
 }
 
-/// Listens for changes until the process ends; reconnects after failures.
+/// Listens for changes until the pool is closed (shutdown); reconnects after failures.
 pub async fn listen(verifier: Arc<Verifier>) {
-    loop {
+    // Until shutdown closes the pool.
+    while !verifier.pool().is_closed() {
         let mut listener = match PgListener::connect_with(verifier.pool()).await {
             Ok(listener) => listener,
             Err(err) => {
@@ -73,10 +82,13 @@ pub async fn listen(verifier: Arc<Verifier>) {
                     }
                 }
                 Ok(None) => {
+                    // The listener has already reconnected and listens again (sqlx's eager
+                    // reconnect): whatever was sent in the gap is covered by dropping it all.
                     tracing::warn!("gateway listener lost its connection: cache dropped");
                     verifier.invalidate_all();
                     reload_ring(&verifier).await;
                 }
+                Err(_) if verifier.pool().is_closed() => return,
                 Err(err) => {
                     tracing::warn!(error = %err, "gateway listener failed: reconnecting");
                     verifier.invalidate_all();
@@ -101,18 +113,25 @@ pub async fn revalidate(verifier: &Verifier) -> sqlx::Result<usize> {
     if cached.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<String> = cached.iter().map(|(id, _)| id.to_string()).collect();
+    let ids: Vec<String> = cached.iter().map(|(id, _, _)| id.to_string()).collect();
     let rows = sqlx::query!(
-        "SELECT id, revision FROM personal_access_tokens WHERE id = ANY($1)",
+        r#"SELECT p.id, p.revision,
+                  coalesce(s.status::text, c.status::text, 'disabled') AS "owner_status!"
+           FROM personal_access_tokens p
+           LEFT JOIN staff s ON s.id = p.owner_staff_id
+           LEFT JOIN api_clients c ON c.id = p.owner_client_id
+           WHERE p.id = ANY($1)"#,
         &ids
     )
     .fetch_all(verifier.pool())
     .await?;
-    let current: std::collections::HashMap<String, i64> =
-        rows.into_iter().map(|r| (r.id, r.revision)).collect();
+    let current: std::collections::HashMap<String, (i64, OwnerStatus)> = rows
+        .into_iter()
+        .map(|r| (r.id, (r.revision, OwnerStatus::parse(&r.owner_status))))
+        .collect();
     let mut dropped = 0;
-    for (id, revision) in cached {
-        if current.get(&*id) != Some(&revision) {
+    for (id, revision, owner) in cached {
+        if current.get(&*id) != Some(&(revision, owner)) {
             verifier.invalidate(&id);
             dropped += 1;
         }
@@ -126,38 +145,52 @@ pub async fn revalidate(verifier: &Verifier) -> sqlx::Result<usize> {
     Ok(dropped)
 }
 
-/// Runs the revalidation poll until the process ends. Also reloads the pepper ring, so a
+/// Runs the revalidation poll until the pool is closed. Also reloads the pepper ring, so a
 /// missed pepper notification is caught too.
 pub async fn poll(verifier: Arc<Verifier>) {
     let mut tick = tokio::time::interval(REVALIDATE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rounds: u64 = 0;
-    loop {
+    while !verifier.pool().is_closed() {
         tick.tick().await;
         rounds += 1;
         if let Err(err) = revalidate(&verifier).await {
             tracing::warn!(error = %err, "token revalidation failed");
         }
         if rounds.is_multiple_of(10) {
-            match crate::panels::pepper::ops::retire_expired(verifier.pool()).await {
-                Ok(Some((version, revoked))) => tracing::info!(
-                    version,
-                    revoked,
-                    "pepper grace period ended: version retired, unused tokens on it revoked"
-                ),
-                Ok(None) => {}
-                Err(err) => tracing::warn!(error = %err, "retiring an expired pepper failed"),
-            }
             reload_ring(&verifier).await;
         }
     }
 }
 
-/// Writes the ledger every [`FLUSH_EVERY`] until the process ends.
+/// Retires a previous pepper whose grace period ended, every 5 seconds, until the pool is
+/// closed. Its own task: revoking the tokens left on the old version must not hold up the
+/// revalidation poll.
+pub async fn retire(verifier: Arc<Verifier>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !verifier.pool().is_closed() {
+        tick.tick().await;
+        match crate::panels::pepper::ops::retire_expired(verifier.pool()).await {
+            Ok(Some((version, revoked))) => {
+                tracing::info!(
+                    version,
+                    revoked,
+                    "pepper grace period ended: version retired, unused tokens on it revoked"
+                );
+                reload_ring(&verifier).await;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "retiring an expired pepper failed"),
+        }
+    }
+}
+
+/// Writes the ledger every [`FLUSH_EVERY`] until the pool is closed.
 pub async fn flush(verifier: Arc<Verifier>) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    while !verifier.pool().is_closed() {
         tick.tick().await;
         if let Err(err) = verifier.ledger().flush().await {
             tracing::error!(error = %err, "writing gateway audit events failed; will retry");
@@ -165,9 +198,10 @@ pub async fn flush(verifier: Arc<Verifier>) {
     }
 }
 
-/// Starts the listener, the poll and the flusher.
+/// Starts the listener, the poll, the pepper retirement and the flusher.
 pub fn spawn(verifier: Arc<Verifier>) {
     tokio::spawn(listen(verifier.clone()));
     tokio::spawn(poll(verifier.clone()));
+    tokio::spawn(retire(verifier.clone()));
     tokio::spawn(flush(verifier));
 }

@@ -38,6 +38,10 @@ pub enum Refusal {
     Expired,
     /// Valid, but without the scope this route needs.
     InsufficientScope,
+    /// The token's API client is suspended.
+    ClientSuspended,
+    /// The token's API client is revoked (final).
+    ClientRevoked,
 }
 
 impl Refusal {
@@ -50,13 +54,15 @@ impl Refusal {
             Self::HashMismatch => "PAT_HASH_MISMATCH",
             Self::Expired => "PAT_EXPIRED",
             Self::InsufficientScope => "INSUFFICIENT_SCOPE",
+            Self::ClientSuspended => "CLIENT_SUSPENDED",
+            Self::ClientRevoked => "CLIENT_REVOKED",
         }
     }
 
     /// 401 for credentials, 403 for a missing scope.
     pub fn status(self) -> u16 {
         match self {
-            Self::InsufficientScope => 403,
+            Self::InsufficientScope | Self::ClientSuspended => 403,
             _ => 401,
         }
     }
@@ -70,12 +76,14 @@ impl Refusal {
             Self::HashMismatch => "The token's secret does not match.",
             Self::Expired => "This token has expired. Mint a new one.",
             Self::InsufficientScope => "This token lacks the scope this call needs.",
+            Self::ClientSuspended => "This token's API client is suspended.",
+            Self::ClientRevoked => "This token's API client has been revoked.",
         }
     }
 }
 
-/// A token row as the gateway caches it. Holds the stored hash, never the secret.
-#[derive(Debug)]
+/// A token row as the gateway caches it. Holds the stored hash, never the secret; its
+/// `Debug` leaves the hash out.
 pub struct CachedToken {
     /// Token id.
     pub id: Arc<str>,
@@ -87,6 +95,9 @@ pub struct CachedToken {
     pub owner: Owner,
     /// Granted scopes.
     pub scopes: Vec<String>,
+    /// The owner's status when read: `active`, `disabled` (staff), `suspended` or `revoked`
+    /// (client).
+    pub owner_status: OwnerStatus,
     secret_hash: [u8; 32],
     /// The pepper version the hash is keyed with.
     pub pepper_version: i32,
@@ -99,13 +110,62 @@ pub struct CachedToken {
     rehash_queued: AtomicBool,
 }
 
-/// A token that passed every check.
-#[derive(Debug, Clone)]
+/// Whether a token's owner may use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerStatus {
+    /// Active staff member or client.
+    Active,
+    /// Disabled staff member.
+    Disabled,
+    /// Suspended client.
+    Suspended,
+    /// Revoked client.
+    Revoked,
+}
+
+impl OwnerStatus {
+    /// From the database spelling of either owner kind.
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "active" => Self::Active,
+            "suspended" => Self::Suspended,
+            "revoked" => Self::Revoked,
+            _ => Self::Disabled,
+        }
+    }
+}
+
+impl std::fmt::Debug for CachedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedToken")
+            .field("id", &self.id)
+            .field("tenant", &self.tenant_slug)
+            .field("owner", &self.owner)
+            .field("owner_status", &self.owner_status)
+            .field("scopes", &self.scopes)
+            .field("pepper_version", &self.pepper_version)
+            .field("active", &self.active)
+            .field("revision", &self.revision)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token that passed every check. `Debug` shows no hash.
+#[derive(Clone)]
 pub struct Verified {
     /// The token.
     pub token: Arc<CachedToken>,
     /// The hash under the current pepper, when the token is still on the previous one.
     pub rehash: Option<(i32, [u8; 32])>,
+}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verified")
+            .field("token", &self.token)
+            .field("rehash_to", &self.rehash.map(|(v, _)| v))
+            .finish()
+    }
 }
 
 /// What a cache-only check found.
@@ -197,6 +257,17 @@ impl Verifier {
         }
     }
 
+    /// Drops every cached token of `owner` (a staff member or a client was disabled,
+    /// suspended, revoked or re-enabled).
+    pub fn invalidate_owner(&self, owner: Uuid) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut cache) = self.cache.write() {
+            cache.retain(|_, entry| match entry.owner {
+                Owner::Staff(id) | Owner::Client(id) => id != owner,
+            });
+        }
+    }
+
     /// Drops every cached token.
     pub fn invalidate_all(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
@@ -205,9 +276,9 @@ impl Verifier {
         }
     }
 
-    /// The cached ids and revisions, for revalidation; entries idle for `idle_secs` are
-    /// dropped instead.
-    pub fn cached_revisions(&self, idle_secs: i64) -> Vec<(Arc<str>, i64)> {
+    /// The cached ids, revisions and owner statuses, for revalidation; entries idle for
+    /// `idle_secs` are dropped instead.
+    pub fn cached_revisions(&self, idle_secs: i64) -> Vec<(Arc<str>, i64, OwnerStatus)> {
         let cutoff = now_secs() - idle_secs;
         let Ok(mut cache) = self.cache.write() else {
             return Vec::new();
@@ -215,7 +286,7 @@ impl Verifier {
         cache.retain(|_, entry| entry.last_hit.load(Ordering::Relaxed) >= cutoff);
         cache
             .values()
-            .map(|entry| (entry.id.clone(), entry.revision))
+            .map(|entry| (entry.id.clone(), entry.revision, entry.owner_status))
             .collect()
     }
 
@@ -373,6 +444,12 @@ fn decide(
     if now.unix_timestamp() >= entry.expires_at {
         return Err((Refusal::Expired, Some(entry)));
     }
+    match entry.owner_status {
+        OwnerStatus::Active => {}
+        OwnerStatus::Disabled => return Err((Refusal::RevokedOrInvalid, Some(entry))),
+        OwnerStatus::Suspended => return Err((Refusal::ClientSuspended, Some(entry))),
+        OwnerStatus::Revoked => return Err((Refusal::ClientRevoked, Some(entry))),
+    }
     if let Some(scope) = scope {
         if !entry.scopes.iter().any(|s| s == scope) {
             return Err((Refusal::InsufficientScope, Some(entry)));
@@ -391,8 +468,12 @@ async fn load(pool: &PgPool, id: &str) -> sqlx::Result<Option<CachedToken>> {
     let row = sqlx::query!(
         r#"SELECT p.id, p.tenant_id, t.slug, p.owner_staff_id, p.owner_client_id, p.scopes,
                   p.secret_hash, p.pepper_version, p.status = 'active' AS "active!",
-                  p.expires_at, p.revision, p.last_used_at
-           FROM personal_access_tokens p JOIN tenants t ON t.id = p.tenant_id
+                  p.expires_at, p.revision, p.last_used_at,
+                  coalesce(s.status::text, c.status::text, 'disabled') AS "owner_status!"
+           FROM personal_access_tokens p
+           JOIN tenants t ON t.id = p.tenant_id
+           LEFT JOIN staff s ON s.id = p.owner_staff_id
+           LEFT JOIN api_clients c ON c.id = p.owner_client_id
            WHERE p.id = $1"#,
         id
     )
@@ -415,6 +496,7 @@ async fn load(pool: &PgPool, id: &str) -> sqlx::Result<Option<CachedToken>> {
         tenant_slug: row.slug.into(),
         owner,
         scopes: row.scopes,
+        owner_status: OwnerStatus::parse(&row.owner_status),
         secret_hash,
         pepper_version: row.pepper_version,
         active: row.active,
@@ -443,6 +525,7 @@ pub fn cached_for_test(
         tenant_slug: tenant_slug.into(),
         owner: Owner::Staff(Uuid::nil()),
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        owner_status: OwnerStatus::Active,
         secret_hash,
         pepper_version,
         active: true,

@@ -119,7 +119,12 @@ pub async fn revoke_token(
     let actor = require(Permission::Operate).await?;
     let tenant = self::tenant(&actor, &tenant).await?;
     let id = self::token_id(&token_id)?;
-    super::ops::revoke(&actor, &tenant, &id, &reason).await
+    let verifier = verifier()?;
+    super::ops::revoke(&actor, &tenant, &id, &reason).await?;
+    // This instance refuses the token from its very next call; the others hear of it
+    // through the notification the change sent.
+    verifier.invalidate(&id);
+    Ok(())
 }
 
 /// How many tokens revoking all of the tenant, a client or an owner would touch.
@@ -143,5 +148,9 @@ pub async fn revoke_all_tokens(
     let actor = require(Permission::CommandIncident).await?;
     let tenant = self::tenant(&actor, &tenant).await?;
     let scope = super::RevokeScope::decode(&scope)?;
-    super::ops::revoke_all(&actor, &tenant, scope, &reason, &confirmation, expected).await
+    let verifier = verifier()?;
+    let outcome =
+        super::ops::revoke_all(&actor, &tenant, scope, &reason, &confirmation, expected).await?;
+    verifier.invalidate_all();
+    Ok(outcome)
 }

@@ -161,8 +161,9 @@ pub struct PanelContext {
     pub me: Uuid,
 }
 
-/// A freshly minted token. The plaintext is returned by the mint call only, never again.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A freshly minted token. The plaintext is returned by the mint call only, never again;
+/// `Debug` leaves it out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct MintedToken {
     /// The token id.
     pub id: String,
@@ -171,6 +172,16 @@ pub struct MintedToken {
     /// When it expires.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for MintedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedToken")
+            .field("id", &self.id)
+            .field("plaintext", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// The mint form.
@@ -382,6 +393,17 @@ pub fn id_filter(raw: &str) -> Result<Option<String>, AppError> {
     Ok(Some(trimmed.to_owned()))
 }
 
+/// The id part of a pasted whole token (`mf_pat_…`), so the secret never lands in a URL,
+/// browser history or a proxy log; anything else is returned unchanged.
+pub fn strip_pasted_token(raw: &str) -> String {
+    let trimmed = raw.trim();
+    if trimmed.starts_with("mf_pat_") {
+        trimmed.split('.').nth(1).unwrap_or_default().to_owned()
+    } else {
+        raw.to_owned()
+    }
+}
+
 /// The list's filters, as carried in the page's URL.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TokenFilter {
@@ -516,7 +538,8 @@ pub fn decode_cursor(raw: &str) -> Result<(OffsetDateTime, String), AppError> {
     };
     let (micros, id) = raw.split_once('.').ok_or_else(bad)?;
     let micros: i128 = micros.parse().map_err(|_| bad())?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| bad())?;
+    let nanos = micros.checked_mul(1000).ok_or_else(bad)?;
+    let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| bad())?;
     if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(bad());
     }
@@ -585,7 +608,8 @@ mod tests {
             + time::Duration::microseconds(123);
         let cursor = encode_cursor(at, "AbC123");
         assert_eq!(decode_cursor(&cursor), Ok((at, "AbC123".into())));
-        for junk in ["", "x.y", "12", "12.", "12.a-b"] {
+        let huge = format!("{}.abc", i128::MAX);
+        for junk in ["", "x.y", "12", "12.", "12.a-b", &huge] {
             assert!(decode_cursor(junk).is_err(), "{junk}");
         }
     }
@@ -604,6 +628,16 @@ mod tests {
             assert_eq!(RevokeScope::decode(&scope.encode()), Ok(scope));
         }
         assert!(RevokeScope::decode("everything").is_err());
+    }
+
+    #[test]
+    fn a_pasted_token_is_cut_to_its_id() {
+        assert_eq!(
+            strip_pasted_token(" mf_pat_v1.AbC123.secretpart "),
+            "AbC123"
+        );
+        assert_eq!(strip_pasted_token("AbC"), "AbC");
+        assert_eq!(strip_pasted_token("mf_pat_v1"), "");
     }
 
     #[test]

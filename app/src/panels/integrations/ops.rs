@@ -29,6 +29,16 @@ pub async fn mint(
     let max_days = queries::max_lifetime_days(actor.pool(), tenant.id).await?;
     let lifetime_days = parse_lifetime(&form.lifetime_days, max_days)?;
 
+    // A token owned by a staff member speaks for them at the agent API: operators mint for
+    // themselves or for the tenant's clients; only incident commanders (and up) for others.
+    if let (Owner::Staff(id), Some(me)) = (owner, actor.staff()) {
+        if id != me.id && !me.can(crate::auth::Permission::CommandIncident) {
+            return Err(AppError::validation(
+                "owner",
+                "You can mint tokens for yourself or for an API client of this tenant.",
+            ));
+        }
+    }
     let mut change = actor.change().await?;
     let owner_state = queries::lock_owner(change.db(), tenant.id, owner)
         .await?

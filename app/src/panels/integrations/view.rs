@@ -56,7 +56,9 @@ pub fn IntegrationsPage() -> impl IntoView {
             scope: get("scope"),
             created: get("created"),
             used: get("used"),
-            id: get("id"),
+            // A whole token that reached the URL (a form sent before the page was
+            // interactive) is cut to its id here, so it is never echoed back.
+            id: super::strip_pasted_token(&get("id")),
         }
     });
     let after = Memo::new(move |_| query.read().get("after").filter(|a| !a.is_empty()));
@@ -139,8 +141,19 @@ fn FilterBar(filter: Memo<TokenFilter>, ctx: PanelContext) -> impl IntoView {
     let id_of = |o: &OwnerChoice| match o.owner {
         Owner::Staff(id) | Owner::Client(id) => id.to_string(),
     };
+    let id_input = NodeRef::<leptos::html::Input>::new();
+    // A pasted whole token is replaced by its id before the form puts it in the URL.
+    let on_submit = move |_: leptos::ev::SubmitEvent| {
+        if let Some(input) = id_input.get() {
+            let value = input.value();
+            let cut = super::strip_pasted_token(&value);
+            if cut != value {
+                input.set_value(&cut);
+            }
+        }
+    };
     view! {
-        <form method="get" class="mt-6 flex max-w-5xl flex-wrap items-end gap-3 rounded-lg bg-white p-3 shadow-sm ring-1 ring-slate-200" aria-label="Filter tokens">
+        <form method="get" on:submit=on_submit class="mt-6 flex max-w-5xl flex-wrap items-end gap-3 rounded-lg bg-white p-3 shadow-sm ring-1 ring-slate-200" aria-label="Filter tokens">
             <div>
                 <label for="f-status" class="block text-xs font-medium text-slate-600">"Status"</label>
                 <select id="f-status" name="status" class="input mt-1">
@@ -187,7 +200,7 @@ fn FilterBar(filter: Memo<TokenFilter>, ctx: PanelContext) -> impl IntoView {
             </div>
             <div>
                 <label for="f-id" class="block text-xs font-medium text-slate-600">"Id or pasted token"</label>
-                <input id="f-id" name="id" type="search" autocomplete="off" spellcheck="false" class="input mt-1 w-56 font-mono" value=f.id.clone() />
+                <input id="f-id" node_ref=id_input name="id" type="search" autocomplete="off" spellcheck="false" class="input mt-1 w-56 font-mono" value=f.id.clone() />
             </div>
             <button type="submit" class="btn">"Apply"</button>
             <a href="?" class="link text-sm">"Clear"</a>

@@ -8,10 +8,19 @@ use crate::error::AppError;
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-fn master() -> Result<crate::integrations::pepper::MasterKey, AppError> {
+fn verifier() -> Result<std::sync::Arc<crate::integrations::verify::Verifier>, AppError> {
     use_context::<std::sync::Arc<crate::integrations::verify::Verifier>>()
-        .map(|v| v.master_key().clone())
         .ok_or_else(|| AppError::internal(&"token verifier missing from Leptos context"))
+}
+
+/// After a rotation: this instance uses the new ring and forgets cached tokens at once (the
+/// others reload on the notification the change sent).
+#[cfg(feature = "ssr")]
+async fn rotated_here(verifier: &crate::integrations::verify::Verifier) {
+    verifier.invalidate_all();
+    if let Err(err) = verifier.reload_ring().await {
+        tracing::error!(error = %err, "reloading token peppers after a rotation failed");
+    }
 }
 
 /// Every pepper version with the active tokens still on it.
@@ -29,7 +38,17 @@ pub async fn rotate_pepper(
     confirmation: String,
 ) -> Result<Rotated, AppError> {
     let actor = require(Permission::CommandIncident).await?;
-    super::ops::rotate_staged(&actor, &master()?, &grace_hours, &reason, &confirmation).await
+    let verifier = verifier()?;
+    let rotated = super::ops::rotate_staged(
+        &actor,
+        verifier.master_key(),
+        &grace_hours,
+        &reason,
+        &confirmation,
+    )
+    .await?;
+    rotated_here(&verifier).await;
+    Ok(rotated)
 }
 
 /// What a compromise rotation would revoke, per tenant.
@@ -47,5 +66,15 @@ pub async fn rotate_pepper_compromised(
     expected: i64,
 ) -> Result<Rotated, AppError> {
     let actor = require(Permission::CommandIncident).await?;
-    super::ops::rotate_compromised(&actor, &master()?, &reason, &confirmation, expected).await
+    let verifier = verifier()?;
+    let rotated = super::ops::rotate_compromised(
+        &actor,
+        verifier.master_key(),
+        &reason,
+        &confirmation,
+        expected,
+    )
+    .await?;
+    rotated_here(&verifier).await;
+    Ok(rotated)
 }

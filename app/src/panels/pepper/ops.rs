@@ -301,13 +301,7 @@ pub async fn rotate_compromised(
     }
     let to = max + 1;
     insert_current(change.db(), master, to, &actor.label()).await?;
-    let revoked = revoke_tokens(
-        change.db(),
-        None,
-        &actor.label(),
-        &format!("pepper compromise rotation: {reason}"),
-    )
-    .await?;
+    let revoked = revoke_tokens(change.db(), None, &actor.label(), &reason).await?;
     let count = revoked.len() as i64;
     if count > expected {
         return Err(AppError::Conflict {

@@ -12,7 +12,13 @@
 //! - `revoke`: two server instances on one database; a token warmed on instance B is revoked
 //!   through instance A's console endpoint; the time until B first refuses it.
 //!
+//! - `router` (not run by default): the router driven in-process, no sockets, per-request
+//!   cost of each route.
+//!
 //! The server logs as in production (JSON lines at `info`, redacted), into a sink.
+//! Knobs for investigating: `BENCH_ONLY=<path>` (http: one route, for a profiler),
+//! `BENCH_NO_PIN` (http: leave thread placement to the scheduler), `BENCH_ROUTER_SYNC`
+//! (router: run the cache sync tasks too), `BENCH_ROUTER_N`, `BENCH_LOG_STDERR`.
 //! `http` and `revoke` make a fresh database `staff_console_bench` on DATABASE_URL's server.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // A benchmark fails loudly.
 
@@ -33,7 +39,12 @@ const KEY: [u8; 32] = [0x42; 32];
 fn main() {
     // The server logs a JSON line per request in production; so does the benchmarked one
     // (formatted and redacted as always, then dropped instead of printed).
-    let _ = tracing::subscriber::set_global_default(server::logging::subscriber(std::io::sink));
+    if std::env::var("BENCH_LOG_STDERR").is_ok() {
+        let _ =
+            tracing::subscriber::set_global_default(server::logging::subscriber(std::io::stderr));
+    } else {
+        let _ = tracing::subscriber::set_global_default(server::logging::subscriber(std::io::sink));
+    }
     let which: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -48,7 +59,7 @@ fn main() {
     if wants("revoke") {
         bench_revoke();
     }
-    if wants("router") {
+    if which.iter().any(|w| w == "router") {
         bench_router();
     }
 }
@@ -65,6 +76,9 @@ fn bench_router() {
         let (_, token) = mint(&pool).await;
         let verifier = Arc::new(Verifier::new(pool.clone(), MasterKey::new(KEY)));
         verifier.reload_ring().await.unwrap();
+        if std::env::var("BENCH_ROUTER_SYNC").is_ok() {
+            app::integrations::sync::spawn(verifier.clone());
+        }
         let app = router(AppState {
             leptos_options: leptos::prelude::LeptosOptions::builder()
                 .output_name("staff_console")
@@ -81,7 +95,10 @@ fn bench_router() {
             ("/healthz", None),
             ("/agent/v1/whoami", Some(token.clone())),
         ] {
-            let n = 200_000;
+            let n: u32 = std::env::var("BENCH_ROUTER_N")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(200_000);
             let started = Instant::now();
             for _ in 0..n {
                 let mut b = http::Request::get(path);
@@ -393,6 +410,15 @@ fn bench_http() {
         .enable_all()
         .build()
         .unwrap();
+    // Pinned apart, as one would run a load generator beside a server: the scheduler
+    // otherwise moves both threads between the two cores and each evicts the other's caches.
+    let pinned = std::env::var("BENCH_NO_PIN").is_err()
+        && pin(thread_id(), 0)
+        && SERVER_THREADS
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|tid| pin(Some(*tid), 1));
     let cpu_per_request = std::sync::Mutex::new(Vec::<f64>::new());
     let rate = |path: &'static str, token: Option<String>| {
         client_rt.block_on(async {
@@ -427,10 +453,6 @@ fn bench_http() {
     let mut unguarded = Vec::new();
     let mut cpu_guarded = Vec::new();
     let mut cpu_unguarded = Vec::new();
-    if std::env::var("BENCH_HEALTHZ_WITH_TOKEN").is_ok() {
-        let with = rate("/healthz", Some(token.clone()));
-        println!("  (experiment) /healthz carrying the token header: {with:.0} req/s");
-    }
     if let Ok(only) = std::env::var("BENCH_ONLY") {
         // For profiling one route: `BENCH_ONLY=/agent/v1/whoami`.
         let token = (only != "/healthz" || std::env::var("BENCH_WITH_TOKEN").is_ok())
@@ -452,7 +474,11 @@ fn bench_http() {
         (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
     };
     let (g, u) = (median(&guarded), median(&unguarded));
-    println!("http over loopback, {CONNECTIONS} keep-alive connections, {ROUNDS} alternating rounds of {}s per route, medians (server: 1 worker thread; load generator: 1 thread):", ROUND.as_secs());
+    println!(
+        "http over loopback, {CONNECTIONS} keep-alive connections, {ROUNDS} alternating rounds of {}s per route, medians (server: 1 worker thread; load generator: 1 thread; {}):",
+        ROUND.as_secs(),
+        if pinned { "pinned to separate cores" } else { "not pinned" }
+    );
     println!(
         "  unguarded GET /healthz:          {u:.0} req/s  (rounds: {})",
         fmt_rounds(&unguarded)
@@ -533,6 +559,16 @@ fn thread_id() -> Option<u32> {
         .to_str()?
         .parse()
         .ok()
+}
+
+/// Pins thread `tid` to `cpu` with taskset; false when that is not possible here.
+fn pin(tid: Option<u32>, cpu: usize) -> bool {
+    let Some(tid) = tid else { return false };
+    std::process::Command::new("taskset")
+        .args(["-p", "-c", &cpu.to_string(), &tid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// CPU time the server's threads have used, in nanoseconds (Linux schedstat).

@@ -119,20 +119,3 @@ pub async fn record_many(conn: &mut PgConnection, events: &[NewEvent]) -> sqlx::
     .await?;
     Ok(done.rows_affected())
 }
-
-/// Records one copy of `event` per target, in order, with one statement: the per-token
-/// events of a mass change. Returns how many were written.
-pub async fn record_per_target(
-    conn: &mut PgConnection,
-    event: &NewEvent,
-    targets: &[String],
-) -> sqlx::Result<u64> {
-    if targets.is_empty() {
-        return Ok(0);
-    }
-    let events: Vec<NewEvent> = targets
-        .iter()
-        .map(|target| event.clone().target(target.clone()))
-        .collect();
-    record_many(conn, &events).await
-}

@@ -69,3 +69,16 @@ pub fn UserMenu(staff: StaffIdentity) -> impl IntoView {
     }
     .into_any()
 }
+
+/// Whether the signed-in person may do what `permission` guards, for showing or hiding
+/// controls. The server checks again: this is never the check.
+pub fn allowed(permission: super::Permission) -> Signal<bool> {
+    let crate::routes::StaffResource(staff) = expect_context::<crate::routes::StaffResource>();
+    Signal::derive(move || {
+        staff
+            .get()
+            .and_then(Result::ok)
+            .flatten()
+            .is_some_and(|s| s.can(permission))
+    })
+}

@@ -43,3 +43,12 @@ pub fn form_message(error: Option<AppError>) -> Option<String> {
         .filter(|e| !matches!(e, AppError::Validation { .. }))
         .map(|e| e.to_string())
 }
+
+/// The badge class for an audit outcome (`success`, `deny`, `error`).
+pub fn outcome_badge(outcome: &str) -> &'static str {
+    match outcome {
+        "success" => "badge badge-success",
+        "deny" => "badge badge-deny",
+        _ => "badge badge-error",
+    }
+}

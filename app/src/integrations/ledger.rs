@@ -148,7 +148,7 @@ impl Ledger {
             ip: event.ip,
             route: event.route,
         };
-        if !state.groups.contains_key(&key) && state.groups.len() >= MAX_GROUPS {
+        if state.groups.len() >= MAX_GROUPS && !state.groups.contains_key(&key) {
             if key.tenant_id.is_none() {
                 // Past the cap, refusals of unknown tokens (junk ids, malformed tokens) fold
                 // into one event per code: a flood of them cannot push real uses out.

@@ -17,8 +17,5 @@ pub async fn list_tenants() -> Result<Vec<Tenant>, AppError> {
 #[server]
 pub async fn get_tenant(slug: String) -> Result<Tenant, AppError> {
     let actor = require(Permission::ViewConsole).await?;
-    super::validate_slug(&slug)?;
-    super::queries::by_slug(actor.pool(), &slug)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("Tenant “{slug}”")))
+    super::queries::find(actor.pool(), &slug).await
 }

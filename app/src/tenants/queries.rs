@@ -45,3 +45,11 @@ pub async fn create_demo_if_empty(db: impl PgExecutor<'_>) -> sqlx::Result<Optio
     .fetch_optional(db)
     .await
 }
+
+/// The tenant with this slug, or a clear validation or not-found error for the page.
+pub async fn find(db: impl PgExecutor<'_>, slug: &str) -> Result<Tenant, crate::error::AppError> {
+    super::validate_slug(slug)?;
+    by_slug(db, slug)
+        .await?
+        .ok_or_else(|| crate::error::AppError::not_found(format!("Tenant “{slug}”")))
+}

@@ -14,26 +14,20 @@ use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 async fn tenant(actor: &Actor, slug: &str) -> Result<Tenant, AppError> {
-    crate::tenants::validate_slug(slug)?;
-    crate::tenants::queries::by_slug(actor.pool(), slug)
-        .await?
-        .ok_or_else(|| AppError::not_found(format!("Tenant “{slug}”")))
+    crate::tenants::queries::find(actor.pool(), slug).await
 }
 
 #[cfg(feature = "ssr")]
 fn token_id(raw: &str) -> Result<String, AppError> {
     let id = raw.trim();
-    if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if !super::is_token_id_text(id) {
         return Err(AppError::validation("token_id", "That is not a token id."));
     }
     Ok(id.to_owned())
 }
 
 #[cfg(feature = "ssr")]
-fn verifier() -> Result<std::sync::Arc<crate::integrations::verify::Verifier>, AppError> {
-    use_context::<std::sync::Arc<crate::integrations::verify::Verifier>>()
-        .ok_or_else(|| AppError::internal(&"token verifier missing from Leptos context"))
-}
+use crate::integrations::verify::from_context as verifier;
 
 /// Owners to choose from and the tenant's lifetime policy.
 #[server]

@@ -354,6 +354,11 @@ pub fn normalize_reason(raw: &str) -> Result<String, AppError> {
     Ok(reason.to_owned())
 }
 
+/// Whether `text` can be (a prefix of) a token id: 1 to 32 ASCII letters and digits.
+pub fn is_token_id_text(text: &str) -> bool {
+    !text.is_empty() && text.len() <= 32 && text.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// What the id filter box holds: a token id or prefix, or a whole pasted token (whose id is
 /// taken, once its checksum is right).
 pub fn id_filter(raw: &str) -> Result<Option<String>, AppError> {
@@ -384,7 +389,7 @@ pub fn id_filter(raw: &str) -> Result<Option<String>, AppError> {
             return Ok(Some(trimmed.to_owned()));
         }
     }
-    if trimmed.len() > 32 || !trimmed.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if !is_token_id_text(trimmed) {
         return Err(AppError::validation(
             field,
             "A token id has at most 32 letters and digits.",
@@ -540,7 +545,7 @@ pub fn decode_cursor(raw: &str) -> Result<(OffsetDateTime, String), AppError> {
     let micros: i128 = micros.parse().map_err(|_| bad())?;
     let nanos = micros.checked_mul(1000).ok_or_else(bad)?;
     let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| bad())?;
-    if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if !is_token_id_text(id) {
         return Err(bad());
     }
     Ok((at, id.to_owned()))

@@ -203,8 +203,14 @@ pub async fn revoke_all(
         ));
     }
     let mut change = actor.change().await?;
-    let ids = queries::revoke_all(change.db(), tenant.id, scope, &actor.label(), &reason).await?;
-    let revoked = ids.len() as i64;
+    let revoked_tokens = queries::revoke_matching(
+        change.db(),
+        queries::Matching::scope(tenant.id, scope),
+        &actor.label(),
+        &reason,
+    )
+    .await?;
+    let revoked = revoked_tokens.len() as i64;
     if revoked > expected {
         // Dropping the change rolls the revocations back.
         return Err(AppError::Conflict {
@@ -213,11 +219,11 @@ pub async fn revoke_all(
             ),
         });
     }
-    let mut per_token = actor.event("token.revoked").reason(reason.clone());
-    per_token.tenant_id = Some(tenant.id);
-    per_token = per_token.details(serde_json::json!({ "mass_revoke": scope.encode() }));
-    let targets: Vec<String> = ids.iter().map(|id| target(id)).collect();
-    crate::audit::queries::record_per_target(change.db(), &per_token, &targets).await?;
+    let per_token = actor
+        .event("token.revoked")
+        .reason(reason.clone())
+        .details(serde_json::json!({ "mass_revoke": scope.encode() }));
+    queries::record_revocations(change.db(), &per_token, &revoked_tokens).await?;
     let mut summary = actor
         .event("tokens.revoked_all")
         .target(format!("tenant:{}", tenant.slug))

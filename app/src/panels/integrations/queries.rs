@@ -373,38 +373,84 @@ pub async fn count_active(
     .await
 }
 
-/// Revokes every active token in `scope`; returns the ids this call revoked. Rows are locked
-/// in id order, so two mass revokes at once queue instead of deadlocking, and the second
-/// finds nothing left to revoke.
-pub async fn revoke_all(
+/// Which active tokens a mass revoke takes: each `Some` narrows it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Matching {
+    /// Of this tenant.
+    pub tenant: Option<Uuid>,
+    /// Owned by this API client.
+    pub client: Option<Uuid>,
+    /// Owned by this staff member.
+    pub staff: Option<Uuid>,
+    /// Hashed under this pepper version.
+    pub pepper_version: Option<i32>,
+}
+
+impl Matching {
+    /// The tokens a panel mass revoke of `scope` in `tenant` takes.
+    pub fn scope(tenant: Uuid, scope: RevokeScope) -> Self {
+        let (client, staff) = scope_ids(scope);
+        Self {
+            tenant: Some(tenant),
+            client,
+            staff,
+            pepper_version: None,
+        }
+    }
+}
+
+/// Revokes every active token `matching`; returns (id, tenant) of those this call revoked.
+/// Rows are locked in id order, so two mass revokes at once queue instead of deadlocking,
+/// and the second finds nothing left to revoke.
+pub async fn revoke_matching(
     conn: &mut PgConnection,
-    tenant_id: Uuid,
-    scope: RevokeScope,
+    matching: Matching,
     by: &str,
     reason: &str,
-) -> sqlx::Result<Vec<String>> {
-    let (client, staff) = scope_ids(scope);
-    sqlx::query_scalar!(
+) -> sqlx::Result<Vec<(String, Uuid)>> {
+    let rows = sqlx::query!(
         r#"WITH target AS (
                SELECT id FROM personal_access_tokens
-               WHERE tenant_id = $1 AND status = 'active'
+               WHERE status = 'active'
+                 AND ($1::uuid IS NULL OR tenant_id = $1)
                  AND ($2::uuid IS NULL OR owner_client_id = $2)
                  AND ($3::uuid IS NULL OR owner_staff_id = $3)
+                 AND ($4::int IS NULL OR pepper_version = $4)
                ORDER BY id
                FOR UPDATE
            )
            UPDATE personal_access_tokens p
-           SET status = 'revoked', revoked_at = now(), revoked_by = $4, revoke_reason = $5
+           SET status = 'revoked', revoked_at = now(), revoked_by = $5, revoke_reason = $6
            FROM target WHERE p.id = target.id AND p.status = 'active'
-           RETURNING p.id"#,
-        tenant_id,
-        client,
-        staff,
+           RETURNING p.id, p.tenant_id"#,
+        matching.tenant,
+        matching.client,
+        matching.staff,
+        matching.pepper_version,
         by,
         reason
     )
     .fetch_all(conn)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.tenant_id)).collect())
+}
+
+/// One `token.revoked` event per revoked token, each in its tenant, in one statement.
+pub async fn record_revocations(
+    conn: &mut PgConnection,
+    template: &crate::audit::NewEvent,
+    revoked: &[(String, Uuid)],
+) -> sqlx::Result<()> {
+    let events: Vec<crate::audit::NewEvent> = revoked
+        .iter()
+        .map(|(id, tenant)| {
+            let mut event = template.clone().target(format!("pat:{id}"));
+            event.tenant_id = Some(*tenant);
+            event
+        })
+        .collect();
+    crate::audit::queries::record_many(conn, &events).await?;
+    Ok(())
 }
 
 /// The name of an API client of the tenant.

@@ -9,28 +9,18 @@ use super::{
     MintForm, MintedToken, Owner, OwnerChoice, PanelContext, RevokePreview, TokenDetail,
     TokenFilter, TokenPage, TokenRow, WINDOWS,
 };
+use crate::auth::view::allowed;
 use crate::auth::Permission;
-use crate::components::feedback::{field_message, form_message, EmptyState, ErrorNotice};
+use crate::components::feedback::{
+    field_message, form_message, outcome_badge, EmptyState, ErrorNotice,
+};
 use crate::components::time::utc_minutes;
 use crate::error::AppError;
 use crate::integrations::SCOPES;
-use crate::routes::StaffResource;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
-
-/// Whether the signed-in person may do what `permission` guards (the server checks again).
-fn allowed(permission: Permission) -> Signal<bool> {
-    let StaffResource(staff) = expect_context::<StaffResource>();
-    Signal::derive(move || {
-        staff
-            .get()
-            .and_then(Result::ok)
-            .flatten()
-            .is_some_and(|s| s.can(permission))
-    })
-}
 
 fn status_badge(status: &str) -> &'static str {
     match status {
@@ -656,11 +646,7 @@ fn TokenDetailView(
                             </thead>
                             <tbody>
                                 {detail.events.into_iter().map(|e| {
-                                    let badge = match e.outcome.as_str() {
-                                        "success" => "badge badge-success",
-                                        "deny" => "badge badge-deny",
-                                        _ => "badge badge-error",
-                                    };
+                                    let badge = outcome_badge(&e.outcome);
                                     view! {
                                         <tr>
                                             <td class="whitespace-nowrap">{utc_minutes(e.ts)}</td>

@@ -2,7 +2,7 @@
 
 use crate::audit::api::recent_activity;
 use crate::audit::ActivityRow;
-use crate::components::feedback::{EmptyState, ErrorNotice};
+use crate::components::feedback::{outcome_badge, EmptyState, ErrorNotice};
 use crate::components::time::utc_minutes;
 use crate::routes::TenantsResource;
 use crate::tenants::api::get_tenant;
@@ -85,11 +85,7 @@ fn ActivityTable(rows: Vec<ActivityRow>) -> impl IntoView {
                 {rows
                     .into_iter()
                     .map(|r| {
-                        let badge = match r.outcome.as_str() {
-                            "success" => "badge badge-success",
-                            "deny" => "badge badge-deny",
-                            _ => "badge badge-error",
-                        };
+                        let badge = outcome_badge(&r.outcome);
                         view! {
                             <tr>
                                 <td class="whitespace-nowrap">{utc_minutes(r.ts)}</td>

@@ -8,10 +8,7 @@ use crate::error::AppError;
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-fn verifier() -> Result<std::sync::Arc<crate::integrations::verify::Verifier>, AppError> {
-    use_context::<std::sync::Arc<crate::integrations::verify::Verifier>>()
-        .ok_or_else(|| AppError::internal(&"token verifier missing from Leptos context"))
-}
+use crate::integrations::verify::from_context as verifier;
 
 /// After a rotation: this instance uses the new ring and forgets cached tokens at once (the
 /// others reload on the notification the change sent).

@@ -7,6 +7,7 @@ use crate::audit::{NewEvent, Source};
 use crate::auth::Actor;
 use crate::error::AppError;
 use crate::integrations::pepper::{seal, MasterKey};
+use crate::panels::integrations::queries::{record_revocations, revoke_matching, Matching};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -99,48 +100,18 @@ async fn retire(conn: &mut PgConnection, version: i32) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Revokes the active tokens matching `version` (or all, with `None`); returns (id, tenant).
+/// Revokes the active tokens on `version` (or all, with `None`); returns (id, tenant).
 async fn revoke_tokens(
     conn: &mut PgConnection,
     version: Option<i32>,
     by: &str,
     reason: &str,
 ) -> sqlx::Result<Vec<(String, Uuid)>> {
-    let rows = sqlx::query!(
-        r#"WITH target AS (
-               SELECT id FROM personal_access_tokens
-               WHERE status = 'active' AND ($1::int IS NULL OR pepper_version = $1)
-               ORDER BY id FOR UPDATE
-           )
-           UPDATE personal_access_tokens p
-           SET status = 'revoked', revoked_at = now(), revoked_by = $2, revoke_reason = $3
-           FROM target WHERE p.id = target.id AND p.status = 'active'
-           RETURNING p.id, p.tenant_id"#,
-        version,
-        by,
-        reason
-    )
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.id, r.tenant_id)).collect())
-}
-
-/// One `token.revoked` event per token, each in its tenant.
-async fn record_revocations(
-    conn: &mut PgConnection,
-    template: &NewEvent,
-    revoked: &[(String, Uuid)],
-) -> sqlx::Result<()> {
-    let events: Vec<NewEvent> = revoked
-        .iter()
-        .map(|(id, tenant)| {
-            let mut event = template.clone().target(format!("pat:{id}"));
-            event.tenant_id = Some(*tenant);
-            event
-        })
-        .collect();
-    crate::audit::queries::record_many(conn, &events).await?;
-    Ok(())
+    let matching = Matching {
+        pepper_version: version,
+        ..Matching::default()
+    };
+    revoke_matching(conn, matching, by, reason).await
 }
 
 /// Retires the previous version `version` inside `conn`'s transaction and revokes the tokens

@@ -4,25 +4,14 @@ use super::api::{
     pepper_versions, preview_pepper_compromise, RotatePepper, RotatePepperCompromised,
 };
 use super::{CompromisePreview, PepperVersion, CONFIRM_COMPROMISE, CONFIRM_STAGED};
+use crate::auth::view::allowed;
 use crate::auth::Permission;
 use crate::components::feedback::{field_message, form_message, ErrorNotice};
 use crate::components::time::utc_minutes;
 use crate::error::AppError;
-use crate::routes::StaffResource;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
-
-fn can_rotate() -> Signal<bool> {
-    let StaffResource(staff) = expect_context::<StaffResource>();
-    Signal::derive(move || {
-        staff
-            .get()
-            .and_then(Result::ok)
-            .flatten()
-            .is_some_and(|s| s.can(Permission::CommandIncident))
-    })
-}
 
 /// `/pepper`: the token pepper, platform-wide.
 #[component]
@@ -104,7 +93,7 @@ fn Rotations(
         _ => None,
     };
     view! {
-        <Show when=move || can_rotate().get()>
+        <Show when=move || allowed(Permission::CommandIncident).get()>
             <section class="mt-8 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="staged-heading">
                 <h2 id="staged-heading" class="font-semibold">"Staged rotation"</h2>
                 <p class="mt-1 text-sm text-slate-600">

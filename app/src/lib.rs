@@ -1,3 +1,4 @@
+#![recursion_limit = "256"] // Deep view types of the larger forms (leptos tuples nest per element).
 //! staff-console's Leptos application: the shell, routes, panels and their server functions.
 //!
 //! Compiled twice: with `ssr` into the server binary (rendering, server functions, SQL) and
@@ -6,6 +7,7 @@
 pub mod audit;
 pub mod auth;
 pub mod components;
+pub mod controls;
 #[cfg(feature = "ssr")]
 pub mod db;
 pub mod error;

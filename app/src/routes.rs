@@ -6,10 +6,13 @@ use crate::auth::StaffIdentity;
 use crate::components::layout::ConsoleLayout;
 use crate::components::not_found::NotFoundPage;
 use crate::error::AppError;
+use crate::panels::agent_ops::view::{AgentOpsPage, ClientDetailPage};
 use crate::panels::integrations::view::{IntegrationsPage, TokenDetailPage};
+use crate::panels::limits::view::LimitsPage;
 use crate::panels::overview::view::{HomePage, TenantOverviewPage};
 use crate::panels::pepper::view::PepperPage;
 use crate::panels::staff::view::StaffPage;
+use crate::panels::switches::view::SwitchesPage;
 use crate::tenants::Tenant;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
@@ -66,6 +69,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/t/:tenant") view=TenantOverviewPage />
                     <Route path=path!("/t/:tenant/integrations") view=IntegrationsPage />
                     <Route path=path!("/t/:tenant/integrations/:id") view=TokenDetailPage />
+                    <Route path=path!("/t/:tenant/agent-ops") view=AgentOpsPage />
+                    <Route path=path!("/t/:tenant/agent-ops/:id") view=ClientDetailPage />
+                    <Route path=path!("/switches") view=SwitchesPage />
+                    <Route path=path!("/limits") view=LimitsPage />
                     <Route path=path!("/staff") view=StaffPage />
                     <Route path=path!("/pepper") view=PepperPage />
                 </ParentRoute>

@@ -76,8 +76,9 @@ fn bench_router() {
         let (_, token) = mint(&pool).await;
         let verifier = Arc::new(Verifier::new(pool.clone(), MasterKey::new(KEY)));
         verifier.reload_ring().await.unwrap();
+        let controls = bench_controls(&pool, false).await;
         if std::env::var("BENCH_ROUTER_SYNC").is_ok() {
-            app::integrations::sync::spawn(verifier.clone());
+            app::integrations::sync::spawn(verifier.clone(), controls.clone());
         }
         let app = router(AppState {
             leptos_options: leptos::prelude::LeptosOptions::builder()
@@ -88,6 +89,7 @@ fn bench_router() {
             security: Arc::new(SecurityPolicy::default()),
             sign_in_policy: Default::default(),
             verifier: verifier.clone(),
+            controls,
         });
         for (path, auth) in [
             ("/healthz", None),
@@ -273,7 +275,8 @@ async fn instance(db_url: &str) -> (SocketAddr, Arc<Verifier>) {
         .unwrap();
     let verifier = Arc::new(Verifier::new(pool.clone(), MasterKey::new(KEY)));
     verifier.reload_ring().await.unwrap();
-    app::integrations::sync::spawn(verifier.clone());
+    let controls = bench_controls(&pool, false).await;
+    app::integrations::sync::spawn(verifier.clone(), controls.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = AppState {
@@ -290,6 +293,7 @@ async fn instance(db_url: &str) -> (SocketAddr, Arc<Verifier>) {
         }),
         sign_in_policy: Default::default(),
         verifier: verifier.clone(),
+        controls,
     };
     let app = router(state);
     tokio::spawn(async move {
@@ -678,4 +682,26 @@ fn bench_revoke() {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// Gateway controls read from the bench database; `limiting` turns rate limits on (with
+/// limits far above what the bench sends, so every call is counted and none refused).
+async fn bench_controls(
+    pool: &sqlx::PgPool,
+    limiting: bool,
+) -> Arc<app::controls::state::Controls> {
+    let huge = app::controls::Limit {
+        per_minute: app::controls::MAX_PER_MINUTE,
+        burst: app::controls::MAX_BURST,
+    };
+    let controls = Arc::new(app::controls::state::Controls::new(
+        pool.clone(),
+        app::controls::state::Defaults {
+            owner: huge,
+            ip: huge,
+        },
+        limiting,
+    ));
+    controls.reload().await.unwrap();
+    controls
 }

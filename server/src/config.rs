@@ -131,6 +131,63 @@ pub struct Config {
     /// `TRUSTED_PROXIES`: addresses or CIDR ranges of the proxies in front of the server,
     /// whose `X-Forwarded-For` is believed. Empty: the peer address is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The gateway's rate limits.
+    pub rate_limits: RateLimitConfig,
+}
+
+/// The gateway's rate limits: defaults per token owner and per address, and the runbook's
+/// `RL_OVERRIDES_JSON` import.
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    /// `RL_ENABLED`, default on: off leaves kill switches and blocks in force but no limits.
+    pub enabled: bool,
+    /// `RL_OWNER_PER_MINUTE` (default 6000) and `RL_OWNER_BURST` (default 300).
+    /// `RL_IP_PER_MINUTE` (default 12000) and `RL_IP_BURST` (default 600).
+    pub defaults: app::controls::state::Defaults,
+    /// `RL_OVERRIDES_JSON`: overrides applied at start, parsed.
+    pub import: Vec<app::panels::limits::ops::ImportEntry>,
+}
+
+impl RateLimitConfig {
+    /// Reads the `RL_*` variables.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        use app::controls::{Limit, MAX_BURST, MAX_PER_MINUTE};
+        let enabled = match env.get("RL_ENABLED").as_deref() {
+            None | Some("true" | "1" | "on") => true,
+            Some("false" | "0" | "off") => false,
+            Some(other) => {
+                return Err(ConfigError::Malformed {
+                    name: "RL_ENABLED",
+                    reason: format!("`{other}` is not true or false"),
+                })
+            }
+        };
+        let defaults = app::controls::state::Defaults::default();
+        let limit = |per: &'static str, burst: &'static str, default: Limit| {
+            Ok::<_, ConfigError>(Limit {
+                per_minute: parse_number(env, per, default.per_minute, 1..=MAX_PER_MINUTE)?,
+                burst: parse_number(env, burst, default.burst, 1..=MAX_BURST)?,
+            })
+        };
+        let defaults = app::controls::state::Defaults {
+            owner: limit("RL_OWNER_PER_MINUTE", "RL_OWNER_BURST", defaults.owner)?,
+            ip: limit("RL_IP_PER_MINUTE", "RL_IP_BURST", defaults.ip)?,
+        };
+        let import = match env.get("RL_OVERRIDES_JSON") {
+            None => Vec::new(),
+            Some(raw) => app::panels::limits::ops::parse_import(&raw).map_err(|reason| {
+                ConfigError::Malformed {
+                    name: "RL_OVERRIDES_JSON",
+                    reason,
+                }
+            })?,
+        };
+        Ok(Self {
+            enabled,
+            defaults,
+            import,
+        })
+    }
 }
 
 /// Reads variables through `lookup`, so tests need not touch the process environment.
@@ -262,6 +319,7 @@ impl Config {
             auto_migrate,
             shutdown_grace: Duration::from_secs(u64::from(grace)),
             trusted_proxies,
+            rate_limits: RateLimitConfig::from_env(env)?,
         })
     }
 }

@@ -1,12 +1,18 @@
 //! The agent API gateway: plain axum routes under `/agent/v1`, for machines, guarded by
 //! personal access tokens.
 //!
-//! The guard runs parse → checksum → lookup by id → HMAC → status and expiry → scope
-//! ([`app::integrations::verify`]). A refusal answers JSON with a stable code; every
-//! decision is recorded in the audit log as `token.used` or `token.failed_auth`. The token
-//! itself never appears in a response, a log line or an event.
+//! Before the token, the caller's address is checked against the block list and its rate
+//! limit, and a kill switch that is off everywhere refuses at once. Then the token guard
+//! runs parse → checksum → lookup by id → HMAC → status and expiry → owner → scope
+//! ([`app::integrations::verify`]), and after it the tenant's switches, the allowlist
+//! posture and the owner's and tenant's rate limits ([`app::controls::state`]). A refusal
+//! answers JSON with a stable code; every decision is recorded in the audit log as
+//! `token.used`, `token.failed_auth` or `agent_api.refused`. The token itself never appears
+//! in a response, a log line or an event.
 
-use app::integrations::verify::{CallMeta, Refusal, Verified, Verifier};
+use app::controls::state::{Controls, Denied};
+use app::integrations::ledger::GatewayEvent;
+use app::integrations::verify::{CallMeta, Verified, Verifier};
 use app::request::{ClientIp, RequestId};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -14,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The scope the payments route needs.
@@ -21,13 +28,22 @@ pub const PAYMENTS_SCOPE: &str = "payments:write";
 /// Largest request body the agent API reads.
 const MAX_BODY: usize = 16 * 1024;
 
+/// What the gateway decides with: the token verifier and the controls.
+#[derive(Clone)]
+pub struct Gateway {
+    /// Tokens.
+    pub verifier: Arc<Verifier>,
+    /// Switches, limits, blocks.
+    pub controls: Arc<Controls>,
+}
+
 /// The gateway's routes.
-pub fn router(verifier: Arc<Verifier>) -> Router {
+pub fn router(gateway: Gateway) -> Router {
     Router::new()
         .route("/agent/v1/whoami", get(whoami))
         .route("/agent/v1/payments", post(payments))
         .route("/agent/v1/{*rest}", any(not_found))
-        .with_state(verifier)
+        .with_state(gateway)
 }
 
 /// A JSON error answer with a stable code.
@@ -46,9 +62,15 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     res
 }
 
-fn refusal(refusal: Refusal) -> Response {
+fn refusal(denied: Denied) -> Response {
+    let refusal = denied.refusal;
     let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-    error(status, refusal.code(), refusal.message())
+    let mut res = error(status, refusal.code(), refusal.message());
+    if let Some(secs) = denied.retry_after {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    res
 }
 
 async fn not_found() -> Response {
@@ -80,23 +102,52 @@ fn call_meta(parts: &axum::http::request::Parts, route: &'static str) -> CallMet
     }
 }
 
-/// Checks the request's token for `scope`; the refusal is the response to send.
+/// Checks the caller, then the request's token for `scope`, then the controls that depend
+/// on the token; the refusal is the response to send.
 async fn guard(
-    verifier: &Verifier,
+    gateway: &Gateway,
     parts: &axum::http::request::Parts,
     scope: Option<&str>,
     route: &'static str,
+    payments: bool,
 ) -> Result<Verified, Response> {
-    verifier
-        .verify(bearer(&parts.headers), scope, &call_meta(parts, route))
+    let call = call_meta(parts, route);
+    let now = time::OffsetDateTime::now_utc();
+    let secs = now.unix_timestamp();
+    if let Err(denied) = gateway.controls.admit_caller(call.ip, payments, secs) {
+        gateway.verifier.ledger().record_at(
+            GatewayEvent::refused(denied.refusal, None, None, &call),
+            now,
+        );
+        return Err(refusal(denied));
+    }
+    // Retry-After of a rate limit met after the token check (0: none).
+    let retry_after = AtomicU64::new(0);
+    gateway
+        .verifier
+        .verify_with(bearer(&parts.headers), scope, &call, |token| {
+            gateway
+                .controls
+                .admit_token(token, payments, secs)
+                .map_err(|denied| {
+                    retry_after.store(denied.retry_after.unwrap_or(0), Ordering::Relaxed);
+                    denied.refusal
+                })
+        })
         .await
-        .map_err(refusal)
+        .map_err(|refused| {
+            let secs = retry_after.load(Ordering::Relaxed);
+            refusal(Denied {
+                refusal: refused,
+                retry_after: (secs > 0).then_some(secs),
+            })
+        })
 }
 
 /// `GET /agent/v1/whoami`: who this token is. Any valid token may ask.
-async fn whoami(State(verifier): State<Arc<Verifier>>, req: Request) -> Response {
+async fn whoami(State(gateway): State<Gateway>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    match guard(&verifier, &parts, None, "GET /agent/v1/whoami").await {
+    match guard(&gateway, &parts, None, "GET /agent/v1/whoami", false).await {
         Ok(verified) => {
             let token = &verified.token;
             let (kind, id, client) = match token.owner {
@@ -120,13 +171,14 @@ async fn whoami(State(verifier): State<Arc<Verifier>>, req: Request) -> Response
 /// `POST /agent/v1/payments` (scope `payments:write`): accepts a payment instruction. It
 /// stands in for the platform's payments API: authorization and validation are real, no
 /// money moves.
-async fn payments(State(verifier): State<Arc<Verifier>>, req: Request) -> Response {
+async fn payments(State(gateway): State<Gateway>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let verified = match guard(
-        &verifier,
+        &gateway,
         &parts,
         Some(PAYMENTS_SCOPE),
         "POST /agent/v1/payments",
+        true,
     )
     .await
     {

@@ -7,4 +7,5 @@ pub mod gateway;
 pub mod logging;
 pub mod serve;
 pub mod smoke;
+pub mod switches_api;
 pub mod web;

@@ -44,6 +44,27 @@ enum Command {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// Manage the service tokens other services read `/api/v1/switches` with.
+    ServiceToken {
+        #[command(subcommand)]
+        command: ServiceTokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceTokenCommand {
+    /// Mint a token; it is printed once.
+    Create {
+        /// A name saying which service holds it.
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a token by name; its next call is refused.
+    Revoke {
+        /// Its name.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -109,7 +130,8 @@ fn read_password(generate: bool) -> Result<Option<Zeroizing<String>>, String> {
     Ok(Some(first))
 }
 
-async fn staff_command(command: StaffCommand) -> Result<String, String> {
+/// The command line's actor, over a fresh pool.
+async fn command_line_actor() -> Result<(sqlx::PgPool, Actor), String> {
     let config = DatabaseConfig::from_env(&ProcessEnv).map_err(|e| e.to_string())?;
     let pool = db::connect(&config, Duration::from_secs(10))
         .await
@@ -118,6 +140,26 @@ async fn staff_command(command: StaffCommand) -> Result<String, String> {
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
     let actor = Actor::command_line(pool.clone(), &user);
+    Ok((pool, actor))
+}
+
+async fn service_token_command(command: ServiceTokenCommand) -> Result<String, String> {
+    use app::controls::service_token;
+    let (pool, actor) = command_line_actor().await?;
+    let result = match command {
+        ServiceTokenCommand::Create { name } => service_token::mint(&actor, &name)
+            .await
+            .map(|token| format!("service token “{name}” (shown once): {}", token.as_str())),
+        ServiceTokenCommand::Revoke { name } => service_token::revoke(&actor, &name)
+            .await
+            .map(|()| format!("service token “{name}” revoked")),
+    };
+    pool.close().await;
+    result.map_err(|e| e.to_string())
+}
+
+async fn staff_command(command: StaffCommand) -> Result<String, String> {
+    let (pool, actor) = command_line_actor().await?;
     let shown = |e: AppError| e.to_string();
     let result = match command {
         StaffCommand::Create {
@@ -194,6 +236,16 @@ async fn main() -> ExitCode {
             }
         }
         Command::Staff { command } => match staff_command(command).await {
+            Ok(message) => {
+                println!("staff-console: {message}");
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("staff-console: {message}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::ServiceToken { command } => match service_token_command(command).await {
             Ok(message) => {
                 println!("staff-console: {message}");
                 ExitCode::SUCCESS

@@ -4,6 +4,7 @@ use crate::config::{Config, Mode};
 use crate::db;
 use crate::web::{self, middleware::SecurityPolicy, AppState};
 use app::auth::api::SignInPolicy;
+use app::controls::state::Controls;
 use app::integrations::pepper::MasterKey;
 use app::integrations::verify::Verifier;
 use axum::Router;
@@ -37,6 +38,12 @@ pub enum ServeError {
     /// The token peppers could not be created or opened.
     #[error("token peppers: {0}")]
     Pepper(#[from] app::integrations::pepper::PepperError),
+    /// The kill switches, rate limits or blocks could not be read.
+    #[error("reading kill switches and rate limits failed: {0}")]
+    Controls(#[source] sqlx::Error),
+    /// `RL_OVERRIDES_JSON` named something that does not exist or a bad limit.
+    #[error("{0}")]
+    Import(String),
     /// Creating the first admin failed.
     #[error("creating the first admin failed: {0}")]
     Bootstrap(String),
@@ -152,7 +159,25 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         MasterKey::new(*config.encryption_key.expose()),
     ));
     verifier.reload_ring().await?;
-    app::integrations::sync::spawn(verifier.clone());
+    let controls = Arc::new(Controls::new(
+        pool.clone(),
+        config.rate_limits.defaults,
+        config.rate_limits.enabled,
+    ));
+    if !config.rate_limits.import.is_empty() {
+        let actor = app::auth::Actor::command_line(pool.clone(), "RL_OVERRIDES_JSON");
+        let written = app::panels::limits::ops::import(&actor, &config.rate_limits.import)
+            .await
+            .map_err(ServeError::Import)?;
+        tracing::info!(
+            entries = config.rate_limits.import.len(),
+            written,
+            "RL_OVERRIDES_JSON imported"
+        );
+    }
+    // Fail closed: without its switches and limits the gateway does not start.
+    controls.reload().await.map_err(ServeError::Controls)?;
+    app::integrations::sync::spawn(verifier.clone(), controls.clone());
     app::auth::password::warm_up()
         .await
         .map_err(|e| ServeError::Bootstrap(e.to_string()))?;
@@ -168,6 +193,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         }),
         sign_in_policy: SignInPolicy::default(),
         verifier: verifier.clone(),
+        controls,
     };
     let listener = TcpListener::bind(config.listen_addr)
         .await

@@ -33,7 +33,8 @@ fn app_with_policy(pool: PgPool, policy: SignInPolicy) -> axum::Router {
             trusted_proxies: Vec::new(),
         }),
         sign_in_policy: policy,
-        verifier: common::verifier(pool),
+        verifier: common::verifier(pool.clone()),
+        controls: common::controls(pool),
     })
 }
 

@@ -176,6 +176,7 @@ async fn responses_carry_a_request_id(pool: PgPool) {
         }),
         sign_in_policy: Default::default(),
         verifier: common::verifier(pool.clone()),
+        controls: common::controls(pool.clone()),
     });
     let echoed = send(&behind_proxy, from_client([10, 0, 0, 2], "lb-abc123")).await;
     assert_eq!(echoed.header("x-request-id"), "lb-abc123");

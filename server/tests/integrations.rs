@@ -10,15 +10,14 @@ use app::panels::integrations::api::{
     GetToken, IntegrationsContext, ListTokens, MintToken, PreviewRevokeAll, RevokeAllTokens,
     RevokeToken,
 };
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use axum::Router;
-use common::{app_and_verifier, call, send, sign_in, staff, tenant, urlencode, Answer};
+use common::{
+    agent, app_and_verifier, call, code, mint_body, person, send, tenant, urlencode, Answer,
+};
 use leptos::server_fn::ServerFn as _;
 use sqlx::PgPool;
 use std::sync::Arc;
-
-const PASSWORD: &str = "integration test password";
 
 struct World {
     pool: PgPool,
@@ -46,38 +45,6 @@ async fn world(pool: PgPool) -> World {
     }
 }
 
-/// A signed-in staff member of `role`: their id and session cookie.
-async fn person(pool: &PgPool, app: &Router, role: Role) -> (uuid::Uuid, String) {
-    let email = format!(
-        "{}-{}@example.com",
-        role.as_str(),
-        uuid::Uuid::new_v4().simple()
-    );
-    let id = staff(pool, &email, role, PASSWORD).await;
-    let (answer, cookie) = sign_in(app, &email, PASSWORD).await;
-    (
-        id,
-        cookie.unwrap_or_else(|| panic!("sign-in failed: {} {}", answer.status, answer.body)),
-    )
-}
-
-fn mint_body(tenant: &str, name: &str, owner: &str, scopes: &[&str], days: &str) -> String {
-    let mut parts = vec![
-        format!("tenant={}", urlencode(tenant)),
-        format!("{}={}", urlencode("form[name]"), urlencode(name)),
-        format!("{}={}", urlencode("form[owner]"), urlencode(owner)),
-        format!("{}={}", urlencode("form[lifetime_days]"), urlencode(days)),
-    ];
-    for (i, scope) in scopes.iter().enumerate() {
-        parts.push(format!(
-            "{}={}",
-            urlencode(&format!("form[scopes][{i}]")),
-            urlencode(scope)
-        ));
-    }
-    parts.join("&")
-}
-
 /// Mints through the real server function; returns (id, plaintext).
 async fn mint(w: &World, scopes: &[&str]) -> (String, String) {
     let owner = format!("staff:{}", w.operator_id);
@@ -96,32 +63,8 @@ async fn mint(w: &World, scopes: &[&str]) -> (String, String) {
     )
 }
 
-fn agent(method: &str, path: &str, token: Option<&str>, body: &str) -> Request<Body> {
-    let mut builder = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        builder = builder.header("authorization", format!("Bearer {token}"));
-    }
-    if !body.is_empty() {
-        builder = builder.header("content-type", "application/json");
-    }
-    let mut req = builder.body(Body::from(body.to_owned())).unwrap();
-    req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-            [198, 51, 100, 23],
-            50000,
-        ))));
-    req
-}
-
 async fn whoami(w: &World, token: &str) -> Answer {
     send(&w.app, agent("GET", "/agent/v1/whoami", Some(token), "")).await
-}
-
-fn code(answer: &Answer) -> String {
-    answer.json()["error"]["code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// (action, outcome, code, count) of a token's events, oldest first.
@@ -670,8 +613,11 @@ async fn a_revoke_on_one_instance_is_enforced_by_another_through_notify(pool: Pg
     let w = world(pool).await;
     let (id, token) = mint(&w, &["agent:read"]).await;
     // A second instance: its own verifier and cache, listening for changes.
-    let (other, other_verifier) = app_and_verifier(w.pool.clone(), false);
-    let listener = tokio::spawn(app::integrations::sync::listen(other_verifier.clone()));
+    let (other, other_verifier, other_controls) = common::app_parts(w.pool.clone(), false);
+    let listener = tokio::spawn(app::integrations::sync::listen(
+        other_verifier.clone(),
+        other_controls,
+    ));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let warm = send(&other, agent("GET", "/agent/v1/whoami", Some(&token), "")).await;
     assert_eq!(warm.status, StatusCode::OK);
@@ -1006,7 +952,10 @@ async fn within_a_second(mut check: impl AsyncFnMut() -> bool, what: &str) {
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn tokens_of_a_disabled_owner_or_suspended_client_are_refused(pool: PgPool) {
     let w = world(pool).await;
-    let listener = tokio::spawn(app::integrations::sync::listen(w.verifier.clone()));
+    let listener = tokio::spawn(app::integrations::sync::listen(
+        w.verifier.clone(),
+        common::controls(w.pool.clone()),
+    ));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     // A staff owner disabled: their token stops working.

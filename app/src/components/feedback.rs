@@ -32,6 +32,37 @@ pub fn EmptyState(title: &'static str, children: Children) -> impl IntoView {
     }
 }
 
+/// The one time a secret (a token, a client key) is on screen, with a copy button.
+#[component]
+pub fn RevealSecret(heading: String, secret: String, testid: &'static str) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let text = secret.clone();
+    let copy = move |_| {
+        #[cfg(feature = "hydrate")]
+        {
+            let clipboard = window().navigator().clipboard();
+            let _ = clipboard.write_text(&text);
+            copied.set(true);
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = &text;
+    };
+    view! {
+        <div role="status" class="mt-4 rounded-md border border-emerald-200 bg-emerald-50 p-4 text-emerald-950">
+            <p class="font-medium">{heading}</p>
+            <p class="mt-1 text-sm">"Copy it now: it is shown only this once and cannot be recovered. Store it in the integration's secret store."</p>
+            <div class="mt-2 flex items-center gap-2">
+                <code data-testid=testid class="block select-all break-all rounded bg-white px-2 py-1 font-mono text-sm">
+                    {secret}
+                </code>
+                <button type="button" class="btn" on:click=copy>
+                    {move || if copied.get() { "Copied" } else { "Copy" }}
+                </button>
+            </div>
+        </div>
+    }
+}
+
 /// The message to show beside `field`, when `error` is about that field.
 pub fn field_message(error: Option<AppError>, field: &str) -> Option<String> {
     error.and_then(|e| e.field_message(field).map(str::to_owned))

@@ -120,10 +120,13 @@ fn SideNav(current: Memo<Option<String>>, can_manage_staff: bool) -> impl IntoVi
                 {move || current.get().map(|slug| view! {
                     {link(format!("/t/{slug}"), "Overview")}
                     {link(format!("/t/{slug}/integrations"), "Integrations")}
+                    {link(format!("/t/{slug}/agent-ops"), "Agent Ops")}
                 })}
             </ul>
             <p class="mt-6 px-3 text-xs font-semibold uppercase tracking-wide text-slate-500">"Platform"</p>
             <ul class="mt-1 space-y-1 text-sm">
+                {link("/switches".to_owned(), "Kill switches")}
+                {link("/limits".to_owned(), "Rate limits & blocks")}
                 {link("/pepper".to_owned(), "Token pepper")}
                 {can_manage_staff.then(|| link("/staff".to_owned(), "Staff"))}
             </ul>

@@ -58,7 +58,11 @@ impl GatewayEvent {
         call: &CallMeta,
     ) -> Self {
         Self {
-            action: "token.failed_auth",
+            action: if refusal.is_policy() {
+                "agent_api.refused"
+            } else {
+                "token.failed_auth"
+            },
             code: Some(refusal.code()),
             token_id: token.map(|t| t.id.clone()).or(id),
             tenant_id: token.map(|t| t.tenant_id),

@@ -4,11 +4,13 @@
 //! A change to a token row notifies `sc_gateway` with `pat:<id>` (a trigger does it, in the
 //! changing transaction, so it is delivered exactly when the change commits); a pepper change
 //! notifies `pepper`. When the listening connection drops, notifications sent meanwhile are
-//! lost: the whole cache is dropped on reconnect. Independently, every
+//! lost: the whole cache is dropped on reconnect. Kill switches (`switches`) and rate limits
+//! and blocks (`limits`) arrive on the same channel and reload [`Controls`]. Independently, every
 //! [`REVALIDATE_EVERY`] the cached revisions are compared with the database, so a token whose
 //! notification went astray is refused within that time all the same.
 
 use super::verify::{OwnerStatus, Verifier};
+use crate::controls::state::Controls;
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,10 @@ pub fn apply(verifier: &Verifier, payload: &str) -> Apply {
         Apply::Owner
     } else if payload == "pepper" {
         Apply::Pepper
+    } else if payload == "switches" {
+        Apply::Switches
+    } else if payload == "limits" {
+        Apply::Limits
     } else {
         verifier.invalidate_all();
         Apply::All
@@ -50,12 +56,16 @@ pub enum Apply {
     Owner,
     /// The pepper ring must be reloaded.
     Pepper,
+    /// The kill switches must be reloaded.
+    Switches,
+    /// The rate-limit overrides and IP blocks must be reloaded.
+    Limits,
     /// Everything was dropped.
     All,
 }
 
 /// Listens for changes until the pool is closed (shutdown); reconnects after failures.
-pub async fn listen(verifier: Arc<Verifier>) {
+pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
     // Until shutdown closes the pool.
     while !verifier.pool().is_closed() {
         let mut listener = match PgListener::connect_with(verifier.pool()).await {
@@ -74,19 +84,30 @@ pub async fn listen(verifier: Arc<Verifier>) {
         // Anything cached before LISTEN took effect may have missed a notification.
         verifier.invalidate_all();
         reload_ring(&verifier).await;
+        reload_controls(&controls).await;
         loop {
             match listener.try_recv().await {
-                Ok(Some(notification)) => {
-                    if apply(&verifier, notification.payload()) == Apply::Pepper {
-                        reload_ring(&verifier).await;
+                Ok(Some(notification)) => match apply(&verifier, notification.payload()) {
+                    Apply::Pepper => reload_ring(&verifier).await,
+                    Apply::Switches => {
+                        if let Err(err) = controls.reload_switches().await {
+                            tracing::error!(error = %err, "reloading kill switches failed");
+                        }
                     }
-                }
+                    Apply::Limits => {
+                        if let Err(err) = controls.reload_limits().await {
+                            tracing::error!(error = %err, "reloading rate limits failed");
+                        }
+                    }
+                    Apply::Token | Apply::Owner | Apply::All => {}
+                },
                 Ok(None) => {
                     // The listener has already reconnected and listens again (sqlx's eager
                     // reconnect): whatever was sent in the gap is covered by dropping it all.
                     tracing::warn!("gateway listener lost its connection: cache dropped");
                     verifier.invalidate_all();
                     reload_ring(&verifier).await;
+                    reload_controls(&controls).await;
                 }
                 Err(_) if verifier.pool().is_closed() => return,
                 Err(err) => {
@@ -97,6 +118,12 @@ pub async fn listen(verifier: Arc<Verifier>) {
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn reload_controls(controls: &Controls) {
+    if let Err(err) = controls.reload().await {
+        tracing::error!(error = %err, "reloading switches and limits failed");
     }
 }
 
@@ -113,10 +140,11 @@ pub async fn revalidate(verifier: &Verifier) -> sqlx::Result<usize> {
     if cached.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<String> = cached.iter().map(|(id, _, _)| id.to_string()).collect();
+    let ids: Vec<String> = cached.iter().map(|(id, ..)| id.to_string()).collect();
     let rows = sqlx::query!(
         r#"SELECT p.id, p.revision,
-                  coalesce(s.status::text, c.status::text, 'disabled') AS "owner_status!"
+                  coalesce(s.status::text, c.status::text, 'disabled') AS "owner_status!",
+                  coalesce(c.allowlisted, false) AS "owner_allowlisted!"
            FROM personal_access_tokens p
            LEFT JOIN staff s ON s.id = p.owner_staff_id
            LEFT JOIN api_clients c ON c.id = p.owner_client_id
@@ -125,13 +153,16 @@ pub async fn revalidate(verifier: &Verifier) -> sqlx::Result<usize> {
     )
     .fetch_all(verifier.pool())
     .await?;
-    let current: std::collections::HashMap<String, (i64, OwnerStatus)> = rows
+    let current: std::collections::HashMap<String, (i64, OwnerStatus, bool)> = rows
         .into_iter()
-        .map(|r| (r.id, (r.revision, OwnerStatus::parse(&r.owner_status))))
+        .map(|r| {
+            let status = OwnerStatus::parse(&r.owner_status);
+            (r.id, (r.revision, status, r.owner_allowlisted))
+        })
         .collect();
     let mut dropped = 0;
-    for (id, revision, owner) in cached {
-        if current.get(&*id) != Some(&(revision, owner)) {
+    for (id, revision, owner, allowlisted) in cached {
+        if current.get(&*id) != Some(&(revision, owner, allowlisted)) {
             verifier.invalidate(&id);
             dropped += 1;
         }
@@ -198,9 +229,11 @@ pub async fn flush(verifier: Arc<Verifier>) {
     }
 }
 
-/// Starts the listener, the poll, the pepper retirement and the flusher.
-pub fn spawn(verifier: Arc<Verifier>) {
-    tokio::spawn(listen(verifier.clone()));
+/// Starts the listener, the poll, the pepper retirement and the flusher, and the controls'
+/// own poll and timers ([`crate::controls::sync`]).
+pub fn spawn(verifier: Arc<Verifier>, controls: Arc<Controls>) {
+    tokio::spawn(listen(verifier.clone(), controls.clone()));
+    crate::controls::sync::spawn(controls);
     tokio::spawn(poll(verifier.clone()));
     tokio::spawn(retire(verifier.clone()));
     tokio::spawn(flush(verifier));

@@ -42,6 +42,16 @@ pub enum Refusal {
     ClientSuspended,
     /// The token's API client is revoked (final).
     ClientRevoked,
+    /// Strict allowlist posture, and the token's API client is not allowlisted.
+    ClientNotAllowlisted,
+    /// The caller's address is on the block list.
+    IpBlocked,
+    /// The `agentApiEnabled` kill switch is off.
+    AgentApiDisabled,
+    /// The `agentPaymentsEnabled` kill switch is off (payments route).
+    AgentPaymentsDisabled,
+    /// Over the rate limit of the caller's address, token owner or tenant.
+    RateLimited,
 }
 
 impl Refusal {
@@ -56,15 +66,39 @@ impl Refusal {
             Self::InsufficientScope => "INSUFFICIENT_SCOPE",
             Self::ClientSuspended => "CLIENT_SUSPENDED",
             Self::ClientRevoked => "CLIENT_REVOKED",
+            Self::ClientNotAllowlisted => "CLIENT_NOT_ALLOWLISTED",
+            Self::IpBlocked => "IP_BLOCKED",
+            Self::AgentApiDisabled => "AGENT_API_DISABLED",
+            Self::AgentPaymentsDisabled => "AGENT_PAYMENTS_DISABLED",
+            Self::RateLimited => "RATE_LIMITED",
         }
     }
 
-    /// 401 for credentials, 403 for a missing scope.
+    /// 401 for credentials; 403 for a missing scope, a suspended or unlisted client or a
+    /// blocked address; 503 for a kill switch; 429 over a rate limit.
     pub fn status(self) -> u16 {
         match self {
-            Self::InsufficientScope | Self::ClientSuspended => 403,
+            Self::InsufficientScope
+            | Self::ClientSuspended
+            | Self::ClientNotAllowlisted
+            | Self::IpBlocked => 403,
+            Self::AgentApiDisabled | Self::AgentPaymentsDisabled => 503,
+            Self::RateLimited => 429,
             _ => 401,
         }
+    }
+
+    /// A refusal by the gateway's controls (switches, allowlist, limits, blocks) rather than
+    /// of the credential: audited as `agent_api.refused`, not `token.failed_auth`.
+    pub fn is_policy(self) -> bool {
+        matches!(
+            self,
+            Self::ClientNotAllowlisted
+                | Self::IpBlocked
+                | Self::AgentApiDisabled
+                | Self::AgentPaymentsDisabled
+                | Self::RateLimited
+        )
     }
 
     /// What the caller is told. Never echoes the token.
@@ -78,6 +112,11 @@ impl Refusal {
             Self::InsufficientScope => "This token lacks the scope this call needs.",
             Self::ClientSuspended => "This token's API client is suspended.",
             Self::ClientRevoked => "This token's API client has been revoked.",
+            Self::ClientNotAllowlisted => "Strict allowlist posture is on and this token's API client is not on the allowlist.",
+            Self::IpBlocked => "Calls from this address are blocked.",
+            Self::AgentApiDisabled => "The agent API is switched off during an incident. Retry later.",
+            Self::AgentPaymentsDisabled => "Agent payments are switched off during an incident. Retry later.",
+            Self::RateLimited => "Too many calls. Retry after the number of seconds in Retry-After.",
         }
     }
 }
@@ -98,6 +137,8 @@ pub struct CachedToken {
     /// The owner's status when read: `active`, `disabled` (staff), `suspended` or `revoked`
     /// (client).
     pub owner_status: OwnerStatus,
+    /// Whether the owning API client is on the allowlist (false for staff-owned tokens).
+    pub owner_allowlisted: bool,
     secret_hash: [u8; 32],
     /// The pepper version the hash is keyed with.
     pub pepper_version: i32,
@@ -142,6 +183,7 @@ impl std::fmt::Debug for CachedToken {
             .field("tenant", &self.tenant_slug)
             .field("owner", &self.owner)
             .field("owner_status", &self.owner_status)
+            .field("owner_allowlisted", &self.owner_allowlisted)
             .field("scopes", &self.scopes)
             .field("pepper_version", &self.pepper_version)
             .field("active", &self.active)
@@ -286,7 +328,7 @@ impl Verifier {
 
     /// The cached ids, revisions and owner statuses, for revalidation; entries idle for
     /// `idle_secs` are dropped instead.
-    pub fn cached_revisions(&self, idle_secs: i64) -> Vec<(Arc<str>, i64, OwnerStatus)> {
+    pub fn cached_revisions(&self, idle_secs: i64) -> Vec<(Arc<str>, i64, OwnerStatus, bool)> {
         let cutoff = now_secs() - idle_secs;
         let Ok(mut cache) = self.cache.write() else {
             return Vec::new();
@@ -294,7 +336,14 @@ impl Verifier {
         cache.retain(|_, entry| entry.last_hit.load(Ordering::Relaxed) >= cutoff);
         cache
             .values()
-            .map(|entry| (entry.id.clone(), entry.revision, entry.owner_status))
+            .map(|entry| {
+                (
+                    entry.id.clone(),
+                    entry.revision,
+                    entry.owner_status,
+                    entry.owner_allowlisted,
+                )
+            })
             .collect()
     }
 
@@ -339,6 +388,18 @@ impl Verifier {
         scope: Option<&str>,
         call: &CallMeta,
     ) -> Result<Verified, Refusal> {
+        self.verify_with(raw, scope, call, |_| Ok(())).await
+    }
+
+    /// [`Self::verify`], with `policy` judging a token that passed every credential check
+    /// (kill switches, allowlist, rate limits); its refusal is the one recorded.
+    pub async fn verify_with(
+        &self,
+        raw: &str,
+        scope: Option<&str>,
+        call: &CallMeta,
+        policy: impl FnOnce(&CachedToken) -> Result<(), Refusal>,
+    ) -> Result<Verified, Refusal> {
         let now = OffsetDateTime::now_utc();
         // The id of a well-formed token, for refusals where no row matched.
         let mut id: Option<Arc<str>> = None;
@@ -361,6 +422,10 @@ impl Verifier {
                 }
             }
         };
+        let decided = decided.and_then(|verified| match policy(&verified.token) {
+            Ok(()) => Ok(verified),
+            Err(refusal) => Err((refusal, Some(verified.token))),
+        });
         match decided {
             Ok(verified) => {
                 self.after_success(&verified, call, now);
@@ -446,17 +511,19 @@ fn decide(
     if !pepper.verify(presented.secret(), &entry.secret_hash) {
         return Err((Refusal::HashMismatch, Some(entry)));
     }
-    if !entry.active {
-        return Err((Refusal::RevokedOrInvalid, Some(entry)));
-    }
-    if now.unix_timestamp() >= entry.expires_at {
-        return Err((Refusal::Expired, Some(entry)));
-    }
+    // The owner first: a revoked client's tokens are revoked with it, and its callers should
+    // learn that the client is gone rather than that one token is.
     match entry.owner_status {
         OwnerStatus::Active => {}
         OwnerStatus::Disabled => return Err((Refusal::RevokedOrInvalid, Some(entry))),
         OwnerStatus::Suspended => return Err((Refusal::ClientSuspended, Some(entry))),
         OwnerStatus::Revoked => return Err((Refusal::ClientRevoked, Some(entry))),
+    }
+    if !entry.active {
+        return Err((Refusal::RevokedOrInvalid, Some(entry)));
+    }
+    if now.unix_timestamp() >= entry.expires_at {
+        return Err((Refusal::Expired, Some(entry)));
     }
     if let Some(scope) = scope {
         if !entry.scopes.iter().any(|s| s == scope) {
@@ -477,7 +544,8 @@ async fn load(pool: &PgPool, id: &str) -> sqlx::Result<Option<CachedToken>> {
         r#"SELECT p.id, p.tenant_id, t.slug, p.owner_staff_id, p.owner_client_id, p.scopes,
                   p.secret_hash, p.pepper_version, p.status = 'active' AS "active!",
                   p.expires_at, p.revision, p.last_used_at,
-                  coalesce(s.status::text, c.status::text, 'disabled') AS "owner_status!"
+                  coalesce(s.status::text, c.status::text, 'disabled') AS "owner_status!",
+                  coalesce(c.allowlisted, false) AS "owner_allowlisted!"
            FROM personal_access_tokens p
            JOIN tenants t ON t.id = p.tenant_id
            LEFT JOIN staff s ON s.id = p.owner_staff_id
@@ -505,6 +573,7 @@ async fn load(pool: &PgPool, id: &str) -> sqlx::Result<Option<CachedToken>> {
         owner,
         scopes: row.scopes,
         owner_status: OwnerStatus::parse(&row.owner_status),
+        owner_allowlisted: row.owner_allowlisted,
         secret_hash,
         pepper_version: row.pepper_version,
         active: row.active,
@@ -534,6 +603,7 @@ pub fn cached_for_test(
         owner: Owner::Staff(Uuid::nil()),
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         owner_status: OwnerStatus::Active,
+        owner_allowlisted: false,
         secret_hash,
         pepper_version,
         active: true,

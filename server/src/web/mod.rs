@@ -5,6 +5,7 @@ pub mod health;
 pub mod middleware;
 
 use app::auth::api::SignInPolicy;
+use app::controls::state::Controls;
 use app::integrations::verify::Verifier;
 use app::{shell, App};
 use axum::body::Body;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub sign_in_policy: SignInPolicy,
     /// The gateway's token verifier (also holds the key minting and rotation seal with).
     pub verifier: Arc<Verifier>,
+    /// The gateway's kill switches, rate limits and blocks.
+    pub controls: Arc<Controls>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -55,10 +58,12 @@ fn request_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'stati
     let pool = state.pool.clone();
     let sign_in_policy = state.sign_in_policy;
     let verifier = state.verifier.clone();
+    let controls = state.controls.clone();
     move || {
         provide_context(pool.clone());
         provide_context(sign_in_policy);
         provide_context(verifier.clone());
+        provide_context(controls.clone());
         let nonce = use_context::<http::request::Parts>()
             .and_then(|parts| parts.extensions.get::<CspNonce>().cloned());
         if let Some(CspNonce(value)) = nonce {
@@ -89,7 +94,8 @@ fn session_layer(pool: PgPool, https: bool) -> SessionManagerLayer<PostgresStore
 }
 
 /// The whole router: the console (pages and server functions, behind the session layer and
-/// the cross-site check) and the agent API gateway (bearer tokens, no session, no cookies),
+/// the cross-site check), and the agent API gateway and switches API (bearer tokens, no
+/// session, no cookies),
 /// both behind the request id, security headers and the request timeout.
 ///
 /// Server functions answer POST only: nothing changes state on GET.
@@ -115,7 +121,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     Router::new()
         .route("/healthz", get(health::healthz))
-        .merge(crate::gateway::router(state.verifier.clone()))
+        .merge(crate::gateway::router(crate::gateway::Gateway {
+            verifier: state.verifier.clone(),
+            controls: state.controls.clone(),
+        }))
+        .merge(crate::switches_api::router(state.controls.clone()))
         .merge(console)
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),

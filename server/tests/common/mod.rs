@@ -33,6 +33,29 @@ pub fn app_and_verifier(
     pool: PgPool,
     https: bool,
 ) -> (Router, std::sync::Arc<app::integrations::verify::Verifier>) {
+    let (router, verifier, _) = app_parts(pool, https);
+    (router, verifier)
+}
+
+/// The gateway controls of a test instance: defaults, rate limiting on.
+pub fn controls(pool: PgPool) -> Arc<app::controls::state::Controls> {
+    Arc::new(app::controls::state::Controls::new(
+        pool,
+        app::controls::state::Defaults::default(),
+        true,
+    ))
+}
+
+/// The real router with its verifier and controls.
+pub fn app_parts(
+    pool: PgPool,
+    https: bool,
+) -> (
+    Router,
+    Arc<app::integrations::verify::Verifier>,
+    Arc<app::controls::state::Controls>,
+) {
+    let controls = controls(pool.clone());
     let leptos_options = LeptosOptions::builder()
         .output_name("staff_console")
         .site_root("target/site")
@@ -48,8 +71,9 @@ pub fn app_and_verifier(
         }),
         sign_in_policy: SignInPolicy::default(),
         verifier: verifier.clone(),
+        controls: controls.clone(),
     });
-    (router, verifier)
+    (router, verifier, controls)
 }
 
 /// The ENCRYPTION_KEY of the tests.
@@ -252,3 +276,65 @@ pub async fn get_as(app: &Router, path: &str, cookie: &str) -> Answer {
 /// A well-formed session cookie for a session that may not exist: the session store is
 /// consulted, which is how tests reach the database through a signed-out request.
 pub const SOME_SESSION: &str = "sc_session=AAAAAAAAAAAAAAAAAAAAAA";
+
+/// The password of people made by [`person`].
+pub const PERSON_PASSWORD: &str = "integration test password";
+
+/// A signed-in staff member of `role`: their id and session cookie.
+pub async fn person(pool: &PgPool, app: &Router, role: app::auth::Role) -> (uuid::Uuid, String) {
+    let email = format!(
+        "{}-{}@example.com",
+        role.as_str(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let id = staff(pool, &email, role, PERSON_PASSWORD).await;
+    let (answer, cookie) = sign_in(app, &email, PERSON_PASSWORD).await;
+    (
+        id,
+        cookie.unwrap_or_else(|| panic!("sign-in failed: {} {}", answer.status, answer.body)),
+    )
+}
+
+/// A request to the agent API from 198.51.100.23, with a bearer token.
+pub fn agent(method: &str, path: &str, token: Option<&str>, body: &str) -> Request<Body> {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    if !body.is_empty() {
+        builder = builder.header("content-type", "application/json");
+    }
+    let mut req = builder.body(Body::from(body.to_owned())).unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [198, 51, 100, 23],
+            50000,
+        ))));
+    req
+}
+
+/// The `error.code` of a gateway answer.
+pub fn code(answer: &Answer) -> String {
+    answer.json()["error"]["code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The body of the mint server function (form keys as the panel sends them).
+pub fn mint_body(tenant: &str, name: &str, owner: &str, scopes: &[&str], days: &str) -> String {
+    let mut parts = vec![
+        format!("tenant={}", urlencode(tenant)),
+        format!("{}={}", urlencode("form[name]"), urlencode(name)),
+        format!("{}={}", urlencode("form[owner]"), urlencode(owner)),
+        format!("{}={}", urlencode("form[lifetime_days]"), urlencode(days)),
+    ];
+    for (i, scope) in scopes.iter().enumerate() {
+        parts.push(format!(
+            "{}={}",
+            urlencode(&format!("form[scopes][{i}]")),
+            urlencode(scope)
+        ));
+    }
+    parts.join("&")
+}

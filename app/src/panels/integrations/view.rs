@@ -12,7 +12,7 @@ use super::{
 use crate::auth::view::allowed;
 use crate::auth::Permission;
 use crate::components::feedback::{
-    field_message, form_message, outcome_badge, EmptyState, ErrorNotice,
+    field_message, form_message, outcome_badge, EmptyState, ErrorNotice, RevealSecret,
 };
 use crate::components::time::utc_minutes;
 use crate::error::AppError;
@@ -400,31 +400,12 @@ fn MintSection(
 /// The one time a token's plaintext is on screen.
 #[component]
 fn RevealToken(minted: MintedToken) -> impl IntoView {
-    let copied = RwSignal::new(false);
-    let text = minted.plaintext.clone();
-    let copy = move |_| {
-        #[cfg(feature = "hydrate")]
-        {
-            let clipboard = window().navigator().clipboard();
-            let _ = clipboard.write_text(&text);
-            copied.set(true);
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = &text;
-    };
     view! {
-        <div role="status" class="mt-4 rounded-md border border-emerald-200 bg-emerald-50 p-4 text-emerald-950">
-            <p class="font-medium">{format!("Token {} minted; it expires {}.", minted.id, utc_minutes(minted.expires_at))}</p>
-            <p class="mt-1 text-sm">"Copy it now: it is shown only this once and cannot be recovered. Store it in the integration's secret store."</p>
-            <div class="mt-2 flex items-center gap-2">
-                <code data-testid="minted-token" class="block select-all break-all rounded bg-white px-2 py-1 font-mono text-sm">
-                    {minted.plaintext.clone()}
-                </code>
-                <button type="button" class="btn" on:click=copy>
-                    {move || if copied.get() { "Copied" } else { "Copy" }}
-                </button>
-            </div>
-        </div>
+        <RevealSecret
+            heading=format!("Token {} minted; it expires {}.", minted.id, utc_minutes(minted.expires_at))
+            secret=minted.plaintext
+            testid="minted-token"
+        />
     }
 }
 

@@ -1,0 +1,466 @@
+//! The in-memory snapshot of switches, limits and blocks each instance decides with.
+//!
+//! Snapshots are immutable and swapped whole ([`arc_swap`]): a call reads a consistent
+//! view without a lock, and a reload never blocks a call.
+
+use super::ratelimit::{RateLimiter, Subject};
+use super::{Limit, SwitchKey, SwitchRow};
+use crate::integrations::verify::{CachedToken, Refusal};
+use crate::panels::integrations::Owner;
+use arc_swap::ArcSwap;
+use ipnet::IpNet;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+const N: usize = SwitchKey::ALL.len();
+
+/// Every switch's value: global, and the tenants' overrides.
+#[derive(Debug)]
+pub struct SwitchState {
+    global: [bool; N],
+    tenants: HashMap<Uuid, [Option<bool>; N]>,
+    /// `agentApiEnabled` is off globally and no tenant turns it back on.
+    api_off_everywhere: bool,
+    /// The same for `agentPaymentsEnabled`.
+    payments_off_everywhere: bool,
+    /// The stored rows, for the panel and the switches API.
+    pub rows: Vec<SwitchRow>,
+    /// `GET /api/v1/switches`'s body.
+    pub document: Arc<str>,
+    /// Its entity tag (quoted).
+    pub etag: Arc<str>,
+}
+
+impl SwitchState {
+    /// The state of a database without rows: every switch at its default.
+    pub fn defaults() -> Self {
+        Self::from_rows(Vec::new(), &HashMap::new())
+    }
+
+    fn from_rows(rows: Vec<SwitchRow>, tenant_ids: &HashMap<String, Uuid>) -> Self {
+        let mut global = SwitchKey::ALL.map(SwitchKey::default_value);
+        let mut tenants: HashMap<Uuid, [Option<bool>; N]> = HashMap::new();
+        for row in &rows {
+            match row.tenant.as_ref().and_then(|slug| tenant_ids.get(slug)) {
+                None => global[row.key.index()] = row.value,
+                Some(id) => {
+                    tenants.entry(*id).or_insert([None; N])[row.key.index()] = Some(row.value)
+                }
+            }
+        }
+        let off_everywhere = |key: SwitchKey| {
+            !global[key.index()] && !tenants.values().any(|t| t[key.index()] == Some(true))
+        };
+        let document = document(&global, &rows);
+        let etag = etag(&document);
+        Self {
+            api_off_everywhere: off_everywhere(SwitchKey::AgentApiEnabled),
+            payments_off_everywhere: off_everywhere(SwitchKey::AgentPaymentsEnabled),
+            global,
+            tenants,
+            rows,
+            document: document.into(),
+            etag: etag.into(),
+        }
+    }
+
+    /// The value of `key` for `tenant`: its override, else the global value.
+    #[inline]
+    pub fn value(&self, key: SwitchKey, tenant: Uuid) -> bool {
+        if !self.tenants.is_empty() {
+            if let Some(value) = self.tenants.get(&tenant).and_then(|t| t[key.index()]) {
+                return value;
+            }
+        }
+        self.global[key.index()]
+    }
+
+    /// The global value of `key`.
+    pub fn global(&self, key: SwitchKey) -> bool {
+        self.global[key.index()]
+    }
+}
+
+/// The entity tag of a body: a quoted prefix of its SHA-256.
+pub fn etag(body: &str) -> String {
+    let digest = Sha256::digest(body.as_bytes());
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+fn rfc3339(at: Option<OffsetDateTime>) -> serde_json::Value {
+    at.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .map(serde_json::Value::String)
+    .unwrap_or(serde_json::Value::Null)
+}
+
+/// `{"switches": {"agentApiEnabled": {"value": true, "expires_at": null, "tenants":
+/// {"demo": {"value": false, "expires_at": "..."}}}, ...}}`
+fn document(global: &[bool; N], rows: &[SwitchRow]) -> String {
+    let mut switches = serde_json::Map::new();
+    for key in SwitchKey::ALL {
+        let global_row = rows.iter().find(|r| r.key == key && r.tenant.is_none());
+        let tenants: serde_json::Map<String, serde_json::Value> = rows
+            .iter()
+            .filter(|r| r.key == key)
+            .filter_map(|r| {
+                let slug = r.tenant.clone()?;
+                Some((
+                    slug,
+                    serde_json::json!({ "value": r.value, "expires_at": rfc3339(r.expires_at) }),
+                ))
+            })
+            .collect();
+        switches.insert(
+            key.as_str().to_owned(),
+            serde_json::json!({
+                "value": global[key.index()],
+                "expires_at": rfc3339(global_row.and_then(|r| r.expires_at)),
+                "tenants": tenants,
+            }),
+        );
+    }
+    serde_json::json!({ "switches": switches }).to_string()
+}
+
+/// Rate-limit overrides and the block list, with the configured defaults.
+#[derive(Debug, Default)]
+pub struct LimitTable {
+    owners: HashMap<Uuid, (Limit, Option<i64>)>,
+    tenants: HashMap<Uuid, (Limit, Option<i64>)>,
+    ip_exact: HashMap<IpAddr, (Limit, Option<i64>)>,
+    ip_nets: Vec<(IpNet, Limit, Option<i64>)>,
+    blocks_exact: HashMap<IpAddr, Option<i64>>,
+    blocks_nets: Vec<(IpNet, Option<i64>)>,
+}
+
+fn live(expires: Option<i64>, now: i64) -> bool {
+    expires.is_none_or(|at| at > now)
+}
+
+impl LimitTable {
+    fn blocked(&self, ip: IpAddr, now: i64) -> bool {
+        if let Some(expires) = self.blocks_exact.get(&ip) {
+            if live(*expires, now) {
+                return true;
+            }
+        }
+        self.blocks_nets
+            .iter()
+            .any(|(net, expires)| live(*expires, now) && net.contains(&ip))
+    }
+
+    fn ip_limit(&self, ip: IpAddr, now: i64) -> Option<Limit> {
+        if let Some((limit, expires)) = self.ip_exact.get(&ip) {
+            if live(*expires, now) {
+                return Some(*limit);
+            }
+        }
+        self.ip_nets
+            .iter()
+            .find(|(net, _, expires)| live(*expires, now) && net.contains(&ip))
+            .map(|(_, limit, _)| *limit)
+    }
+
+    fn lookup(map: &HashMap<Uuid, (Limit, Option<i64>)>, id: Uuid, now: i64) -> Option<Limit> {
+        map.get(&id)
+            .filter(|(_, expires)| live(*expires, now))
+            .map(|(limit, _)| *limit)
+    }
+}
+
+/// The limits that apply when no override does, from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Defaults {
+    /// Per token owner (an API client or a staff member).
+    pub owner: Limit,
+    /// Per caller address.
+    pub ip: Limit,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            owner: Limit {
+                per_minute: 6_000,
+                burst: 300,
+            },
+            ip: Limit {
+                per_minute: 12_000,
+                burst: 600,
+            },
+        }
+    }
+}
+
+/// A refusal with, for rate limits, the seconds to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Denied {
+    /// Why.
+    pub refusal: Refusal,
+    /// For `RATE_LIMITED`: whole seconds until a call would pass.
+    pub retry_after: Option<u64>,
+}
+
+impl From<Refusal> for Denied {
+    fn from(refusal: Refusal) -> Self {
+        Self {
+            refusal,
+            retry_after: None,
+        }
+    }
+}
+
+fn limited(wait_ns: u64) -> Denied {
+    Denied {
+        refusal: Refusal::RateLimited,
+        retry_after: Some(wait_ns.div_ceil(1_000_000_000).max(1)),
+    }
+}
+
+/// One instance's controls: snapshots, the limiter, and a channel announcing switch changes
+/// to push streams.
+pub struct Controls {
+    pool: PgPool,
+    switches: ArcSwap<SwitchState>,
+    limits: ArcSwap<LimitTable>,
+    limiter: RateLimiter,
+    defaults: Defaults,
+    /// When off, no rate limit applies (switches and blocks still do): for benchmarks and
+    /// deployments that limit elsewhere.
+    limiting: bool,
+    changes: tokio::sync::watch::Sender<Arc<SwitchState>>,
+}
+
+impl Controls {
+    /// Controls at their defaults; [`Self::reload`] reads the database.
+    pub fn new(pool: PgPool, defaults: Defaults, limiting: bool) -> Self {
+        let initial = Arc::new(SwitchState::defaults());
+        let (changes, _) = tokio::sync::watch::channel(initial.clone());
+        Self {
+            pool,
+            switches: ArcSwap::new(initial),
+            limits: ArcSwap::from_pointee(LimitTable::default()),
+            limiter: RateLimiter::new(),
+            defaults,
+            limiting,
+            changes,
+        }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The configured default limits.
+    pub fn defaults(&self) -> Defaults {
+        self.defaults
+    }
+
+    /// Whether rate limits are enforced.
+    pub fn limiting(&self) -> bool {
+        self.limiting
+    }
+
+    /// The current switch snapshot.
+    pub fn switches(&self) -> Arc<SwitchState> {
+        self.switches.load_full()
+    }
+
+    /// A receiver that wakes on every switch change, for push streams.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<SwitchState>> {
+        self.changes.subscribe()
+    }
+
+    /// The limiter, for housekeeping.
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// Reads switches, limits and blocks again.
+    pub async fn reload(&self) -> sqlx::Result<()> {
+        self.reload_switches().await?;
+        self.reload_limits().await
+    }
+
+    /// Reads the switches again; announces the new state when it differs.
+    pub async fn reload_switches(&self) -> sqlx::Result<bool> {
+        let rows = sqlx::query!(
+            r#"SELECT s.key, t.slug AS "tenant?", t.id AS "tenant_id?", s.value, s.reason,
+                      s.set_by, s.set_at, s.expires_at, s.revert_to
+               FROM kill_switches s LEFT JOIN tenants t ON t.id = s.tenant_id
+               ORDER BY s.key, t.slug NULLS FIRST"#
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut tenant_ids = HashMap::new();
+        let rows: Vec<SwitchRow> = rows
+            .into_iter()
+            .filter_map(|r| {
+                let key = SwitchKey::parse(&r.key)?;
+                if let (Some(slug), Some(id)) = (&r.tenant, r.tenant_id) {
+                    tenant_ids.insert(slug.clone(), id);
+                }
+                Some(SwitchRow {
+                    key,
+                    tenant: r.tenant,
+                    value: r.value,
+                    reason: r.reason,
+                    set_by: r.set_by,
+                    set_at: r.set_at,
+                    expires_at: r.expires_at,
+                    revert_to: r.revert_to,
+                })
+            })
+            .collect();
+        let state = SwitchState::from_rows(rows, &tenant_ids);
+        if state.etag == self.switches.load().etag && state.rows == self.switches.load().rows {
+            return Ok(false);
+        }
+        let state = Arc::new(state);
+        self.switches.store(state.clone());
+        self.changes.send_replace(state);
+        Ok(true)
+    }
+
+    /// Reads the rate-limit overrides and the block list again.
+    pub async fn reload_limits(&self) -> sqlx::Result<()> {
+        let overrides = sqlx::query!(
+            r#"SELECT scope, tenant_id, client_id, network::text AS network,
+                      limit_per_minute, burst, expires_at
+               FROM rate_limit_overrides
+               WHERE expires_at IS NULL OR expires_at > now()"#
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let blocks = sqlx::query!(
+            r#"SELECT network::text AS "network!", expires_at FROM ip_blocks
+               WHERE expires_at IS NULL OR expires_at > now()"#
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut table = LimitTable::default();
+        for o in overrides {
+            let limit = Limit {
+                per_minute: u32::try_from(o.limit_per_minute).unwrap_or(1),
+                burst: u32::try_from(o.burst).unwrap_or(1),
+            };
+            let entry = (limit, o.expires_at.map(OffsetDateTime::unix_timestamp));
+            match (o.scope.as_str(), o.client_id, o.tenant_id, o.network) {
+                ("client", Some(client), _, _) => {
+                    table.owners.insert(client, entry);
+                }
+                ("tenant", _, Some(tenant), _) => {
+                    table.tenants.insert(tenant, entry);
+                }
+                ("ip", _, _, Some(net)) => match net.parse::<IpNet>() {
+                    Ok(net) if net.prefix_len() == net.max_prefix_len() => {
+                        table.ip_exact.insert(net.addr(), entry);
+                    }
+                    Ok(net) => table.ip_nets.push((net, entry.0, entry.1)),
+                    Err(_) => {
+                        tracing::warn!(network = %net, "unreadable rate-limit network skipped")
+                    }
+                },
+                _ => {}
+            }
+        }
+        // Longest prefix first: the most specific override wins.
+        table
+            .ip_nets
+            .sort_by_key(|(net, ..)| std::cmp::Reverse(net.prefix_len()));
+        for b in blocks {
+            let expires = b.expires_at.map(OffsetDateTime::unix_timestamp);
+            match b.network.parse::<IpNet>() {
+                Ok(net) if net.prefix_len() == net.max_prefix_len() => {
+                    table.blocks_exact.insert(net.addr(), expires);
+                }
+                Ok(net) => table.blocks_nets.push((net, expires)),
+                Err(_) => {
+                    tracing::warn!(network = %b.network, "unreadable blocked network skipped")
+                }
+            }
+        }
+        self.limits.store(Arc::new(table));
+        Ok(())
+    }
+
+    /// Checks made before the token: the block list, a kill switch that is off for every
+    /// tenant, and the caller address's rate limit.
+    pub fn admit_caller(&self, ip: Option<IpAddr>, payments: bool, now: i64) -> Result<(), Denied> {
+        let limits = self.limits.load();
+        if let Some(ip) = ip {
+            if limits.blocked(ip, now) {
+                return Err(Refusal::IpBlocked.into());
+            }
+        }
+        let switches = self.switches.load();
+        if switches.api_off_everywhere {
+            return Err(Refusal::AgentApiDisabled.into());
+        }
+        if payments && switches.payments_off_everywhere {
+            return Err(Refusal::AgentPaymentsDisabled.into());
+        }
+        if let (Some(ip), true) = (ip, self.limiting) {
+            let limit = limits.ip_limit(ip, now).unwrap_or(self.defaults.ip);
+            self.limiter
+                .check(Subject::ip(ip), limit, self.limiter.now())
+                .map_err(limited)?;
+        }
+        Ok(())
+    }
+
+    /// Checks made once the token is known: the tenant's switches, the allowlist posture,
+    /// and the owner's and tenant's rate limits.
+    pub fn admit_token(&self, token: &CachedToken, payments: bool, now: i64) -> Result<(), Denied> {
+        let switches = self.switches.load();
+        let tenant = token.tenant_id;
+        if !switches.value(SwitchKey::AgentApiEnabled, tenant) {
+            return Err(Refusal::AgentApiDisabled.into());
+        }
+        if payments && !switches.value(SwitchKey::AgentPaymentsEnabled, tenant) {
+            return Err(Refusal::AgentPaymentsDisabled.into());
+        }
+        let owner = match token.owner {
+            Owner::Client(id) => {
+                if switches.value(SwitchKey::StrictAllowlist, tenant) && !token.owner_allowlisted {
+                    return Err(Refusal::ClientNotAllowlisted.into());
+                }
+                id
+            }
+            Owner::Staff(id) => id,
+        };
+        if !self.limiting {
+            return Ok(());
+        }
+        let limits = self.limits.load();
+        let at = self.limiter.now();
+        let limit = LimitTable::lookup(&limits.owners, owner, now).unwrap_or(self.defaults.owner);
+        self.limiter
+            .check(Subject::Owner(owner), limit, at)
+            .map_err(limited)?;
+        if let Some(limit) = LimitTable::lookup(&limits.tenants, tenant, now) {
+            self.limiter
+                .check(Subject::Tenant(tenant), limit, at)
+                .map_err(limited)?;
+        }
+        Ok(())
+    }
+}
+
+/// The controls the server put into Leptos context, for the server functions that change
+/// them (this instance applies a change at once; others on the notification).
+pub fn from_context() -> Result<Arc<Controls>, crate::error::AppError> {
+    leptos::prelude::use_context::<Arc<Controls>>().ok_or_else(|| {
+        crate::error::AppError::internal(&"gateway controls missing from Leptos context")
+    })
+}

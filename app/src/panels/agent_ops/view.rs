@@ -1,0 +1,426 @@
+//! Agent Ops pages: the tenant's API clients, and one client's detail with its actions.
+
+use super::api::{
+    get_client, list_clients, preview_client_revoke, CreateClient, RevokeClient, RotateClientKey,
+    SetClientAllowlisted, SetClientStatus,
+};
+use super::{ClientDetail, ClientRow, KeyRow, RevokePreview, MAX_KEY_GRACE_HOURS};
+use crate::auth::view::allowed;
+use crate::auth::Permission;
+use crate::components::feedback::{
+    field_message, form_message, outcome_badge, EmptyState, ErrorNotice, RevealSecret,
+};
+use crate::components::time::utc_minutes;
+use crate::error::AppError;
+use crate::panels::integrations::TokenEvent;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+fn status_badge(status: &str) -> &'static str {
+    match status {
+        "active" => "badge badge-success",
+        "revoked" => "badge badge-error",
+        _ => "badge badge-deny",
+    }
+}
+
+/// A message to show, recomputed as the action's result changes.
+type Message = Box<dyn Fn() -> Option<String> + Send + Sync>;
+
+/// A form's error beside its fields, and a general line for the rest.
+fn feedback<T, S>(
+    value: S,
+) -> (
+    impl Fn(&'static str) -> Message + Copy,
+    impl Fn() -> Option<String> + Copy,
+)
+where
+    T: Clone + Send + Sync + 'static,
+    S: Get<Value = Option<Result<T, AppError>>> + Copy + Send + Sync + 'static,
+{
+    let error = move || value.get().and_then(Result::err);
+    (
+        move |f: &'static str| Box::new(move || field_message(error(), f)) as Message,
+        move || form_message(error()),
+    )
+}
+
+/// `/t/{tenant}/agent-ops`: API clients with a status filter, and the create form.
+#[component]
+pub fn AgentOpsPage() -> impl IntoView {
+    let params = use_params_map();
+    let query = use_query_map();
+    let tenant = Memo::new(move |_| params.read().get("tenant").unwrap_or_default());
+    let status = Memo::new(move |_| query.read().get("status").unwrap_or_default());
+    let create = ServerAction::<CreateClient>::new();
+    let clients = Resource::new(
+        move || (tenant.get(), status.get(), create.version().get()),
+        |(tenant, status, _)| list_clients(tenant, status),
+    );
+    view! {
+        <Title text="Agent Ops" />
+        <h1 class="text-2xl font-semibold">"Agent Ops: API clients"</h1>
+        <p class="mt-1 max-w-prose text-slate-600">
+            "Machines calling the agent API. Suspend a client to refuse its tokens at once (403 CLIENT_SUSPENDED); revoke it to end it for good, with its tokens and keys."
+        </p>
+        <form method="get" class="mt-4 flex items-end gap-3" aria-label="Filter clients">
+            <div>
+                <label for="status-filter" class="block text-sm font-medium">"Status"</label>
+                <select id="status-filter" name="status" class="input mt-1">
+                    {[("", "All"), ("active", "Active"), ("suspended", "Suspended"), ("revoked", "Revoked")].into_iter().map(|(v, label)| view! {
+                        <option value=v selected=move || status.get() == v>{label}</option>
+                    }).collect_view()}
+                </select>
+            </div>
+            <button type="submit" class="btn">"Filter"</button>
+        </form>
+        <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match clients.await {
+                    Ok(rows) if rows.is_empty() => view! {
+                        <div class="mt-4"><EmptyState title="No API clients here">"Create one below, or change the filter."</EmptyState></div>
+                    }.into_any(),
+                    Ok(rows) => view! { <ClientTable tenant=tenant.get_untracked() rows /> }.into_any(),
+                    Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
+                }
+            })}
+        </Transition>
+        <Show when=move || allowed(Permission::Operate).get()>
+            <CreateSection tenant action=create />
+        </Show>
+    }
+    .into_any()
+}
+
+#[component]
+fn ClientTable(tenant: String, rows: Vec<ClientRow>) -> impl IntoView {
+    view! {
+        <table class="data-table mt-4" data-testid="clients">
+            <caption class="sr-only">"API clients"</caption>
+            <thead>
+                <tr>
+                    <th scope="col">"Name"</th>
+                    <th scope="col">"Status"</th>
+                    <th scope="col">"Allowlisted"</th>
+                    <th scope="col">"Live tokens"</th>
+                    <th scope="col">"Key"</th>
+                    <th scope="col">"Created (UTC)"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {rows.into_iter().map(|c| view! {
+                    <tr>
+                        <td><a class="link" href=format!("/t/{tenant}/agent-ops/{}", c.id)>{c.name.clone()}</a></td>
+                        <td>
+                            <span class=status_badge(&c.status)>{c.status.clone()}</span>
+                            {c.status_reason.map(|r| view! { <span class="ml-2 text-xs text-slate-500">{r}</span> })}
+                        </td>
+                        <td>{if c.allowlisted { "yes" } else { "no" }}</td>
+                        <td>{c.live_tokens}</td>
+                        <td>{c.key_version.map(|v| format!("v{v}")).unwrap_or_else(|| "none".into())}</td>
+                        <td>{utc_minutes(c.created_at)}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}
+
+#[component]
+fn CreateSection(tenant: Memo<String>, action: ServerAction<CreateClient>) -> impl IntoView {
+    let (field, other) = feedback(action.value());
+    view! {
+        <section class="mt-8 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="create-heading">
+            <h2 id="create-heading" class="font-semibold">"Create an API client"</h2>
+            <ActionForm action attr:class="mt-3 space-y-3" attr:novalidate="true">
+                <input type="hidden" name="tenant" value=tenant />
+                <div>
+                    <label for="client-name" class="block text-sm font-medium">"Name"</label>
+                    <input id="client-name" name="name" type="text" maxlength="100" class="input mt-1 w-72" />
+                    <p class="field-error">{field("name")}</p>
+                </div>
+                <label class="flex items-center gap-2 text-sm">
+                    <input type="checkbox" name="allowlisted" value="on" />
+                    "On the allowlist (passes strict allowlist posture)"
+                </label>
+                <button type="submit" class="btn-primary" disabled=move || action.pending().get()>"Create client"</button>
+            </ActionForm>
+            <Show when=move || other().is_some()>
+                <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
+            </Show>
+            {move || action.value().get().and_then(Result::ok).map(|key| view! {
+                <RevealSecret heading=format!("Client created with key v{}.", key.version) secret=key.secret testid="client-key" />
+            })}
+        </section>
+    }
+    .into_any()
+}
+
+/// `/t/{tenant}/agent-ops/{id}`: one client.
+#[component]
+pub fn ClientDetailPage() -> impl IntoView {
+    let params = use_params_map();
+    let tenant = Memo::new(move |_| params.read().get("tenant").unwrap_or_default());
+    let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
+    let status = ServerAction::<SetClientStatus>::new();
+    let allow = ServerAction::<SetClientAllowlisted>::new();
+    let rotate = ServerAction::<RotateClientKey>::new();
+    let revoke = ServerAction::<RevokeClient>::new();
+    let detail = Resource::new(
+        move || {
+            (
+                tenant.get(),
+                id.get(),
+                status.version().get(),
+                allow.version().get(),
+                rotate.version().get(),
+                revoke.version().get(),
+            )
+        },
+        |(tenant, id, ..)| get_client(tenant, id),
+    );
+    view! {
+        <Transition fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match detail.await {
+                    Ok(d) => view! {
+                        <Title text=format!("{} · Agent Ops", d.client.name) />
+                        <p><a class="link text-sm" href=format!("/t/{}/agent-ops", tenant.get_untracked())>"← All API clients"</a></p>
+                        <Summary detail=d.clone() />
+                        <Actions tenant id client=d.client.clone() status allow rotate revoke />
+                        <Keys keys=d.keys.clone() />
+                        <Events title="Status history and changes" testid="client-history" rows=d.history.clone() />
+                        <Events title="Recent deny and error events of its tokens" testid="client-denials" rows=d.denials />
+                    }.into_any(),
+                    Err(error) => view! { <ErrorNotice error /> }.into_any(),
+                }
+            })}
+        </Transition>
+        {move || rotate.value().get().and_then(Result::ok).map(|key| view! {
+            <RevealSecret heading=format!("Key v{} created. Give it to the integration; the old key works only as long as you chose.", key.version) secret=key.secret testid="client-key" />
+        })}
+    }
+    .into_any()
+}
+
+#[component]
+fn Summary(detail: ClientDetail) -> impl IntoView {
+    let c = detail.client;
+    view! {
+        <h1 class="mt-2 text-2xl font-semibold">{c.name.clone()}</h1>
+        <dl class="mt-3 grid max-w-3xl grid-cols-[auto_1fr] gap-x-6 gap-y-1 text-sm" data-testid="client-summary">
+            <dt class="text-slate-500">"Status"</dt>
+            <dd><span class=status_badge(&c.status) data-testid="client-status">{c.status.clone()}</span>
+                {c.status_reason.map(|r| view! { <span class="ml-2 text-slate-600">{r}</span> })}</dd>
+            <dt class="text-slate-500">"Allowlisted"</dt><dd>{if c.allowlisted { "yes" } else { "no" }}</dd>
+            <dt class="text-slate-500">"Live tokens"</dt><dd>{c.live_tokens}</dd>
+            <dt class="text-slate-500">"Active key"</dt><dd>{c.key_version.map(|v| format!("v{v}")).unwrap_or_else(|| "none".into())}</dd>
+            <dt class="text-slate-500">"Id"</dt><dd class="font-mono">{c.id.to_string()}</dd>
+        </dl>
+    }
+    .into_any()
+}
+
+#[component]
+fn Actions(
+    tenant: Memo<String>,
+    id: Memo<String>,
+    client: ClientRow,
+    status: ServerAction<SetClientStatus>,
+    allow: ServerAction<SetClientAllowlisted>,
+    rotate: ServerAction<RotateClientKey>,
+    revoke: ServerAction<RevokeClient>,
+) -> impl IntoView {
+    if client.status == "revoked" {
+        return view! { <p class="mt-4 text-sm text-slate-600">"This client is revoked: nothing more can be changed."</p> }.into_any();
+    }
+    let (status_field, status_other) = feedback(status.value());
+    let (allow_field, allow_other) = feedback(allow.value());
+    let (rotate_field, rotate_other) = feedback(rotate.value());
+    let next_status = if client.status == "active" {
+        "suspended"
+    } else {
+        "active"
+    };
+    let status_label = if client.status == "active" {
+        "Suspend client"
+    } else {
+        "Reactivate client"
+    };
+    let next_allow = if client.allowlisted { "false" } else { "true" };
+    let allow_label = if client.allowlisted {
+        "Take off the allowlist"
+    } else {
+        "Put on the allowlist"
+    };
+    view! {
+        <Show when=move || allowed(Permission::Operate).get()>
+            <div class="mt-6 grid max-w-5xl gap-4 md:grid-cols-3">
+                <section class="rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-label="Status">
+                    <ActionForm action=status attr:class="space-y-2" attr:novalidate="true">
+                        <input type="hidden" name="tenant" value=tenant />
+                        <input type="hidden" name="id" value=id />
+                        <input type="hidden" name="status" value=next_status />
+                        <label for="status-reason" class="block text-sm font-medium">"Reason"</label>
+                        <textarea id="status-reason" name="reason" rows="2" class="input w-full"></textarea>
+                        <p class="field-error">{status_field("reason")}</p>
+                        <button type="submit" class="btn-primary" disabled=move || status.pending().get()>{status_label}</button>
+                    </ActionForm>
+                    <Show when=move || status_other().is_some()><p role="alert" class="mt-2 text-sm text-red-800">{status_other}</p></Show>
+                </section>
+                <section class="rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-label="Allowlist">
+                    <ActionForm action=allow attr:class="space-y-2" attr:novalidate="true">
+                        <input type="hidden" name="tenant" value=tenant />
+                        <input type="hidden" name="id" value=id />
+                        <input type="hidden" name="allowlisted" value=next_allow />
+                        <label for="allow-reason" class="block text-sm font-medium">"Reason"</label>
+                        <textarea id="allow-reason" name="reason" rows="2" class="input w-full"></textarea>
+                        <p class="field-error">{allow_field("reason")}</p>
+                        <button type="submit" class="btn" disabled=move || allow.pending().get()>{allow_label}</button>
+                    </ActionForm>
+                    <Show when=move || allow_other().is_some()><p role="alert" class="mt-2 text-sm text-red-800">{allow_other}</p></Show>
+                </section>
+                <section class="rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-label="Key rotation">
+                    <ActionForm action=rotate attr:class="space-y-2" attr:novalidate="true">
+                        <input type="hidden" name="tenant" value=tenant />
+                        <input type="hidden" name="id" value=id />
+                        <label for="grace" class="block text-sm font-medium">"Old key keeps working for (hours; 0 = retire at once)"</label>
+                        <input id="grace" name="grace_hours" type="number" min="0" max=MAX_KEY_GRACE_HOURS value="0" class="input w-24" />
+                        <p class="field-error">{rotate_field("grace_hours")}</p>
+                        <label for="rotate-reason" class="block text-sm font-medium">"Reason"</label>
+                        <textarea id="rotate-reason" name="reason" rows="2" class="input w-full"></textarea>
+                        <p class="field-error">{rotate_field("reason")}</p>
+                        <button type="submit" class="btn" disabled=move || rotate.pending().get()>"Rotate key"</button>
+                    </ActionForm>
+                    <Show when=move || rotate_other().is_some()><p role="alert" class="mt-2 text-sm text-red-800">{rotate_other}</p></Show>
+                </section>
+            </div>
+        </Show>
+        <Show when=move || allowed(Permission::CommandIncident).get()>
+            <RevokeSection tenant id action=revoke />
+        </Show>
+    }
+    .into_any()
+}
+
+#[component]
+fn RevokeSection(
+    tenant: Memo<String>,
+    id: Memo<String>,
+    action: ServerAction<RevokeClient>,
+) -> impl IntoView {
+    let preview = RwSignal::new(None::<Result<RevokePreview, AppError>>);
+    let reason = RwSignal::new(String::new());
+    let confirmation = RwSignal::new(String::new());
+    let load = move |_| {
+        leptos::task::spawn_local(async move {
+            preview.set(Some(
+                preview_client_revoke(tenant.get_untracked(), id.get_untracked()).await,
+            ));
+        });
+    };
+    let (field, other) = feedback(action.value());
+    view! {
+        <section class="mt-6 max-w-3xl rounded-lg border border-red-200 bg-white p-4" aria-labelledby="revoke-heading">
+            <h2 id="revoke-heading" class="font-semibold text-red-900">"Revoke client"</h2>
+            <p class="mt-1 text-sm text-slate-600">"Final: the client, its keys and every token it owns stop working, and it cannot be reactivated."</p>
+            <button type="button" class="btn mt-3" on:click=load>"Preview what it revokes"</button>
+            {move || preview.get().map(|result| match result {
+                Err(error) => view! { <div class="mt-3"><ErrorNotice error /></div> }.into_any(),
+                Ok(p) => {
+                    let expected = p.live_tokens;
+                    let submit = move |ev: leptos::ev::SubmitEvent| {
+                        ev.prevent_default();
+                        action.dispatch(RevokeClient {
+                            tenant: tenant.get_untracked(),
+                            id: id.get_untracked(),
+                            reason: reason.get_untracked(),
+                            confirmation: confirmation.get_untracked(),
+                            expected,
+                        });
+                    };
+                    view! {
+                        <p class="mt-3 text-sm font-medium" data-testid="revoke-preview">
+                            {format!("Revokes {} active token(s) and {} working key(s) of “{}”.", p.live_tokens, p.live_keys, p.name)}
+                        </p>
+                        <form class="mt-3 space-y-3" novalidate on:submit=submit>
+                            <div>
+                                <label for="revoke-reason" class="block text-sm font-medium">"Reason"</label>
+                                <textarea id="revoke-reason" rows="2" class="input mt-1 w-full"
+                                    prop:value=reason on:input=move |ev| reason.set(event_target_value(&ev))></textarea>
+                                <p class="field-error">{field("reason")}</p>
+                            </div>
+                            <div>
+                                <label for="revoke-confirm" class="block text-sm font-medium">"Type " <span class="font-mono">{p.name.clone()}</span> " to confirm"</label>
+                                <input id="revoke-confirm" type="text" autocomplete="off" class="input mt-1 w-64"
+                                    prop:value=confirmation on:input=move |ev| confirmation.set(event_target_value(&ev)) />
+                                <p class="field-error">{field("confirmation")}</p>
+                            </div>
+                            <button type="submit" class="btn-danger" disabled=move || action.pending().get()>"Revoke client"</button>
+                        </form>
+                    }.into_any()
+                }
+            })}
+            <Show when=move || other().is_some()><p role="alert" class="mt-2 text-sm text-red-800">{other}</p></Show>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn Keys(keys: Vec<KeyRow>) -> impl IntoView {
+    view! {
+        <h2 class="mt-8 font-semibold">"Keys"</h2>
+        <table class="data-table mt-2" data-testid="client-keys">
+            <thead><tr>
+                <th scope="col">"Version"</th><th scope="col">"State"</th>
+                <th scope="col">"Created (UTC)"</th><th scope="col">"Stops / stopped"</th>
+            </tr></thead>
+            <tbody>
+                {keys.into_iter().map(|k| view! {
+                    <tr>
+                        <td class="font-mono">{format!("v{}", k.version)}</td>
+                        <td>{k.state.clone()}</td>
+                        <td>{format!("{} by {}", utc_minutes(k.created_at), k.created_by)}</td>
+                        <td>{k.retire_after.or(k.retired_at).map(utc_minutes).unwrap_or_default()}</td>
+                    </tr>
+                }).collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}
+
+#[component]
+fn Events(title: &'static str, testid: &'static str, rows: Vec<TokenEvent>) -> impl IntoView {
+    view! {
+        <h2 class="mt-8 font-semibold">{title}</h2>
+        {if rows.is_empty() {
+            view! { <p class="mt-2 text-sm text-slate-500">"None."</p> }.into_any()
+        } else {
+            view! {
+                <table class="data-table mt-2" data-testid=testid>
+                    <thead><tr>
+                        <th scope="col">"When (UTC)"</th><th scope="col">"Event"</th>
+                        <th scope="col">"Outcome"</th><th scope="col">"Who"</th><th scope="col">"Reason / calls"</th>
+                    </tr></thead>
+                    <tbody>
+                        {rows.into_iter().map(|e| view! {
+                            <tr>
+                                <td>{utc_minutes(e.ts)}</td>
+                                <td class="font-mono text-xs">{e.kind.clone()}</td>
+                                <td><span class=outcome_badge(&e.outcome)>{e.code.clone().unwrap_or(e.outcome.clone())}</span></td>
+                                <td>{e.actor.clone()}</td>
+                                <td>{e.reason.clone().unwrap_or_else(|| if e.count > 1 { format!("{} calls", e.count) } else { String::new() })}</td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            }.into_any()
+        }}
+    }
+    .into_any()
+}

@@ -1,0 +1,392 @@
+//! Setting and removing rate-limit overrides and IP blocks, and the `RL_OVERRIDES_JSON`
+//! import. Each change is one transaction with its audit event; the tables' triggers notify
+//! every instance.
+
+use super::{parse_burst, parse_network, parse_per_minute, BlockRow, OverrideRow};
+use crate::auth::Actor;
+use crate::error::AppError;
+use crate::panels::integrations::normalize_reason;
+use crate::panels::switches::parse_expiry_minutes;
+use sqlx::{PgConnection, PgExecutor};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// An override as asked for, unchecked.
+#[derive(Debug, Clone, Default)]
+pub struct OverrideRequest<'a> {
+    /// `tenant`, `client` or `ip`.
+    pub scope: &'a str,
+    /// For `tenant` and `client`: the tenant's slug.
+    pub tenant: &'a str,
+    /// For `client`: the client's name.
+    pub client: &'a str,
+    /// For `ip`: an address or network.
+    pub network: &'a str,
+    /// Requests per minute.
+    pub limit_per_minute: &'a str,
+    /// Burst.
+    pub burst: &'a str,
+    /// Why.
+    pub reason: &'a str,
+    /// Minutes until it stops applying; empty for never.
+    pub expires_minutes: &'a str,
+}
+
+/// Whether a set changed anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// Written, with its audit event.
+    Written,
+    /// The same override was already in force; nothing written.
+    Unchanged,
+}
+
+struct Subject {
+    tenant: Option<Uuid>,
+    client: Option<Uuid>,
+    network: Option<String>,
+    label: String,
+}
+
+async fn find_tenant(
+    conn: &mut PgConnection,
+    slug: &str,
+) -> Result<crate::tenants::Tenant, AppError> {
+    let slug = slug.trim();
+    crate::tenants::validate_slug(slug)?;
+    crate::tenants::queries::by_slug(conn, slug)
+        .await?
+        .ok_or_else(|| AppError::validation("tenant", format!("There is no tenant “{slug}”.")))
+}
+
+async fn subject(conn: &mut PgConnection, req: &OverrideRequest<'_>) -> Result<Subject, AppError> {
+    match req.scope.trim() {
+        "tenant" => {
+            let t = find_tenant(conn, req.tenant).await?;
+            Ok(Subject {
+                tenant: Some(t.id),
+                client: None,
+                network: None,
+                label: t.slug,
+            })
+        }
+        "client" => {
+            let t = find_tenant(conn, req.tenant).await?;
+            let name = req.client.trim();
+            let id = sqlx::query_scalar!(
+                "SELECT id FROM api_clients WHERE tenant_id = $1 AND name = $2",
+                t.id,
+                name
+            )
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| {
+                AppError::validation(
+                    "client",
+                    format!("{} has no API client named “{name}”.", t.slug),
+                )
+            })?;
+            Ok(Subject {
+                tenant: Some(t.id),
+                client: Some(id),
+                network: None,
+                label: format!("{}/{name}", t.slug),
+            })
+        }
+        "ip" => {
+            let net = parse_network(req.network, "network")?;
+            Ok(Subject {
+                tenant: None,
+                client: None,
+                network: Some(net.to_string()),
+                label: net.to_string(),
+            })
+        }
+        _ => Err(AppError::validation(
+            "scope",
+            "Choose what the limit is for: a tenant, a client or an address.",
+        )),
+    }
+}
+
+fn expiry(raw: &str) -> Result<Option<OffsetDateTime>, AppError> {
+    Ok(parse_expiry_minutes(raw)?.map(|m| OffsetDateTime::now_utc() + Duration::minutes(m)))
+}
+
+/// Sets (or replaces) the override of a subject.
+pub async fn set_override(actor: &Actor, req: OverrideRequest<'_>) -> Result<Applied, AppError> {
+    let per_minute = parse_per_minute(req.limit_per_minute)?;
+    let burst = parse_burst(req.burst)?;
+    let reason = normalize_reason(req.reason)?;
+    let expires_at = expiry(req.expires_minutes)?;
+    let mut change = actor.change().await?;
+    let subject = subject(change.db(), &req).await?;
+    let scope = req.scope.trim();
+    let previous = sqlx::query!(
+        r#"SELECT limit_per_minute, burst, reason, expires_at FROM rate_limit_overrides
+           WHERE scope = $1 AND tenant_id IS NOT DISTINCT FROM $2
+             AND client_id IS NOT DISTINCT FROM $3
+             AND network IS NOT DISTINCT FROM $4::text::cidr
+           FOR UPDATE"#,
+        scope,
+        subject.tenant,
+        subject.client,
+        subject.network
+    )
+    .fetch_optional(change.db())
+    .await?;
+    if let Some(p) = &previous {
+        let live = p.expires_at.is_none_or(|at| at > OffsetDateTime::now_utc());
+        if live
+            && p.limit_per_minute == per_minute as i32
+            && p.burst == burst as i32
+            && p.reason == reason
+            && p.expires_at.is_none()
+            && expires_at.is_none()
+        {
+            return Ok(Applied::Unchanged);
+        }
+    }
+    sqlx::query!(
+        "INSERT INTO rate_limit_overrides
+             (scope, tenant_id, client_id, network, limit_per_minute, burst, reason, expires_at, created_by)
+         VALUES ($1, $2, $3, $4::text::cidr, $5, $6, $7, $8, $9)
+         ON CONFLICT (scope, tenant_id, client_id, network) DO UPDATE
+         SET limit_per_minute = EXCLUDED.limit_per_minute, burst = EXCLUDED.burst,
+             reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at,
+             created_by = EXCLUDED.created_by, created_at = now()",
+        scope,
+        subject.tenant,
+        subject.client,
+        subject.network,
+        per_minute as i32,
+        burst as i32,
+        reason,
+        expires_at,
+        actor.label()
+    )
+    .execute(change.db())
+    .await?;
+    let mut event = actor
+        .event("rate_limit.set")
+        .target(format!("rate_limit:{scope}:{}", subject.label))
+        .reason(reason)
+        .details(serde_json::json!({
+            "scope": scope,
+            "subject": subject.label,
+            "limit_per_minute": per_minute,
+            "burst": burst,
+            "expires_at": expires_at.map(|t| t.unix_timestamp()),
+            "previous": previous.map(|p| serde_json::json!({
+                "limit_per_minute": p.limit_per_minute, "burst": p.burst,
+            })),
+        }));
+    event.tenant_id = subject.tenant;
+    change.commit(event).await?;
+    Ok(Applied::Written)
+}
+
+/// Removes an override by id.
+pub async fn remove_override(actor: &Actor, id: &str, reason: &str) -> Result<(), AppError> {
+    let reason = normalize_reason(reason)?;
+    let id = Uuid::parse_str(id.trim()).map_err(|_| AppError::not_found("This override"))?;
+    let mut change = actor.change().await?;
+    let removed = sqlx::query!(
+        r#"DELETE FROM rate_limit_overrides o WHERE id = $1
+           RETURNING scope, tenant_id,
+                     coalesce(host(network) || '/' || masklen(network),
+                              (SELECT slug FROM tenants t WHERE t.id = o.tenant_id)) AS subject,
+                     limit_per_minute, burst"#,
+        id
+    )
+    .fetch_optional(change.db())
+    .await?
+    .ok_or_else(|| AppError::not_found("This override"))?;
+    let mut event = actor
+        .event("rate_limit.removed")
+        .target(format!(
+            "rate_limit:{}:{}",
+            removed.scope,
+            removed.subject.clone().unwrap_or_default()
+        ))
+        .reason(reason)
+        .details(serde_json::json!({
+            "scope": removed.scope,
+            "limit_per_minute": removed.limit_per_minute,
+            "burst": removed.burst,
+        }));
+    event.tenant_id = removed.tenant_id;
+    change.commit(event).await?;
+    Ok(())
+}
+
+/// Blocks an address or network (or replaces the block's reason and expiry).
+pub async fn add_block(
+    actor: &Actor,
+    network: &str,
+    reason: &str,
+    expires_minutes: &str,
+) -> Result<(), AppError> {
+    let net = parse_network(network, "network")?;
+    let reason = normalize_reason(reason)?;
+    let expires_at = expiry(expires_minutes)?;
+    let mut change = actor.change().await?;
+    let replaced = sqlx::query_scalar!(
+        r#"INSERT INTO ip_blocks (network, reason, expires_at, created_by)
+           VALUES ($1::text::cidr, $2, $3, $4)
+           ON CONFLICT (network) DO UPDATE
+           SET reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at,
+               created_by = EXCLUDED.created_by, created_at = now()
+           RETURNING (xmax <> 0) AS "replaced!""#,
+        net.to_string(),
+        reason,
+        expires_at,
+        actor.label()
+    )
+    .fetch_one(change.db())
+    .await?;
+    let event = actor
+        .event("ip_block.added")
+        .target(format!("ip:{net}"))
+        .reason(reason)
+        .details(serde_json::json!({
+            "network": net.to_string(),
+            "expires_at": expires_at.map(|t| t.unix_timestamp()),
+            "replaced": replaced,
+        }));
+    change.commit(event).await?;
+    Ok(())
+}
+
+/// Lifts a block.
+pub async fn remove_block(actor: &Actor, network: &str, reason: &str) -> Result<(), AppError> {
+    let net = parse_network(network, "network")?;
+    let reason = normalize_reason(reason)?;
+    let mut change = actor.change().await?;
+    let removed = sqlx::query!(
+        "DELETE FROM ip_blocks WHERE network = $1::text::cidr RETURNING reason",
+        net.to_string()
+    )
+    .fetch_optional(change.db())
+    .await?;
+    let Some(removed) = removed else {
+        return Err(AppError::Conflict {
+            message: format!("{net} is not blocked."),
+        });
+    };
+    let event = actor
+        .event("ip_block.removed")
+        .target(format!("ip:{net}"))
+        .reason(reason)
+        .details(serde_json::json!({ "network": net.to_string(), "blocked_for": removed.reason }));
+    change.commit(event).await?;
+    Ok(())
+}
+
+/// The overrides and blocks in force.
+pub async fn in_force(db: &mut PgConnection) -> sqlx::Result<(Vec<OverrideRow>, Vec<BlockRow>)> {
+    let overrides = sqlx::query_as!(
+        OverrideRow,
+        r#"SELECT o.id, o.scope,
+                  CASE o.scope WHEN 'ip' THEN o.network::text
+                               WHEN 'client' THEN t.slug || '/' || c.name
+                               ELSE t.slug END AS "subject!",
+                  o.limit_per_minute, o.burst, o.reason, o.expires_at, o.created_by, o.created_at
+           FROM rate_limit_overrides o
+           LEFT JOIN tenants t ON t.id = o.tenant_id
+           LEFT JOIN api_clients c ON c.id = o.client_id
+           WHERE o.expires_at IS NULL OR o.expires_at > now()
+           ORDER BY o.scope, 3"#
+    )
+    .fetch_all(&mut *db)
+    .await?;
+    let blocks = blocks(db).await?;
+    Ok((overrides, blocks))
+}
+
+async fn blocks(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<BlockRow>> {
+    sqlx::query_as!(
+        BlockRow,
+        r#"SELECT network::text AS "network!", reason, expires_at, created_by, created_at
+           FROM ip_blocks WHERE expires_at IS NULL OR expires_at > now()
+           ORDER BY network"#
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// One entry of `RL_OVERRIDES_JSON`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportEntry {
+    /// `tenant`, `client` or `ip`.
+    pub scope: String,
+    /// A tenant slug, `tenant-slug/client-name`, or an address or network.
+    pub subject: String,
+    /// Requests per minute.
+    pub limit_per_minute: i64,
+    /// Burst (default: a tenth of the per-minute limit, at least 1).
+    pub burst: Option<i64>,
+    /// Why (default: "imported from RL_OVERRIDES_JSON").
+    pub reason: Option<String>,
+}
+
+/// Parses `RL_OVERRIDES_JSON`: a JSON array of [`ImportEntry`].
+pub fn parse_import(raw: &str) -> Result<Vec<ImportEntry>, String> {
+    serde_json::from_str(raw).map_err(|e| {
+        format!(
+            "RL_OVERRIDES_JSON is not a JSON array of {{\"scope\", \"subject\", \"limit_per_minute\", \"burst\"?, \"reason\"?}}: {e}"
+        )
+    })
+}
+
+/// Applies the entries of `RL_OVERRIDES_JSON` at start, each as an audited change by the
+/// server (`cli:RL_OVERRIDES_JSON`). Entries already in force are left alone, so every
+/// instance can import the same variable. Stops at the first bad entry, naming it.
+pub async fn import(actor: &Actor, entries: &[ImportEntry]) -> Result<usize, String> {
+    let mut written = 0;
+    for (i, entry) in entries.iter().enumerate() {
+        let (tenant, client, network) = match entry.scope.as_str() {
+            "client" => match entry.subject.split_once('/') {
+                Some((t, c)) => (t, c, ""),
+                None => {
+                    return Err(format!(
+                    "RL_OVERRIDES_JSON entry {i}: a client subject is \"tenant-slug/client-name\""
+                ))
+                }
+            },
+            "tenant" => (entry.subject.as_str(), "", ""),
+            _ => ("", "", entry.subject.as_str()),
+        };
+        let per_minute = entry.limit_per_minute.to_string();
+        let burst = entry
+            .burst
+            .unwrap_or((entry.limit_per_minute / 10).max(1))
+            .to_string();
+        let reason = entry
+            .reason
+            .clone()
+            .unwrap_or_else(|| "imported from RL_OVERRIDES_JSON".to_owned());
+        let req = OverrideRequest {
+            scope: &entry.scope,
+            tenant,
+            client,
+            network,
+            limit_per_minute: &per_minute,
+            burst: &burst,
+            reason: &reason,
+            expires_minutes: "",
+        };
+        match set_override(actor, req).await {
+            Ok(Applied::Written) => written += 1,
+            Ok(Applied::Unchanged) => {}
+            Err(err) => {
+                return Err(format!(
+                    "RL_OVERRIDES_JSON entry {i} ({}): {err}",
+                    entry.subject
+                ))
+            }
+        }
+    }
+    Ok(written)
+}

@@ -1,0 +1,65 @@
+//! Server functions of the kill-switch panel. Reading needs `ViewConsole`; changing
+//! `CommandIncident`.
+
+#[cfg(feature = "ssr")]
+use crate::auth::{require, Permission};
+use crate::controls::SwitchRow;
+use crate::error::AppError;
+use leptos::prelude::*;
+
+/// After a change: this instance applies it at once (the others on the notification).
+#[cfg(feature = "ssr")]
+async fn reload_here() -> Result<(), AppError> {
+    let controls = crate::controls::state::from_context()?;
+    controls.reload_switches().await?;
+    Ok(())
+}
+
+/// Every stored switch value: the global ones and the tenants' overrides.
+#[server]
+pub async fn list_switches() -> Result<Vec<SwitchRow>, AppError> {
+    require(Permission::ViewConsole).await?;
+    let controls = crate::controls::state::from_context()?;
+    // Read fresh: a flip made on another instance a moment ago must show here too.
+    controls.reload_switches().await?;
+    Ok(controls.switches().rows.clone())
+}
+
+/// Sets a switch globally (`tenant` empty) or for one tenant, with a reason and an optional
+/// expiry in minutes.
+#[server]
+pub async fn flip_switch(
+    key: String,
+    #[server(default)] tenant: String,
+    value: String,
+    reason: String,
+    #[server(default)] expires_minutes: String,
+    #[server(default)] confirmation: String,
+) -> Result<(), AppError> {
+    let actor = require(Permission::CommandIncident).await?;
+    super::ops::flip(
+        &actor,
+        super::ops::FlipRequest {
+            key: &key,
+            tenant: &tenant,
+            value: &value,
+            reason: &reason,
+            expires_minutes: &expires_minutes,
+            confirmation: &confirmation,
+        },
+    )
+    .await?;
+    reload_here().await
+}
+
+/// Removes a tenant's override of a switch.
+#[server]
+pub async fn remove_switch_override(
+    key: String,
+    tenant: String,
+    reason: String,
+) -> Result<(), AppError> {
+    let actor = require(Permission::CommandIncident).await?;
+    super::ops::remove_override(&actor, &key, &tenant, &reason).await?;
+    reload_here().await
+}

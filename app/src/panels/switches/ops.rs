@@ -1,0 +1,294 @@
+//! Flipping kill switches, removing overrides, and the timed revert. Each is one
+//! transaction with its audit event; the table's trigger notifies every instance.
+
+use super::{parse_expiry_minutes, removes_protection, target};
+use crate::audit::{NewEvent, Source};
+use crate::auth::Actor;
+use crate::controls::SwitchKey;
+use crate::error::AppError;
+use crate::panels::integrations::normalize_reason;
+use sqlx::{PgConnection, PgPool};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+/// A flip as asked for, unchecked.
+#[derive(Debug, Clone, Default)]
+pub struct FlipRequest<'a> {
+    /// The switch key.
+    pub key: &'a str,
+    /// A tenant slug for an override; empty for the global value.
+    pub tenant: &'a str,
+    /// `true`/`on` or `false`/`off`.
+    pub value: &'a str,
+    /// Why.
+    pub reason: &'a str,
+    /// Minutes until it reverts; empty for never.
+    pub expires_minutes: &'a str,
+    /// For a flip that removes a protection: the key, typed.
+    pub confirmation: &'a str,
+}
+
+/// What a flip did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flipped {
+    /// The switch.
+    pub key: SwitchKey,
+    /// The new value.
+    pub value: bool,
+    /// When it reverts.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+fn parse_key(raw: &str) -> Result<SwitchKey, AppError> {
+    SwitchKey::parse(raw.trim())
+        .ok_or_else(|| AppError::validation("key", "Choose one of the listed switches."))
+}
+
+fn parse_value(raw: &str) -> Result<bool, AppError> {
+    match raw.trim() {
+        "true" | "on" => Ok(true),
+        "false" | "off" => Ok(false),
+        _ => Err(AppError::validation("value", "Choose on or off.")),
+    }
+}
+
+async fn tenant_id(
+    conn: &mut PgConnection,
+    slug: &str,
+) -> Result<Option<(Uuid, String)>, AppError> {
+    let slug = slug.trim();
+    if slug.is_empty() {
+        return Ok(None);
+    }
+    crate::tenants::validate_slug(slug).map_err(|_| {
+        AppError::validation("tenant", "Choose a tenant from the list, or all tenants.")
+    })?;
+    let tenant = crate::tenants::queries::by_slug(&mut *conn, slug)
+        .await?
+        .ok_or_else(|| AppError::validation("tenant", format!("There is no tenant “{slug}”.")))?;
+    Ok(Some((tenant.id, tenant.slug)))
+}
+
+struct Stored {
+    value: bool,
+    expires_at: Option<OffsetDateTime>,
+    revert_to: Option<bool>,
+}
+
+async fn lock_row(
+    conn: &mut PgConnection,
+    key: SwitchKey,
+    tenant: Option<Uuid>,
+) -> sqlx::Result<Option<Stored>> {
+    sqlx::query_as!(
+        Stored,
+        "SELECT value, expires_at, revert_to FROM kill_switches
+         WHERE key = $1 AND tenant_id IS NOT DISTINCT FROM $2 FOR UPDATE",
+        key.as_str(),
+        tenant
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Sets a switch globally or for one tenant. Validates everything before changing anything.
+pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppError> {
+    let key = parse_key(req.key)?;
+    let value = parse_value(req.value)?;
+    let reason = normalize_reason(req.reason)?;
+    let minutes = parse_expiry_minutes(req.expires_minutes)?;
+    if removes_protection(key, value) && req.confirmation.trim() != key.as_str() {
+        return Err(AppError::validation(
+            "confirmation",
+            format!(
+                "This removes a protection: type {} to confirm.",
+                key.as_str()
+            ),
+        ));
+    }
+    let mut change = actor.change().await?;
+    let tenant = tenant_id(change.db(), req.tenant).await?;
+    let tenant_uuid = tenant.as_ref().map(|(id, _)| *id);
+    let slug = tenant.as_ref().map(|(_, slug)| slug.as_str());
+    // The global row always exists (the migration seeds it); locking it also serialises
+    // flips of the same switch's overrides.
+    let global = lock_row(change.db(), key, None).await?;
+    let stored = match tenant_uuid {
+        None => global,
+        Some(id) => lock_row(change.db(), key, Some(id)).await?,
+    };
+    let current = stored.as_ref().map(|s| s.value);
+    if current == Some(value)
+        && minutes.is_none()
+        && stored.as_ref().is_some_and(|s| s.expires_at.is_none())
+    {
+        return Err(AppError::Conflict {
+            message: format!(
+                "{} is already {} {}.",
+                key.as_str(),
+                key.value_label(value),
+                slug.map(|s| format!("for {s}"))
+                    .unwrap_or_else(|| "globally".into())
+            ),
+        });
+    }
+    let expires_at = minutes.map(|m| OffsetDateTime::now_utc() + Duration::minutes(m));
+    // What the timer reverts to: the value under any earlier timed flip, so extending a
+    // timed flip still ends where the first one would have.
+    let revert_to = match (&stored, expires_at) {
+        (_, None) => None,
+        (Some(s), Some(_)) if s.expires_at.is_some() => s.revert_to,
+        (Some(s), Some(_)) => Some(s.value),
+        (None, Some(_)) => None,
+    };
+    let revert_to = match (tenant_uuid, expires_at, revert_to) {
+        // A global row always has a value to revert to.
+        (None, Some(_), None) => Some(key.default_value()),
+        (_, _, r) => r,
+    };
+    let set_by = actor.label();
+    sqlx::query!(
+        "INSERT INTO kill_switches (key, tenant_id, value, reason, set_by, set_at, expires_at, revert_to)
+         VALUES ($1, $2, $3, $4, $5, now(), $6, $7)
+         ON CONFLICT (key, tenant_id) DO UPDATE
+         SET value = EXCLUDED.value, reason = EXCLUDED.reason, set_by = EXCLUDED.set_by,
+             set_at = EXCLUDED.set_at, expires_at = EXCLUDED.expires_at,
+             revert_to = EXCLUDED.revert_to",
+        key.as_str(),
+        tenant_uuid,
+        value,
+        reason,
+        set_by,
+        expires_at,
+        revert_to
+    )
+    .execute(change.db())
+    .await?;
+    let mut event = actor
+        .event("switch.flipped")
+        .target(target(key, slug))
+        .reason(reason)
+        .details(serde_json::json!({
+            "key": key.as_str(),
+            "scope": slug.unwrap_or("global"),
+            "from": current,
+            "to": value,
+            "expires_at": expires_at.map(|t| t.unix_timestamp()),
+            "reverts_to": revert_to,
+            "removes_protection": removes_protection(key, value),
+        }));
+    event.tenant_id = tenant_uuid;
+    change.commit(event).await?;
+    Ok(Flipped {
+        key,
+        value,
+        expires_at,
+    })
+}
+
+/// Removes a tenant's override: the tenant follows the global value again.
+pub async fn remove_override(
+    actor: &Actor,
+    key: &str,
+    tenant: &str,
+    reason: &str,
+) -> Result<(), AppError> {
+    let key = parse_key(key)?;
+    let reason = normalize_reason(reason)?;
+    let mut change = actor.change().await?;
+    let Some((tenant_uuid, slug)) = tenant_id(change.db(), tenant).await? else {
+        return Err(AppError::validation(
+            "tenant",
+            "Choose the tenant whose override to remove.",
+        ));
+    };
+    let removed = sqlx::query_scalar!(
+        "DELETE FROM kill_switches WHERE key = $1 AND tenant_id = $2 RETURNING value",
+        key.as_str(),
+        tenant_uuid
+    )
+    .fetch_optional(change.db())
+    .await?;
+    let Some(was) = removed else {
+        return Err(AppError::Conflict {
+            message: format!("{slug} has no override of {}.", key.as_str()),
+        });
+    };
+    let mut event = actor
+        .event("switch.override_removed")
+        .target(target(key, Some(&slug)))
+        .reason(reason)
+        .details(serde_json::json!({ "key": key.as_str(), "scope": slug, "was": was }));
+    event.tenant_id = Some(tenant_uuid);
+    change.commit(event).await?;
+    Ok(())
+}
+
+/// Reverts every timed flip whose expiry passed, each with a `switch.reverted` event by the
+/// system. Returns how many were reverted. Rows another instance is reverting are skipped.
+pub async fn revert_expired(pool: &PgPool) -> sqlx::Result<usize> {
+    let mut tx = pool.begin().await?;
+    let due = sqlx::query!(
+        r#"SELECT s.key, s.tenant_id, t.slug AS "slug?", s.value, s.revert_to, s.reason,
+                  s.set_by, s.set_at
+           FROM kill_switches s LEFT JOIN tenants t ON t.id = s.tenant_id
+           WHERE s.expires_at <= now()
+           FOR UPDATE OF s SKIP LOCKED"#
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let mut events = Vec::with_capacity(due.len());
+    for row in &due {
+        let Some(key) = SwitchKey::parse(&row.key) else {
+            continue;
+        };
+        let to = match (row.tenant_id, row.revert_to) {
+            (Some(tenant), None) => {
+                sqlx::query!(
+                    "DELETE FROM kill_switches WHERE key = $1 AND tenant_id = $2",
+                    row.key,
+                    tenant
+                )
+                .execute(&mut *tx)
+                .await?;
+                None
+            }
+            (tenant, revert_to) => {
+                let to = revert_to.unwrap_or(key.default_value());
+                sqlx::query!(
+                    "UPDATE kill_switches
+                     SET value = $3, expires_at = NULL, revert_to = NULL, set_by = 'system',
+                         set_at = now(), reason = 'timed revert: ' || left(reason, 480)
+                     WHERE key = $1 AND tenant_id IS NOT DISTINCT FROM $2",
+                    row.key,
+                    tenant,
+                    to
+                )
+                .execute(&mut *tx)
+                .await?;
+                Some(to)
+            }
+        };
+        let mut event = NewEvent::new(Source::System, "system", "switch.reverted")
+            .target(target(key, row.slug.as_deref()))
+            .reason(format!("timer of the flip by {} ran out", row.set_by))
+            .details(serde_json::json!({
+                "key": key.as_str(),
+                "scope": row.slug.as_deref().unwrap_or("global"),
+                "from": row.value,
+                "to": to,
+                "override_removed": to.is_none(),
+                "flipped_by": row.set_by,
+                "flipped_at": row.set_at.unix_timestamp(),
+                "flip_reason": row.reason,
+            }));
+        event.tenant_id = row.tenant_id;
+        events.push(event);
+    }
+    crate::audit::queries::record_many(&mut tx, &events).await?;
+    tx.commit().await?;
+    Ok(events.len())
+}

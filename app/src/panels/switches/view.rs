@@ -1,0 +1,265 @@
+//! `/switches`: every kill switch, its tenant overrides and timers, and the flip form.
+
+use super::api::{list_switches, FlipSwitch, RemoveSwitchOverride};
+use super::{removes_protection, MAX_EXPIRY_MINUTES};
+use crate::auth::view::allowed;
+use crate::auth::Permission;
+use crate::components::feedback::{field_message, form_message, ErrorNotice};
+use crate::components::time::{utc_minutes, Countdown};
+use crate::controls::{SwitchKey, SwitchRow};
+use crate::routes::TenantsResource;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+/// What the flip form is set to; the switch cards' buttons fill it in.
+#[derive(Clone, Copy)]
+struct FlipDraft {
+    key: RwSignal<SwitchKey>,
+    tenant: RwSignal<String>,
+    value: RwSignal<bool>,
+}
+
+/// `/switches`: kill switches, platform-wide.
+#[component]
+pub fn SwitchesPage() -> impl IntoView {
+    let flip = ServerAction::<FlipSwitch>::new();
+    let remove = ServerAction::<RemoveSwitchOverride>::new();
+    // Timed flips revert on the server: look again every few seconds so the page follows.
+    let tick = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Ok(handle) = set_interval_with_handle(
+            move || tick.update(|t| *t += 1),
+            std::time::Duration::from_secs(5),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let rows = Resource::new(
+        move || (flip.version().get(), remove.version().get(), tick.get()),
+        |_| list_switches(),
+    );
+    let draft = FlipDraft {
+        key: RwSignal::new(SwitchKey::AgentApiEnabled),
+        tenant: RwSignal::new(String::new()),
+        value: RwSignal::new(false),
+    };
+    view! {
+        <Title text="Kill switches" />
+        <h1 class="text-2xl font-semibold">"Kill switches"</h1>
+        <p class="mt-1 max-w-prose text-slate-600">
+            "Each switch has a global value and optional per-tenant overrides. A flip takes effect on every gateway instance within a second; a timed flip reverts by itself. Incident commanders can flip; everyone can see."
+        </p>
+        <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match rows.await {
+                    Ok(rows) => view! {
+                        <div class="mt-6 grid max-w-5xl gap-4" data-testid="switches">
+                            {SwitchKey::ALL.into_iter().map(|key| {
+                                let mine: Vec<SwitchRow> = rows.iter().filter(|r| r.key == key).cloned().collect();
+                                view! { <SwitchCard key rows=mine draft remove /> }
+                            }).collect_view()}
+                        </div>
+                    }.into_any(),
+                    Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
+                }
+            })}
+        </Transition>
+        <Show when=move || allowed(Permission::CommandIncident).get()>
+            <FlipForm action=flip draft />
+        </Show>
+    }
+    .into_any()
+}
+
+#[component]
+fn SwitchCard(
+    key: SwitchKey,
+    rows: Vec<SwitchRow>,
+    draft: FlipDraft,
+    remove: ServerAction<RemoveSwitchOverride>,
+) -> impl IntoView {
+    let global = rows.iter().find(|r| r.tenant.is_none()).cloned();
+    let value = global
+        .as_ref()
+        .map(|g| g.value)
+        .unwrap_or(key.default_value());
+    let overrides: Vec<SwitchRow> = rows.into_iter().filter(|r| r.tenant.is_some()).collect();
+    let can_flip = allowed(Permission::CommandIncident);
+    let prefill = move |value: bool| {
+        move |_| {
+            draft.key.set(key);
+            draft.tenant.set(String::new());
+            draft.value.set(value);
+            #[cfg(feature = "hydrate")]
+            if let Some(el) = document().get_element_by_id("flip-reason") {
+                use wasm_bindgen::JsCast as _;
+                if let Ok(el) = el.dyn_into::<web_sys::HtmlElement>() {
+                    let _ = el.focus();
+                }
+            }
+        }
+    };
+    let badge = move |value: bool| {
+        let protective = value == key.protective_value();
+        let class = if protective {
+            "badge badge-deny"
+        } else {
+            "badge badge-success"
+        };
+        view! { <span class=class>{key.value_label(value)}</span> }
+    };
+    view! {
+        <section class="rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200"
+            data-testid=format!("switch-{}", key.as_str()) aria-labelledby=format!("sw-{}", key.as_str())>
+            <div class="flex flex-wrap items-baseline gap-3">
+                <h2 id=format!("sw-{}", key.as_str()) class="font-mono font-semibold">{key.as_str()}</h2>
+                <span data-testid="global-value">"global: " {badge(value)}</span>
+                {global.as_ref().and_then(|g| g.expires_at).map(|until| view! { <Countdown until /> })}
+                <Show when=move || can_flip.get()>
+                    <button type="button" class="btn ml-auto" on:click=prefill(!value)>
+                        {format!("Set {} globally…", key.value_label(!value))}
+                    </button>
+                </Show>
+            </div>
+            <p class="mt-1 text-sm text-slate-600">{key.describe()}</p>
+            {global.map(|g| view! {
+                <p class="mt-1 text-xs text-slate-500">
+                    {format!("Set {} by {}: {}", utc_minutes(g.set_at), g.set_by, g.reason)}
+                </p>
+            })}
+            {(!overrides.is_empty()).then(|| view! {
+                <ul class="mt-3 space-y-2 text-sm" aria-label=format!("{} tenant overrides", key.as_str())>
+                    {overrides.into_iter().map(|o| {
+                        let slug = o.tenant.clone().unwrap_or_default();
+                        let stored = StoredValue::new(slug.clone());
+                        view! {
+                            <li class="flex flex-wrap items-center gap-2" data-testid=format!("override-{slug}")>
+                                <span class="font-mono">{slug.clone()}</span> {badge(o.value)}
+                                {o.expires_at.map(|until| view! { <Countdown until /> })}
+                                <span class="text-xs text-slate-500">{format!("by {}: {}", o.set_by, o.reason)}</span>
+                                <Show when=move || can_flip.get()>
+                                    <ActionForm action=remove attr:class="ml-auto flex items-center gap-2">
+                                        <input type="hidden" name="key" value=key.as_str() />
+                                        <input type="hidden" name="tenant" value=stored.get_value() />
+                                        <label class="sr-only" for=format!("rm-{}-{}", key.as_str(), stored.get_value())>"Reason for removing"</label>
+                                        <input id=format!("rm-{}-{}", key.as_str(), stored.get_value()) name="reason" class="input w-48" placeholder="Reason" />
+                                        <button type="submit" class="btn">"Remove override"</button>
+                                    </ActionForm>
+                                </Show>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            })}
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn FlipForm(action: ServerAction<FlipSwitch>, draft: FlipDraft) -> impl IntoView {
+    let TenantsResource(tenants) = expect_context::<TenantsResource>();
+    let reason = RwSignal::new(String::new());
+    let minutes = RwSignal::new(String::new());
+    let confirmation = RwSignal::new(String::new());
+    let strong = move || removes_protection(draft.key.get(), draft.value.get());
+    let error = move || action.value().get().and_then(Result::err);
+    let field = move |f: &'static str| move || field_message(error(), f);
+    let other = move || form_message(error());
+    let done = move || {
+        matches!(action.value().get(), Some(Ok(())))
+            .then_some("Switch set. Every instance applies it within a second.")
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        action.dispatch(FlipSwitch {
+            key: draft.key.get_untracked().as_str().to_owned(),
+            tenant: draft.tenant.get_untracked(),
+            value: draft.value.get_untracked().to_string(),
+            reason: reason.get_untracked(),
+            expires_minutes: minutes.get_untracked(),
+            confirmation: confirmation.get_untracked(),
+        });
+    };
+    view! {
+        <section class="mt-8 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="flip-heading">
+            <h2 id="flip-heading" class="font-semibold">"Flip a switch"</h2>
+            <form class="mt-3 space-y-3" novalidate on:submit=submit data-testid="flip-form">
+                <div class="flex flex-wrap gap-4">
+                    <div>
+                        <label for="flip-key" class="block text-sm font-medium">"Switch"</label>
+                        <select id="flip-key" class="input mt-1"
+                            on:change=move |ev| if let Some(k) = SwitchKey::parse(&event_target_value(&ev)) { draft.key.set(k) }>
+                            {SwitchKey::ALL.into_iter().map(|k| view! {
+                                <option value=k.as_str() selected=move || draft.key.get() == k>{k.as_str()}</option>
+                            }).collect_view()}
+                        </select>
+                        <p class="field-error">{field("key")}</p>
+                    </div>
+                    <div>
+                        <label for="flip-tenant" class="block text-sm font-medium">"Scope"</label>
+                        <select id="flip-tenant" class="input mt-1"
+                            on:change=move |ev| draft.tenant.set(event_target_value(&ev))>
+                            <option value="" selected=move || draft.tenant.get().is_empty()>"All tenants (global)"</option>
+                            <Transition fallback=|| ()>
+                                {move || Suspend::new(async move {
+                                    tenants.await.unwrap_or_default().into_iter().map(|t| {
+                                        let slug = t.slug.clone();
+                                        let is = slug.clone();
+                                        view! { <option value=slug selected=move || draft.tenant.get() == is>{format!("{} ({})", t.name, t.slug)}</option> }
+                                    }).collect_view()
+                                })}
+                            </Transition>
+                        </select>
+                        <p class="field-error">{field("tenant")}</p>
+                    </div>
+                    <fieldset>
+                        <legend class="block text-sm font-medium">"Value"</legend>
+                        <div class="mt-2 flex gap-4 text-sm">
+                            <label><input type="radio" name="flip-value" prop:checked=move || draft.value.get()
+                                on:change=move |_| draft.value.set(true) /> " on / true"</label>
+                            <label><input type="radio" name="flip-value" prop:checked=move || !draft.value.get()
+                                on:change=move |_| draft.value.set(false) /> " off / false"</label>
+                        </div>
+                        <p class="field-error">{field("value")}</p>
+                    </fieldset>
+                </div>
+                <div>
+                    <label for="flip-reason" class="block text-sm font-medium">"Reason"</label>
+                    <textarea id="flip-reason" rows="2" class="input mt-1 w-full"
+                        prop:value=reason on:input=move |ev| reason.set(event_target_value(&ev))></textarea>
+                    <p class="field-error">{field("reason")}</p>
+                </div>
+                <div>
+                    <label for="flip-minutes" class="block text-sm font-medium">"Revert after (minutes, optional)"</label>
+                    <input id="flip-minutes" type="number" min="1" max=MAX_EXPIRY_MINUTES class="input mt-1 w-32"
+                        prop:value=minutes on:input=move |ev| minutes.set(event_target_value(&ev)) />
+                    <p class="field-error">{field("expires_minutes")}</p>
+                </div>
+                <Show when=strong>
+                    <div class="rounded-md border border-amber-300 bg-amber-50 p-3">
+                        <p class="text-sm text-amber-900">"This removes a protection. Type the switch's key to confirm."</p>
+                        <label for="flip-confirm" class="mt-2 block text-sm font-medium">
+                            "Type " <span class="font-mono">{move || draft.key.get().as_str()}</span> " to confirm"
+                        </label>
+                        <input id="flip-confirm" type="text" autocomplete="off" class="input mt-1 w-64"
+                            prop:value=confirmation on:input=move |ev| confirmation.set(event_target_value(&ev)) />
+                        <p class="field-error">{field("confirmation")}</p>
+                    </div>
+                </Show>
+                <button type="submit" class="btn-primary" disabled=move || action.pending().get()>
+                    {move || format!("Set {} {}", draft.key.get().as_str(), draft.key.get().value_label(draft.value.get()))}
+                </button>
+            </form>
+            <Show when=move || other().is_some()>
+                <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
+            </Show>
+            <Show when=move || done().is_some()>
+                <p role="status" class="mt-2 text-sm text-emerald-800">{done}</p>
+            </Show>
+        </section>
+    }
+    .into_any()
+}

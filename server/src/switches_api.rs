@@ -1,0 +1,198 @@
+//! Kill-switch state for other services: `GET /api/v1/switches` (JSON with an `ETag`;
+//! `If-None-Match` gets 304) and `GET /api/v1/switches/stream` (server-sent events: the
+//! document at once, then again on every change). Both need a service token
+//! (`Authorization: Bearer sc_svc_...`, minted with `staff-console service-token create`).
+//!
+//! `?tenant=<slug>` answers the values in force for that tenant (its overrides, else the
+//! global values) instead of the whole table.
+
+use app::controls::state::{etag, Controls, SwitchState};
+use app::controls::SwitchKey;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The routes.
+pub fn router(controls: Arc<Controls>) -> Router {
+    Router::new()
+        .route("/api/v1/switches", get(document))
+        .route("/api/v1/switches/stream", get(stream))
+        .with_state(controls)
+}
+
+#[derive(serde::Deserialize)]
+struct Params {
+    tenant: Option<String>,
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut res = (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer realm="switches""#),
+        );
+    }
+    res
+}
+
+/// Checks the service token; the refusal is the response to send.
+async fn authorize(controls: &Controls, headers: &HeaderMap) -> Result<String, Response> {
+    let raw = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    match app::controls::service_token::verify(controls.pool(), raw).await {
+        Ok(Some(name)) => Ok(name),
+        Ok(None) => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "SERVICE_TOKEN_INVALID",
+            "Send a service token as `Authorization: Bearer sc_svc_...`.",
+        )),
+        Err(err) => {
+            tracing::error!(error = %err, "service token check failed");
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "Switch state cannot be served right now.",
+            ))
+        }
+    }
+}
+
+/// The body and entity tag for `tenant` (a tenant's values in force) or the whole table.
+async fn body_for(
+    controls: &Controls,
+    state: &SwitchState,
+    tenant: Option<&str>,
+) -> Result<(Arc<str>, Arc<str>), Response> {
+    let Some(slug) = tenant else {
+        return Ok((state.document.clone(), state.etag.clone()));
+    };
+    let tenant = match app::tenants::queries::find(controls.pool(), slug).await {
+        Ok(tenant) => tenant,
+        Err(app::error::AppError::NotFound { .. } | app::error::AppError::Validation { .. }) => {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                "TENANT_NOT_FOUND",
+                "No such tenant.",
+            ))
+        }
+        Err(_) => {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "Switch state cannot be served right now.",
+            ))
+        }
+    };
+    let mut switches = serde_json::Map::new();
+    for key in SwitchKey::ALL {
+        let row = state
+            .rows
+            .iter()
+            .find(|r| r.key == key && r.tenant.as_deref() == Some(tenant.slug.as_str()))
+            .or_else(|| {
+                state
+                    .rows
+                    .iter()
+                    .find(|r| r.key == key && r.tenant.is_none())
+            });
+        let expires_at = row.and_then(|r| r.expires_at).map(|t| t.unix_timestamp());
+        switches.insert(
+            key.as_str().to_owned(),
+            json!({
+                "value": state.value(key, tenant.id),
+                "scope": if row.is_some_and(|r| r.tenant.is_some()) { "tenant" } else { "global" },
+                "expires_at": expires_at,
+            }),
+        );
+    }
+    let body = json!({ "tenant": tenant.slug, "switches": switches }).to_string();
+    let tag = etag(&body);
+    Ok((body.into(), tag.into()))
+}
+
+async fn document(
+    State(controls): State<Arc<Controls>>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(res) = authorize(&controls, &headers).await {
+        return res;
+    }
+    let state = controls.switches();
+    let (body, tag) = match body_for(&controls, &state, params.tenant.as_deref()).await {
+        Ok(found) => found,
+        Err(res) => return res,
+    };
+    let etag_header = HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"\""));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == &*tag || t.trim() == "*"));
+    let mut res = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    };
+    res.headers_mut().insert(header::ETAG, etag_header);
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+async fn stream(
+    State(controls): State<Arc<Controls>>,
+    Query(params): Query<Params>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(res) = authorize(&controls, &headers).await {
+        return res;
+    }
+    // Check the tenant once, before the stream starts.
+    let first = controls.switches();
+    if let Err(res) = body_for(&controls, &first, params.tenant.as_deref()).await {
+        return res;
+    }
+    let receiver = controls.subscribe();
+    let events = futures_util::stream::unfold(
+        (receiver, controls, params.tenant, true),
+        |(mut receiver, controls, tenant, first)| async move {
+            if !first && receiver.changed().await.is_err() {
+                return None;
+            }
+            let state = receiver.borrow_and_update().clone();
+            let event = match body_for(&controls, &state, tenant.as_deref()).await {
+                Ok((body, tag)) => Event::default().event("switches").id(&*tag).data(&*body),
+                // The tenant went away or the database is unreachable: say so, keep the
+                // stream (the next change tries again).
+                Err(_) => Event::default().event("error").data("tenant lookup failed"),
+            };
+            Some((
+                Ok::<_, Infallible>(event),
+                (receiver, controls, tenant, false),
+            ))
+        },
+    );
+    Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}

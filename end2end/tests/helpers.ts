@@ -29,3 +29,16 @@ export async function signIn(page: Page, email = ADMIN_EMAIL, password = ADMIN_P
   await page.getByRole('button', { name: 'Sign in' }).click();
   await expect(page.getByTestId('signed-in-as')).toBeVisible();
 }
+
+/** Mints a token in the Integrations panel of `tenant` (owner: `owner` label, or the default) and returns it. */
+export async function mintToken(page: Page, tenant: string, name: string, owner?: string): Promise<string> {
+  await page.goto(`/t/${tenant}/integrations`);
+  await waitForHydration(page);
+  await page.getByLabel('Name').fill(name);
+  if (owner) await page.getByLabel('Owner', { exact: true }).selectOption({ label: owner });
+  await page.getByLabel('Lifetime (days)').fill('7');
+  await page.getByRole('button', { name: 'Mint token' }).click();
+  const shown = page.getByTestId('minted-token');
+  await expect(shown).toBeVisible();
+  return (await shown.textContent())!.trim();
+}

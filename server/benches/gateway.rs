@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//!     cargo bench -p server --bench gateway [-- verify|http|revoke]
+//!     cargo bench -p server --bench gateway [-- verify|http|revoke|switch|flip|controls]
 //! ```
 //!
 //! - `verify`: in-process verification of a valid token from the cache (parse, checksum,
@@ -11,6 +11,14 @@
 //!   of the same server, over loopback, alternating rounds in one run.
 //! - `revoke`: two server instances on one database; a token warmed on instance B is revoked
 //!   through instance A's console endpoint; the time until B first refuses it.
+//!
+//! - `switch`: reading a kill switch from memory, as the gateway does on every call, and
+//!   the whole per-call check (switches, blocks, rate limits), one thread.
+//! - `flip`: two server instances on one database; `agentApiEnabled` flipped through
+//!   instance A's console endpoint; the time until instance B's gateway answers the new
+//!   value (503, then 200 again).
+//! - `controls`: `GET /agent/v1/whoami` with switches, blocks and rate limits checked
+//!   against the same route with the checks off, alternating rounds in one run.
 //!
 //! - `router` (not run by default): the router driven in-process, no sockets, per-request
 //!   cost of each route.
@@ -58,6 +66,15 @@ fn main() {
     }
     if wants("revoke") {
         bench_revoke();
+    }
+    if wants("switch") {
+        bench_switch_read();
+    }
+    if wants("flip") {
+        bench_flip();
+    }
+    if wants("controls") {
+        bench_controls_http();
     }
     if which.iter().any(|w| w == "router") {
         bench_router();
@@ -267,7 +284,18 @@ async fn mint(pool: &PgPool) -> (String, String) {
 }
 
 /// One server instance: its own pool, verifier, listener, poll and flusher.
-async fn instance(db_url: &str) -> (SocketAddr, Arc<Verifier>) {
+/// Which gateway checks an instance makes.
+#[derive(Clone, Copy)]
+enum Checks {
+    /// Switches and blocks; rate limits off (the token benchmarks).
+    Default,
+    /// Switches, blocks and rate limits (limits set far above the load).
+    Enforced,
+    /// None at all: the baseline.
+    Off,
+}
+
+async fn instance(db_url: &str, checks: Checks) -> (SocketAddr, Arc<Verifier>) {
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(10)
         .connect(db_url)
@@ -275,7 +303,11 @@ async fn instance(db_url: &str) -> (SocketAddr, Arc<Verifier>) {
         .unwrap();
     let verifier = Arc::new(Verifier::new(pool.clone(), MasterKey::new(KEY)));
     verifier.reload_ring().await.unwrap();
-    let controls = bench_controls(&pool, false).await;
+    let controls = match checks {
+        Checks::Default => bench_controls(&pool, false).await,
+        Checks::Enforced => bench_controls(&pool, true).await,
+        Checks::Off => Arc::new(app::controls::state::Controls::unenforced(pool.clone())),
+    };
     app::integrations::sync::spawn(verifier.clone(), controls.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -387,11 +419,11 @@ async fn send(conn: &mut Conn, req: Vec<u8>) -> (u16, Vec<(String, String)>, Str
     (status, headers, String::from_utf8_lossy(&body).into_owned())
 }
 
-fn bench_http() {
-    const CONNECTIONS: usize = 32;
-    const ROUND: Duration = Duration::from_secs(3);
-    const ROUNDS: usize = 6;
-    // The database and the server's background tasks on one runtime...
+/// The server runtime (one worker thread, its threads recorded for pinning and CPU
+/// accounting) and the load generator's (one thread), pinned to separate cores unless
+/// `BENCH_NO_PIN`: the scheduler otherwise moves both threads between the two cores and
+/// each evicts the other's caches.
+fn runtimes() -> (tokio::runtime::Runtime, tokio::runtime::Runtime) {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .on_thread_start(|| {
@@ -402,81 +434,95 @@ fn bench_http() {
         .enable_all()
         .build()
         .unwrap();
-    let (addr, token, verifier) = server_rt.block_on(async {
-        let pool = bench_db().await;
-        let (_, token) = mint(&pool).await;
-        let url = sqlx_url(&pool);
-        let (addr, verifier) = instance(&url).await;
-        (addr, token, verifier)
-    });
-    // ...and the load generator on its own thread, so each gets about one core.
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    // Pinned apart, as one would run a load generator beside a server: the scheduler
-    // otherwise moves both threads between the two cores and each evicts the other's caches.
-    let pinned = std::env::var("BENCH_NO_PIN").is_err()
+    (server_rt, client_rt)
+}
+
+fn pin_apart() -> bool {
+    std::env::var("BENCH_NO_PIN").is_err()
         && pin(thread_id(), 0)
         && SERVER_THREADS
             .lock()
             .unwrap()
             .iter()
-            .all(|tid| pin(Some(*tid), 1));
-    let cpu_per_request = std::sync::Mutex::new(Vec::<f64>::new());
-    let rate = |path: &'static str, token: Option<String>| {
-        client_rt.block_on(async {
-            let done = Arc::new(AtomicU64::new(0));
-            let stop = Arc::new(AtomicBool::new(false));
-            let mut tasks = Vec::new();
-            let req: Arc<[u8]> = get(path, token.as_deref()).into();
-            for _ in 0..CONNECTIONS {
-                let (done, stop, req) = (done.clone(), stop.clone(), req.clone());
-                tasks.push(tokio::spawn(hammer(addr, req, stop, done)));
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await; // warm-up
-            let before = done.load(Ordering::Relaxed);
-            let cpu_before = server_cpu_ns();
-            let started = Instant::now();
-            tokio::time::sleep(ROUND).await;
-            let count = done.load(Ordering::Relaxed) - before;
-            let secs = started.elapsed().as_secs_f64();
-            let cpu = server_cpu_ns() - cpu_before;
-            cpu_per_request
-                .lock()
-                .unwrap()
-                .push(cpu as f64 / 1000.0 / count as f64);
-            stop.store(true, Ordering::Relaxed);
-            for t in tasks {
-                t.await.unwrap();
-            }
-            count as f64 / secs
-        })
-    };
-    let mut guarded = Vec::new();
-    let mut unguarded = Vec::new();
-    let mut cpu_guarded = Vec::new();
-    let mut cpu_unguarded = Vec::new();
+            .all(|tid| pin(Some(*tid), 1))
+}
+
+const CONNECTIONS: usize = 32;
+const ROUND: Duration = Duration::from_secs(3);
+const ROUNDS: usize = 6;
+
+/// One round of load on `path` at `addr`: requests per second, and the server's CPU time per
+/// request in µs.
+fn round(
+    client_rt: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    path: &'static str,
+    token: Option<&str>,
+) -> (f64, f64) {
+    client_rt.block_on(async {
+        let done = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        let req: Arc<[u8]> = get(path, token).into();
+        for _ in 0..CONNECTIONS {
+            let (done, stop, req) = (done.clone(), stop.clone(), req.clone());
+            tasks.push(tokio::spawn(hammer(addr, req, stop, done)));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await; // warm-up
+        let before = done.load(Ordering::Relaxed);
+        let cpu_before = server_cpu_ns();
+        let started = Instant::now();
+        tokio::time::sleep(ROUND).await;
+        let count = done.load(Ordering::Relaxed) - before;
+        let secs = started.elapsed().as_secs_f64();
+        let cpu = server_cpu_ns() - cpu_before;
+        stop.store(true, Ordering::Relaxed);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        (count as f64 / secs, cpu as f64 / 1000.0 / count as f64)
+    })
+}
+
+/// Medians: this machine's neighbours make single rounds swing by 20%.
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+}
+
+fn bench_http() {
+    let (server_rt, client_rt) = runtimes();
+    let (addr, token, verifier) = server_rt.block_on(async {
+        let pool = bench_db().await;
+        let (_, token) = mint(&pool).await;
+        let url = sqlx_url(&pool);
+        let (addr, verifier) = instance(&url, Checks::Default).await;
+        (addr, token, verifier)
+    });
+    let pinned = pin_apart();
     if let Ok(only) = std::env::var("BENCH_ONLY") {
         // For profiling one route: `BENCH_ONLY=/agent/v1/whoami`.
         let token = (only != "/healthz" || std::env::var("BENCH_WITH_TOKEN").is_ok())
             .then(|| token.clone());
         let path: &'static str = Box::leak(only.into_boxed_str());
-        println!("{path}: {:.0} req/s", rate(path, token));
+        println!("{path}: {:.0} req/s", round(&client_rt, addr, path, token.as_deref()).0);
         return;
     }
+    let (mut guarded, mut unguarded, mut cpu_guarded, mut cpu_unguarded) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        unguarded.push(rate("/healthz", None));
-        cpu_unguarded.extend(cpu_per_request.lock().unwrap().drain(..));
-        guarded.push(rate("/agent/v1/whoami", Some(token.clone())));
-        cpu_guarded.extend(cpu_per_request.lock().unwrap().drain(..));
+        let (rate, cpu) = round(&client_rt, addr, "/healthz", None);
+        unguarded.push(rate);
+        cpu_unguarded.push(cpu);
+        let (rate, cpu) = round(&client_rt, addr, "/agent/v1/whoami", Some(&token));
+        guarded.push(rate);
+        cpu_guarded.push(cpu);
     }
-    // Medians: this machine's neighbours make single rounds swing by 20%.
-    let median = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
-    };
     let (g, u) = (median(&guarded), median(&unguarded));
     println!(
         "http over loopback, {CONNECTIONS} keep-alive connections, {ROUNDS} alternating rounds of {}s per route, medians (server: 1 worker thread; load generator: 1 thread; {}):",
@@ -496,6 +542,51 @@ fn bench_http() {
     let (lookups, invalidations) = verifier.counters();
     println!("  token lookups in the database during the run: {lookups} (invalidations: {invalidations})");
     println!("  server CPU per request (worker thread, all middleware and I/O): unguarded {cu:.1} µs, guarded {cg:.1} µs; capacity ratio {:.2}", cu / cg);
+    drop(server_rt);
+}
+
+/// `GET /agent/v1/whoami` on two instances in one server runtime: one checking switches,
+/// blocks and rate limits (every call counted against limits it never reaches), one with
+/// the checks off; alternating rounds.
+fn bench_controls_http() {
+    let (server_rt, client_rt) = runtimes();
+    let (on, off, token) = server_rt.block_on(async {
+        let pool = bench_db().await;
+        let (_, token) = mint(&pool).await;
+        let url = sqlx_url(&pool);
+        // A block list and overrides to search, as during an incident.
+        let actor = Actor::command_line(pool.clone(), "bench");
+        for i in 0..20 {
+            app::panels::limits::ops::add_block(&actor, &format!("203.0.{i}.0/24"), "bench", "")
+                .await
+                .unwrap();
+        }
+        let (on, _) = instance(&url, Checks::Enforced).await;
+        let (off, _) = instance(&url, Checks::Off).await;
+        (on, off, token)
+    });
+    let pinned = pin_apart();
+    let (mut with, mut without, mut cpu_with, mut cpu_without) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        let (rate, cpu) = round(&client_rt, off, "/agent/v1/whoami", Some(&token));
+        without.push(rate);
+        cpu_without.push(cpu);
+        let (rate, cpu) = round(&client_rt, on, "/agent/v1/whoami", Some(&token));
+        with.push(rate);
+        cpu_with.push(cpu);
+    }
+    let (w, wo) = (median(&with), median(&without));
+    println!(
+        "gateway checks over loopback, GET /agent/v1/whoami, {CONNECTIONS} keep-alive connections, {ROUNDS} alternating rounds of {}s, medians ({}):",
+        ROUND.as_secs(),
+        if pinned { "pinned to separate cores" } else { "not pinned" }
+    );
+    println!("  switches, 20 blocked networks and rate limits checked: {w:.0} req/s  (rounds: {})", fmt_rounds(&with));
+    println!("  checks off:                                            {wo:.0} req/s  (rounds: {})", fmt_rounds(&without));
+    println!("  ratio on / off:                                        {:.2}", w / wo);
+    let (cw, cwo) = (median(&cpu_with), median(&cpu_without));
+    println!("  server CPU per request: on {cw:.1} µs, off {cwo:.1} µs; capacity ratio {:.2}", cwo / cw);
     drop(server_rt);
 }
 
@@ -615,32 +706,15 @@ fn bench_revoke() {
     rt.block_on(async {
         let pool = bench_db().await;
         let url = sqlx_url(&pool);
-        let (a, _) = instance(&url).await;
-        let (b, b_verifier) = instance(&url).await;
+        let (a, _) = instance(&url, Checks::Default).await;
+        let (b, b_verifier) = instance(&url, Checks::Default).await;
         tokio::time::sleep(Duration::from_millis(500)).await; // listeners up
 
         // Sign in to instance A like a browser would.
+        let cookie = console_session(a).await;
         let mut console = connect(a).await;
         let origin = ("origin", format!("http://{a}"));
         let form = ("content-type", "application/x-www-form-urlencoded".to_owned());
-        let (_, headers, _) = send(
-            &mut console,
-            request(
-                "POST",
-                app::auth::api::SignIn::PATH,
-                &[origin.clone(), form.clone()],
-                "email=bench%40example.com&password=bench+password%2C+long+enough",
-            ),
-        )
-        .await;
-        let cookie = headers
-            .iter()
-            .filter(|(n, _)| n == "set-cookie")
-            .map(|(_, v)| v.as_str())
-            .find(|v| v.starts_with("sc_session="))
-            .and_then(|v| v.split(';').next())
-            .expect("signed in on instance A")
-            .to_owned();
 
         let mut gateway_b = connect(b).await;
         let mut samples = Vec::with_capacity(RUNS);
@@ -680,6 +754,32 @@ fn bench_revoke() {
     });
 }
 
+/// Signs in to the console at `addr` as the bench's incident commander; the session cookie.
+async fn console_session(addr: SocketAddr) -> String {
+    let mut console = connect(addr).await;
+    let (_, headers, _) = send(
+        &mut console,
+        request(
+            "POST",
+            app::auth::api::SignIn::PATH,
+            &[
+                ("origin", format!("http://{addr}")),
+                ("content-type", "application/x-www-form-urlencoded".to_owned()),
+            ],
+            "email=bench%40example.com&password=bench+password%2C+long+enough",
+        ),
+    )
+    .await;
+    headers
+        .iter()
+        .filter(|(n, _)| n == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .find(|v| v.starts_with("sc_session="))
+        .and_then(|v| v.split(';').next())
+        .expect("signed in on the console")
+        .to_owned()
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -704,4 +804,117 @@ async fn bench_controls(
     ));
     controls.reload().await.unwrap();
     controls
+}
+
+/// Reading a switch from memory, and the whole per-call check of the gateway's controls.
+fn bench_switch_read() {
+    const N: u32 = 10_000_000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let controls = rt.block_on(async {
+        let pool = bench_db().await;
+        // A tenant override in the table, so the lookup is not the empty-map shortcut.
+        let actor = Actor::command_line(pool.clone(), "bench");
+        app::panels::switches::ops::flip(
+            &actor,
+            app::panels::switches::ops::FlipRequest {
+                key: "agentPaymentsEnabled",
+                tenant: "bench",
+                value: "off",
+                reason: "bench",
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        bench_controls(&pool, true).await
+    });
+    let tenant = uuid::Uuid::new_v4();
+    let key = app::controls::SwitchKey::AgentApiEnabled;
+    let started = Instant::now();
+    let mut on = 0u32;
+    for _ in 0..N {
+        on += u32::from(controls.switch(std::hint::black_box(key), std::hint::black_box(tenant)));
+    }
+    let per_read = started.elapsed().as_nanos() as f64 / f64::from(N);
+    assert_eq!(on, N);
+    let token = verify::cached_for_test(
+        "benchtoken",
+        "bench",
+        &["agent:read"],
+        [0; 32],
+        1,
+        time::OffsetDateTime::now_utc() + time::Duration::days(1),
+    );
+    let ip: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    const CHECKS: u32 = 2_000_000;
+    let started = Instant::now();
+    for _ in 0..CHECKS {
+        controls.admit_caller(Some(std::hint::black_box(ip)), false, now).unwrap();
+        controls.admit_token(std::hint::black_box(&token), false, now).unwrap();
+    }
+    let per_check = started.elapsed().as_nanos() as f64 / f64::from(CHECKS);
+    println!("kill switch read from memory (one thread, {N} reads): {per_read:.1} ns per read");
+    println!("whole gateway control check per call (block list, 6 switches, address and owner rate limits; {CHECKS} calls): {per_check:.0} ns");
+}
+
+/// Flip-to-enforcement across two instances on one database.
+fn bench_flip() {
+    const RUNS: usize = 100;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = bench_db().await;
+        let (_, token) = mint(&pool).await;
+        let url = sqlx_url(&pool);
+        let (a, _) = instance(&url, Checks::Default).await;
+        let (b, _) = instance(&url, Checks::Default).await;
+        tokio::time::sleep(Duration::from_millis(500)).await; // listeners up
+        let cookie = console_session(a).await;
+        let mut console = connect(a).await;
+        let mut gateway_b = connect(b).await;
+        let origin = ("origin", format!("http://{a}"));
+        let form = ("content-type", "application/x-www-form-urlencoded".to_owned());
+        let mut samples = Vec::with_capacity(2 * RUNS);
+        for i in 0..RUNS {
+            for (value, expected) in [("off", 503), ("on", 200)] {
+                let flip = request(
+                    "POST",
+                    app::panels::switches::api::FlipSwitch::PATH,
+                    &[origin.clone(), form.clone(), ("cookie", cookie.clone())],
+                    &format!(
+                        "key=agentApiEnabled&value={value}&reason=bench+{i}&confirmation=agentApiEnabled"
+                    ),
+                );
+                let started = Instant::now();
+                let (status, _, body) = send(&mut console, flip).await;
+                assert_eq!(status, 200, "{body}");
+                loop {
+                    let (status, _, _) =
+                        send(&mut gateway_b, get("/agent/v1/whoami", Some(&token))).await;
+                    if status == expected {
+                        break;
+                    }
+                    assert!(started.elapsed() < Duration::from_secs(10), "instance B never followed");
+                }
+                samples.push(started.elapsed());
+            }
+        }
+        samples.sort();
+        let pct = |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).saturating_sub(1)];
+        println!("flip-to-enforcement across two instances on one database ({} flips of agentApiEnabled, off and on; from sending the flip to instance A until instance B's gateway answers the new value):", samples.len());
+        println!(
+            "  p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            ms(pct(0.50)),
+            ms(pct(0.95)),
+            ms(pct(0.99)),
+            ms(*samples.last().unwrap())
+        );
+    });
 }

@@ -65,6 +65,9 @@ pub fn request_meta() -> RequestMeta {
 /// its absolute timeout, of a disabled person, or from before a reset (an older session
 /// epoch) is ended here, and stays ended if the person is re-enabled.
 pub async fn current_staff() -> Result<Option<StaffIdentity>, AppError> {
+    // Contexts are read before the first await: a server function run as a page's resource
+    // during server rendering may resume where the render's context is not found.
+    let pool = crate::db::pool()?;
     let Some(session) = session::from_context().await else {
         return Ok(None);
     };
@@ -75,7 +78,6 @@ pub async fn current_staff() -> Result<Option<StaffIdentity>, AppError> {
         session::end(&session).await?;
         return Ok(None);
     }
-    let pool = crate::db::pool()?;
     match queries::active_identity(&pool, signed_in.staff_id, signed_in.epoch).await? {
         Some(identity) => {
             // Using the console keeps the session alive: marking the expiry makes the layer

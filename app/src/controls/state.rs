@@ -237,6 +237,8 @@ pub struct Controls {
     /// When off, no rate limit applies (switches and blocks still do): for benchmarks and
     /// deployments that limit elsewhere.
     limiting: bool,
+    /// When off, nothing is checked at all: only for measuring what the checks cost.
+    enforce: bool,
     changes: tokio::sync::watch::Sender<Arc<SwitchState>>,
 }
 
@@ -252,8 +254,24 @@ impl Controls {
             limiter: RateLimiter::new(),
             defaults,
             limiting,
+            enforce: true,
             changes,
         }
+    }
+
+    /// Controls that check nothing (no switches, limits or blocks): the baseline the
+    /// benchmarks compare the real checks against. Never used to serve.
+    pub fn unenforced(pool: PgPool) -> Self {
+        Self {
+            enforce: false,
+            ..Self::new(pool, Defaults::default(), false)
+        }
+    }
+
+    /// The value of switch `key` for `tenant`, from memory: what the gateway reads per call.
+    #[inline]
+    pub fn switch(&self, key: SwitchKey, tenant: Uuid) -> bool {
+        self.switches.load().value(key, tenant)
     }
 
     /// The pool.
@@ -397,6 +415,9 @@ impl Controls {
     /// Checks made before the token: the block list, a kill switch that is off for every
     /// tenant, and the caller address's rate limit.
     pub fn admit_caller(&self, ip: Option<IpAddr>, payments: bool, now: i64) -> Result<(), Denied> {
+        if !self.enforce {
+            return Ok(());
+        }
         let limits = self.limits.load();
         if let Some(ip) = ip {
             if limits.blocked(ip, now) {
@@ -422,6 +443,9 @@ impl Controls {
     /// Checks made once the token is known: the tenant's switches, the allowlist posture,
     /// and the owner's and tenant's rate limits.
     pub fn admit_token(&self, token: &CachedToken, payments: bool, now: i64) -> Result<(), Denied> {
+        if !self.enforce {
+            return Ok(());
+        }
         let switches = self.switches.load();
         let tenant = token.tenant_id;
         if !switches.value(SwitchKey::AgentApiEnabled, tenant) {

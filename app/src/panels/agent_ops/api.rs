@@ -55,6 +55,7 @@ pub async fn set_client_status(
     status: String,
     reason: String,
 ) -> Result<(), AppError> {
+    let verifier = crate::integrations::verify::from_context()?;
     let actor = require(Permission::Operate).await?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let id = super::parse_client_id(&id)?;
@@ -69,7 +70,7 @@ pub async fn set_client_status(
         }
     };
     super::ops::set_active(&actor, tenant, id, active, &reason).await?;
-    crate::integrations::verify::from_context()?.invalidate_owner(id);
+    verifier.invalidate_owner(id);
     Ok(())
 }
 
@@ -81,11 +82,12 @@ pub async fn set_client_allowlisted(
     allowlisted: String,
     reason: String,
 ) -> Result<(), AppError> {
+    let verifier = crate::integrations::verify::from_context()?;
     let actor = require(Permission::Operate).await?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let id = super::parse_client_id(&id)?;
     super::ops::set_allowlisted(&actor, tenant, id, allowlisted == "true", &reason).await?;
-    crate::integrations::verify::from_context()?.invalidate_owner(id);
+    verifier.invalidate_owner(id);
     Ok(())
 }
 
@@ -121,11 +123,12 @@ pub async fn revoke_client(
     confirmation: String,
     expected: i64,
 ) -> Result<i64, AppError> {
+    let verifier = crate::integrations::verify::from_context()?;
     let actor = require(Permission::CommandIncident).await?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let id = super::parse_client_id(&id)?;
     let revoked = super::ops::revoke(&actor, tenant, id, &reason, &confirmation, expected).await?;
     // This instance forgets the client's tokens at once; others on the notification.
-    crate::integrations::verify::from_context()?.invalidate_owner(id);
+    verifier.invalidate_owner(id);
     Ok(revoked)
 }

@@ -169,18 +169,23 @@ pub fn ClientDetailPage() -> impl IntoView {
     let allow = ServerAction::<SetClientAllowlisted>::new();
     let rotate = ServerAction::<RotateClientKey>::new();
     let revoke = ServerAction::<RevokeClient>::new();
+    // Read again after a change went through, not after a refused one: a refusal must not
+    // re-render the forms and lose what was typed.
+    let changes = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        let done = [
+            status.value().with(|v| matches!(v, Some(Ok(_)))),
+            allow.value().with(|v| matches!(v, Some(Ok(_)))),
+            rotate.value().with(|v| matches!(v, Some(Ok(_)))),
+            revoke.value().with(|v| matches!(v, Some(Ok(_)))),
+        ];
+        if done.contains(&true) {
+            changes.update(|c| *c += 1);
+        }
+    });
     let detail = Resource::new(
-        move || {
-            (
-                tenant.get(),
-                id.get(),
-                status.version().get(),
-                allow.version().get(),
-                rotate.version().get(),
-                revoke.version().get(),
-            )
-        },
-        |(tenant, id, ..)| get_client(tenant, id),
+        move || (tenant.get(), id.get(), changes.get()),
+        |(tenant, id, _)| get_client(tenant, id),
     );
     view! {
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
@@ -265,8 +270,8 @@ fn Actions(
                         <input type="hidden" name="id" value=id />
                         <input type="hidden" name="status" value=next_status />
                         <label for="status-reason" class="block text-sm font-medium">"Reason"</label>
-                        <textarea id="status-reason" name="reason" rows="2" class="input w-full"></textarea>
-                        <p class="field-error">{status_field("reason")}</p>
+                        <textarea id="status-reason" name="reason" rows="2" class="input w-full" aria-describedby="status-reason-error"></textarea>
+                        <p id="status-reason-error" class="field-error">{status_field("reason")}</p>
                         <button type="submit" class="btn-primary" disabled=move || status.pending().get()>{status_label}</button>
                     </ActionForm>
                     <Show when=move || status_other().is_some()><p role="alert" class="mt-2 text-sm text-red-800">{status_other}</p></Show>

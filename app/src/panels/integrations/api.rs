@@ -97,9 +97,10 @@ pub async fn mint_token(
     tenant: String,
     #[server(default)] form: MintForm,
 ) -> Result<MintedToken, AppError> {
+    // Before the first await (see the switches panel).
+    let verifier = verifier()?;
     let actor = require(Permission::Operate).await?;
     let tenant = self::tenant(&actor, &tenant).await?;
-    let verifier = verifier()?;
     super::ops::mint(&actor, &tenant, &form, verifier.master_key()).await
 }
 
@@ -110,10 +111,11 @@ pub async fn revoke_token(
     token_id: String,
     reason: String,
 ) -> Result<(), AppError> {
+    // Before the first await (see the switches panel).
+    let verifier = verifier()?;
     let actor = require(Permission::Operate).await?;
     let tenant = self::tenant(&actor, &tenant).await?;
     let id = self::token_id(&token_id)?;
-    let verifier = verifier()?;
     super::ops::revoke(&actor, &tenant, &id, &reason).await?;
     // This instance refuses the token from its very next call; the others hear of it
     // through the notification the change sent.
@@ -139,10 +141,11 @@ pub async fn revoke_all_tokens(
     confirmation: String,
     expected: i64,
 ) -> Result<RevokeOutcome, AppError> {
+    // Before the first await (see the switches panel).
+    let verifier = verifier()?;
     let actor = require(Permission::CommandIncident).await?;
     let tenant = self::tenant(&actor, &tenant).await?;
     let scope = super::RevokeScope::decode(&scope)?;
-    let verifier = verifier()?;
     let outcome =
         super::ops::revoke_all(&actor, &tenant, scope, &reason, &confirmation, expected).await?;
     verifier.invalidate_all();

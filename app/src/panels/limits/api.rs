@@ -8,20 +8,16 @@ use crate::auth::{require, Permission};
 use crate::error::AppError;
 use leptos::prelude::*;
 
-/// After a change: this instance applies it at once (others on the notification).
+// Contexts are read before the first await: a server function run as a page's resource
+// during server rendering may resume where they are not found.
 #[cfg(feature = "ssr")]
-async fn reload_here() -> Result<(), AppError> {
-    crate::controls::state::from_context()?
-        .reload_limits()
-        .await?;
-    Ok(())
-}
+use crate::controls::state::from_context as controls;
 
 /// Defaults, overrides and blocks in force.
 #[server]
 pub async fn get_limits() -> Result<LimitsOverview, AppError> {
+    let controls = controls()?;
     let actor = require(Permission::ViewConsole).await?;
-    let controls = crate::controls::state::from_context()?;
     let mut conn = actor.pool().acquire().await?;
     let (overrides, blocks) = super::ops::in_force(&mut conn).await?;
     let defaults = controls.defaults();
@@ -37,6 +33,7 @@ pub async fn get_limits() -> Result<LimitsOverview, AppError> {
 /// Sets the override of a tenant, a client or an address/network.
 #[server]
 pub async fn set_rate_limit(#[server(default)] form: RateLimitForm) -> Result<(), AppError> {
+    let controls = controls()?;
     let actor = require(Permission::Operate).await?;
     super::ops::set_override(
         &actor,
@@ -52,15 +49,20 @@ pub async fn set_rate_limit(#[server(default)] form: RateLimitForm) -> Result<()
         },
     )
     .await?;
-    reload_here().await
+    // This instance applies it at once; the others on the notification.
+    controls.reload_limits().await?;
+    Ok(())
 }
 
 /// Removes an override.
 #[server]
 pub async fn remove_rate_limit(id: String, reason: String) -> Result<(), AppError> {
+    let controls = controls()?;
     let actor = require(Permission::Operate).await?;
     super::ops::remove_override(&actor, &id, &reason).await?;
-    reload_here().await
+    // This instance applies it at once; the others on the notification.
+    controls.reload_limits().await?;
+    Ok(())
 }
 
 /// Blocks an address or network.
@@ -70,15 +72,21 @@ pub async fn block_ip(
     reason: String,
     #[server(default)] expires_minutes: String,
 ) -> Result<(), AppError> {
+    let controls = controls()?;
     let actor = require(Permission::Operate).await?;
     super::ops::add_block(&actor, &network, &reason, &expires_minutes).await?;
-    reload_here().await
+    // This instance applies it at once; the others on the notification.
+    controls.reload_limits().await?;
+    Ok(())
 }
 
 /// Lifts a block.
 #[server]
 pub async fn unblock_ip(network: String, reason: String) -> Result<(), AppError> {
+    let controls = controls()?;
     let actor = require(Permission::Operate).await?;
     super::ops::remove_block(&actor, &network, &reason).await?;
-    reload_here().await
+    // This instance applies it at once; the others on the notification.
+    controls.reload_limits().await?;
+    Ok(())
 }

@@ -34,8 +34,9 @@ pub async fn rotate_pepper(
     reason: String,
     confirmation: String,
 ) -> Result<Rotated, AppError> {
-    let actor = require(Permission::CommandIncident).await?;
+    // Before the first await (see the switches panel).
     let verifier = verifier()?;
+    let actor = require(Permission::CommandIncident).await?;
     let rotated = super::ops::rotate_staged(
         &actor,
         verifier.master_key(),
@@ -62,8 +63,9 @@ pub async fn rotate_pepper_compromised(
     confirmation: String,
     expected: i64,
 ) -> Result<Rotated, AppError> {
-    let actor = require(Permission::CommandIncident).await?;
+    // Before the first await (see the switches panel).
     let verifier = verifier()?;
+    let actor = require(Permission::CommandIncident).await?;
     let rotated = super::ops::rotate_compromised(
         &actor,
         verifier.master_key(),

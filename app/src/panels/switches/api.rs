@@ -7,19 +7,16 @@ use crate::controls::SwitchRow;
 use crate::error::AppError;
 use leptos::prelude::*;
 
-/// After a change: this instance applies it at once (the others on the notification).
+// Contexts are read before the first await: a server function run as a page's resource
+// during server rendering may resume on another thread, where they are not found.
 #[cfg(feature = "ssr")]
-async fn reload_here() -> Result<(), AppError> {
-    let controls = crate::controls::state::from_context()?;
-    controls.reload_switches().await?;
-    Ok(())
-}
+use crate::controls::state::from_context as controls;
 
 /// Every stored switch value: the global ones and the tenants' overrides.
 #[server]
 pub async fn list_switches() -> Result<Vec<SwitchRow>, AppError> {
+    let controls = controls()?;
     require(Permission::ViewConsole).await?;
-    let controls = crate::controls::state::from_context()?;
     // Read fresh: a flip made on another instance a moment ago must show here too.
     controls.reload_switches().await?;
     Ok(controls.switches().rows.clone())
@@ -36,6 +33,7 @@ pub async fn flip_switch(
     #[server(default)] expires_minutes: String,
     #[server(default)] confirmation: String,
 ) -> Result<(), AppError> {
+    let controls = controls()?;
     let actor = require(Permission::CommandIncident).await?;
     super::ops::flip(
         &actor,
@@ -49,7 +47,9 @@ pub async fn flip_switch(
         },
     )
     .await?;
-    reload_here().await
+    // This instance applies it at once; the others on the notification.
+    controls.reload_switches().await?;
+    Ok(())
 }
 
 /// Removes a tenant's override of a switch.
@@ -59,7 +59,9 @@ pub async fn remove_switch_override(
     tenant: String,
     reason: String,
 ) -> Result<(), AppError> {
+    let controls = controls()?;
     let actor = require(Permission::CommandIncident).await?;
     super::ops::remove_override(&actor, &key, &tenant, &reason).await?;
-    reload_here().await
+    controls.reload_switches().await?;
+    Ok(())
 }

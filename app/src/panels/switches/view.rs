@@ -18,6 +18,18 @@ struct FlipDraft {
     key: RwSignal<SwitchKey>,
     tenant: RwSignal<String>,
     value: RwSignal<bool>,
+    reason: RwSignal<String>,
+    minutes: RwSignal<String>,
+    confirmation: RwSignal<String>,
+}
+
+impl FlipDraft {
+    /// Empties what the person types, so no earlier expiry or confirmation rides along.
+    fn clear_typed(self) {
+        self.reason.set(String::new());
+        self.minutes.set(String::new());
+        self.confirmation.set(String::new());
+    }
 }
 
 /// `/switches`: kill switches, platform-wide.
@@ -44,7 +56,16 @@ pub fn SwitchesPage() -> impl IntoView {
         key: RwSignal::new(SwitchKey::AgentApiEnabled),
         tenant: RwSignal::new(String::new()),
         value: RwSignal::new(false),
+        reason: RwSignal::new(String::new()),
+        minutes: RwSignal::new(String::new()),
+        confirmation: RwSignal::new(String::new()),
     };
+    // After a flip went through, the form starts empty again.
+    Effect::new(move |_| {
+        if matches!(flip.value().get(), Some(Ok(()))) {
+            draft.clear_typed();
+        }
+    });
     view! {
         <Title text="Kill switches" />
         <h1 class="text-2xl font-semibold">"Kill switches"</h1>
@@ -92,6 +113,7 @@ fn SwitchCard(
             draft.key.set(key);
             draft.tenant.set(String::new());
             draft.value.set(value);
+            draft.clear_typed();
             #[cfg(feature = "hydrate")]
             if let Some(el) = document().get_element_by_id("flip-reason") {
                 use wasm_bindgen::JsCast as _;
@@ -161,9 +183,12 @@ fn SwitchCard(
 #[component]
 fn FlipForm(action: ServerAction<FlipSwitch>, draft: FlipDraft) -> impl IntoView {
     let TenantsResource(tenants) = expect_context::<TenantsResource>();
-    let reason = RwSignal::new(String::new());
-    let minutes = RwSignal::new(String::new());
-    let confirmation = RwSignal::new(String::new());
+    let FlipDraft {
+        reason,
+        minutes,
+        confirmation,
+        ..
+    } = draft;
     let strong = move || removes_protection(draft.key.get(), draft.value.get());
     let error = move || action.value().get().and_then(Result::err);
     let field = move |f: &'static str| move || field_message(error(), f);

@@ -510,7 +510,10 @@ fn bench_http() {
         let token = (only != "/healthz" || std::env::var("BENCH_WITH_TOKEN").is_ok())
             .then(|| token.clone());
         let path: &'static str = Box::leak(only.into_boxed_str());
-        println!("{path}: {:.0} req/s", round(&client_rt, addr, path, token.as_deref()).0);
+        println!(
+            "{path}: {:.0} req/s",
+            round(&client_rt, addr, path, token.as_deref()).0
+        );
         return;
     }
     let (mut guarded, mut unguarded, mut cpu_guarded, mut cpu_unguarded) =
@@ -582,11 +585,23 @@ fn bench_controls_http() {
         ROUND.as_secs(),
         if pinned { "pinned to separate cores" } else { "not pinned" }
     );
-    println!("  switches, 20 blocked networks and rate limits checked: {w:.0} req/s  (rounds: {})", fmt_rounds(&with));
-    println!("  checks off:                                            {wo:.0} req/s  (rounds: {})", fmt_rounds(&without));
-    println!("  ratio on / off:                                        {:.2}", w / wo);
+    println!(
+        "  switches, 20 blocked networks and rate limits checked: {w:.0} req/s  (rounds: {})",
+        fmt_rounds(&with)
+    );
+    println!(
+        "  checks off:                                            {wo:.0} req/s  (rounds: {})",
+        fmt_rounds(&without)
+    );
+    println!(
+        "  ratio on / off:                                        {:.2}",
+        w / wo
+    );
     let (cw, cwo) = (median(&cpu_with), median(&cpu_without));
-    println!("  server CPU per request: on {cw:.1} µs, off {cwo:.1} µs; capacity ratio {:.2}", cwo / cw);
+    println!(
+        "  server CPU per request: on {cw:.1} µs, off {cwo:.1} µs; capacity ratio {:.2}",
+        cwo / cw
+    );
     drop(server_rt);
 }
 
@@ -764,7 +779,10 @@ async fn console_session(addr: SocketAddr) -> String {
             app::auth::api::SignIn::PATH,
             &[
                 ("origin", format!("http://{addr}")),
-                ("content-type", "application/x-www-form-urlencoded".to_owned()),
+                (
+                    "content-type",
+                    "application/x-www-form-urlencoded".to_owned(),
+                ),
             ],
             "email=bench%40example.com&password=bench+password%2C+long+enough",
         ),
@@ -853,8 +871,12 @@ fn bench_switch_read() {
     const CHECKS: u32 = 2_000_000;
     let started = Instant::now();
     for _ in 0..CHECKS {
-        controls.admit_caller(Some(std::hint::black_box(ip)), false, now).unwrap();
-        controls.admit_token(std::hint::black_box(&token), false, now).unwrap();
+        controls
+            .admit_caller(Some(std::hint::black_box(ip)), false, now)
+            .unwrap();
+        controls
+            .admit_token(std::hint::black_box(&token), false, now)
+            .unwrap();
     }
     let per_check = started.elapsed().as_nanos() as f64 / f64::from(CHECKS);
     println!("kill switch read from memory (one thread, {N} reads): {per_read:.1} ns per read");

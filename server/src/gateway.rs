@@ -46,20 +46,33 @@ pub fn router(gateway: Gateway) -> Router {
         .with_state(gateway)
 }
 
-/// A JSON error answer with a stable code.
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+/// A JSON error answer with a stable code: `{"error": {"code", "message"}}`. A 401 says
+/// which bearer `realm` to authenticate to.
+pub(crate) fn json_error(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    realm: &'static str,
+) -> Response {
     let mut res = (
         status,
         Json(json!({ "error": { "code": code, "message": message } })),
     )
         .into_response();
     if status == StatusCode::UNAUTHORIZED {
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Bearer realm="agent", error="invalid_token""#),
-        );
+        res.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(realm));
     }
     res
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    json_error(
+        status,
+        code,
+        message,
+        r#"Bearer realm="agent", error="invalid_token""#,
+    )
 }
 
 fn refusal(denied: Denied) -> Response {

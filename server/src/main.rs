@@ -235,26 +235,8 @@ async fn main() -> ExitCode {
                 Err(err) => failure(&err),
             }
         }
-        Command::Staff { command } => match staff_command(command).await {
-            Ok(message) => {
-                println!("staff-console: {message}");
-                ExitCode::SUCCESS
-            }
-            Err(message) => {
-                eprintln!("staff-console: {message}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::ServiceToken { command } => match service_token_command(command).await {
-            Ok(message) => {
-                println!("staff-console: {message}");
-                ExitCode::SUCCESS
-            }
-            Err(message) => {
-                eprintln!("staff-console: {message}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Staff { command } => report(staff_command(command).await),
+        Command::ServiceToken { command } => report(service_token_command(command).await),
         Command::Smoke { pat, url } => smoke(pat, url).await,
         Command::Migrate => {
             let config = match DatabaseConfig::from_env(&ProcessEnv) {
@@ -314,6 +296,20 @@ async fn smoke(pat: Option<String>, url: String) -> ExitCode {
         }
         Err(err) => {
             eprintln!("staff-console smoke: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a command's outcome; exit 0 on success, 1 on failure.
+fn report(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(message) => {
+            println!("staff-console: {message}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("staff-console: {message}");
             ExitCode::FAILURE
         }
     }

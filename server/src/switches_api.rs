@@ -13,7 +13,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde_json::json;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -33,18 +33,15 @@ struct Params {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let mut res = (
-        status,
-        Json(json!({ "error": { "code": code, "message": message } })),
+    crate::gateway::json_error(status, code, message, r#"Bearer realm="switches""#)
+}
+
+fn unavailable() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "UNAVAILABLE",
+        "Switch state cannot be served right now.",
     )
-        .into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        res.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Bearer realm="switches""#),
-        );
-    }
-    res
 }
 
 /// Checks the service token; the refusal is the response to send.
@@ -64,11 +61,7 @@ async fn authorize(controls: &Controls, headers: &HeaderMap) -> Result<String, R
         )),
         Err(err) => {
             tracing::error!(error = %err, "service token check failed");
-            Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                "Switch state cannot be served right now.",
-            ))
+            Err(unavailable())
         }
     }
 }
@@ -91,13 +84,7 @@ async fn body_for(
                 "No such tenant.",
             ))
         }
-        Err(_) => {
-            return Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                "Switch state cannot be served right now.",
-            ))
-        }
+        Err(_) => return Err(unavailable()),
     };
     let mut switches = serde_json::Map::new();
     for key in SwitchKey::ALL {

@@ -75,6 +75,16 @@ pub fn form_message(error: Option<AppError>) -> Option<String> {
         .map(|e| e.to_string())
 }
 
+/// The badge class for a token's or client's status (`active`, `revoked`, anything else:
+/// `expired`, `suspended`).
+pub fn status_badge(status: &str) -> &'static str {
+    match status {
+        "active" => "badge badge-success",
+        "revoked" => "badge badge-error",
+        _ => "badge badge-deny",
+    }
+}
+
 /// The badge class for an audit outcome (`success`, `deny`, `error`).
 pub fn outcome_badge(outcome: &str) -> &'static str {
     match outcome {

@@ -37,11 +37,12 @@ fn target(id: Uuid) -> String {
     format!("client:{id}")
 }
 
-/// The tenant's clients, optionally of one status, by name.
-pub async fn list(
+/// The tenant's clients, optionally of one status or the one with `id`, by name.
+async fn query(
     db: impl PgExecutor<'_>,
     tenant: Uuid,
     status: Option<&str>,
+    id: Option<Uuid>,
 ) -> sqlx::Result<Vec<ClientRow>> {
     sqlx::query_as!(
         ClientRow,
@@ -54,32 +55,31 @@ pub async fn list(
                    WHERE k.client_id = c.id AND k.state = 'active') AS key_version
            FROM api_clients c
            WHERE c.tenant_id = $1 AND ($2::text IS NULL OR c.status::text = $2)
+             AND ($3::uuid IS NULL OR c.id = $3)
            ORDER BY c.name
            LIMIT 500"#,
         tenant,
-        status
+        status,
+        id
     )
     .fetch_all(db)
     .await
 }
 
+/// The tenant's clients, optionally of one status, by name.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    tenant: Uuid,
+    status: Option<&str>,
+) -> sqlx::Result<Vec<ClientRow>> {
+    query(db, tenant, status, None).await
+}
+
 async fn row(db: impl PgExecutor<'_>, tenant: Uuid, id: Uuid) -> Result<ClientRow, AppError> {
-    sqlx::query_as!(
-        ClientRow,
-        r#"SELECT c.id, c.name, c.status::text AS "status!", c.allowlisted, c.status_reason,
-                  c.created_at,
-                  (SELECT count(*) FROM personal_access_tokens p
-                   WHERE p.owner_client_id = c.id AND p.status = 'active'
-                     AND p.expires_at > now()) AS "live_tokens!",
-                  (SELECT k.version FROM client_keys k
-                   WHERE k.client_id = c.id AND k.state = 'active') AS key_version
-           FROM api_clients c WHERE c.id = $1 AND c.tenant_id = $2"#,
-        id,
-        tenant
-    )
-    .fetch_optional(db)
-    .await?
-    .ok_or_else(|| AppError::not_found("This API client"))
+    query(db, tenant, None, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::not_found("This API client"))
 }
 
 /// A client with its keys, its history and the recent refusals of its tokens.

@@ -12,7 +12,7 @@ use super::{
 use crate::auth::view::allowed;
 use crate::auth::Permission;
 use crate::components::feedback::{
-    field_message, form_message, outcome_badge, EmptyState, ErrorNotice, RevealSecret,
+    field_message, form_message, outcome_badge, status_badge, EmptyState, ErrorNotice, RevealSecret,
 };
 use crate::components::time::utc_minutes;
 use crate::error::AppError;
@@ -21,14 +21,6 @@ use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
-
-fn status_badge(status: &str) -> &'static str {
-    match status {
-        "active" => "badge badge-success",
-        "revoked" => "badge badge-error",
-        _ => "badge badge-deny",
-    }
-}
 
 /// `/t/{tenant}/integrations`: the tenant's tokens.
 #[component]

@@ -868,7 +868,8 @@ fn bench_switch_read() {
     );
     let ip: std::net::IpAddr = "198.51.100.7".parse().unwrap();
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    const CHECKS: u32 = 2_000_000;
+    // Fewer than the burst of the (huge) limits: every call is counted and none refused.
+    const CHECKS: u32 = 500_000;
     let started = Instant::now();
     for _ in 0..CHECKS {
         controls

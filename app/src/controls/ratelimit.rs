@@ -14,7 +14,8 @@ use std::time::Instant;
 use uuid::Uuid;
 
 const SHARDS: usize = 64;
-/// Past this many subjects in one shard, idle ones are dropped on the next call there.
+/// Past this many subjects in one shard, idle ones are dropped on the next call there
+/// (64 shards: about a million subjects, some 50 MiB, at the most).
 const SHARD_SOFT_CAP: usize = 16_384;
 
 /// Who a limit counts calls of.
@@ -83,6 +84,12 @@ impl RateLimiter {
         };
         if map.len() >= SHARD_SOFT_CAP {
             map.retain(|_, tat| *tat > now);
+            // Still full (a spray of addresses, each still owing time): forget the shard
+            // rather than scan it again on every new subject. Its subjects start afresh,
+            // which errs towards letting calls through; memory and time stay bounded.
+            if map.len() >= SHARD_SOFT_CAP / 2 {
+                map.clear();
+            }
         }
         let tat = map.get(&subject).copied().unwrap_or(now).max(now);
         if tat - now > tolerance {

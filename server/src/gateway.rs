@@ -163,19 +163,29 @@ async fn whoami(State(gateway): State<Gateway>, req: Request) -> Response {
     match guard(&gateway, &parts, None, "GET /agent/v1/whoami", false).await {
         Ok(verified) => {
             let token = &verified.token;
-            let (kind, id, client) = match token.owner {
-                app::panels::integrations::Owner::Staff(id) => ("staff", id, None),
-                app::panels::integrations::Owner::Client(id) => ("client", id, Some(id)),
-            };
-            Json(Whoami {
-                tenant: &token.tenant_slug,
-                tenant_id: token.tenant_id,
-                client,
-                owner: WhoamiOwner { kind, id },
-                token_id: &token.id,
-                scopes: &token.scopes,
-            })
-            .into_response()
+            let body = token.whoami.get_or_init(|| {
+                let (kind, id, client) = match token.owner {
+                    app::panels::integrations::Owner::Staff(id) => ("staff", id, None),
+                    app::panels::integrations::Owner::Client(id) => ("client", id, Some(id)),
+                };
+                let answer = Whoami {
+                    tenant: &token.tenant_slug,
+                    tenant_id: token.tenant_id,
+                    client,
+                    owner: WhoamiOwner { kind, id },
+                    token_id: &token.id,
+                    scopes: &token.scopes,
+                };
+                serde_json::to_vec(&answer).unwrap_or_default().into()
+            });
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body.clone(),
+            )
+                .into_response()
         }
         Err(res) => res,
     }

@@ -149,6 +149,9 @@ pub struct CachedToken {
     last_used_written: AtomicI64,
     last_hit: AtomicI64,
     rehash_queued: AtomicBool,
+    /// The gateway's `whoami` answer for this token, serialised once: it depends only on
+    /// the fields above, and the entry is replaced whenever they change.
+    pub whoami: std::sync::OnceLock<axum::body::Bytes>,
 }
 
 /// Whether a token's owner may use it.
@@ -584,6 +587,7 @@ async fn load(pool: &PgPool, id: &str) -> sqlx::Result<Option<CachedToken>> {
         ),
         last_hit: AtomicI64::new(now_secs()),
         rehash_queued: AtomicBool::new(false),
+        whoami: std::sync::OnceLock::new(),
     }))
 }
 
@@ -612,6 +616,7 @@ pub fn cached_for_test(
         last_used_written: AtomicI64::new(0),
         last_hit: AtomicI64::new(now_secs()),
         rehash_queued: AtomicBool::new(false),
+        whoami: std::sync::OnceLock::new(),
     }
 }
 

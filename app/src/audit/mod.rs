@@ -8,6 +8,8 @@
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod queries;
+#[cfg(feature = "ssr")]
+pub mod verify;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

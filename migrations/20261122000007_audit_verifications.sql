@@ -7,6 +7,9 @@ CREATE TABLE audit_verifications (
     from_seq    bigint      NOT NULL,
     to_seq      bigint      NOT NULL,
     checked     bigint      NOT NULL CHECK (checked >= 0),
+    -- The hash of event to_seq as verified: the next run checks it is still there, so a
+    -- chain cut back and re-headed below it is found.
+    to_hash     bytea,
     -- The first event that does not hold, and why; NULL when the stretch is intact.
     broken_seq  bigint,
     problem     text,

@@ -205,9 +205,17 @@ async fn audit_command(command: AuditCommand) -> Result<String, String> {
         .await
         .map_err(|e| e.to_string())?;
     pool.close().await;
+    let anchor: String = report
+        .last_hash
+        .iter()
+        .flatten()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     match report.broken {
         None => Ok(format!(
-            "audit chain intact: {} events checked ({from_seq} to {to_seq}) in {took:.1} s",
+            "audit chain intact: {} events checked ({from_seq} to {to_seq}) in {took:.1} s; \
+             hash of event {to_seq}: {anchor} (keep it outside the database to prove later \
+             that nothing up to it was rewritten)",
             report.checked
         )),
         Some((seq, problem)) => Err(format!(

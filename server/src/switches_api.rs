@@ -66,25 +66,31 @@ async fn authorize(controls: &Controls, headers: &HeaderMap) -> Result<String, R
     }
 }
 
-/// The body and entity tag for `tenant` (a tenant's values in force) or the whole table.
-async fn body_for(
+/// The tenant `slug` names; the refusal is the response to send.
+async fn find_tenant(
     controls: &Controls,
-    state: &SwitchState,
-    tenant: Option<&str>,
-) -> Result<(Arc<str>, Arc<str>), Response> {
-    let Some(slug) = tenant else {
-        return Ok((state.document.clone(), state.etag.clone()));
+    slug: Option<&str>,
+) -> Result<Option<app::tenants::Tenant>, Response> {
+    let Some(slug) = slug else {
+        return Ok(None);
     };
-    let tenant = match app::tenants::queries::find(controls.pool(), slug).await {
-        Ok(tenant) => tenant,
+    match app::tenants::queries::find(controls.pool(), slug).await {
+        Ok(tenant) => Ok(Some(tenant)),
         Err(app::error::AppError::NotFound { .. } | app::error::AppError::Validation { .. }) => {
-            return Err(error(
+            Err(error(
                 StatusCode::NOT_FOUND,
                 "TENANT_NOT_FOUND",
                 "No such tenant.",
             ))
         }
-        Err(_) => return Err(unavailable()),
+        Err(_) => Err(unavailable()),
+    }
+}
+
+/// The body and entity tag for `tenant` (its values in force) or the whole table.
+fn body_for(state: &SwitchState, tenant: Option<&app::tenants::Tenant>) -> (Arc<str>, Arc<str>) {
+    let Some(tenant) = tenant else {
+        return (state.document.clone(), state.etag.clone());
     };
     let mut switches = serde_json::Map::new();
     for key in SwitchKey::ALL {
@@ -110,7 +116,7 @@ async fn body_for(
     }
     let body = json!({ "tenant": tenant.slug, "switches": switches }).to_string();
     let tag = etag(&body);
-    Ok((body.into(), tag.into()))
+    (body.into(), tag.into())
 }
 
 async fn document(
@@ -121,11 +127,11 @@ async fn document(
     if let Err(res) = authorize(&controls, &headers).await {
         return res;
     }
-    let state = controls.switches();
-    let (body, tag) = match body_for(&controls, &state, params.tenant.as_deref()).await {
-        Ok(found) => found,
+    let tenant = match find_tenant(&controls, params.tenant.as_deref()).await {
+        Ok(tenant) => tenant,
         Err(res) => return res,
     };
+    let (body, tag) = body_for(&controls.switches(), tenant.as_ref());
     let etag_header = HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"\""));
     let matches = headers
         .get(header::IF_NONE_MATCH)
@@ -146,6 +152,9 @@ async fn document(
     res
 }
 
+/// How often an open stream checks that its service token is still valid.
+const RECHECK_EVERY: Duration = Duration::from_secs(30);
+
 async fn stream(
     State(controls): State<Arc<Controls>>,
     Query(params): Query<Params>,
@@ -154,28 +163,35 @@ async fn stream(
     if let Err(res) = authorize(&controls, &headers).await {
         return res;
     }
-    // Check the tenant once, before the stream starts.
-    let first = controls.switches();
-    if let Err(res) = body_for(&controls, &first, params.tenant.as_deref()).await {
-        return res;
-    }
+    // The tenant is resolved once, before the stream starts.
+    let tenant = match find_tenant(&controls, params.tenant.as_deref()).await {
+        Ok(tenant) => tenant,
+        Err(res) => return res,
+    };
     let receiver = controls.subscribe();
     let events = futures_util::stream::unfold(
-        (receiver, controls, params.tenant, true),
-        |(mut receiver, controls, tenant, first)| async move {
-            if !first && receiver.changed().await.is_err() {
-                return None;
+        (receiver, controls, headers, tenant, true),
+        |(mut receiver, controls, headers, tenant, first)| async move {
+            if !first {
+                // Wait for a change; every RECHECK_EVERY, and before sending, the token
+                // must still be valid: a revoked service token ends its open streams.
+                loop {
+                    match tokio::time::timeout(RECHECK_EVERY, receiver.changed()).await {
+                        Ok(Ok(())) => break,
+                        Ok(Err(_)) => return None,
+                        Err(_) => {
+                            authorize(&controls, &headers).await.ok()?;
+                        }
+                    }
+                }
+                authorize(&controls, &headers).await.ok()?;
             }
             let state = receiver.borrow_and_update().clone();
-            let event = match body_for(&controls, &state, tenant.as_deref()).await {
-                Ok((body, tag)) => Event::default().event("switches").id(&*tag).data(&*body),
-                // The tenant went away or the database is unreachable: say so, keep the
-                // stream (the next change tries again).
-                Err(_) => Event::default().event("error").data("tenant lookup failed"),
-            };
+            let (body, tag) = body_for(&state, tenant.as_ref());
+            let event = Event::default().event("switches").id(&*tag).data(&*body);
             Some((
                 Ok::<_, Infallible>(event),
-                (receiver, controls, tenant, false),
+                (receiver, controls, headers, tenant, false),
             ))
         },
     );

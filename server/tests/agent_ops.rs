@@ -253,6 +253,22 @@ async fn tenant_overrides_and_the_payments_switch(pool: PgPool) {
     )
     .await;
     assert_eq!(no_reason.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The tenant would fall back to the API on: that removes a protection, so the key
+    // must be typed.
+    let unconfirmed = call(
+        &w.app,
+        RemoveSwitchOverride::PATH,
+        &w.commander,
+        &form(&[
+            ("key", "agentApiEnabled"),
+            ("tenant", "acme"),
+            ("reason", "contained"),
+        ]),
+    )
+    .await;
+    assert_eq!(unconfirmed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(unconfirmed.json()["field"], "confirmation");
+    assert_eq!(code(&whoami(&w.app, &token).await), "AGENT_API_DISABLED");
     let removed = call(
         &w.app,
         RemoveSwitchOverride::PATH,
@@ -261,6 +277,7 @@ async fn tenant_overrides_and_the_payments_switch(pool: PgPool) {
             ("key", "agentApiEnabled"),
             ("tenant", "acme"),
             ("reason", "contained"),
+            ("confirmation", "agentApiEnabled"),
         ]),
     )
     .await;
@@ -1123,6 +1140,27 @@ async fn services_read_switches_with_etags_and_a_push_stream(pool: PgPool) {
     app::controls::service_token::revoke(&cli, "payments-service")
         .await
         .unwrap();
+    // The open stream ends at its next event: a revoked token hears nothing more.
+    flip(
+        &w,
+        &[
+            ("key", "strictAllowlist"),
+            ("value", "off"),
+            ("reason", "over"),
+            ("confirmation", "strictAllowlist"),
+        ],
+    )
+    .await;
+    let ended = tokio::time::timeout(
+        Duration::from_secs(2),
+        http_body_util::BodyExt::frame(&mut body),
+    )
+    .await
+    .unwrap();
+    assert!(
+        ended.is_none(),
+        "the stream went on after its token was revoked"
+    );
     let revoked = switches_get(&w.app, "/api/v1/switches", token, None).await;
     assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
 }

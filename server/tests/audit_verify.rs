@@ -133,6 +133,35 @@ async fn a_stretch_verifies_from_its_anchor_and_bad_ranges_are_refused(pool: PgP
         .await
         .unwrap_err();
     assert!(err.to_string().contains("after"), "{err}");
+    let before_any = verify::parse_time("2000-01-01", "to").unwrap();
+    let err = verify::range(&pool, None, Some(before_any))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("No events"), "{err}");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_chain_cut_back_and_re_headed_below_a_verified_event_is_found(pool: PgPool) {
+    seed(&pool, 40).await;
+    let report = verify_all(&pool).await;
+    assert_eq!(report.broken, None);
+    verify::record(&pool, &report, time::OffsetDateTime::now_utc(), "cli:test")
+        .await
+        .unwrap();
+    // Cut the chain back to event 30 (the run's own event, 41, goes too) and point the
+    // head at 30: on its own, the shorter chain is consistent.
+    tamper(&pool, "DELETE FROM audit_events WHERE seq > 30").await;
+    tamper(
+        &pool,
+        "UPDATE audit_chain_head SET seq = 30, hash = (SELECT hash FROM audit_events WHERE seq = 30)",
+    )
+    .await;
+    let report = verify_all(&pool).await;
+    assert!(
+        matches!(report.broken, Some((40, Problem::Rewritten { .. }))),
+        "{:?}",
+        report.broken
+    );
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]

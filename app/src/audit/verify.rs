@@ -31,6 +31,12 @@ pub enum Problem {
         /// What the head records.
         head_seq: i64,
     },
+    /// An event an earlier run verified is gone or has another hash now: the chain was
+    /// cut back and rebuilt from before it.
+    Rewritten {
+        /// When the earlier run finished.
+        verified_at: OffsetDateTime,
+    },
 }
 
 impl std::fmt::Display for Problem {
@@ -39,6 +45,11 @@ impl std::fmt::Display for Problem {
             Self::Edited => write!(f, "its content does not match its hash (the row was edited)"),
             Self::Relinked => write!(f, "its prev_hash is not the previous event's hash (the chain was re-linked)"),
             Self::Missing { after } => write!(f, "the events after {after} up to it are missing"),
+            Self::Rewritten { verified_at } => write!(
+                f,
+                "it is gone or has another hash than when it was verified on {} (the chain was cut back and rebuilt)",
+                crate::components::time::utc_minutes(*verified_at)
+            ),
             Self::HeadMismatch { head_seq } => write!(
                 f,
                 "the chain head records event {head_seq}: events after this one were removed or the head was rewritten"
@@ -58,6 +69,8 @@ pub struct Report {
     pub checked: i64,
     /// The first event that does not hold.
     pub broken: Option<(i64, Problem)>,
+    /// The hash of the last event checked, when the stretch held.
+    pub last_hash: Option<Vec<u8>>,
 }
 
 /// Reads `--from`/`--to`: RFC 3339 (`2026-11-22T10:00:00Z`) or a UTC date (`2026-11-22`,
@@ -119,7 +132,16 @@ pub async fn range(
             .await?
         }
     };
-    Ok((from_seq.unwrap_or(1), to_seq.unwrap_or(0)))
+    let Some(from_seq) = from_seq else {
+        return Err(AppError::validation(
+            "from",
+            "No events at or after --from.",
+        ));
+    };
+    let Some(to_seq) = to_seq else {
+        return Err(AppError::validation("to", "No events at or before --to."));
+    };
+    Ok((from_seq, to_seq))
 }
 
 struct Row {
@@ -157,6 +179,7 @@ pub async fn verify(
         to_seq,
         checked: 0,
         broken: None,
+        last_hash: None,
     };
     if to_seq < from_seq {
         return Ok(report);
@@ -221,9 +244,33 @@ pub async fn verify(
         .await?;
     if head.seq == to_seq && head.hash != link {
         report.broken = Some((to_seq, Problem::HeadMismatch { head_seq: head.seq }));
+        return Ok(report);
     } else if head.seq < to_seq {
         report.broken = Some((head.seq + 1, Problem::HeadMismatch { head_seq: head.seq }));
+        return Ok(report);
     }
+    // What the last intact run verified must still be there, unchanged.
+    let earlier = sqlx::query!(
+        r#"SELECT v.to_seq, v.to_hash AS "to_hash!", v.finished_at,
+                  (SELECT e.hash FROM audit_events e WHERE e.seq = v.to_seq) AS now_hash
+           FROM audit_verifications v
+           WHERE v.broken_seq IS NULL AND v.to_hash IS NOT NULL
+           ORDER BY v.id DESC LIMIT 1"#
+    )
+    .fetch_optional(pool)
+    .await?;
+    if let Some(earlier) = earlier {
+        if earlier.now_hash.as_deref() != Some(earlier.to_hash.as_slice()) {
+            report.broken = Some((
+                earlier.to_seq,
+                Problem::Rewritten {
+                    verified_at: earlier.finished_at,
+                },
+            ));
+            return Ok(report);
+        }
+    }
+    report.last_hash = Some(link);
     Ok(report)
 }
 
@@ -242,12 +289,13 @@ pub async fn record(
     };
     sqlx::query!(
         "INSERT INTO audit_verifications
-             (started_at, from_seq, to_seq, checked, broken_seq, problem, run_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             (started_at, from_seq, to_seq, checked, to_hash, broken_seq, problem, run_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         started_at,
         report.from_seq,
         report.to_seq,
         report.checked,
+        report.last_hash,
         broken_seq,
         problem,
         run_by

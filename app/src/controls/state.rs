@@ -45,11 +45,21 @@ impl SwitchState {
     fn from_rows(rows: Vec<SwitchRow>, tenant_ids: &HashMap<String, Uuid>) -> Self {
         let mut global = SwitchKey::ALL.map(SwitchKey::default_value);
         let mut tenants: HashMap<Uuid, [Option<bool>; N]> = HashMap::new();
+        let now = OffsetDateTime::now_utc();
         for row in &rows {
-            match row.tenant.as_ref().and_then(|slug| tenant_ids.get(slug)) {
-                None => global[row.key.index()] = row.value,
-                Some(id) => {
-                    tenants.entry(*id).or_insert([None; N])[row.key.index()] = Some(row.value)
+            // A timed flip whose expiry passed counts as reverted even before the timer
+            // task has written the revert.
+            let value = match row.expires_at {
+                Some(at) if at <= now => row.revert_to,
+                _ => Some(row.value),
+            };
+            match &row.tenant {
+                None => global[row.key.index()] = value.unwrap_or(row.key.default_value()),
+                Some(slug) => {
+                    let Some(id) = tenant_ids.get(slug) else {
+                        continue;
+                    };
+                    tenants.entry(*id).or_insert([None; N])[row.key.index()] = value;
                 }
             }
         }
@@ -240,6 +250,9 @@ pub struct Controls {
     /// When off, nothing is checked at all: only for measuring what the checks cost.
     enforce: bool,
     changes: tokio::sync::watch::Sender<Arc<SwitchState>>,
+    /// Held across a reload's read and store: a reload that read before a change committed
+    /// cannot store its older snapshot after one that read after it.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl Controls {
@@ -256,6 +269,7 @@ impl Controls {
             limiting,
             enforce: true,
             changes,
+            reloading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -312,6 +326,7 @@ impl Controls {
 
     /// Reads the switches again; announces the new state when it differs.
     pub async fn reload_switches(&self) -> sqlx::Result<bool> {
+        let _serialised = self.reloading.lock().await;
         let rows = sqlx::query!(
             r#"SELECT s.key, t.slug AS "tenant?", t.id AS "tenant_id?", s.value, s.reason,
                       s.set_by, s.set_at, s.expires_at, s.revert_to
@@ -352,6 +367,7 @@ impl Controls {
 
     /// Reads the rate-limit overrides and the block list again.
     pub async fn reload_limits(&self) -> sqlx::Result<()> {
+        let _serialised = self.reloading.lock().await;
         let overrides = sqlx::query!(
             r#"SELECT scope, tenant_id, client_id, network::text AS network,
                       limit_per_minute, burst, expires_at
@@ -487,4 +503,12 @@ pub fn from_context() -> Result<Arc<Controls>, crate::error::AppError> {
     leptos::prelude::use_context::<Arc<Controls>>().ok_or_else(|| {
         crate::error::AppError::internal(&"gateway controls missing from Leptos context")
     })
+}
+
+/// After a committed change: a failed reload here is logged, not reported as a failure of
+/// the change (it committed; the notification and the poll bring this instance up to date).
+pub fn reload_after_change(result: sqlx::Result<()>) {
+    if let Err(err) = result {
+        tracing::warn!(error = %err, "reloading gateway controls after a change failed; the poll will catch up");
+    }
 }

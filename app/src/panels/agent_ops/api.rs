@@ -86,7 +86,17 @@ pub async fn set_client_allowlisted(
     let actor = require(Permission::Operate).await?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let id = super::parse_client_id(&id)?;
-    super::ops::set_allowlisted(&actor, tenant, id, allowlisted == "true", &reason).await?;
+    let allowlisted = match allowlisted.as_str() {
+        "true" => true,
+        "false" => false,
+        _ => {
+            return Err(AppError::validation(
+                "allowlisted",
+                "Say whether the client goes on the allowlist (true) or off it (false).",
+            ))
+        }
+    };
+    super::ops::set_allowlisted(&actor, tenant, id, allowlisted, &reason).await?;
     verifier.invalidate_owner(id);
     Ok(())
 }

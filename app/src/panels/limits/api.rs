@@ -11,7 +11,7 @@ use leptos::prelude::*;
 // Contexts are read before the first await: a server function run as a page's resource
 // during server rendering may resume where they are not found.
 #[cfg(feature = "ssr")]
-use crate::controls::state::from_context as controls;
+use crate::controls::state::{from_context as controls, reload_after_change};
 
 /// Defaults, overrides and blocks in force.
 #[server]
@@ -50,7 +50,7 @@ pub async fn set_rate_limit(#[server(default)] form: RateLimitForm) -> Result<()
     )
     .await?;
     // This instance applies it at once; the others on the notification.
-    controls.reload_limits().await?;
+    reload_after_change(controls.reload_limits().await);
     Ok(())
 }
 
@@ -61,7 +61,7 @@ pub async fn remove_rate_limit(id: String, reason: String) -> Result<(), AppErro
     let actor = require(Permission::Operate).await?;
     super::ops::remove_override(&actor, &id, &reason).await?;
     // This instance applies it at once; the others on the notification.
-    controls.reload_limits().await?;
+    reload_after_change(controls.reload_limits().await);
     Ok(())
 }
 
@@ -76,7 +76,7 @@ pub async fn block_ip(
     let actor = require(Permission::Operate).await?;
     super::ops::add_block(&actor, &network, &reason, &expires_minutes).await?;
     // This instance applies it at once; the others on the notification.
-    controls.reload_limits().await?;
+    reload_after_change(controls.reload_limits().await);
     Ok(())
 }
 
@@ -87,6 +87,6 @@ pub async fn unblock_ip(network: String, reason: String) -> Result<(), AppError>
     let actor = require(Permission::Operate).await?;
     super::ops::remove_block(&actor, &network, &reason).await?;
     // This instance applies it at once; the others on the notification.
-    controls.reload_limits().await?;
+    reload_after_change(controls.reload_limits().await);
     Ok(())
 }

@@ -10,7 +10,7 @@ use leptos::prelude::*;
 // Contexts are read before the first await: a server function run as a page's resource
 // during server rendering may resume on another thread, where they are not found.
 #[cfg(feature = "ssr")]
-use crate::controls::state::from_context as controls;
+use crate::controls::state::{from_context as controls, reload_after_change};
 
 /// Every stored switch value: the global ones and the tenants' overrides.
 #[server]
@@ -48,7 +48,7 @@ pub async fn flip_switch(
     )
     .await?;
     // This instance applies it at once; the others on the notification.
-    controls.reload_switches().await?;
+    reload_after_change(controls.reload_switches().await.map(|_| ()));
     Ok(())
 }
 
@@ -58,10 +58,11 @@ pub async fn remove_switch_override(
     key: String,
     tenant: String,
     reason: String,
+    #[server(default)] confirmation: String,
 ) -> Result<(), AppError> {
     let controls = controls()?;
     let actor = require(Permission::CommandIncident).await?;
-    super::ops::remove_override(&actor, &key, &tenant, &reason).await?;
-    controls.reload_switches().await?;
+    super::ops::remove_override(&actor, &key, &tenant, &reason, &confirmation).await?;
+    reload_after_change(controls.reload_switches().await.map(|_| ()));
     Ok(())
 }

@@ -187,11 +187,15 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
 }
 
 /// Removes a tenant's override: the tenant follows the global value again.
+///
+/// When the override protects the tenant and the global value does not (the tenant would
+/// lose a protection), `confirmation` must be the key, as for a flip that removes one.
 pub async fn remove_override(
     actor: &Actor,
     key: &str,
     tenant: &str,
     reason: &str,
+    confirmation: &str,
 ) -> Result<(), AppError> {
     let key = parse_key(key)?;
     let reason = normalize_reason(reason)?;
@@ -202,6 +206,23 @@ pub async fn remove_override(
             "Choose the tenant whose override to remove.",
         ));
     };
+    let global = lock_row(change.db(), key, None).await?;
+    let stored = lock_row(change.db(), key, Some(tenant_uuid)).await?;
+    let falls_back_to = global.map(|g| g.value).unwrap_or(key.default_value());
+    let loses_protection = stored.as_ref().is_some_and(|o| {
+        o.value == key.protective_value() && removes_protection(key, falls_back_to)
+    });
+    if loses_protection && confirmation.trim() != key.as_str() {
+        return Err(AppError::validation(
+            "confirmation",
+            format!(
+                "{slug} would fall back to {} {}, losing a protection: type {} to confirm.",
+                key.as_str(),
+                key.value_label(falls_back_to),
+                key.as_str()
+            ),
+        ));
+    }
     let removed = sqlx::query_scalar!(
         "DELETE FROM kill_switches WHERE key = $1 AND tenant_id = $2 RETURNING value",
         key.as_str(),

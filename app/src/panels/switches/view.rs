@@ -156,6 +156,9 @@ fn SwitchCard(
                     {overrides.into_iter().map(|o| {
                         let slug = o.tenant.clone().unwrap_or_default();
                         let stored = StoredValue::new(slug.clone());
+                        // Removing it would leave the tenant on a global value that lacks
+                        // this protection: the key must be typed, as for such a flip.
+                        let confirm = o.value == key.protective_value() && removes_protection(key, value);
                         view! {
                             <li class="flex flex-wrap items-center gap-2" data-testid=format!("override-{slug}")>
                                 <span class="font-mono">{slug.clone()}</span> {badge(o.value)}
@@ -167,6 +170,10 @@ fn SwitchCard(
                                         <input type="hidden" name="tenant" value=stored.get_value() />
                                         <label class="sr-only" for=format!("rm-{}-{}", key.as_str(), stored.get_value())>"Reason for removing"</label>
                                         <input id=format!("rm-{}-{}", key.as_str(), stored.get_value()) name="reason" class="input w-48" placeholder="Reason" />
+                                        {confirm.then(|| view! {
+                                            <label class="sr-only" for=format!("rmc-{}-{}", key.as_str(), stored.get_value())>{format!("Type {} to confirm", key.as_str())}</label>
+                                            <input id=format!("rmc-{}-{}", key.as_str(), stored.get_value()) name="confirmation" class="input w-44" autocomplete="off" placeholder=format!("type {}", key.as_str()) />
+                                        })}
                                         <button type="submit" class="btn">"Remove override"</button>
                                     </ActionForm>
                                 </Show>

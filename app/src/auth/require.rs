@@ -2,10 +2,13 @@
 
 use super::{queries, session, Permission, StaffIdentity};
 use crate::audit::{self, NewEvent, Source};
+use crate::controls::state::Controls;
 use crate::error::AppError;
+use crate::integrations::verify::Verifier;
 use leptos::prelude::use_context;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// What the audit log keeps about the request being served.
@@ -65,8 +68,7 @@ pub fn request_meta() -> RequestMeta {
 /// its absolute timeout, of a disabled person, or from before a reset (an older session
 /// epoch) is ended here, and stays ended if the person is re-enabled.
 pub async fn current_staff() -> Result<Option<StaffIdentity>, AppError> {
-    // Contexts are read before the first await: a server function run as a page's resource
-    // during server rendering may resume where the render's context is not found.
+    // Read before the first await (see `require`).
     let pool = crate::db::pool()?;
     let Some(session) = session::from_context().await else {
         return Ok(None);
@@ -104,11 +106,22 @@ enum Who {
 
 /// An authorized caller. Only [`require`] (for requests) and [`Actor::command_line`] (for
 /// the operators' CLI) make one, and only an `Actor` can open a [`Change`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Actor {
     who: Who,
     meta: RequestMeta,
     pool: PgPool,
+    verifier: Option<Arc<Verifier>>,
+    controls: Option<Arc<Controls>>,
+}
+
+impl std::fmt::Debug for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actor")
+            .field("who", &self.who)
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Authorizes the current request for `permission`.
@@ -117,7 +130,12 @@ pub struct Actor {
 /// to the audit log). Signed in without the role: a `deny` event is recorded and
 /// `Forbidden` returned.
 pub async fn require(permission: Permission) -> Result<Actor, AppError> {
+    // Every context is read here, before the first await: a server function run as a
+    // page's resource during server rendering may resume, after really waiting, where the
+    // render's context is no longer found.
     let pool = crate::db::pool()?;
+    let verifier = use_context::<Arc<Verifier>>();
+    let controls = use_context::<Arc<Controls>>();
     let meta = request_meta();
     let Some(staff) = current_staff().await? else {
         return Err(AppError::Unauthenticated);
@@ -145,6 +163,8 @@ pub async fn require(permission: Permission) -> Result<Actor, AppError> {
         who: Who::Staff(staff),
         meta,
         pool,
+        verifier,
+        controls,
     })
 }
 
@@ -156,6 +176,8 @@ impl Actor {
             who: Who::CommandLine(user.to_owned()),
             meta: RequestMeta::default(),
             pool,
+            verifier: None,
+            controls: None,
         }
     }
 
@@ -178,6 +200,20 @@ impl Actor {
     /// The pool, for reads that change nothing.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The gateway's token verifier (minting, revoking and rotating use its key and cache).
+    pub fn verifier(&self) -> Result<Arc<Verifier>, AppError> {
+        self.verifier
+            .clone()
+            .ok_or_else(|| AppError::internal(&"token verifier missing from Leptos context"))
+    }
+
+    /// The gateway's controls (switch and limit changes apply to this instance at once).
+    pub fn controls(&self) -> Result<Arc<Controls>, AppError> {
+        self.controls
+            .clone()
+            .ok_or_else(|| AppError::internal(&"gateway controls missing from Leptos context"))
     }
 
     /// A success event for `action`, with the actor and request facts filled in.

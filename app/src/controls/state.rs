@@ -497,14 +497,6 @@ impl Controls {
     }
 }
 
-/// The controls the server put into Leptos context, for the server functions that change
-/// them (this instance applies a change at once; others on the notification).
-pub fn from_context() -> Result<Arc<Controls>, crate::error::AppError> {
-    leptos::prelude::use_context::<Arc<Controls>>().ok_or_else(|| {
-        crate::error::AppError::internal(&"gateway controls missing from Leptos context")
-    })
-}
-
 /// After a committed change: a failed reload here is logged, not reported as a failure of
 /// the change (it committed; the notification and the poll bring this instance up to date).
 pub fn reload_after_change(result: sqlx::Result<()>) {

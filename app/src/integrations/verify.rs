@@ -252,14 +252,6 @@ fn now_secs() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// The verifier the server put into Leptos context, for server functions that mint,
-/// revoke or rotate.
-pub fn from_context() -> Result<Arc<Verifier>, crate::error::AppError> {
-    leptos::prelude::use_context::<Arc<Verifier>>().ok_or_else(|| {
-        crate::error::AppError::internal(&"token verifier missing from Leptos context")
-    })
-}
-
 impl Verifier {
     /// A verifier with an empty cache; the ring loads on first use or [`Verifier::reload_ring`].
     pub fn new(pool: PgPool, master: MasterKey) -> Self {

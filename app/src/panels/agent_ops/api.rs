@@ -55,8 +55,8 @@ pub async fn set_client_status(
     status: String,
     reason: String,
 ) -> Result<(), AppError> {
-    let verifier = crate::integrations::verify::from_context()?;
     let actor = require(Permission::Operate).await?;
+    let verifier = actor.verifier()?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let id = super::parse_client_id(&id)?;
     let active = match status.as_str() {
@@ -82,8 +82,8 @@ pub async fn set_client_allowlisted(
     allowlisted: String,
     reason: String,
 ) -> Result<(), AppError> {
-    let verifier = crate::integrations::verify::from_context()?;
     let actor = require(Permission::Operate).await?;
+    let verifier = actor.verifier()?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let id = super::parse_client_id(&id)?;
     let allowlisted = match allowlisted.as_str() {
@@ -133,8 +133,8 @@ pub async fn revoke_client(
     confirmation: String,
     expected: i64,
 ) -> Result<i64, AppError> {
-    let verifier = crate::integrations::verify::from_context()?;
     let actor = require(Permission::CommandIncident).await?;
+    let verifier = actor.verifier()?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let id = super::parse_client_id(&id)?;
     let revoked = super::ops::revoke(&actor, tenant, id, &reason, &confirmation, expected).await?;

@@ -26,9 +26,6 @@ fn token_id(raw: &str) -> Result<String, AppError> {
     Ok(id.to_owned())
 }
 
-#[cfg(feature = "ssr")]
-use crate::integrations::verify::from_context as verifier;
-
 /// Owners to choose from and the tenant's lifetime policy.
 #[server]
 pub async fn integrations_context(tenant: String) -> Result<PanelContext, AppError> {
@@ -97,9 +94,8 @@ pub async fn mint_token(
     tenant: String,
     #[server(default)] form: MintForm,
 ) -> Result<MintedToken, AppError> {
-    // Before the first await (see the switches panel).
-    let verifier = verifier()?;
     let actor = require(Permission::Operate).await?;
+    let verifier = actor.verifier()?;
     let tenant = self::tenant(&actor, &tenant).await?;
     super::ops::mint(&actor, &tenant, &form, verifier.master_key()).await
 }
@@ -111,9 +107,8 @@ pub async fn revoke_token(
     token_id: String,
     reason: String,
 ) -> Result<(), AppError> {
-    // Before the first await (see the switches panel).
-    let verifier = verifier()?;
     let actor = require(Permission::Operate).await?;
+    let verifier = actor.verifier()?;
     let tenant = self::tenant(&actor, &tenant).await?;
     let id = self::token_id(&token_id)?;
     super::ops::revoke(&actor, &tenant, &id, &reason).await?;
@@ -141,9 +136,8 @@ pub async fn revoke_all_tokens(
     confirmation: String,
     expected: i64,
 ) -> Result<RevokeOutcome, AppError> {
-    // Before the first await (see the switches panel).
-    let verifier = verifier()?;
     let actor = require(Permission::CommandIncident).await?;
+    let verifier = actor.verifier()?;
     let tenant = self::tenant(&actor, &tenant).await?;
     let scope = super::RevokeScope::decode(&scope)?;
     let outcome =

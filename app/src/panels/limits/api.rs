@@ -8,16 +8,14 @@ use crate::auth::{require, Permission};
 use crate::error::AppError;
 use leptos::prelude::*;
 
-// Contexts are read before the first await: a server function run as a page's resource
-// during server rendering may resume where they are not found.
 #[cfg(feature = "ssr")]
-use crate::controls::state::{from_context as controls, reload_after_change};
+use crate::controls::state::reload_after_change;
 
 /// Defaults, overrides and blocks in force.
 #[server]
 pub async fn get_limits() -> Result<LimitsOverview, AppError> {
-    let controls = controls()?;
     let actor = require(Permission::ViewConsole).await?;
+    let controls = actor.controls()?;
     let mut conn = actor.pool().acquire().await?;
     let (overrides, blocks) = super::ops::in_force(&mut conn).await?;
     let defaults = controls.defaults();
@@ -33,8 +31,8 @@ pub async fn get_limits() -> Result<LimitsOverview, AppError> {
 /// Sets the override of a tenant, a client or an address/network.
 #[server]
 pub async fn set_rate_limit(#[server(default)] form: RateLimitForm) -> Result<(), AppError> {
-    let controls = controls()?;
     let actor = require(Permission::Operate).await?;
+    let controls = actor.controls()?;
     super::ops::set_override(
         &actor,
         super::ops::OverrideRequest {
@@ -57,8 +55,8 @@ pub async fn set_rate_limit(#[server(default)] form: RateLimitForm) -> Result<()
 /// Removes an override.
 #[server]
 pub async fn remove_rate_limit(id: String, reason: String) -> Result<(), AppError> {
-    let controls = controls()?;
     let actor = require(Permission::Operate).await?;
+    let controls = actor.controls()?;
     super::ops::remove_override(&actor, &id, &reason).await?;
     // This instance applies it at once; the others on the notification.
     reload_after_change(controls.reload_limits().await);
@@ -72,8 +70,8 @@ pub async fn block_ip(
     reason: String,
     #[server(default)] expires_minutes: String,
 ) -> Result<(), AppError> {
-    let controls = controls()?;
     let actor = require(Permission::Operate).await?;
+    let controls = actor.controls()?;
     super::ops::add_block(&actor, &network, &reason, &expires_minutes).await?;
     // This instance applies it at once; the others on the notification.
     reload_after_change(controls.reload_limits().await);
@@ -83,8 +81,8 @@ pub async fn block_ip(
 /// Lifts a block.
 #[server]
 pub async fn unblock_ip(network: String, reason: String) -> Result<(), AppError> {
-    let controls = controls()?;
     let actor = require(Permission::Operate).await?;
+    let controls = actor.controls()?;
     super::ops::remove_block(&actor, &network, &reason).await?;
     // This instance applies it at once; the others on the notification.
     reload_after_change(controls.reload_limits().await);

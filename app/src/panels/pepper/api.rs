@@ -7,9 +7,6 @@ use crate::auth::{require, Permission};
 use crate::error::AppError;
 use leptos::prelude::*;
 
-#[cfg(feature = "ssr")]
-use crate::integrations::verify::from_context as verifier;
-
 /// After a rotation: this instance uses the new ring and forgets cached tokens at once (the
 /// others reload on the notification the change sent).
 #[cfg(feature = "ssr")]
@@ -34,9 +31,8 @@ pub async fn rotate_pepper(
     reason: String,
     confirmation: String,
 ) -> Result<Rotated, AppError> {
-    // Before the first await (see the switches panel).
-    let verifier = verifier()?;
     let actor = require(Permission::CommandIncident).await?;
+    let verifier = actor.verifier()?;
     let rotated = super::ops::rotate_staged(
         &actor,
         verifier.master_key(),
@@ -63,9 +59,8 @@ pub async fn rotate_pepper_compromised(
     confirmation: String,
     expected: i64,
 ) -> Result<Rotated, AppError> {
-    // Before the first await (see the switches panel).
-    let verifier = verifier()?;
     let actor = require(Permission::CommandIncident).await?;
+    let verifier = actor.verifier()?;
     let rotated = super::ops::rotate_compromised(
         &actor,
         verifier.master_key(),

@@ -7,16 +7,14 @@ use crate::controls::SwitchRow;
 use crate::error::AppError;
 use leptos::prelude::*;
 
-// Contexts are read before the first await: a server function run as a page's resource
-// during server rendering may resume on another thread, where they are not found.
 #[cfg(feature = "ssr")]
-use crate::controls::state::{from_context as controls, reload_after_change};
+use crate::controls::state::reload_after_change;
 
 /// Every stored switch value: the global ones and the tenants' overrides.
 #[server]
 pub async fn list_switches() -> Result<Vec<SwitchRow>, AppError> {
-    let controls = controls()?;
-    require(Permission::ViewConsole).await?;
+    let actor = require(Permission::ViewConsole).await?;
+    let controls = actor.controls()?;
     // Read fresh: a flip made on another instance a moment ago must show here too.
     controls.reload_switches().await?;
     Ok(controls.switches().rows.clone())
@@ -33,8 +31,8 @@ pub async fn flip_switch(
     #[server(default)] expires_minutes: String,
     #[server(default)] confirmation: String,
 ) -> Result<(), AppError> {
-    let controls = controls()?;
     let actor = require(Permission::CommandIncident).await?;
+    let controls = actor.controls()?;
     super::ops::flip(
         &actor,
         super::ops::FlipRequest {
@@ -60,8 +58,8 @@ pub async fn remove_switch_override(
     reason: String,
     #[server(default)] confirmation: String,
 ) -> Result<(), AppError> {
-    let controls = controls()?;
     let actor = require(Permission::CommandIncident).await?;
+    let controls = actor.controls()?;
     super::ops::remove_override(&actor, &key, &tenant, &reason, &confirmation).await?;
     reload_after_change(controls.reload_switches().await.map(|_| ()));
     Ok(())

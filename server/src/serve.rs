@@ -118,6 +118,22 @@ fn spawn_housekeeping(pool: sqlx::PgPool) {
             tracing::error!(error = %err, "expired-session deletion stopped");
         }
     });
+    let audit_pool = pool.clone();
+    tokio::spawn(async move {
+        // Partitions ahead and retention drops; the first tick is at once.
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            match app::audit::retention::upkeep(&audit_pool).await {
+                Ok(dropped) => {
+                    for d in dropped {
+                        tracing::info!(partition = %d.partition, removed = d.removed, "audit retention dropped a partition");
+                    }
+                }
+                Err(err) => tracing::error!(error = %err, "audit partition upkeep failed"),
+            }
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         loop {
@@ -144,6 +160,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     } else {
         db::require_current_schema(&pool).await?;
     }
+    // Events of this month and the next ones need their partitions before anything writes.
+    app::audit::retention::ensure_partitions(&pool)
+        .await
+        .map_err(|e| ServeError::Bootstrap(format!("audit partitions: {e}")))?;
     if config.mode == Mode::Development {
         if let Some(tenant) = app::tenants::queries::create_demo_if_empty(&pool)
             .await

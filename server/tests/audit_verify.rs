@@ -47,8 +47,9 @@ async fn an_intact_chain_verifies_and_the_run_is_recorded(pool: PgPool) {
         .unwrap();
     assert_eq!(report.broken, None);
     assert_eq!(report.checked, 25_000);
-    // Progress after each batch.
-    assert_eq!(seen, [20_000, 25_000]);
+    // Progress rises to the total.
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(seen.last(), Some(&25_000));
     verify::record(&pool, &report, time::OffsetDateTime::now_utc(), "cli:test")
         .await
         .unwrap();
@@ -209,4 +210,150 @@ async fn the_command_names_the_edited_event(pool: PgPool) {
         .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--from"));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_fast_canonical_text_is_the_databases_byte_for_byte(pool: PgPool) {
+    let tenant = common_tenant(&pool).await;
+    let odd = [
+        "plain",
+        "quote \" backslash \\ slash /",
+        "controls \u{1} \u{8} \u{c} \n \r \t \u{1f} \u{7f}",
+        "unicode é ü 漢字 🚨 \u{2028}",
+        "",
+    ];
+    let mut events = Vec::new();
+    for (i, text) in odd.iter().enumerate() {
+        let mut event = NewEvent::new(Source::AdminApi, format!("pat:{text}"), "token.used")
+            .reason(*text)
+            .target(*text)
+            .details(serde_json::json!({
+                "text": text, "n": i, "f": 1.5, "big": 12345678901234_i64, "neg": -3,
+                "nested": {"b": [1, null, true], "a": "x"}, "empty": {}, "list": []
+            }));
+        event.tenant_id = (i % 2 == 0).then_some(tenant);
+        event.incident_id = (i % 2 == 1).then(uuid::Uuid::new_v4);
+        event.ip = Some(
+            [
+                "10.1.2.3",
+                "2001:db8::1",
+                "::ffff:10.0.0.1",
+                "10.0.0.0/8",
+                "2001:db8::/32",
+            ][i]
+                .to_owned(),
+        );
+        event.user_agent = Some(format!("agent/{i} {text}"));
+        event.actor_name = (i != 4).then(|| text.to_string());
+        event.code = (i == 3).then(|| "CODE".to_owned());
+        events.push(event);
+    }
+    let mut conn = pool.acquire().await.unwrap();
+    record_many(&mut conn, &events).await.unwrap();
+    drop(conn);
+    assert_eq!(
+        verify::fast_path_differences(&pool, 0, 100).await.unwrap(),
+        Vec::<i64>::new()
+    );
+    assert_eq!(verify_all(&pool).await.broken, None);
+}
+
+async fn common_tenant(pool: &PgPool) -> uuid::Uuid {
+    sqlx::query_scalar("INSERT INTO tenants (slug, name) VALUES ('acme', 'Acme') RETURNING id")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Moves every event `months` back in time and rebuilds the chain over the new times, as
+/// if they had been written then (the superuser, triggers off).
+async fn backdate(pool: &PgPool, months: i32) {
+    tamper(
+        pool,
+        &format!(
+            "DO $$
+             DECLARE r audit_events; prev bytea := '\\x{zero}'; h bytea;
+             BEGIN
+               PERFORM audit_ensure_month(now() - make_interval(months => {months}));
+               UPDATE audit_events SET ts = ts - make_interval(months => {months});
+               FOR r IN SELECT * FROM audit_events ORDER BY seq LOOP
+                 h := sha256(prev || convert_to(audit_canonical(r), 'UTF8'));
+                 UPDATE audit_events SET prev_hash = prev, hash = h WHERE seq = r.seq;
+                 prev := h;
+               END LOOP;
+               UPDATE audit_chain_head SET hash = prev;
+             END $$",
+            zero = "0".repeat(64)
+        ),
+    )
+    .await;
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn retention_drops_whole_partitions_and_the_chain_still_verifies(pool: PgPool) {
+    let short = common_tenant(&pool).await;
+    sqlx::query("UPDATE tenants SET audit_retention_months = 1 WHERE id = $1")
+        .bind(short)
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Interleaved: even events belong to the one-month tenant, odd ones are platform events.
+    let events: Vec<NewEvent> = (0..40)
+        .map(|i| {
+            let mut e = NewEvent::new(Source::Console, "staff:x", format!("thing.{i}"));
+            e.tenant_id = (i % 2 == 0).then_some(short);
+            e
+        })
+        .collect();
+    let mut conn = pool.acquire().await.unwrap();
+    record_many(&mut conn, &events).await.unwrap();
+    drop(conn);
+    backdate(&pool, 3).await;
+    assert_eq!(verify_all(&pool).await.broken, None);
+
+    let due = app::audit::retention::due(&pool).await.unwrap();
+    assert!(due.iter().any(|(p, _)| p.ends_with("_r1")), "{due:?}");
+    assert!(!due.iter().any(|(p, _)| p.ends_with("_r84")), "{due:?}");
+    let dropped = app::audit::retention::apply(&pool, "cli:test")
+        .await
+        .unwrap();
+    let removed: i64 = dropped.iter().map(|d| d.removed).sum();
+    assert_eq!(removed, 20);
+    // Whole partitions went, the platform's events stayed, and the drop was audited.
+    let (left, tenant_left): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(tenant_id) FROM audit_events WHERE action LIKE 'thing.%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((left, tenant_left), (20, 0));
+    let audited: serde_json::Value = sqlx::query_scalar(
+        "SELECT details FROM audit_events WHERE action = 'audit.retention_applied'
+         AND (details->>'removed')::int > 0",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited["removed"], 20);
+    // The chain verifies across the recorded removals...
+    let report = verify_all(&pool).await;
+    assert_eq!(report.broken, None, "{report:?}");
+    // ...but a removal nobody recorded is still found.
+    tamper(&pool, "DELETE FROM audit_events WHERE action = 'thing.21'").await;
+    assert!(matches!(
+        verify_all(&pool).await.broken,
+        Some((_, Problem::Missing { .. }))
+    ));
+    // A partition that is not due cannot be dropped, even by calling the function.
+    let err = sqlx::query("SELECT * FROM audit_drop_partition($1)")
+        .bind(format!(
+            "audit_events_{}_r84",
+            time::OffsetDateTime::now_utc()
+                .format(time::macros::format_description!("[year]_[month]"))
+                .unwrap()
+        ))
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("kept until"), "{err}");
 }

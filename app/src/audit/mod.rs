@@ -9,6 +9,8 @@ pub mod api;
 #[cfg(feature = "ssr")]
 pub mod queries;
 #[cfg(feature = "ssr")]
+pub mod retention;
+#[cfg(feature = "ssr")]
 pub mod verify;
 
 use serde::{Deserialize, Serialize};

@@ -13,9 +13,9 @@ pub async fn record(conn: &mut PgConnection, event: &NewEvent) -> sqlx::Result<i
     sqlx::query_scalar!(
         r#"INSERT INTO audit_events
                (tenant_id, source, actor, actor_name, action, outcome, code, target,
-                ip, user_agent, request_id, incident_id, reason, details)
+                ip, user_agent, request_id, incident_id, reason, details, retention_months)
            VALUES ($1, $2::text::audit_source, $3, $4, $5, $6::text::audit_outcome, $7, $8,
-                   $9::text::inet, $10, $11, $12, $13, $14)
+                   $9::text::inet, $10, $11, $12, $13, $14, audit_retention_for($1))
            RETURNING seq"#,
         event.tenant_id,
         event.source.as_str(),
@@ -91,9 +91,10 @@ pub async fn record_many(conn: &mut PgConnection, events: &[NewEvent]) -> sqlx::
     let done = sqlx::query!(
         r#"INSERT INTO audit_events
                (tenant_id, source, actor, actor_name, action, outcome, code, target,
-                ip, user_agent, request_id, incident_id, reason, details)
+                ip, user_agent, request_id, incident_id, reason, details, retention_months)
            SELECT tenant, src::audit_source, who, who_name, act, res::audit_outcome, code,
-                  target, addr::inet, ua, rid, incident, why, details::jsonb
+                  target, addr::inet, ua, rid, incident, why, details::jsonb,
+                  audit_retention_for(tenant)
            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                        $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
                        $12::uuid[], $13::text[], $14::text[])

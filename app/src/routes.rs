@@ -7,6 +7,7 @@ use crate::components::layout::ConsoleLayout;
 use crate::components::not_found::NotFoundPage;
 use crate::error::AppError;
 use crate::panels::agent_ops::view::{AgentOpsPage, ClientDetailPage};
+use crate::panels::audit::view::{AuditEventPage, AuditPage};
 use crate::panels::integrations::view::{IntegrationsPage, TokenDetailPage};
 use crate::panels::limits::view::LimitsPage;
 use crate::panels::overview::view::{HomePage, TenantOverviewPage};
@@ -71,6 +72,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/t/:tenant/integrations/:id") view=TokenDetailPage />
                     <Route path=path!("/t/:tenant/agent-ops") view=AgentOpsPage />
                     <Route path=path!("/t/:tenant/agent-ops/:id") view=ClientDetailPage />
+                    <Route path=path!("/audit") view=AuditPage />
+                    <Route path=path!("/audit/:seq") view=AuditEventPage />
                     <Route path=path!("/switches") view=SwitchesPage />
                     <Route path=path!("/limits") view=LimitsPage />
                     <Route path=path!("/staff") view=StaffPage />

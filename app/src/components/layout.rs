@@ -125,6 +125,7 @@ fn SideNav(current: Memo<Option<String>>, can_manage_staff: bool) -> impl IntoVi
             </ul>
             <p class="mt-6 px-3 text-xs font-semibold uppercase tracking-wide text-slate-500">"Platform"</p>
             <ul class="mt-1 space-y-1 text-sm">
+                {link("/audit".to_owned(), "Audit log")}
                 {link("/switches".to_owned(), "Kill switches")}
                 {link("/limits".to_owned(), "Rate limits & blocks")}
                 {link("/pepper".to_owned(), "Token pepper")}

@@ -1,6 +1,7 @@
 //! One module per console panel: data types, server functions, SQL and views.
 
 pub mod agent_ops;
+pub mod audit;
 pub mod integrations;
 pub mod limits;
 pub mod overview;

@@ -1,6 +1,7 @@
 //! The HTTP surface: console pages, server functions, operations endpoints, and the
 //! middleware every response passes through.
 
+pub mod audit_export;
 pub mod health;
 pub mod middleware;
 
@@ -106,6 +107,8 @@ pub fn router(state: AppState) -> Router {
     let console = Router::new()
         .route("/readyz", get(health::readyz))
         .route("/api/{*fn_name}", post(server_fns))
+        .route("/audit/export", get(audit_export::console))
+        .route("/a/{tenant}/admin/audit/export", get(audit_export::admin))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             shell(options.clone())
         })

@@ -1,0 +1,62 @@
+//! Server functions of the audit panel. Reading needs `ViewConsole`; the export (an axum
+//! route, see [`super::export`]) needs `ExportAudit`.
+
+use super::{AuditContext, AuditQuery, EventDetail, EventPage, Histogram};
+#[cfg(feature = "ssr")]
+use crate::auth::{require, Permission};
+use crate::error::AppError;
+use leptos::prelude::*;
+
+/// What the panel shows above the table: last verification, head, export right, tenants.
+#[server]
+pub async fn audit_overview() -> Result<AuditContext, AppError> {
+    let actor = require(Permission::ViewConsole).await?;
+    let pool = actor.pool();
+    let (verified, head_seq) = super::queries::last_verification(pool).await?;
+    Ok(AuditContext {
+        verified,
+        head_seq,
+        can_export: actor
+            .staff()
+            .is_some_and(|s| s.can(Permission::ExportAudit)),
+        tenants: super::queries::tenants(pool).await?,
+    })
+}
+
+/// One page of events matching `query`, after the cursor `after` when given.
+#[server]
+pub async fn audit_page(
+    query: AuditQuery,
+    #[server(default)] after: String,
+) -> Result<EventPage, AppError> {
+    let actor = require(Permission::ViewConsole).await?;
+    let filter = query.parse(time::OffsetDateTime::now_utc(), super::VIEW_MAX_DAYS)?;
+    let cursor = match after.trim() {
+        "" => None,
+        raw => Some(super::queries::decode_cursor(raw)?),
+    };
+    let tenant = super::queries::tenant_id(actor.pool(), &filter).await?;
+    super::queries::page(actor.pool(), &filter, tenant, cursor).await
+}
+
+/// The histogram of `query`'s window.
+#[server]
+pub async fn audit_histogram(query: AuditQuery) -> Result<Histogram, AppError> {
+    let actor = require(Permission::ViewConsole).await?;
+    let filter = query.parse(time::OffsetDateTime::now_utc(), super::VIEW_MAX_DAYS)?;
+    let tenant = super::queries::tenant_id(actor.pool(), &filter).await?;
+    super::queries::histogram(actor.pool(), &filter, tenant).await
+}
+
+/// Every field of one event.
+#[server]
+pub async fn audit_event(seq: String) -> Result<EventDetail, AppError> {
+    let actor = require(Permission::ViewConsole).await?;
+    let seq: i64 = seq
+        .trim()
+        .parse()
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| AppError::not_found(format!("Audit event “{seq}”")))?;
+    super::queries::detail(actor.pool(), seq).await
+}

@@ -1,0 +1,387 @@
+//! The streamed export: the filtered events, oldest first, as CSV or JSON Lines, read from
+//! one snapshot with a server-side cursor and sent in chunks, so memory stays flat however
+//! many rows there are.
+//!
+//! Every export is audited twice: `audit.export_started` (with the filters) is committed
+//! before the first byte is sent, so an export that cannot be audited does not happen;
+//! `audit.exported` records how many rows went out and whether the download completed.
+
+use super::{AuditFilter, AuditQuery, EXPORT_MAX_DAYS};
+use crate::audit::NewEvent;
+use crate::auth::{Actor, Permission};
+use crate::error::AppError;
+use futures_util::StreamExt;
+use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Bytes gathered before a chunk is sent.
+const CHUNK: usize = 64 * 1024;
+
+/// The export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// RFC 4180 CSV, safe to open in a spreadsheet.
+    Csv,
+    /// One JSON object per line.
+    Jsonl,
+}
+
+impl Format {
+    /// Reads `format=` (default CSV).
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        match raw.trim() {
+            "" | "csv" => Ok(Self::Csv),
+            "jsonl" | "ndjson" => Ok(Self::Jsonl),
+            other => Err(AppError::validation(
+                "format",
+                format!("Unknown format “{other}”: use csv or jsonl."),
+            )),
+        }
+    }
+
+    /// Its name in events and file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Jsonl => "jsonl",
+        }
+    }
+
+    /// Its media type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Csv => "text/csv; charset=utf-8",
+            Self::Jsonl => "application/x-ndjson",
+        }
+    }
+}
+
+/// The columns, in order.
+pub const COLUMNS: [&str; 17] = [
+    "seq",
+    "ts",
+    "tenant",
+    "source",
+    "actor",
+    "actor_name",
+    "action",
+    "outcome",
+    "code",
+    "target",
+    "ip",
+    "user_agent",
+    "request_id",
+    "incident_id",
+    "reason",
+    "details",
+    "hash",
+];
+
+/// A cell as a spreadsheet will not run it: one starting with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return gets a leading apostrophe (OWASP's CSV injection advice).
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+/// Runs `require(ExportAudit)` for a plain axum handler: the request's parts and the pool
+/// are put in a Leptos owner's context for the length of the check, as for a server
+/// function.
+pub async fn authorize(parts: http::request::Parts, pool: PgPool) -> Result<Actor, AppError> {
+    use leptos::prelude::{provide_context, Owner};
+    let owner = Owner::new();
+    let check = owner.with(|| {
+        provide_context(parts);
+        provide_context(pool);
+        leptos::reactive::computed::ScopedFuture::new(crate::auth::require(Permission::ExportAudit))
+    });
+    check.await
+}
+
+/// An export that was checked and whose start was audited.
+pub struct Export {
+    filter: AuditFilter,
+    tenant: Option<Uuid>,
+    format: Format,
+    filters: String,
+    done_event: NewEvent,
+}
+
+/// Checks the request and records its start. `tenant_path` is the tenant of an
+/// `/a/{tenant}/admin/...` URL, which wins over a `tenant=` filter.
+pub async fn begin(
+    actor: &Actor,
+    query: &AuditQuery,
+    format: &str,
+    tenant_path: Option<&str>,
+) -> Result<Export, AppError> {
+    let format = Format::parse(format)?;
+    let mut query = query.clone();
+    if let Some(slug) = tenant_path {
+        query.tenant = slug.to_owned();
+    }
+    let filter = query.parse(OffsetDateTime::now_utc(), EXPORT_MAX_DAYS)?;
+    let tenant = super::queries::tenant_id(actor.pool(), &filter).await?;
+    let filters = query.to_query(&[]);
+    let details = serde_json::json!({
+        "filters": filters,
+        "format": format.as_str(),
+        "from": super::rfc3339(filter.from),
+        "to": super::rfc3339(filter.to),
+    });
+    let mut started = actor.event("audit.export_started").details(details.clone());
+    started.tenant_id = tenant;
+    actor.change().await?.commit(started).await?;
+    let mut done_event = actor.event("audit.exported").details(details);
+    done_event.tenant_id = tenant;
+    Ok(Export {
+        filter,
+        tenant,
+        format,
+        filters,
+        done_event,
+    })
+}
+
+impl Export {
+    /// `audit-acme-20261122T1000Z-20261123T1000Z.csv`: the tenant (or `all`) and the range.
+    pub fn file_name(&self) -> String {
+        let stamp = |at: OffsetDateTime| {
+            let at = at.to_offset(time::UtcOffset::UTC);
+            format!(
+                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            )
+        };
+        format!(
+            "audit-{}-{}-{}.{}",
+            self.filter.tenant.as_deref().unwrap_or("all"),
+            stamp(self.filter.from),
+            stamp(self.filter.to),
+            self.format.as_str()
+        )
+    }
+
+    /// The filters as a query string (for logs).
+    pub fn filters(&self) -> &str {
+        &self.filters
+    }
+
+    /// Streams the rows into `out` in chunks, then records `audit.exported`. Stops early,
+    /// and records that, when the receiver is gone (the download was cancelled).
+    pub async fn run(
+        self,
+        pool: PgPool,
+        out: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    ) {
+        let (rows, complete) = match self.stream(&pool, &out).await {
+            Ok(done) => done,
+            Err(err) => {
+                let err = AppError::from(err);
+                tracing::error!(error = %err, filters = %self.filters, "audit export failed");
+                let _ = out
+                    .send(Err(std::io::Error::other(
+                        "the export failed on the server",
+                    )))
+                    .await;
+                (0, false)
+            }
+        };
+        let mut event = self.done_event;
+        if let serde_json::Value::Object(map) = &mut event.details {
+            map.insert("rows".into(), rows.into());
+            map.insert("complete".into(), complete.into());
+        }
+        if !complete {
+            event = event.denied("EXPORT_INCOMPLETE");
+            event.outcome = crate::audit::Outcome::Error;
+        }
+        let recorded = async {
+            let mut conn = pool.acquire().await?;
+            crate::audit::queries::record(&mut conn, &event).await
+        };
+        if let Err(err) = recorded.await {
+            tracing::error!(error = %err, "recording the end of an audit export failed");
+        }
+    }
+
+    async fn stream(
+        &self,
+        pool: &PgPool,
+        out: &tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+    ) -> sqlx::Result<(i64, bool)> {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {}, e.user_agent, e.request_id, e.incident_id::text AS incident_id,
+                    e.reason, e.details::text AS details, encode(e.hash, 'hex') AS hash
+             FROM audit_events e LEFT JOIN tenants t ON t.id = e.tenant_id",
+            super::queries::ROW_COLUMNS
+        ));
+        super::queries::push_where(&mut q, &self.filter, self.tenant);
+        q.push(" ORDER BY e.ts, e.seq");
+        let mut rows = q.build().fetch(&mut *tx);
+        let new_csv = || {
+            csv::WriterBuilder::new()
+                .terminator(csv::Terminator::CRLF)
+                .from_writer(Vec::with_capacity(CHUNK + 4096))
+        };
+        let mut csv = new_csv();
+        let mut jsonl = Vec::with_capacity(CHUNK + 4096);
+        if self.format == Format::Csv {
+            csv.write_record(COLUMNS).map_err(csv_error)?;
+        }
+        let mut count = 0_i64;
+        let mut cells: Vec<Option<String>> = Vec::with_capacity(COLUMNS.len());
+        while let Some(row) = rows.next().await {
+            let row = row?;
+            cells.clear();
+            let ts: OffsetDateTime = row.try_get("ts")?;
+            cells.push(Some(row.try_get::<i64, _>("seq")?.to_string()));
+            cells.push(Some(stamp_micros(ts)));
+            for column in &COLUMNS[2..] {
+                cells.push(row.try_get::<Option<String>, _>(*column)?);
+            }
+            match self.format {
+                Format::Csv => {
+                    for cell in &cells {
+                        csv.write_field(neutralise(cell.as_deref().unwrap_or_default()).as_bytes())
+                            .map_err(csv_error)?;
+                    }
+                    csv.write_record(std::iter::empty::<&[u8]>())
+                        .map_err(csv_error)?;
+                }
+                Format::Jsonl => {
+                    let mut object = serde_json::Map::with_capacity(COLUMNS.len());
+                    for (name, cell) in COLUMNS.iter().zip(cells.drain(..)) {
+                        let value = match (*name, cell) {
+                            ("seq", Some(seq)) => seq
+                                .parse::<i64>()
+                                .map(serde_json::Value::from)
+                                .unwrap_or_default(),
+                            ("details", Some(json)) => serde_json::from_str(&json)
+                                .unwrap_or(serde_json::Value::String(json)),
+                            (_, Some(text)) => serde_json::Value::String(text),
+                            (_, None) => serde_json::Value::Null,
+                        };
+                        object.insert((*name).to_owned(), value);
+                    }
+                    serde_json::to_writer(&mut jsonl, &object)
+                        .map_err(|e| sqlx::Error::Encode(e.into()))?;
+                    jsonl.push(b'\n');
+                }
+            }
+            count += 1;
+            let ready = match self.format {
+                Format::Csv => csv.get_ref().len() >= CHUNK,
+                Format::Jsonl => jsonl.len() >= CHUNK,
+            };
+            if ready {
+                let chunk = match self.format {
+                    Format::Csv => std::mem::replace(&mut csv, new_csv())
+                        .into_inner()
+                        .map_err(|e| sqlx::Error::Io(e.into_error()))?,
+                    Format::Jsonl => std::mem::take(&mut jsonl),
+                };
+                if out.send(Ok(chunk)).await.is_err() {
+                    return Ok((count, false));
+                }
+            }
+        }
+        drop(rows);
+        let rest = match self.format {
+            Format::Csv => csv
+                .into_inner()
+                .map_err(|e| sqlx::Error::Io(e.into_error()))?,
+            Format::Jsonl => jsonl,
+        };
+        if !rest.is_empty() && out.send(Ok(rest)).await.is_err() {
+            return Ok((count, false));
+        }
+        tx.commit().await?;
+        Ok((count, true))
+    }
+}
+
+fn csv_error(err: csv::Error) -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(err.to_string()))
+}
+
+/// `2026-11-22T10:00:00.123456Z`.
+fn stamp_micros(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.microsecond()
+    )
+}
+
+/// Reads an export URL's query: the panel's filters, `format`. Repeated `outcome=` keys
+/// are kept, and a comma list is split (`outcome=deny,error`).
+pub fn read_query(raw: &str) -> (AuditQuery, String) {
+    let mut query = AuditQuery::default();
+    let mut format = String::new();
+    for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+        let value = value.into_owned();
+        match key.as_ref() {
+            "outcome" => query.outcome.extend(value.split(',').map(str::to_owned)),
+            "source" => query.source = value,
+            "tenant" => query.tenant = value,
+            "actor" => query.actor = value,
+            "action" => query.action = value,
+            "target" => query.target = value,
+            "code" => query.code = value,
+            "ip" => query.ip = value,
+            "incident" => query.incident = value,
+            "window" => query.window = value,
+            "from" => query.from = value,
+            "to" => query.to = value,
+            "format" => format = value,
+            _ => {}
+        }
+    }
+    (query, format)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_and_other_cells_kept() {
+        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(neutralise(bad).starts_with('\''), "{bad}");
+        }
+        for fine in ["token.used", "1", "", "a=b", "::1"] {
+            assert_eq!(neutralise(fine), fine);
+        }
+    }
+
+    #[test]
+    fn export_queries_read_repeated_and_listed_outcomes() {
+        let (q, format) = read_query(
+            "outcome=deny&outcome=error,success&source=agent_api&format=jsonl&from=2026-11-22",
+        );
+        assert_eq!(q.outcome, ["deny", "error", "success"]);
+        assert_eq!(
+            (q.source.as_str(), format.as_str(), q.from.as_str()),
+            ("agent_api", "jsonl", "2026-11-22")
+        );
+    }
+}

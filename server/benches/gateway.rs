@@ -22,6 +22,8 @@
 //!
 //! - `router` (not run by default): the router driven in-process, no sockets, per-request
 //!   cost of each route.
+//! - `audit` (not run by default: it seeds 10 million events first): the audit panel's
+//!   pages, histogram and export, and `audit verify`, at scale; see `gateway/audit.rs`.
 //!
 //! The server logs as in production (JSON lines at `info`, redacted), into a sink.
 //! Knobs for investigating: `BENCH_ONLY=<path>` (http: one route, for a profiler),
@@ -41,6 +43,9 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+#[path = "gateway/audit.rs"]
+mod audit;
 
 const KEY: [u8; 32] = [0x42; 32];
 
@@ -78,6 +83,9 @@ fn main() {
     }
     if which.iter().any(|w| w == "router") {
         bench_router();
+    }
+    if which.iter().any(|w| w == "audit") {
+        audit::bench_audit();
     }
 }
 

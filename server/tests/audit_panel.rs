@@ -424,3 +424,75 @@ async fn exports_are_refused_to_viewers_and_bad_requests_are_explained(pool: PgP
         .any(|(_, code, _, d)| code.as_deref() == Some("FORBIDDEN")
             && d["permission"] == "export_audit"));
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn an_admin_sets_a_tenants_retention_and_new_events_follow_it(pool: PgPool) {
+    use app::panels::audit::api::SetAuditRetention;
+    let acme = seed(&pool).await;
+    let app = app(pool.clone());
+    let (_, auditor) = person(&pool, &app, Role::Auditor).await;
+    let (_, admin) = person(&pool, &app, Role::Admin).await;
+    let refused = call(
+        &app,
+        SetAuditRetention::PATH,
+        &auditor,
+        "tenant=acme&months=3&reason=x",
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    for (body, field) in [
+        ("tenant=acme&months=2&reason=x", "months"),
+        ("tenant=acme&months=3&reason=+", "reason"),
+        ("tenant=nope&months=3&reason=x", "tenant"),
+    ] {
+        let answer = call(&app, SetAuditRetention::PATH, &admin, body).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(answer.json()["field"], field, "{body}");
+    }
+    assert!(common::audit(&pool, "tenant.audit_retention_changed")
+        .await
+        .is_empty());
+    let done = call(
+        &app,
+        SetAuditRetention::PATH,
+        &admin,
+        "tenant=acme&months=3&reason=contract+ends",
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let events = common::audit(&pool, "tenant.audit_retention_changed").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (
+            events[0].3["from_months"].as_i64(),
+            events[0].3["to_months"].as_i64()
+        ),
+        (Some(12), Some(3))
+    );
+    // The same again is a conflict, not a second event.
+    let again = call(
+        &app,
+        SetAuditRetention::PATH,
+        &admin,
+        "tenant=acme&months=3&reason=again",
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    // Events written from now on go to the three-month partitions; older ones stay put.
+    let mut e = NewEvent::new(Source::Console, "staff:x", "after.change");
+    e.tenant_id = Some(acme);
+    let mut conn = pool.acquire().await.unwrap();
+    record_many(&mut conn, &[e]).await.unwrap();
+    let classes: Vec<(String, i16)> = sqlx::query_as(
+        "SELECT action, retention_months FROM audit_events
+         WHERE tenant_id = $1 AND action IN ('after.change', 'seeded.0') ORDER BY seq DESC LIMIT 2",
+    )
+    .bind(acme)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        classes,
+        [("after.change".to_owned(), 3), ("seeded.0".to_owned(), 12)]
+    );
+}

@@ -11,8 +11,7 @@ use crate::error::AppError;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-/// The retention periods a tenant may choose, in months (the database checks the same set).
-pub const CLASSES: [i16; 6] = [1, 3, 6, 12, 24, 84];
+pub use crate::panels::audit::RETENTION_CLASSES as CLASSES;
 
 /// Months ahead of the current one that always have partitions.
 pub const MONTHS_AHEAD: i32 = 2;

@@ -95,6 +95,8 @@ pub enum Permission {
     CommandIncident,
     /// Create staff, change roles, disable, reset passwords.
     ManageStaff,
+    /// Set how long a tenant's audit events are kept.
+    ManageRetention,
 }
 
 impl Permission {
@@ -105,7 +107,7 @@ impl Permission {
             Self::ExportAudit => Role::Auditor,
             Self::Operate => Role::Operator,
             Self::CommandIncident => Role::IncidentCommander,
-            Self::ManageStaff => Role::Admin,
+            Self::ManageStaff | Self::ManageRetention => Role::Admin,
         }
     }
 
@@ -117,6 +119,7 @@ impl Permission {
             Self::Operate => "operate",
             Self::CommandIncident => "command_incident",
             Self::ManageStaff => "manage_staff",
+            Self::ManageRetention => "manage_retention",
         }
     }
 }

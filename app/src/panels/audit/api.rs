@@ -19,6 +19,9 @@ pub async fn audit_overview() -> Result<AuditContext, AppError> {
         can_export: actor
             .staff()
             .is_some_and(|s| s.can(Permission::ExportAudit)),
+        can_manage_retention: actor
+            .staff()
+            .is_some_and(|s| s.can(Permission::ManageRetention)),
         tenants: super::queries::tenants(pool).await?,
     })
 }
@@ -59,4 +62,15 @@ pub async fn audit_event(seq: String) -> Result<EventDetail, AppError> {
         .filter(|s| *s > 0)
         .ok_or_else(|| AppError::not_found(format!("Audit event “{seq}”")))?;
     super::queries::detail(actor.pool(), seq).await
+}
+
+/// Sets how long a tenant's audit events are kept, from now on (admin).
+#[server]
+pub async fn set_audit_retention(
+    tenant: String,
+    months: String,
+    reason: String,
+) -> Result<(), AppError> {
+    let actor = require(Permission::ManageRetention).await?;
+    super::queries::set_retention(&actor, &tenant, &months, &reason).await
 }

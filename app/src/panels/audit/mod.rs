@@ -477,9 +477,27 @@ pub struct AuditContext {
     pub head_seq: i64,
     /// Whether the viewer may export.
     pub can_export: bool,
-    /// Tenants (slug, name) for the tenant filter.
-    pub tenants: Vec<(String, String)>,
+    /// Whether the viewer may change retention classes.
+    pub can_manage_retention: bool,
+    /// Tenants, for the tenant filter and the retention section.
+    pub tenants: Vec<TenantRetention>,
 }
+
+/// A tenant and how long its audit events are kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRetention {
+    /// Its slug.
+    pub slug: String,
+    /// Its name.
+    pub name: String,
+    /// Its retention class, in months.
+    pub months: i16,
+}
+
+/// The retention periods a tenant may choose, in months (the database checks the same set).
+pub const RETENTION_CLASSES: [i16; 6] = [1, 3, 6, 12, 24, 84];
+/// Longest reason for a retention change.
+pub const REASON_MAX: usize = 500;
 
 #[cfg(test)]
 mod tests {

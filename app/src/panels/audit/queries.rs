@@ -235,12 +235,77 @@ pub async fn last_verification(pool: &PgPool) -> Result<(Option<LastVerification
     Ok((last, head))
 }
 
-/// Tenants for the filter: slug and name.
-pub async fn tenants(pool: &PgPool) -> Result<Vec<(String, String)>, AppError> {
-    Ok(sqlx::query!("SELECT slug, name FROM tenants ORDER BY name")
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(|t| (t.slug, t.name))
-        .collect())
+/// Tenants with their retention class, by name.
+pub async fn tenants(pool: &PgPool) -> Result<Vec<super::TenantRetention>, AppError> {
+    Ok(sqlx::query_as!(
+        super::TenantRetention,
+        "SELECT slug, name, audit_retention_months AS months FROM tenants ORDER BY name"
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Sets `tenant`'s retention class to `months`, with `reason`: checked, changed and audited
+/// in one transaction. Applies to events written from now on.
+pub async fn set_retention(
+    actor: &crate::auth::Actor,
+    tenant: &str,
+    months: &str,
+    reason: &str,
+) -> Result<(), AppError> {
+    let months: i16 = months
+        .trim()
+        .parse()
+        .ok()
+        .filter(|m| super::RETENTION_CLASSES.contains(m))
+        .ok_or_else(|| {
+            AppError::validation("months", "Choose one of 1, 3, 6, 12, 24 or 84 months.")
+        })?;
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(AppError::validation(
+            "reason",
+            "Say why the retention changes.",
+        ));
+    }
+    if reason.chars().count() > super::REASON_MAX {
+        return Err(AppError::validation(
+            "reason",
+            format!("Keep the reason under {} characters.", super::REASON_MAX),
+        ));
+    }
+    let mut change = actor.change().await?;
+    let row = sqlx::query!(
+        "SELECT id, audit_retention_months FROM tenants WHERE slug = $1 FOR UPDATE",
+        tenant.trim()
+    )
+    .fetch_optional(change.db())
+    .await?
+    .ok_or_else(|| AppError::validation("tenant", format!("No tenant “{}”.", tenant.trim())))?;
+    if row.audit_retention_months == months {
+        return Err(AppError::Conflict {
+            message: format!(
+                "{} already keeps its audit events {months} months.",
+                tenant.trim()
+            ),
+        });
+    }
+    sqlx::query!(
+        "UPDATE tenants SET audit_retention_months = $2 WHERE id = $1",
+        row.id,
+        months
+    )
+    .execute(change.db())
+    .await?;
+    let mut event = actor
+        .event("tenant.audit_retention_changed")
+        .target(format!("tenant:{}", tenant.trim()))
+        .reason(reason)
+        .details(serde_json::json!({
+            "from_months": row.audit_retention_months,
+            "to_months": months,
+        }));
+    event.tenant_id = Some(row.id);
+    change.commit(event).await?;
+    Ok(())
 }

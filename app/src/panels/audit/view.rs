@@ -1,7 +1,7 @@
 //! The audit panel's pages: `/audit` (filters, histogram, table, export) and
 //! `/audit/{seq}` (one event, with pivots).
 
-use super::api::{audit_event, audit_histogram, audit_overview, audit_page};
+use super::api::{audit_event, audit_histogram, audit_overview, audit_page, SetAuditRetention};
 use super::{
     rfc3339, AuditContext, AuditQuery, EventDetail, EventPage, Histogram, LastVerification,
     OUTCOMES, PIVOT_MINUTES, PRESETS, SOURCES,
@@ -96,7 +96,15 @@ pub fn AuditPage() -> impl IntoView {
     let query = query_from_url();
     let use_query = use_query_map();
     let after = Memo::new(move |_| use_query.read().get("after").unwrap_or_default());
-    let context = Resource::new(|| (), |_| audit_overview());
+    let retention = ServerAction::<SetAuditRetention>::new();
+    // Re-read after a retention change that went through (a refused one changes nothing).
+    let changed = RwSignal::new(0_u32);
+    Effect::new(move |_| {
+        if let Some(Ok(())) = retention.value().get() {
+            changed.update(|n| *n += 1);
+        }
+    });
+    let context = Resource::new(move || changed.get(), |_| audit_overview());
     let histogram = Resource::new(move || query.get(), audit_histogram);
     let page = Resource::new(
         move || (query.get(), after.get()),
@@ -111,7 +119,16 @@ pub fn AuditPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match context.await {
-                    Ok(ctx) => view! { <Header ctx=ctx.clone() query /> <FilterBar ctx query /> }.into_any(),
+                    Ok(ctx) => {
+                        let for_retention = ctx.clone();
+                        view! {
+                            <Header ctx=ctx.clone() query />
+                            <FilterBar ctx query />
+                            <Show when=move || for_retention.can_manage_retention>
+                                {let ctx = for_retention.clone(); view! { <RetentionSection ctx action=retention /> }}
+                            </Show>
+                        }.into_any()
+                    }
                     Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
                 }
             })}
@@ -381,9 +398,9 @@ fn FilterBar(ctx: AuditContext, query: Memo<AuditQuery>) -> impl IntoView {
                     <label for="f-tenant" class="block text-xs font-medium text-slate-600">"Tenant"</label>
                     <select id="f-tenant" name="tenant" class="input mt-1 max-w-48">
                         <option value="" selected=q.tenant.is_empty()>"All tenants"</option>
-                        {ctx.tenants.into_iter().map(|(slug, name)| {
-                            let selected = q.tenant == slug;
-                            view! { <option value=slug selected=selected>{name}</option> }
+                        {ctx.tenants.into_iter().map(|t| {
+                            let selected = q.tenant == t.slug;
+                            view! { <option value=t.slug selected=selected>{t.name}</option> }
                         }).collect_view()}
                     </select>
                 </div>
@@ -413,6 +430,73 @@ fn FilterBar(ctx: AuditContext, query: Memo<AuditQuery>) -> impl IntoView {
                 "A custom from/to (2026-11-22T10:00, UTC) wins over the window preset. Times in the table are shown in your local time; hover one for UTC."
             </p>
         </form>
+    }
+    .into_any()
+}
+
+/// How long each tenant's events are kept, and the form to change it (admins).
+#[component]
+fn RetentionSection(ctx: AuditContext, action: ServerAction<SetAuditRetention>) -> impl IntoView {
+    use crate::components::feedback::{field_message, form_message};
+    let first = ctx
+        .tenants
+        .first()
+        .map(|t| t.slug.clone())
+        .unwrap_or_default();
+    let tenant = RwSignal::new(first);
+    let months = RwSignal::new("12".to_owned());
+    let reason = RwSignal::new(String::new());
+    let error = move || action.value().get().and_then(Result::err);
+    let done = move || matches!(action.value().get(), Some(Ok(())));
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        action.dispatch(SetAuditRetention {
+            tenant: tenant.get_untracked(),
+            months: months.get_untracked(),
+            reason: reason.get_untracked(),
+        });
+    };
+    let tenants = ctx.tenants.clone();
+    view! {
+        <details class="mt-4 max-w-6xl rounded-lg bg-white p-3 shadow-sm ring-1 ring-slate-200">
+            <summary class="cursor-pointer font-semibold">"Retention per tenant"</summary>
+            <p class="mt-2 max-w-prose text-sm text-slate-600">
+                "Events are kept for their tenant's class, counted from the end of their month, then their whole partition is dropped (audited). A change applies to events written from now on; older events keep the class they were written under. Platform events are kept 84 months."
+            </p>
+            <table class="data-table mt-2" data-testid="retention-table">
+                <thead><tr><th scope="col">"Tenant"</th><th scope="col">"Kept"</th></tr></thead>
+                <tbody>
+                    {tenants.into_iter().map(|t| view! {
+                        <tr><td>{t.name}</td><td>{t.months} " months"</td></tr>
+                    }).collect_view()}
+                </tbody>
+            </table>
+            <form class="mt-3 flex flex-wrap items-start gap-3" novalidate on:submit=submit>
+                <div>
+                    <label for="ret-tenant" class="block text-sm font-medium">"Tenant"</label>
+                    <select id="ret-tenant" class="input mt-1" on:change=move |ev| tenant.set(event_target_value(&ev))>
+                        {ctx.tenants.into_iter().map(|t| view! { <option value=t.slug>{t.name}</option> }).collect_view()}
+                    </select>
+                    <p class="field-error">{move || field_message(error(), "tenant")}</p>
+                </div>
+                <div>
+                    <label for="ret-months" class="block text-sm font-medium">"Keep for"</label>
+                    <select id="ret-months" class="input mt-1" on:change=move |ev| months.set(event_target_value(&ev))>
+                        {super::RETENTION_CLASSES.into_iter().map(|m| view! { <option value=m.to_string() selected=m == 12>{m} " months"</option> }).collect_view()}
+                    </select>
+                    <p class="field-error">{move || field_message(error(), "months")}</p>
+                </div>
+                <div>
+                    <label for="ret-reason" class="block text-sm font-medium">"Reason"</label>
+                    <input id="ret-reason" type="text" class="input mt-1 w-72" maxlength="500"
+                        prop:value=reason on:input=move |ev| reason.set(event_target_value(&ev)) />
+                    <p class="field-error">{move || field_message(error(), "reason")}</p>
+                </div>
+                <button type="submit" class="btn mt-6">"Set retention"</button>
+            </form>
+            <p role="status" class="text-sm">{move || done().then_some("Retention set.")}</p>
+            <p role="alert" class="text-sm text-red-800">{move || form_message(error())}</p>
+        </details>
     }
     .into_any()
 }

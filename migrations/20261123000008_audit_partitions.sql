@@ -112,7 +112,11 @@ DROP TABLE audit_events_unpartitioned;
 -- Newest first, with what the histogram counts, so counting is an index-only scan.
 CREATE INDEX audit_events_ts ON audit_events (ts DESC, seq DESC) INCLUDE (outcome, source);
 -- The deny/error views, which auditors live in.
-CREATE INDEX audit_events_refusals ON audit_events (ts DESC, seq DESC) INCLUDE (source)
+CREATE INDEX audit_events_refusals ON audit_events (ts DESC, seq DESC) INCLUDE (outcome, source)
+    WHERE outcome <> 'success';
+-- ...and the same by source and outcome: a deny view of one source, and its histogram,
+-- read exactly the matching entries, in order.
+CREATE INDEX audit_events_refusals_by_source ON audit_events (source, outcome, ts DESC, seq DESC)
     WHERE outcome <> 'success';
 CREATE INDEX audit_events_tenant_ts ON audit_events (tenant_id, ts DESC, seq DESC);
 -- Pivots and histories: one actor, address or target.

@@ -209,7 +209,7 @@ async fn seed(pool: &PgPool, n: i64) {
             let h = mix(seq as u64);
             let ts = from
                 + time::Duration::microseconds((span_us * i128::from(i) / i128::from(n)) as i64);
-            let tenant = (h % 10 != 0).then(|| tenants[(h >> 8) as usize % TENANTS]);
+            let tenant = (!h.is_multiple_of(10)).then(|| tenants[(h >> 8) as usize % TENANTS]);
             let (source, outcome) = {
                 let s = (h >> 16) % 100;
                 let o = (h >> 24) % 100;

@@ -162,22 +162,24 @@ pub async fn histogram(
     let window = (filter.to - filter.from).whole_seconds().max(1);
     let bucket = super::bucket_for(window);
     let bars = (window + bucket - 1) / bucket;
-    let mut q = QueryBuilder::<Postgres>::new("SELECT floor(extract(epoch FROM e.ts - ");
-    q.push_bind(filter.from)
-        .push(") / ")
-        .push_bind(bucket)
-        .push(")::bigint AS bar, e.outcome::text AS outcome, count(*) AS n FROM audit_events e");
+    // date_bin on timestamps: extract(epoch ...) would be numeric arithmetic per row.
+    let mut q = QueryBuilder::<Postgres>::new("SELECT date_bin(make_interval(secs => ");
+    q.push_bind(bucket as f64)
+        .push("), e.ts, ")
+        .push_bind(filter.from)
+        .push(") AS bin, e.outcome::text AS outcome, count(*) AS n FROM audit_events e");
     push_where(&mut q, filter, tenant);
-    q.push(" GROUP BY 1, 2");
+    q.push(" GROUP BY bin, e.outcome");
     let mut counts = vec![[0_i64; 3]; bars as usize];
     for r in q.build().fetch_all(pool).await? {
-        let bar: i64 = r.try_get("bar")?;
+        let bin: OffsetDateTime = r.try_get("bin")?;
         let outcome: String = r.try_get("outcome")?;
         let n: i64 = r.try_get("n")?;
         let at = super::OUTCOMES
             .iter()
             .position(|o| *o == outcome)
             .unwrap_or(0);
+        let bar = (bin - filter.from).whole_seconds() / bucket;
         if let Some(slot) = usize::try_from(bar).ok().and_then(|b| counts.get_mut(b)) {
             slot[at] += n;
         }

@@ -64,13 +64,18 @@ $$;
 
 -- Creates the partitions of the month holding `at` (UTC) if they are missing.
 CREATE FUNCTION audit_ensure_month(at timestamptz) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public SET TimeZone = 'UTC'
+-- Creating a partition locks the table: wait briefly, never queue every audit write behind
+-- a long reader (the caller retries next hour).
+SET lock_timeout = '3s' AS $$
 DECLARE
     month_start timestamptz := date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
     month_end   timestamptz := month_start + interval '1 month';
     parent      text := 'audit_events_' || to_char(month_start AT TIME ZONE 'UTC', 'YYYY_MM');
     class       smallint;
 BEGIN
+    -- Instances starting together take turns.
+    PERFORM pg_advisory_xact_lock(hashtext('staff_console.audit_partitions'));
     IF to_regclass('public.' || parent) IS NULL THEN
         EXECUTE format(
             'CREATE TABLE public.%I PARTITION OF public.audit_events FOR VALUES FROM (%L) TO (%L)
@@ -89,9 +94,9 @@ $$;
 -- Makes sure this month and the next `ahead` months have partitions. The server calls it at
 -- start and every hour; an insert with no partition to go to fails rather than being lost.
 CREATE FUNCTION audit_ensure_partitions(ahead integer DEFAULT 2) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, public SET TimeZone = 'UTC' AS $$
     SELECT audit_ensure_month(now() + make_interval(months => m))
-    FROM generate_series(0, greatest(ahead, 0)) AS m
+    FROM generate_series(0, least(greatest(ahead, 0), 12)) AS m
 $$;
 
 -- Partitions for the months the old table covers, then its rows.
@@ -133,7 +138,8 @@ CREATE INDEX audit_events_seq ON audit_events (seq);
 -- slow a long statement down quadratically). The head row stays locked from the first
 -- event until the transaction ends, so concurrent writers queue and the chain never forks.
 CREATE OR REPLACE FUNCTION audit_events_chain() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+SET TimeZone = 'UTC' AS $$
 DECLARE
     carried text := current_setting('staff_console.audit_head', true);
     head_seq bigint;
@@ -170,18 +176,41 @@ BEGIN
 END
 $$;
 
+-- Ends a statement: checks what it added against the head and moves the head. The
+-- setting the row trigger reads is an ordinary session setting, so anyone could set it;
+-- this check, not the setting, is what keeps the chain whole: the rows must continue the
+-- head exactly (next seq, linked to its hash, each to the one before), or the statement
+-- fails.
 CREATE FUNCTION audit_events_chain_head() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 DECLARE
-    carried text := current_setting('staff_console.audit_head', true);
+    head_seq bigint;
+    head_hash bytea;
+    first_seq bigint;
+    last_seq bigint;
+    last_hash bytea;
+    added bigint;
+    broken bigint;
 BEGIN
-    IF carried IS NOT NULL AND carried <> '' THEN
-        UPDATE audit_chain_head
-        SET seq = split_part(carried, ':', 1)::bigint,
-            hash = decode(split_part(carried, ':', 2), 'hex')
-        WHERE id;
-        PERFORM set_config('staff_console.audit_head', '', true);
+    PERFORM set_config('staff_console.audit_head', '', true);
+    SELECT seq, hash INTO head_seq, head_hash FROM audit_chain_head WHERE id FOR UPDATE;
+    SELECT min(seq), max(seq), count(*) INTO first_seq, last_seq, added FROM added_rows;
+    IF added = 0 THEN
+        RETURN NULL;
     END IF;
+    SELECT count(*) INTO broken
+    FROM (SELECT seq, prev_hash,
+                 lag(seq) OVER (ORDER BY seq) AS before_seq,
+                 lag(hash) OVER (ORDER BY seq) AS before_hash
+          FROM added_rows) r
+    WHERE (before_seq IS NULL AND (seq <> head_seq + 1 OR prev_hash <> head_hash))
+       OR (before_seq IS NOT NULL AND (seq <> before_seq + 1 OR prev_hash <> before_hash));
+    IF broken > 0 OR first_seq <> head_seq + 1 OR last_seq - first_seq + 1 <> added THEN
+        RAISE EXCEPTION 'audit events do not continue the chain head (%)', head_seq
+            USING ERRCODE = 'check_violation';
+    END IF;
+    SELECT hash INTO last_hash FROM added_rows WHERE seq = last_seq;
+    UPDATE audit_chain_head SET seq = last_seq, hash = last_hash WHERE id;
     RETURN NULL;
 END
 $$;
@@ -189,6 +218,7 @@ $$;
 CREATE TRIGGER audit_events_chain BEFORE INSERT ON audit_events
     FOR EACH ROW EXECUTE FUNCTION audit_events_chain();
 CREATE TRIGGER audit_events_chain_head AFTER INSERT ON audit_events
+    REFERENCING NEW TABLE AS added_rows
     FOR EACH STATEMENT EXECUTE FUNCTION audit_events_chain_head();
 CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
     FOR EACH ROW EXECUTE FUNCTION audit_events_refuse_change();
@@ -206,6 +236,7 @@ CREATE TABLE audit_retention_gaps (
     PRIMARY KEY (from_seq),
     CHECK (from_seq <= to_seq)
 );
+CREATE INDEX audit_retention_gaps_to ON audit_retention_gaps (to_seq);
 
 -- Drops one retention partition whose time has come: records its gaps, drops it, and
 -- returns what it removed. Refuses a partition that is not yet due, so the app role can run
@@ -213,7 +244,8 @@ CREATE TABLE audit_retention_gaps (
 -- transaction.
 CREATE FUNCTION audit_drop_partition(part text, as_of timestamptz DEFAULT now())
 RETURNS TABLE (removed bigint, first_seq bigint, last_seq bigint, runs bigint)
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp
+SET TimeZone = 'UTC' SET lock_timeout = '3s' AS $$
 DECLARE
     m text[] := regexp_match(part, '^audit_events_(\d{4})_(\d{2})_r(\d+)$');
     month_end timestamptz;
@@ -249,7 +281,7 @@ $$;
 -- The retention partitions that are due, oldest first.
 CREATE FUNCTION audit_due_partitions(as_of timestamptz DEFAULT now())
 RETURNS TABLE (part text, kept_until timestamptz)
-LANGUAGE sql STABLE SET search_path = pg_catalog, public AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, public SET TimeZone = 'UTC' AS $$
     SELECT c.relname::text, u.kept_until
     FROM pg_inherits i
     JOIN pg_class c ON c.oid = i.inhrelid

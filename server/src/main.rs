@@ -235,6 +235,12 @@ async fn audit_command(command: AuditCommand) -> Result<String, String> {
     .await
     .map_err(|e| e.to_string())?;
     let took = clock.elapsed().as_secs_f64();
+    if report.by_database > 0 {
+        eprintln!(
+            "staff-console: warning: {} events matched only the database's audit_canonical(), not the text built here: check that the function was not redefined",
+            report.by_database
+        );
+    }
     verify::record(&pool, &report, started_at, &actor.label())
         .await
         .map_err(|e| e.to_string())?;

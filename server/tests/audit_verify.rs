@@ -357,3 +357,73 @@ async fn retention_drops_whole_partitions_and_the_chain_still_verifies(pool: PgP
         .unwrap_err();
     assert!(err.to_string().contains("kept until"), "{err}");
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_forged_chain_head_setting_cannot_fork_the_chain(pool: PgPool) {
+    seed(&pool, 10).await;
+    // Anyone may set a session setting: pretend the head is event 3.
+    let mut conn = pool.acquire().await.unwrap();
+    let err = sqlx::query(
+        "INSERT INTO audit_events (source, actor, action, outcome, retention_months)
+         SELECT 'system', 'x', 'forged', 'success', 84
+         FROM (SELECT set_config('staff_console.audit_head', '3:' || repeat('ab', 32), true)) s",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("do not continue the chain head"),
+        "{err}"
+    );
+    drop(conn);
+    assert_eq!(verify_all(&pool).await.broken, None);
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 10);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_copied_event_is_named_as_a_duplicate(pool: PgPool) {
+    seed(&pool, 30).await;
+    tamper(
+        &pool,
+        "INSERT INTO audit_events SELECT * FROM audit_events WHERE seq = 20",
+    )
+    .await;
+    assert_eq!(
+        verify_all(&pool).await.broken,
+        Some((20, Problem::Duplicate))
+    );
+    // At a stretch's anchor too: the stretch after it starts on event 20.
+    let report = verify::verify(&pool, 21, 30, |_| {}).await.unwrap();
+    assert_eq!(report.broken, Some((20, Problem::Duplicate)));
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn partitions_are_utc_months_whatever_the_session_time_zone(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET TimeZone = 'America/New_York'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("SELECT audit_ensure_month('2027-03-15T12:00:00Z')")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("SET TimeZone = 'UTC'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let bound: String = sqlx::query_scalar(
+        "SELECT pg_get_expr(relpartbound, oid) FROM pg_class WHERE relname = 'audit_events_2027_03'",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        bound,
+        "FOR VALUES FROM ('2027-03-01 00:00:00+00') TO ('2027-04-01 00:00:00+00')"
+    );
+}

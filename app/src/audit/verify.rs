@@ -26,6 +26,8 @@ pub enum Problem {
         /// The last event seen before the gap.
         after: i64,
     },
+    /// Another event has the same position: a copy was inserted.
+    Duplicate,
     /// The chain head does not name the last event: events after it were removed.
     HeadMismatch {
         /// What the head records.
@@ -45,6 +47,7 @@ impl std::fmt::Display for Problem {
             Self::Edited => write!(f, "its content does not match its hash (the row was edited)"),
             Self::Relinked => write!(f, "its prev_hash is not the previous event's hash (the chain was re-linked)"),
             Self::Missing { after } => write!(f, "the events after {after} up to it are missing"),
+            Self::Duplicate => write!(f, "another event has the same position (a copy was inserted)"),
             Self::Rewritten { verified_at } => write!(
                 f,
                 "it is gone or has another hash than when it was verified on {} (the chain was cut back and rebuilt)",
@@ -71,6 +74,10 @@ pub struct Report {
     pub broken: Option<(i64, Problem)>,
     /// The hash of the last event checked, when the stretch held.
     pub last_hash: Option<Vec<u8>>,
+    /// Events whose hash matched only the database's own canonical text, not the one
+    /// built here: zero unless `audit_canonical()` or the formatting here changed. Worth
+    /// a look either way, since a redefined `audit_canonical()` could vouch for an edit.
+    pub by_database: i64,
 }
 
 /// Reads `--from`/`--to`: RFC 3339 (`2026-11-22T10:00:00Z`) or a UTC date (`2026-11-22`,
@@ -176,7 +183,7 @@ async fn batch(pool: &PgPool, after: i64, to: i64) -> sqlx::Result<Vec<Row>> {
                   CASE WHEN masklen(ip) = CASE family(ip) WHEN 4 THEN 32 ELSE 128 END
                        THEN host(ip) ELSE ip::text END AS ip,
                   user_agent, request_id, incident_id, reason, details::text AS "details!"
-           FROM audit_events WHERE seq > $1 AND seq <= $2
+           FROM audit_events WHERE seq >= $1 AND seq <= $2
            ORDER BY seq LIMIT $3"#,
         after,
         to,
@@ -420,6 +427,7 @@ async fn anchor(pool: &PgPool, seq: i64) -> sqlx::Result<Option<Vec<u8>>> {
 /// What one stretch found.
 struct Stretch {
     checked: i64,
+    by_database: i64,
     broken: Option<(i64, Problem)>,
     last_hash: Vec<u8>,
 }
@@ -435,6 +443,7 @@ async fn verify_stretch(
     use std::sync::atomic::Ordering;
     let mut out = Stretch {
         checked: 0,
+        by_database: 0,
         broken: None,
         last_hash: Vec::new(),
     };
@@ -456,13 +465,25 @@ async fn verify_stretch(
             let pool = pool.clone();
             async move { batch(&pool, batch_last, to).await }
         });
-        let removed = if rows.len() as i64 != batch_last - last {
+        // Each batch starts again at the last event checked, so a second event with its
+        // position cannot hide at a batch or stretch boundary.
+        let fresh = rows.iter().filter(|r| r.seq > last).count() as i64;
+        let removed = if fresh != batch_last - last {
             gaps(&pool, last, batch_last).await?
         } else {
             Default::default()
         };
         let before = out.checked;
-        for row in rows {
+        for (i, row) in rows.into_iter().enumerate() {
+            if i == 0 && row.seq == last && row.hash == link {
+                // The event checked last (or the stretch's anchor), read again.
+                continue;
+            }
+            if row.seq <= last {
+                next.abort();
+                out.broken = Some((row.seq, Problem::Duplicate));
+                return Ok(out);
+            }
             // Step over recorded removals, which link on with their last event's hash.
             let mut expected = last + 1;
             while row.seq > expected {
@@ -478,8 +499,14 @@ async fn verify_stretch(
                 Some(Problem::Relinked)
             } else {
                 canonical(&row, &mut text);
-                let holds = chained(&row.prev_hash, &text).as_slice() == row.hash
-                    || holds_by_database(&pool, &row).await?;
+                let holds = if chained(&row.prev_hash, &text).as_slice() == row.hash {
+                    true
+                } else if holds_by_database(&pool, &row).await? {
+                    out.by_database += 1;
+                    true
+                } else {
+                    false
+                };
                 (!holds).then_some(Problem::Edited)
             };
             if let Some(problem) = problem {
@@ -492,6 +519,11 @@ async fn verify_stretch(
             link = row.hash;
         }
         done.fetch_add(out.checked - before, Ordering::Relaxed);
+        if fresh == 0 {
+            // Only the last event checked came back: the stretch is done.
+            next.abort();
+            break;
+        }
     }
     if last < to {
         // Events at the end of the stretch are missing, unless their removal was recorded.
@@ -532,6 +564,7 @@ pub async fn verify(
         checked: 0,
         broken: None,
         last_hash: None,
+        by_database: 0,
     };
     if to_seq < from_seq {
         return Ok(report);
@@ -595,6 +628,7 @@ pub async fn verify(
     for stretch in stretches {
         let stretch = stretch?;
         report.checked += stretch.checked;
+        report.by_database += stretch.by_database;
         if report.broken.is_none() {
             report.broken = stretch.broken;
             last_hash = stretch.last_hash;

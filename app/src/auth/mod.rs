@@ -87,7 +87,7 @@ impl Role {
 pub enum Permission {
     /// See tenants, panels and recent activity.
     ViewConsole,
-    /// Read the full audit log and export it.
+    /// Export the audit log (every role may read it in the panel).
     ExportAudit,
     /// Suspend clients, revoke tokens and sessions.
     Operate,

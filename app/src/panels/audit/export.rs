@@ -17,6 +17,18 @@ use uuid::Uuid;
 
 /// Bytes gathered before a chunk is sent.
 const CHUNK: usize = 64 * 1024;
+/// Exports running at once on one instance: each holds a database connection and a
+/// snapshot for as long as its download lasts.
+pub const CONCURRENT: usize = 4;
+/// How long a download may stall (the client reading nothing) before it is ended, so a
+/// stuck client cannot hold its snapshot and connection for ever.
+pub const STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn slots() -> &'static std::sync::Arc<tokio::sync::Semaphore> {
+    static SLOTS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
+        std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| std::sync::Arc::new(tokio::sync::Semaphore::new(CONCURRENT)))
+}
 
 /// The export formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +115,7 @@ pub async fn authorize(parts: http::request::Parts, pool: PgPool) -> Result<Acto
 
 /// An export that was checked and whose start was audited.
 pub struct Export {
+    _slot: tokio::sync::OwnedSemaphorePermit,
     filter: AuditFilter,
     tenant: Option<Uuid>,
     format: Format,
@@ -119,6 +132,14 @@ pub async fn begin(
     tenant_path: Option<&str>,
 ) -> Result<Export, AppError> {
     let format = Format::parse(format)?;
+    let slot = slots()
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| AppError::Conflict {
+            message: format!(
+                "{CONCURRENT} exports are already running on this server: try again when one ends."
+            ),
+        })?;
     let mut query = query.clone();
     if let Some(slug) = tenant_path {
         query.tenant = slug.to_owned();
@@ -138,6 +159,7 @@ pub async fn begin(
     let mut done_event = actor.event("audit.exported").details(details);
     done_event.tenant_id = tenant;
     Ok(Export {
+        _slot: slot,
         filter,
         tenant,
         format,
@@ -293,7 +315,10 @@ impl Export {
                         .map_err(|e| sqlx::Error::Io(e.into_error()))?,
                     Format::Jsonl => std::mem::take(&mut jsonl),
                 };
-                if out.send(Ok(chunk)).await.is_err() {
+                if !matches!(
+                    tokio::time::timeout(STALL, out.send(Ok(chunk))).await,
+                    Ok(Ok(()))
+                ) {
                     return Ok((count, false));
                 }
             }
@@ -305,7 +330,12 @@ impl Export {
                 .map_err(|e| sqlx::Error::Io(e.into_error()))?,
             Format::Jsonl => jsonl,
         };
-        if !rest.is_empty() && out.send(Ok(rest)).await.is_err() {
+        if !rest.is_empty()
+            && !matches!(
+                tokio::time::timeout(STALL, out.send(Ok(rest))).await,
+                Ok(Ok(()))
+            )
+        {
             return Ok((count, false));
         }
         tx.commit().await?;

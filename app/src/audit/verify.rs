@@ -80,25 +80,10 @@ pub struct Report {
     pub by_database: i64,
 }
 
-/// Reads `--from`/`--to`: RFC 3339 (`2026-11-22T10:00:00Z`) or a UTC date (`2026-11-22`,
-/// meaning its midnight).
+/// Reads `--from`/`--to` as the audit panel reads its window: RFC 3339, `2026-11-22T10:00`
+/// (UTC) or a UTC date (`2026-11-22`, meaning its midnight).
 pub fn parse_time(raw: &str, field: &str) -> Result<OffsetDateTime, AppError> {
-    use time::format_description::well_known::Rfc3339;
-    let raw = raw.trim();
-    if let Ok(at) = OffsetDateTime::parse(raw, &Rfc3339) {
-        return Ok(at);
-    }
-    let date = time::Date::parse(
-        raw,
-        time::macros::format_description!("[year]-[month]-[day]"),
-    )
-    .map_err(|_| {
-        AppError::validation(
-            field,
-            format!("“{raw}” is not a date: use 2026-11-22 or 2026-11-22T10:00:00Z."),
-        )
-    })?;
-    Ok(date.midnight().assume_utc())
+    crate::panels::audit::parse_instant(raw, field)
 }
 
 /// The stretch of the chain to check: events from `from` (default the first) to `to`

@@ -36,4 +36,13 @@ export default async function globalSetup(): Promise<void> {
     env: { ...process.env, STAFF_CONSOLE_PASSWORD: ADMIN_PASSWORD },
     stdio: 'inherit',
   });
+  // The fixture admin's password is the tests' own, as if its owner had already replaced
+  // the handed-over one (auth.spec.ts walks through that replacement for a new account).
+  execFileSync(process.env.PSQL ?? 'psql', [
+    url,
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-qc',
+    `UPDATE staff SET must_change_password = false WHERE email = '${ADMIN_EMAIL}'`,
+  ]);
 }

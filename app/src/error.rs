@@ -38,6 +38,10 @@ pub enum AppError {
     /// Signed in, but the role does not allow this.
     #[error("Your role does not allow this action.")]
     Forbidden,
+    /// Signed in with a password someone else chose: nothing else is reachable until the
+    /// person chooses their own.
+    #[error("Choose a new password before you continue.")]
+    PasswordChangeRequired,
     /// The thing asked for does not exist (or is not visible to this person).
     #[error("{what} was not found.")]
     NotFound {
@@ -106,7 +110,7 @@ impl AppError {
             Self::Unauthenticated | Self::InvalidCredentials => 401,
             Self::Locked { .. } => 423,
             Self::TooManyAttempts { .. } => 429,
-            Self::Forbidden => 403,
+            Self::Forbidden | Self::PasswordChangeRequired => 403,
             Self::NotFound { .. } => 404,
             Self::Validation { .. } => 422,
             Self::Conflict { .. } => 409,

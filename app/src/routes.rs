@@ -1,11 +1,11 @@
 //! The document shell, the app root and the route table.
 
-use crate::auth::api::whoami;
 use crate::auth::view::SignInPage;
 use crate::auth::StaffIdentity;
 use crate::components::layout::ConsoleLayout;
 use crate::components::not_found::NotFoundPage;
 use crate::error::AppError;
+use crate::panels::account::view::AccountPasswordPage;
 use crate::panels::agent_ops::view::{AgentOpsPage, ClientDetailPage};
 use crate::panels::audit::view::{AuditEventPage, AuditPage};
 use crate::panels::integrations::view::{IntegrationsPage, TokenDetailPage};
@@ -18,7 +18,6 @@ use crate::tenants::Tenant;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::hooks::use_location;
 use leptos_router::{path, SsrMode};
 
 /// The HTML document around the app, rendered on the server only.
@@ -40,8 +39,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
-/// Who is signed in, re-read on every navigation so a sign-in, sign-out, role change or
-/// disable shows at once.
+/// Who is signed in, as the console layout knows it (see
+/// [`ConsoleLayout`](crate::components::layout::ConsoleLayout)).
 #[derive(Clone, Copy)]
 pub struct StaffResource(pub Resource<Result<Option<StaffIdentity>, AppError>>);
 
@@ -59,7 +58,6 @@ pub fn App() -> impl IntoView {
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
         <Title text="staff-console" />
         <Router>
-            <ProvideStaff />
             // Async rendering: the server waits for a page's data before sending it, so the
             // HTML is complete without WebAssembly and the status code (404, 422) reflects
             // what the page found.
@@ -78,16 +76,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/limits") view=LimitsPage />
                     <Route path=path!("/staff") view=StaffPage />
                     <Route path=path!("/pepper") view=PepperPage />
+                    <Route path=path!("/account/password") view=AccountPasswordPage />
                 </ParentRoute>
             </Routes>
         </Router>
     }
-}
-
-/// Puts the signed-in person in context; inside the router so it can follow navigation.
-#[component]
-fn ProvideStaff() -> impl IntoView {
-    let location = use_location();
-    let staff = Resource::new(move || location.pathname.get(), |_| whoami());
-    provide_context(StaffResource(staff));
 }

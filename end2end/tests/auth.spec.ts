@@ -47,6 +47,21 @@ test('an admin creates a staff member who sees only what their role allows', asy
   const other = await browser.newContext();
   const viewer = await other.newPage();
   await signIn(viewer, email, password);
+  // The handed-over password opens only the page that replaces it.
+  await expect(viewer).toHaveURL(/\/account\/password/);
+  await expect(viewer.getByTestId('password-required')).toBeVisible();
+  await expect(viewer.getByRole('navigation', { name: 'Panels' })).toHaveCount(0);
+  await waitForHydration(viewer);
+  await viewer.getByLabel('Current password').fill(password);
+  await viewer.getByLabel('New password', { exact: true }).fill('password1234');
+  await viewer.getByLabel('New password again').fill('password1234');
+  await viewer.getByRole('button', { name: 'Change password' }).click();
+  await expect(viewer.locator('#new-error')).toContainText('common passwords');
+  await viewer.getByLabel('New password', { exact: true }).fill('amber falcon quietly sings');
+  await viewer.getByLabel('New password again').fill('amber falcon quietly sings');
+  await viewer.getByRole('button', { name: 'Change password' }).click();
+  await expect(viewer.getByRole('navigation', { name: 'Panels' })).toBeVisible();
+  await expect(viewer.getByTestId('password-required')).toHaveCount(0);
   await expect(viewer.getByTestId('signed-in-as')).toContainText('Viewer');
   const nav = viewer.getByRole('navigation', { name: 'Panels' });
   await expect(nav.getByRole('link', { name: 'Tenants' })).toBeVisible();

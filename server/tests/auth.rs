@@ -5,6 +5,7 @@ mod common;
 
 use app::auth::api::{SignInPolicy, SignOut, Whoami};
 use app::auth::Role;
+use app::panels::account::api::ChangePassword;
 use app::panels::staff::api::{
     ChangeStaffRole, CreateStaff, ListStaff, ResetStaffPassword, SetStaffActive,
 };
@@ -453,6 +454,27 @@ async fn an_admin_creates_staff_who_can_then_sign_in_with_their_role(pool: PgPoo
     let (_, viewer) = sign_in(&router, "gi@example.com", &password).await;
     let viewer = viewer.expect("the new person signs in with the one-time password");
     assert_eq!(whoami(&router, &viewer).await["role"], "viewer");
+    // ... and must choose their own password before anything else opens.
+    let refused = call(&router, ListTenants::PATH, &viewer, "").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.json()["kind"], "password_change_required");
+    let changed = call(
+        &router,
+        ChangePassword::PATH,
+        &viewer,
+        &format!(
+            "current={}&new=plum%20orbit%20lantern%20gravel&confirm=plum%20orbit%20lantern%20gravel",
+            urlencode(&password)
+        ),
+    )
+    .await;
+    assert!(
+        changed.status.is_success() || changed.status.is_redirection(),
+        "{} {}",
+        changed.status,
+        changed.body
+    );
+    let viewer = session_cookie(&changed).expect("the session goes on under a new id");
     assert_eq!(
         call(&router, ListTenants::PATH, &viewer, "").await.status,
         StatusCode::OK
@@ -598,4 +620,238 @@ async fn a_return_path_with_a_tab_cannot_leave_the_console(pool: PgPool) {
     let res = send(&router, req).await;
     assert_eq!(res.status, StatusCode::FOUND, "{}", res.body);
     assert_eq!(res.header("location"), "/");
+}
+
+/// Signs in and returns the cookie, or fails the test with the answer.
+async fn signed_in(router: &axum::Router, email: &str, password: &str) -> String {
+    let (answer, cookie) = sign_in(router, email, password).await;
+    cookie.unwrap_or_else(|| panic!("sign-in failed: {} {}", answer.status, answer.body))
+}
+
+fn change_body(current: &str, new: &str, confirm: &str) -> String {
+    format!(
+        "current={}&new={}&confirm={}&next=%2Faudit",
+        urlencode(current),
+        urlencode(new),
+        urlencode(confirm)
+    )
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_handed_over_password_opens_only_the_password_page_until_replaced(pool: PgPool) {
+    let handed_over = "handed over by the admin 42";
+    let id = staff_handed_over(&pool, "kim.lee@example.com", Role::Operator, handed_over).await;
+    let router = app(pool.clone());
+    let elsewhere = signed_in(&router, "kim.lee@example.com", handed_over).await;
+    let cookie = signed_in(&router, "kim.lee@example.com", handed_over).await;
+    assert_eq!(whoami(&router, &cookie).await["must_change_password"], true);
+
+    // Every page but the password page sends them there, coming back afterwards; every
+    // other server function refuses.
+    let page = get_as(&router, "/audit", &cookie).await;
+    assert!(
+        page.status.is_redirection(),
+        "{} {}",
+        page.status,
+        page.body
+    );
+    assert_eq!(page.header("location"), "/account/password?next=/audit");
+    let form = get_as(&router, "/account/password", &cookie).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(
+        form.body.contains("Choose your own password"),
+        "{}",
+        form.body
+    );
+    let refused = call(&router, ListTenants::PATH, &cookie, "").await;
+    assert_eq!(refused.json()["kind"], "password_change_required");
+    assert!(
+        audit(&pool, "authorization.refused").await.is_empty(),
+        "a person who did nothing wrong leaves no refusal in the log"
+    );
+
+    // Bad input: a message on the field, nothing changed.
+    let good = "quiet meadow copper kite";
+    for (body, field, says) in [
+        (
+            change_body(handed_over, "too short", "too short"),
+            "new",
+            "at least 12",
+        ),
+        (
+            change_body(handed_over, good, "quiet meadow copper kit"),
+            "confirm",
+            "differ",
+        ),
+        (
+            change_body(handed_over, "Password123!", "Password123!"),
+            "new",
+            "common passwords",
+        ),
+        (
+            change_body(handed_over, "qwertyuiop12", "qwertyuiop12"),
+            "new",
+            "common passwords",
+        ),
+        (
+            change_body(
+                handed_over,
+                "hello kim.lee@example.com",
+                "hello kim.lee@example.com",
+            ),
+            "new",
+            "email",
+        ),
+        (
+            change_body(
+                handed_over,
+                "KIM.LEE and a long tail",
+                "KIM.LEE and a long tail",
+            ),
+            "new",
+            "email",
+        ),
+        (
+            change_body(handed_over, &"x".repeat(129), &"x".repeat(129)),
+            "new",
+            "at most 128",
+        ),
+        (
+            change_body(handed_over, handed_over, handed_over),
+            "new",
+            "different",
+        ),
+        (change_body("", good, good), "current", "current password"),
+        (
+            change_body("not the password at all", good, good),
+            "current",
+            "not your current",
+        ),
+    ] {
+        let answer = call(&router, ChangePassword::PATH, &cookie, &body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            answer.body
+        );
+        let json = answer.json();
+        assert_eq!(json["field"], field, "{body}: {json}");
+        assert!(
+            json["message"].as_str().unwrap().contains(says),
+            "{body}: {json}"
+        );
+    }
+    let wrong = audit(&pool, "staff.password_change").await;
+    assert_eq!(wrong.len(), 1, "the wrong current password is recorded");
+    assert_eq!(
+        (wrong[0].0.as_str(), wrong[0].1.as_deref()),
+        ("deny", Some("INVALID_CREDENTIALS"))
+    );
+    let failures: i32 = sqlx::query_scalar("SELECT failed_sign_ins FROM staff WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        failures, 1,
+        "and counts towards the lockout like a failed sign-in"
+    );
+
+    // The change: this session goes on (under a new id), every other one ends.
+    let changed = call(
+        &router,
+        ChangePassword::PATH,
+        &cookie,
+        &change_body(handed_over, good, good),
+    )
+    .await;
+    assert!(
+        changed.status.is_success() || changed.status.is_redirection(),
+        "{} {}",
+        changed.status,
+        changed.body
+    );
+    let cookie = session_cookie(&changed).expect("a new session id");
+    assert_eq!(
+        whoami(&router, &cookie).await["must_change_password"],
+        false
+    );
+    assert!(
+        whoami(&router, &elsewhere).await.is_null(),
+        "the other session ended"
+    );
+    assert_eq!(
+        call(&router, ListTenants::PATH, &cookie, "").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get_as(&router, "/audit", &cookie).await.status,
+        StatusCode::OK
+    );
+    let done = audit(&pool, "staff.password_changed").await;
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].3["required"], true);
+    let log = serde_json::to_string(&audit(&pool, "staff.password_change").await).unwrap()
+        + &serde_json::to_string(&done).unwrap();
+    assert!(
+        !log.contains(good) && !log.contains(handed_over),
+        "no password in the log"
+    );
+
+    // The old password is gone, the new one works.
+    let (old, _) = sign_in(&router, "kim.lee@example.com", handed_over).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    signed_in(&router, "kim.lee@example.com", good).await;
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_reset_password_must_be_replaced_again_and_anyone_may_change_their_own(pool: PgPool) {
+    staff(&pool, "admin@example.com", Role::Admin, PASSWORD).await;
+    let jo = staff(&pool, "jo@example.com", Role::Viewer, PASSWORD).await;
+    let router = app(pool.clone());
+    let admin = signed_in(&router, "admin@example.com", PASSWORD).await;
+
+    // Self-service, without being asked to: a viewer changes their own.
+    let viewer = signed_in(&router, "jo@example.com", PASSWORD).await;
+    let mine = "violet harbor seven drums";
+    let changed = call(
+        &router,
+        ChangePassword::PATH,
+        &viewer,
+        &change_body(PASSWORD, mine, mine),
+    )
+    .await;
+    assert!(
+        changed.status.is_success() || changed.status.is_redirection(),
+        "{}",
+        changed.body
+    );
+    assert_eq!(
+        audit(&pool, "staff.password_changed").await[0].3["required"],
+        false
+    );
+
+    // An admin resets it: the one-time password opens only the password page again.
+    let reset = call(
+        &router,
+        ResetStaffPassword::PATH,
+        &admin,
+        &format!("staff_id={jo}"),
+    )
+    .await;
+    let one_time = reset.json()["password"].as_str().unwrap().to_owned();
+    let cookie = signed_in(&router, "jo@example.com", &one_time).await;
+    assert_eq!(
+        call(&router, ListTenants::PATH, &cookie, "").await.json()["kind"],
+        "password_change_required"
+    );
+    // Signing out still works.
+    let out = call(&router, SignOut::PATH, &cookie, "").await;
+    assert!(
+        out.status.is_success() || out.status.is_redirection(),
+        "{}",
+        out.body
+    );
+    assert!(whoami(&router, &cookie).await.is_null());
 }

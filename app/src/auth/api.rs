@@ -240,7 +240,7 @@ pub fn safe_next(next: Option<&str>) -> String {
 /// Signs out: the session is deleted from the store, the event recorded.
 #[server]
 pub async fn sign_out() -> Result<(), AppError> {
-    let actor = super::require(super::Permission::ViewConsole).await?;
+    let actor = super::require(super::Permission::OwnAccount).await?;
     let change = actor.change().await?;
     let target = actor.staff().map(|s| format!("staff:{}", s.id));
     let mut event = actor.event("staff.sign_out");

@@ -8,6 +8,13 @@
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod password;
+/// The password rules both builds need (the form shows them; the server enforces them).
+pub mod password_policy {
+    /// Shortest password accepted.
+    pub const MIN_LEN: usize = 12;
+    /// Longest password accepted: bounds the work an attacker can make us hash.
+    pub const MAX_LEN: usize = 128;
+}
 #[cfg(feature = "ssr")]
 pub mod queries;
 #[cfg(feature = "ssr")]
@@ -97,13 +104,16 @@ pub enum Permission {
     ManageStaff,
     /// Set how long a tenant's audit events are kept.
     ManageRetention,
+    /// Act on one's own account only: change one's password, sign out. The one permission a
+    /// person who must still change a handed-over password holds.
+    OwnAccount,
 }
 
 impl Permission {
     /// The least role holding this permission.
     pub fn minimum_role(self) -> Role {
         match self {
-            Self::ViewConsole => Role::Viewer,
+            Self::ViewConsole | Self::OwnAccount => Role::Viewer,
             Self::ExportAudit => Role::Auditor,
             Self::Operate => Role::Operator,
             Self::CommandIncident => Role::IncidentCommander,
@@ -120,6 +130,7 @@ impl Permission {
             Self::CommandIncident => "command_incident",
             Self::ManageStaff => "manage_staff",
             Self::ManageRetention => "manage_retention",
+            Self::OwnAccount => "own_account",
         }
     }
 }
@@ -135,6 +146,9 @@ pub struct StaffIdentity {
     pub display_name: String,
     /// Current role, read from the database on every request.
     pub role: Role,
+    /// Signed in with a password someone else chose (first admin, new account, reset):
+    /// nothing but choosing a new one is reachable until they do.
+    pub must_change_password: bool,
 }
 
 impl StaffIdentity {

@@ -12,10 +12,7 @@ use std::sync::{Arc, LazyLock};
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
-/// Shortest password accepted.
-pub const MIN_LEN: usize = 12;
-/// Longest password accepted: bounds the work an attacker can make us hash.
-pub const MAX_LEN: usize = 128;
+pub use super::password_policy::{MAX_LEN, MIN_LEN};
 
 static HASHING: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
     Arc::new(Semaphore::new(
@@ -125,13 +122,54 @@ pub fn validate_new(password: &str, email: &str, field: &str) -> Result<(), AppE
             format!("Use at most {MAX_LEN} characters."),
         ));
     }
-    if password.trim().eq_ignore_ascii_case(email.trim()) {
+    let lower = password.to_lowercase();
+    let email = email.trim().to_lowercase();
+    let local = email.split('@').next().unwrap_or_default();
+    if !email.is_empty() && lower.contains(&email) {
         return Err(AppError::validation(
             field,
-            "The password must not be the email address.",
+            "The password must not contain your email address.",
+        ));
+    }
+    // A local part of two letters ("jo") would refuse half the dictionary; three and up
+    // is what an attacker tries first.
+    if local.chars().count() >= 3 && lower.contains(local) {
+        return Err(AppError::validation(
+            field,
+            "The password must not contain the name in your email address.",
+        ));
+    }
+    if is_common(password) {
+        return Err(AppError::validation(
+            field,
+            "That password is on lists of common passwords that attackers try first: choose another.",
         ));
     }
     Ok(())
+}
+
+/// Whether `password` is, or is a light variation of (case, l33t, reversal, a digit or two
+/// appended), a password on the published lists of common ones, or as easy to guess.
+///
+/// zxcvbn's list holds 30,000 leaked passwords; its score 0 or 1 means "guessable within
+/// about a million guesses" (repeats, sequences, keyboard walks, dictionary words with
+/// decoration), which an online attacker with a list reaches.
+fn is_common(password: &str) -> bool {
+    use zxcvbn::feedback::Warning;
+    let entropy = zxcvbn::zxcvbn(password, &[]);
+    let listed = entropy
+        .feedback()
+        .and_then(|f| f.warning())
+        .is_some_and(|w| {
+            matches!(
+                w,
+                Warning::ThisIsATop10Password
+                    | Warning::ThisIsATop100Password
+                    | Warning::ThisIsACommonPassword
+                    | Warning::ThisIsSimilarToACommonlyUsedPassword
+            )
+        });
+    listed || u8::from(entropy.score()) <= 1
 }
 
 /// A random password to hand over once (new staff, reset): 20 characters from an alphabet
@@ -187,6 +225,28 @@ mod tests {
             validate_new("a long enough secret", "a@b.c", "password"),
             Ok(())
         );
+        let message = |p: &str| match validate_new(p, "alice.smith@example.com", "new") {
+            Err(AppError::Validation { field, message }) => {
+                assert_eq!(field, "new");
+                message
+            }
+            other => panic!("{p:?} was not refused: {other:?}"),
+        };
+        // The email, or its local part, anywhere in it, in any case.
+        assert!(message("my ALICE.SMITH@example.com pw").contains("email address"));
+        assert!(message("xxAlice.Smith-2026!!").contains("name in your email"));
+        // Common passwords and their light variations.
+        for common in [
+            "password1234",
+            "Password123!",
+            "qwertyuiop123",
+            "1234567890123",
+            "iloveyou1234",
+            "aaaaaaaaaaaa",
+            "P@ssw0rd2024",
+        ] {
+            assert!(message(common).contains("common passwords"), "{common}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub async fn active_identity(
     epoch: i32,
 ) -> sqlx::Result<Option<StaffIdentity>> {
     let row = sqlx::query!(
-        r#"SELECT id, email, display_name, role::text AS "role!"
+        r#"SELECT id, email, display_name, role::text AS "role!", must_change_password
            FROM staff WHERE id = $1 AND status = 'active' AND session_epoch = $2"#,
         id,
         epoch
@@ -25,6 +25,7 @@ pub async fn active_identity(
             email: r.email,
             display_name: r.display_name,
             role: Role::parse(&r.role)?,
+            must_change_password: r.must_change_password,
         })
     }))
 }

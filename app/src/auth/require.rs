@@ -127,8 +127,9 @@ impl std::fmt::Debug for Actor {
 /// Authorizes the current request for `permission`.
 ///
 /// Signed out: `Unauthenticated` (not audited: anonymous traffic must not be able to write
-/// to the audit log). Signed in without the role: a `deny` event is recorded and
-/// `Forbidden` returned.
+/// to the audit log). Signed in with a password someone else chose: `PasswordChangeRequired`
+/// for everything but [`Permission::OwnAccount`]. Signed in without the role: a `deny`
+/// event is recorded and `Forbidden` returned.
 pub async fn require(permission: Permission) -> Result<Actor, AppError> {
     // Every context is read here, before the first await: a server function run as a
     // page's resource during server rendering may resume, after really waiting, where the
@@ -140,6 +141,11 @@ pub async fn require(permission: Permission) -> Result<Actor, AppError> {
     let Some(staff) = current_staff().await? else {
         return Err(AppError::Unauthenticated);
     };
+    // A handed-over password opens nothing but the way to replace it (and signing out).
+    // Not audited: the person did nothing wrong, and the page sends them to the form.
+    if staff.must_change_password && permission != Permission::OwnAccount {
+        return Err(AppError::PasswordChangeRequired);
+    }
     if !staff.can(permission) {
         let event = meta
             .apply(NewEvent::new(

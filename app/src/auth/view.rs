@@ -60,6 +60,7 @@ pub fn UserMenu(staff: StaffIdentity) -> impl IntoView {
                 <span class="font-medium">{staff.display_name.clone()}</span>
                 <span class="ml-2 rounded bg-slate-700 px-1.5 py-0.5 text-xs text-slate-200">{staff.role.label()}</span>
             </span>
+            <a href="/account/password" class="rounded-md px-2 py-1 hover:bg-slate-800">"Change password"</a>
             <ActionForm action>
                 <button type="submit" class="rounded-md border border-slate-600 px-2 py-1 hover:bg-slate-800">
                     "Sign out"
@@ -73,10 +74,12 @@ pub fn UserMenu(staff: StaffIdentity) -> impl IntoView {
 /// Whether the signed-in person may do what `permission` guards, for showing or hiding
 /// controls. The server checks again: this is never the check.
 pub fn allowed(permission: super::Permission) -> Signal<bool> {
-    let crate::routes::StaffResource(staff) = expect_context::<crate::routes::StaffResource>();
+    // Outside the console layout (or on a view outliving its page) there is nobody to ask:
+    // offer nothing rather than panic.
+    let staff = use_context::<crate::routes::StaffResource>().map(|s| s.0);
     Signal::derive(move || {
         staff
-            .get()
+            .and_then(|staff| staff.try_get().flatten())
             .and_then(Result::ok)
             .flatten()
             .is_some_and(|s| s.can(permission))

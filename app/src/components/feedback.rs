@@ -9,6 +9,7 @@ pub fn ErrorNotice(error: AppError) -> impl IntoView {
     let title = match &error {
         AppError::NotFound { .. } => "Not found",
         AppError::Forbidden => "Not allowed",
+        AppError::PasswordChangeRequired => "Choose your own password first",
         AppError::Unauthenticated => "Signed out",
         AppError::Internal { .. } => "Something went wrong",
         _ => "That did not work",

@@ -1,8 +1,10 @@
 //! The frame around every page: top bar, side navigation, main region.
 
+use crate::auth::api::whoami;
 use crate::auth::view::UserMenu;
 use crate::auth::{Permission, StaffIdentity};
 use crate::components::feedback::ErrorNotice;
+use crate::components::loaded::loaded;
 use crate::components::tenant_switcher::TenantSwitcher;
 use crate::routes::{StaffResource, TenantsResource};
 use crate::tenants::api::list_tenants;
@@ -17,16 +19,51 @@ pub fn tenant_from_path(path: &str) -> Option<String> {
     (!slug.is_empty()).then(|| slug.to_owned())
 }
 
+/// The path a person who must still choose their own password is kept on.
+pub const PASSWORD_PATH: &str = "/account/password";
+
 /// Signed in: top bar, side navigation and the routed page. Signed out: off to sign-in,
-/// coming back here afterwards.
+/// coming back here afterwards. Signed in with a handed-over password: only the password
+/// page, until they choose their own.
+///
+/// Who is signed in is read once when the console is entered (a page load, or coming from
+/// the sign-in page) and checked again after every navigation; the frame is rebuilt only
+/// when the answer changes (signed out elsewhere, disabled, role or password changed).
+/// Rebuilding it on every navigation, as an earlier version did, rendered each page twice
+/// and disposed the page being left while its data still loaded.
 #[component]
 pub fn ConsoleLayout() -> impl IntoView {
-    let StaffResource(staff) = expect_context::<StaffResource>();
+    let staff = Resource::new(|| (), |_| whoami());
+    provide_context(StaffResource(staff));
     let location = use_location();
+    Effect::new(move |previous: Option<String>| {
+        let path = location.pathname.get();
+        if previous.is_some_and(|previous| previous != path) {
+            leptos::task::spawn_local(async move {
+                // A failed check (network down) keeps what we knew: the server refuses
+                // whatever the answer would have changed anyway.
+                let Ok(fresh) = whoami().await else { return };
+                let known = staff.try_get_untracked().flatten();
+                if known.as_ref() != Some(&Ok(fresh.clone())) {
+                    let _ = staff.try_set(Some(Ok(fresh)));
+                }
+            });
+        }
+        path
+    });
     view! {
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {
-                match staff.await {
+                match loaded(staff).await {
+                    Ok(Some(staff)) if staff.must_change_password => {
+                        let here = location.pathname.get_untracked();
+                        if here == PASSWORD_PATH {
+                            view! { <PasswordOnlyChrome staff /> }.into_any()
+                        } else {
+                            let path = format!("{PASSWORD_PATH}?next={}", encode_path(&here));
+                            view! { <Redirect path /> }.into_any()
+                        }
+                    }
                     Ok(Some(staff)) => view! { <Chrome staff /> }.into_any(),
                     Ok(None) => {
                         let here = location.pathname.get_untracked();
@@ -44,6 +81,40 @@ pub fn ConsoleLayout() -> impl IntoView {
             })}
         </Transition>
     }
+}
+
+/// The frame while a handed-over password must be replaced: no navigation, just the
+/// password page and signing out. Going elsewhere (the back button) comes back here; the
+/// server refuses every other action meanwhile.
+#[component]
+fn PasswordOnlyChrome(staff: StaffIdentity) -> impl IntoView {
+    let location = use_location();
+    let navigate = leptos_router::hooks::use_navigate();
+    Effect::new(move |_| {
+        let here = location.pathname.get();
+        if here != PASSWORD_PATH {
+            navigate(
+                &format!("{PASSWORD_PATH}?next={}", encode_path(&here)),
+                Default::default(),
+            );
+        }
+    });
+    view! {
+        <a href="#main" class="skip-link">"Skip to content"</a>
+        <div class="flex min-h-screen flex-col">
+            <header class="flex items-center gap-6 border-b border-slate-800 bg-slate-900 px-4 py-2 text-slate-100">
+                <span class="flex items-center gap-2 font-semibold tracking-tight">
+                    <img src="/favicon.svg" alt="" class="h-6 w-6" />
+                    <span>"staff-console"</span>
+                </span>
+                <UserMenu staff />
+            </header>
+            <main id="main" tabindex="-1" class="flex-1 p-6 focus:outline-none">
+                <Outlet />
+            </main>
+        </div>
+    }
+    .into_any()
 }
 
 /// Percent-encodes what a path may hold that a query value may not.

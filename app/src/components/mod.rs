@@ -2,6 +2,7 @@
 
 pub mod feedback;
 pub mod layout;
+pub mod loaded;
 pub mod not_found;
 pub mod tenant_switcher;
 pub mod time;

@@ -4,6 +4,7 @@
 //! WebAssembly loads and by keyboard alone; once hydrated, the filter box narrows the list
 //! as you type and Escape closes it.
 
+use crate::components::loaded::loaded;
 use crate::routes::TenantsResource;
 use crate::tenants::Tenant;
 use leptos::html::Details;
@@ -45,7 +46,7 @@ pub fn TenantSwitcher(current: Memo<Option<String>>) -> impl IntoView {
                 <span data-testid="current-tenant" class="font-medium">
                     <Transition fallback=|| "…">
                         {move || Suspend::new(async move {
-                            match tenants.await {
+                            match loaded(tenants).await {
                                 Ok(list) => label(&list),
                                 Err(_) => current.get().unwrap_or_default(),
                             }
@@ -67,7 +68,7 @@ pub fn TenantSwitcher(current: Memo<Option<String>>) -> impl IntoView {
                 />
                 <Transition fallback=|| view! { <p class="p-2 text-sm text-slate-500">"Loading tenants…"</p> }>
                     {move || Suspend::new(async move {
-                        match tenants.await {
+                        match loaded(tenants).await {
                             Ok(list) => view! { <TenantLinks list filter current on_pick=close /> }.into_any(),
                             Err(err) => view! {
                                 <p role="alert" class="p-2 text-sm text-red-700">{err.to_string()}</p>

@@ -1,5 +1,6 @@
 //! One module per console panel: data types, server functions, SQL and views.
 
+pub mod account;
 pub mod agent_ops;
 pub mod audit;
 pub mod integrations;

@@ -157,8 +157,27 @@ pub fn csp_nonce(csp: &str) -> Option<String> {
     Some(csp[start..end].to_owned())
 }
 
-/// Creates a staff member directly (as the command line would) with a known password.
+/// Creates a staff member directly (as the command line would) with a known password, as
+/// if they had since chosen it themselves (a created account must otherwise change its
+/// handed-over password first: see [`staff_handed_over`]).
 pub async fn staff(
+    pool: &PgPool,
+    email: &str,
+    role: app::auth::Role,
+    password: &str,
+) -> uuid::Uuid {
+    let id = staff_handed_over(pool, email, role, password).await;
+    sqlx::query("UPDATE staff SET must_change_password = false WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await
+        .expect("mark the password as chosen");
+    id
+}
+
+/// Creates a staff member as the command line does: their first sign-in must replace
+/// `password`.
+pub async fn staff_handed_over(
     pool: &PgPool,
     email: &str,
     role: app::auth::Role,

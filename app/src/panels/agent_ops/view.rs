@@ -10,6 +10,7 @@ use crate::auth::Permission;
 use crate::components::feedback::{
     field_message, form_message, outcome_badge, status_badge, EmptyState, ErrorNotice, RevealSecret,
 };
+use crate::components::loaded::loaded;
 use crate::components::time::utc_minutes;
 use crate::error::AppError;
 use crate::panels::integrations::TokenEvent;
@@ -70,7 +71,7 @@ pub fn AgentOpsPage() -> impl IntoView {
         </form>
         <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match clients.await {
+                match loaded(clients).await {
                     Ok(rows) if rows.is_empty() => view! {
                         <div class="mt-4"><EmptyState title="No API clients here">"Create one below, or change the filter."</EmptyState></div>
                     }.into_any(),
@@ -182,7 +183,7 @@ pub fn ClientDetailPage() -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match detail.await {
+                match loaded(detail).await {
                     Ok(d) => view! {
                         <Title text=format!("{} · Agent Ops", d.client.name) />
                         <p><a class="link text-sm" href=format!("/t/{}/agent-ops", tenant.get_untracked())>"← All API clients"</a></p>

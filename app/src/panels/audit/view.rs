@@ -7,6 +7,7 @@ use super::{
     OUTCOMES, PIVOT_MINUTES, PRESETS, SOURCES,
 };
 use crate::components::feedback::{outcome_badge, EmptyState, ErrorNotice};
+use crate::components::loaded::loaded;
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -118,7 +119,7 @@ pub fn AuditPage() -> impl IntoView {
         </p>
         <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match context.await {
+                match loaded(context).await {
                     Ok(ctx) => {
                         let for_retention = ctx.clone();
                         view! {
@@ -135,7 +136,7 @@ pub fn AuditPage() -> impl IntoView {
         </Transition>
         <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Counting…"</p> }>
             {move || Suspend::new(async move {
-                match histogram.await {
+                match loaded(histogram).await {
                     Ok(h) => view! { <HistogramView h query=query.get_untracked() /> }.into_any(),
                     Err(error) => view! { <div class="mt-4" role="alert"><ErrorNotice error /></div> }.into_any(),
                 }
@@ -144,7 +145,7 @@ pub fn AuditPage() -> impl IntoView {
         <div class="mt-4">
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading events…"</p> }>
                 {move || Suspend::new(async move {
-                    match page.await {
+                    match loaded(page).await {
                         Ok(page) => view! { <EventTable page query=query.get_untracked() /> }.into_any(),
                         // The histogram above already says what is wrong with the filters.
                         Err(AppError::Validation { .. }) => ().into_any(),
@@ -517,7 +518,7 @@ fn HistogramView(h: Histogram, query: AuditQuery) -> impl IntoView {
         .unwrap_or(0);
     let total: i64 = h.counts.iter().flatten().sum();
     let mut svg = format!(
-        "<svg viewBox=\"0 0 {W} {H}\" class=\"h-32 w-full\" role=\"img\" aria-labelledby=\"hist-title\" data-testid=\"histogram\"><title id=\"hist-title\">Events per {} over the window, by outcome</title>",
+        "<svg viewBox=\"0 0 {W} {H}\" class=\"h-32 w-full\" role=\"group\" aria-labelledby=\"hist-title\" data-testid=\"histogram\"><title id=\"hist-title\">Events per {} over the window, by outcome</title>",
         bucket_label(h.bucket_secs)
     );
     let colours = ["#cbd5e1", "#f59e0b", "#dc2626"];
@@ -633,7 +634,7 @@ fn EventTable(page: EventPage, query: AuditQuery) -> impl IntoView {
                     let actor = row.actor_name.clone().unwrap_or_else(|| row.actor.clone());
                     view! {
                         <tr data-seq=row.seq>
-                            <td class="whitespace-nowrap"><a class="link" href=href aria-label=format!("Event {}", row.seq)><LocalTime at=row.ts /></a></td>
+                            <td class="whitespace-nowrap"><a class="link" href=href><span class="sr-only">"Event " {row.seq} ", "</span><LocalTime at=row.ts /></a></td>
                             <td><span class=badge>{row.outcome}</span></td>
                             <td class="font-mono text-xs">{row.action}</td>
                             <td class="font-mono text-xs">{row.code}</td>
@@ -666,7 +667,7 @@ pub fn AuditEventPage() -> impl IntoView {
         <p class="text-sm"><a class="link" href="/audit">"← Audit log"</a></p>
         <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match event.await {
+                match loaded(event).await {
                     Ok(detail) => view! { <EventDetailView detail /> }.into_any(),
                     Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
                 }

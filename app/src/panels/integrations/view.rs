@@ -14,6 +14,7 @@ use crate::auth::Permission;
 use crate::components::feedback::{
     field_message, form_message, outcome_badge, status_badge, EmptyState, ErrorNotice, RevealSecret,
 };
+use crate::components::loaded::loaded;
 use crate::components::time::utc_minutes;
 use crate::error::AppError;
 use crate::integrations::SCOPES;
@@ -69,7 +70,7 @@ pub fn IntegrationsPage() -> impl IntoView {
         </p>
         <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match context.await {
+                match loaded(context).await {
                     Ok(ctx) => {
                         let (for_mint, for_revoke) = (ctx.clone(), ctx.clone());
                         view! {
@@ -89,7 +90,7 @@ pub fn IntegrationsPage() -> impl IntoView {
         <div class="mt-4">
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading tokens…"</p> }>
                 {move || Suspend::new(async move {
-                    match page.await {
+                    match loaded(page).await {
                         Ok(page) => view! { <TokenTable tenant page filter /> }.into_any(),
                         Err(error) => view! { <ErrorNotice error /> }.into_any(),
                     }
@@ -527,7 +528,7 @@ pub fn TokenDetailPage() -> impl IntoView {
     view! {
         <Transition fallback=|| view! { <p class="text-slate-500">"Loading token…"</p> }>
             {move || Suspend::new(async move {
-                match detail.await {
+                match loaded(detail).await {
                     Ok(detail) => view! { <TokenDetailView tenant detail revoke /> }.into_any(),
                     Err(error) => view! {
                         <Title text="Token not available" />

@@ -5,6 +5,7 @@ use super::{BlockRow, LimitsOverview, OverrideRow};
 use crate::auth::view::allowed;
 use crate::auth::Permission;
 use crate::components::feedback::{field_message, form_message, ErrorNotice};
+use crate::components::loaded::loaded;
 use crate::components::time::Countdown;
 use crate::controls::Limit;
 use leptos::form::ActionForm;
@@ -41,7 +42,7 @@ pub fn LimitsPage() -> impl IntoView {
         </p>
         <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match overview.await {
+                match loaded(overview).await {
                     Ok(o) => view! { <Overview o remove unblock /> }.into_any(),
                     Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
                 }

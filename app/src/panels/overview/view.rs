@@ -3,6 +3,7 @@
 use crate::audit::api::recent_activity;
 use crate::audit::ActivityRow;
 use crate::components::feedback::{outcome_badge, EmptyState, ErrorNotice};
+use crate::components::loaded::loaded;
 use crate::components::time::utc_minutes;
 use crate::routes::TenantsResource;
 use crate::tenants::api::get_tenant;
@@ -22,7 +23,7 @@ pub fn HomePage() -> impl IntoView {
         <div class="mt-6">
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading tenants…"</p> }>
                 {move || Suspend::new(async move {
-                    match tenants.await {
+                    match loaded(tenants).await {
                         Ok(list) if list.is_empty() => view! {
                             <EmptyState title="No tenants yet">
                                 "Every API client, token and switch belongs to a tenant. "
@@ -50,7 +51,7 @@ fn RecentActivity() -> impl IntoView {
             <div class="mt-3">
                 <Transition fallback=|| view! { <p class="text-slate-500">"Loading activity…"</p> }>
                     {move || Suspend::new(async move {
-                        match events.await {
+                        match loaded(events).await {
                             Ok(rows) if rows.is_empty() => view! {
                                 <EmptyState title="No activity recorded">
                                     "Sign-ins, staff changes and refusals will be listed here, newest first."
@@ -147,7 +148,7 @@ pub fn TenantOverviewPage() -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading tenant…"</p> }>
             {move || Suspend::new(async move {
-                match tenant.await {
+                match loaded(tenant).await {
                     Ok(t) => view! { <TenantOverview tenant=t /> }.into_any(),
                     Err(error) => {
                         #[cfg(feature = "ssr")]

@@ -7,6 +7,7 @@ use super::{CompromisePreview, PepperVersion, CONFIRM_COMPROMISE, CONFIRM_STAGED
 use crate::auth::view::allowed;
 use crate::auth::Permission;
 use crate::components::feedback::{field_message, form_message, ErrorNotice};
+use crate::components::loaded::loaded;
 use crate::components::time::utc_minutes;
 use crate::error::AppError;
 use leptos::form::ActionForm;
@@ -30,7 +31,7 @@ pub fn PepperPage() -> impl IntoView {
         </p>
         <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match versions.await {
+                match loaded(versions).await {
                     Ok(list) => view! { <VersionTable list=list.clone() /> <Rotations list staged compromise /> }.into_any(),
                     Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
                 }

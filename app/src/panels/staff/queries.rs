@@ -37,7 +37,8 @@ pub async fn any(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
         .await
 }
 
-/// Inserts a staff member. A duplicate email fails with a unique violation.
+/// Inserts a staff member, who must choose their own password at their first sign-in (the
+/// admin or the command line knows this one). A duplicate email fails with a unique violation.
 pub async fn insert(
     conn: &mut PgConnection,
     email: &str,
@@ -47,8 +48,8 @@ pub async fn insert(
     created_by: Option<Uuid>,
 ) -> sqlx::Result<Uuid> {
     sqlx::query_scalar!(
-        r#"INSERT INTO staff (email, display_name, role, password_hash, created_by)
-           VALUES ($1, $2, $3::text::staff_role, $4, $5) RETURNING id"#,
+        r#"INSERT INTO staff (email, display_name, role, password_hash, created_by, must_change_password)
+           VALUES ($1, $2, $3::text::staff_role, $4, $5, true) RETURNING id"#,
         email,
         display_name,
         role.as_str(),
@@ -137,11 +138,13 @@ pub async fn set_active(conn: &mut PgConnection, id: Uuid, active: bool) -> sqlx
     Ok(())
 }
 
-/// Replaces the password and clears any lock.
+/// Replaces the password with one an admin handed over and clears any lock: its owner must
+/// change it at their next sign-in.
 pub async fn set_password(conn: &mut PgConnection, id: Uuid, hash: &str) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE staff SET password_hash = $2, password_changed_at = now(), failed_sign_ins = 0,
-                failed_window_start = NULL, locked_until = NULL, updated_at = now()
+                failed_window_start = NULL, locked_until = NULL, updated_at = now(),
+                must_change_password = true
          WHERE id = $1",
         id,
         hash

@@ -5,6 +5,7 @@ use super::api::{ChangeStaffRole, CreateStaff, ResetStaffPassword, SetStaffActiv
 use super::{OneTimePassword, StaffRow};
 use crate::auth::Role;
 use crate::components::feedback::{field_message, form_message, ErrorNotice};
+use crate::components::loaded::loaded;
 use crate::components::time::utc_minutes;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -77,7 +78,7 @@ pub fn StaffPage() -> impl IntoView {
         <div class="mt-8">
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading staff…"</p> }>
                 {move || Suspend::new(async move {
-                    match staff.await {
+                    match loaded(staff).await {
                         Ok(rows) => view! { <StaffTable rows change_role set_active reset /> }.into_any(),
                         Err(error) => view! { <ErrorNotice error /> }.into_any(),
                     }

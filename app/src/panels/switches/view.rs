@@ -5,6 +5,7 @@ use super::{removes_protection, MAX_EXPIRY_MINUTES};
 use crate::auth::view::allowed;
 use crate::auth::Permission;
 use crate::components::feedback::{field_message, form_message, ErrorNotice};
+use crate::components::loaded::loaded;
 use crate::components::time::{utc_minutes, Countdown};
 use crate::controls::{SwitchKey, SwitchRow};
 use crate::routes::TenantsResource;
@@ -74,7 +75,7 @@ pub fn SwitchesPage() -> impl IntoView {
         </p>
         <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
-                match rows.await {
+                match loaded(rows).await {
                     Ok(rows) => view! {
                         <div class="mt-6 grid max-w-5xl gap-4" data-testid="switches">
                             {SwitchKey::ALL.into_iter().map(|key| {
@@ -237,7 +238,7 @@ fn FlipForm(action: ServerAction<FlipSwitch>, draft: FlipDraft) -> impl IntoView
                             <option value="" selected=move || draft.tenant.get().is_empty()>"All tenants (global)"</option>
                             <Transition fallback=|| ()>
                                 {move || Suspend::new(async move {
-                                    tenants.await.unwrap_or_default().into_iter().map(|t| {
+                                    loaded(tenants).await.unwrap_or_default().into_iter().map(|t| {
                                         let slug = t.slug.clone();
                                         let is = slug.clone();
                                         view! { <option value=slug selected=move || draft.tenant.get() == is>{format!("{} ({})", t.name, t.slug)}</option> }

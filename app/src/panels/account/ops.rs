@@ -1,0 +1,108 @@
+//! Changing one's own password: one audited change, shared by the server function and
+//! the tests.
+
+use super::{queries, PasswordChange};
+use crate::auth::{password, Actor};
+use crate::error::AppError;
+
+/// What a finished change leaves: the epoch the person's sessions now need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Changed {
+    /// The new session epoch: every other session (older epoch) has ended.
+    pub epoch: i32,
+}
+
+/// Replaces the signed-in person's password with one they chose.
+///
+/// The current password is required, so a session left open is not enough to take the
+/// account over; a wrong one counts towards the account's lockout like a failed sign-in,
+/// and is recorded. The new one is checked against the policy (length, common passwords,
+/// the email). On success the must-change flag is cleared and every session of the person
+/// ends (the caller restarts its own under the new epoch).
+pub async fn change_own_password(
+    actor: &Actor,
+    input: &PasswordChange,
+    lockout: crate::auth::api::SignInPolicy,
+) -> Result<Changed, AppError> {
+    let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
+    if input.current.is_empty() {
+        return Err(AppError::validation(
+            "current",
+            "Enter your current password.",
+        ));
+    }
+    if input.current.chars().count() > password::MAX_LEN {
+        return Err(AppError::validation(
+            "current",
+            "That is not your current password.",
+        ));
+    }
+    password::validate_new(&input.new, &staff.email, "new")?;
+    if input.confirm != input.new {
+        return Err(AppError::validation(
+            "confirm",
+            "The two new passwords differ: type the same one twice.",
+        ));
+    }
+    if input.new == input.current {
+        return Err(AppError::validation(
+            "new",
+            "Choose a password different from the current one.",
+        ));
+    }
+
+    let hash = queries::current_hash(actor.pool(), staff.id)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    if !password::verify(&input.current, Some(&hash)).await? {
+        let mut change = actor.change().await?;
+        let locked = crate::auth::queries::record_failure(
+            change.db(),
+            staff.id,
+            lockout.max_failures,
+            lockout.window_secs,
+            lockout.lock_secs,
+        )
+        .await?;
+        change
+            .commit(
+                actor
+                    .event("staff.password_change")
+                    .target(format!("staff:{}", staff.id))
+                    .denied("INVALID_CREDENTIALS")
+                    .details(serde_json::json!({
+                        "locked_until": locked.map(|t| t.unix_timestamp()),
+                    })),
+            )
+            .await?;
+        return Err(AppError::validation(
+            "current",
+            "That is not your current password.",
+        ));
+    }
+
+    // Hash before opening the change: no row stays locked while the hash waits its turn.
+    let new_hash = password::hash(&input.new).await?;
+    let mut change = actor.change().await?;
+    let locked = queries::lock(change.db(), staff.id)
+        .await?
+        .ok_or(AppError::Unauthenticated)?;
+    if locked.password_hash != hash {
+        return Err(AppError::Conflict {
+            message: "Your password was changed meanwhile: sign in again.".into(),
+        });
+    }
+    let epoch = queries::set_own_password(change.db(), staff.id, &new_hash).await?;
+    change
+        .commit(
+            actor
+                .event("staff.password_changed")
+                .target(format!("staff:{}", staff.id))
+                .details(serde_json::json!({
+                    "required": staff.must_change_password,
+                    "other_sessions_ended": true,
+                })),
+        )
+        .await?;
+    Ok(Changed { epoch })
+}

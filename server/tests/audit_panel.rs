@@ -496,3 +496,57 @@ async fn an_admin_sets_a_tenants_retention_and_new_events_follow_it(pool: PgPool
         [("after.change".to_owned(), 3), ("seeded.0".to_owned(), 12)]
     );
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_retention_change_is_kept_as_long_as_the_longer_class(pool: PgPool) {
+    use app::panels::audit::api::SetAuditRetention;
+    let acme = seed(&pool).await;
+    let app = app(pool.clone());
+    let (_, admin) = person(&pool, &app, Role::Admin).await;
+    let set = |months: &'static str| {
+        let app = app.clone();
+        let admin = admin.clone();
+        async move {
+            let body = format!("tenant=acme&months={months}&reason=contract");
+            let answer = call(&app, SetAuditRetention::PATH, &admin, &body).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        }
+    };
+    // Shortened from 12 months to 1: the evidence stays in the 12-month class, not in
+    // the one-month class it would be dropped with.
+    set("1").await;
+    // Lengthened from 1 to 24: the event goes in the new, longer class.
+    set("24").await;
+    let classes: Vec<(i16, serde_json::Value)> = sqlx::query_as(
+        "SELECT retention_months, details FROM audit_events
+         WHERE action = 'tenant.audit_retention_changed' AND tenant_id = $1 ORDER BY seq",
+    )
+    .bind(acme)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(classes.len(), 2);
+    assert_eq!(
+        (
+            classes[0].1["from_months"].as_i64(),
+            classes[0].1["to_months"].as_i64()
+        ),
+        (Some(12), Some(1))
+    );
+    assert_eq!(
+        classes[0].0, 12,
+        "shortening keeps its event in the old class"
+    );
+    assert_eq!(
+        classes[1].0, 24,
+        "lengthening keeps its event in the new class"
+    );
+    // The change itself took effect.
+    let months: i16 =
+        sqlx::query_scalar("SELECT audit_retention_months FROM tenants WHERE id = $1")
+            .bind(acme)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(months, 24);
+}

@@ -248,7 +248,8 @@ pub async fn tenants(pool: &PgPool) -> Result<Vec<super::TenantRetention>, AppEr
 }
 
 /// Sets `tenant`'s retention class to `months`, with `reason`: checked, changed and audited
-/// in one transaction. Applies to events written from now on.
+/// in one transaction. Applies to events written from now on; its own event is kept for
+/// the longer of the old and the new class.
 pub async fn set_retention(
     actor: &crate::auth::Actor,
     tenant: &str,
@@ -292,13 +293,6 @@ pub async fn set_retention(
             ),
         });
     }
-    sqlx::query!(
-        "UPDATE tenants SET audit_retention_months = $2 WHERE id = $1",
-        row.id,
-        months
-    )
-    .execute(change.db())
-    .await?;
     let mut event = actor
         .event("tenant.audit_retention_changed")
         .target(format!("tenant:{}", tenant.trim()))
@@ -308,6 +302,29 @@ pub async fn set_retention(
             "to_months": months,
         }));
     event.tenant_id = Some(row.id);
-    change.commit(event).await?;
+    // The event is the evidence of the change, so it is kept for the longer of the two
+    // classes: an event takes its tenant's class as it is written (the chain trigger
+    // checks that), so shortening records it before the update, in the old class, and
+    // lengthening records it after, in the new one. Recorded in the shorter class, it
+    // would be dropped together with the events it explains.
+    if months < row.audit_retention_months {
+        let mut change = change.record_first(event).await?;
+        set_class(change.db(), row.id, months).await?;
+        change.commit().await?;
+    } else {
+        set_class(change.db(), row.id, months).await?;
+        change.commit(event).await?;
+    }
+    Ok(())
+}
+
+async fn set_class(db: &mut sqlx::PgConnection, tenant: Uuid, months: i16) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE tenants SET audit_retention_months = $2 WHERE id = $1",
+        tenant,
+        months
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }

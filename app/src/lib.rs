@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod components;
 pub mod controls;
+pub mod cursor;
 #[cfg(feature = "ssr")]
 pub mod db;
 pub mod error;

@@ -550,3 +550,58 @@ async fn a_retention_change_is_kept_as_long_as_the_longer_class(pool: PgPool) {
             .unwrap();
     assert_eq!(months, 24);
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_crafted_page_cursor_is_a_validation_message_not_a_panic(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone());
+    let (_, viewer) = person(&pool, &app, Role::Viewer).await;
+    // i128::MAX microseconds: multiplied by 1000 unchecked, this panicked a debug build.
+    let overflowing = format!("{}.1", i128::MAX);
+    for after in [
+        overflowing.as_str(),
+        "9223372036854775807.1",
+        "-5.1",
+        "1800000000000000.-1",
+        "junk",
+    ] {
+        let answer = call(&app, AuditPage::PATH, &viewer, &body(&ALL, after)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{after}: {}",
+            answer.body
+        );
+        let json = answer.json();
+        assert_eq!(json["field"], "after", "{after}");
+        assert!(
+            json["message"].as_str().unwrap().contains("damaged"),
+            "{after}: {json}"
+        );
+    }
+    // The page itself, as a link would open it, shows the message and renders.
+    let page = get_as(
+        &app,
+        &format!("/audit?after={}", urlencode(&overflowing)),
+        &viewer,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("This page link is damaged"),
+        "{}",
+        page.body
+    );
+    // A good cursor still pages.
+    let first = page_of(&app, &viewer).await;
+    let next = first["next"].as_str().expect("a second page");
+    let second = call(&app, AuditPage::PATH, &viewer, &body(&ALL, next)).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+}
+
+/// Every seeded event.
+const ALL: [(&str, &str); 1] = [("action", "seeded.*")];
+
+async fn page_of(app: &Router, cookie: &str) -> serde_json::Value {
+    page(app, cookie, &ALL, "").await
+}

@@ -85,24 +85,15 @@ pub fn push_where(q: &mut QueryBuilder<'_, Postgres>, filter: &AuditFilter, tena
     }
 }
 
-/// A cursor: the last row's time (µs since 1970) and position.
+/// A cursor: the last row's time and position ([`crate::cursor`]'s format).
 pub fn encode_cursor(row: &EventRow) -> String {
-    format!("{}.{}", row.ts.unix_timestamp_nanos() / 1000, row.seq)
+    crate::cursor::encode(row.ts, &row.seq.to_string())
 }
 
-/// Reads a cursor; a malformed one is a clear error, not an empty page.
+/// Reads a cursor; a malformed or out-of-range one is a clear error on `after`, not an
+/// empty page or a panic.
 pub fn decode_cursor(raw: &str) -> Result<(OffsetDateTime, i64), AppError> {
-    let bad = || {
-        AppError::validation(
-            "after",
-            "This page link is damaged: start from the first page.",
-        )
-    };
-    let (micros, seq) = raw.split_once('.').ok_or_else(bad)?;
-    let micros: i128 = micros.parse().map_err(|_| bad())?;
-    let seq: i64 = seq.parse().map_err(|_| bad())?;
-    let ts = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| bad())?;
-    Ok((ts, seq))
+    Ok(crate::cursor::decode_seq(raw)?)
 }
 
 fn event_row(r: &sqlx::postgres::PgRow) -> sqlx::Result<EventRow> {

@@ -605,3 +605,58 @@ const ALL: [(&str, &str); 1] = [("action", "seeded.*")];
 async fn page_of(app: &Router, cookie: &str) -> serde_json::Value {
     page(app, cookie, &ALL, "").await
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn an_export_past_its_total_time_limit_ends_and_is_audited_incomplete(pool: PgPool) {
+    use app::panels::audit::export::{self, ExportLimits};
+    use app::panels::audit::AuditQuery;
+    seed(&pool).await;
+    let actor = app::auth::Actor::command_line(pool.clone(), "test");
+    let query = AuditQuery {
+        action: "seeded.*".into(),
+        ..AuditQuery::default()
+    };
+    // A client that reads every chunk at once, so the stall limit never triggers: only the
+    // total limit (zero here) can end it.
+    let run = |limits: ExportLimits| {
+        let actor = actor.clone();
+        let query = query.clone();
+        let pool = pool.clone();
+        async move {
+            let export = export::begin(&actor, &query, "csv", None)
+                .await
+                .unwrap()
+                .with_limits(limits);
+            let completed = export.completion();
+            let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+            let task = tokio::spawn(export.run(pool, sender));
+            let mut bytes = 0;
+            while let Some(chunk) = receiver.recv().await {
+                bytes += chunk.unwrap().len();
+            }
+            task.await.unwrap();
+            (bytes, completed.load(std::sync::atomic::Ordering::Acquire))
+        }
+    };
+    let (_, completed) = run(ExportLimits {
+        stall: std::time::Duration::from_secs(30),
+        total: std::time::Duration::ZERO,
+    })
+    .await;
+    assert!(!completed, "an export past its time limit is not complete");
+    // The same export under the default limits runs to the end.
+    let (bytes, completed) = run(ExportLimits::default()).await;
+    assert!(completed && bytes > 0);
+    let done = common::audit(&pool, "audit.exported").await;
+    assert_eq!(done.len(), 2);
+    let (outcome, code, _, details) = &done[0];
+    assert_eq!(details["complete"], false, "{details}");
+    assert_eq!(details["stopped"], "time_limit", "{details}");
+    assert_eq!(
+        (outcome.as_str(), code.as_deref()),
+        ("error", Some("EXPORT_INCOMPLETE"))
+    );
+    assert_eq!(done[1].3["complete"], true);
+    assert_eq!(done[1].3["rows"], 60);
+    assert_eq!(export::TOTAL, std::time::Duration::from_secs(1800));
+}

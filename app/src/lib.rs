@@ -17,6 +17,7 @@ pub mod panels;
 #[cfg(feature = "ssr")]
 pub mod request;
 pub mod routes;
+pub mod secret;
 pub mod tenants;
 
 pub use routes::{shell, App};

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod components;
 pub mod controls;
+pub mod cursor;
 #[cfg(feature = "ssr")]
 pub mod db;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod panels;
 #[cfg(feature = "ssr")]
 pub mod request;
 pub mod routes;
+pub mod secret;
 pub mod tenants;
 
 pub use routes::{shell, App};

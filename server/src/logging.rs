@@ -22,9 +22,25 @@ static RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
         let re = Regex::new(pattern).expect("valid redaction pattern");
         (re, replacement)
     };
+    // `_` and `.` as themselves, percent-encoded (`%5F`, `%2E`: query strings, form
+    // bodies) or encoded twice (`%255F`, `%252E`: a URL inside a URL).
+    const U: &str = r"(?:_|%5[Ff]|%255[Ff])";
+    const DOT: &str = r"(?:\.|%2[Ee]|%252[Ee])";
+    // What follows a prefix: the token's own characters and percent escapes.
+    const TAIL: &str = r"[A-Za-z0-9_.~%\-]+";
     vec![
-        // Personal access tokens: keep the prefix so an operator sees *a* token was there.
-        rule(r"mf_pat_v1\.[A-Za-z0-9_.\-]+", "mf_pat_v1.[redacted]"),
+        // Personal access tokens (`mf_pat_v1.`) and API client keys (`mf_ck_v1.`): keep
+        // the prefix so an operator sees *a* token was there.
+        rule(
+            &format!(r"(?i)mf{U}pat{U}v1{DOT}{TAIL}"),
+            "mf_pat_v1.[redacted]",
+        ),
+        rule(
+            &format!(r"(?i)mf{U}ck{U}v1{DOT}{TAIL}"),
+            "mf_ck_v1.[redacted]",
+        ),
+        // Service tokens: `sc_svc_<id>_<secret>`.
+        rule(&format!(r"(?i)sc{U}svc{U}{TAIL}"), "sc_svc_[redacted]"),
         // Bearer and basic credentials.
         rule(
             r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]+",
@@ -151,6 +167,30 @@ mod tests {
                 "INTEGRATION_TOKEN_PEPPER=[redacted]",
             ),
             ("x-admin-secret: topsecret", "x-admin-secret: [redacted]"),
+            (
+                "client key mf_ck_v1.4vJ9xQ2sKp7Ld3Zt8Rm seen",
+                "client key mf_ck_v1.[redacted] seen",
+            ),
+            (
+                "svc sc_svc_0123456789abcdef_9Yb3Kd7Qw2 called",
+                "svc sc_svc_[redacted] called",
+            ),
+            (
+                "GET /t/acme/integrations?id=mf_pat_v1%2EAbC123%2Es3cr3tXYZ&status=active",
+                "GET /t/acme/integrations?id=mf_pat_v1.[redacted]&status=active",
+            ),
+            (
+                "next=%2Fx%3Fid%3Dmf%5Fpat%5Fv1%252EAbC%252Es3cr3t end",
+                "next=%2Fx%3Fid%3Dmf_pat_v1.[redacted] end",
+            ),
+            (
+                "key=mf_ck_v1%2E4vJ9xQ2sKp7Ld3Zt8Rm&x=1",
+                "key=mf_ck_v1.[redacted]&x=1",
+            ),
+            (
+                "q=sc%5Fsvc%5F0123456789abcdef%5F9Yb3Kd7Qw2 done",
+                "q=sc_svc_[redacted] done",
+            ),
         ];
         for (input, expected) in cases {
             assert_eq!(redact(input), expected, "input: {input}");

@@ -3,6 +3,7 @@
 use app::auth::{Actor, Role};
 use app::error::AppError;
 use app::panels::staff::ops;
+use app::secret::SecretString;
 use clap::{Parser, Subcommand};
 use server::config::{Config, DatabaseConfig, ProcessEnv};
 use server::{db, logging, serve};
@@ -132,21 +133,21 @@ fn parse_role(raw: &str) -> Result<Role, String> {
 }
 
 /// The password for a CLI command: the environment, a prompt, or none (generate one).
-fn read_password(generate: bool) -> Result<Option<Zeroizing<String>>, String> {
+fn read_password(generate: bool) -> Result<Option<SecretString>, String> {
     if generate {
         return Ok(None);
     }
     if let Ok(given) = std::env::var("STAFF_CONSOLE_PASSWORD") {
-        return Ok(Some(Zeroizing::new(given)));
+        return Ok(Some(SecretString::new(given)));
     }
     if !std::io::stdin().is_terminal() {
         return Err("no password: set STAFF_CONSOLE_PASSWORD, run in a terminal, or pass --generate-password".into());
     }
     let first =
-        Zeroizing::new(rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?);
+        SecretString::new(rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?);
     let again =
-        Zeroizing::new(rpassword::prompt_password("Repeat it: ").map_err(|e| e.to_string())?);
-    if first != again {
+        SecretString::new(rpassword::prompt_password("Repeat it: ").map_err(|e| e.to_string())?);
+    if first.expose() != again.expose() {
         return Err("the two passwords differ".into());
     }
     Ok(Some(first))
@@ -171,7 +172,7 @@ async fn service_token_command(command: ServiceTokenCommand) -> Result<String, S
     let result = match command {
         ServiceTokenCommand::Create { name } => service_token::mint(&actor, &name)
             .await
-            .map(|token| format!("service token “{name}” (shown once): {}", token.as_str())),
+            .map(|token| format!("service token “{name}” (shown once): {}", token.expose())),
         ServiceTokenCommand::Revoke { name } => service_token::revoke(&actor, &name)
             .await
             .map(|()| format!("service token “{name}” revoked")),
@@ -283,7 +284,7 @@ async fn staff_command(command: StaffCommand) -> Result<String, String> {
                 &email,
                 &name,
                 role,
-                password.as_deref().map(String::as_str),
+                password.as_ref().map(SecretString::expose),
             )
             .await
             .map_err(shown)?;
@@ -302,9 +303,10 @@ async fn staff_command(command: StaffCommand) -> Result<String, String> {
         } => {
             let password = read_password(generate_password)?;
             let id = ops::id_by_email(&actor, &email).await.map_err(shown)?;
-            let secret = ops::reset_password(&actor, id, password.as_deref().map(String::as_str))
-                .await
-                .map_err(shown)?;
+            let secret =
+                ops::reset_password(&actor, id, password.as_ref().map(SecretString::expose))
+                    .await
+                    .map_err(shown)?;
             let mut out = format!("password reset for {}", secret.email);
             if password.is_none() {
                 out.push_str(&format!(

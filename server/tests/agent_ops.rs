@@ -1035,7 +1035,7 @@ async fn services_read_switches_with_etags_and_a_push_stream(pool: PgPool) {
     let token = app::controls::service_token::mint(&cli, "payments-service")
         .await
         .unwrap();
-    let token = token.as_str();
+    let token = token.expose();
 
     let anonymous = switches_get(
         &w.app,

@@ -154,3 +154,79 @@ async fn a_change_without_its_commit_leaves_no_trace(pool: PgPool) {
     .unwrap();
     assert_eq!((tenants, events), (1, 1));
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn definer_functions_search_pg_temp_last(pool: PgPool) {
+    // Every function that runs with its owner's rights, and every function that pins a
+    // search path at all: pg_temp must be named, and last, or a caller's temporary table
+    // named like one of ours is searched first.
+    let functions: Vec<(String, bool, Vec<String>)> = sqlx::query_as(
+        "SELECT p.proname::text, p.prosecdef, coalesce(p.proconfig, '{}')
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE n.nspname = 'public'
+           AND (p.prosecdef OR EXISTS (SELECT 1 FROM unnest(p.proconfig) c
+                                       WHERE c LIKE 'search_path=%'))
+         ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let names: Vec<&str> = functions.iter().map(|(n, _, _)| n.as_str()).collect();
+    for expected in [
+        "audit_drop_partition",
+        "audit_due_partitions",
+        "audit_ensure_month",
+        "audit_ensure_partitions",
+        "audit_events_chain",
+        "audit_events_chain_head",
+        "audit_record_verification",
+        "audit_retention_for",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    for (name, definer, config) in &functions {
+        let path = config
+            .iter()
+            .find_map(|c| c.strip_prefix("search_path="))
+            .unwrap_or_else(|| panic!("{name} (definer: {definer}) pins no search_path"));
+        let parts: Vec<&str> = path.split(',').map(str::trim).collect();
+        assert_eq!(parts.last(), Some(&"pg_temp"), "{name}: search_path={path}");
+        assert_eq!(
+            parts.first(),
+            Some(&"pg_catalog"),
+            "{name}: search_path={path}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_application_role_cannot_write_verification_runs_itself(pool: PgPool) {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL ROLE staff_console_app")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = sqlx::query(
+        "INSERT INTO audit_verifications (started_at, from_seq, to_seq, checked, run_by)
+         VALUES (now(), 1, 1000000, 1000000, 'forger')",
+    )
+    .execute(&mut *tx)
+    .await
+    .expect_err("the app role inserted a verification row");
+    assert!(err.to_string().contains("permission denied"), "{err}");
+    tx.rollback().await.unwrap();
+    // Nor edit one.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL ROLE staff_console_app")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = sqlx::query("UPDATE audit_verifications SET broken_seq = NULL")
+        .execute(&mut *tx)
+        .await
+        .expect_err("update");
+    assert!(err.to_string().contains("permission denied"), "{err}");
+}

@@ -496,3 +496,167 @@ async fn an_admin_sets_a_tenants_retention_and_new_events_follow_it(pool: PgPool
         [("after.change".to_owned(), 3), ("seeded.0".to_owned(), 12)]
     );
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_retention_change_is_kept_as_long_as_the_longer_class(pool: PgPool) {
+    use app::panels::audit::api::SetAuditRetention;
+    let acme = seed(&pool).await;
+    let app = app(pool.clone());
+    let (_, admin) = person(&pool, &app, Role::Admin).await;
+    let set = |months: &'static str| {
+        let app = app.clone();
+        let admin = admin.clone();
+        async move {
+            let body = format!("tenant=acme&months={months}&reason=contract");
+            let answer = call(&app, SetAuditRetention::PATH, &admin, &body).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        }
+    };
+    // Shortened from 12 months to 1: the evidence stays in the 12-month class, not in
+    // the one-month class it would be dropped with.
+    set("1").await;
+    // Lengthened from 1 to 24: the event goes in the new, longer class.
+    set("24").await;
+    let classes: Vec<(i16, serde_json::Value)> = sqlx::query_as(
+        "SELECT retention_months, details FROM audit_events
+         WHERE action = 'tenant.audit_retention_changed' AND tenant_id = $1 ORDER BY seq",
+    )
+    .bind(acme)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(classes.len(), 2);
+    assert_eq!(
+        (
+            classes[0].1["from_months"].as_i64(),
+            classes[0].1["to_months"].as_i64()
+        ),
+        (Some(12), Some(1))
+    );
+    assert_eq!(
+        classes[0].0, 12,
+        "shortening keeps its event in the old class"
+    );
+    assert_eq!(
+        classes[1].0, 24,
+        "lengthening keeps its event in the new class"
+    );
+    // The change itself took effect.
+    let months: i16 =
+        sqlx::query_scalar("SELECT audit_retention_months FROM tenants WHERE id = $1")
+            .bind(acme)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(months, 24);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_crafted_page_cursor_is_a_validation_message_not_a_panic(pool: PgPool) {
+    seed(&pool).await;
+    let app = app(pool.clone());
+    let (_, viewer) = person(&pool, &app, Role::Viewer).await;
+    // i128::MAX microseconds: multiplied by 1000 unchecked, this panicked a debug build.
+    let overflowing = format!("{}.1", i128::MAX);
+    for after in [
+        overflowing.as_str(),
+        "9223372036854775807.1",
+        "-5.1",
+        "1800000000000000.-1",
+        "junk",
+    ] {
+        let answer = call(&app, AuditPage::PATH, &viewer, &body(&ALL, after)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{after}: {}",
+            answer.body
+        );
+        let json = answer.json();
+        assert_eq!(json["field"], "after", "{after}");
+        assert!(
+            json["message"].as_str().unwrap().contains("damaged"),
+            "{after}: {json}"
+        );
+    }
+    // The page itself, as a link would open it, shows the message and renders.
+    let page = get_as(
+        &app,
+        &format!("/audit?after={}", urlencode(&overflowing)),
+        &viewer,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(
+        page.body.contains("This page link is damaged"),
+        "{}",
+        page.body
+    );
+    // A good cursor still pages.
+    let first = page_of(&app, &viewer).await;
+    let next = first["next"].as_str().expect("a second page");
+    let second = call(&app, AuditPage::PATH, &viewer, &body(&ALL, next)).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.body);
+}
+
+/// Every seeded event.
+const ALL: [(&str, &str); 1] = [("action", "seeded.*")];
+
+async fn page_of(app: &Router, cookie: &str) -> serde_json::Value {
+    page(app, cookie, &ALL, "").await
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn an_export_past_its_total_time_limit_ends_and_is_audited_incomplete(pool: PgPool) {
+    use app::panels::audit::export::{self, ExportLimits};
+    use app::panels::audit::AuditQuery;
+    seed(&pool).await;
+    let actor = app::auth::Actor::command_line(pool.clone(), "test");
+    let query = AuditQuery {
+        action: "seeded.*".into(),
+        ..AuditQuery::default()
+    };
+    // A client that reads every chunk at once, so the stall limit never triggers: only the
+    // total limit (zero here) can end it.
+    let run = |limits: ExportLimits| {
+        let actor = actor.clone();
+        let query = query.clone();
+        let pool = pool.clone();
+        async move {
+            let export = export::begin(&actor, &query, "csv", None)
+                .await
+                .unwrap()
+                .with_limits(limits);
+            let completed = export.completion();
+            let (sender, mut receiver) = tokio::sync::mpsc::channel(4);
+            let task = tokio::spawn(export.run(pool, sender));
+            let mut bytes = 0;
+            while let Some(chunk) = receiver.recv().await {
+                bytes += chunk.unwrap().len();
+            }
+            task.await.unwrap();
+            (bytes, completed.load(std::sync::atomic::Ordering::Acquire))
+        }
+    };
+    let (_, completed) = run(ExportLimits {
+        stall: std::time::Duration::from_secs(30),
+        total: std::time::Duration::ZERO,
+    })
+    .await;
+    assert!(!completed, "an export past its time limit is not complete");
+    // The same export under the default limits runs to the end.
+    let (bytes, completed) = run(ExportLimits::default()).await;
+    assert!(completed && bytes > 0);
+    let done = common::audit(&pool, "audit.exported").await;
+    assert_eq!(done.len(), 2);
+    let (outcome, code, _, details) = &done[0];
+    assert_eq!(details["complete"], false, "{details}");
+    assert_eq!(details["stopped"], "time_limit", "{details}");
+    assert_eq!(
+        (outcome.as_str(), code.as_deref()),
+        ("error", Some("EXPORT_INCOMPLETE"))
+    );
+    assert_eq!(done[1].3["complete"], true);
+    assert_eq!(done[1].3["rows"], 60);
+    assert_eq!(export::TOTAL, std::time::Duration::from_secs(1800));
+}

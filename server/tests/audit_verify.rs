@@ -427,3 +427,83 @@ async fn partitions_are_utc_months_whatever_the_session_time_zone(pool: PgPool) 
         "FOR VALUES FROM ('2027-03-01 00:00:00+00') TO ('2027-04-01 00:00:00+00')"
     );
 }
+
+/// A pool whose every connection acts as the application role, as the server and the
+/// command line run in production.
+async fn as_app_role(pool: &PgPool) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(4)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                sqlx::query("SET ROLE staff_console_app")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect_with(pool.connect_options().as_ref().clone())
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_verifier_records_its_runs_as_the_app_role_and_only_true_claims(pool: PgPool) {
+    seed(&pool, 50).await;
+    let app_pool = as_app_role(&pool).await;
+    let role: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&app_pool)
+        .await
+        .unwrap();
+    assert_eq!(role, "staff_console_app");
+    // The verifier's own path records, through the definer function.
+    let (from, to) = verify::range(&app_pool, None, None).await.unwrap();
+    let report = verify::verify(&app_pool, from, to, |_| {}).await.unwrap();
+    assert_eq!(report.broken, None);
+    verify::record(
+        &app_pool,
+        &report,
+        time::OffsetDateTime::now_utc(),
+        "cli:test",
+    )
+    .await
+    .expect("the verifier records as the app role");
+    let rows: Vec<(i64, Option<i64>, String)> =
+        sqlx::query_as("SELECT to_seq, broken_seq, run_by FROM audit_verifications")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(rows, [(50, None, "cli:test".to_owned())]);
+    // A broken run is recorded as found.
+    let mut broken = report.clone();
+    broken.broken = Some((7, Problem::Edited));
+    broken.last_hash = None;
+    verify::record(
+        &app_pool,
+        &broken,
+        time::OffsetDateTime::now_utc(),
+        "cli:test",
+    )
+    .await
+    .unwrap();
+    // A forged claim through the function is refused: an intact run whose hash is not the
+    // event's, or one past the chain head.
+    let mut forged = report.clone();
+    forged.last_hash = Some(vec![0; 32]);
+    let err = verify::record(&app_pool, &forged, time::OffsetDateTime::now_utc(), "cli:x")
+        .await
+        .expect_err("a false hash was recorded");
+    assert!(err.to_string().contains("does not have the hash"), "{err}");
+    let mut ahead = report.clone();
+    ahead.to_seq = 1_000_000;
+    let err = verify::record(&app_pool, &ahead, time::OffsetDateTime::now_utc(), "cli:x")
+        .await
+        .expect_err("a run past the head was recorded");
+    assert!(err.to_string().contains("chain head"), "{err}");
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_verifications")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 2);
+    // Runs recorded as the app role verify like any other: the chain still holds.
+    assert_eq!(verify_all(&pool).await.broken, None);
+}

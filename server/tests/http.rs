@@ -301,3 +301,74 @@ async fn signed_out_visitors_are_sent_to_sign_in_and_back(pool: PgPool) {
     let deep = get(&router, "/t/acme").await;
     assert_eq!(deep.header("location"), "/sign-in?next=/t/acme");
 }
+
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_token_pasted_into_the_id_filter_is_redirected_out_of_the_url(pool: PgPool) {
+    tenant(&pool, "acme", "Acme").await;
+    let router = app(pool.clone());
+    let cookie = admin_cookie(&pool, &router).await;
+    let minted = app::integrations::token::mint();
+    let token = minted.plaintext.to_string();
+    let secret = token.rsplit('.').next().unwrap().to_owned();
+    let captured = Captured::default();
+    // Every line the requests below log, through the real subscriber (set while the
+    // requests are polled, whichever thread the test runtime polls them on).
+    let requests = async {
+        // As the form submits it by GET before the page is interactive: the other filters
+        // around it, and the same token with its dots percent-encoded.
+        for id in [token.clone(), token.replace('.', "%2E")] {
+            let path = format!("/t/acme/integrations?status=active&id={id}&used=7d");
+            let answer = get_as(&router, &path, &cookie).await;
+            assert_eq!(answer.status, StatusCode::SEE_OTHER, "{path}");
+            let location = answer.header("location").to_owned();
+            assert_eq!(
+                location,
+                format!(
+                    "/t/acme/integrations?status=active&id={}&used=7d",
+                    minted.id
+                )
+            );
+            assert!(!location.contains(&secret));
+            assert!(!answer.body.contains(&secret));
+            // The page it leads to filters by the id.
+            let page = get_as(&router, &location, &cookie).await;
+            assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+            assert!(!page.body.contains(&secret));
+        }
+        // Signed out, the URL is cleaned before the sign-in redirect could carry it on.
+        let anonymous = get(&router, &format!("/t/acme/integrations?id={token}")).await;
+        assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+        assert!(!anonymous.header("location").contains(&secret));
+        // A URL without a token is served as it is.
+        let plain = get_as(&router, "/t/acme/integrations?id=abc", &cookie).await;
+        assert_eq!(plain.status, StatusCode::OK);
+    };
+    tracing::instrument::WithSubscriber::with_subscriber(
+        requests,
+        server::logging::subscriber(captured.clone()),
+    )
+    .await;
+    let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logged.contains("request finished"), "{logged}");
+    assert!(!logged.contains(&secret), "the secret was logged: {logged}");
+}

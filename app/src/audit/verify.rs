@@ -662,8 +662,9 @@ pub async fn verify(
     Ok(report)
 }
 
-/// Records a run: a row for the panel and an `audit.verified` event (outcome `error` with
-/// code `AUDIT_CHAIN_BROKEN` when something does not hold), in one transaction.
+/// Records a run: a row for the panel (through `audit_record_verification()`, the only way
+/// to add one) and an `audit.verified` event (outcome `error` with code
+/// `AUDIT_CHAIN_BROKEN` when something does not hold), in one transaction.
 pub async fn record(
     pool: &PgPool,
     report: &Report,
@@ -675,10 +676,10 @@ pub async fn record(
         Some((seq, problem)) => (Some(*seq), Some(problem.to_string())),
         None => (None, None),
     };
-    sqlx::query!(
-        "INSERT INTO audit_verifications
-             (started_at, from_seq, to_seq, checked, to_hash, broken_seq, problem, run_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    // Through the definer function: the app role may not insert verification rows itself,
+    // and the function checks what an intact run claims (its last hash is the stored one).
+    sqlx::query_scalar!(
+        r#"SELECT audit_record_verification($1, $2, $3, $4, $5, $6, $7, $8) AS "id!""#,
         started_at,
         report.from_seq,
         report.to_seq,
@@ -688,7 +689,7 @@ pub async fn record(
         problem,
         run_by
     )
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
     let mut event =
         NewEvent::new(Source::System, run_by, "audit.verified").details(serde_json::json!({

@@ -45,7 +45,8 @@ pub async fn whoami() -> Result<Option<StaffIdentity>, AppError> {
 #[server]
 pub async fn sign_in(
     email: String,
-    password: String,
+    // Its `Debug` is redacted: the macro derives `Debug` for the arguments.
+    password: crate::secret::SecretString,
     next: Option<String>,
 ) -> Result<(), AppError> {
     use super::{password, queries, request_meta, session};
@@ -56,6 +57,7 @@ pub async fn sign_in(
     if email.is_empty() {
         return Err(AppError::validation("email", "Enter your email address."));
     }
+    let password = password.expose();
     if password.is_empty() {
         return Err(AppError::validation("password", "Enter your password."));
     }
@@ -94,11 +96,8 @@ pub async fn sign_in(
     }
 
     let account = queries::for_sign_in(&pool, &email).await?;
-    let password_ok = password::verify(
-        &password,
-        account.as_ref().map(|a| a.password_hash.as_str()),
-    )
-    .await?;
+    let password_ok =
+        password::verify(password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
     let now = OffsetDateTime::now_utc();
     let mut tx = pool.begin().await?;
 

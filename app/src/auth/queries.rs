@@ -30,8 +30,8 @@ pub async fn active_identity(
     }))
 }
 
-/// What sign-in needs to know about an account.
-#[derive(Debug)]
+/// What sign-in needs to know about an account. `Debug` leaves the password hash out (an
+/// Argon2 hash in a log is an offline guessing target).
 pub struct SignInRow {
     /// Staff id.
     pub id: Uuid,
@@ -43,6 +43,18 @@ pub struct SignInRow {
     pub status: String,
     /// Locked until, when locked.
     pub locked_until: Option<OffsetDateTime>,
+}
+
+impl std::fmt::Debug for SignInRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInRow")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("password_hash", &format_args!("[redacted]"))
+            .field("status", &self.status)
+            .field("locked_until", &self.locked_until)
+            .finish()
+    }
 }
 
 /// The account signing in with `email` (already lowercased), if any.

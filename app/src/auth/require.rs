@@ -263,4 +263,36 @@ impl Change {
         self.tx.commit().await?;
         Ok(seq)
     }
+
+    /// Records `event` now, before the statements that follow it, for a change whose event
+    /// must see the database as it was: an event takes the retention class its tenant has
+    /// when it is written, so shortening a tenant's retention records its event first, in
+    /// the old (longer) class, rather than in the class it is about to drop sooner.
+    ///
+    /// The chain head stays locked from here until the commit: keep what follows short.
+    pub async fn record_first(mut self, event: NewEvent) -> Result<Recorded, AppError> {
+        let seq = audit::queries::record(&mut self.tx, &event).await?;
+        Ok(Recorded { tx: self.tx, seq })
+    }
+}
+
+/// A change whose audit event is already recorded ([`Change::record_first`]): its
+/// remaining statements run on [`Recorded::db`], and [`Recorded::commit`] needs no event.
+/// Dropped without committing, it rolls back, event included.
+pub struct Recorded {
+    tx: Transaction<'static, Postgres>,
+    seq: i64,
+}
+
+impl Recorded {
+    /// The connection to run the rest of the change on.
+    pub fn db(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// Commits the change and its event. Returns the event's position in the audit chain.
+    pub async fn commit(self) -> Result<i64, AppError> {
+        self.tx.commit().await?;
+        Ok(self.seq)
+    }
 }

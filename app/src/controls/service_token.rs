@@ -5,6 +5,7 @@
 
 use crate::auth::Actor;
 use crate::error::AppError;
+use crate::secret::SecretString;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
@@ -25,7 +26,7 @@ fn parse(raw: &str) -> Option<(&str, &str)> {
 }
 
 /// Mints a service token named `name`; returns its text, shown once.
-pub async fn mint(actor: &Actor, name: &str) -> Result<Zeroizing<String>, AppError> {
+pub async fn mint(actor: &Actor, name: &str) -> Result<SecretString, AppError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(AppError::validation(
@@ -61,7 +62,10 @@ pub async fn mint(actor: &Actor, name: &str) -> Result<Zeroizing<String>, AppErr
         .target(format!("service_token:{id}"))
         .details(serde_json::json!({ "name": name }));
     change.commit(event).await?;
-    Ok(Zeroizing::new(format!("{PREFIX}{id}_{}", secret.as_str())))
+    Ok(SecretString::new(format!(
+        "{PREFIX}{id}_{}",
+        secret.as_str()
+    )))
 }
 
 /// Revokes the service token named `name`.

@@ -49,9 +49,21 @@ fn stream(pool: PgPool, export: Export) -> Response {
         export::Format::Jsonl.content_type()
     };
     let (sender, receiver) = tokio::sync::mpsc::channel(IN_FLIGHT);
+    let completed = export.completion();
     tokio::spawn(export.run(pool, sender));
-    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
+    // Once the chunks end, an export that was cut short (time limit, stall, failure) ends
+    // the body with an error, so the client sees a broken download rather than a clean
+    // end that passes a truncated file off as whole.
+    let body = futures_util::stream::unfold(Some(receiver), move |receiver| {
+        let completed = completed.clone();
+        async move {
+            let mut receiver = receiver?;
+            match receiver.recv().await {
+                Some(chunk) => Some((chunk, Some(receiver))),
+                None if completed.load(std::sync::atomic::Ordering::Acquire) => None,
+                None => Some((Err(std::io::Error::other("the export was cut short")), None)),
+            }
+        }
     });
     let mut response = Body::from_stream(body).into_response();
     let headers = response.headers_mut();

@@ -4,6 +4,7 @@
 pub mod audit_export;
 pub mod health;
 pub mod middleware;
+pub mod pasted_token;
 
 use app::auth::api::SignInPolicy;
 use app::controls::state::Controls;
@@ -99,7 +100,8 @@ fn session_layer(pool: PgPool, https: bool) -> SessionManagerLayer<PostgresStore
 /// session, no cookies),
 /// both behind the request id, security headers and the request timeout.
 ///
-/// Server functions answer POST only: nothing changes state on GET.
+/// Server functions answer POST only: nothing changes state on GET. A console URL whose
+/// query holds a pasted token is redirected to one without it ([`pasted_token`]).
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let context = request_context(&state);
@@ -121,6 +123,9 @@ pub fn router(state: AppState) -> Router {
             state.security.clone(),
             middleware::same_origin,
         ))
+        // Before anything reads the query: a token pasted into a filter of a page that was
+        // not interactive yet is redirected out of the URL.
+        .layer(axum::middleware::from_fn(pasted_token::strip_pasted_tokens))
         .with_state(state.clone());
     Router::new()
         .route("/healthz", get(health::healthz))

@@ -73,8 +73,8 @@ pub struct ClientDetail {
     pub denials: Vec<TokenEvent>,
 }
 
-/// A key shown once, at creation or rotation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A key shown once, at creation or rotation. `Debug` leaves the key out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct MintedKey {
     /// The client.
     pub client_id: Uuid,
@@ -82,6 +82,16 @@ pub struct MintedKey {
     pub version: i32,
     /// The key itself. Not stored anywhere; gone when the page is left.
     pub secret: String,
+}
+
+impl std::fmt::Debug for MintedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedKey")
+            .field("client_id", &self.client_id)
+            .field("version", &self.version)
+            .field("secret", &format_args!("[redacted]"))
+            .finish()
+    }
 }
 
 /// What revoking a client takes with it.

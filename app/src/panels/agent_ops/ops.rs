@@ -9,6 +9,7 @@ use crate::auth::Actor;
 use crate::error::AppError;
 use crate::panels::integrations::queries::{record_revocations, revoke_matching, Matching};
 use crate::panels::integrations::{normalize_reason, TokenEvent};
+use crate::secret::SecretString;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use time::{Duration, OffsetDateTime};
@@ -24,10 +25,10 @@ pub fn key_hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-fn new_key() -> Zeroizing<String> {
+fn new_key() -> SecretString {
     let mut bytes = Zeroizing::new([0u8; 32]);
     rand::fill(&mut bytes[..]);
-    Zeroizing::new(format!(
+    SecretString::new(format!(
         "{KEY_PREFIX}{}",
         bs58::encode(&bytes[..]).into_string()
     ))
@@ -134,14 +135,14 @@ async fn insert_key(
     client: Uuid,
     version: i32,
     by: &str,
-) -> sqlx::Result<Zeroizing<String>> {
+) -> sqlx::Result<SecretString> {
     let secret = new_key();
     sqlx::query!(
         "INSERT INTO client_keys (client_id, version, secret_hash, state, created_by)
          VALUES ($1, $2, $3, 'active', $4)",
         client,
         version,
-        &key_hash(&secret)[..],
+        &key_hash(secret.expose())[..],
         by
     )
     .execute(conn)
@@ -185,7 +186,7 @@ pub async fn create(
     Ok(MintedKey {
         client_id: id,
         version: 1,
-        secret: secret.to_string(),
+        secret: secret.expose().to_owned(),
     })
 }
 
@@ -362,7 +363,7 @@ pub async fn rotate_key(
     Ok(MintedKey {
         client_id: id,
         version: next,
-        secret: secret.to_string(),
+        secret: secret.expose().to_owned(),
     })
 }
 

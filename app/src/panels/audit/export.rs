@@ -23,6 +23,54 @@ pub const CONCURRENT: usize = 4;
 /// How long a download may stall (the client reading nothing) before it is ended, so a
 /// stuck client cannot hold its snapshot and connection for ever.
 pub const STALL: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long one export may run in all, however steadily its client reads. The stall limit
+/// alone is per chunk: a client taking one 64 KiB chunk every 29 s would hold a snapshot
+/// (holding back vacuum on every table) and one of the [`CONCURRENT`] slots for ever.
+///
+/// 30 minutes: the largest export the panel allows (93 days) of the benchmark's whole
+/// 10 million events takes about a minute at the measured 177,000 rows/s, so the cap
+/// leaves a client 30 times slower than that (about 1.4 MB/s) room to finish.
+pub const TOTAL: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// The time limits of one export. [`begin`] uses [`ExportLimits::default`] ([`STALL`] and
+/// [`TOTAL`]); tests set short ones with [`Export::with_limits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportLimits {
+    /// Longest wait for the client to take one chunk.
+    pub stall: std::time::Duration,
+    /// Longest time the whole export may take, from its first row.
+    pub total: std::time::Duration,
+}
+
+impl Default for ExportLimits {
+    fn default() -> Self {
+        Self {
+            stall: STALL,
+            total: TOTAL,
+        }
+    }
+}
+
+/// Why an export ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Every row was sent.
+    Complete,
+    /// The client took nothing for [`ExportLimits::stall`], or went away.
+    Stalled,
+    /// The export ran past [`ExportLimits::total`].
+    TimeLimit,
+}
+
+impl Ending {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Stalled => "stalled_or_cancelled",
+            Self::TimeLimit => "time_limit",
+        }
+    }
+}
 
 fn slots() -> &'static std::sync::Arc<tokio::sync::Semaphore> {
     static SLOTS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
@@ -121,6 +169,8 @@ pub struct Export {
     format: Format,
     filters: String,
     done_event: NewEvent,
+    limits: ExportLimits,
+    completed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Checks the request and records its start. `tenant_path` is the tenant of an
@@ -165,6 +215,8 @@ pub async fn begin(
         format,
         filters,
         done_event,
+        limits: ExportLimits::default(),
+        completed: Default::default(),
     })
 }
 
@@ -197,15 +249,29 @@ impl Export {
         &self.filters
     }
 
+    /// The same export under other time limits.
+    pub fn with_limits(mut self, limits: ExportLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Set once [`Export::run`] has sent every row. The HTTP body reads it when the chunks
+    /// end: an export cut short must end the download with an error, not a clean end of
+    /// file that would pass a truncated file off as whole.
+    pub fn completion(&self) -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+        self.completed.clone()
+    }
+
     /// Streams the rows into `out` in chunks, then records `audit.exported`. Stops early,
-    /// and records that, when the receiver is gone (the download was cancelled).
+    /// and records that (with why: `stopped`), when the receiver is gone (the download was
+    /// cancelled), stalls, or the export runs past its total time limit.
     pub async fn run(
         self,
         pool: PgPool,
         out: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
     ) {
-        let (rows, complete) = match self.stream(&pool, &out).await {
-            Ok(done) => done,
+        let (rows, ending) = match self.stream(&pool, &out).await {
+            Ok((rows, ending)) => (rows, Ok(ending)),
             Err(err) => {
                 let err = AppError::from(err);
                 tracing::error!(error = %err, filters = %self.filters, "audit export failed");
@@ -214,13 +280,27 @@ impl Export {
                         "the export failed on the server",
                     )))
                     .await;
-                (0, false)
+                (0, Err(()))
             }
         };
+        let complete = ending == Ok(Ending::Complete);
+        if complete {
+            self.completed
+                .store(true, std::sync::atomic::Ordering::Release);
+        } else if ending == Ok(Ending::TimeLimit) {
+            tracing::warn!(
+                rows,
+                limit_s = self.limits.total.as_secs(),
+                filters = %self.filters,
+                "audit export ended at its time limit"
+            );
+        }
         let mut event = self.done_event;
         if let serde_json::Value::Object(map) = &mut event.details {
             map.insert("rows".into(), rows.into());
             map.insert("complete".into(), complete.into());
+            let stopped = ending.map_or("error", Ending::as_str);
+            map.insert("stopped".into(), stopped.into());
         }
         if !complete {
             event = event.denied("EXPORT_INCOMPLETE");
@@ -239,7 +319,24 @@ impl Export {
         &self,
         pool: &PgPool,
         out: &tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
-    ) -> sqlx::Result<(i64, bool)> {
+    ) -> sqlx::Result<(i64, Ending)> {
+        let deadline = tokio::time::Instant::now() + self.limits.total;
+        let stall = self.limits.stall;
+        // Sends one chunk unless the export is past its deadline; waits at most the stall
+        // limit, and never past the deadline.
+        let send = move |chunk: Vec<u8>| async move {
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(Ending::TimeLimit);
+            }
+            let wait = stall.min(deadline - now);
+            match tokio::time::timeout(wait, out.send(Ok(chunk))).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(Ending::Stalled),
+                Err(_) if wait < stall => Err(Ending::TimeLimit),
+                Err(_) => Err(Ending::Stalled),
+            }
+        };
         let mut tx = pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
@@ -315,11 +412,8 @@ impl Export {
                         .map_err(|e| sqlx::Error::Io(e.into_error()))?,
                     Format::Jsonl => std::mem::take(&mut jsonl),
                 };
-                if !matches!(
-                    tokio::time::timeout(STALL, out.send(Ok(chunk))).await,
-                    Ok(Ok(()))
-                ) {
-                    return Ok((count, false));
+                if let Err(ending) = send(chunk).await {
+                    return Ok((count, ending));
                 }
             }
         }
@@ -330,16 +424,15 @@ impl Export {
                 .map_err(|e| sqlx::Error::Io(e.into_error()))?,
             Format::Jsonl => jsonl,
         };
-        if !rest.is_empty()
-            && !matches!(
-                tokio::time::timeout(STALL, out.send(Ok(rest))).await,
-                Ok(Ok(()))
-            )
-        {
-            return Ok((count, false));
+        if !rest.is_empty() {
+            if let Err(ending) = send(rest).await {
+                return Ok((count, ending));
+            }
+        } else if tokio::time::Instant::now() >= deadline {
+            return Ok((count, Ending::TimeLimit));
         }
         tx.commit().await?;
-        Ok((count, true))
+        Ok((count, Ending::Complete))
     }
 }
 

@@ -85,24 +85,15 @@ pub fn push_where(q: &mut QueryBuilder<'_, Postgres>, filter: &AuditFilter, tena
     }
 }
 
-/// A cursor: the last row's time (µs since 1970) and position.
+/// A cursor: the last row's time and position ([`crate::cursor`]'s format).
 pub fn encode_cursor(row: &EventRow) -> String {
-    format!("{}.{}", row.ts.unix_timestamp_nanos() / 1000, row.seq)
+    crate::cursor::encode(row.ts, &row.seq.to_string())
 }
 
-/// Reads a cursor; a malformed one is a clear error, not an empty page.
+/// Reads a cursor; a malformed or out-of-range one is a clear error on `after`, not an
+/// empty page or a panic.
 pub fn decode_cursor(raw: &str) -> Result<(OffsetDateTime, i64), AppError> {
-    let bad = || {
-        AppError::validation(
-            "after",
-            "This page link is damaged: start from the first page.",
-        )
-    };
-    let (micros, seq) = raw.split_once('.').ok_or_else(bad)?;
-    let micros: i128 = micros.parse().map_err(|_| bad())?;
-    let seq: i64 = seq.parse().map_err(|_| bad())?;
-    let ts = OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).map_err(|_| bad())?;
-    Ok((ts, seq))
+    Ok(crate::cursor::decode_seq(raw)?)
 }
 
 fn event_row(r: &sqlx::postgres::PgRow) -> sqlx::Result<EventRow> {
@@ -248,7 +239,8 @@ pub async fn tenants(pool: &PgPool) -> Result<Vec<super::TenantRetention>, AppEr
 }
 
 /// Sets `tenant`'s retention class to `months`, with `reason`: checked, changed and audited
-/// in one transaction. Applies to events written from now on.
+/// in one transaction. Applies to events written from now on; its own event is kept for
+/// the longer of the old and the new class.
 pub async fn set_retention(
     actor: &crate::auth::Actor,
     tenant: &str,
@@ -292,13 +284,6 @@ pub async fn set_retention(
             ),
         });
     }
-    sqlx::query!(
-        "UPDATE tenants SET audit_retention_months = $2 WHERE id = $1",
-        row.id,
-        months
-    )
-    .execute(change.db())
-    .await?;
     let mut event = actor
         .event("tenant.audit_retention_changed")
         .target(format!("tenant:{}", tenant.trim()))
@@ -308,6 +293,29 @@ pub async fn set_retention(
             "to_months": months,
         }));
     event.tenant_id = Some(row.id);
-    change.commit(event).await?;
+    // The event is the evidence of the change, so it is kept for the longer of the two
+    // classes: an event takes its tenant's class as it is written (the chain trigger
+    // checks that), so shortening records it before the update, in the old class, and
+    // lengthening records it after, in the new one. Recorded in the shorter class, it
+    // would be dropped together with the events it explains.
+    if months < row.audit_retention_months {
+        let mut change = change.record_first(event).await?;
+        set_class(change.db(), row.id, months).await?;
+        change.commit().await?;
+    } else {
+        set_class(change.db(), row.id, months).await?;
+        change.commit(event).await?;
+    }
+    Ok(())
+}
+
+async fn set_class(db: &mut sqlx::PgConnection, tenant: Uuid, months: i16) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE tenants SET audit_retention_months = $2 WHERE id = $1",
+        tenant,
+        months
+    )
+    .execute(db)
+    .await?;
     Ok(())
 }

@@ -528,27 +528,16 @@ impl TokenFilter {
     }
 }
 
-/// A keyset cursor: the last row's creation time (unix microseconds) and id.
+/// A keyset cursor: the last row's creation time and id ([`crate::cursor`]'s format).
 pub fn encode_cursor(created_at: OffsetDateTime, id: &str) -> String {
-    format!("{}.{id}", created_at.unix_timestamp_nanos() / 1000)
+    crate::cursor::encode(created_at, id)
 }
 
-/// Parses [`encode_cursor`]'s form.
+/// Parses [`encode_cursor`]'s form; a bad cursor is a validation error on `after`.
 pub fn decode_cursor(raw: &str) -> Result<(OffsetDateTime, String), AppError> {
-    let bad = || {
-        AppError::validation(
-            "after",
-            "That page link is damaged: start from the first page.",
-        )
-    };
-    let (micros, id) = raw.split_once('.').ok_or_else(bad)?;
-    let micros: i128 = micros.parse().map_err(|_| bad())?;
-    let nanos = micros.checked_mul(1000).ok_or_else(bad)?;
-    let at = OffsetDateTime::from_unix_timestamp_nanos(nanos).map_err(|_| bad())?;
-    if !is_token_id_text(id) {
-        return Err(bad());
-    }
-    Ok((at, id.to_owned()))
+    Ok(crate::cursor::decode_with(raw, |id| {
+        is_token_id_text(id).then(|| id.to_owned())
+    })?)
 }
 
 #[cfg(test)]

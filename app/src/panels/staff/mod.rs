@@ -35,12 +35,22 @@ pub struct StaffRow {
 }
 
 /// A password shown exactly once: to the admin who created or reset the account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `Debug` leaves the password out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct OneTimePassword {
     /// Whose password.
     pub email: String,
     /// The password. Never stored, logged or returned again.
     pub password: String,
+}
+
+impl std::fmt::Debug for OneTimePassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OneTimePassword")
+            .field("email", &self.email)
+            .field("password", &format_args!("[redacted]"))
+            .finish()
+    }
 }
 
 /// Checks an email address for a staff account; returns it trimmed and lowercased.

@@ -1,7 +1,7 @@
 import { expect, type Page } from '@playwright/test';
 
 export const ADMIN_EMAIL = 'admin@e2e.test';
-export const ADMIN_PASSWORD = 'e2e admin password, long enough';
+export const ADMIN_PASSWORD = 'e2e fixture passphrase, long enough';
 
 /** Collects console errors, warnings (hydration mismatches are logged as such) and page errors. */
 export function watchConsole(page: Page): string[] {

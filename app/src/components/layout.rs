@@ -38,12 +38,15 @@ pub fn ConsoleLayout() -> impl IntoView {
     let location = use_location();
     Effect::new(move |previous: Option<String>| {
         let path = location.pathname.get();
+        // Read here, in the effect: a resource read in a spawned task outside a Suspense
+        // is a hydration hazard Leptos warns about. (A change of `staff` re-runs this
+        // effect with the same path, which checks nothing.)
+        let known = staff.get();
         if previous.is_some_and(|previous| previous != path) {
             leptos::task::spawn_local(async move {
                 // A failed check (network down) keeps what we knew: the server refuses
                 // whatever the answer would have changed anyway.
                 let Ok(fresh) = whoami().await else { return };
-                let known = staff.try_get_untracked().flatten();
                 if known.as_ref() != Some(&Ok(fresh.clone())) {
                     let _ = staff.try_set(Some(Ok(fresh)));
                 }

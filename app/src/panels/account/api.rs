@@ -1,15 +1,16 @@
 //! Server functions of the account page. Each starts with `require(Permission::OwnAccount)`.
 
 use crate::error::AppError;
+use crate::secret::SecretString;
 use leptos::prelude::*;
 
 /// Changes the signed-in person's password, keeps this session (under a new id) and ends
 /// every other, then goes to `next` (a console path) or home.
 #[server]
 pub async fn change_password(
-    current: String,
-    new: String,
-    confirm: String,
+    current: SecretString,
+    new: SecretString,
+    confirm: SecretString,
     next: Option<String>,
 ) -> Result<(), AppError> {
     use crate::auth::{require, session, Permission};

@@ -12,33 +12,29 @@ pub mod ops;
 pub mod queries;
 pub mod view;
 
-/// What the change form sends. Holds passwords: never logged (`Debug` is redacted).
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
+use crate::secret::SecretString;
+
+/// What the change form sends. Holds passwords: `Debug` prints none of them.
+#[derive(Debug, Clone)]
 pub struct PasswordChange {
     /// The password in use now: a stolen session alone cannot change it.
-    pub current: String,
+    pub current: SecretString,
     /// The new password.
-    pub new: String,
+    pub new: SecretString,
     /// The new password again, so a typo does not lock its owner out.
-    pub confirm: String,
-}
-
-impl std::fmt::Debug for PasswordChange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PasswordChange([redacted])")
-    }
+    pub confirm: SecretString,
 }
 
 #[cfg(test)]
 mod tests {
-    use super::PasswordChange;
+    use super::{PasswordChange, SecretString};
 
     #[test]
     fn the_change_never_prints_a_password() {
         let change = PasswordChange {
-            current: "old secret value".into(),
-            new: "new secret value".into(),
-            confirm: "new secret value".into(),
+            current: SecretString::new("old secret value"),
+            new: SecretString::new("new secret value"),
+            confirm: SecretString::new("new secret value"),
         };
         let printed = format!("{change:?}");
         assert!(!printed.contains("secret"), "{printed}");

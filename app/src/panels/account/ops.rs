@@ -25,26 +25,27 @@ pub async fn change_own_password(
     lockout: crate::auth::api::SignInPolicy,
 ) -> Result<Changed, AppError> {
     let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
-    if input.current.is_empty() {
+    let (current, new) = (input.current.expose(), input.new.expose());
+    if current.is_empty() {
         return Err(AppError::validation(
             "current",
             "Enter your current password.",
         ));
     }
-    if input.current.chars().count() > password::MAX_LEN {
+    if current.chars().count() > password::MAX_LEN {
         return Err(AppError::validation(
             "current",
             "That is not your current password.",
         ));
     }
-    password::validate_new(&input.new, &staff.email, "new")?;
-    if input.confirm != input.new {
+    password::validate_new(new, &staff.email, "new")?;
+    if input.confirm.expose() != new {
         return Err(AppError::validation(
             "confirm",
             "The two new passwords differ: type the same one twice.",
         ));
     }
-    if input.new == input.current {
+    if new == current {
         return Err(AppError::validation(
             "new",
             "Choose a password different from the current one.",
@@ -54,7 +55,7 @@ pub async fn change_own_password(
     let hash = queries::current_hash(actor.pool(), staff.id)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    if !password::verify(&input.current, Some(&hash)).await? {
+    if !password::verify(current, Some(&hash)).await? {
         let mut change = actor.change().await?;
         let locked = crate::auth::queries::record_failure(
             change.db(),
@@ -82,7 +83,7 @@ pub async fn change_own_password(
     }
 
     // Hash before opening the change: no row stays locked while the hash waits its turn.
-    let new_hash = password::hash(&input.new).await?;
+    let new_hash = password::hash(new).await?;
     let mut change = actor.change().await?;
     let locked = queries::lock(change.db(), staff.id)
         .await?

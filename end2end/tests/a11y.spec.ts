@@ -1,0 +1,64 @@
+import { test, expect, type Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+import { mintToken, signIn, waitForHydration } from './helpers';
+
+/** Serious and critical WCAG 2.1 A/AA violations on the page as it is now, one line each. */
+async function violations(page: Page): Promise<string[]> {
+  const results = await new AxeBuilder({ page })
+    .withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'])
+    .analyze();
+  return results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}) at ${n.target.join(' ')}: ${v.help}`));
+}
+
+test('every panel and detail page has no serious or critical accessibility violation', async ({ page }) => {
+  test.setTimeout(120_000);
+  const found: Record<string, string[]> = {};
+
+  await page.goto('/sign-in');
+  await waitForHydration(page);
+  found['/sign-in'] = await violations(page);
+
+  await signIn(page);
+  const token = await mintToken(page, 'demo', `e2e a11y ${Date.now()}`);
+  await page.goto('/t/demo/agent-ops');
+  await waitForHydration(page);
+  const clientName = `e2e-a11y-${Date.now()}`;
+  await page.getByLabel('Name').fill(clientName);
+  await page.getByRole('button', { name: 'Create client' }).click();
+  const clientLink = page.getByTestId('clients').getByRole('link', { name: clientName });
+  await expect(clientLink).toBeVisible();
+  const clientPath = (await clientLink.getAttribute('href'))!;
+  await page.goto('/audit');
+  const eventLink = page.getByTestId('audit-table').locator('tbody a').first();
+  await expect(eventLink).toBeVisible();
+  const eventPath = (await eventLink.getAttribute('href'))!;
+
+  const pages = [
+    '/',
+    '/t/demo',
+    '/t/demo/integrations',
+    `/t/demo/integrations/${token.split('.')[1]}`,
+    '/t/demo/agent-ops',
+    clientPath,
+    '/audit',
+    '/audit?outcome=deny&window=24h',
+    eventPath,
+    '/switches',
+    '/limits',
+    '/pepper',
+    '/staff',
+    '/account/password',
+    '/t/no-such-tenant',
+    '/no-such-page',
+  ];
+  for (const path of pages) {
+    await page.goto(path);
+    await waitForHydration(page);
+    await expect(page.getByRole('heading', { level: 1 })).toBeVisible();
+    found[path] = await violations(page);
+  }
+  const failing = Object.fromEntries(Object.entries(found).filter(([, v]) => v.length > 0));
+  expect(failing).toEqual({});
+});

@@ -1,0 +1,108 @@
+import { test, expect, type Page } from '@playwright/test';
+import { mintToken, signIn, waitForHydration, watchConsole } from './helpers';
+
+/** A small seeded generator, so a failing run can be replayed with E2E_NAV_SEED. */
+function generator(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A client-side navigation, as a click on a link does (the router handles it; no reload). */
+async function follow(page: Page, href: string): Promise<void> {
+  await page.evaluate((to) => {
+    const a = document.createElement('a');
+    a.href = to;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  }, href);
+}
+
+test('moving quickly between every panel, detail page and pivot while data loads leaves the page alive', async ({ page }) => {
+  test.setTimeout(120_000);
+  const problems = watchConsole(page);
+  await signIn(page);
+
+  // Something to open on every detail page: a token, a client, audit events.
+  const token = await mintToken(page, 'demo', `e2e nav ${Date.now()}`);
+  const tokenId = token.split('.')[1];
+  await page.goto('/t/demo/agent-ops');
+  await waitForHydration(page);
+  const clientName = `e2e-nav-${Date.now()}`;
+  await page.getByLabel('Name').fill(clientName);
+  await page.getByRole('button', { name: 'Create client' }).click();
+  const clientLink = page.getByTestId('clients').getByRole('link', { name: clientName });
+  await expect(clientLink).toBeVisible();
+  const clientPath = (await clientLink.getAttribute('href'))!;
+  await page.goto('/audit');
+  const eventLink = page.getByTestId('audit-table').locator('tbody a').first();
+  await expect(eventLink).toBeVisible();
+  const eventPath = (await eventLink.getAttribute('href'))!;
+  await waitForHydration(page);
+
+  const now = Date.now();
+  const iso = (ms: number) => new Date(ms).toISOString().slice(0, 19) + 'Z';
+  const targets = [
+    '/',
+    '/t/demo',
+    '/t/demo/integrations',
+    `/t/demo/integrations/${tokenId}`,
+    '/t/demo/integrations?status=revoked',
+    '/t/demo/agent-ops',
+    clientPath,
+    '/t/globex/agent-ops',
+    '/audit',
+    '/audit?outcome=deny&window=15m',
+    eventPath,
+    `/audit?ip=127.0.0.1&from=${iso(now - 15 * 60_000)}&to=${iso(now + 15 * 60_000)}`,
+    '/audit?action=staff.*&window=24h',
+    '/switches',
+    '/limits',
+    '/pepper',
+    '/staff',
+    '/account/password',
+  ];
+
+  // Every server function answers late, by a different amount each time: pages are left
+  // while their data is still loading, in every order.
+  const seed = Number(process.env.E2E_NAV_SEED ?? Date.now() % 100_000);
+  const random = generator(seed);
+  await page.route('**/api/**', async (route) => {
+    await new Promise((r) => setTimeout(r, Math.floor(random() * 250)));
+    await route.continue().catch(() => {});
+  });
+
+  const visited = new Set<string>();
+  const steps = 80;
+  for (let i = 0; i < steps; i++) {
+    const roll = random();
+    if (roll < 0.15 && i > 0) {
+      await page.goBack();
+    } else if (roll < 0.22 && i > 0) {
+      await page.goForward();
+    } else {
+      const to = targets[i < targets.length ? i : Math.floor(random() * targets.length)];
+      visited.add(to);
+      await follow(page, to);
+    }
+    // Leave before, during or just after the page's data arrives.
+    await page.waitForTimeout(Math.floor(random() * 180));
+  }
+  expect(visited.size).toBe(targets.length);
+
+  // Still alive: the router, the data and the event handlers all answer.
+  await page.unroute('**/api/**');
+  await follow(page, '/audit');
+  await expect(page.getByRole('heading', { level: 1, name: 'Audit log' })).toBeVisible();
+  await expect(page.getByTestId('audit-table')).toBeVisible();
+  await page.getByRole('navigation', { name: 'Panels' }).getByRole('link', { name: 'Kill switches' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Kill switches' })).toBeVisible();
+  await expect(page.getByTestId('switches')).toBeVisible();
+  expect(problems, `seed ${seed}`).toEqual([]);
+});

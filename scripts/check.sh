@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# `make check`: the fast checks, from a fresh clone. Installs what is missing, starts
+# PostgreSQL, then runs, in order: formatting, clippy on both builds (warnings are errors),
+# the unit + integration + HTTP tests (a fresh database per test, in parallel), and the
+# check that .sqlx/ matches the code and migrations. `make test` runs this, then the
+# browser tests.
+set -euo pipefail
+# Ctrl-C or SIGTERM end the script through `exit`, so the EXIT trap (stopping the database
+# we started) runs: bash skips EXIT traps when an untrapped signal kills it.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
+started=$(date +%s)
+
+step "tools"
+scripts/setup.sh
+export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+
+step "formatting"
+cargo fmt --all --check
+
+step "database"
+# Leave a cluster that was already running (say, for `make run`) as it was.
+if [ -z "${DATABASE_URL:-}" ]; then
+  if ! scripts/db.sh url postgres >/dev/null 2>&1; then
+    scripts/db.sh start
+    # DATABASE_URL is re-pointed below; the embedded cluster is what we stop.
+    trap 'DATABASE_URL= scripts/db.sh stop' EXIT
+  fi
+fi
+schema_url=$(scripts/sqlx-schema-db.sh)
+
+# Builds check every query against the live schema (SQLX_OFFLINE=false) and write the
+# metadata they compiled into a scratch folder, compared with .sqlx/ below.
+sqlx_seen=$(mktemp -d)
+export SQLX_OFFLINE=false SQLX_OFFLINE_DIR=$sqlx_seen DATABASE_URL=$schema_url
+
+step "clippy (server build, then browser build; warnings are errors)"
+# Per package: building ssr and hydrate in one cargo invocation would unify both features.
+cargo clippy -p app -p server --features app/ssr --all-targets -- -D warnings
+cargo clippy -p app --features hydrate --target wasm32-unknown-unknown -- -D warnings
+
+step "unit, integration and HTTP tests (in parallel)"
+# One invocation for both packages: the same feature set as the server build, so no
+# rebuild. Each #[sqlx::test] gets a fresh database on DATABASE_URL's server.
+cargo test -p app -p server --features app/ssr
+
+step ".sqlx/ matches the code and migrations"
+stale=0
+for f in "$sqlx_seen"/*.json; do
+  [ -e "$f" ] || continue
+  if ! cmp -s "$f" ".sqlx/$(basename "$f")"; then
+    echo "stale or missing: .sqlx/$(basename "$f")"; stale=1
+  fi
+done
+[ "$stale" = 0 ] || { echo "run scripts/sqlx-prepare.sh and commit .sqlx/"; exit 1; }
+echo "ok ($(ls "$sqlx_seen" | wc -l) queries compiled in this run)"
+
+echo
+echo "checks passed in $(( $(date +%s) - started ))s"

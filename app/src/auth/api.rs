@@ -120,13 +120,21 @@ pub async fn sign_in(
     // Decide from the row as it is now, locked until commit: attempts that queued behind
     // the hashing limit see the lock earlier failures set, and cannot clear it.
     let Some(fresh) = queries::lock_for_sign_in(&mut tx, account.id).await? else {
+        if let Some(ip) = &ip {
+            queries::record_ip_failure(&mut tx, ip).await?;
+        }
         tx.commit().await?;
         return Err(AppError::InvalidCredentials);
     };
 
     // Locked: say so and until when, whatever the password, so the answer tells an attacker
-    // nothing about their guess. Attempts during the lock do not extend it.
+    // nothing about their guess. Attempts during the lock do not extend it, but they count
+    // against the address like any failure: each one still costs an Argon2 hash and an
+    // audit event, so a locked or disabled account must not be a free target for a flood.
     if let Some(until) = fresh.locked_until.filter(|until| *until > now) {
+        if let Some(ip) = &ip {
+            queries::record_ip_failure(&mut tx, ip).await?;
+        }
         record(
             &mut tx,
             &event(actor, Some("ACCOUNT_LOCKED")).actor_name(account.email.clone()),
@@ -137,8 +145,11 @@ pub async fn sign_in(
             until: crate::components::time::utc_minutes(until),
         });
     }
-    // Disabled: the generic refusal, whatever the password.
+    // Disabled: the generic refusal, whatever the password (counted like the lock above).
     if fresh.status != "active" {
+        if let Some(ip) = &ip {
+            queries::record_ip_failure(&mut tx, ip).await?;
+        }
         record(
             &mut tx,
             &event(actor, Some("ACCOUNT_DISABLED")).actor_name(account.email.clone()),

@@ -172,8 +172,25 @@ pub async fn staff(
     id
 }
 
-/// A POST to a server function, form-encoded, from the console's own origin, from `ip`.
+/// A POST to a server function, form-encoded, from the console's own origin, from
+/// 203.0.113.7.
 pub fn post_form(path: &str, cookie: Option<&str>, body: &str) -> Request<Body> {
+    post_form_from(
+        path,
+        cookie,
+        body,
+        std::net::SocketAddr::from(([203, 0, 113, 7], 40000)),
+    )
+}
+
+/// [`post_form`] from the peer `peer`. Tests that count per-address throttling use an
+/// address of their own: the "one throttle event per window" memory is per process.
+pub fn post_form_from(
+    path: &str,
+    cookie: Option<&str>,
+    body: &str,
+    peer: std::net::SocketAddr,
+) -> Request<Body> {
     let mut builder = Request::post(path)
         .header("content-type", "application/x-www-form-urlencoded")
         .header("origin", ORIGIN);
@@ -182,10 +199,7 @@ pub fn post_form(path: &str, cookie: Option<&str>, body: &str) -> Request<Body> 
     }
     let mut req = builder.body(Body::from(body.to_owned())).expect("request");
     req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-            [203, 0, 113, 7],
-            40000,
-        ))));
+        .insert(axum::extract::ConnectInfo(peer));
     req
 }
 
@@ -209,6 +223,27 @@ pub async fn sign_in(app: &Router, email: &str, password: &str) -> (Answer, Opti
         urlencode(password)
     );
     let answer = send(app, post_form(app::auth::api::SignIn::PATH, None, &body)).await;
+    let cookie = session_cookie(&answer);
+    (answer, cookie)
+}
+
+/// [`sign_in`] from the peer `peer`.
+pub async fn sign_in_from(
+    app: &Router,
+    email: &str,
+    password: &str,
+    peer: std::net::SocketAddr,
+) -> (Answer, Option<String>) {
+    let body = format!(
+        "email={}&password={}",
+        urlencode(email),
+        urlencode(password)
+    );
+    let answer = send(
+        app,
+        post_form_from(app::auth::api::SignIn::PATH, None, &body, peer),
+    )
+    .await;
     let cookie = session_cookie(&answer);
     (answer, cookie)
 }

@@ -240,6 +240,49 @@ async fn attempts_on_a_disabled_account_count_against_the_address(pool: PgPool) 
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn ipv6_failures_count_per_64_not_per_address(pool: PgPool) {
+    // The default policy: 50 failures per caller per 15 minutes.
+    let router = app(pool.clone());
+    let from = |network: u16, host: u16| {
+        std::net::SocketAddr::new(
+            std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x64, network, 0, 0, 0, host).into(),
+            40000,
+        )
+    };
+    let mut statuses = Vec::new();
+    for host in 1..=60 {
+        let (answer, _) = sign_in_from(
+            &router,
+            "nobody@example.com",
+            "not the password",
+            from(1, host),
+        )
+        .await;
+        statuses.push(answer.status.as_u16());
+    }
+    // Sixty addresses of one /64 are one caller: refused from the 51st.
+    assert_eq!(statuses[..50], [401; 50], "{statuses:?}");
+    assert_eq!(statuses[50..], [429; 10], "{statuses:?}");
+    // One throttle event for the /64 in this window, recorded with the caller's address.
+    let throttled: Vec<String> = sqlx::query_scalar(
+        "SELECT host(ip) FROM audit_events WHERE action = 'staff.sign_in' AND code = 'IP_THROTTLED'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(throttled, ["2001:db8:64:1::33"]);
+    // The next /64 is another caller.
+    let (other, _) = sign_in_from(
+        &router,
+        "nobody@example.com",
+        "not the password",
+        from(2, 1),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn signing_in_cycles_the_session_id(pool: PgPool) {
     staff(&pool, "di@example.com", Role::Viewer, PASSWORD).await;
     let router = app(pool.clone());

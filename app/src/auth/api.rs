@@ -65,7 +65,9 @@ pub async fn sign_in(
     let policy = use_context::<SignInPolicy>().unwrap_or_default();
     let pool = crate::db::pool()?;
     let meta = request_meta();
-    let ip = meta.ip.map(|ip| ip.to_string());
+    // Failures are counted per caller (an IPv6 caller per /64); the audit events keep the
+    // full address.
+    let ip = meta.ip.map(throttle_subject);
     let Some(session) = session::from_context().await else {
         return Err(AppError::internal(&"session layer missing"));
     };
@@ -202,8 +204,20 @@ pub async fn sign_in(
     Ok(())
 }
 
-/// Whether this instance has not yet recorded a throttle refusal for `ip` in the current
-/// window; remembers that it now has.
+/// What sign-in failures of `ip` are counted under, as PostgreSQL `inet` text: an IPv4
+/// address itself, an IPv6 address by its /64 network (`2001:db8:1:2::/64`), as the
+/// gateway's rate limiter counts callers. Otherwise one IPv6 host, which usually holds a
+/// whole /64, could rotate addresses and never reach the limit.
+#[cfg(feature = "ssr")]
+pub fn throttle_subject(ip: std::net::IpAddr) -> String {
+    match crate::controls::ratelimit::per_host(ip) {
+        std::net::IpAddr::V6(network) => format!("{network}/64"),
+        v4 => v4.to_string(),
+    }
+}
+
+/// Whether this instance has not yet recorded a throttle refusal for `ip` (a
+/// [`throttle_subject`]) in the current window; remembers that it now has.
 #[cfg(feature = "ssr")]
 fn first_refusal_in_window(ip: &str, window_secs: f64) -> bool {
     use std::collections::HashMap;
@@ -267,6 +281,23 @@ pub async fn sign_out() -> Result<(), AppError> {
 #[cfg(test)]
 mod tests {
     use super::safe_next;
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn ipv6_sign_in_failures_count_per_64() {
+        use super::throttle_subject;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        assert_eq!(throttle_subject(ip("198.51.100.7")), "198.51.100.7");
+        assert_eq!(
+            throttle_subject(ip("2001:db8:1:2:aaaa::1")),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            throttle_subject(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(throttle_subject(ip("2001:db8:1:3::1")), "2001:db8:1:3::/64");
+    }
 
     #[test]
     fn only_console_paths_are_followed_after_sign_in() {

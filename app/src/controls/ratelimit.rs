@@ -33,12 +33,20 @@ impl Subject {
     /// The subject for a caller's address: the address itself, or the /64 of an IPv6 one
     /// (one host usually holds a whole /64).
     pub fn ip(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => Self::Ip(ip),
-            IpAddr::V6(v6) => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                Self::Ip(IpAddr::V6(bits.into()))
-            }
+        Self::Ip(per_host(ip))
+    }
+}
+
+/// What one caller is counted as: an IPv4 address itself, an IPv6 address by its /64 (the
+/// network part; one host or household usually holds a whole /64, so counting single
+/// addresses would hand it 2^64 allowances). Shared by the gateway's limiter and the
+/// sign-in throttle.
+pub fn per_host(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
         }
     }
 }

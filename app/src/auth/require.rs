@@ -48,7 +48,8 @@ pub fn request_meta() -> RequestMeta {
                 parts
                     .extensions
                     .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                    .map(|info| info.0.ip())
+                    // An IPv4 client of a socket on `[::]` arrives IPv4-mapped.
+                    .map(|info| info.0.ip().to_canonical())
             }),
         user_agent: parts
             .headers

@@ -434,6 +434,10 @@ impl Controls {
         if !self.enforce {
             return Ok(());
         }
+        // Blocks and limits are kept in canonical form: an IPv4-mapped caller is its IPv4
+        // address (the server resolves it so already; this keeps every caller of this
+        // function right).
+        let ip = ip.map(|ip| ip.to_canonical());
         let limits = self.limits.load();
         if let Some(ip) = ip {
             if limits.blocked(ip, now) {

@@ -31,29 +31,58 @@ fn acceptable_request_id(value: &HeaderValue) -> Option<&str> {
 /// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy. Entries a client
 /// wrote itself sit to the left of what our proxies appended, so they are never reached
 /// while a trusted hop remains.
+///
+/// Every address is canonical: served on `[::]`, IPv4 clients arrive as `::ffff:a.b.c.d`,
+/// and left so they would match no IPv4 block, trusted proxy or audit filter, and share
+/// one rate-limit bucket. An unreadable entry stops the walk at the last address read.
 pub fn client_ip(
     peer: Option<std::net::IpAddr>,
     forwarded_for: &[&str],
     trusted: &[ipnet::IpNet],
 ) -> Option<std::net::IpAddr> {
-    let peer = peer?;
+    let peer = peer?.to_canonical();
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
     let mut client = peer;
     for entry in forwarded_for.iter().rev().flat_map(|v| v.rsplit(',')) {
-        match entry.trim().parse::<std::net::IpAddr>() {
-            Ok(ip) => {
+        match forwarded_address(entry) {
+            Some(ip) => {
                 client = ip;
                 if !is_trusted(&ip) {
                     break;
                 }
             }
-            Err(_) => break,
+            None => break,
         }
     }
     Some(client)
+}
+
+/// One `X-Forwarded-For` entry as a canonical address. Proxies write `1.2.3.4` and
+/// `2001:db8::1`, and some add the port (`1.2.3.4:5678`, `[2001:db8::1]:443`) or brackets
+/// alone (`[2001:db8::1]`): each is read as its address. Anything else is `None`.
+pub fn forwarded_address(entry: &str) -> Option<std::net::IpAddr> {
+    let entry = entry.trim();
+    let ip = entry
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| {
+            entry
+                .parse::<std::net::SocketAddr>()
+                .ok()
+                .map(|addr| addr.ip())
+        })
+        .or_else(|| {
+            entry
+                .strip_prefix('[')?
+                .strip_suffix(']')?
+                .parse::<std::net::Ipv6Addr>()
+                .ok()
+                .map(std::net::IpAddr::V6)
+        })?;
+    Some(ip.to_canonical())
 }
 
 /// Gives the request an id (a trusted proxy's, when well-formed) and its client address, runs it
@@ -64,10 +93,11 @@ pub async fn observe(
     mut req: Request,
     next: Next,
 ) -> Response {
+    // Canonical (IPv4-mapped read as IPv4) for the trusted-proxy check below as well.
     let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
+        .map(|info| info.0.ip().to_canonical());
     let forwarded: Vec<&str> = req
         .headers()
         .get_all(HeaderName::from_static("x-forwarded-for"))
@@ -281,6 +311,70 @@ mod tests {
         assert_eq!(
             client_ip(Some(ip("198.51.100.8")), &["6.6.6.6"], &proxies),
             Some(ip("198.51.100.8"))
+        );
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_and_forwarded_entries_are_read_as_ipv4() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let proxies: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        // A mapped peer is its IPv4 address...
+        assert_eq!(
+            client_ip(Some(ip("::ffff:203.0.113.9")), &[], &[]),
+            Some(ip("203.0.113.9"))
+        );
+        // ...so a mapped proxy is trusted, and a mapped entry it forwards is IPv4 too.
+        assert_eq!(
+            client_ip(
+                Some(ip("::ffff:10.0.0.2")),
+                &["::ffff:198.51.100.7"],
+                &proxies
+            ),
+            Some(ip("198.51.100.7"))
+        );
+        // A mapped hop of our own is skipped like any trusted one.
+        assert_eq!(
+            client_ip(
+                Some(ip("10.0.0.2")),
+                &["198.51.100.7, ::ffff:10.0.0.3"],
+                &proxies
+            ),
+            Some(ip("198.51.100.7"))
+        );
+    }
+
+    #[test]
+    fn forwarded_entries_with_ports_or_brackets_are_read_as_their_address() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        for (entry, want) in [
+            ("1.2.3.4", "1.2.3.4"),
+            (" 1.2.3.4:5678 ", "1.2.3.4"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("[::ffff:1.2.3.4]:80", "1.2.3.4"),
+        ] {
+            assert_eq!(forwarded_address(entry), Some(ip(want)), "{entry}");
+        }
+        for junk in [
+            "",
+            "unknown",
+            "1.2.3.4:",
+            "[1.2.3.4]",
+            "2001:db8::1]:443",
+            "_hidden",
+        ] {
+            assert_eq!(forwarded_address(junk), None, "{junk}");
+        }
+        // Through a proxy: the forwarded address, port dropped.
+        let proxies: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), &["[2001:db8::7]:443"], &proxies),
+            Some(ip("2001:db8::7"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), &["198.51.100.7:5678"], &proxies),
+            Some(ip("198.51.100.7"))
         );
     }
 

@@ -210,6 +210,15 @@ impl Actor {
             .ok_or_else(|| AppError::internal(&"token verifier missing from Leptos context"))
     }
 
+    /// Drops the tokens of `owner` from this instance's gateway cache, after a committed
+    /// change to the owner (the other instances hear of it through the notification the
+    /// change sent). Nothing to do for the command line, which has no cache.
+    pub fn forget_cached_tokens_of(&self, owner: uuid::Uuid) {
+        if let Some(verifier) = &self.verifier {
+            verifier.invalidate_owner(owner);
+        }
+    }
+
     /// The gateway's controls (switch and limit changes apply to this instance at once).
     pub fn controls(&self) -> Result<Arc<Controls>, AppError> {
         self.controls

@@ -144,6 +144,107 @@ pub async fn observe(
     res
 }
 
+/// What [`guard_sessions`] needs: the session cookie's name and the instance's budgets.
+#[derive(Clone)]
+pub struct SessionGuard {
+    /// `sc_session` or `__Host-sc_session`.
+    pub cookie: &'static str,
+    /// Holds the per-address budget of session lookups.
+    pub controls: Arc<app::controls::state::Controls>,
+}
+
+/// The values of every `name` cookie in `headers` that is shaped like a session id (the
+/// session layer looks those up; anything else it ignores), joined by `;`. `None` when
+/// there is none.
+pub fn session_ids(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    let ids: Vec<&str> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(key, value)| *key == name && value.parse::<tower_sessions::session::Id>().is_ok())
+        .map(|(_, value)| value)
+        .collect();
+    (!ids.is_empty()).then(|| ids.join(";"))
+}
+
+/// Whether `res` tells the browser to drop cookie `name` (`name=; …`): the session layer
+/// does that when the id it was given holds no session (unknown, expired or ended).
+fn removes_cookie(res: &Response, name: &str) -> bool {
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(';'))
+        })
+}
+
+/// Bounds the session lookups one address can cause with ids this instance has not seen
+/// valid (random cookies would otherwise be a database query each).
+///
+/// A request carrying a session id spends one from its address's budget unless that id
+/// proved valid here recently; out of budget, it gets 429 with `Retry-After` and the
+/// cookie cleared (a browser with a stale cookie is then simply signed out), and the
+/// database is not asked. After the answer, an id the session layer found empty is
+/// forgotten, and one it found is remembered, so signed-in people behind a flooding
+/// address keep working.
+pub async fn guard_sessions(
+    State(guard): State<SessionGuard>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(ids) = session_ids(req.headers(), guard.cookie) else {
+        return next.run(req).await;
+    };
+    let ip = req
+        .extensions()
+        .get::<app::request::ClientIp>()
+        .map(|ip| ip.0);
+    let budget = &guard.controls.anonymous().sessions;
+    if let Err(retry_after) = budget.admit(ip, ids.as_bytes()) {
+        return too_many_unknown_sessions(guard.cookie, retry_after);
+    }
+    let res = next.run(req).await;
+    if removes_cookie(&res, guard.cookie) {
+        budget.refuted(ids.as_bytes());
+    } else if !res.status().is_server_error() {
+        budget.proved(ids.as_bytes());
+    }
+    res
+}
+
+fn too_many_unknown_sessions(cookie: &str, retry_after: u64) -> Response {
+    use axum::response::IntoResponse as _;
+    let mut res = (
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(serde_json::json!({
+            "error": {
+                "code": "RATE_LIMITED",
+                "message": "Too many requests with unknown or expired session cookies from this address. Sign in again, or retry after the number of seconds in Retry-After.",
+            }
+        })),
+    )
+        .into_response();
+    let headers = res.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    // `__Host-` cookies can only be set (or cleared) with Secure.
+    let secure = if cookie.starts_with("__Host-") {
+        "; Secure"
+    } else {
+        ""
+    };
+    if let Ok(clear) = HeaderValue::from_str(&format!(
+        "{cookie}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
+    )) {
+        headers.insert(header::SET_COOKIE, clear);
+    }
+    res
+}
+
 /// The nonce of this response's Content-Security-Policy, for the page's inline scripts.
 #[derive(Debug, Clone)]
 pub struct CspNonce(pub Arc<str>);
@@ -376,6 +477,43 @@ mod tests {
             client_ip(Some(ip("10.0.0.2")), &["198.51.100.7:5678"], &proxies),
             Some(ip("198.51.100.7"))
         );
+    }
+
+    #[test]
+    fn only_session_shaped_cookies_are_guarded() {
+        let mut headers = axum::http::HeaderMap::new();
+        assert_eq!(session_ids(&headers, "sc_session"), None);
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; sc_session=not-an-id"),
+        );
+        assert_eq!(session_ids(&headers, "sc_session"), None);
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; sc_session=AAAAAAAAAAAAAAAAAAAAAA"),
+        );
+        assert_eq!(
+            session_ids(&headers, "sc_session").as_deref(),
+            Some("AAAAAAAAAAAAAAAAAAAAAA")
+        );
+        assert_eq!(session_ids(&headers, "__Host-sc_session"), None);
+    }
+
+    #[test]
+    fn a_cleared_session_cookie_is_recognised() {
+        use axum::response::IntoResponse as _;
+        let mut res = "x".into_response();
+        res.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static("sc_session=; Path=/; Max-Age=0"),
+        );
+        assert!(removes_cookie(&res, "sc_session"));
+        res.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static("sc_session=AAAAAAAAAAAAAAAAAAAAAA; Path=/"),
+        );
+        assert!(!removes_cookie(&res, "sc_session"));
+        assert!(!removes_cookie(&res, "sc"));
     }
 
     #[test]

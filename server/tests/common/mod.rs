@@ -373,3 +373,37 @@ pub fn mint_body(tenant: &str, name: &str, owner: &str, scopes: &[&str], days: &
     }
     parts.join("&")
 }
+
+/// A pool on `pool`'s database that counts every connection it hands out (a reused idle
+/// one or a new one): each request's trips to the database, observed from outside the code.
+pub async fn counting_pool(pool: &PgPool) -> (PgPool, Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let handed_out = Arc::new(AtomicU64::new(0));
+    let (fresh, reused) = (handed_out.clone(), handed_out.clone());
+    let counted = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .test_before_acquire(false)
+        .after_connect(move |_, _| {
+            let fresh = fresh.clone();
+            Box::pin(async move {
+                fresh.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+        })
+        .before_acquire(move |_, _| {
+            let reused = reused.clone();
+            Box::pin(async move {
+                reused.fetch_add(1, Ordering::SeqCst);
+                Ok(true)
+            })
+        })
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .expect("counting pool");
+    (counted, handed_out)
+}
+
+/// The count of a [`counting_pool`].
+pub fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.load(std::sync::atomic::Ordering::SeqCst)
+}

@@ -332,6 +332,8 @@ fn parse_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
         .map(|item| {
             item.parse::<ipnet::IpNet>()
                 .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                // Peers are compared in canonical form: `::ffff:10.0.0.5` means 10.0.0.5.
+                .map(app::controls::ratelimit::canonical_net)
                 .map_err(|_| ConfigError::Malformed {
                     name: "TRUSTED_PROXIES",
                     reason: format!("`{item}` is neither an address nor a CIDR range"),
@@ -616,7 +618,7 @@ mod tests {
     fn trusted_proxies_take_addresses_and_ranges() {
         let config = load(production(&[(
             "TRUSTED_PROXIES",
-            "10.0.0.5, 172.16.0.0/12,::1",
+            "10.0.0.5, 172.16.0.0/12,::1, ::ffff:10.9.0.0/112",
         )]))
         .expect("valid");
         let shown: Vec<String> = config
@@ -624,7 +626,10 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect();
-        assert_eq!(shown, ["10.0.0.5/32", "172.16.0.0/12", "::1/128"]);
+        assert_eq!(
+            shown,
+            ["10.0.0.5/32", "172.16.0.0/12", "::1/128", "10.9.0.0/16"]
+        );
         assert!(load(production(&[]))
             .expect("valid")
             .trusted_proxies

@@ -5,14 +5,20 @@
 //!
 //! `?tenant=<slug>` answers the values in force for that tenant (its overrides, else the
 //! global values) instead of the whole table.
+//!
+//! A well-formed token costs a database lookup, so each caller address may look up only a
+//! few tokens this instance has not seen valid ([`app::controls::anonymous`]); past that,
+//! 429 `RATE_LIMITED` with `Retry-After`, without touching the database.
 
 use app::controls::state::{etag, Controls, SwitchState};
 use app::controls::SwitchKey;
+use app::request::ClientIp;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use serde_json::json;
 use std::convert::Infallible;
@@ -44,21 +50,48 @@ fn unavailable() -> Response {
     )
 }
 
-/// Checks the service token; the refusal is the response to send.
-async fn authorize(controls: &Controls, headers: &HeaderMap) -> Result<String, Response> {
+/// Checks the service token of a caller at `ip`; the refusal is the response to send.
+///
+/// A token shaped like one is looked up in the database, which random tokens must not be
+/// able to do without limit: unless this token proved valid here recently, the lookup
+/// spends from the address's budget, and an address out of budget gets 429 at once.
+async fn authorize(
+    controls: &Controls,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+) -> Result<String, Response> {
     let raw = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .unwrap_or_default();
+    let guard = &controls.anonymous().service_tokens;
+    if app::controls::service_token::needs_lookup(raw) {
+        if let Err(retry_after) = guard.admit(ip, raw.as_bytes()) {
+            let mut res = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                "Too many unknown service tokens from this address. Retry after the number of seconds in Retry-After.",
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            return Err(res);
+        }
+    }
     match app::controls::service_token::verify(controls.pool(), raw).await {
-        Ok(Some(name)) => Ok(name),
-        Ok(None) => Err(error(
-            StatusCode::UNAUTHORIZED,
-            "SERVICE_TOKEN_INVALID",
-            "Send a service token as `Authorization: Bearer sc_svc_...`.",
-        )),
+        Ok(Some(name)) => {
+            guard.proved(raw.as_bytes());
+            Ok(name)
+        }
+        Ok(None) => {
+            guard.refuted(raw.as_bytes());
+            Err(error(
+                StatusCode::UNAUTHORIZED,
+                "SERVICE_TOKEN_INVALID",
+                "Send a service token as `Authorization: Bearer sc_svc_...`.",
+            ))
+        }
         Err(err) => {
             tracing::error!(error = %err, "service token check failed");
             Err(unavailable())
@@ -122,9 +155,11 @@ fn body_for(state: &SwitchState, tenant: Option<&app::tenants::Tenant>) -> (Arc<
 async fn document(
     State(controls): State<Arc<Controls>>,
     Query(params): Query<Params>,
+    ip: Option<Extension<ClientIp>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(res) = authorize(&controls, &headers).await {
+    let ip = ip.map(|Extension(ClientIp(ip))| ip);
+    if let Err(res) = authorize(&controls, &headers, ip).await {
         return res;
     }
     let tenant = match find_tenant(&controls, params.tenant.as_deref()).await {
@@ -158,9 +193,11 @@ const RECHECK_EVERY: Duration = Duration::from_secs(30);
 async fn stream(
     State(controls): State<Arc<Controls>>,
     Query(params): Query<Params>,
+    ip: Option<Extension<ClientIp>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(res) = authorize(&controls, &headers).await {
+    let ip = ip.map(|Extension(ClientIp(ip))| ip);
+    if let Err(res) = authorize(&controls, &headers, ip).await {
         return res;
     }
     // The tenant is resolved once, before the stream starts.
@@ -171,7 +208,7 @@ async fn stream(
     let receiver = controls.subscribe();
     let events = futures_util::stream::unfold(
         (receiver, controls, headers, tenant, true),
-        |(mut receiver, controls, headers, tenant, first)| async move {
+        move |(mut receiver, controls, headers, tenant, first)| async move {
             if !first {
                 // Wait for a change; every RECHECK_EVERY, and before sending, the token
                 // must still be valid: a revoked service token ends its open streams.
@@ -180,11 +217,11 @@ async fn stream(
                         Ok(Ok(())) => break,
                         Ok(Err(_)) => return None,
                         Err(_) => {
-                            authorize(&controls, &headers).await.ok()?;
+                            authorize(&controls, &headers, ip).await.ok()?;
                         }
                     }
                 }
-                authorize(&controls, &headers).await.ok()?;
+                authorize(&controls, &headers, ip).await.ok()?;
             }
             let state = receiver.borrow_and_update().clone();
             let (body, tag) = body_for(&state, tenant.as_ref());

@@ -1198,3 +1198,67 @@ async fn rl_overrides_json_is_imported_once(pool: PgPool) {
         .unwrap_err();
     assert!(err.contains("ghost"), "{err}");
 }
+
+/// Sends one HTTP/1.1 request over `stream` and reads the whole answer.
+async fn raw_http(mut stream: tokio::net::TcpStream, request: &str) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn an_ipv4_caller_of_a_dual_stack_listener_meets_ipv4_blocks(pool: PgPool) {
+    let w = world(pool).await;
+    // The server bound as production binds it on `[::]`: IPv4 clients arrive IPv4-mapped.
+    let listener = match tokio::net::TcpListener::bind("[::]:0").await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("SKIPPED: this sandbox cannot bind an IPv6 socket ({err})");
+            return;
+        }
+    };
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::serve::serve(
+        listener,
+        w.app.clone(),
+        async move {
+            let _ = stopped.await;
+        },
+        Duration::from_secs(2),
+    ));
+    let block = form(&[
+        ("network", "127.0.0.0/8"),
+        ("reason", "runbook 004: block list"),
+    ]);
+    let answer = call(&w.app, BlockIp::PATH, &w.operator, &block).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+
+    let stream = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+        Ok(stream) => stream,
+        Err(err) => {
+            eprintln!("SKIPPED: the `[::]` listener does not take IPv4 connections here ({err})");
+            return;
+        }
+    };
+    let answer = raw_http(
+        stream,
+        "GET /agent/v1/whoami HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer junk\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(answer.contains("\"IP_BLOCKED\""), "{answer}");
+    // The refusal is recorded with the address an auditor filters by.
+    w.verifier.ledger().flush().await.unwrap();
+    let ips: Vec<String> = sqlx::query_scalar(
+        "SELECT host(ip) FROM audit_events WHERE action = 'agent_api.refused' AND code = 'IP_BLOCKED'",
+    )
+    .fetch_all(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(ips, ["127.0.0.1"]);
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

@@ -162,6 +162,127 @@ async fn one_address_failing_too_often_is_throttled(pool: PgPool) {
     assert_eq!(codes.last().unwrap().as_deref(), Some("IP_THROTTLED"));
 }
 
+/// Refused sign-ins recorded as `IP_THROTTLED` from `ip`.
+async fn throttle_events_from(pool: &PgPool, ip: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events
+         WHERE action = 'staff.sign_in' AND code = 'IP_THROTTLED' AND ip = $1::inet",
+    )
+    .bind(ip)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Sends `n` sign-ins for `email` from `peer` (the right password and guesses in turn);
+/// returns the statuses.
+async fn attempts_from(
+    router: &axum::Router,
+    email: &str,
+    peer: std::net::SocketAddr,
+    n: usize,
+) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(n);
+    for i in 0..n {
+        let password = if i % 2 == 0 {
+            PASSWORD
+        } else {
+            "a wrong guess here"
+        };
+        let (answer, cookie) = sign_in_from(router, email, password, peer).await;
+        assert!(cookie.is_none(), "attempt {i} signed in: {}", answer.body);
+        statuses.push(answer.status.as_u16());
+    }
+    statuses
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn attempts_on_a_locked_account_count_against_the_address(pool: PgPool) {
+    staff(&pool, "lou@example.com", Role::Viewer, PASSWORD).await;
+    let policy = SignInPolicy {
+        max_failures: 3,
+        window_secs: 600.0,
+        lock_secs: 600.0,
+        max_failures_per_ip: 10,
+    };
+    let router = app_with_policy(pool.clone(), policy);
+    // Locked from one address...
+    let locker = std::net::SocketAddr::from(([198, 18, 1, 10], 40000));
+    for _ in 0..3 {
+        let (res, _) = sign_in_from(&router, "lou@example.com", "wrong wrong wrong", locker).await;
+        assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    }
+    // ...then hammered from another: every attempt on the locked account costs a hash and
+    // an event, so it counts, and the address is refused at its limit.
+    let attacker = std::net::SocketAddr::from(([198, 18, 1, 11], 40000));
+    let statuses = attempts_from(&router, "lou@example.com", attacker, 30).await;
+    assert_eq!(statuses[..10], [423; 10], "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert_eq!(throttle_events_from(&pool, "198.18.1.11").await, 1);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn attempts_on_a_disabled_account_count_against_the_address(pool: PgPool) {
+    let id = staff(&pool, "dee@example.com", Role::Viewer, PASSWORD).await;
+    let actor = app::auth::Actor::command_line(pool.clone(), "test");
+    app::panels::staff::ops::set_active(&actor, id, false)
+        .await
+        .unwrap();
+    let policy = SignInPolicy {
+        max_failures_per_ip: 10,
+        ..SignInPolicy::default()
+    };
+    let router = app_with_policy(pool.clone(), policy);
+    let attacker = std::net::SocketAddr::from(([198, 18, 2, 11], 40000));
+    let statuses = attempts_from(&router, "dee@example.com", attacker, 30).await;
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert!(statuses[10..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert_eq!(throttle_events_from(&pool, "198.18.2.11").await, 1);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn ipv6_failures_count_per_64_not_per_address(pool: PgPool) {
+    // The default policy: 50 failures per caller per 15 minutes.
+    let router = app(pool.clone());
+    let from = |network: u16, host: u16| {
+        std::net::SocketAddr::new(
+            std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x64, network, 0, 0, 0, host).into(),
+            40000,
+        )
+    };
+    let mut statuses = Vec::new();
+    for host in 1..=60 {
+        let (answer, _) = sign_in_from(
+            &router,
+            "nobody@example.com",
+            "not the password",
+            from(1, host),
+        )
+        .await;
+        statuses.push(answer.status.as_u16());
+    }
+    // Sixty addresses of one /64 are one caller: refused from the 51st.
+    assert_eq!(statuses[..50], [401; 50], "{statuses:?}");
+    assert_eq!(statuses[50..], [429; 10], "{statuses:?}");
+    // One throttle event for the /64 in this window, recorded with the caller's address.
+    let throttled: Vec<String> = sqlx::query_scalar(
+        "SELECT host(ip) FROM audit_events WHERE action = 'staff.sign_in' AND code = 'IP_THROTTLED'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(throttled, ["2001:db8:64:1::33"]);
+    // The next /64 is another caller.
+    let (other, _) = sign_in_from(
+        &router,
+        "nobody@example.com",
+        "not the password",
+        from(2, 1),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED);
+}
+
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn signing_in_cycles_the_session_id(pool: PgPool) {
     staff(&pool, "di@example.com", Role::Viewer, PASSWORD).await;

@@ -68,6 +68,9 @@ async fn readyz_turns_503_when_the_database_is_dropped_under_it() {
         .execute(&admin)
         .await
         .expect("drop database");
+    // The answer is reused for up to READY_CACHE; the next one after that probes again.
+    tokio::time::sleep(server::web::health::READY_CACHE + std::time::Duration::from_millis(100))
+        .await;
     let res = get(&router, "/readyz").await;
     assert_eq!(res.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(res.json()["status"], "unavailable");
@@ -371,4 +374,154 @@ async fn a_token_pasted_into_the_id_filter_is_redirected_out_of_the_url(pool: Pg
     let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(logged.contains("request finished"), "{logged}");
     assert!(!logged.contains(&secret), "the secret was logged: {logged}");
+}
+
+/// A request from `peer`, as the server's listener would hand it over.
+fn from_peer(mut req: Request<Body>, peer: [u8; 4]) -> Request<Body> {
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            peer, 40000,
+        ))));
+    req
+}
+
+/// A random, well-formed session id cookie that names no session.
+fn random_session_cookie() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    format!(
+        "sc_session={}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_burst_of_readyz_calls_costs_one_probe(pool: PgPool) {
+    let (pool, acquired) = common::counting_pool(&pool).await;
+    let router = app(pool);
+    let before = common::count(&acquired);
+    let calls = (0..100).map(|_| get(&router, "/readyz"));
+    let answers = futures_util::future::join_all(calls).await;
+    assert!(answers.iter().all(|a| a.status == StatusCode::OK));
+    let used = common::count(&acquired) - before;
+    assert!(used <= 2, "100 readiness calls took {used} connections");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn random_service_tokens_cannot_load_the_database(pool: PgPool) {
+    let (pool, acquired) = common::counting_pool(&pool).await;
+    let (router, _, controls) = common::app_parts(pool.clone(), false);
+    controls.reload().await.unwrap();
+    let cli = app::auth::Actor::command_line(pool.clone(), "test");
+    let good = app::controls::service_token::mint(&cli, "payments-service")
+        .await
+        .unwrap();
+    let switches = |token: &str, peer: [u8; 4]| {
+        from_peer(
+            Request::get("/api/v1/switches")
+                .header("authorization", format!("Bearer {token}"))
+                .body(Body::empty())
+                .unwrap(),
+            peer,
+        )
+    };
+    // The real service has used its token from this address before the flood.
+    let flood_from = [192, 0, 2, 80];
+    assert_eq!(
+        send(&router, switches(&good, flood_from)).await.status,
+        StatusCode::OK
+    );
+
+    let before = common::count(&acquired);
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..200 {
+        let mut id = [0u8; 8];
+        rand::fill(&mut id);
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let answer = send(&router, switches(&format!("sc_svc_{id}_guess"), flood_from)).await;
+        statuses.push(answer.status.as_u16());
+        last = Some(answer);
+    }
+    let used = common::count(&acquired) - before;
+    // The address's burst, less the one lookup the real token's first use took.
+    let budget = app::controls::anonymous::SERVICE_TOKEN_LOOKUPS.burst as usize - 1;
+    assert!(
+        used <= budget as u64 + 1,
+        "200 bad tokens took {used} connections"
+    );
+    assert!(statuses[..budget].iter().all(|s| *s == 401), "{statuses:?}");
+    assert!(statuses[budget..].iter().all(|s| *s == 429), "{statuses:?}");
+    let last = last.unwrap();
+    assert_eq!(common::code(&last), "RATE_LIMITED");
+    assert!(last.header("retry-after").parse::<u64>().unwrap() >= 1);
+
+    // The service keeps working from the flooding address, and other addresses are not
+    // touched.
+    assert_eq!(
+        send(&router, switches(&good, flood_from)).await.status,
+        StatusCode::OK
+    );
+    let elsewhere = send(
+        &router,
+        switches("sc_svc_0123456789abcdef_guess", [192, 0, 2, 81]),
+    )
+    .await;
+    assert_eq!(elsewhere.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(common::code(&elsewhere), "SERVICE_TOKEN_INVALID");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn random_session_cookies_cannot_load_the_database(pool: PgPool) {
+    use app::auth::api::Whoami;
+    let (pool, acquired) = common::counting_pool(&pool).await;
+    let router = app(pool.clone());
+    let peer = std::net::SocketAddr::from(([192, 0, 2, 90], 40000));
+    // Someone signed in behind the same address, seen once before the flood.
+    common::staff(
+        &pool,
+        "pat@example.com",
+        app::auth::Role::Viewer,
+        "a password long enough",
+    )
+    .await;
+    let (_, signed_in) =
+        common::sign_in_from(&router, "pat@example.com", "a password long enough", peer).await;
+    let signed_in = signed_in.unwrap();
+    let whoami = |cookie: &str| common::post_form_from(Whoami::PATH, Some(cookie), "", peer);
+    assert_eq!(
+        send(&router, whoami(&signed_in)).await.json()["email"],
+        "pat@example.com"
+    );
+
+    let before = common::count(&acquired);
+    let mut statuses = Vec::new();
+    let mut last = None;
+    for _ in 0..200 {
+        let answer = send(&router, whoami(&random_session_cookie())).await;
+        statuses.push(answer.status.as_u16());
+        last = Some(answer);
+    }
+    let used = common::count(&acquired) - before;
+    // The address's burst, less the one lookup the signed-in session's first use took.
+    let budget = app::controls::anonymous::SESSION_LOOKUPS.burst as usize - 1;
+    assert!(
+        used <= budget as u64 + 1,
+        "200 unknown session ids took {used} connections"
+    );
+    assert!(statuses[..budget].iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(statuses[budget..].iter().all(|s| *s == 429), "{statuses:?}");
+    let last = last.unwrap();
+    assert!(last.header("retry-after").parse::<u64>().unwrap() >= 1);
+    assert!(
+        last.header("set-cookie").starts_with("sc_session=;"),
+        "the stale cookie is cleared: {}",
+        last.header("set-cookie")
+    );
+    // The person signed in behind that address is not locked out.
+    assert_eq!(
+        send(&router, whoami(&signed_in)).await.json()["email"],
+        "pat@example.com"
+    );
 }

@@ -1062,3 +1062,181 @@ async fn an_operator_cannot_mint_a_token_owned_by_someone_else(pool: PgPool) {
         .unwrap();
     assert_eq!(tokens, 0);
 }
+
+/// (status, revoke reason) of a token row.
+async fn token_state(pool: &PgPool, id: &str) -> (String, Option<String>) {
+    sqlx::query_as("SELECT status::text, revoke_reason FROM personal_access_tokens WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_password_reset_revokes_the_owners_tokens(pool: PgPool) {
+    use app::panels::staff::api::ResetStaffPassword;
+    let w = world(pool).await;
+    let (id, token) = mint(&w, &["agent:read"]).await;
+    assert_eq!(whoami(&w, &token).await.status, StatusCode::OK);
+    // Someone else's token is not touched.
+    let (other_id, other) = person(&w.pool, &w.app, Role::Operator).await;
+    let minted = call(
+        &w.app,
+        MintToken::PATH,
+        &other,
+        &mint_body(
+            "acme",
+            "theirs",
+            &format!("staff:{other_id}"),
+            &["agent:read"],
+            "30",
+        ),
+    )
+    .await;
+    assert_eq!(minted.status, StatusCode::OK, "{}", minted.body);
+    let theirs = minted.json()["plaintext"].as_str().unwrap().to_owned();
+
+    // The admin resets the operator's password: the suspected-compromise step.
+    let admin = common::admin_cookie(&w.pool, &w.app).await;
+    let reset = call(
+        &w.app,
+        ResetStaffPassword::PATH,
+        &admin,
+        &format!("staff_id={}", w.operator_id),
+    )
+    .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+
+    // The very next call with the token is refused as revoked.
+    let refused = whoami(&w, &token).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert_eq!(code(&refused), "PAT_REVOKED_OR_INVALID");
+    assert_eq!(
+        token_state(&w.pool, &id).await,
+        ("revoked".to_owned(), Some("password reset".to_owned()))
+    );
+    let revoked: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT actor_name, reason FROM audit_events WHERE action = 'token.revoked' AND target = $1",
+    )
+    .bind(format!("pat:{id}"))
+    .fetch_all(&w.pool)
+    .await
+    .unwrap();
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(revoked[0].1.as_deref(), Some("password reset"));
+    assert_eq!(whoami(&w, &theirs).await.status, StatusCode::OK);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_demoted_owners_tokens_are_refused_from_the_next_call(pool: PgPool) {
+    use app::panels::staff::api::ChangeStaffRole;
+    let w = world(pool).await;
+    let (_, token) = mint(&w, &["agent:read"]).await;
+    assert_eq!(whoami(&w, &token).await.status, StatusCode::OK);
+
+    // Demoted in the console to a role below what tokens need: refused at once.
+    let admin = common::admin_cookie(&w.pool, &w.app).await;
+    let demote = call(
+        &w.app,
+        ChangeStaffRole::PATH,
+        &admin,
+        &format!("staff_id={}&role=viewer", w.operator_id),
+    )
+    .await;
+    assert_eq!(demote.status, StatusCode::OK, "{}", demote.body);
+    let refused = whoami(&w, &token).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(code(&refused), "OWNER_ROLE_INSUFFICIENT");
+
+    // A role change made elsewhere (here the command line, with no cache of its own)
+    // reaches this instance through the notification.
+    let listener = tokio::spawn(app::integrations::sync::listen(
+        w.verifier.clone(),
+        common::controls(w.pool.clone()),
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let cli = app::auth::Actor::command_line(w.pool.clone(), "test");
+    app::panels::staff::ops::change_role(&cli, w.operator_id, Role::Operator)
+        .await
+        .unwrap();
+    within_a_second(
+        async || whoami(&w, &token).await.status == StatusCode::OK,
+        "promoted back, the token does not work again",
+    )
+    .await;
+    app::panels::staff::ops::change_role(&cli, w.operator_id, Role::Auditor)
+        .await
+        .unwrap();
+    within_a_second(
+        async || code(&whoami(&w, &token).await) == "OWNER_ROLE_INSUFFICIENT",
+        "a demotion made elsewhere is not enforced",
+    )
+    .await;
+    listener.abort();
+
+    // Without any notification, the revalidation poll finds the changed role.
+    sqlx::query("UPDATE staff SET role = 'operator' WHERE id = $1")
+        .bind(w.operator_id)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE staff SET role = 'viewer' WHERE id = $1")
+        .bind(w.operator_id)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    w.verifier.invalidate_all();
+    assert_eq!(code(&whoami(&w, &token).await), "OWNER_ROLE_INSUFFICIENT");
+    sqlx::query("UPDATE staff SET role = 'operator' WHERE id = $1")
+        .bind(w.operator_id)
+        .execute(&w.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&whoami(&w, &token).await),
+        "OWNER_ROLE_INSUFFICIENT",
+        "cached until revalidated"
+    );
+    assert_eq!(
+        app::integrations::sync::revalidate(&w.verifier)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(whoami(&w, &token).await.status, StatusCode::OK);
+
+    // The refusals are audited with their code.
+    w.verifier.ledger().flush().await.unwrap();
+    let refusals: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(coalesce((details->>'count')::bigint, 1)), 0)::bigint FROM audit_events
+         WHERE action = 'token.failed_auth' AND code = 'OWNER_ROLE_INSUFFICIENT'",
+    )
+    .fetch_one(&w.pool)
+    .await
+    .unwrap();
+    assert!(refusals >= 4, "{refusals}");
+
+    // Nobody can mint a token for someone whose role could not use it.
+    let (viewer_id, _) = person(&w.pool, &w.app, Role::Viewer).await;
+    let (_, commander) = person(&w.pool, &w.app, Role::IncidentCommander).await;
+    let answer = call(
+        &w.app,
+        MintToken::PATH,
+        &commander,
+        &mint_body(
+            "acme",
+            "x",
+            &format!("staff:{viewer_id}"),
+            &["agent:read"],
+            "30",
+        ),
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answer.body
+    );
+    assert_eq!(answer.json()["field"], "owner");
+}

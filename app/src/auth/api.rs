@@ -67,7 +67,9 @@ pub async fn sign_in(
     let policy = use_context::<SignInPolicy>().unwrap_or_default();
     let pool = crate::db::pool()?;
     let meta = request_meta();
-    let ip = meta.ip.map(|ip| ip.to_string());
+    // Failures are counted per caller (an IPv6 caller per /64); the audit events keep the
+    // full address.
+    let ip = meta.ip.map(throttle_subject);
     let Some(session) = session::from_context().await else {
         return Err(AppError::internal(&"session layer missing"));
     };
@@ -119,13 +121,21 @@ pub async fn sign_in(
     // Decide from the row as it is now, locked until commit: attempts that queued behind
     // the hashing limit see the lock earlier failures set, and cannot clear it.
     let Some(fresh) = queries::lock_for_sign_in(&mut tx, account.id).await? else {
+        if let Some(ip) = &ip {
+            queries::record_ip_failure(&mut tx, ip).await?;
+        }
         tx.commit().await?;
         return Err(AppError::InvalidCredentials);
     };
 
     // Locked: say so and until when, whatever the password, so the answer tells an attacker
-    // nothing about their guess. Attempts during the lock do not extend it.
+    // nothing about their guess. Attempts during the lock do not extend it, but they count
+    // against the address like any failure: each one still costs an Argon2 hash and an
+    // audit event, so a locked or disabled account must not be a free target for a flood.
     if let Some(until) = fresh.locked_until.filter(|until| *until > now) {
+        if let Some(ip) = &ip {
+            queries::record_ip_failure(&mut tx, ip).await?;
+        }
         record(
             &mut tx,
             &event(actor, Some("ACCOUNT_LOCKED")).actor_name(account.email.clone()),
@@ -136,8 +146,11 @@ pub async fn sign_in(
             until: crate::components::time::utc_minutes(until),
         });
     }
-    // Disabled: the generic refusal, whatever the password.
+    // Disabled: the generic refusal, whatever the password (counted like the lock above).
     if fresh.status != "active" {
+        if let Some(ip) = &ip {
+            queries::record_ip_failure(&mut tx, ip).await?;
+        }
         record(
             &mut tx,
             &event(actor, Some("ACCOUNT_DISABLED")).actor_name(account.email.clone()),
@@ -190,8 +203,20 @@ pub async fn sign_in(
     Ok(())
 }
 
-/// Whether this instance has not yet recorded a throttle refusal for `ip` in the current
-/// window; remembers that it now has.
+/// What sign-in failures of `ip` are counted under, as PostgreSQL `inet` text: an IPv4
+/// address itself, an IPv6 address by its /64 network (`2001:db8:1:2::/64`), as the
+/// gateway's rate limiter counts callers. Otherwise one IPv6 host, which usually holds a
+/// whole /64, could rotate addresses and never reach the limit.
+#[cfg(feature = "ssr")]
+pub fn throttle_subject(ip: std::net::IpAddr) -> String {
+    match crate::controls::ratelimit::per_host(ip) {
+        std::net::IpAddr::V6(network) => format!("{network}/64"),
+        v4 => v4.to_string(),
+    }
+}
+
+/// Whether this instance has not yet recorded a throttle refusal for `ip` (a
+/// [`throttle_subject`]) in the current window; remembers that it now has.
 #[cfg(feature = "ssr")]
 fn first_refusal_in_window(ip: &str, window_secs: f64) -> bool {
     use std::collections::HashMap;
@@ -255,6 +280,23 @@ pub async fn sign_out() -> Result<(), AppError> {
 #[cfg(test)]
 mod tests {
     use super::safe_next;
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn ipv6_sign_in_failures_count_per_64() {
+        use super::throttle_subject;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        assert_eq!(throttle_subject(ip("198.51.100.7")), "198.51.100.7");
+        assert_eq!(
+            throttle_subject(ip("2001:db8:1:2:aaaa::1")),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            throttle_subject(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(throttle_subject(ip("2001:db8:1:3::1")), "2001:db8:1:3::/64");
+    }
 
     #[test]
     fn only_console_paths_are_followed_after_sign_in() {

@@ -48,7 +48,8 @@ pub fn request_meta() -> RequestMeta {
                 parts
                     .extensions
                     .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                    .map(|info| info.0.ip())
+                    // An IPv4 client of a socket on `[::]` arrives IPv4-mapped.
+                    .map(|info| info.0.ip().to_canonical())
             }),
         user_agent: parts
             .headers
@@ -213,6 +214,15 @@ impl Actor {
         self.verifier
             .clone()
             .ok_or_else(|| AppError::internal(&"token verifier missing from Leptos context"))
+    }
+
+    /// Drops the tokens of `owner` from this instance's gateway cache, after a committed
+    /// change to the owner (the other instances hear of it through the notification the
+    /// change sent). Nothing to do for the command line, which has no cache.
+    pub fn forget_cached_tokens_of(&self, owner: uuid::Uuid) {
+        if let Some(verifier) = &self.verifier {
+            verifier.invalidate_owner(owner);
+        }
     }
 
     /// The gateway's controls (switch and limit changes apply to this instance at once).

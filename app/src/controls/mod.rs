@@ -5,6 +5,8 @@
 //! by `LISTEN/NOTIFY` and a poll of at most [`sync::POLL_EVERY`].
 
 #[cfg(feature = "ssr")]
+pub mod anonymous;
+#[cfg(feature = "ssr")]
 pub mod ratelimit;
 #[cfg(feature = "ssr")]
 pub mod service_token;

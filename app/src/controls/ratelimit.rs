@@ -33,13 +33,41 @@ impl Subject {
     /// The subject for a caller's address: the address itself, or the /64 of an IPv6 one
     /// (one host usually holds a whole /64).
     pub fn ip(ip: IpAddr) -> Self {
-        match ip {
-            IpAddr::V4(_) => Self::Ip(ip),
-            IpAddr::V6(v6) => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                Self::Ip(IpAddr::V6(bits.into()))
-            }
+        Self::Ip(per_host(ip))
+    }
+}
+
+/// What one caller is counted as: an IPv4 address itself, an IPv6 address by its /64 (the
+/// network part; one host or household usually holds a whole /64, so counting single
+/// addresses would hand it 2^64 allowances). Shared by the gateway's limiter and the
+/// sign-in throttle.
+///
+/// An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, how IPv4 clients of a socket bound to
+/// `[::]` arrive) is read as the IPv4 address first: otherwise every IPv4 caller would
+/// share the /64 `::`.
+pub fn per_host(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
         }
+        v4 => v4,
+    }
+}
+
+/// A network as callers' addresses are compared with it: an IPv4-mapped IPv6 network
+/// (`::ffff:10.0.0.0/104`) becomes the IPv4 network it maps (`10.0.0.0/8`), because client
+/// addresses are canonical (IPv4 as IPv4) before any comparison. Other networks are
+/// returned as they are.
+pub fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(ipnet::IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other,
     }
 }
 
@@ -166,6 +194,21 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         assert_eq!(limiter.prune(), 0);
         assert_eq!(limiter.check(who, limit, limiter.now()), Ok(()));
+    }
+
+    #[test]
+    fn ipv4_mapped_callers_count_as_their_ipv4_address() {
+        let mapped = Subject::ip("::ffff:192.0.2.1".parse().expect("ip"));
+        assert_eq!(mapped, Subject::ip("192.0.2.1".parse().expect("ip")));
+        assert_ne!(mapped, Subject::ip("::ffff:192.0.2.2".parse().expect("ip")));
+        let net = |s: &str| s.parse::<ipnet::IpNet>().expect("net");
+        assert_eq!(canonical_net(net("::ffff:10.0.0.0/104")), net("10.0.0.0/8"));
+        assert_eq!(
+            canonical_net(net("::ffff:10.0.0.5/128")),
+            net("10.0.0.5/32")
+        );
+        assert_eq!(canonical_net(net("2001:db8::/32")), net("2001:db8::/32"));
+        assert_eq!(canonical_net(net("::/64")), net("::/64"));
     }
 
     #[test]

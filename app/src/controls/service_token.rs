@@ -89,6 +89,12 @@ pub async fn revoke(actor: &Actor, name: &str) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Whether `raw` is shaped like a service token, so that [`verify`] would look it up in the
+/// database (anything else is refused without a query).
+pub fn needs_lookup(raw: &str) -> bool {
+    parse(raw).is_some()
+}
+
 /// The name of the active service token `raw`, or `None`.
 pub async fn verify(pool: &PgPool, raw: &str) -> sqlx::Result<Option<String>> {
     let Some((id, secret)) = parse(raw) else {

@@ -243,6 +243,7 @@ pub struct Controls {
     switches: ArcSwap<SwitchState>,
     limits: ArcSwap<LimitTable>,
     limiter: RateLimiter,
+    anonymous: super::anonymous::AnonymousLimits,
     defaults: Defaults,
     /// When off, no rate limit applies (switches and blocks still do): for benchmarks and
     /// deployments that limit elsewhere.
@@ -265,6 +266,7 @@ impl Controls {
             switches: ArcSwap::new(initial),
             limits: ArcSwap::from_pointee(LimitTable::default()),
             limiter: RateLimiter::new(),
+            anonymous: super::anonymous::AnonymousLimits::default(),
             defaults,
             limiting,
             enforce: true,
@@ -316,6 +318,12 @@ impl Controls {
     /// The limiter, for housekeeping.
     pub fn limiter(&self) -> &RateLimiter {
         &self.limiter
+    }
+
+    /// The budgets for anonymous credential lookups (service tokens, session cookies). They
+    /// protect the database, so they apply whether `RL_ENABLED` is on or off.
+    pub fn anonymous(&self) -> &super::anonymous::AnonymousLimits {
+        &self.anonymous
     }
 
     /// Reads switches, limits and blocks again.
@@ -434,6 +442,10 @@ impl Controls {
         if !self.enforce {
             return Ok(());
         }
+        // Blocks and limits are kept in canonical form: an IPv4-mapped caller is its IPv4
+        // address (the server resolves it so already; this keeps every caller of this
+        // function right).
+        let ip = ip.map(|ip| ip.to_canonical());
         let limits = self.limits.load();
         if let Some(ip) = ip {
             if limits.blocked(ip, now) {

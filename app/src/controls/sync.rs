@@ -32,6 +32,7 @@ pub async fn poll(controls: Arc<Controls>) {
         }
         if rounds.is_multiple_of(PRUNE_EVERY.as_secs() / POLL_EVERY.as_secs()) {
             controls.limiter().prune();
+            controls.anonymous().prune();
         }
     }
 }

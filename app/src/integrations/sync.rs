@@ -2,14 +2,16 @@
 //! a revalidation poll for notifications that were missed, and the ledger's flush.
 //!
 //! A change to a token row notifies `sc_gateway` with `pat:<id>` (a trigger does it, in the
-//! changing transaction, so it is delivered exactly when the change commits); a pepper change
+//! changing transaction, so it is delivered exactly when the change commits); a change of a
+//! token owner's status (or a staff owner's role) notifies `owner:<id>`; a pepper change
 //! notifies `pepper`. When the listening connection drops, notifications sent meanwhile are
 //! lost: the whole cache is dropped on reconnect. Kill switches (`switches`) and rate limits
 //! and blocks (`limits`) arrive on the same channel and reload [`Controls`]. Independently, every
 //! [`REVALIDATE_EVERY`] the cached revisions are compared with the database, so a token whose
 //! notification went astray is refused within that time all the same.
 
-use super::verify::{OwnerStatus, Verifier};
+use super::verify::{OwnerStatus, Revalidated, Verifier};
+use crate::auth::Role;
 use crate::controls::state::Controls;
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
@@ -140,11 +142,12 @@ pub async fn revalidate(verifier: &Verifier) -> sqlx::Result<usize> {
     if cached.is_empty() {
         return Ok(0);
     }
-    let ids: Vec<String> = cached.iter().map(|(id, ..)| id.to_string()).collect();
+    let ids: Vec<String> = cached.iter().map(|(id, _)| id.to_string()).collect();
     let rows = sqlx::query!(
         r#"SELECT p.id, p.revision,
                   coalesce(s.status::text, c.status::text, 'disabled') AS "owner_status!",
-                  coalesce(c.allowlisted, false) AS "owner_allowlisted!"
+                  coalesce(c.allowlisted, false) AS "owner_allowlisted!",
+                  s.role::text AS owner_role
            FROM personal_access_tokens p
            LEFT JOIN staff s ON s.id = p.owner_staff_id
            LEFT JOIN api_clients c ON c.id = p.owner_client_id
@@ -153,16 +156,21 @@ pub async fn revalidate(verifier: &Verifier) -> sqlx::Result<usize> {
     )
     .fetch_all(verifier.pool())
     .await?;
-    let current: std::collections::HashMap<String, (i64, OwnerStatus, bool)> = rows
+    let current: std::collections::HashMap<String, Revalidated> = rows
         .into_iter()
         .map(|r| {
-            let status = OwnerStatus::parse(&r.owner_status);
-            (r.id, (r.revision, status, r.owner_allowlisted))
+            let state = Revalidated {
+                revision: r.revision,
+                owner_status: OwnerStatus::parse(&r.owner_status),
+                owner_allowlisted: r.owner_allowlisted,
+                owner_role: r.owner_role.as_deref().and_then(Role::parse),
+            };
+            (r.id, state)
         })
         .collect();
     let mut dropped = 0;
-    for (id, revision, owner, allowlisted) in cached {
-        if current.get(&*id) != Some(&(revision, owner, allowlisted)) {
+    for (id, cached) in cached {
+        if current.get(&*id) != Some(&cached) {
             verifier.invalidate(&id);
             dropped += 1;
         }

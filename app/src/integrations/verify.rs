@@ -9,7 +9,8 @@
 use super::ledger::{GatewayEvent, Ledger};
 use super::pepper::{self, MasterKey, PepperRing};
 use super::token;
-use crate::panels::integrations::Owner;
+use crate::auth::Role;
+use crate::panels::integrations::{Owner, STAFF_TOKEN_MIN_ROLE};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -52,6 +53,9 @@ pub enum Refusal {
     AgentPaymentsDisabled,
     /// Over the rate limit of the caller's address, token owner or tenant.
     RateLimited,
+    /// A staff-owned token whose owner no longer holds the role tokens need
+    /// ([`crate::panels::integrations::STAFF_TOKEN_MIN_ROLE`]), after a demotion.
+    OwnerRoleInsufficient,
 }
 
 impl Refusal {
@@ -71,6 +75,7 @@ impl Refusal {
             Self::AgentApiDisabled => "AGENT_API_DISABLED",
             Self::AgentPaymentsDisabled => "AGENT_PAYMENTS_DISABLED",
             Self::RateLimited => "RATE_LIMITED",
+            Self::OwnerRoleInsufficient => "OWNER_ROLE_INSUFFICIENT",
         }
     }
 
@@ -79,6 +84,7 @@ impl Refusal {
     pub fn status(self) -> u16 {
         match self {
             Self::InsufficientScope
+            | Self::OwnerRoleInsufficient
             | Self::ClientSuspended
             | Self::ClientNotAllowlisted
             | Self::IpBlocked => 403,
@@ -117,6 +123,7 @@ impl Refusal {
             Self::AgentApiDisabled => "The agent API is switched off during an incident. Retry later.",
             Self::AgentPaymentsDisabled => "Agent payments are switched off during an incident. Retry later.",
             Self::RateLimited => "Too many calls. Retry after the number of seconds in Retry-After.",
+            Self::OwnerRoleInsufficient => "This token's owner no longer holds a role that may use tokens (operator or above).",
         }
     }
 }
@@ -139,6 +146,9 @@ pub struct CachedToken {
     pub owner_status: OwnerStatus,
     /// Whether the owning API client is on the allowlist (false for staff-owned tokens).
     pub owner_allowlisted: bool,
+    /// The owning staff member's role when read (`None` for client-owned tokens, or a role
+    /// this build does not know, which no check accepts).
+    pub owner_role: Option<Role>,
     secret_hash: [u8; 32],
     /// The pepper version the hash is keyed with.
     pub pepper_version: i32,
@@ -152,6 +162,20 @@ pub struct CachedToken {
     /// The gateway's `whoami` answer for this token, serialised once: it depends only on
     /// the fields above, and the entry is replaced whenever they change.
     pub whoami: std::sync::OnceLock<axum::body::Bytes>,
+}
+
+/// What the revalidation poll compares for one cached token: any difference from the
+/// database drops the entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revalidated {
+    /// The token row's revision.
+    pub revision: i64,
+    /// The owner's status.
+    pub owner_status: OwnerStatus,
+    /// The owning client's allowlist flag.
+    pub owner_allowlisted: bool,
+    /// The owning staff member's role.
+    pub owner_role: Option<Role>,
 }
 
 /// Whether a token's owner may use it.
@@ -187,6 +211,7 @@ impl std::fmt::Debug for CachedToken {
             .field("owner", &self.owner)
             .field("owner_status", &self.owner_status)
             .field("owner_allowlisted", &self.owner_allowlisted)
+            .field("owner_role", &self.owner_role)
             .field("scopes", &self.scopes)
             .field("pepper_version", &self.pepper_version)
             .field("active", &self.active)
@@ -321,9 +346,9 @@ impl Verifier {
         }
     }
 
-    /// The cached ids, revisions and owner statuses, for revalidation; entries idle for
-    /// `idle_secs` are dropped instead.
-    pub fn cached_revisions(&self, idle_secs: i64) -> Vec<(Arc<str>, i64, OwnerStatus, bool)> {
+    /// The cached ids with what revalidation compares (revision, owner status, allowlist
+    /// flag and staff owner's role); entries idle for `idle_secs` are dropped instead.
+    pub fn cached_revisions(&self, idle_secs: i64) -> Vec<(Arc<str>, Revalidated)> {
         let cutoff = now_secs() - idle_secs;
         let Ok(mut cache) = self.cache.write() else {
             return Vec::new();
@@ -334,9 +359,12 @@ impl Verifier {
             .map(|entry| {
                 (
                     entry.id.clone(),
-                    entry.revision,
-                    entry.owner_status,
-                    entry.owner_allowlisted,
+                    Revalidated {
+                        revision: entry.revision,
+                        owner_status: entry.owner_status,
+                        owner_allowlisted: entry.owner_allowlisted,
+                        owner_role: entry.owner_role,
+                    },
                 )
             })
             .collect()
@@ -520,6 +548,15 @@ fn decide(
     if now.unix_timestamp() >= entry.expires_at {
         return Err((Refusal::Expired, Some(entry)));
     }
+    // A staff-owned token acts with its owner's current role: a demotion below what tokens
+    // need refuses it (the cache entry is dropped when the role changes, see `sync`).
+    if matches!(entry.owner, Owner::Staff(_))
+        && entry
+            .owner_role
+            .is_none_or(|role| role < STAFF_TOKEN_MIN_ROLE)
+    {
+        return Err((Refusal::OwnerRoleInsufficient, Some(entry)));
+    }
     if let Some(scope) = scope {
         if !entry.scopes.iter().any(|s| s == scope) {
             return Err((Refusal::InsufficientScope, Some(entry)));
@@ -540,7 +577,8 @@ async fn load(pool: &PgPool, id: &str) -> sqlx::Result<Option<CachedToken>> {
                   p.secret_hash, p.pepper_version, p.status = 'active' AS "active!",
                   p.expires_at, p.revision, p.last_used_at,
                   coalesce(s.status::text, c.status::text, 'disabled') AS "owner_status!",
-                  coalesce(c.allowlisted, false) AS "owner_allowlisted!"
+                  coalesce(c.allowlisted, false) AS "owner_allowlisted!",
+                  s.role::text AS owner_role
            FROM personal_access_tokens p
            JOIN tenants t ON t.id = p.tenant_id
            LEFT JOIN staff s ON s.id = p.owner_staff_id
@@ -569,6 +607,7 @@ async fn load(pool: &PgPool, id: &str) -> sqlx::Result<Option<CachedToken>> {
         scopes: row.scopes,
         owner_status: OwnerStatus::parse(&row.owner_status),
         owner_allowlisted: row.owner_allowlisted,
+        owner_role: row.owner_role.as_deref().and_then(Role::parse),
         secret_hash,
         pepper_version: row.pepper_version,
         active: row.active,
@@ -600,6 +639,7 @@ pub fn cached_for_test(
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         owner_status: OwnerStatus::Active,
         owner_allowlisted: false,
+        owner_role: Some(Role::Admin),
         secret_hash,
         pepper_version,
         active: true,

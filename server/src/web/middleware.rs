@@ -31,29 +31,58 @@ fn acceptable_request_id(value: &HeaderValue) -> Option<&str> {
 /// rightmost `X-Forwarded-For` entry that is not itself a trusted proxy. Entries a client
 /// wrote itself sit to the left of what our proxies appended, so they are never reached
 /// while a trusted hop remains.
+///
+/// Every address is canonical: served on `[::]`, IPv4 clients arrive as `::ffff:a.b.c.d`,
+/// and left so they would match no IPv4 block, trusted proxy or audit filter, and share
+/// one rate-limit bucket. An unreadable entry stops the walk at the last address read.
 pub fn client_ip(
     peer: Option<std::net::IpAddr>,
     forwarded_for: &[&str],
     trusted: &[ipnet::IpNet],
 ) -> Option<std::net::IpAddr> {
-    let peer = peer?;
+    let peer = peer?.to_canonical();
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
     let mut client = peer;
     for entry in forwarded_for.iter().rev().flat_map(|v| v.rsplit(',')) {
-        match entry.trim().parse::<std::net::IpAddr>() {
-            Ok(ip) => {
+        match forwarded_address(entry) {
+            Some(ip) => {
                 client = ip;
                 if !is_trusted(&ip) {
                     break;
                 }
             }
-            Err(_) => break,
+            None => break,
         }
     }
     Some(client)
+}
+
+/// One `X-Forwarded-For` entry as a canonical address. Proxies write `1.2.3.4` and
+/// `2001:db8::1`, and some add the port (`1.2.3.4:5678`, `[2001:db8::1]:443`) or brackets
+/// alone (`[2001:db8::1]`): each is read as its address. Anything else is `None`.
+pub fn forwarded_address(entry: &str) -> Option<std::net::IpAddr> {
+    let entry = entry.trim();
+    let ip = entry
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .or_else(|| {
+            entry
+                .parse::<std::net::SocketAddr>()
+                .ok()
+                .map(|addr| addr.ip())
+        })
+        .or_else(|| {
+            entry
+                .strip_prefix('[')?
+                .strip_suffix(']')?
+                .parse::<std::net::Ipv6Addr>()
+                .ok()
+                .map(std::net::IpAddr::V6)
+        })?;
+    Some(ip.to_canonical())
 }
 
 /// Gives the request an id (a trusted proxy's, when well-formed) and its client address, runs it
@@ -64,10 +93,11 @@ pub async fn observe(
     mut req: Request,
     next: Next,
 ) -> Response {
+    // Canonical (IPv4-mapped read as IPv4) for the trusted-proxy check below as well.
     let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
+        .map(|info| info.0.ip().to_canonical());
     let forwarded: Vec<&str> = req
         .headers()
         .get_all(HeaderName::from_static("x-forwarded-for"))
@@ -110,6 +140,107 @@ pub async fn observe(
     });
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    res
+}
+
+/// What [`guard_sessions`] needs: the session cookie's name and the instance's budgets.
+#[derive(Clone)]
+pub struct SessionGuard {
+    /// `sc_session` or `__Host-sc_session`.
+    pub cookie: &'static str,
+    /// Holds the per-address budget of session lookups.
+    pub controls: Arc<app::controls::state::Controls>,
+}
+
+/// The values of every `name` cookie in `headers` that is shaped like a session id (the
+/// session layer looks those up; anything else it ignores), joined by `;`. `None` when
+/// there is none.
+pub fn session_ids(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    let ids: Vec<&str> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(|(key, value)| *key == name && value.parse::<tower_sessions::session::Id>().is_ok())
+        .map(|(_, value)| value)
+        .collect();
+    (!ids.is_empty()).then(|| ids.join(";"))
+}
+
+/// Whether `res` tells the browser to drop cookie `name` (`name=; …`): the session layer
+/// does that when the id it was given holds no session (unknown, expired or ended).
+fn removes_cookie(res: &Response, name: &str) -> bool {
+    res.headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('='))
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(';'))
+        })
+}
+
+/// Bounds the session lookups one address can cause with ids this instance has not seen
+/// valid (random cookies would otherwise be a database query each).
+///
+/// A request carrying a session id spends one from its address's budget unless that id
+/// proved valid here recently; out of budget, it gets 429 with `Retry-After` and the
+/// cookie cleared (a browser with a stale cookie is then simply signed out), and the
+/// database is not asked. After the answer, an id the session layer found empty is
+/// forgotten, and one it found is remembered, so signed-in people behind a flooding
+/// address keep working.
+pub async fn guard_sessions(
+    State(guard): State<SessionGuard>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(ids) = session_ids(req.headers(), guard.cookie) else {
+        return next.run(req).await;
+    };
+    let ip = req
+        .extensions()
+        .get::<app::request::ClientIp>()
+        .map(|ip| ip.0);
+    let budget = &guard.controls.anonymous().sessions;
+    if let Err(retry_after) = budget.admit(ip, ids.as_bytes()) {
+        return too_many_unknown_sessions(guard.cookie, retry_after);
+    }
+    let res = next.run(req).await;
+    if removes_cookie(&res, guard.cookie) {
+        budget.refuted(ids.as_bytes());
+    } else if !res.status().is_server_error() {
+        budget.proved(ids.as_bytes());
+    }
+    res
+}
+
+fn too_many_unknown_sessions(cookie: &str, retry_after: u64) -> Response {
+    use axum::response::IntoResponse as _;
+    let mut res = (
+        axum::http::StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(serde_json::json!({
+            "error": {
+                "code": "RATE_LIMITED",
+                "message": "Too many requests with unknown or expired session cookies from this address. Sign in again, or retry after the number of seconds in Retry-After.",
+            }
+        })),
+    )
+        .into_response();
+    let headers = res.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    // `__Host-` cookies can only be set (or cleared) with Secure.
+    let secure = if cookie.starts_with("__Host-") {
+        "; Secure"
+    } else {
+        ""
+    };
+    if let Ok(clear) = HeaderValue::from_str(&format!(
+        "{cookie}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}"
+    )) {
+        headers.insert(header::SET_COOKIE, clear);
     }
     res
 }
@@ -282,6 +413,107 @@ mod tests {
             client_ip(Some(ip("198.51.100.8")), &["6.6.6.6"], &proxies),
             Some(ip("198.51.100.8"))
         );
+    }
+
+    #[test]
+    fn ipv4_mapped_peers_and_forwarded_entries_are_read_as_ipv4() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        let proxies: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        // A mapped peer is its IPv4 address...
+        assert_eq!(
+            client_ip(Some(ip("::ffff:203.0.113.9")), &[], &[]),
+            Some(ip("203.0.113.9"))
+        );
+        // ...so a mapped proxy is trusted, and a mapped entry it forwards is IPv4 too.
+        assert_eq!(
+            client_ip(
+                Some(ip("::ffff:10.0.0.2")),
+                &["::ffff:198.51.100.7"],
+                &proxies
+            ),
+            Some(ip("198.51.100.7"))
+        );
+        // A mapped hop of our own is skipped like any trusted one.
+        assert_eq!(
+            client_ip(
+                Some(ip("10.0.0.2")),
+                &["198.51.100.7, ::ffff:10.0.0.3"],
+                &proxies
+            ),
+            Some(ip("198.51.100.7"))
+        );
+    }
+
+    #[test]
+    fn forwarded_entries_with_ports_or_brackets_are_read_as_their_address() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        for (entry, want) in [
+            ("1.2.3.4", "1.2.3.4"),
+            (" 1.2.3.4:5678 ", "1.2.3.4"),
+            ("2001:db8::1", "2001:db8::1"),
+            ("[2001:db8::1]:443", "2001:db8::1"),
+            ("[2001:db8::1]", "2001:db8::1"),
+            ("[::ffff:1.2.3.4]:80", "1.2.3.4"),
+        ] {
+            assert_eq!(forwarded_address(entry), Some(ip(want)), "{entry}");
+        }
+        for junk in [
+            "",
+            "unknown",
+            "1.2.3.4:",
+            "[1.2.3.4]",
+            "2001:db8::1]:443",
+            "_hidden",
+        ] {
+            assert_eq!(forwarded_address(junk), None, "{junk}");
+        }
+        // Through a proxy: the forwarded address, port dropped.
+        let proxies: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), &["[2001:db8::7]:443"], &proxies),
+            Some(ip("2001:db8::7"))
+        );
+        assert_eq!(
+            client_ip(Some(ip("10.0.0.2")), &["198.51.100.7:5678"], &proxies),
+            Some(ip("198.51.100.7"))
+        );
+    }
+
+    #[test]
+    fn only_session_shaped_cookies_are_guarded() {
+        let mut headers = axum::http::HeaderMap::new();
+        assert_eq!(session_ids(&headers, "sc_session"), None);
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; sc_session=not-an-id"),
+        );
+        assert_eq!(session_ids(&headers, "sc_session"), None);
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("theme=dark; sc_session=AAAAAAAAAAAAAAAAAAAAAA"),
+        );
+        assert_eq!(
+            session_ids(&headers, "sc_session").as_deref(),
+            Some("AAAAAAAAAAAAAAAAAAAAAA")
+        );
+        assert_eq!(session_ids(&headers, "__Host-sc_session"), None);
+    }
+
+    #[test]
+    fn a_cleared_session_cookie_is_recognised() {
+        use axum::response::IntoResponse as _;
+        let mut res = "x".into_response();
+        res.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static("sc_session=; Path=/; Max-Age=0"),
+        );
+        assert!(removes_cookie(&res, "sc_session"));
+        res.headers_mut().insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static("sc_session=AAAAAAAAAAAAAAAAAAAAAA; Path=/"),
+        );
+        assert!(!removes_cookie(&res, "sc_session"));
+        assert!(!removes_cookie(&res, "sc"));
     }
 
     #[test]

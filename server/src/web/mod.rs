@@ -107,7 +107,6 @@ pub fn router(state: AppState) -> Router {
     let context = request_context(&state);
     let options = state.leptos_options.clone();
     let console = Router::new()
-        .route("/readyz", get(health::readyz))
         .route("/api/{*fn_name}", post(server_fns))
         .route("/audit/export", get(audit_export::console))
         .route("/a/{tenant}/admin/audit/export", get(audit_export::admin))
@@ -119,6 +118,15 @@ pub fn router(state: AppState) -> Router {
             _,
         >(context, shell))
         .layer(session_layer(state.pool.clone(), state.security.https))
+        // Outside the session layer: bounds how many unknown session ids one address can
+        // make it look up.
+        .layer(axum::middleware::from_fn_with_state(
+            middleware::SessionGuard {
+                cookie: app::auth::session::cookie_name(state.security.https),
+                controls: state.controls.clone(),
+            },
+            middleware::guard_sessions,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),
             middleware::same_origin,
@@ -129,6 +137,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(state.clone());
     Router::new()
         .route("/healthz", get(health::healthz))
+        // No session layer: readiness needs no cookie, and answers from a cached probe.
+        .route(
+            "/readyz",
+            get(health::readyz).with_state(Arc::new(health::Readiness::new(state.pool.clone()))),
+        )
         .merge(crate::gateway::router(crate::gateway::Gateway {
             verifier: state.verifier.clone(),
             controls: state.controls.clone(),

@@ -191,8 +191,25 @@ pub async fn staff_handed_over(
     id
 }
 
-/// A POST to a server function, form-encoded, from the console's own origin, from `ip`.
+/// A POST to a server function, form-encoded, from the console's own origin, from
+/// 203.0.113.7.
 pub fn post_form(path: &str, cookie: Option<&str>, body: &str) -> Request<Body> {
+    post_form_from(
+        path,
+        cookie,
+        body,
+        std::net::SocketAddr::from(([203, 0, 113, 7], 40000)),
+    )
+}
+
+/// [`post_form`] from the peer `peer`. Tests that count per-address throttling use an
+/// address of their own: the "one throttle event per window" memory is per process.
+pub fn post_form_from(
+    path: &str,
+    cookie: Option<&str>,
+    body: &str,
+    peer: std::net::SocketAddr,
+) -> Request<Body> {
     let mut builder = Request::post(path)
         .header("content-type", "application/x-www-form-urlencoded")
         .header("origin", ORIGIN);
@@ -201,10 +218,7 @@ pub fn post_form(path: &str, cookie: Option<&str>, body: &str) -> Request<Body> 
     }
     let mut req = builder.body(Body::from(body.to_owned())).expect("request");
     req.extensions_mut()
-        .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
-            [203, 0, 113, 7],
-            40000,
-        ))));
+        .insert(axum::extract::ConnectInfo(peer));
     req
 }
 
@@ -228,6 +242,27 @@ pub async fn sign_in(app: &Router, email: &str, password: &str) -> (Answer, Opti
         urlencode(password)
     );
     let answer = send(app, post_form(app::auth::api::SignIn::PATH, None, &body)).await;
+    let cookie = session_cookie(&answer);
+    (answer, cookie)
+}
+
+/// [`sign_in`] from the peer `peer`.
+pub async fn sign_in_from(
+    app: &Router,
+    email: &str,
+    password: &str,
+    peer: std::net::SocketAddr,
+) -> (Answer, Option<String>) {
+    let body = format!(
+        "email={}&password={}",
+        urlencode(email),
+        urlencode(password)
+    );
+    let answer = send(
+        app,
+        post_form_from(app::auth::api::SignIn::PATH, None, &body, peer),
+    )
+    .await;
     let cookie = session_cookie(&answer);
     (answer, cookie)
 }
@@ -356,4 +391,38 @@ pub fn mint_body(tenant: &str, name: &str, owner: &str, scopes: &[&str], days: &
         ));
     }
     parts.join("&")
+}
+
+/// A pool on `pool`'s database that counts every connection it hands out (a reused idle
+/// one or a new one): each request's trips to the database, observed from outside the code.
+pub async fn counting_pool(pool: &PgPool) -> (PgPool, Arc<std::sync::atomic::AtomicU64>) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let handed_out = Arc::new(AtomicU64::new(0));
+    let (fresh, reused) = (handed_out.clone(), handed_out.clone());
+    let counted = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .test_before_acquire(false)
+        .after_connect(move |_, _| {
+            let fresh = fresh.clone();
+            Box::pin(async move {
+                fresh.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+        })
+        .before_acquire(move |_, _| {
+            let reused = reused.clone();
+            Box::pin(async move {
+                reused.fetch_add(1, Ordering::SeqCst);
+                Ok(true)
+            })
+        })
+        .connect_with((*pool.connect_options()).clone())
+        .await
+        .expect("counting pool");
+    (counted, handed_out)
+}
+
+/// The count of a [`counting_pool`].
+pub fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
+    counter.load(std::sync::atomic::Ordering::SeqCst)
 }

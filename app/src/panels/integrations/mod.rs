@@ -22,6 +22,13 @@ pub const NAME_MAX: usize = 100;
 /// Longest reason for a revoke.
 pub const REASON_MAX: usize = 500;
 
+/// The least role a staff member must hold for a token they own to work. A staff-owned
+/// token speaks for its owner at the agent API, and minting one for oneself needs
+/// `Permission::Operate`, so holding one does too: the gateway checks the owner's current
+/// role on every call, and a demotion below it refuses their tokens from the next call (a
+/// promotion back makes them work again; a password reset revokes them for good).
+pub const STAFF_TOKEN_MIN_ROLE: crate::auth::Role = crate::auth::Role::Operator;
+
 /// Who a token belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
@@ -543,6 +550,14 @@ pub fn decode_cursor(raw: &str) -> Result<(OffsetDateTime, String), AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holding_a_token_needs_what_minting_one_needs() {
+        assert_eq!(
+            STAFF_TOKEN_MIN_ROLE,
+            crate::auth::Permission::Operate.minimum_role()
+        );
+    }
 
     #[test]
     fn names_are_required_bounded_and_single_line() {

@@ -45,6 +45,18 @@ pub async fn mint(
         .ok_or_else(|| {
             AppError::validation("owner", "That owner does not exist in this tenant.")
         })?;
+    if owner_state
+        .role
+        .is_some_and(|role| role < super::STAFF_TOKEN_MIN_ROLE)
+    {
+        return Err(AppError::validation(
+            "owner",
+            format!(
+                "{} is not an operator or above, and a token acts with its owner's role: it would be refused at the gateway.",
+                owner_state.label
+            ),
+        ));
+    }
     if !owner_state.active {
         return Err(AppError::validation(
             "owner",
@@ -144,6 +156,31 @@ pub async fn revoke(
     event.tenant_id = Some(tenant.id);
     change.commit(event).await?;
     Ok(())
+}
+
+/// Revokes every active token `staff_id` owns, in every tenant, inside `change` (one
+/// `token.revoked` event each, with `reason`): the step of an audited staff change such as
+/// a password reset. Returns how many it revoked. After the change commits, call
+/// [`Actor::forget_cached_tokens_of`] so this instance refuses them at once.
+pub async fn revoke_owned_by_staff(
+    change: &mut crate::auth::Change,
+    actor: &Actor,
+    staff_id: uuid::Uuid,
+    reason: &str,
+) -> Result<usize, AppError> {
+    let matching = queries::Matching {
+        tenant: None,
+        client: None,
+        staff: Some(staff_id),
+        pepper_version: None,
+    };
+    let revoked = queries::revoke_matching(change.db(), matching, &actor.label(), reason).await?;
+    let per_token = actor
+        .event("token.revoked")
+        .reason(reason.to_owned())
+        .details(serde_json::json!({ "owner": Owner::Staff(staff_id).encode() }));
+    queries::record_revocations(change.db(), &per_token, &revoked).await?;
+    Ok(revoked.len())
 }
 
 /// Says what a mass revoke would touch and what to type to confirm it.

@@ -192,6 +192,8 @@ pub struct OwnerState {
     pub label: String,
     /// Whether it may hold a new token.
     pub active: bool,
+    /// A staff owner's role (`None` for a client).
+    pub role: Option<crate::auth::Role>,
 }
 
 /// Locks and reads a token owner; `None` when it does not exist (or, for a client, belongs
@@ -204,7 +206,8 @@ pub async fn lock_owner(
     match owner {
         Owner::Staff(id) => {
             let row = sqlx::query!(
-                r#"SELECT email, status = 'active' AS "active!" FROM staff WHERE id = $1 FOR SHARE"#,
+                r#"SELECT email, status = 'active' AS "active!", role::text AS "role!"
+                   FROM staff WHERE id = $1 FOR SHARE"#,
                 id
             )
             .fetch_optional(conn)
@@ -212,6 +215,7 @@ pub async fn lock_owner(
             Ok(row.map(|r| OwnerState {
                 label: r.email,
                 active: r.active,
+                role: crate::auth::Role::parse(&r.role),
             }))
         }
         Owner::Client(id) => {
@@ -226,6 +230,7 @@ pub async fn lock_owner(
             Ok(row.map(|r| OwnerState {
                 label: r.name,
                 active: r.active,
+                role: None,
             }))
         }
     }

@@ -150,6 +150,9 @@ pub fn parse_network(raw: &str, field: &str) -> Result<ipnet::IpNet, AppError> {
             }
         },
     };
+    // Callers' addresses are compared in canonical form (IPv4 as IPv4), so an IPv4-mapped
+    // network is kept as the IPv4 network it means.
+    let net = crate::controls::ratelimit::canonical_net(net);
     if net.trunc() != net {
         return Err(AppError::validation(
             field,
@@ -193,6 +196,11 @@ mod tests {
         assert_eq!(
             parse_network("2001:db8::/48", "network").map(|n| n.to_string()),
             Ok("2001:db8::/48".into())
+        );
+        // IPv4-mapped: kept as the IPv4 network callers will be compared with.
+        assert_eq!(
+            parse_network("::ffff:127.0.0.0/104", "network").map(|n| n.to_string()),
+            Ok("127.0.0.0/8".into())
         );
         let err = parse_network("10.0.0.1/8", "network").expect_err("host bits");
         assert!(err.to_string().contains("10.0.0.0/8"), "{err}");

@@ -117,6 +117,9 @@ pub async fn change_role(actor: &Actor, id: Uuid, role: Role) -> Result<(), AppE
                 })),
         )
         .await?;
+    // Their tokens act with their role: the gateway re-reads it (a trigger notifies every
+    // instance; this one drops them now).
+    actor.forget_cached_tokens_of(id);
     Ok(())
 }
 
@@ -163,10 +166,13 @@ pub async fn set_active(actor: &Actor, id: Uuid, active: bool) -> Result<(), App
                 .details(serde_json::json!({ "email": current.email })),
         )
         .await?;
+    actor.forget_cached_tokens_of(id);
     Ok(())
 }
 
 /// Replaces someone's password (generated when `password` is `None`) and clears any lock.
+/// It answers a suspected compromise, so it also ends their sessions and revokes every
+/// token they own (reason "password reset"): a stolen token must not outlive the reset.
 pub async fn reset_password(
     actor: &Actor,
     id: Uuid,
@@ -187,8 +193,16 @@ pub async fn reset_password(
     let mut change = actor.change().await?;
     let current = lock_target(&mut change, id).await?;
     queries::set_password(change.db(), id, &hash).await?;
-    // A reset answers a suspected compromise: whoever holds a session now loses it.
+    // A reset answers a suspected compromise: whoever holds a session now loses it, and
+    // whoever holds one of their tokens too (revoked, each audited).
     crate::auth::queries::end_sessions(change.db(), id).await?;
+    crate::panels::integrations::ops::revoke_owned_by_staff(
+        &mut change,
+        actor,
+        id,
+        "password reset",
+    )
+    .await?;
     change
         .commit(
             actor
@@ -197,6 +211,7 @@ pub async fn reset_password(
                 .details(serde_json::json!({ "email": current.email })),
         )
         .await?;
+    actor.forget_cached_tokens_of(id);
     Ok(OneTimePassword {
         email: current.email,
         password: secret,

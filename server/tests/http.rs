@@ -429,7 +429,7 @@ async fn random_service_tokens_cannot_load_the_database(pool: PgPool) {
     // The real service has used its token from this address before the flood.
     let flood_from = [192, 0, 2, 80];
     assert_eq!(
-        send(&router, switches(&good, flood_from)).await.status,
+        send(&router, switches(good.expose(), flood_from)).await.status,
         StatusCode::OK
     );
 
@@ -460,7 +460,7 @@ async fn random_service_tokens_cannot_load_the_database(pool: PgPool) {
     // The service keeps working from the flooding address, and other addresses are not
     // touched.
     assert_eq!(
-        send(&router, switches(&good, flood_from)).await.status,
+        send(&router, switches(good.expose(), flood_from)).await.status,
         StatusCode::OK
     );
     let elsewhere = send(

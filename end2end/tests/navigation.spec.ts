@@ -81,10 +81,11 @@ test('moving quickly between every panel, detail page and pivot while data loads
   const visited = new Set<string>();
   const steps = 80;
   for (let i = 0; i < steps; i++) {
-    const roll = random();
-    if (roll < 0.15 && i > 0) {
+    // Every target once, in order, then a random walk with back and forward.
+    const roll = i < targets.length ? 1 : random();
+    if (roll < 0.15) {
       await page.goBack();
-    } else if (roll < 0.22 && i > 0) {
+    } else if (roll < 0.22) {
       await page.goForward();
     } else {
       const to = targets[i < targets.length ? i : Math.floor(random() * targets.length)];

@@ -1002,7 +1002,7 @@ async fn each_server_function_refuses_a_role_below_it(pool: PgPool) {
     }
     // Signed out: nothing at all, including reads.
     for path in [ListClients::PATH, ListSwitches::PATH, GetLimits::PATH] {
-        let answer = call(&w.app, path, common::SOME_SESSION, "tenant=acme").await;
+        let answer = call(&w.app, path, &common::some_session(), "tenant=acme").await;
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
     }
     assert_eq!(
@@ -1261,4 +1261,37 @@ async fn an_ipv4_caller_of_a_dual_stack_listener_meets_ipv4_blocks(pool: PgPool)
     assert_eq!(ips, ["127.0.0.1"]);
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_block_stored_in_the_ipv4_mapped_form_still_refuses_its_ipv4_caller(pool: PgPool) {
+    let w = world(pool).await;
+    // As rows were written before addresses were canonicalised (the migration rewrites
+    // those; this one arrives afterwards, as a restore or a hand-written row would).
+    sqlx::query(
+        "INSERT INTO ip_blocks (network, reason, created_by)
+         VALUES ('::ffff:198.51.100.23/128', 'old row', 'test')",
+    )
+    .execute(&w.pool)
+    .await
+    .unwrap();
+    w.controls.reload().await.unwrap();
+    let blocked = whoami(&w.app, "junk").await;
+    assert_eq!(code(&blocked), "IP_BLOCKED", "{}", blocked.body);
+
+    // The migration's rewrite: mapped networks become IPv4, duplicates collapse.
+    let rewritten: Vec<String> =
+        sqlx::query_scalar("SELECT network::text FROM ip_blocks ORDER BY 1")
+            .fetch_all(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(rewritten, ["::ffff:198.51.100.23/128"]);
+    let sql = include_str!("../../migrations/20261201000012_canonical_networks.sql");
+    sqlx::raw_sql(sql).execute(&w.pool).await.unwrap();
+    let rewritten: Vec<String> =
+        sqlx::query_scalar("SELECT network::text FROM ip_blocks ORDER BY 1")
+            .fetch_all(&w.pool)
+            .await
+            .unwrap();
+    assert_eq!(rewritten, ["198.51.100.23/32"]);
 }

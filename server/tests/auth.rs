@@ -975,4 +975,43 @@ async fn a_reset_password_must_be_replaced_again_and_anyone_may_change_their_own
         out.body
     );
     assert!(whoami(&router, &cookie).await.is_null());
+    // Guessing the current password from a (stolen) session stops where sign-in would:
+    // the account locks, this session ends, and nothing more is checked.
+    let guesser = signed_in(&router, "jo@example.com", &one_time).await;
+    let before_lock = signed_in(&router, "jo@example.com", &one_time).await;
+    let guess = change_body(
+        "a wrong guess at it",
+        "violet harbor seven drums 2",
+        "violet harbor seven drums 2",
+    );
+    for n in 1..=4 {
+        let answer = call(&router, ChangePassword::PATH, &guesser, &guess).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "guess {n}: {}",
+            answer.body
+        );
+    }
+    let fifth = call(&router, ChangePassword::PATH, &guesser, &guess).await;
+    assert_eq!(fifth.status.as_u16(), 423, "{}", fifth.body);
+    assert!(
+        whoami(&router, &guesser).await.is_null(),
+        "the guessing session ended"
+    );
+    let (locked, _) = sign_in(&router, "jo@example.com", &one_time).await;
+    assert_eq!(locked.status.as_u16(), 423, "{}", locked.body);
+    assert_eq!(
+        call(
+            &router,
+            ChangePassword::PATH,
+            &before_lock,
+            &change_body(&one_time, mine, mine)
+        )
+        .await
+        .status
+        .as_u16(),
+        423,
+        "while locked, even the right password is not checked"
+    );
 }

@@ -593,7 +593,7 @@ async fn each_server_function_refuses_a_role_below_it(pool: PgPool) {
             StatusCode::OK
         );
         assert_eq!(
-            call(&w.app, path, common::SOME_SESSION, "tenant=acme")
+            call(&w.app, path, &common::some_session(), "tenant=acme")
                 .await
                 .status,
             StatusCode::UNAUTHORIZED

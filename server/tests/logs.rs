@@ -65,7 +65,7 @@ async fn internal_errors_are_logged_with_their_reference_and_request_id() {
     let _guard = tracing::subscriber::set_default(server::logging::subscriber(captured.clone()));
 
     let router = app(unreachable_pool());
-    let res = common::get_as(&router, "/", common::SOME_SESSION).await;
+    let res = common::get_as(&router, "/", &common::some_session()).await;
     let request_id = res.header("x-request-id").to_owned();
 
     let lines = captured.lines();

@@ -204,6 +204,11 @@ impl Actor {
         }
     }
 
+    /// The request facts (address, user agent, request id) of a request actor.
+    pub fn meta(&self) -> &RequestMeta {
+        &self.meta
+    }
+
     /// The pool, for reads that change nothing.
     pub fn pool(&self) -> &PgPool {
         &self.pool

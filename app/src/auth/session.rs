@@ -18,6 +18,9 @@ pub const ABSOLUTE_TIMEOUT: time::Duration = time::Duration::hours(12);
 
 const KEY: &str = "staff";
 
+/// What the session cookie's signing key is derived for (from `ENCRYPTION_KEY`).
+pub const COOKIE_KEY_PURPOSE: &str = "staff-console session cookie signature v1";
+
 /// The session cookie's name.
 pub fn cookie_name(https: bool) -> &'static str {
     if https {
@@ -68,6 +71,15 @@ pub async fn start(session: &Session, staff_id: Uuid, epoch: i32) -> Result<(), 
         signed_in_at: OffsetDateTime::now_utc().unix_timestamp(),
         epoch,
     };
+    session.insert(KEY, record).await.map_err(internal)
+}
+
+/// Moves a signed-in session under a new id and `epoch` (after a password change ended
+/// every other session), keeping its sign-in time: changing a password must not stretch
+/// the absolute timeout.
+pub async fn renew(session: &Session, signed_in: SignedIn, epoch: i32) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(internal)?;
+    let record = SignedIn { epoch, ..signed_in };
     session.insert(KEY, record).await.map_err(internal)
 }
 

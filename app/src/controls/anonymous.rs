@@ -1,9 +1,9 @@
 //! Bounds what anonymous callers can make the database do.
 //!
 //! Some requests cost a database round trip before anything is known about the caller: a
-//! bearer service token on `/api/v1/switches` is looked up by id, and a session cookie is
-//! loaded from the session store. Random credentials would otherwise turn each request into
-//! a query, without limit. An [`AnonymousGuard`] lets each address make a small, steady
+//! bearer service token on `/api/v1/switches` is looked up by id. Random credentials would
+//! otherwise turn each request into a query, without limit. (Session cookies are signed,
+//! so a junk one is refused before the store is asked, and needs no budget.) An [`AnonymousGuard`] lets each address make a small, steady
 //! number of such lookups (its own GCRA limiter, in memory, per instance) and answers the
 //! rest without the database; a credential that proved valid on this instance recently
 //! skips the limit, so a flood from a shared address (an office NAT) does not lock out the
@@ -28,28 +28,18 @@ pub const SERVICE_TOKEN_LOOKUPS: Limit = Limit {
     burst: 10,
 };
 
-/// Lookups of session cookies not known valid here, per address: 30 at once (a page and
-/// its assets after a restart), then two a second.
-pub const SESSION_LOOKUPS: Limit = Limit {
-    per_minute: 120,
-    burst: 30,
-};
-
-/// The guards of one instance: one budget for service tokens, one for session cookies.
+/// The guards of one instance. (Session cookies need none: they are signed, so a junk
+/// cookie is refused before the session store is asked.)
 pub struct AnonymousLimits {
     /// Bearer tokens on `/api/v1/switches` and its stream.
     pub service_tokens: AnonymousGuard,
-    /// Session cookies on console requests.
-    pub sessions: AnonymousGuard,
 }
 
 impl Default for AnonymousLimits {
-    /// [`SERVICE_TOKEN_LOOKUPS`] (a valid token remembered for a minute) and
-    /// [`SESSION_LOOKUPS`] (a valid session remembered for its idle timeout).
+    /// [`SERVICE_TOKEN_LOOKUPS`] (a valid token remembered for a minute).
     fn default() -> Self {
         Self {
             service_tokens: AnonymousGuard::new(SERVICE_TOKEN_LOOKUPS, Duration::from_secs(60)),
-            sessions: AnonymousGuard::new(SESSION_LOOKUPS, Duration::from_secs(30 * 60)),
         }
     }
 }
@@ -58,7 +48,6 @@ impl AnonymousLimits {
     /// Forgets what no longer matters (full budgets, expired memories).
     pub fn prune(&self) {
         self.service_tokens.prune();
-        self.sessions.prune();
     }
 }
 

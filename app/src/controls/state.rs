@@ -3,11 +3,12 @@
 //! Snapshots are immutable and swapped whole ([`arc_swap`]): a call reads a consistent
 //! view without a lock, and a reload never blocks a call.
 
-use super::ratelimit::{RateLimiter, Subject};
+use super::ratelimit::{canonical_net, RateLimiter, Subject};
 use super::{Limit, SwitchKey, SwitchRow};
 use crate::integrations::verify::{CachedToken, Refusal};
 use crate::panels::integrations::Owner;
 use arc_swap::ArcSwap;
+
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -404,7 +405,7 @@ impl Controls {
                 ("tenant", _, Some(tenant), _) => {
                     table.tenants.insert(tenant, entry);
                 }
-                ("ip", _, _, Some(net)) => match net.parse::<IpNet>() {
+                ("ip", _, _, Some(net)) => match net.parse::<IpNet>().map(canonical_net) {
                     Ok(net) if net.prefix_len() == net.max_prefix_len() => {
                         table.ip_exact.insert(net.addr(), entry);
                     }
@@ -422,7 +423,9 @@ impl Controls {
             .sort_by_key(|(net, ..)| std::cmp::Reverse(net.prefix_len()));
         for b in blocks {
             let expires = b.expires_at.map(OffsetDateTime::unix_timestamp);
-            match b.network.parse::<IpNet>() {
+            // Canonical, as callers' addresses are: a row stored as `::ffff:a.b.c.d` before
+            // addresses were canonicalised must still match its IPv4 caller.
+            match b.network.parse::<IpNet>().map(canonical_net) {
                 Ok(net) if net.prefix_len() == net.max_prefix_len() => {
                     table.blocks_exact.insert(net.addr(), expires);
                 }

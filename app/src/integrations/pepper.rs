@@ -27,6 +27,28 @@ impl MasterKey {
     pub fn expose(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// 64 bytes for `purpose` (such as signing session cookies), independent of the
+    /// peppers' sealing and of every other purpose: HKDF-Expand (RFC 5869) with HMAC-SHA256
+    /// and this key as the pseudorandom key, which it already is (32 random bytes), so the
+    /// Extract step adds nothing.
+    pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 64]> {
+        use hmac::{Hmac, Mac};
+        let mut out = Zeroizing::new([0u8; 64]);
+        let mut previous: Vec<u8> = Vec::new();
+        for (i, chunk) in out.chunks_mut(32).enumerate() {
+            let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.expose()) else {
+                continue;
+            };
+            mac.update(&previous);
+            mac.update(purpose.as_bytes());
+            mac.update(&[i as u8 + 1]);
+            let block = mac.finalize().into_bytes();
+            chunk.copy_from_slice(&block);
+            previous = block.to_vec();
+        }
+        out
+    }
 }
 
 impl fmt::Debug for MasterKey {

@@ -84,9 +84,20 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// The staff session layer: PostgreSQL-backed, HttpOnly, SameSite=Strict, Secure and
 /// `__Host-` over HTTPS, expiring after 30 idle minutes (`current_staff` renews the expiry
 /// on every signed-in request).
-fn session_layer(pool: PgPool, https: bool) -> SessionManagerLayer<PostgresStore> {
+///
+/// The cookie is signed (an HMAC of the id under a key derived from `ENCRYPTION_KEY`): a
+/// forged, random or stale-format cookie is dropped before the store is asked, so junk
+/// cookies cost no database query, and every instance with the same key accepts every
+/// session.
+fn session_layer(
+    pool: PgPool,
+    https: bool,
+    key: &app::integrations::pepper::MasterKey,
+) -> SessionManagerLayer<PostgresStore, tower_sessions::service::SignedCookie> {
     let idle = app::auth::session::IDLE_TIMEOUT;
+    let signing = key.derive(app::auth::session::COOKIE_KEY_PURPOSE);
     SessionManagerLayer::new(PostgresStore::new(pool))
+        .with_signed(tower_sessions::cookie::Key::from(&signing[..]))
         .with_name(app::auth::session::cookie_name(https))
         .with_http_only(true)
         .with_same_site(SameSite::Strict)
@@ -117,15 +128,10 @@ pub fn router(state: AppState) -> Router {
             AppState,
             _,
         >(context, shell))
-        .layer(session_layer(state.pool.clone(), state.security.https))
-        // Outside the session layer: bounds how many unknown session ids one address can
-        // make it look up.
-        .layer(axum::middleware::from_fn_with_state(
-            middleware::SessionGuard {
-                cookie: app::auth::session::cookie_name(state.security.https),
-                controls: state.controls.clone(),
-            },
-            middleware::guard_sessions,
+        .layer(session_layer(
+            state.pool.clone(),
+            state.security.https,
+            state.verifier.master_key(),
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),

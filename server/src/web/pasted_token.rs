@@ -51,7 +51,10 @@ pub fn without_secrets(uri: &Uri) -> Option<String> {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&pairs)
         .finish();
-    Some(format!("{}?{query}", uri.path()))
+    // The path as a same-site path only: `//evil.example/x` (or `/\\evil.example`) is a
+    // valid request target but, as a `Location`, another site.
+    let path = uri.path().trim_start_matches(['/', '\\']);
+    Some(format!("/{path}?{query}"))
 }
 
 /// What a query value becomes when it holds a secret. Looks anywhere in the value, not
@@ -107,6 +110,11 @@ mod tests {
         assert_eq!(
             cut("/audit?target=sc_svc_0123456789abcdef_Hq3Z").as_deref(),
             Some("/audit?target=")
+        );
+        // Never to another site: a path that reads as one in a Location is collapsed.
+        assert_eq!(
+            cut("//evil.example/login?q=sc_svc_x").as_deref(),
+            Some("/evil.example/login?q=")
         );
         for fine in [
             "/t/acme/integrations",

@@ -327,9 +327,25 @@ pub async fn get_as(app: &Router, path: &str, cookie: &str) -> Answer {
     .await
 }
 
-/// A well-formed session cookie for a session that may not exist: the session store is
-/// consulted, which is how tests reach the database through a signed-out request.
-pub const SOME_SESSION: &str = "sc_session=AAAAAAAAAAAAAAAAAAAAAA";
+/// A correctly signed session cookie for a session that does not exist: the session store
+/// is consulted, which is how tests reach the database through a signed-out request.
+/// (An unsigned or forged cookie never reaches the store.)
+pub fn some_session() -> String {
+    signed_session_cookie("AAAAAAAAAAAAAAAAAAAAAA")
+}
+
+/// `sc_session=<id, signed with the tests' ENCRYPTION_KEY>`, as the session layer would set.
+pub fn signed_session_cookie(id: &str) -> String {
+    use tower_sessions::cookie::{Cookie, CookieJar, Key};
+    let key = app::integrations::pepper::MasterKey::new(MASTER_KEY)
+        .derive(app::auth::session::COOKIE_KEY_PURPOSE);
+    let key = Key::from(&key[..]);
+    let mut jar = CookieJar::new();
+    jar.signed_mut(&key)
+        .add(Cookie::new("sc_session", id.to_owned()));
+    let cookie = jar.get("sc_session").expect("signed cookie");
+    format!("sc_session={}", cookie.value())
+}
 
 /// The password of people made by [`person`].
 pub const PERSON_PASSWORD: &str = "integration test password";

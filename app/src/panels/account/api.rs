@@ -14,20 +14,31 @@ pub async fn change_password(
     next: Option<String>,
 ) -> Result<(), AppError> {
     use crate::auth::{require, session, Permission};
-    let actor = require(Permission::OwnAccount).await?;
     let policy = use_context::<crate::auth::api::SignInPolicy>().unwrap_or_default();
+    let actor = require(Permission::OwnAccount).await?;
     let Some(session) = session::from_context().await else {
         return Err(AppError::internal(&"session layer missing"));
+    };
+    let Some(signed_in) = session::signed_in(&session).await? else {
+        return Err(AppError::Unauthenticated);
     };
     let input = super::PasswordChange {
         current,
         new,
         confirm,
     };
-    let changed = super::ops::change_own_password(&actor, &input, policy).await?;
-    if let Some(staff) = actor.staff() {
-        session::start(&session, staff.id, changed.epoch).await?;
+    match super::ops::change_own_password(&actor, &input, signed_in.epoch, policy).await {
+        Ok(changed) => {
+            session::renew(&session, signed_in, changed.epoch).await?;
+            leptos_axum::redirect(&crate::auth::api::safe_next(next.as_deref()));
+            Ok(())
+        }
+        // Guessing the current password from a session stops where sign-in would: the
+        // account locks and this session ends with it.
+        Err(locked @ AppError::Locked { .. }) => {
+            session::end(&session).await?;
+            Err(locked)
+        }
+        Err(other) => Err(other),
     }
-    leptos_axum::redirect(&crate::auth::api::safe_next(next.as_deref()));
-    Ok(())
 }

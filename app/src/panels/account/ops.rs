@@ -15,13 +15,17 @@ pub struct Changed {
 /// Replaces the signed-in person's password with one they chose.
 ///
 /// The current password is required, so a session left open is not enough to take the
-/// account over; a wrong one counts towards the account's lockout like a failed sign-in,
-/// and is recorded. The new one is checked against the policy (length, common passwords,
-/// the email). On success the must-change flag is cleared and every session of the person
-/// ends (the caller restarts its own under the new epoch).
+/// account over: a wrong one counts towards the account's lockout and the address's
+/// throttle like a failed sign-in, and is recorded; while the account is locked nothing is
+/// checked (the caller ends the session on [`AppError::Locked`]). The new one is checked
+/// against the policy (length, common passwords, the email) only after the current one,
+/// so an unverified session cannot make the server score passwords. On success the
+/// must-change flag is cleared and every session of the person ends (the caller moves its
+/// own to the new epoch).
 pub async fn change_own_password(
     actor: &Actor,
     input: &PasswordChange,
+    epoch: i32,
     lockout: crate::auth::api::SignInPolicy,
 ) -> Result<Changed, AppError> {
     let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
@@ -38,7 +42,11 @@ pub async fn change_own_password(
             "That is not your current password.",
         ));
     }
-    password::validate_new(new, &staff.email, "new")?;
+    let length = new.chars().count();
+    if !(password::MIN_LEN..=password::MAX_LEN).contains(&length) {
+        // The length rule's own message.
+        password::validate_new(new, &staff.email, "new")?;
+    }
     if input.confirm.expose() != new {
         return Err(AppError::validation(
             "confirm",
@@ -52,11 +60,23 @@ pub async fn change_own_password(
         ));
     }
 
-    let hash = queries::current_hash(actor.pool(), staff.id)
+    let account = queries::current(actor.pool(), staff.id, epoch)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    if !password::verify(current, Some(&hash)).await? {
+    if let Some(until) = account
+        .locked_until
+        .filter(|until| *until > time::OffsetDateTime::now_utc())
+    {
+        return Err(AppError::Locked {
+            until: crate::components::time::utc_minutes(until),
+        });
+    }
+    if !password::verify(current, Some(&account.password_hash)).await? {
         let mut change = actor.change().await?;
+        if let Some(ip) = actor.meta().ip {
+            let subject = crate::auth::api::throttle_subject(ip);
+            crate::auth::queries::record_ip_failure(change.db(), &subject).await?;
+        }
         let locked = crate::auth::queries::record_failure(
             change.db(),
             staff.id,
@@ -76,19 +96,22 @@ pub async fn change_own_password(
                     })),
             )
             .await?;
-        return Err(AppError::validation(
-            "current",
-            "That is not your current password.",
-        ));
+        return Err(match locked {
+            Some(until) => AppError::Locked {
+                until: crate::components::time::utc_minutes(until),
+            },
+            None => AppError::validation("current", "That is not your current password."),
+        });
     }
+    password::validate_new(new, &staff.email, "new")?;
 
     // Hash before opening the change: no row stays locked while the hash waits its turn.
     let new_hash = password::hash(new).await?;
     let mut change = actor.change().await?;
-    let locked = queries::lock(change.db(), staff.id)
+    let locked = queries::lock(change.db(), staff.id, epoch)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    if locked.password_hash != hash {
+    if locked != account.password_hash {
         return Err(AppError::Conflict {
             message: "Your password was changed meanwhile: sign in again.".into(),
         });

@@ -3,29 +3,40 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// What changing one's own password needs, locked until the change commits.
+/// What changing one's own password needs to know about the account.
 pub struct OwnPassword {
     /// Argon2id PHC string of the current password.
     pub password_hash: String,
+    /// Locked after failed sign-ins (or wrong current passwords), until then.
+    pub locked_until: Option<time::OffsetDateTime>,
 }
 
-/// The signed-in person's current hash, read without a lock (it is checked before the
-/// slow hash of the new password; [`lock`] re-reads it).
-pub async fn current_hash(db: impl sqlx::PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<String>> {
-    sqlx::query_scalar!(
-        "SELECT password_hash FROM staff WHERE id = $1 AND status = 'active'",
-        id
+/// The person's current hash and lock, read without a lock (checked before the slow hash
+/// of the new password; [`lock`] re-reads the hash), if their session's `epoch` is current.
+pub async fn current(
+    db: impl sqlx::PgExecutor<'_>,
+    id: Uuid,
+    epoch: i32,
+) -> sqlx::Result<Option<OwnPassword>> {
+    sqlx::query_as!(
+        OwnPassword,
+        "SELECT password_hash, locked_until FROM staff
+         WHERE id = $1 AND status = 'active' AND session_epoch = $2",
+        id,
+        epoch
     )
     .fetch_optional(db)
     .await
 }
 
-/// Locks the person's row and reads their current hash.
-pub async fn lock(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<OwnPassword>> {
-    sqlx::query_as!(
-        OwnPassword,
-        "SELECT password_hash FROM staff WHERE id = $1 AND status = 'active' FOR UPDATE",
-        id
+/// Locks the person's row and reads their current hash, if their session's `epoch` is
+/// still current (a disable and re-enable in between ends it).
+pub async fn lock(conn: &mut PgConnection, id: Uuid, epoch: i32) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!(
+        "SELECT password_hash FROM staff
+         WHERE id = $1 AND status = 'active' AND session_epoch = $2 FOR UPDATE",
+        id,
+        epoch
     )
     .fetch_optional(conn)
     .await

@@ -59,13 +59,7 @@ pub fn ConsoleLayout() -> impl IntoView {
             {move || Suspend::new(async move {
                 match loaded(staff).await {
                     Ok(Some(staff)) if staff.must_change_password => {
-                        let here = location.pathname.get_untracked();
-                        if here == PASSWORD_PATH {
-                            view! { <PasswordOnlyChrome staff /> }.into_any()
-                        } else {
-                            let path = format!("{PASSWORD_PATH}?next={}", encode_path(&here));
-                            view! { <Redirect path /> }.into_any()
-                        }
+                        view! { <PasswordOnlyChrome staff /> }.into_any()
                     }
                     Ok(Some(staff)) => view! { <Chrome staff /> }.into_any(),
                     Ok(None) => {
@@ -87,21 +81,25 @@ pub fn ConsoleLayout() -> impl IntoView {
 }
 
 /// The frame while a handed-over password must be replaced: no navigation, just the
-/// password page and signing out. Going elsewhere (the back button) comes back here; the
-/// server refuses every other action meanwhile.
+/// password page and signing out. Any other path (typed, or the back button) redirects to
+/// the password page, coming back afterwards: on the server as a 302, in the browser as a
+/// navigation. The server refuses every other action meanwhile anyway.
 #[component]
 fn PasswordOnlyChrome(staff: StaffIdentity) -> impl IntoView {
     let location = use_location();
-    let navigate = leptos_router::hooks::use_navigate();
-    Effect::new(move |_| {
+    // What the pages under the outlet expect of the frame (the server refuses the list
+    // while the password is handed over; nothing shows it here).
+    provide_context(TenantsResource(Resource::new(|| (), |_| list_tenants())));
+    // The outlet stays (rebuilding it would lose the router's place); a page other than
+    // the password page shows at most for the moment the redirect takes, and what it asks
+    // the server is refused with "Choose a new password before you continue".
+    let away = move || {
         let here = location.pathname.get();
-        if here != PASSWORD_PATH {
-            navigate(
-                &format!("{PASSWORD_PATH}?next={}", encode_path(&here)),
-                Default::default(),
-            );
-        }
-    });
+        (here != PASSWORD_PATH).then(|| {
+            let path = format!("{PASSWORD_PATH}?next={}", encode_path(&here));
+            view! { <Redirect path /> }
+        })
+    };
     view! {
         <a href="#main" class="skip-link">"Skip to content"</a>
         <div class="flex min-h-screen flex-col">
@@ -113,6 +111,7 @@ fn PasswordOnlyChrome(staff: StaffIdentity) -> impl IntoView {
                 <UserMenu staff />
             </header>
             <main id="main" tabindex="-1" class="flex-1 p-6 focus:outline-none">
+                {away}
                 <Outlet />
             </main>
         </div>

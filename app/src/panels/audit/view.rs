@@ -634,7 +634,7 @@ fn EventTable(page: EventPage, query: AuditQuery) -> impl IntoView {
                     let actor = row.actor_name.clone().unwrap_or_else(|| row.actor.clone());
                     view! {
                         <tr data-seq=row.seq>
-                            <td class="whitespace-nowrap"><a class="link" href=href><span class="sr-only">"Event " {row.seq} ", "</span><LocalTime at=row.ts /></a></td>
+                            <td class="whitespace-nowrap"><a class="link" href=href><LocalTime at=row.ts /><span class="sr-only">", event " {row.seq}</span></a></td>
                             <td><span class=badge>{row.outcome}</span></td>
                             <td class="font-mono text-xs">{row.action}</td>
                             <td class="font-mono text-xs">{row.code}</td>

@@ -429,7 +429,9 @@ async fn random_service_tokens_cannot_load_the_database(pool: PgPool) {
     // The real service has used its token from this address before the flood.
     let flood_from = [192, 0, 2, 80];
     assert_eq!(
-        send(&router, switches(good.expose(), flood_from)).await.status,
+        send(&router, switches(good.expose(), flood_from))
+            .await
+            .status,
         StatusCode::OK
     );
 
@@ -460,7 +462,9 @@ async fn random_service_tokens_cannot_load_the_database(pool: PgPool) {
     // The service keeps working from the flooding address, and other addresses are not
     // touched.
     assert_eq!(
-        send(&router, switches(good.expose(), flood_from)).await.status,
+        send(&router, switches(good.expose(), flood_from))
+            .await
+            .status,
         StatusCode::OK
     );
     let elsewhere = send(
@@ -524,4 +528,67 @@ async fn random_session_cookies_cannot_load_the_database(pool: PgPool) {
         send(&router, whoami(&signed_in)).await.json()["email"],
         "pat@example.com"
     );
+}
+
+/// Stops the router builders of [`pages_render_while_other_runtimes_build_routers`] however
+/// the test ends.
+struct StopOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Pages render while routers are built on other runtimes of the process, as the parallel
+/// tests of one binary do. Building a router used to generate leptos's route list each
+/// time, which leptos does under a process-wide "suppress resource loads" flag
+/// (leptos-rs/leptos#4773): a resource first polled anywhere in the process while the flag
+/// was up never loaded, and its page stalled until the 30 s request timeout (503).
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn pages_render_while_other_runtimes_build_routers(pool: PgPool) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    tenant(&pool, "acme", "Acme Payments").await;
+    let router = app(pool.clone());
+    let cookie = admin_cookie(&pool, &router).await;
+
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let _stop = StopOnDrop(stop.clone());
+    let builders: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, pool) = (stop.clone(), pool.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    let mut built = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        drop(app(pool.clone()));
+                        built += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    built
+                })
+            })
+        })
+        .collect();
+
+    let pages = ["/", "/t/acme", "/t/acme/integrations"];
+    for (i, path) in pages.iter().cycle().take(24).enumerate() {
+        let rendered = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            get_as(&router, path, &cookie),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("render {i} of {path} stalled past 5 s"));
+        assert_eq!(rendered.status, StatusCode::OK, "{path}: {}", rendered.body);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let built: u32 = builders
+        .into_iter()
+        .map(|b| b.join().expect("builder"))
+        .sum();
+    assert!(built > 0, "routers were built meanwhile");
 }

@@ -368,7 +368,7 @@ async fn a_token_pasted_into_the_id_filter_is_redirected_out_of_the_url(pool: Pg
     };
     tracing::instrument::WithSubscriber::with_subscriber(
         requests,
-        server::logging::subscriber(captured.clone()),
+        common::capturing_subscriber(captured.clone()),
     )
     .await;
     let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -428,6 +428,7 @@ async fn random_service_tokens_cannot_load_the_database(pool: PgPool) {
     };
     // The real service has used its token from this address before the flood.
     let flood_from = [192, 0, 2, 80];
+    let first_lookup = std::time::Instant::now();
     assert_eq!(
         send(&router, switches(good.expose(), flood_from))
             .await
@@ -444,17 +445,30 @@ async fn random_service_tokens_cannot_load_the_database(pool: PgPool) {
         let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
         let answer = send(&router, switches(&format!("sc_svc_{id}_guess"), flood_from)).await;
         statuses.push(answer.status.as_u16());
-        last = Some(answer);
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            last = Some(answer);
+        }
     }
     let used = common::count(&acquired) - before;
-    // The address's burst, less the one lookup the real token's first use took.
-    let budget = app::controls::anonymous::SERVICE_TOKEN_LOOKUPS.burst as usize - 1;
+    // The address's burst, less the one lookup the real token's first use took, and what
+    // the budget refilled while the flood ran.
+    let limit = app::controls::anonymous::SERVICE_TOKEN_LOOKUPS;
+    let budget = limit.burst as usize - 1;
+    let refilled = common::refilled_since(limit, first_lookup);
     assert!(
-        used <= budget as u64 + 1,
+        used <= (budget + refilled) as u64 + 1,
         "200 bad tokens took {used} connections"
     );
     assert!(statuses[..budget].iter().all(|s| *s == 401), "{statuses:?}");
-    assert!(statuses[budget..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert!(
+        statuses[budget..].iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    let looked_up = statuses.iter().filter(|s| **s == 401).count();
+    assert!(
+        looked_up <= budget + refilled,
+        "{refilled} refilled: {statuses:?}"
+    );
     let last = last.unwrap();
     assert_eq!(common::code(&last), "RATE_LIMITED");
     assert!(last.header("retry-after").parse::<u64>().unwrap() >= 1);
@@ -494,6 +508,7 @@ async fn random_session_cookies_cannot_load_the_database(pool: PgPool) {
         common::sign_in_from(&router, "pat@example.com", "a password long enough", peer).await;
     let signed_in = signed_in.unwrap();
     let whoami = |cookie: &str| common::post_form_from(Whoami::PATH, Some(cookie), "", peer);
+    let first_lookup = std::time::Instant::now();
     assert_eq!(
         send(&router, whoami(&signed_in)).await.json()["email"],
         "pat@example.com"
@@ -505,17 +520,30 @@ async fn random_session_cookies_cannot_load_the_database(pool: PgPool) {
     for _ in 0..200 {
         let answer = send(&router, whoami(&random_session_cookie())).await;
         statuses.push(answer.status.as_u16());
-        last = Some(answer);
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            last = Some(answer);
+        }
     }
     let used = common::count(&acquired) - before;
-    // The address's burst, less the one lookup the signed-in session's first use took.
-    let budget = app::controls::anonymous::SESSION_LOOKUPS.burst as usize - 1;
+    // The address's burst, less the one lookup the signed-in session's first use took, and
+    // what the budget refilled while the flood ran.
+    let limit = app::controls::anonymous::SESSION_LOOKUPS;
+    let budget = limit.burst as usize - 1;
+    let refilled = common::refilled_since(limit, first_lookup);
     assert!(
-        used <= budget as u64 + 1,
+        used <= (budget + refilled) as u64 + 1,
         "200 unknown session ids took {used} connections"
     );
     assert!(statuses[..budget].iter().all(|s| *s == 200), "{statuses:?}");
-    assert!(statuses[budget..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert!(
+        statuses[budget..].iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    let looked_up = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        looked_up <= budget + refilled,
+        "{refilled} refilled: {statuses:?}"
+    );
     let last = last.unwrap();
     assert!(last.header("retry-after").parse::<u64>().unwrap() >= 1);
     assert!(

@@ -372,7 +372,7 @@ async fn a_token_pasted_into_the_id_filter_is_redirected_out_of_the_url(pool: Pg
     };
     tracing::instrument::WithSubscriber::with_subscriber(
         requests,
-        server::logging::subscriber(captured.clone()),
+        common::capturing_subscriber(captured.clone()),
     )
     .await;
     let logged = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
@@ -432,6 +432,7 @@ async fn random_service_tokens_cannot_load_the_database(pool: PgPool) {
     };
     // The real service has used its token from this address before the flood.
     let flood_from = [192, 0, 2, 80];
+    let first_lookup = std::time::Instant::now();
     assert_eq!(
         send(&router, switches(good.expose(), flood_from))
             .await
@@ -448,17 +449,30 @@ async fn random_service_tokens_cannot_load_the_database(pool: PgPool) {
         let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
         let answer = send(&router, switches(&format!("sc_svc_{id}_guess"), flood_from)).await;
         statuses.push(answer.status.as_u16());
-        last = Some(answer);
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            last = Some(answer);
+        }
     }
     let used = common::count(&acquired) - before;
-    // The address's burst, less the one lookup the real token's first use took.
-    let budget = app::controls::anonymous::SERVICE_TOKEN_LOOKUPS.burst as usize - 1;
+    // The address's burst, less the one lookup the real token's first use took, and what
+    // the budget refilled while the flood ran.
+    let limit = app::controls::anonymous::SERVICE_TOKEN_LOOKUPS;
+    let budget = limit.burst as usize - 1;
+    let refilled = common::refilled_since(limit, first_lookup);
     assert!(
-        used <= budget as u64 + 1,
+        used <= (budget + refilled) as u64 + 1,
         "200 bad tokens took {used} connections"
     );
     assert!(statuses[..budget].iter().all(|s| *s == 401), "{statuses:?}");
-    assert!(statuses[budget..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert!(
+        statuses[budget..].iter().all(|s| *s == 401 || *s == 429),
+        "{statuses:?}"
+    );
+    let looked_up = statuses.iter().filter(|s| **s == 401).count();
+    assert!(
+        looked_up <= budget + refilled,
+        "{refilled} refilled: {statuses:?}"
+    );
     let last = last.unwrap();
     assert_eq!(common::code(&last), "RATE_LIMITED");
     assert!(last.header("retry-after").parse::<u64>().unwrap() >= 1);
@@ -524,4 +538,67 @@ async fn random_session_cookies_cannot_load_the_database(pool: PgPool) {
         .await
         .json()
         .is_null());
+}
+
+/// Stops the router builders of [`pages_render_while_other_runtimes_build_routers`] however
+/// the test ends.
+struct StopOnDrop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Pages render while routers are built on other runtimes of the process, as the parallel
+/// tests of one binary do. Building a router used to generate leptos's route list each
+/// time, which leptos does under a process-wide "suppress resource loads" flag
+/// (leptos-rs/leptos#4773): a resource first polled anywhere in the process while the flag
+/// was up never loaded, and its page stalled until the 30 s request timeout (503).
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn pages_render_while_other_runtimes_build_routers(pool: PgPool) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    tenant(&pool, "acme", "Acme Payments").await;
+    let router = app(pool.clone());
+    let cookie = admin_cookie(&pool, &router).await;
+
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let _stop = StopOnDrop(stop.clone());
+    let builders: Vec<_> = (0..2)
+        .map(|_| {
+            let (stop, pool) = (stop.clone(), pool.clone());
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async move {
+                    let mut built = 0u32;
+                    while !stop.load(Ordering::Relaxed) {
+                        drop(app(pool.clone()));
+                        built += 1;
+                        tokio::task::yield_now().await;
+                    }
+                    built
+                })
+            })
+        })
+        .collect();
+
+    let pages = ["/", "/t/acme", "/t/acme/integrations"];
+    for (i, path) in pages.iter().cycle().take(24).enumerate() {
+        let rendered = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            get_as(&router, path, &cookie),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("render {i} of {path} stalled past 5 s"));
+        assert_eq!(rendered.status, StatusCode::OK, "{path}: {}", rendered.body);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let built: u32 = builders
+        .into_iter()
+        .map(|b| b.join().expect("builder"))
+        .sum();
+    assert!(built > 0, "routers were built meanwhile");
 }

@@ -41,7 +41,7 @@ impl Captured {
 #[tokio::test]
 async fn request_log_lines_are_json_with_the_request_id_and_no_email() {
     let captured = Captured::default();
-    let _guard = tracing::subscriber::set_default(server::logging::subscriber(captured.clone()));
+    let _guard = tracing::subscriber::set_default(common::capturing_subscriber(captured.clone()));
 
     let router = app(unreachable_pool());
     let res = get(&router, "/lookup/alice@example.com").await;
@@ -62,7 +62,7 @@ async fn request_log_lines_are_json_with_the_request_id_and_no_email() {
 #[tokio::test]
 async fn internal_errors_are_logged_with_their_reference_and_request_id() {
     let captured = Captured::default();
-    let _guard = tracing::subscriber::set_default(server::logging::subscriber(captured.clone()));
+    let _guard = tracing::subscriber::set_default(common::capturing_subscriber(captured.clone()));
 
     let router = app(unreachable_pool());
     let res = common::get_as(&router, "/", &common::some_session()).await;
@@ -246,7 +246,7 @@ fn log_lines_built_from_secrets_hold_none_of_them() {
         "token sc_svc_0123456789abcdef_Hq3ZrW8mKt5XvBn2Lc7PdJ4sYf9 refused".to_owned(),
         "sc%5Fsvc%5F0123456789abcdef%5FHq3ZrW8mKt5XvBn2Lc7PdJ4sYf9".to_owned(),
     ];
-    tracing::subscriber::with_default(server::logging::subscriber(captured.clone()), || {
+    tracing::subscriber::with_default(common::capturing_subscriber(captured.clone()), || {
         for (name, printed) in &holders {
             tracing::info!(value = %printed, "{name}");
         }

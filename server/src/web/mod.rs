@@ -16,10 +16,12 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use leptos::prelude::{provide_context, use_context, LeptosOptions};
-use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use leptos_axum::{
+    generate_route_list, handle_server_fns_with_context, AxumRouteListing, LeptosRoutes,
+};
 use middleware::{CspNonce, SecurityPolicy};
 use sqlx::PgPool;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tower_http::timeout::TimeoutLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -106,6 +108,20 @@ fn session_layer(
         .with_expiry(Expiry::OnInactivity(idle))
 }
 
+/// The console's routes, generated once per process.
+///
+/// leptos generates the route list by rendering the whole app under a process-wide flag
+/// that suppresses resource loads (`leptos_server`'s `SuppressResourceLoad`), and a
+/// resource whose future is first polled anywhere in the process while that flag is up
+/// waits forever, even after it drops (leptos-rs/leptos#4773). Generating it on every
+/// [`router`] call let one runtime building a router (each parallel test builds its own)
+/// stall a page another runtime was rendering until the request timeout. Generated once,
+/// it is done before any router exists, so before any render.
+fn routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole router: the console (pages and server functions, behind the session layer and
 /// the cross-site check), and the agent API gateway and switches API (bearer tokens, no
 /// session, no cookies),
@@ -114,7 +130,7 @@ fn session_layer(
 /// Server functions answer POST only: nothing changes state on GET. A console URL whose
 /// query holds a pasted token is redirected to one without it ([`pasted_token`]).
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = routes();
     let context = request_context(&state);
     let options = state.leptos_options.clone();
     let console = Router::new()

@@ -442,3 +442,26 @@ pub async fn counting_pool(pool: &PgPool) -> (PgPool, Arc<std::sync::atomic::Ato
 pub fn count(counter: &std::sync::atomic::AtomicU64) -> u64 {
     counter.load(std::sync::atomic::Ordering::SeqCst)
 }
+
+/// [`server::logging::subscriber`] over `writer`, for a test that captures what it logs.
+///
+/// tracing caches one interest per callsite for the whole process. While exactly one
+/// `Dispatch` exists, tracing-core 0.1 computes a callsite's interest from the default
+/// dispatcher of whichever thread reaches it first (tokio-rs/tracing#3611, #2874): a
+/// parallel test without a subscriber then caches `never` for a line this test's capture
+/// was waiting for (seen as no "request finished" line). A second dispatcher, alive for the
+/// whole process, keeps tracing on its general path, which asks every live dispatcher.
+pub fn capturing_subscriber<M>(writer: M) -> impl tracing::Subscriber + Send + Sync
+where
+    M: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+    SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
+    server::logging::subscriber(writer)
+}
+
+/// How many more lookups `limit` has let through since `since` than its burst: its budget
+/// refills with time, and a loaded machine can take a second over a flood.
+pub fn refilled_since(limit: app::controls::Limit, since: std::time::Instant) -> usize {
+    (since.elapsed().as_secs_f64() * f64::from(limit.per_minute) / 60.0).ceil() as usize
+}

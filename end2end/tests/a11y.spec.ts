@@ -1,6 +1,6 @@
 import { test, expect, type Page } from '@playwright/test';
 import AxeBuilder from '@axe-core/playwright';
-import { mintToken, signIn, waitForHydration } from './helpers';
+import { seedDetailPages, signIn, waitForHydration } from './helpers';
 
 /** Serious and critical WCAG 2.1 A/AA violations on the page as it is now, one line each. */
 async function violations(page: Page): Promise<string[]> {
@@ -21,25 +21,13 @@ test('every panel and detail page has no serious or critical accessibility viola
   found['/sign-in'] = await violations(page);
 
   await signIn(page);
-  const token = await mintToken(page, 'demo', `e2e a11y ${Date.now()}`);
-  await page.goto('/t/demo/agent-ops');
-  await waitForHydration(page);
-  const clientName = `e2e-a11y-${Date.now()}`;
-  await page.getByLabel('Name').fill(clientName);
-  await page.getByRole('button', { name: 'Create client' }).click();
-  const clientLink = page.getByTestId('clients').getByRole('link', { name: clientName });
-  await expect(clientLink).toBeVisible();
-  const clientPath = (await clientLink.getAttribute('href'))!;
-  await page.goto('/audit');
-  const eventLink = page.getByTestId('audit-table').locator('tbody a').first();
-  await expect(eventLink).toBeVisible();
-  const eventPath = (await eventLink.getAttribute('href'))!;
+  const { tokenId, clientPath, eventPath } = await seedDetailPages(page, 'a11y');
 
   const pages = [
     '/',
     '/t/demo',
     '/t/demo/integrations',
-    `/t/demo/integrations/${token.split('.')[1]}`,
+    `/t/demo/integrations/${tokenId}`,
     '/t/demo/agent-ops',
     clientPath,
     '/audit',

@@ -42,3 +42,23 @@ export async function mintToken(page: Page, tenant: string, name: string, owner?
   await expect(shown).toBeVisible();
   return (await shown.textContent())!.trim();
 }
+
+/** Something to open on every detail page: a token (demo), an API client (demo) and an audit
+ * event. Returns the token's id and the client's and the event's paths. */
+export async function seedDetailPages(page: Page, label: string): Promise<{ tokenId: string; clientPath: string; eventPath: string }> {
+  const token = await mintToken(page, 'demo', `e2e ${label} ${Date.now()}`);
+  await page.goto('/t/demo/agent-ops');
+  await waitForHydration(page);
+  const clientName = `e2e-${label}-${Date.now()}`;
+  await page.getByLabel('Name').fill(clientName);
+  await page.getByRole('button', { name: 'Create client' }).click();
+  const clientLink = page.getByTestId('clients').getByRole('link', { name: clientName });
+  await expect(clientLink).toBeVisible();
+  const clientPath = (await clientLink.getAttribute('href'))!;
+  await page.goto('/audit');
+  const eventLink = page.getByTestId('audit-table').locator('tbody a').first();
+  await expect(eventLink).toBeVisible();
+  const eventPath = (await eventLink.getAttribute('href'))!;
+  await waitForHydration(page);
+  return { tokenId: token.split('.')[1], clientPath, eventPath };
+}

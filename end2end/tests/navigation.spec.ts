@@ -1,5 +1,5 @@
 import { test, expect, type Page } from '@playwright/test';
-import { mintToken, signIn, waitForHydration, watchConsole } from './helpers';
+import { seedDetailPages, signIn, watchConsole } from './helpers';
 
 /** A small seeded generator, so a failing run can be replayed with E2E_NAV_SEED. */
 function generator(seed: number): () => number {
@@ -29,22 +29,7 @@ test('moving quickly between every panel, detail page and pivot while data loads
   const problems = watchConsole(page);
   await signIn(page);
 
-  // Something to open on every detail page: a token, a client, audit events.
-  const token = await mintToken(page, 'demo', `e2e nav ${Date.now()}`);
-  const tokenId = token.split('.')[1];
-  await page.goto('/t/demo/agent-ops');
-  await waitForHydration(page);
-  const clientName = `e2e-nav-${Date.now()}`;
-  await page.getByLabel('Name').fill(clientName);
-  await page.getByRole('button', { name: 'Create client' }).click();
-  const clientLink = page.getByTestId('clients').getByRole('link', { name: clientName });
-  await expect(clientLink).toBeVisible();
-  const clientPath = (await clientLink.getAttribute('href'))!;
-  await page.goto('/audit');
-  const eventLink = page.getByTestId('audit-table').locator('tbody a').first();
-  await expect(eventLink).toBeVisible();
-  const eventPath = (await eventLink.getAttribute('href'))!;
-  await waitForHydration(page);
+  const { tokenId, clientPath, eventPath } = await seedDetailPages(page, 'nav');
 
   const now = Date.now();
   const iso = (ms: number) => new Date(ms).toISOString().slice(0, 19) + 'Z';

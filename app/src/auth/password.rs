@@ -109,19 +109,7 @@ pub async fn warm_up() -> Result<(), AppError> {
 
 /// Checks a new password against the policy; `field` names the form field for the message.
 pub fn validate_new(password: &str, email: &str, field: &str) -> Result<(), AppError> {
-    let chars = password.chars().count();
-    if chars < MIN_LEN {
-        return Err(AppError::validation(
-            field,
-            format!("Use at least {MIN_LEN} characters."),
-        ));
-    }
-    if chars > MAX_LEN {
-        return Err(AppError::validation(
-            field,
-            format!("Use at most {MAX_LEN} characters."),
-        ));
-    }
+    check_length(password, field)?;
     let lower = password.to_lowercase();
     let email = email.trim().to_lowercase();
     let local = email.split('@').next().unwrap_or_default();
@@ -143,6 +131,25 @@ pub fn validate_new(password: &str, email: &str, field: &str) -> Result<(), AppE
         return Err(AppError::validation(
             field,
             "That password is on lists of common passwords that attackers try first: choose another.",
+        ));
+    }
+    Ok(())
+}
+
+/// The length rule alone (12–128 characters): cheap, so it can be checked before anything
+/// that costs work.
+pub fn check_length(password: &str, field: &str) -> Result<(), AppError> {
+    let chars = password.chars().count();
+    if chars < MIN_LEN {
+        return Err(AppError::validation(
+            field,
+            format!("Use at least {MIN_LEN} characters."),
+        ));
+    }
+    if chars > MAX_LEN {
+        return Err(AppError::validation(
+            field,
+            format!("Use at most {MAX_LEN} characters."),
         ));
     }
     Ok(())

@@ -188,7 +188,8 @@ impl fmt::Debug for Keyed {
     }
 }
 
-fn keyed(pepper: &[u8; 32]) -> HmacSha256 {
+/// HMAC-SHA256 keyed with a 32-byte key, infallibly (also the master key's derivation).
+pub(crate) fn keyed(pepper: &[u8; 32]) -> HmacSha256 {
     // HMAC zero-pads keys shorter than the hash's 64-byte block, so padding the 32-byte
     // pepper ourselves gives the same MAC (the RFC 4231 test below relies on exactly this)
     // and lets the fixed-size, infallible constructor be used.

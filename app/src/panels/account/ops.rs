@@ -42,11 +42,7 @@ pub async fn change_own_password(
             "That is not your current password.",
         ));
     }
-    let length = new.chars().count();
-    if !(password::MIN_LEN..=password::MAX_LEN).contains(&length) {
-        // The length rule's own message.
-        password::validate_new(new, &staff.email, "new")?;
-    }
+    password::check_length(new, "new")?;
     if input.confirm.expose() != new {
         return Err(AppError::validation(
             "confirm",

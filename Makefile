@@ -1,6 +1,6 @@
 # The two commands: `make run` serves the console, `make test` runs every test.
 # Both install what is missing and start PostgreSQL when DATABASE_URL is not set.
-.PHONY: run test check lint bench sqlx-prepare db-start db-stop
+.PHONY: run test check lint bench release sqlx-prepare db-start db-stop
 
 run:
 	scripts/run.sh
@@ -15,6 +15,10 @@ check:
 
 lint:
 	scripts/lint.sh
+
+# The production build in dist/ (README, Production).
+release:
+	scripts/release.sh
 
 bench:
 	scripts/bench.sh

@@ -37,6 +37,10 @@ schema_url=$(scripts/sqlx-schema-db.sh)
 # metadata they compiled into a scratch folder, compared with .sqlx/ below.
 sqlx_seen=$(mktemp -d)
 export SQLX_OFFLINE=false SQLX_OFFLINE_DIR=$sqlx_seen DATABASE_URL=$schema_url
+# What cargo-leptos sets when it builds the server (leptos reads it at compile time): the
+# same value here, so the browser tests' server build reuses this build instead of
+# recompiling leptos and everything above it.
+export LEPTOS_OUTPUT_NAME=staff_console
 
 step "clippy (server build, then browser build; warnings are errors)"
 # Per package: building ssr and hydrate in one cargo invocation would unify both features.

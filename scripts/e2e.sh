@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs the browser tests again against the console as last built (`make test` or
-# `cargo leptos build`), without rebuilding: a fresh database, the server started on
-# E2E_ADDR (default 127.0.0.1:3917), Playwright with the given arguments (a spec file, say),
-# then the server stopped. For repeating the suite, or one spec, quickly.
+# Runs the browser tests against the console as last built by `make test`
+# (`scripts/release.sh --test`: target/test-dist/, the release front end with a development-
+# profile server), without rebuilding: a fresh database, the server started on E2E_ADDR
+# (default 127.0.0.1:3917) in development mode, Playwright with the given arguments (a spec
+# file, say), then the server stopped. `make test` runs it; it is also how to repeat the
+# suite, or one spec, quickly. E2E_DIST points it at another build (dist/, say).
 #
 #   scripts/e2e.sh                      the whole browser suite
 #   scripts/e2e.sh tests/audit.spec.ts  one spec
@@ -11,8 +13,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-[ -x target/debug/staff-console ] && [ -d target/site/pkg ] \
-  || { echo "e2e: build first (make test, or cargo leptos build)" >&2; exit 1; }
+dist=${E2E_DIST:-target/test-dist}
+[ -x "$dist/staff-console" ] && [ -d "$dist/site/pkg" ] \
+  || { echo "e2e: build first (make test, or scripts/release.sh --test)" >&2; exit 1; }
 export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 
 if [ -z "${DATABASE_URL:-}" ] && ! scripts/db.sh url postgres >/dev/null 2>&1; then
@@ -22,12 +25,13 @@ fi
 PSQL=$(scripts/db.sh psql-bin)
 DATABASE_URL=$(scripts/db.sh fresh staff_console_e2e)
 export PSQL DATABASE_URL SQLX_OFFLINE=true STAFF_CONSOLE_ENV=development RUST_LOG=${RUST_LOG:-warn}
-export LEPTOS_SITE_ADDR=${E2E_ADDR:-127.0.0.1:3917} LEPTOS_SITE_ROOT=target/site
-export LEPTOS_OUTPUT_NAME=staff_console LEPTOS_SITE_PKG_DIR=pkg
-export E2E_BASE_URL="http://$LEPTOS_SITE_ADDR"
+export LEPTOS_SITE_ADDR=${E2E_ADDR:-127.0.0.1:3917}
+export E2E_BASE_URL="http://$LEPTOS_SITE_ADDR" STAFF_CONSOLE_BIN="$ROOT/$dist/staff-console"
+# The build folder finds its site and file hashes beside the binary.
+unset LEPTOS_SITE_ROOT LEPTOS_HASH_FILES LEPTOS_OUTPUT_NAME LEPTOS_SITE_PKG_DIR
 
 log=$(mktemp)
-target/debug/staff-console >"$log" 2>&1 &
+"$dist/staff-console" >"$log" 2>&1 &
 server=$!
 cleanup() {
   kill "$server" 2>/dev/null || true

@@ -2,7 +2,8 @@
 # Installs what building, running and testing need, skipping whatever is already there.
 #
 #   scripts/setup.sh            toolchain pieces for building and running
-#   scripts/setup.sh --browser  also Debian's Chromium, for the browser tests
+#   scripts/setup.sh --browser  also Debian's Chromium (the browser tests) and Caddy (the
+#                               release build behind TLS, scripts/tls-test.sh)
 #
 # Nothing is downloaded outside the package registries: cargo-leptos is built from crates.io
 # with `no_downloads`, so it runs wasm-bindgen, tailwindcss and wasm-opt from PATH; those
@@ -80,6 +81,10 @@ if $want_browser; then
   if ! command -v chromium >/dev/null; then
     log "installing Debian's Chromium for the browser tests"
     apt_install chromium
+  fi
+  if ! command -v caddy >/dev/null || ! command -v certutil >/dev/null; then
+    log "installing Debian's Caddy and NSS tools for the test behind TLS"
+    apt_install caddy libnss3-tools
   fi
 fi
 log "tools ready"

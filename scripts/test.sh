@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: every test, from a fresh clone: `make check` (formatting, clippy, the Rust
-# tests, the .sqlx/ check), then the browser tests (Playwright in Debian's Chromium against
-# the console built by cargo-leptos). Installs what is missing and starts PostgreSQL.
+# tests, the .sqlx/ check); then the release front end (hashed, precompressed, size profile)
+# with a development-profile server; the browser tests (Playwright in Debian's Chromium) on
+# it; and the same build in production mode behind Caddy over HTTPS (scripts/tls-test.sh,
+# with the bundle-size budget). Installs what is missing and starts PostgreSQL.
 set -euo pipefail
 # Ctrl-C or SIGTERM end the script through `exit`, so the EXIT trap (stopping the database
 # we started) runs: bash skips EXIT traps when an untrapped signal kills it.
@@ -24,16 +26,15 @@ fi
 
 scripts/check.sh
 
-step "browser tests (Playwright in Chromium)"
+step "the release front end, and a server to test it with (scripts/release.sh --test)"
 scripts/setup.sh --browser
-export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
-PSQL=$(scripts/db.sh psql-bin)
-export PSQL
-DATABASE_URL=$(scripts/db.sh fresh staff_console_e2e)
-export DATABASE_URL SQLX_OFFLINE=true STAFF_CONSOLE_ENV=development RUST_LOG=${RUST_LOG:-warn}
-export LEPTOS_SITE_ADDR=${E2E_ADDR:-127.0.0.1:3917}
-export E2E_BASE_URL="http://$LEPTOS_SITE_ADDR"
-cargo leptos end-to-end
+scripts/release.sh --test
+
+step "browser tests (Playwright in Chromium)"
+scripts/e2e.sh
+
+step "behind TLS: the release front end behind Caddy, as production runs it (scripts/tls-test.sh)"
+scripts/tls-test.sh --dist target/test-dist
 
 echo
 echo "all tests passed in $(( $(date +%s) - started ))s"

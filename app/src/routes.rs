@@ -16,7 +16,7 @@ use crate::panels::staff::view::StaffPage;
 use crate::panels::switches::view::SwitchesPage;
 use crate::tenants::Tenant;
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, Link, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, Link, MetaTags, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
@@ -29,6 +29,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light" />
+                // `/pkg/staff_console.css`, or its hashed name in a release build.
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -54,7 +56,6 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/staff_console.css" />
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
         <Title text="staff-console" />
         <Router>

@@ -23,7 +23,7 @@ pub enum Mode {
 
 /// Why the configuration was refused. Each variant names the variable at fault and never
 /// echoes a secret's value.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     /// A required variable is not set.
     #[error("{name} is not set. {hint}")]
@@ -151,37 +151,58 @@ pub struct RateLimitConfig {
 impl RateLimitConfig {
     /// Reads the `RL_*` variables.
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        Self::from_env_all(env).map_err(|mut errs| errs.remove(0))
+    }
+
+    /// Like [`RateLimitConfig::from_env`], with every problem (never an empty list).
+    fn from_env_all(env: &impl Env) -> Result<Self, Vec<ConfigError>> {
         use app::controls::{Limit, MAX_BURST, MAX_PER_MINUTE};
+        let mut problems = Vec::new();
         let enabled = match env.get("RL_ENABLED").as_deref() {
             None | Some("true" | "1" | "on") => true,
             Some("false" | "0" | "off") => false,
             Some(other) => {
-                return Err(ConfigError::Malformed {
+                problems.push(ConfigError::Malformed {
                     name: "RL_ENABLED",
                     reason: format!("`{other}` is not true or false"),
-                })
+                });
+                true
             }
         };
         let defaults = app::controls::state::Defaults::default();
-        let limit = |per: &'static str, burst: &'static str, default: Limit| {
-            Ok::<_, ConfigError>(Limit {
-                per_minute: parse_number(env, per, default.per_minute, 1..=MAX_PER_MINUTE)?,
-                burst: parse_number(env, burst, default.burst, 1..=MAX_BURST)?,
+        let mut number = |name: &'static str, default: u32, max: u32| {
+            parse_number(env, name, default, 1..=max).unwrap_or_else(|err| {
+                problems.push(err);
+                default
             })
         };
         let defaults = app::controls::state::Defaults {
-            owner: limit("RL_OWNER_PER_MINUTE", "RL_OWNER_BURST", defaults.owner)?,
-            ip: limit("RL_IP_PER_MINUTE", "RL_IP_BURST", defaults.ip)?,
+            owner: Limit {
+                per_minute: number(
+                    "RL_OWNER_PER_MINUTE",
+                    defaults.owner.per_minute,
+                    MAX_PER_MINUTE,
+                ),
+                burst: number("RL_OWNER_BURST", defaults.owner.burst, MAX_BURST),
+            },
+            ip: Limit {
+                per_minute: number("RL_IP_PER_MINUTE", defaults.ip.per_minute, MAX_PER_MINUTE),
+                burst: number("RL_IP_BURST", defaults.ip.burst, MAX_BURST),
+            },
         };
         let import = match env.get("RL_OVERRIDES_JSON") {
             None => Vec::new(),
-            Some(raw) => app::panels::limits::ops::parse_import(&raw).map_err(|reason| {
-                ConfigError::Malformed {
+            Some(raw) => app::panels::limits::ops::parse_import(&raw).unwrap_or_else(|reason| {
+                problems.push(ConfigError::Malformed {
                     name: "RL_OVERRIDES_JSON",
                     reason,
-                }
-            })?,
+                });
+                Vec::new()
+            }),
         };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         Ok(Self {
             enabled,
             defaults,
@@ -214,101 +235,241 @@ impl<F: Fn(&str) -> Option<String>> Env for F {
 impl DatabaseConfig {
     /// Reads `DATABASE_URL` and `DB_MAX_CONNECTIONS`.
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let url = env.get("DATABASE_URL").ok_or(ConfigError::Missing {
-            name: "DATABASE_URL",
-            hint: "Set it to a PostgreSQL URL such as postgres://user@host:5432/staff_console (the Makefile's `make run` sets it for you).",
-        })?;
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(ConfigError::Malformed {
+        Self::from_env_all(env).map_err(|mut errs| errs.remove(0))
+    }
+
+    /// Like [`DatabaseConfig::from_env`], with every problem (never an empty list).
+    fn from_env_all(env: &impl Env) -> Result<Self, Vec<ConfigError>> {
+        let url = match env.get("DATABASE_URL") {
+            None => Err(ConfigError::Missing {
                 name: "DATABASE_URL",
-                reason: "it must start with postgres:// or postgresql://".into(),
-            });
+                hint: "Set it to a PostgreSQL URL such as postgres://user@host:5432/staff_console (the Makefile's `make run` sets it for you).",
+            }),
+            Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+                Err(ConfigError::Malformed {
+                    name: "DATABASE_URL",
+                    reason: "it must start with postgres:// or postgresql://".into(),
+                })
+            }
+            Some(url) => Ok(url),
+        };
+        let max_connections = parse_number(env, "DB_MAX_CONNECTIONS", 10, 1..=1000);
+        match (url, max_connections) {
+            (Ok(url), Ok(max_connections)) => Ok(Self {
+                url: DatabaseUrl(Zeroizing::new(url)),
+                max_connections,
+            }),
+            (url, max) => Err([url.err(), max.err()].into_iter().flatten().collect()),
         }
-        let max_connections = parse_number(env, "DB_MAX_CONNECTIONS", 10, 1..=1000)?;
-        Ok(Self {
-            url: DatabaseUrl(Zeroizing::new(url)),
-            max_connections,
-        })
     }
 }
 
+/// Every problem found in one reading of the environment, in the order the variables are
+/// read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigErrors(Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The first problem (there is always one).
+    pub fn first(&self) -> Option<&ConfigError> {
+        self.0.first()
+    }
+
+    /// All of them.
+    pub fn all(&self) -> &[ConfigError] {
+        &self.0
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, err) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{err}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(err: ConfigError) -> Self {
+        Self(vec![err])
+    }
+}
+
+/// Problems gathered while reading, so that one bad variable does not hide the next.
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn take<T>(&mut self, result: Result<T, ConfigError>) -> Option<T> {
+        result.map_err(|err| self.0.push(err)).ok()
+    }
+}
+
+/// What reading the configuration may do to the data folder in development mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevSecrets {
+    /// `serve`: a missing development secret is generated and kept.
+    Generate,
+    /// `check-config`: nothing is written; a missing development secret is reported as a
+    /// note and stood in for by a throwaway key.
+    ReadOnly,
+}
+
+/// A configuration that loaded, with what is worth a look but stops nothing.
+#[derive(Debug)]
+pub struct Checked {
+    /// The configuration `serve` would run with.
+    pub config: Config,
+    /// Settings that work but are probably not what a production deployment wants.
+    pub warnings: Vec<String>,
+    /// Things reading would have done (development secrets it would generate).
+    pub notes: Vec<String>,
+}
+
 impl Config {
-    /// Reads and checks every variable `serve` uses.
-    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
-        let mode = match env.get("STAFF_CONSOLE_ENV").as_deref() {
-            None | Some("production") => Mode::Production,
-            Some("development") => Mode::Development,
-            Some(other) => {
-                return Err(ConfigError::Malformed {
-                    name: "STAFF_CONSOLE_ENV",
-                    reason: format!("expected `production` or `development`, got `{other}`"),
-                })
+    /// Reads and checks every variable `serve` uses; the error lists every problem found.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigErrors> {
+        Self::read(env, DevSecrets::Generate).map(|checked| checked.config)
+    }
+
+    /// Reads the environment exactly as [`Config::from_env`] does and reports every
+    /// problem at once: missing, malformed and weak values, each naming its variable and
+    /// never echoing a secret. With [`DevSecrets::ReadOnly`] nothing is written anywhere.
+    pub fn read(env: &impl Env, secrets: DevSecrets) -> Result<Checked, ConfigErrors> {
+        let mut problems = Problems(Vec::new());
+        let mut notes = Vec::new();
+        // An unreadable mode is reported, and the rest is checked as production would.
+        let mode = problems.take(match env.get("STAFF_CONSOLE_ENV").as_deref() {
+            None | Some("production") => Ok(Mode::Production),
+            Some("development") => Ok(Mode::Development),
+            Some(other) => Err(ConfigError::Malformed {
+                name: "STAFF_CONSOLE_ENV",
+                reason: format!("expected `production` or `development`, got `{other}`"),
+            }),
+        });
+        let strict = mode.unwrap_or(Mode::Production);
+        let database = DatabaseConfig::from_env_all(env);
+        let database = match database {
+            Ok(database) => Some(database),
+            Err(errs) => {
+                problems.0.extend(errs);
+                None
             }
         };
-        let database = DatabaseConfig::from_env(env)?;
 
         let listen_raw = env
             .get("LEPTOS_SITE_ADDR")
             .unwrap_or_else(|| "127.0.0.1:3000".into());
-        let listen_addr = listen_raw
-            .parse::<SocketAddr>()
-            .map_err(|_| ConfigError::Malformed {
-                name: "LEPTOS_SITE_ADDR",
-                reason: format!("`{listen_raw}` is not an address such as 127.0.0.1:3000"),
-            })?;
+        let listen_addr =
+            problems.take(
+                listen_raw
+                    .parse::<SocketAddr>()
+                    .map_err(|_| ConfigError::Malformed {
+                        name: "LEPTOS_SITE_ADDR",
+                        reason: format!("`{listen_raw}` is not an address such as 127.0.0.1:3000"),
+                    }),
+            );
 
-        let (public_origin, https) = match env.get("PUBLIC_URL") {
-            Some(raw) => parse_public_url(&raw)?,
-            None if mode == Mode::Development => {
+        let public = problems.take(match env.get("PUBLIC_URL") {
+            Some(raw) => parse_public_url(&raw),
+            None if strict == Mode::Development => {
                 // Listening on every interface: browsers reach it as 127.0.0.1.
-                let mut shown = listen_addr;
+                let mut shown = listen_addr.unwrap_or_else(|| ([127, 0, 0, 1], 3000).into());
                 if shown.ip().is_unspecified() {
                     shown.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
                 }
-                (format!("http://{shown}"), false)
+                Ok((format!("http://{shown}"), false))
             }
-            None => {
-                return Err(ConfigError::Missing {
-                    name: "PUBLIC_URL",
-                    hint: "Set it to the address staff use to reach the console, such as https://console.example.com.",
-                })
-            }
-        };
+            None => Err(ConfigError::Missing {
+                name: "PUBLIC_URL",
+                hint: "Set it to the address staff use to reach the console, such as https://console.example.com.",
+            }),
+        });
 
         let data_dir = PathBuf::from(env.get("DATA_DIR").unwrap_or_else(|| ".data".into()));
 
-        let encryption_key = match (env.get("ENCRYPTION_KEY"), mode) {
-            (Some(raw), _) => {
-                let key = parse_key("ENCRYPTION_KEY", &raw)?;
-                if mode == Mode::Production {
+        let encryption_key = problems.take(match env.get("ENCRYPTION_KEY") {
+            Some(raw) => parse_key("ENCRYPTION_KEY", &raw).and_then(|key| {
+                if strict == Mode::Production {
                     check_strength("ENCRYPTION_KEY", &key)?;
                 }
-                key
-            }
-            (None, Mode::Development) => dev_secret(&data_dir, "ENCRYPTION_KEY", "encryption.key")?,
-            (None, Mode::Production) => {
-                return Err(ConfigError::Missing {
-                    name: "ENCRYPTION_KEY",
-                    hint: "Set it to 32 random bytes, base64-encoded (`openssl rand -base64 32`). For local work only, STAFF_CONSOLE_ENV=development generates one.",
-                })
+                Ok(key)
+            }),
+            None if strict == Mode::Development => match secrets {
+                DevSecrets::Generate => dev_secret(&data_dir, "ENCRYPTION_KEY", "encryption.key"),
+                DevSecrets::ReadOnly => {
+                    let path = data_dir.join("secrets").join("encryption.key");
+                    match std::fs::read_to_string(&path) {
+                        Ok(existing) => parse_key("ENCRYPTION_KEY", &existing),
+                        Err(_) => {
+                            notes.push(format!(
+                                "ENCRYPTION_KEY is not set: development mode will generate one in {}",
+                                path.display()
+                            ));
+                            let mut key = Zeroizing::new([0u8; 32]);
+                            rand::fill(&mut key[..]);
+                            Ok(EncryptionKey(key))
+                        }
+                    }
+                }
+            },
+            None => Err(ConfigError::Missing {
+                name: "ENCRYPTION_KEY",
+                hint: "Set it to 32 random bytes, base64-encoded (`openssl rand -base64 32`). For local work only, STAFF_CONSOLE_ENV=development generates one.",
+            }),
+        });
+
+        let auto_migrate = problems.take(match env.get("AUTO_MIGRATE").as_deref() {
+            None => Ok(strict == Mode::Development),
+            Some("true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(other) => Err(ConfigError::Malformed {
+                name: "AUTO_MIGRATE",
+                reason: format!("expected true or false, got `{other}`"),
+            }),
+        });
+        let grace = problems.take(parse_number(env, "SHUTDOWN_GRACE_SECONDS", 30, 0..=3600));
+        let trusted_proxies = problems.take(parse_proxies(
+            env.get("TRUSTED_PROXIES").as_deref().unwrap_or(""),
+        ));
+        let rate_limits = match RateLimitConfig::from_env_all(env) {
+            Ok(limits) => Some(limits),
+            Err(errs) => {
+                problems.0.extend(errs);
+                None
             }
         };
 
-        let auto_migrate = match env.get("AUTO_MIGRATE").as_deref() {
-            None => mode == Mode::Development,
-            Some("true" | "1") => true,
-            Some("false" | "0") => false,
-            Some(other) => {
-                return Err(ConfigError::Malformed {
-                    name: "AUTO_MIGRATE",
-                    reason: format!("expected true or false, got `{other}`"),
-                })
-            }
+        let (
+            Some(mode),
+            Some(database),
+            Some(listen_addr),
+            Some((public_origin, https)),
+            Some(encryption_key),
+            Some(auto_migrate),
+            Some(grace),
+            Some(trusted_proxies),
+            Some(rate_limits),
+        ) = (
+            mode,
+            database,
+            listen_addr,
+            public,
+            encryption_key,
+            auto_migrate,
+            grace,
+            trusted_proxies,
+            rate_limits,
+        )
+        else {
+            return Err(ConfigErrors(problems.0));
         };
-        let grace = parse_number(env, "SHUTDOWN_GRACE_SECONDS", 30, 0..=3600)?;
-        let trusted_proxies = parse_proxies(env.get("TRUSTED_PROXIES").as_deref().unwrap_or(""))?;
-
-        Ok(Self {
+        let config = Self {
             mode,
             database,
             encryption_key,
@@ -319,8 +480,43 @@ impl Config {
             auto_migrate,
             shutdown_grace: Duration::from_secs(u64::from(grace)),
             trusted_proxies,
-            rate_limits: RateLimitConfig::from_env(env)?,
+            rate_limits,
+        };
+        let warnings = config.warnings();
+        Ok(Checked {
+            config,
+            warnings,
+            notes,
         })
+    }
+
+    /// Settings that work but are probably a mistake in production.
+    fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.mode == Mode::Development {
+            out.push(
+                "STAFF_CONSOLE_ENV=development: secrets are generated, demo data is created and weak keys are accepted. Never use it in production.".to_owned(),
+            );
+            return out;
+        }
+        let local_listener = self.listen_addr.ip().is_loopback();
+        if !self.https {
+            out.push(format!(
+                "PUBLIC_URL is {}: without HTTPS the session cookie is not Secure and no HSTS is sent. Serve the console over HTTPS (see deploy/Caddyfile).",
+                self.public_origin
+            ));
+        }
+        if self.https && local_listener && self.trusted_proxies.is_empty() {
+            out.push(
+                "the server listens on loopback behind what looks like a TLS proxy, but TRUSTED_PROXIES is empty: every client will appear as the proxy's address in the audit log and share one rate-limit bucket. Set TRUSTED_PROXIES to the proxy's address.".to_owned(),
+            );
+        }
+        if self.auto_migrate {
+            out.push(
+                "AUTO_MIGRATE is on: the serving role must then own the schema. Prefer `staff-console migrate` as the schema owner before a rollout (README, Production).".to_owned(),
+            );
+        }
+        out
     }
 }
 
@@ -526,9 +722,106 @@ mod tests {
         v
     }
 
+    /// The configuration, or the first problem.
     fn load(pairs: Vec<(&'static str, String)>) -> Result<Config, ConfigError> {
         let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        Config::from_env(&env(&borrowed))
+        Config::from_env(&env(&borrowed)).map_err(|errs| errs.all()[0].clone())
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let zeros = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+        let errs = Config::from_env(&env(&[
+            ("DATABASE_URL", "mysql://x"),
+            ("DB_MAX_CONNECTIONS", "lots"),
+            ("ENCRYPTION_KEY", zeros.as_str()),
+            ("TRUSTED_PROXIES", "10.0.0.1, proxy.internal"),
+            ("RL_OWNER_BURST", "0"),
+            ("AUTO_MIGRATE", "maybe"),
+        ]))
+        .expect_err("must refuse");
+        let names: Vec<&str> = errs
+            .all()
+            .iter()
+            .map(|e| match e {
+                ConfigError::Missing { name, .. }
+                | ConfigError::Malformed { name, .. }
+                | ConfigError::Weak { name, .. }
+                | ConfigError::DataDir { name, .. } => *name,
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "DATABASE_URL",
+                "DB_MAX_CONNECTIONS",
+                "PUBLIC_URL",
+                "ENCRYPTION_KEY",
+                "AUTO_MIGRATE",
+                "TRUSTED_PROXIES",
+                "RL_OWNER_BURST",
+            ]
+        );
+        assert!(matches!(errs.all()[3], ConfigError::Weak { .. }));
+        let shown = errs.to_string();
+        assert_eq!(shown.lines().count(), 7, "{shown}");
+        assert!(!shown.contains(&zeros), "{shown}");
+    }
+
+    #[test]
+    fn reading_for_a_check_writes_nothing_and_warns_about_risky_settings() {
+        let dir = std::env::temp_dir().join(format!("sc-check-{}", uuid::Uuid::new_v4()));
+        let data_dir = dir.to_string_lossy().into_owned();
+        let checked = Config::read(
+            &env(&[
+                ("DATABASE_URL", DB),
+                ("STAFF_CONSOLE_ENV", "development"),
+                ("DATA_DIR", data_dir.as_str()),
+            ]),
+            DevSecrets::ReadOnly,
+        )
+        .expect("loads");
+        assert!(!dir.exists(), "a check must not create the data folder");
+        assert_eq!(checked.notes.len(), 1, "{:?}", checked.notes);
+        assert!(checked.notes[0].contains("will generate"));
+        assert!(checked.warnings[0].contains("development"));
+
+        // Production over plain HTTP, and a loopback listener behind TLS with no trusted
+        // proxy, both work but are flagged.
+        let plain = Config::read(
+            &env(&[
+                ("DATABASE_URL", DB),
+                ("ENCRYPTION_KEY", GOOD_KEY),
+                ("PUBLIC_URL", "http://console.internal"),
+            ]),
+            DevSecrets::ReadOnly,
+        )
+        .expect("loads");
+        assert!(plain.warnings.iter().any(|w| w.contains("without HTTPS")));
+        let proxied = Config::read(
+            &env(&[
+                ("DATABASE_URL", DB),
+                ("ENCRYPTION_KEY", GOOD_KEY),
+                ("PUBLIC_URL", "https://console.example.com"),
+            ]),
+            DevSecrets::ReadOnly,
+        )
+        .expect("loads");
+        assert!(proxied
+            .warnings
+            .iter()
+            .any(|w| w.contains("TRUSTED_PROXIES")));
+        let good = Config::read(
+            &env(&[
+                ("DATABASE_URL", DB),
+                ("ENCRYPTION_KEY", GOOD_KEY),
+                ("PUBLIC_URL", "https://console.example.com"),
+                ("TRUSTED_PROXIES", "127.0.0.1"),
+            ]),
+            DevSecrets::ReadOnly,
+        )
+        .expect("loads");
+        assert!(good.warnings.is_empty(), "{:?}", good.warnings);
     }
 
     #[test]
@@ -557,7 +850,7 @@ mod tests {
 
         let err = Config::from_env(&env(&[])).expect_err("must refuse");
         assert!(matches!(
-            err,
+            err.all()[0],
             ConfigError::Missing {
                 name: "DATABASE_URL",
                 ..

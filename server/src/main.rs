@@ -29,6 +29,14 @@ enum Command {
     Serve,
     /// Apply pending database migrations, then exit.
     Migrate,
+    /// Read the environment as `serve` would and print every problem at once (exit 0 when
+    /// `serve` would start, 2 when not). Touches nothing, and contacts the database only
+    /// with --database.
+    CheckConfig {
+        /// Also connect: schema current, serving role, peppers open with ENCRYPTION_KEY.
+        #[arg(long)]
+        database: bool,
+    },
     /// The runbook's smoke test: call the gateway's /agent/v1/whoami with a token and say
     /// what happened (exit 0 when accepted, 1 when refused or unreachable).
     Smoke {
@@ -348,6 +356,16 @@ async fn main() -> ExitCode {
         Command::ServiceToken { command } => report(service_token_command(command).await),
         Command::Audit { command } => report(audit_command(command).await),
         Command::Smoke { pat, url } => smoke(pat, url).await,
+        Command::CheckConfig { database } => {
+            let report =
+                server::check_config::check(&ProcessEnv, database, Duration::from_secs(5)).await;
+            print!("{}", report.render());
+            if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_CONFIG)
+            }
+        }
         Command::Migrate => {
             let config = match DatabaseConfig::from_env(&ProcessEnv) {
                 Ok(config) => config,
@@ -425,9 +443,12 @@ fn report(result: Result<String, String>) -> ExitCode {
     }
 }
 
-fn config_error(err: &server::config::ConfigError) -> ExitCode {
-    tracing::error!(error = %err, "configuration refused");
-    eprintln!("staff-console: configuration error: {err}");
+fn config_error(err: &dyn std::fmt::Display) -> ExitCode {
+    let shown = err.to_string();
+    for line in shown.lines() {
+        tracing::error!(error = %line, "configuration refused");
+        eprintln!("staff-console: configuration error: {line}");
+    }
     ExitCode::from(EXIT_CONFIG)
 }
 

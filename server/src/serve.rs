@@ -146,11 +146,60 @@ fn spawn_housekeeping(pool: sqlx::PgPool) {
     });
 }
 
-/// Starts the console and gateway, and returns once a shutdown signal was handled.
-pub async fn run(config: Config) -> Result<(), ServeError> {
+/// Leptos's options for this process: from the `LEPTOS_*` variables cargo-leptos sets, or,
+/// for a release folder (`make release`: the binary, `hash.txt` and `site/` side by side),
+/// from what lies beside the binary. The site must hold the front end the pages will load:
+/// a page whose WebAssembly is missing never becomes interactive, so production refuses
+/// to start without it.
+pub fn site_options(mode: Mode) -> Result<LeptosOptions, ServeError> {
     let conf =
         leptos::config::get_configuration(None).map_err(|e| ServeError::Leptos(e.to_string()))?;
-    let mut leptos_options: LeptosOptions = conf.leptos_options;
+    let mut options: LeptosOptions = conf.leptos_options;
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(std::path::Path::to_path_buf));
+    if let Some(dir) = &beside {
+        let site = dir.join("site");
+        if std::env::var_os("LEPTOS_SITE_ROOT").is_none() && site.is_dir() {
+            options.site_root = site.to_string_lossy().into_owned().into();
+        }
+        if std::env::var_os("LEPTOS_HASH_FILES").is_none()
+            && dir.join(&*options.hash_file).is_file()
+        {
+            options.hash_files = true;
+        }
+    }
+    let pkg = std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir);
+    let problem = if options.hash_files {
+        let hashes = beside.map(|dir| dir.join(&*options.hash_file));
+        match hashes {
+            Some(path) if path.is_file() => None,
+            Some(path) => Some(format!(
+                "file hashing is on but {} is missing: deploy the release folder whole",
+                path.display()
+            )),
+            None => Some("file hashing is on but the binary's folder is unknown".into()),
+        }
+    } else {
+        let wasm = pkg.join(format!("{}.wasm", options.output_name));
+        (!wasm.is_file()).then(|| {
+            format!(
+                "the front end is not built: {} is missing (run `make release`, or set LEPTOS_SITE_ROOT to the site folder)",
+                wasm.display()
+            )
+        })
+    };
+    match (problem, mode) {
+        (Some(problem), Mode::Production) => return Err(ServeError::Leptos(problem)),
+        (Some(problem), Mode::Development) => tracing::warn!("{problem}"),
+        (None, _) => {}
+    }
+    Ok(options)
+}
+
+/// Starts the console and gateway, and returns once a shutdown signal was handled.
+pub async fn run(config: Config) -> Result<(), ServeError> {
+    let mut leptos_options = site_options(config.mode)?;
     leptos_options.site_addr = config.listen_addr;
 
     let pool = db::connect(&config.database, Duration::from_secs(30)).await?;

@@ -80,6 +80,68 @@ async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl I
     handle_server_fns_with_context(request_context(&state), req).await
 }
 
+/// `Cache-Control` of a built asset whose name carries its content's hash: a new build
+/// has new names, so browsers keep these for a year without asking again.
+pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Whether `name` (a file name) carries a cargo-leptos content hash: a dot-separated part
+/// of 22 base64url characters, as in `staff_console.Pq3yZ1AS_M8lq8YKvCJhdw.wasm`.
+pub fn is_hashed_name(name: &str) -> bool {
+    name.split('.').any(|part| {
+        part.len() == 22
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
+/// Caching of `/pkg` answers: hashed names for a year, anything else revalidated (a
+/// development build keeps its names), errors never kept. The same name may be sent
+/// brotli-, gzip- or un-compressed, so caches must key on `Accept-Encoding`.
+async fn asset_caching(
+    req: Request<Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::{CACHE_CONTROL, VARY};
+    use axum::http::HeaderValue;
+    let hashed = req
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .is_some_and(is_hashed_name);
+    let mut res = next.run(req).await;
+    let status = res.status();
+    let cache = if !(status.is_success() || status == axum::http::StatusCode::NOT_MODIFIED) {
+        "no-store"
+    } else if hashed {
+        IMMUTABLE
+    } else {
+        "no-cache"
+    };
+    let headers = res.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    res
+}
+
+/// The built front end (`/pkg/...`: WebAssembly, JavaScript, CSS) straight from the site
+/// folder, outside the session layer: brotli or gzip when the build left a `.br` or `.gz`
+/// beside the file (`make release` does) and the browser accepts it. Only these static
+/// files are ever compressed; pages and server-function answers never are, so nothing a
+/// response shows once (a new token, a one-time password) can leak through its
+/// compressed length (BREACH).
+fn assets(options: &LeptosOptions) -> Router {
+    let pkg = options.site_pkg_dir.trim_matches('/');
+    let dir = std::path::Path::new(&*options.site_root).join(pkg);
+    let files = tower_http::services::ServeDir::new(dir)
+        .precompressed_br()
+        .precompressed_gzip();
+    Router::new()
+        .nest_service(&format!("/{pkg}"), files)
+        .layer(axum::middleware::from_fn(asset_caching))
+}
+
 /// The longest any request may take.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -169,6 +231,7 @@ pub fn router(state: AppState) -> Router {
             controls: state.controls.clone(),
         }))
         .merge(crate::switches_api::router(state.controls.clone()))
+        .merge(assets(&state.leptos_options))
         .merge(console)
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),

@@ -55,10 +55,25 @@ pub fn app_parts(
     Arc<app::integrations::verify::Verifier>,
     Arc<app::controls::state::Controls>,
 ) {
+    app_parts_with_site(pool, https, "target/site", false)
+}
+
+/// [`app_parts`] serving the site in `site_root`, with hashed file names or not.
+pub fn app_parts_with_site(
+    pool: PgPool,
+    https: bool,
+    site_root: &str,
+    hash_files: bool,
+) -> (
+    Router,
+    Arc<app::integrations::verify::Verifier>,
+    Arc<app::controls::state::Controls>,
+) {
     let controls = controls(pool.clone());
     let leptos_options = LeptosOptions::builder()
         .output_name("staff_console")
-        .site_root("target/site")
+        .site_root(site_root)
+        .hash_files(hash_files)
         .build();
     let verifier = verifier(pool.clone());
     let router = router(AppState {

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# `make release`: the production build, in one folder, dist/:
+#
+#   dist/staff-console   the server (release profile; migrations embedded)
+#   dist/hash.txt        the content hashes in the front end's file names (read at start)
+#   dist/site/           the site: favicon, and pkg/ with the WebAssembly (size profile,
+#                        wasm-opt -Oz), JavaScript and CSS under hashed names, each with a
+#                        brotli (.br, quality 11) and gzip (.gz, level 9) copy
+#   dist/deploy/         the systemd unit, the Caddy configuration, the environment file
+#
+# Copy the folder whole to the host (README, Production). The build needs no database:
+# queries are checked against .sqlx/. Prints the bundle sizes and the build time.
+#
+#   scripts/release.sh          dist/, as above
+#   scripts/release.sh --test   target/test-dist/: the same front end, built the same way,
+#                               with the server built by the development profile. `make test`
+#                               runs the browser suites on it: the release profile alone takes
+#                               longer than the whole test run may (README, Measured).
+set -euo pipefail
+trap 'exit 130' INT
+trap 'exit 143' TERM
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+mode=release
+[ "${1:-}" = "--test" ] && mode=test
+
+scripts/setup.sh
+export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+started=$(date +%s)
+
+# A site folder of its own, so the development site in target/site (unhashed names, which
+# `make run` serves) is left as it is.
+site=target/release-site
+export SQLX_OFFLINE=true LEPTOS_HASH_FILES=true LEPTOS_SITE_ROOT=$site
+if [ "$mode" = release ]; then
+  out=dist
+  # Leptos's type-erased components for both halves come from .cargo/config.toml.
+  cargo leptos build --release
+  bin=target/release/staff-console
+else
+  out=target/test-dist
+  cargo leptos build --release --frontend-only
+  # The development profile's server, sharing the test build's compiled dependencies.
+  cargo leptos build --server-only
+  bin=target/debug/staff-console
+fi
+
+# gzip level 9 and brotli quality 11 copies of every file (scripts/precompress.mjs).
+node scripts/precompress.mjs "$site"
+
+rm -rf "$out"
+mkdir -p "$out/deploy"
+# A hard link where it can be: the development binary is large.
+ln -f "$bin" "$out/staff-console" 2>/dev/null || cp "$bin" "$out/"
+cp target/release/hash.txt "$out/"
+cp -r "$site" "$out/site"
+cp deploy/staff-console.service deploy/Caddyfile deploy/env.example "$out/deploy/"
+took=$(( $(date +%s) - started ))
+
+echo
+echo "$out/ (built in ${took}s):"
+printf '  %-52s %9s %9s %9s\n' file raw gzip brotli
+for f in "$out"/site/pkg/*; do
+  case "$f" in *.gz | *.br | *.ts) continue ;; esac
+  printf '  %-52s %9s %9s %9s\n' "${f#"$out"/}" "$(stat -c %s "$f")" \
+    "$(stat -c %s "$f.gz" 2>/dev/null || echo -)" "$(stat -c %s "$f.br" 2>/dev/null || echo -)"
+done
+printf '  %-52s %9s\n' staff-console "$(stat -c %s "$out/staff-console")"

@@ -1,0 +1,148 @@
+//! A rolling upgrade: the new release's migrations are applied while instances of the old
+//! one keep serving (README, Production). The old binary is this one; the new release's
+//! migration is a fixture of the kind the rule allows (`tests/fixtures/expand_migration.sql`:
+//! a new table, a new column with a default, a new index, a new grant), applied the way the
+//! new binary's `staff-console migrate` would, from a folder holding every migration this
+//! binary knows plus the new one.
+//!
+//! The control: a migration the rule forbids (a rename) breaks the same old instance, so
+//! the test can tell the two apart.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
+
+mod common;
+
+use axum::http::StatusCode;
+use common::{app, get_as, sign_in, staff};
+use sqlx::PgPool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+const EXPAND: &str = include_str!("fixtures/expand_migration.sql");
+const CONTRACT: &str = "ALTER TABLE staff RENAME COLUMN password_hash TO password_digest;";
+
+/// A folder with every migration of this binary plus `next` as the newest: what the next
+/// release's binary embeds.
+fn next_release(next: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("sc-next-release-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ours = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    for entry in std::fs::read_dir(ours).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.join("29991231000001_next_release.sql"), next).unwrap();
+    dir
+}
+
+/// Applies the next release's migrations as its `staff-console migrate` would.
+async fn migrate_to_next_release(pool: &PgPool, next: &str) {
+    let dir = next_release(next);
+    let migrator = sqlx::migrate::Migrator::new(dir.as_path())
+        .await
+        .expect("read migrations");
+    migrator.run(pool).await.expect("apply the next release");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// Signs in and opens the console's home page: the staff table, the session store, the
+/// audit log (the sign-in is audited) and a page render. Whether it all worked.
+async fn sign_in_and_look(app: &axum::Router, email: &str) -> Result<(), String> {
+    let (answer, cookie) = sign_in(app, email, "rollout password, long enough").await;
+    let cookie = cookie.ok_or_else(|| format!("sign-in: {} {}", answer.status, answer.body))?;
+    let page = get_as(app, "/", &cookie).await;
+    if page.status != StatusCode::OK {
+        return Err(format!("home page: {}", page.status));
+    }
+    Ok(())
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_old_binary_keeps_serving_while_an_expand_migration_is_applied(pool: PgPool) {
+    server::db::migrate(&pool)
+        .await
+        .expect("this release's schema");
+    let email = "rollout@example.com";
+    staff(
+        &pool,
+        email,
+        app::auth::Role::Operator,
+        "rollout password, long enough",
+    )
+    .await;
+    let old = app(pool.clone());
+    sign_in_and_look(&old, email).await.expect("before");
+
+    // Traffic on the old instance all through the migration.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (served, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let traffic = tokio::spawn({
+        let (old, stop, served, failed) =
+            (old.clone(), stop.clone(), served.clone(), failed.clone());
+        async move {
+            let mut first_failure = None;
+            while !stop.load(Ordering::Relaxed) {
+                match sign_in_and_look(&old, email).await {
+                    Ok(()) => served.fetch_add(1, Ordering::Relaxed),
+                    Err(err) => {
+                        first_failure.get_or_insert(err);
+                        failed.fetch_add(1, Ordering::Relaxed)
+                    }
+                };
+            }
+            first_failure
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    migrate_to_next_release(&pool, EXPAND).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let first_failure = traffic.await.unwrap();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "the old instance failed during the migration: {first_failure:?}"
+    );
+    assert!(served.load(Ordering::Relaxed) >= 2, "no traffic was served");
+    let applied: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM _sqlx_migrations WHERE version = 29991231000001)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(applied, "the next release's migration was applied");
+
+    // After it, the old instance still serves, and an old instance restarting meanwhile
+    // starts: the schema is ahead of it, not behind (with AUTO_MIGRATE too).
+    sign_in_and_look(&old, email).await.expect("after");
+    server::db::require_current_schema(&pool)
+        .await
+        .expect("an old instance starts on the newer schema");
+    server::db::migrate(&pool)
+        .await
+        .expect("an old instance with AUTO_MIGRATE starts on the newer schema");
+    sign_in_and_look(&app(pool.clone()), email)
+        .await
+        .expect("a restarted old instance serves");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_contract_migration_breaks_the_old_binary(pool: PgPool) {
+    server::db::migrate(&pool)
+        .await
+        .expect("this release's schema");
+    let email = "rollout@example.com";
+    staff(
+        &pool,
+        email,
+        app::auth::Role::Operator,
+        "rollout password, long enough",
+    )
+    .await;
+    let old = app(pool.clone());
+    sign_in_and_look(&old, email).await.expect("before");
+    migrate_to_next_release(&pool, CONTRACT).await;
+    let err = sign_in_and_look(&old, email)
+        .await
+        .expect_err("a renamed column breaks the old binary's queries");
+    assert!(err.starts_with("sign-in"), "{err}");
+}

@@ -41,8 +41,9 @@ if [ "$mode" = release ]; then
 else
   out=target/test-dist
   cargo leptos build --release --frontend-only
-  # The development profile's server, sharing the test build's compiled dependencies.
-  cargo leptos build --server-only
+  # The development profile's server: the binary the Rust tests build (the same command as
+  # scripts/check.sh, so after it nothing is compiled again).
+  LEPTOS_OUTPUT_NAME=staff_console cargo test -p app -p server --features app/ssr --no-run
   bin=target/debug/staff-console
 fi
 

@@ -78,7 +78,7 @@ async fn hashed_assets_are_cached_for_a_year_and_sent_precompressed(pool: PgPool
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn pages_and_server_functions_are_never_compressed_nor_cached(pool: PgPool) {
     let root = site();
-    let (app, _, _) = common::app_parts_with_site(pool, true, root.to_str().unwrap(), true);
+    let (app, _, _) = common::app_parts_with_site(pool, true, root.to_str().unwrap(), false);
     let page = fetch(&app, "/sign-in", "br, gzip").await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.header("content-encoding"), "");

@@ -61,7 +61,7 @@ async fn the_old_binary_keeps_serving_while_an_expand_migration_is_applied(pool:
     server::db::migrate(&pool)
         .await
         .expect("this release's schema");
-    let email = "rollout@example.com";
+    let email = "upgrade-check@example.com";
     staff(
         &pool,
         email,
@@ -130,7 +130,7 @@ async fn a_contract_migration_breaks_the_old_binary(pool: PgPool) {
     server::db::migrate(&pool)
         .await
         .expect("this release's schema");
-    let email = "rollout@example.com";
+    let email = "upgrade-check@example.com";
     staff(
         &pool,
         email,

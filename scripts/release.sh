@@ -22,8 +22,17 @@ trap 'exit 143' TERM
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-mode=release
-[ "${1:-}" = "--test" ] && mode=test
+# --test in two halves, which `make test` runs apart: the front end (its own target
+# folder, so it can build while scripts/check.sh runs) and the assembly (after the tests).
+front=true
+assemble=true
+case "${1:-}" in
+  "") mode=release ;;
+  --test) mode=test ;;
+  --test-front) mode=test; assemble=false ;;
+  --test-assemble) mode=test; front=false ;;
+  *) echo "usage: scripts/release.sh [--test | --test-front | --test-assemble]" >&2; exit 2 ;;
+esac
 
 scripts/setup.sh
 export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
@@ -38,25 +47,33 @@ if [ "$mode" = release ]; then
   # Leptos's type-erased components for both halves come from .cargo/config.toml.
   cargo leptos build --release
   bin=target/release/staff-console
+  # gzip level 9 and brotli quality 11 copies of every file (scripts/precompress.mjs).
+  node scripts/precompress.mjs "$site"
 else
   out=target/test-dist
-  cargo leptos build --release --frontend-only
+  if $front; then
+    cargo leptos build --release --frontend-only
+    node scripts/precompress.mjs "$site"
+  fi
+  $assemble || exit 0
   # The development profile's server: the binary the Rust tests build (the same command as
   # scripts/check.sh, so after it nothing is compiled again).
   LEPTOS_OUTPUT_NAME=staff_console cargo test -p app -p server --features app/ssr --no-run
   bin=target/debug/staff-console
 fi
 
-# gzip level 9 and brotli quality 11 copies of every file (scripts/precompress.mjs).
-node scripts/precompress.mjs "$site"
-
 rm -rf "$out"
 mkdir -p "$out/deploy"
-# A hard link where it can be: the development binary is large.
-ln -f "$bin" "$out/staff-console" 2>/dev/null || cp "$bin" "$out/"
+if [ "$mode" = test ]; then
+  # A hard link where it can be: the development binary is large.
+  ln -f "$bin" "$out/staff-console" 2>/dev/null || cp "$bin" "$out/"
+else
+  cp "$bin" "$out/"
+fi
 cp target/release/hash.txt "$out/"
 cp -r "$site" "$out/site"
 cp deploy/staff-console.service deploy/Caddyfile deploy/env.example "$out/deploy/"
+cp README.md "$out/"
 took=$(( $(date +%s) - started ))
 
 echo

@@ -3,10 +3,11 @@
 #
 #   1. the database roles of the README's Production section: a schema owner that runs
 #      `staff-console migrate`, and a login role granted staff_console_app that serves;
-#   2. deploy/staff-console.service checked (`systemd-analyze verify`, and its exposure
-#      score offline), then its ExecStartPre (check-config) and ExecStart run as written,
-#      with the folder paths pointed at the build and a scratch data folder (this machine has no
-#      systemd to start the unit itself);
+#   2. check-config on a broken and on the real environment; deploy/staff-console.service
+#      checked (`systemd-analyze verify`, and its exposure score offline), then its
+#      ExecStart run as written, with its Environment= and WorkingDirectory=, the folder
+#      paths pointed at the build and a scratch data folder (this machine has no systemd as
+#      PID 1 to start the unit itself);
 #   3. deploy/Caddyfile in front, with Caddy's internal CA (`local_certs`, the global form of
 #      `tls internal`) on [::1], so the browser's address (::1) differs from the proxy's
 #      (127.0.0.1, the one TRUSTED_PROXIES names);
@@ -127,19 +128,23 @@ else
 fi
 unit_value() { sed -n "s/^$1=//p" "$work/staff-console.service" | tail -n 1; }
 for line in $(sed -n 's/^Environment=//p' "$work/staff-console.service"); do export "${line?}"; done
+"$dist/staff-console" check-config --database
+# Nothing may answer on the ports yet (a server left over from an aborted run would
+# answer the readiness check for ours).
+! curl -s -o /dev/null "http://127.0.0.1:$APP_PORT/" 2>/dev/null || die "port $APP_PORT is already in use"
 cd "$(unit_value WorkingDirectory)"
-# shellcheck disable=SC2046
-$(unit_value ExecStartPre) --database
-# shellcheck disable=SC2046
-$(unit_value ExecStart) >"$work/server.log" 2>&1 &
-pids+=($!)
+read -r -a exec_start <<<"$(unit_value ExecStart)"
+"${exec_start[@]}" >"$work/server.log" 2>&1 &
+server_pid=$!
+pids+=("$server_pid")
 cd "$ROOT"
 for _ in $(seq 1 120); do
   curl -fsS "http://127.0.0.1:$APP_PORT/readyz" >/dev/null 2>&1 && break
-  kill -0 "${pids[0]}" 2>/dev/null || { cat "$work/server.log"; die "the server stopped"; }
+  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; die "the server stopped"; }
   sleep 0.25
 done
 curl -fsS "http://127.0.0.1:$APP_PORT/readyz" >/dev/null || { cat "$work/server.log"; die "the server did not become ready"; }
+kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; die "the server stopped"; }
 
 step "fixtures: an admin (the command line), a tenant, a service token"
 TLS_ADMIN_EMAIL=admin@tls.test
@@ -194,6 +199,16 @@ export TLS_ADMIN_EMAIL TLS_ADMIN_PASSWORD TLS_SERVICE_TOKEN TLS_TENANT=acme
 export TLS_FIGURES=${TLS_FIGURES:-$ROOT/target/tls-figures.json}
 status=0
 (cd end2end && npx playwright test --config playwright.tls.config.ts "$@") || status=$?
+# Caddy's access log: a token pasted into a URL is not kept.
+curl -s -o /dev/null --cacert "$ca" "https://[::1]:$TLS_PORT/audit?actor=sc_svc_pastedsecretvalue" || true
+sleep 0.5
+if grep -q pastedsecretvalue "$work/caddy.log"; then
+  echo "tls-test: Caddy's access log kept a query string" >&2
+  status=1
+elif ! grep -q 'query not logged' "$work/caddy.log"; then
+  echo "tls-test: Caddy's access log shows no request at all" >&2
+  status=1
+fi
 if [ "$status" != 0 ]; then
   echo "--- server log (last 40 lines) ---"; tail -n 40 "$work/server.log"
   echo "--- caddy log (last 20 lines) ---"; tail -n 20 "$work/caddy.log"

@@ -93,6 +93,10 @@ pub async fn check(env: &impl Env, database: bool, patience: Duration) -> Report
             )
         }
     ));
+    // The front end `serve` would send (a release folder's hashed files, or the site).
+    if let Err(err) = crate::serve::site_options(config.mode) {
+        report.problems.push(err.to_string());
+    }
     if !database {
         report
             .notes

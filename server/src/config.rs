@@ -406,6 +406,13 @@ impl Config {
                     let path = data_dir.join("secrets").join("encryption.key");
                     match std::fs::read_to_string(&path) {
                         Ok(existing) => parse_key("ENCRYPTION_KEY", &existing),
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            Err(ConfigError::DataDir {
+                                name: "ENCRYPTION_KEY",
+                                path: path.display().to_string(),
+                                reason: e.to_string(),
+                            })
+                        }
                         Err(_) => {
                             notes.push(format!(
                                 "ENCRYPTION_KEY is not set: development mode will generate one in {}",

@@ -171,13 +171,8 @@ pub fn site_options(mode: Mode) -> Result<LeptosOptions, ServeError> {
     }
     let pkg = std::path::Path::new(&*options.site_root).join(&*options.site_pkg_dir);
     let problem = if options.hash_files {
-        let hashes = beside.map(|dir| dir.join(&*options.hash_file));
-        match hashes {
-            Some(path) if path.is_file() => None,
-            Some(path) => Some(format!(
-                "file hashing is on but {} is missing: deploy the release folder whole",
-                path.display()
-            )),
+        match beside.map(|dir| dir.join(&*options.hash_file)) {
+            Some(path) => hashed_front_end(&path, &pkg, &options.output_name).err(),
             None => Some("file hashing is on but the binary's folder is unknown".into()),
         }
     } else {
@@ -195,6 +190,39 @@ pub fn site_options(mode: Mode) -> Result<LeptosOptions, ServeError> {
         (None, _) => {}
     }
     Ok(options)
+}
+
+/// Checks a release folder's front end: `hashes` (cargo-leptos's `hash.txt`, which Leptos
+/// reads on every page render and panics without) names the WebAssembly, JavaScript and
+/// CSS, and each of those files is in `pkg`.
+fn hashed_front_end(
+    hashes: &std::path::Path,
+    pkg: &std::path::Path,
+    output: &str,
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(hashes).map_err(|e| {
+        format!(
+            "file hashing is on but {} cannot be read ({e}): deploy the release folder whole",
+            hashes.display()
+        )
+    })?;
+    for ext in ["wasm", "js", "css"] {
+        let hash = text
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(kind, _)| kind.trim() == ext)
+            .map(|(_, hash)| hash.trim())
+            .ok_or_else(|| format!("{} names no {ext} file", hashes.display()))?;
+        let file = pkg.join(format!("{output}.{hash}.{ext}"));
+        if !file.is_file() {
+            return Err(format!(
+                "the front end {} names is missing: {} (deploy the release folder whole, or set LEPTOS_SITE_ROOT to its site folder)",
+                hashes.display(),
+                file.display()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Starts the console and gateway, and returns once a shutdown signal was handled.

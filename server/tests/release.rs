@@ -79,6 +79,10 @@ async fn hashed_assets_are_cached_for_a_year_and_sent_precompressed(pool: PgPool
 async fn pages_and_server_functions_are_never_compressed_nor_cached(pool: PgPool) {
     let root = site();
     let (app, _, _) = common::app_parts_with_site(pool, true, root.to_str().unwrap(), false);
+    // Without file hashing (a development build) no name is taken for a hashed one.
+    let asset = fetch(&app, &format!("/pkg/{HASHED}"), "br").await;
+    assert_eq!(asset.status, StatusCode::OK);
+    assert_eq!(asset.header("cache-control"), "no-cache");
     let page = fetch(&app, "/sign-in", "br, gzip").await;
     assert_eq!(page.status, StatusCode::OK);
     assert_eq!(page.header("content-encoding"), "");
@@ -98,13 +102,24 @@ async fn pages_and_server_functions_are_never_compressed_nor_cached(pool: PgPool
     std::fs::remove_dir_all(root).ok();
 }
 
+/// Runs `staff-console check-config` with only `env`, and a development site (an unhashed
+/// front end) as `serve` would find it.
 fn check_config(env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
+    let site = std::env::temp_dir().join(format!("sc-check-site-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(site.join("pkg")).unwrap();
+    std::fs::write(site.join("pkg/staff_console.wasm"), b"wasm").unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_staff-console"));
-    command.arg("check-config").args(args).env_clear();
+    command
+        .arg("check-config")
+        .args(args)
+        .env_clear()
+        .env("LEPTOS_SITE_ROOT", &site)
+        .env("LEPTOS_OUTPUT_NAME", "staff_console");
     for (k, v) in env {
         command.env(k, v);
     }
     let out = command.output().expect("run staff-console");
+    std::fs::remove_dir_all(site).ok();
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
@@ -160,6 +175,25 @@ fn check_config_passes_a_good_environment_without_a_database() {
     );
     assert!(out.contains("the database was not contacted"), "{out}");
     assert!(!out.contains("warning"), "{out}");
+}
+
+#[test]
+fn check_config_refuses_a_missing_front_end() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_staff-console"));
+    let out = command
+        .arg("check-config")
+        .env_clear()
+        .env("LEPTOS_SITE_ROOT", "/nonexistent/site")
+        .env("LEPTOS_OUTPUT_NAME", "staff_console")
+        .env("DATABASE_URL", "postgres://app@127.0.0.1:1/none")
+        .env("ENCRYPTION_KEY", KEY)
+        .env("PUBLIC_URL", "https://console.example.com")
+        .env("TRUSTED_PROXIES", "127.0.0.1")
+        .output()
+        .expect("run staff-console");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("the front end is not built"), "{text}");
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]

@@ -95,21 +95,23 @@ pub fn is_hashed_name(name: &str) -> bool {
     })
 }
 
-/// Caching of `/pkg` answers: hashed names for a year, anything else revalidated (a
-/// development build keeps its names), errors never kept. The same name may be sent
-/// brotli-, gzip- or un-compressed, so caches must key on `Accept-Encoding`.
+/// Caching of `/pkg` answers: hashed names of a hashed build for a year, anything else
+/// revalidated (a development build keeps its names), errors never kept. The same name may
+/// be sent brotli-, gzip- or un-compressed, so caches must key on `Accept-Encoding`.
 async fn asset_caching(
+    State(hash_files): State<bool>,
     req: Request<Body>,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::http::header::{CACHE_CONTROL, VARY};
     use axum::http::HeaderValue;
-    let hashed = req
-        .uri()
-        .path()
-        .rsplit('/')
-        .next()
-        .is_some_and(is_hashed_name);
+    let hashed = hash_files
+        && req
+            .uri()
+            .path()
+            .rsplit('/')
+            .next()
+            .is_some_and(is_hashed_name);
     let mut res = next.run(req).await;
     let status = res.status();
     let cache = if !(status.is_success() || status == axum::http::StatusCode::NOT_MODIFIED) {
@@ -137,9 +139,9 @@ fn assets(options: &LeptosOptions) -> Router {
     let files = tower_http::services::ServeDir::new(dir)
         .precompressed_br()
         .precompressed_gzip();
-    Router::new()
-        .nest_service(&format!("/{pkg}"), files)
-        .layer(axum::middleware::from_fn(asset_caching))
+    Router::new().nest_service(&format!("/{pkg}"), files).layer(
+        axum::middleware::from_fn_with_state(options.hash_files, asset_caching),
+    )
 }
 
 /// The longest any request may take.

@@ -14,8 +14,8 @@
 #   scripts/release.sh          dist/, as above
 #   scripts/release.sh --test   target/test-dist/: the same front end, built the same way,
 #                               with the server built by the development profile. `make test`
-#                               runs the browser suites on it: the release profile alone takes
-#                               longer than the whole test run may (README, Measured).
+#                               runs the browser suites on it: the release server alone takes
+#                               8 – 9 minutes on 2 cores (README, Measured).
 set -euo pipefail
 trap 'exit 130' INT
 trap 'exit 143' TERM

@@ -1,8 +1,9 @@
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test, type BrowserContext, type Page } from '@playwright/test';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as zlib from 'node:zlib';
+import { signIn } from '../tests/helpers';
 
 // The release build (dist/) served as production serves it: behind Caddy with TLS, as the
 // unprivileged database role, in production mode. scripts/tls-test.sh sets all of this up.
@@ -69,7 +70,20 @@ async function frontEndPaths(): Promise<string[]> {
   return [...new Set(paths)];
 }
 
-/** Records when the page finished hydrating (the app sets body[data-hydrated]). */
+/** Makes every page of `context` note when it finished hydrating (the app sets body[data-hydrated]). */
+async function recordHydration(context: BrowserContext): Promise<void> {
+  await context.addInitScript(() => {
+    const w = window as unknown as { __hydratedAt?: number };
+    new MutationObserver((_, observer) => {
+      if (document.body?.dataset.hydrated === 'true') {
+        w.__hydratedAt = performance.now();
+        observer.disconnect();
+      }
+    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-hydrated'] });
+  });
+}
+
+/** When the page finished hydrating, in ms from navigation start (see recordHydration). */
 async function timeToInteractive(page: Page): Promise<number> {
   await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
   return page.evaluate(() => (window as unknown as { __hydratedAt: number }).__hydratedAt);
@@ -88,18 +102,6 @@ async function bytesTransferred(page: Page): Promise<{ total: number; pkg: numbe
     };
   });
 }
-
-test.beforeEach(async ({ context }) => {
-  await context.addInitScript(() => {
-    const w = window as unknown as { __hydratedAt?: number };
-    new MutationObserver((_, observer) => {
-      if (document.body?.dataset.hydrated === 'true') {
-        w.__hydratedAt = performance.now();
-        observer.disconnect();
-      }
-    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-hydrated'] });
-  });
-});
 
 test.afterAll(() => {
   const out = process.env.TLS_FIGURES;
@@ -193,11 +195,7 @@ test('signing in over HTTPS sets a __Host- cookie, and a change is audited with 
 
     const response = await page.goto('/sign-in');
     expect(response?.headers()['strict-transport-security']).toBe('max-age=63072000; includeSubDomains');
-    await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
-    await page.getByLabel('Email').fill(admin.email);
-    await page.getByLabel('Password').fill(admin.password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await expect(page.getByTestId('signed-in-as')).toBeVisible();
+    await signIn(page, admin.email, admin.password, '/sign-in');
 
     const cookies = await context.cookies();
     const session = cookies.find((c) => c.name === '__Host-sc_session');
@@ -253,12 +251,7 @@ test('a request that skips the proxy is judged by its own address', async ({ pag
   // Its request id is not taken: the console gives it one of its own.
   expect(refused.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
 
-  await page.goto('/sign-in');
-  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
-  await page.getByLabel('Email').fill(admin.email);
-  await page.getByLabel('Password').fill(admin.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await expect(page.getByTestId('signed-in-as')).toBeVisible();
+  await signIn(page, admin.email, admin.password, '/sign-in');
   await page.goto('/audit?ip=127.0.0.2&outcome=deny');
   await expect(page.getByTestId('audit-table')).toContainText('staff.sign_in');
   await page.goto('/audit?ip=203.0.113.66');
@@ -269,25 +262,12 @@ test('a panel loads once, then comes from the cache', async ({ browser }) => {
   // Signed in, with an empty cache: the first load of a panel.
   const signedIn = await browser.newContext();
   const setup = await signedIn.newPage();
-  await setup.goto('/sign-in');
-  await expect(setup.locator('body')).toHaveAttribute('data-hydrated', 'true');
-  await setup.getByLabel('Email').fill(admin.email);
-  await setup.getByLabel('Password').fill(admin.password);
-  await setup.getByRole('button', { name: 'Sign in' }).click();
-  await expect(setup.getByTestId('signed-in-as')).toBeVisible();
+  await signIn(setup, admin.email, admin.password, '/sign-in');
   const state = await signedIn.storageState();
   await signedIn.close();
 
   const context = await browser.newContext({ storageState: state });
-  await context.addInitScript(() => {
-    const w = window as unknown as { __hydratedAt?: number };
-    new MutationObserver((_, observer) => {
-      if (document.body?.dataset.hydrated === 'true') {
-        w.__hydratedAt = performance.now();
-        observer.disconnect();
-      }
-    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-hydrated'] });
-  });
+  await recordHydration(context);
   const page = await context.newPage();
   await page.goto('/switches');
   await expect(page.getByRole('heading', { level: 1, name: 'Kill switches' })).toBeVisible();

@@ -56,21 +56,28 @@ async fn sign_in_and_look(app: &axum::Router, email: &str) -> Result<(), String>
     Ok(())
 }
 
-#[sqlx::test(migrations = false)]
-async fn the_old_binary_keeps_serving_while_an_expand_migration_is_applied(pool: PgPool) {
-    server::db::migrate(&pool)
+const EMAIL: &str = "upgrade-check@example.com";
+
+/// This release's schema, a staff member, and an instance of this binary that serves them.
+async fn old_instance(pool: &PgPool) -> axum::Router {
+    server::db::migrate(pool)
         .await
         .expect("this release's schema");
-    let email = "upgrade-check@example.com";
     staff(
-        &pool,
-        email,
+        pool,
+        EMAIL,
         app::auth::Role::Operator,
         "rollout password, long enough",
     )
     .await;
     let old = app(pool.clone());
-    sign_in_and_look(&old, email).await.expect("before");
+    sign_in_and_look(&old, EMAIL).await.expect("before");
+    old
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_old_binary_keeps_serving_while_an_expand_migration_is_applied(pool: PgPool) {
+    let old = old_instance(&pool).await;
 
     // Traffic on the old instance all through the migration.
     let stop = Arc::new(AtomicBool::new(false));
@@ -81,7 +88,7 @@ async fn the_old_binary_keeps_serving_while_an_expand_migration_is_applied(pool:
         async move {
             let mut first_failure = None;
             while !stop.load(Ordering::Relaxed) {
-                match sign_in_and_look(&old, email).await {
+                match sign_in_and_look(&old, EMAIL).await {
                     Ok(()) => served.fetch_add(1, Ordering::Relaxed),
                     Err(err) => {
                         first_failure.get_or_insert(err);
@@ -113,35 +120,23 @@ async fn the_old_binary_keeps_serving_while_an_expand_migration_is_applied(pool:
 
     // After it, the old instance still serves, and an old instance restarting meanwhile
     // starts: the schema is ahead of it, not behind (with AUTO_MIGRATE too).
-    sign_in_and_look(&old, email).await.expect("after");
+    sign_in_and_look(&old, EMAIL).await.expect("after");
     server::db::require_current_schema(&pool)
         .await
         .expect("an old instance starts on the newer schema");
     server::db::migrate(&pool)
         .await
         .expect("an old instance with AUTO_MIGRATE starts on the newer schema");
-    sign_in_and_look(&app(pool.clone()), email)
+    sign_in_and_look(&app(pool.clone()), EMAIL)
         .await
         .expect("a restarted old instance serves");
 }
 
 #[sqlx::test(migrations = false)]
 async fn a_contract_migration_breaks_the_old_binary(pool: PgPool) {
-    server::db::migrate(&pool)
-        .await
-        .expect("this release's schema");
-    let email = "upgrade-check@example.com";
-    staff(
-        &pool,
-        email,
-        app::auth::Role::Operator,
-        "rollout password, long enough",
-    )
-    .await;
-    let old = app(pool.clone());
-    sign_in_and_look(&old, email).await.expect("before");
+    let old = old_instance(&pool).await;
     migrate_to_next_release(&pool, CONTRACT).await;
-    let err = sign_in_and_look(&old, email)
+    let err = sign_in_and_look(&old, EMAIL)
         .await
         .expect_err("a renamed column breaks the old binary's queries");
     assert!(err.starts_with("sign-in"), "{err}");

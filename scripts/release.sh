@@ -42,17 +42,23 @@ started=$(date +%s)
 # `make run` serves) is left as it is.
 site=target/release-site
 export SQLX_OFFLINE=true LEPTOS_HASH_FILES=true LEPTOS_SITE_ROOT=$site
+# wasm-bindgen's TypeScript declarations (`staff_console.d.<hash>.ts`): nothing loads them,
+# so they are not shipped.
+drop_declarations() { find "$site/pkg" -name '*.ts' -delete; }
+
 if [ "$mode" = release ]; then
   out=dist
   # Leptos's type-erased components for both halves come from .cargo/config.toml.
-  cargo leptos build --release
+  cargo leptos build --release --split
   bin=target/release/staff-console
+  drop_declarations
   # gzip level 9 and brotli quality 11 copies of every file (scripts/precompress.mjs).
   node scripts/precompress.mjs "$site"
 else
   out=target/test-dist
   if $front; then
-    cargo leptos build --release --frontend-only
+    cargo leptos build --release --split --frontend-only
+    drop_declarations
     node scripts/precompress.mjs "$site"
   fi
   $assemble || exit 0

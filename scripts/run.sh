@@ -27,4 +27,4 @@ export RUST_LOG=${RUST_LOG:-info}
 
 # `serve` applies migrations (development default) and creates the demo tenant when the
 # database is empty.
-cargo leptos serve
+cargo leptos serve --split

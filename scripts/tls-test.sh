@@ -195,7 +195,7 @@ export TLS_BROWSER_HOME=$browser_home
 
 step "Playwright over HTTPS"
 export TLS_BASE_URL="https://[::1]:$TLS_PORT" DIRECT_URL="http://127.0.0.1:$APP_PORT" CADDY_ROOT_CA=$ca
-export TLS_ADMIN_EMAIL TLS_ADMIN_PASSWORD TLS_SERVICE_TOKEN TLS_TENANT=acme
+export TLS_ADMIN_EMAIL TLS_ADMIN_PASSWORD TLS_SERVICE_TOKEN TLS_TENANT=acme TLS_SITE_PKG=$dist/site/pkg
 export TLS_FIGURES=${TLS_FIGURES:-$ROOT/target/tls-figures.json}
 status=0
 (cd end2end && npx playwright test --config playwright.tls.config.ts "$@") || status=$?

@@ -27,9 +27,15 @@ pub use routes::{shell, App};
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
-    // A marker for people and browser tests alike: the page is interactive from here on.
-    if let Some(body) = leptos::prelude::document().body() {
+    // Pages are lazy routes: hydration waits for the page's chunk (fetched alongside this
+    // module, as the server's HTML names it) before it attaches.
+    wasm_bindgen_futures::spawn_local(async {
+        let body = leptos::prelude::document().body();
+        let Some(body) = body else { return };
+        leptos::mount::hydrate_from_async(body.clone(), App)
+            .await
+            .forget();
+        // A marker for people and browser tests alike: the page is interactive from here on.
         let _ = body.set_attribute("data-hydrated", "true");
-    }
+    });
 }

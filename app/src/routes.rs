@@ -18,7 +18,7 @@ use crate::tenants::Tenant;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, Link, MetaTags, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::{path, Lazy, LazyRoute, SsrMode};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -63,23 +63,141 @@ pub fn App() -> impl IntoView {
             // HTML is complete without WebAssembly and the status code (404, 422) reflects
             // what the page found.
             <Routes fallback=NotFoundPage>
-                <Route path=path!("/sign-in") view=SignInPage ssr=SsrMode::Async />
+                <Route path=path!("/sign-in") view={Lazy::<SignIn>::new()} ssr=SsrMode::Async />
                 <ParentRoute path=path!("") view=ConsoleLayout ssr=SsrMode::Async>
-                    <Route path=path!("") view=HomePage />
-                    <Route path=path!("/t/:tenant") view=TenantOverviewPage />
-                    <Route path=path!("/t/:tenant/integrations") view=IntegrationsPage />
-                    <Route path=path!("/t/:tenant/integrations/:id") view=TokenDetailPage />
-                    <Route path=path!("/t/:tenant/agent-ops") view=AgentOpsPage />
-                    <Route path=path!("/t/:tenant/agent-ops/:id") view=ClientDetailPage />
-                    <Route path=path!("/audit") view=AuditPage />
-                    <Route path=path!("/audit/:seq") view=AuditEventPage />
-                    <Route path=path!("/switches") view=SwitchesPage />
-                    <Route path=path!("/limits") view=LimitsPage />
-                    <Route path=path!("/staff") view=StaffPage />
-                    <Route path=path!("/pepper") view=PepperPage />
-                    <Route path=path!("/account/password") view=AccountPasswordPage />
+                    <Route path=path!("") view={Lazy::<Home>::new()} />
+                    <Route path=path!("/t/:tenant") view={Lazy::<TenantOverview>::new()} />
+                    <Route path=path!("/t/:tenant/integrations") view={Lazy::<Integrations>::new()} />
+                    <Route path=path!("/t/:tenant/integrations/:id") view={Lazy::<TokenDetail>::new()} />
+                    <Route path=path!("/t/:tenant/agent-ops") view={Lazy::<AgentOps>::new()} />
+                    <Route path=path!("/t/:tenant/agent-ops/:id") view={Lazy::<ClientDetail>::new()} />
+                    <Route path=path!("/audit") view={Lazy::<Audit>::new()} />
+                    <Route path=path!("/audit/:seq") view={Lazy::<AuditEvent>::new()} />
+                    <Route path=path!("/switches") view={Lazy::<Switches>::new()} />
+                    <Route path=path!("/limits") view={Lazy::<Limits>::new()} />
+                    <Route path=path!("/staff") view={Lazy::<Staff>::new()} />
+                    <Route path=path!("/pepper") view={Lazy::<Pepper>::new()} />
+                    <Route path=path!("/account/password") view={Lazy::<AccountPassword>::new()} />
                 </ParentRoute>
             </Routes>
         </Router>
+    }
+}
+
+// Each page is a lazy route: in a release build its code is a WebAssembly chunk of its own
+// (cargo-leptos `--split`), fetched when the page is first needed, in parallel with its
+// data, so the first page a browser opens loads only the shell and that page. The server
+// renders the page directly and names its chunks in the HTML (`<link rel="preload">`), so
+// the browser fetches them alongside the main module.
+//
+// Leptos's `#[lazy_route]` would panic, and so stop the whole WebAssembly, when a chunk
+// cannot be fetched (a dropped connection while moving between panels). These pages load
+// through `wasm_split_helpers` (the crate under Leptos's macro) with its `fallible` option
+// instead: a chunk that does not arrive is tried again, then the page says so and the rest
+// of the console keeps working.
+macro_rules! lazy_pages {
+    ($($route:ident => $page:ident in $chunk:ident, by $load:ident, $preload:ident;)*) => {$(
+        #[doc = concat!("The route of [`", stringify!($page), "`], loaded on first use.")]
+        pub struct $route;
+
+        #[wasm_split_helpers::wasm_split($chunk, preload($preload), fallible)]
+        fn $load() -> Result<AnyView, PageLoadFailed> {
+            Ok(view! { <$page /> }.into_any())
+        }
+
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            async fn view(_this: Self) -> AnyView {
+                // Names this page's chunks for the server's HTML.
+                #[cfg(feature = "ssr")]
+                leptos::prefetch_lazy_fn_on_server(stringify!($chunk));
+                load_page($load).await
+            }
+
+            async fn preload() {
+                // Started with the page's data; a failure is met again, and told, in `view`.
+                let _ = $preload().await;
+            }
+        }
+    )*};
+}
+
+// Pages are grouped into a few chunks: each group's code is fetched once, when the first of
+// its pages is opened. One chunk per page made a hundred small modules for a panel to fetch
+// and instantiate, which cost more time than their smaller size saved (README, The bundle).
+lazy_pages! {
+    SignIn => SignInPage in sign_in, by load_sign_in, preload_sign_in;
+    Home => HomePage in overview, by load_home, preload_home;
+    TenantOverview => TenantOverviewPage in overview, by load_tenant_overview, preload_tenant_overview;
+    AccountPassword => AccountPasswordPage in overview, by load_account_password, preload_account_password;
+    Integrations => IntegrationsPage in tenant, by load_integrations, preload_integrations;
+    TokenDetail => TokenDetailPage in tenant, by load_token_detail, preload_token_detail;
+    AgentOps => AgentOpsPage in tenant, by load_agent_ops, preload_agent_ops;
+    ClientDetail => ClientDetailPage in tenant, by load_client_detail, preload_client_detail;
+    Audit => AuditPage in audit, by load_audit, preload_audit;
+    AuditEvent => AuditEventPage in audit, by load_audit_event, preload_audit_event;
+    Switches => SwitchesPage in platform, by load_switches, preload_switches;
+    Limits => LimitsPage in platform, by load_limits, preload_limits;
+    Staff => StaffPage in platform, by load_staff, preload_staff;
+    Pepper => PepperPage in platform, by load_pepper, preload_pepper;
+}
+
+/// A page's chunk did not arrive.
+#[derive(Debug)]
+pub struct PageLoadFailed;
+
+impl From<wasm_split_helpers::SplitLoaderError> for PageLoadFailed {
+    fn from(_: wasm_split_helpers::SplitLoaderError) -> Self {
+        PageLoadFailed
+    }
+}
+
+/// Runs a page's chunk, fetching it first if need be: three tries, a second apart, then a
+/// notice in the page's place.
+async fn load_page<F, Fut>(chunk: F) -> AnyView
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<AnyView, PageLoadFailed>>,
+{
+    for attempt in 0..3 {
+        if attempt > 0 {
+            wait_a_second().await;
+        }
+        if let Ok(view) = chunk().await {
+            return view;
+        }
+    }
+    view! { <PageLoadFailedNotice /> }.into_any()
+}
+
+#[cfg(feature = "hydrate")]
+async fn wait_a_second() {
+    let timer = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(window) = web_sys::window() {
+            let _ = window.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 1000);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(timer).await;
+}
+
+#[cfg(not(feature = "hydrate"))]
+async fn wait_a_second() {}
+
+/// What takes a page's place when its code could not be fetched.
+#[component]
+fn PageLoadFailedNotice() -> impl IntoView {
+    view! {
+        <Title text="Page not loaded" />
+        <section class="max-w-prose" role="alert">
+            <h1 class="text-2xl font-semibold">"This page could not be loaded"</h1>
+            <p class="mt-2 text-slate-600">
+                "Its code did not arrive: the connection to the console may be down. Nothing was changed. "
+                <a class="link" href="" rel="external">"Load the page again"</a>
+                " when the connection is back."
+            </p>
+        </section>
     }
 }

@@ -92,3 +92,32 @@ test('moving quickly between every panel, detail page and pivot while data loads
   await expect(page.getByTestId('switches')).toBeVisible();
   expect(problems, `seed ${seed}`).toEqual([]);
 });
+
+test('a page whose code does not arrive says so, and the rest of the console keeps working', async ({ page }) => {
+  const problems = watchConsole(page);
+  await signIn(page);
+  await expect(page.getByRole('heading', { level: 1 })).toBeVisible();
+  // The platform pages' chunk, fetched when the first of them is opened, never arrives.
+  let offline = true;
+  let refused = 0;
+  await page.route(/\/pkg\/split_platform\.[^/]+\.wasm$/, (route) => {
+    if (!offline) return route.continue();
+    refused += 1;
+    return route.abort('internetdisconnected');
+  });
+  await page.getByRole('link', { name: 'Rate limits & blocks' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'This page could not be loaded' })).toBeVisible();
+  await expect(page.getByRole('alert')).toContainText('Nothing was changed');
+  // Tried again before giving up.
+  expect(refused).toBeGreaterThanOrEqual(2);
+
+  // The WebAssembly is alive: a page of another chunk loads by client-side navigation.
+  await page.getByRole('link', { name: 'Audit log' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Audit log' })).toBeVisible();
+  // When the connection is back, the page that failed loads.
+  offline = false;
+  await page.getByRole('link', { name: 'Rate limits & blocks' }).click();
+  await expect(page.getByRole('heading', { level: 1, name: 'Rate limits and IP blocks' })).toBeVisible();
+  const fatal = problems.filter((p) => /panicked|unreachable|RuntimeError/.test(p));
+  expect(fatal).toEqual([]);
+});

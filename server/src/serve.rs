@@ -213,16 +213,33 @@ fn hashed_front_end(
             .find(|(kind, _)| kind.trim() == ext)
             .map(|(_, hash)| hash.trim())
             .ok_or_else(|| format!("{} names no {ext} file", hashes.display()))?;
-        let file = pkg.join(format!("{output}.{hash}.{ext}"));
-        if !file.is_file() {
-            return Err(format!(
-                "the front end {} names is missing: {} (deploy the release folder whole, or set LEPTOS_SITE_ROOT to its site folder)",
-                hashes.display(),
-                file.display()
-            ));
+        require_file(hashes, &pkg.join(format!("{output}.{hash}.{ext}")))?;
+    }
+    // A split build (lazy routes) also names the chunks' manifest and their loader.
+    for (kind, prefix, ext) in [
+        ("manifest", "__wasm_split_manifest", "json"),
+        ("split", "__wasm_split", "js"),
+    ] {
+        let named = text
+            .lines()
+            .filter_map(|line| line.split_once(':'))
+            .find(|(k, _)| k.trim() == kind);
+        if let Some((_, hash)) = named {
+            require_file(hashes, &pkg.join(format!("{prefix}.{}.{ext}", hash.trim())))?;
         }
     }
     Ok(())
+}
+
+fn require_file(hashes: &std::path::Path, file: &std::path::Path) -> Result<(), String> {
+    if file.is_file() {
+        return Ok(());
+    }
+    Err(format!(
+        "the front end {} names is missing: {} (deploy the release folder whole, or set LEPTOS_SITE_ROOT to its site folder)",
+        hashes.display(),
+        file.display()
+    ))
 }
 
 /// Starts the console and gateway, and returns once a shutdown signal was handled.
@@ -380,5 +397,40 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // Tests fail loudly by design.
+mod tests {
+    use super::hashed_front_end;
+
+    #[test]
+    fn a_split_front_end_needs_its_loader_and_manifest() {
+        let root = std::env::temp_dir().join(format!("sc-hashes-{}", uuid::Uuid::new_v4()));
+        let pkg = root.join("pkg");
+        std::fs::create_dir_all(&pkg).unwrap();
+        let hashes = root.join("hash.txt");
+        let h = "Pq3yZ1AS_M8lq8YKvCJhdw";
+        std::fs::write(
+            &hashes,
+            format!("js: {h}\nwasm: {h}\ncss: {h}\nmanifest: {h}\nsplit: {h}\n"),
+        )
+        .unwrap();
+        for ext in ["js", "wasm", "css"] {
+            std::fs::write(pkg.join(format!("staff_console.{h}.{ext}")), b"x").unwrap();
+        }
+        std::fs::write(pkg.join(format!("__wasm_split_manifest.{h}.json")), b"{}").unwrap();
+        let refused = hashed_front_end(&hashes, &pkg, "staff_console").unwrap_err();
+        assert!(
+            refused.contains(&format!("__wasm_split.{h}.js")),
+            "{refused}"
+        );
+        std::fs::write(pkg.join(format!("__wasm_split.{h}.js")), b"x").unwrap();
+        assert_eq!(hashed_front_end(&hashes, &pkg, "staff_console"), Ok(()));
+        // A build without lazy routes names neither.
+        std::fs::write(&hashes, format!("js: {h}\nwasm: {h}\ncss: {h}\n")).unwrap();
+        assert_eq!(hashed_front_end(&hashes, &pkg, "staff_console"), Ok(()));
+        std::fs::remove_dir_all(root).ok();
     }
 }

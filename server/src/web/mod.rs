@@ -85,13 +85,15 @@ async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl I
 pub const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// Whether `name` (a file name) carries a cargo-leptos content hash: a dot-separated part
-/// of 22 base64url characters, as in `staff_console.Pq3yZ1AS_M8lq8YKvCJhdw.wasm`.
+/// of 22 base64url characters, as in `staff_console.Pq3yZ1AS_M8lq8YKvCJhdw.wasm`. The split
+/// loader's name before hashing, `__wasm_split.______________________.js`, is not one.
 pub fn is_hashed_name(name: &str) -> bool {
     name.split('.').any(|part| {
         part.len() == 22
             && part
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && part.bytes().any(|b| b.is_ascii_alphanumeric())
     })
 }
 
@@ -249,4 +251,18 @@ pub fn router(state: AppState) -> Router {
             state.security.clone(),
             middleware::observe,
         ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_hashed_name;
+
+    #[test]
+    fn hashed_names_carry_a_content_hash() {
+        assert!(is_hashed_name("staff_console.Pq3yZ1AS_M8lq8YKvCJhdw.wasm"));
+        assert!(is_hashed_name("split_audit.3YjBhjFkVAjbmNhAlYEcJA.wasm"));
+        assert!(!is_hashed_name("staff_console.wasm"));
+        // The split loader's name before cargo-leptos hashes it.
+        assert!(!is_hashed_name("__wasm_split.______________________.js"));
+    }
 }

@@ -30,8 +30,9 @@ pub fn hydrate() {
     // Pages are lazy routes: hydration waits for the page's chunk (fetched alongside this
     // module, as the server's HTML names it) before it attaches.
     wasm_bindgen_futures::spawn_local(async {
-        let body = leptos::prelude::document().body();
-        let Some(body) = body else { return };
+        let Some(body) = leptos::prelude::document().body() else {
+            return;
+        };
         leptos::mount::hydrate_from_async(body.clone(), App)
             .await
             .forget();

@@ -206,13 +206,15 @@ fn hashed_front_end(
             hashes.display()
         )
     })?;
-    for ext in ["wasm", "js", "css"] {
-        let hash = text
-            .lines()
+    // The hash of a `kind: hash` line.
+    let named = |kind: &str| {
+        text.lines()
             .filter_map(|line| line.split_once(':'))
-            .find(|(kind, _)| kind.trim() == ext)
+            .find(|(k, _)| k.trim() == kind)
             .map(|(_, hash)| hash.trim())
-            .ok_or_else(|| format!("{} names no {ext} file", hashes.display()))?;
+    };
+    for ext in ["wasm", "js", "css"] {
+        let hash = named(ext).ok_or_else(|| format!("{} names no {ext} file", hashes.display()))?;
         require_file(hashes, &pkg.join(format!("{output}.{hash}.{ext}")))?;
     }
     // A split build (lazy routes) also names the chunks' manifest and their loader.
@@ -220,12 +222,8 @@ fn hashed_front_end(
         ("manifest", "__wasm_split_manifest", "json"),
         ("split", "__wasm_split", "js"),
     ] {
-        let named = text
-            .lines()
-            .filter_map(|line| line.split_once(':'))
-            .find(|(k, _)| k.trim() == kind);
-        if let Some((_, hash)) = named {
-            require_file(hashes, &pkg.join(format!("{prefix}.{}.{ext}", hash.trim())))?;
+        if let Some(hash) = named(kind) {
+            require_file(hashes, &pkg.join(format!("{prefix}.{hash}.{ext}")))?;
         }
     }
     Ok(())

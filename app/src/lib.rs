@@ -36,6 +36,7 @@ pub fn hydrate() {
         leptos::mount::hydrate_from_async(body.clone(), App)
             .await
             .forget();
+        routes::mark_hydrated();
         // A marker for people and browser tests alike: the page is interactive from here on.
         let _ = body.set_attribute("data-hydrated", "true");
     });

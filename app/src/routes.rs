@@ -170,8 +170,65 @@ where
             return view;
         }
     }
+    if !hydrated() {
+        // The page the server sent is on screen and the notice would not match it: hydrating
+        // anyway would stop the WebAssembly. The page stays as sent, readable, its links and
+        // forms plain HTML, and a banner says what happened.
+        not_interactive_banner();
+        std::future::pending::<()>().await;
+    }
     view! { <PageLoadFailedNotice /> }.into_any()
 }
+
+/// Whether the first page has hydrated (set by the entry point in `lib.rs`).
+static HYDRATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called once the first page is interactive; from then on a missing chunk shows
+/// [`PageLoadFailedNotice`] in a page's place.
+pub fn mark_hydrated() {
+    HYDRATED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn hydrated() -> bool {
+    // The server renders every page directly: its `view` never waits for a chunk.
+    cfg!(not(feature = "hydrate")) || HYDRATED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Puts a notice above the server-rendered page, outside anything Leptos hydrates.
+#[cfg(feature = "hydrate")]
+fn not_interactive_banner() {
+    let Some(document) = web_sys::window().and_then(|window| window.document()) else {
+        return;
+    };
+    let (Ok(banner), Ok(reload), Some(body)) = (
+        document.create_element("div"),
+        document.create_element("a"),
+        document.body(),
+    ) else {
+        return;
+    };
+    let _ = banner.set_attribute("role", "alert");
+    let _ = banner.set_attribute("data-testid", "not-interactive");
+    let _ = banner.set_attribute(
+        "class",
+        "border-b border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-900",
+    );
+    banner.set_text_content(Some(
+        "This page could not be made interactive: its code did not arrive, the connection \
+         to the console may be down. What it shows is current as of loading; nothing was \
+         changed. ",
+    ));
+    let _ = reload.set_attribute("href", "");
+    // A full load, not a client-side navigation by the part of the router already attached.
+    let _ = reload.set_attribute("rel", "external");
+    let _ = reload.set_attribute("class", "link");
+    reload.set_text_content(Some("Load the page again"));
+    let _ = banner.append_child(&reload);
+    let _ = body.prepend_with_node_1(&banner);
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn not_interactive_banner() {}
 
 #[cfg(feature = "hydrate")]
 async fn wait_a_second() {

@@ -1,5 +1,5 @@
 import { test, expect, type Page } from '@playwright/test';
-import { seedDetailPages, signIn, watchConsole } from './helpers';
+import { seedDetailPages, signIn, waitForHydration, watchConsole } from './helpers';
 
 /** A small seeded generator, so a failing run can be replayed with E2E_NAV_SEED. */
 function generator(seed: number): () => number {
@@ -119,5 +119,32 @@ test('a page whose code does not arrive says so, and the rest of the console kee
   await page.getByRole('link', { name: 'Rate limits & blocks' }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'Rate limits and IP blocks' })).toBeVisible();
   const fatal = problems.filter((p) => /panicked|unreachable|RuntimeError/.test(p));
+  expect(fatal).toEqual([]);
+});
+
+test('a first page whose code does not arrive stays readable and says it is not interactive', async ({ page }) => {
+  const problems = watchConsole(page);
+  await signIn(page);
+  let offline = true;
+  await page.route(/\/pkg\/split_platform\.[^/]+\.wasm$/, (route) =>
+    offline ? route.abort('internetdisconnected') : route.continue(),
+  );
+  // Opened directly: the server's page arrives, its chunk never does.
+  await page.goto('/switches');
+  const banner = page.getByTestId('not-interactive');
+  await expect(banner).toBeVisible();
+  await expect(banner).toHaveAttribute('role', 'alert');
+  await expect(banner).toContainText('could not be made interactive');
+  // What the server sent is still there, and was not hydrated against a different page.
+  await expect(page.getByRole('heading', { level: 1, name: 'Kill switches' })).toBeVisible();
+  await expect(page.getByTestId('switches')).toBeVisible();
+  await expect(page.locator('body')).not.toHaveAttribute('data-hydrated', 'true');
+
+  offline = false;
+  await banner.getByRole('link', { name: 'Load the page again' }).click();
+  await waitForHydration(page);
+  await expect(page.getByTestId('not-interactive')).toHaveCount(0);
+  await expect(page.getByRole('heading', { level: 1, name: 'Kill switches' })).toBeVisible();
+  const fatal = problems.filter((p) => /panicked|unreachable|RuntimeError|hydration/i.test(p));
   expect(fatal).toEqual([]);
 });

@@ -158,7 +158,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("spaces"));
-        let typo = format!("{}1", &token[..token.len() - 1]);
+        // One character changed: never to the one already there (a token ending in `1`
+        // would otherwise be its own "typo" once in a few dozen runs).
+        let swapped = if token.ends_with('1') { '2' } else { '1' };
+        let typo = format!("{}{swapped}", &token[..token.len() - 1]);
         assert!(matches!(check_token(&typo), Err(SmokeError::BadToken(_))));
         assert!(check_token("").unwrap_err().to_string().contains("--pat"));
         assert!(check_token("hunter2")

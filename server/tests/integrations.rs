@@ -166,7 +166,8 @@ async fn every_refusal_has_its_code_and_an_audit_event(pool: PgPool) {
         (none.status, code(&none).as_str()),
         (StatusCode::UNAUTHORIZED, "PAT_MALFORMED")
     );
-    let typo = format!("{}x", &token[..token.len() - 1]);
+    let swapped = if token.ends_with('x') { 'y' } else { 'x' };
+    let typo = format!("{}{swapped}", &token[..token.len() - 1]);
     assert_eq!(code(&whoami(&w, &typo).await), "PAT_MALFORMED");
     assert_eq!(
         code(&whoami(&w, "mf_pat_v1.abc def.ghi").await),

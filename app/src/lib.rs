@@ -33,10 +33,14 @@ pub fn hydrate() {
         let Some(body) = leptos::prelude::document().body() else {
             return;
         };
+        // A page whose code does not arrive stays as the server sent it, and says so.
+        if !routes::first_page_chunks_arrive().await {
+            routes::not_interactive_banner();
+            return;
+        }
         leptos::mount::hydrate_from_async(body.clone(), App)
             .await
             .forget();
-        routes::mark_hydrated();
         // A marker for people and browser tests alike: the page is interactive from here on.
         let _ = body.set_attribute("data-hydrated", "true");
     });

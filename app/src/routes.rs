@@ -87,8 +87,8 @@ pub fn App() -> impl IntoView {
 // Each page is a lazy route: in a release build its code is a WebAssembly chunk of its own
 // (cargo-leptos `--split`), fetched when the page is first needed, in parallel with its
 // data, so the first page a browser opens loads only the shell and that page. The server
-// renders the page directly and names its chunks in the HTML (`<link rel="preload">`), so
-// the browser fetches them alongside the main module.
+// renders the page directly; the shell loads the first page's group before it hydrates
+// (`first_page_chunks_arrive`).
 //
 // Leptos's `#[lazy_route]` would panic, and so stop the whole WebAssembly, when a chunk
 // cannot be fetched (a dropped connection while moving between panels). These pages load
@@ -111,9 +111,6 @@ macro_rules! lazy_pages {
             }
 
             async fn view(_this: Self) -> AnyView {
-                // Names this page's chunks for the server's HTML.
-                #[cfg(feature = "ssr")]
-                leptos::prefetch_lazy_fn_on_server(stringify!($chunk));
                 load_page($load).await
             }
 
@@ -170,33 +167,46 @@ where
             return view;
         }
     }
-    if !hydrated() {
-        // The page the server sent is on screen and the notice would not match it: hydrating
-        // anyway would stop the WebAssembly. The page stays as sent, readable, its links and
-        // forms plain HTML, and a banner says what happened.
-        not_interactive_banner();
-        std::future::pending::<()>().await;
-    }
     view! { <PageLoadFailedNotice /> }.into_any()
 }
 
-/// Whether the first page has hydrated (set by the entry point in `lib.rs`).
-static HYDRATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Called once the first page is interactive; from then on a missing chunk shows
-/// [`PageLoadFailedNotice`] in a page's place.
-pub fn mark_hydrated() {
-    HYDRATED.store(true, std::sync::atomic::Ordering::Relaxed);
-}
-
-fn hydrated() -> bool {
-    // The server renders every page directly: its `view` never waits for a chunk.
-    cfg!(not(feature = "hydrate")) || HYDRATED.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// Puts a notice above the server-rendered page, outside anything Leptos hydrates.
+/// Before the first page hydrates: loads its page group's chunk (three tries, a second
+/// apart). `false` when it does not arrive: the page must then not be hydrated, since the
+/// notice [`load_page`] would show in its place does not match what the server sent, and
+/// hydrating against it would stop the WebAssembly. Loaded here, the chunk is ready when
+/// the router runs the page.
+///
+/// The groups by path, as [`App`] routes them; a path not listed here (a page added later,
+/// the not-found page of the shell) hydrates without this check.
 #[cfg(feature = "hydrate")]
-fn not_interactive_banner() {
+pub async fn first_page_chunks_arrive() -> bool {
+    let path = web_sys::window()
+        .and_then(|window| window.location().pathname().ok())
+        .unwrap_or_default();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    for attempt in 0..3 {
+        if attempt > 0 {
+            wait_a_second().await;
+        }
+        let loaded = match segments.as_slice() {
+            ["sign-in"] => preload_sign_in().await,
+            [] | ["t", _] | ["account", "password"] => preload_home().await,
+            ["t", _, "integrations"] | ["t", _, "integrations", _] => preload_integrations().await,
+            ["t", _, "agent-ops"] | ["t", _, "agent-ops", _] => preload_agent_ops().await,
+            ["audit"] | ["audit", _] => preload_audit().await,
+            ["switches" | "limits" | "staff" | "pepper"] => preload_switches().await,
+            _ => Ok(()),
+        };
+        if loaded.is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
+/// Puts a notice over the top of the server-rendered page, after anything Leptos hydrates.
+#[cfg(feature = "hydrate")]
+pub fn not_interactive_banner() {
     let Some(document) = web_sys::window().and_then(|window| window.document()) else {
         return;
     };
@@ -209,9 +219,11 @@ fn not_interactive_banner() {
     };
     let _ = banner.set_attribute("role", "alert");
     let _ = banner.set_attribute("data-testid", "not-interactive");
+    // Fixed at the top, but last in the body: the nodes before it are the page Leptos
+    // started to hydrate, and stay exactly as the server sent them.
     let _ = banner.set_attribute(
         "class",
-        "border-b border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-900",
+        "fixed inset-x-0 top-0 z-50 border-b border-amber-300 bg-amber-50 px-4 py-2 text-sm text-amber-900",
     );
     banner.set_text_content(Some(
         "This page could not be made interactive: its code did not arrive, the connection \
@@ -224,11 +236,8 @@ fn not_interactive_banner() {
     let _ = reload.set_attribute("class", "link");
     reload.set_text_content(Some("Load the page again"));
     let _ = banner.append_child(&reload);
-    let _ = body.prepend_with_node_1(&banner);
+    let _ = body.append_child(&banner);
 }
-
-#[cfg(not(feature = "hydrate"))]
-fn not_interactive_banner() {}
 
 #[cfg(feature = "hydrate")]
 async fn wait_a_second() {

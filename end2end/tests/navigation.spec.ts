@@ -139,6 +139,8 @@ test('a first page whose code does not arrive stays readable and says it is not 
   await expect(page.getByRole('heading', { level: 1, name: 'Kill switches' })).toBeVisible();
   await expect(page.getByTestId('switches')).toBeVisible();
   await expect(page.locator('body')).not.toHaveAttribute('data-hydrated', 'true');
+  const fatalSoFar = problems.filter((p) => /panicked|unreachable|RuntimeError|hydration/i.test(p));
+  expect(fatalSoFar, 'before the reload').toEqual([]);
 
   offline = false;
   await banner.getByRole('link', { name: 'Load the page again' }).click();

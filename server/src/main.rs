@@ -170,7 +170,7 @@ async fn command_line_actor() -> Result<(sqlx::PgPool, Actor), String> {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    let actor = Actor::command_line(pool.clone(), &user);
+    let actor = Actor::command_line_unchecked(pool.clone(), &user);
     Ok((pool, actor))
 }
 
@@ -195,7 +195,7 @@ async fn audit_retention() -> Result<String, String> {
         .await
         .map_err(|e| e.to_string());
     let dropped = match result {
-        Ok(()) => app::audit::retention::apply(&pool, &actor.label())
+        Ok(()) => app::audit::retention::apply(&actor)
             .await
             .map_err(|e| e.to_string()),
         Err(e) => Err(e),
@@ -250,7 +250,7 @@ async fn audit_command(command: AuditCommand) -> Result<String, String> {
             report.by_database
         );
     }
-    verify::record(&pool, &report, started_at, &actor.label())
+    verify::record(&actor, &report, started_at)
         .await
         .map_err(|e| e.to_string())?;
     pool.close().await;

@@ -34,7 +34,7 @@ pub enum ServeError {
     },
     /// Seeding the demo data failed.
     #[error("creating the demo tenant failed: {0}")]
-    Seed(#[source] sqlx::Error),
+    Seed(String),
     /// The token peppers could not be created or opened.
     #[error("token peppers: {0}")]
     Pepper(#[from] app::integrations::pepper::PepperError),
@@ -54,11 +54,10 @@ pub enum ServeError {
 /// token check.
 async fn load_peppers(pool: &sqlx::PgPool, key: &[u8; 32]) -> Result<(), ServeError> {
     use app::integrations::pepper;
-    let mut tx = pool.begin().await.map_err(pepper::PepperError::from)?;
-    if pepper::create_first_if_none(&mut tx, key).await? {
+    let system = app::auth::Actor::system(pool.clone(), "first pepper");
+    if pepper::create_first_if_none(&system, key).await? {
         tracing::info!("created token pepper version 1");
     }
-    tx.commit().await.map_err(pepper::PepperError::from)?;
     let ring = pepper::load(pool, key).await?;
     tracing::info!(
         current = ring.current.version,
@@ -80,7 +79,7 @@ async fn bootstrap_first_admin(pool: &sqlx::PgPool, origin: &str) -> Result<(), 
     if any {
         return Ok(());
     }
-    let actor = app::auth::Actor::command_line(pool.clone(), "bootstrap");
+    let actor = app::auth::Actor::command_line_unchecked(pool.clone(), "bootstrap");
     match app::panels::staff::ops::create(
         &actor,
         FIRST_ADMIN_EMAIL,
@@ -118,13 +117,13 @@ fn spawn_housekeeping(pool: sqlx::PgPool) {
             tracing::error!(error = %err, "expired-session deletion stopped");
         }
     });
-    let audit_pool = pool.clone();
+    let retention = app::auth::Actor::system(pool.clone(), "audit retention");
     tokio::spawn(async move {
         // Partitions ahead and retention drops; the first tick is at once.
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tick.tick().await;
-            match app::audit::retention::upkeep(&audit_pool).await {
+            match app::audit::retention::upkeep(&retention).await {
                 Ok(dropped) => {
                     for d in dropped {
                         tracing::info!(partition = %d.partition, removed = d.removed, "audit retention dropped a partition");
@@ -257,9 +256,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(|e| ServeError::Bootstrap(format!("audit partitions: {e}")))?;
     if config.mode == Mode::Development {
-        if let Some(tenant) = app::tenants::queries::create_demo_if_empty(&pool)
+        let seed = app::auth::Actor::system(pool.clone(), "demo seed");
+        if let Some(tenant) = app::tenants::queries::create_demo_if_empty(&seed)
             .await
-            .map_err(ServeError::Seed)?
+            .map_err(|e| ServeError::Seed(e.to_string()))?
         {
             tracing::info!(tenant = %tenant.slug, "empty database: created the demo tenant");
         }
@@ -277,7 +277,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         config.rate_limits.enabled,
     ));
     if !config.rate_limits.import.is_empty() {
-        let actor = app::auth::Actor::command_line(pool.clone(), "RL_OVERRIDES_JSON");
+        let actor = app::auth::Actor::command_line_unchecked(pool.clone(), "RL_OVERRIDES_JSON");
         let written = app::panels::limits::ops::import(&actor, &config.rate_limits.import)
             .await
             .map_err(ServeError::Import)?;

@@ -36,11 +36,10 @@ struct World {
 async fn world(pool: PgPool) -> World {
     tenant(&pool, "acme", "Acme Agents").await;
     tenant(&pool, "globex", "Globex").await;
-    let mut tx = pool.begin().await.unwrap();
-    app::integrations::pepper::create_first_if_none(&mut tx, &common::MASTER_KEY)
+    let system = app::auth::Actor::system(pool.clone(), "test");
+    app::integrations::pepper::create_first_if_none(&system, &common::MASTER_KEY)
         .await
         .unwrap();
-    tx.commit().await.unwrap();
     let (app, verifier, controls) = common::app_parts(pool.clone(), false);
     controls.reload().await.unwrap();
     let (_, operator) = person(&pool, &app, Role::Operator).await;
@@ -314,7 +313,7 @@ async fn a_timed_flip_reverts_by_itself_as_the_system(pool: PgPool) {
 
     // A short expiry: the timer is moved to now, and the server's timer task reverts it.
     sqlx::query("UPDATE kill_switches SET expires_at = now() WHERE key = 'TURNSTILE_DISABLED'")
-        .execute(&w.pool)
+        .execute(&mut common::fixture(&w.pool).await)
         .await
         .unwrap();
     let timers = tokio::spawn(app::controls::sync::timers(w.controls.clone()));
@@ -595,13 +594,16 @@ async fn key_rotation_shows_the_new_key_once_and_retires_the_old(pool: PgPool) {
         .unwrap());
     // When the grace period ends, the system retires it.
     sqlx::query("UPDATE client_keys SET retire_after = now() WHERE state = 'retiring'")
-        .execute(&w.pool)
+        .execute(&mut common::fixture(&w.pool).await)
         .await
         .unwrap();
     assert_eq!(
-        app::panels::agent_ops::ops::retire_due_keys(&w.pool)
-            .await
-            .unwrap(),
+        app::panels::agent_ops::ops::retire_due_keys(&app::auth::Actor::system(
+            w.pool.clone(),
+            "test"
+        ))
+        .await
+        .unwrap(),
         1
     );
     assert!(!app::panels::agent_ops::ops::key_works(&w.pool, id, &first)
@@ -1031,7 +1033,7 @@ async fn switches_get(app: &Router, path: &str, token: &str, etag: Option<&str>)
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn services_read_switches_with_etags_and_a_push_stream(pool: PgPool) {
     let w = world(pool).await;
-    let cli = app::auth::Actor::command_line(w.pool.clone(), "test");
+    let cli = app::auth::Actor::command_line_unchecked(w.pool.clone(), "test");
     let token = app::controls::service_token::mint(&cli, "payments-service")
         .await
         .unwrap();
@@ -1175,7 +1177,7 @@ async fn rl_overrides_json_is_imported_once(pool: PgPool) {
             {"scope":"tenant","subject":"acme","limit_per_minute":6000}]"#,
     )
     .unwrap();
-    let actor = app::auth::Actor::command_line(w.pool.clone(), "RL_OVERRIDES_JSON");
+    let actor = app::auth::Actor::command_line_unchecked(w.pool.clone(), "RL_OVERRIDES_JSON");
     assert_eq!(
         app::panels::limits::ops::import(&actor, &entries).await,
         Ok(3)
@@ -1272,7 +1274,7 @@ async fn a_block_stored_in_the_ipv4_mapped_form_still_refuses_its_ipv4_caller(po
         "INSERT INTO ip_blocks (network, reason, created_by)
          VALUES ('::ffff:198.51.100.23/128', 'old row', 'test')",
     )
-    .execute(&w.pool)
+    .execute(&mut common::fixture(&w.pool).await)
     .await
     .unwrap();
     w.controls.reload().await.unwrap();
@@ -1287,7 +1289,11 @@ async fn a_block_stored_in_the_ipv4_mapped_form_still_refuses_its_ipv4_caller(po
             .unwrap();
     assert_eq!(rewritten, ["::ffff:198.51.100.23/128"]);
     let sql = include_str!("../../migrations/20261201000012_canonical_networks.sql");
-    sqlx::raw_sql(sql).execute(&w.pool).await.unwrap();
+    // Re-applied now that writes are audited: as a data migration, it says it is one.
+    sqlx::raw_sql(sql)
+        .execute(&mut common::fixture(&w.pool).await)
+        .await
+        .unwrap();
     let rewritten: Vec<String> =
         sqlx::query_scalar("SELECT network::text FROM ip_blocks ORDER BY 1")
             .fetch_all(&w.pool)

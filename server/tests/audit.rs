@@ -1,7 +1,7 @@
 //! The audit log's guarantees, checked in PostgreSQL itself.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
-use app::audit::{queries::record, NewEvent, Source};
+use app::audit::{NewEvent, Source};
 use app::auth::Actor;
 use sqlx::PgPool;
 
@@ -12,8 +12,9 @@ fn event(n: usize) -> NewEvent {
 }
 
 async fn insert_one(pool: &PgPool) {
-    let mut conn = pool.acquire().await.unwrap();
-    record(&mut conn, &event(0)).await.unwrap();
+    let actor = Actor::command_line_unchecked(pool.clone(), "test");
+    let change = actor.change().await.unwrap();
+    change.commit(event(0)).await.unwrap();
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
@@ -42,14 +43,19 @@ async fn events_cannot_be_updated_deleted_or_truncated(pool: PgPool) {
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn the_application_role_may_append_but_not_truncate_or_rewrite(pool: PgPool) {
+    let actor = Actor::command_line_unchecked(pool.clone(), "test");
+    let mut change = actor.change().await.unwrap();
+    sqlx::query("SET LOCAL ROLE staff_console_app")
+        .execute(change.db())
+        .await
+        .unwrap();
+    change.commit(event(1)).await.expect("the app role appends");
+
     let mut tx = pool.begin().await.unwrap();
     sqlx::query("SET LOCAL ROLE staff_console_app")
         .execute(&mut *tx)
         .await
         .unwrap();
-    record(&mut tx, &event(1))
-        .await
-        .expect("the app role appends");
     let err = sqlx::query("TRUNCATE audit_events")
         .execute(&mut *tx)
         .await
@@ -75,12 +81,11 @@ async fn concurrent_writers_extend_one_unbroken_chain(pool: PgPool) {
     let each = 40;
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let pool = pool.clone();
+        let actor = Actor::command_line_unchecked(pool.clone(), "test");
         tasks.push(tokio::spawn(async move {
             for i in 0..each {
-                let mut tx = pool.begin().await.unwrap();
-                record(&mut tx, &event(w * 1000 + i)).await.unwrap();
-                tx.commit().await.unwrap();
+                let change = actor.change().await.unwrap();
+                change.commit(event(w * 1000 + i)).await.unwrap();
             }
         }));
     }
@@ -122,7 +127,7 @@ async fn concurrent_writers_extend_one_unbroken_chain(pool: PgPool) {
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn a_change_without_its_commit_leaves_no_trace(pool: PgPool) {
-    let actor = Actor::command_line(pool.clone(), "test");
+    let actor = Actor::command_line_unchecked(pool.clone(), "test");
     {
         let mut change = actor.change().await.unwrap();
         sqlx::query("INSERT INTO tenants (slug, name) VALUES ('ghost', 'Ghost')")

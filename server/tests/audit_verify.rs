@@ -2,9 +2,23 @@
 //! library and from the command line.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
+mod common;
+
 use app::audit::verify::{self, Problem};
-use app::audit::{queries::record_many, NewEvent, Source};
+use app::audit::{NewEvent, Source};
 use sqlx::PgPool;
+
+/// Seeds events through the one way to write them.
+async fn record_all(pool: &PgPool, events: &[NewEvent]) {
+    let seeder = app::auth::Actor::command_line_unchecked(pool.clone(), "test");
+    seeder
+        .change()
+        .await
+        .unwrap()
+        .commit_all(events)
+        .await
+        .unwrap();
+}
 
 async fn seed(pool: &PgPool, n: usize) {
     let events: Vec<NewEvent> = (0..n)
@@ -14,8 +28,7 @@ async fn seed(pool: &PgPool, n: usize) {
                 .details(serde_json::json!({ "n": i, "note": "quote \" comma , newline \n" }))
         })
         .collect();
-    let mut conn = pool.acquire().await.unwrap();
-    record_many(&mut conn, &events).await.unwrap();
+    record_all(pool, &events).await;
 }
 
 /// Runs `statement` as the superuser with triggers off: what an attacker with database
@@ -50,9 +63,13 @@ async fn an_intact_chain_verifies_and_the_run_is_recorded(pool: PgPool) {
     // Progress rises to the total.
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
     assert_eq!(seen.last(), Some(&25_000));
-    verify::record(&pool, &report, time::OffsetDateTime::now_utc(), "cli:test")
-        .await
-        .unwrap();
+    verify::record(
+        &app::auth::Actor::command_line_unchecked(pool.clone(), "test"),
+        &report,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
     let (to_seq, broken): (i64, Option<i64>) =
         sqlx::query_as("SELECT to_seq, broken_seq FROM audit_verifications")
             .fetch_one(&pool)
@@ -85,10 +102,9 @@ async fn an_edited_row_is_named(pool: PgPool) {
         Some((13, Problem::Relinked))
     );
     verify::record(
-        &pool,
+        &app::auth::Actor::command_line_unchecked(pool.clone(), "test"),
         &verify_all(&pool).await,
         time::OffsetDateTime::now_utc(),
-        "cli:test",
     )
     .await
     .unwrap();
@@ -146,9 +162,13 @@ async fn a_chain_cut_back_and_re_headed_below_a_verified_event_is_found(pool: Pg
     seed(&pool, 40).await;
     let report = verify_all(&pool).await;
     assert_eq!(report.broken, None);
-    verify::record(&pool, &report, time::OffsetDateTime::now_utc(), "cli:test")
-        .await
-        .unwrap();
+    verify::record(
+        &app::auth::Actor::command_line_unchecked(pool.clone(), "test"),
+        &report,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .unwrap();
     // Cut the chain back to event 30 (the run's own event, 41, goes too) and point the
     // head at 30: on its own, the shorter chain is consistent.
     tamper(&pool, "DELETE FROM audit_events WHERE seq > 30").await;
@@ -248,9 +268,7 @@ async fn the_fast_canonical_text_is_the_databases_byte_for_byte(pool: PgPool) {
         event.code = (i == 3).then(|| "CODE".to_owned());
         events.push(event);
     }
-    let mut conn = pool.acquire().await.unwrap();
-    record_many(&mut conn, &events).await.unwrap();
-    drop(conn);
+    record_all(&pool, &events).await;
     assert_eq!(
         verify::fast_path_differences(&pool, 0, 100).await.unwrap(),
         Vec::<i64>::new()
@@ -260,7 +278,7 @@ async fn the_fast_canonical_text_is_the_databases_byte_for_byte(pool: PgPool) {
 
 async fn common_tenant(pool: &PgPool) -> uuid::Uuid {
     sqlx::query_scalar("INSERT INTO tenants (slug, name) VALUES ('acme', 'Acme') RETURNING id")
-        .fetch_one(pool)
+        .fetch_one(&mut common::fixture(pool).await)
         .await
         .unwrap()
 }
@@ -294,7 +312,7 @@ async fn retention_drops_whole_partitions_and_the_chain_still_verifies(pool: PgP
     let short = common_tenant(&pool).await;
     sqlx::query("UPDATE tenants SET audit_retention_months = 1 WHERE id = $1")
         .bind(short)
-        .execute(&pool)
+        .execute(&mut common::fixture(&pool).await)
         .await
         .unwrap();
     // Interleaved: even events belong to the one-month tenant, odd ones are platform events.
@@ -305,18 +323,19 @@ async fn retention_drops_whole_partitions_and_the_chain_still_verifies(pool: PgP
             e
         })
         .collect();
-    let mut conn = pool.acquire().await.unwrap();
-    record_many(&mut conn, &events).await.unwrap();
-    drop(conn);
+    record_all(&pool, &events).await;
     backdate(&pool, 3).await;
     assert_eq!(verify_all(&pool).await.broken, None);
 
     let due = app::audit::retention::due(&pool).await.unwrap();
     assert!(due.iter().any(|(p, _)| p.ends_with("_r1")), "{due:?}");
     assert!(!due.iter().any(|(p, _)| p.ends_with("_r84")), "{due:?}");
-    let dropped = app::audit::retention::apply(&pool, "cli:test")
-        .await
-        .unwrap();
+    let dropped = app::audit::retention::apply(&app::auth::Actor::command_line_unchecked(
+        pool.clone(),
+        "test",
+    ))
+    .await
+    .unwrap();
     let removed: i64 = dropped.iter().map(|d| d.removed).sum();
     assert_eq!(removed, 20);
     // Whole partitions went, the platform's events stayed, and the drop was audited.
@@ -460,10 +479,9 @@ async fn the_verifier_records_its_runs_as_the_app_role_and_only_true_claims(pool
     let report = verify::verify(&app_pool, from, to, |_| {}).await.unwrap();
     assert_eq!(report.broken, None);
     verify::record(
-        &app_pool,
+        &app::auth::Actor::command_line_unchecked(app_pool.clone(), "test"),
         &report,
         time::OffsetDateTime::now_utc(),
-        "cli:test",
     )
     .await
     .expect("the verifier records as the app role");
@@ -478,10 +496,9 @@ async fn the_verifier_records_its_runs_as_the_app_role_and_only_true_claims(pool
     broken.broken = Some((7, Problem::Edited));
     broken.last_hash = None;
     verify::record(
-        &app_pool,
+        &app::auth::Actor::command_line_unchecked(app_pool.clone(), "test"),
         &broken,
         time::OffsetDateTime::now_utc(),
-        "cli:test",
     )
     .await
     .unwrap();
@@ -489,15 +506,23 @@ async fn the_verifier_records_its_runs_as_the_app_role_and_only_true_claims(pool
     // event's, or one past the chain head.
     let mut forged = report.clone();
     forged.last_hash = Some(vec![0; 32]);
-    let err = verify::record(&app_pool, &forged, time::OffsetDateTime::now_utc(), "cli:x")
-        .await
-        .expect_err("a false hash was recorded");
+    let err = verify::record(
+        &app::auth::Actor::command_line_unchecked(app_pool.clone(), "x"),
+        &forged,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .expect_err("a false hash was recorded");
     assert!(err.to_string().contains("does not have the hash"), "{err}");
     let mut ahead = report.clone();
     ahead.to_seq = 1_000_000;
-    let err = verify::record(&app_pool, &ahead, time::OffsetDateTime::now_utc(), "cli:x")
-        .await
-        .expect_err("a run past the head was recorded");
+    let err = verify::record(
+        &app::auth::Actor::command_line_unchecked(app_pool.clone(), "x"),
+        &ahead,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .expect_err("a run past the head was recorded");
     assert!(err.to_string().contains("chain head"), "{err}");
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_verifications")
         .fetch_one(&pool)

@@ -1,16 +1,21 @@
 //! Integration tests of schema handling and seeding, each on a fresh PostgreSQL database.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
+mod common;
+
+use app::audit::NewEvent;
+use app::auth::Actor;
 use server::db;
-use sqlx::PgPool;
+use sqlx::{Connection as _, PgPool};
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
-async fn the_demo_tenant_is_created_once_on_an_empty_database(pool: PgPool) {
-    let first = app::tenants::queries::create_demo_if_empty(&pool)
+async fn the_demo_tenant_is_created_once_on_an_empty_database_and_audited(pool: PgPool) {
+    let seed = Actor::system(pool.clone(), "demo seed");
+    let first = app::tenants::queries::create_demo_if_empty(&seed)
         .await
         .expect("query");
     assert_eq!(first.map(|t| t.slug), Some("demo".to_owned()));
-    let second = app::tenants::queries::create_demo_if_empty(&pool)
+    let second = app::tenants::queries::create_demo_if_empty(&seed)
         .await
         .expect("query");
     assert_eq!(second, None);
@@ -19,15 +24,26 @@ async fn the_demo_tenant_is_created_once_on_an_empty_database(pool: PgPool) {
         .await
         .expect("count");
     assert_eq!(count, 1);
+    let events: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT actor, action, target FROM audit_events WHERE action = 'tenant.created'",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("events");
+    assert_eq!(
+        events,
+        [(
+            "system".into(),
+            "tenant.created".into(),
+            Some("tenant:demo".into())
+        )]
+    );
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn no_demo_tenant_when_tenants_exist(pool: PgPool) {
-    sqlx::query("INSERT INTO tenants (slug, name) VALUES ('acme', 'Acme')")
-        .execute(&pool)
-        .await
-        .expect("insert");
-    let created = app::tenants::queries::create_demo_if_empty(&pool)
+    common::tenant(&pool, "acme", "Acme").await;
+    let created = app::tenants::queries::create_demo_if_empty(&Actor::system(pool, "demo seed"))
         .await
         .expect("query");
     assert_eq!(created, None);
@@ -35,14 +51,28 @@ async fn no_demo_tenant_when_tenants_exist(pool: PgPool) {
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn the_schema_refuses_malformed_tenants(pool: PgPool) {
+    let mut fixture = common::fixture(&pool).await;
     for (slug, name) in [("Upper", "x"), ("-x", "x"), ("ok", "")] {
-        let result = sqlx::query("INSERT INTO tenants (slug, name) VALUES ($1, $2)")
+        let err = sqlx::query("INSERT INTO tenants (slug, name) VALUES ($1, $2)")
             .bind(slug)
             .bind(name)
-            .execute(&pool)
-            .await;
-        assert!(result.is_err(), "{slug:?}/{name:?} must be refused");
+            .execute(&mut fixture)
+            .await
+            .expect_err("refused");
+        // Refused by a check, not by anything else (a typo here would be a syntax error).
+        let code = err
+            .as_database_error()
+            .and_then(|e| e.code())
+            .map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("23514"), "{slug:?}/{name:?}: {err}");
     }
+    // The same statement with good values passes, so the refusals above are the values'.
+    sqlx::query("INSERT INTO tenants (slug, name) VALUES ($1, $2)")
+        .bind("ok")
+        .bind("Ok")
+        .execute(&mut fixture)
+        .await
+        .expect("a well-formed tenant");
 }
 
 #[sqlx::test(migrations = false)]
@@ -62,4 +92,92 @@ async fn production_start_refuses_a_schema_behind_the_binary(pool: PgPool) {
 async fn migrating_twice_is_harmless(pool: PgPool) {
     db::migrate(&pool).await.expect("first");
     db::migrate(&pool).await.expect("second");
+}
+
+/// What the database says when a transaction changed audited state without its event.
+fn unaudited(err: &sqlx::Error) -> bool {
+    err.to_string().contains("unaudited change")
+}
+
+async fn switch_reason(pool: &PgPool) -> String {
+    sqlx::query_scalar(
+        "SELECT reason FROM kill_switches WHERE key = 'agentApiEnabled' AND tenant_id IS NULL",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("global switch")
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_database_refuses_a_change_to_audited_state_without_its_event(pool: PgPool) {
+    let before = switch_reason(&pool).await;
+    let flip = "UPDATE kill_switches SET reason = 'nobody will know' \
+                WHERE key = 'agentApiEnabled' AND tenant_id IS NULL";
+    // On its own (what a write through a read handle would be): refused, nothing changed.
+    let err = sqlx::query(flip).execute(&pool).await.expect_err("refused");
+    assert!(unaudited(&err), "{err}");
+    assert!(err.to_string().contains("kill_switches"), "{err}");
+    assert_eq!(switch_reason(&pool).await, before);
+
+    // In a transaction of its own, with rows of several audited tables: refused at commit.
+    let mut tx = pool.begin().await.expect("begin");
+    sqlx::query(flip)
+        .execute(&mut *tx)
+        .await
+        .expect("the statement itself runs");
+    sqlx::query("INSERT INTO tenants (slug, name) VALUES ('sneaky', 'Sneaky')")
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+    let err = tx.commit().await.expect_err("refused at commit");
+    assert!(unaudited(&err), "{err}");
+    assert_eq!(switch_reason(&pool).await, before);
+
+    // An event in a savepoint that is rolled back does not count.
+    let mut conn = pool.acquire().await.expect("conn");
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::query(flip).execute(&mut *tx).await.expect("flip");
+    let mut inner = tx.begin().await.expect("savepoint");
+    sqlx::query(
+        "INSERT INTO audit_events (source, actor, action, outcome, retention_months)
+         VALUES ('system', 'test', 'switch.flipped', 'success', 84)",
+    )
+    .execute(&mut *inner)
+    .await
+    .expect("event");
+    inner.rollback().await.expect("rollback to savepoint");
+    let err = tx.commit().await.expect_err("refused at commit");
+    assert!(unaudited(&err), "{err}");
+    assert_eq!(switch_reason(&pool).await, before);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_change_with_its_event_commits_and_bookkeeping_needs_none(pool: PgPool) {
+    let actor = Actor::command_line_unchecked(pool.clone(), "test");
+    let mut change = actor.change().await.expect("change");
+    sqlx::query(
+        "UPDATE kill_switches SET reason = 'audited' WHERE key = 'agentApiEnabled' AND tenant_id IS NULL",
+    )
+    .execute(change.db())
+    .await
+    .expect("flip");
+    change
+        .commit(actor.event("switch.flipped").reason("audited"))
+        .await
+        .expect("commits with its event");
+    assert_eq!(switch_reason(&pool).await, "audited");
+
+    // (The gateway's last-used times are bookkeeping the ledger writes with no event: its
+    // tests in integrations.rs flush them.)
+
+    // A batch with no event commits what is not audited, and nothing that is.
+    let system = Actor::system(pool.clone(), "test");
+    let empty: &[NewEvent] = &[];
+    let mut change = system.change().await.expect("change");
+    sqlx::query("UPDATE kill_switches SET reason = 'batch' WHERE key = 'agentApiEnabled' AND tenant_id IS NULL")
+        .execute(change.db())
+        .await
+        .expect("flip");
+    change.commit_all(empty).await.expect_err("refused");
+    assert_eq!(switch_reason(&pool).await, "audited");
 }

@@ -29,11 +29,10 @@ struct World {
 
 async fn world(pool: PgPool) -> World {
     tenant(&pool, "acme", "Acme Agents").await;
-    let mut tx = pool.begin().await.unwrap();
-    app::integrations::pepper::create_first_if_none(&mut tx, &common::MASTER_KEY)
+    let system = app::auth::Actor::system(pool.clone(), "test");
+    app::integrations::pepper::create_first_if_none(&system, &common::MASTER_KEY)
         .await
         .unwrap();
-    tx.commit().await.unwrap();
     let (app, verifier) = app_and_verifier(pool.clone(), false);
     let (operator_id, operator) = person(&pool, &app, Role::Operator).await;
     World {
@@ -198,7 +197,7 @@ async fn every_refusal_has_its_code_and_an_audit_event(pool: PgPool) {
     sqlx::query("UPDATE personal_access_tokens SET secret_hash = $2 WHERE id = $1")
         .bind(&id)
         .bind(&other[..])
-        .execute(&w.pool)
+        .execute(&mut common::fixture(&w.pool).await)
         .await
         .unwrap();
     w.verifier.invalidate(&id);
@@ -210,7 +209,7 @@ async fn every_refusal_has_its_code_and_an_audit_event(pool: PgPool) {
         "UPDATE personal_access_tokens SET expires_at = now() - interval '1 minute' WHERE id = $1",
     )
     .bind(&id2)
-    .execute(&w.pool)
+    .execute(&mut common::fixture(&w.pool).await)
     .await
     .unwrap();
     let expired = whoami(&w, &token2).await;
@@ -659,7 +658,7 @@ async fn revalidation_catches_a_change_whose_notification_was_missed(pool: PgPoo
                 revoked_by = 'test', revoke_reason = 'missed notification' WHERE id = $1",
     )
     .bind(&id)
-    .execute(&w.pool)
+    .execute(&mut common::fixture(&w.pool).await)
     .await
     .unwrap();
     assert_eq!(
@@ -770,19 +769,20 @@ async fn after_the_grace_period_old_tokens_fail_and_are_revoked(pool: PgPool) {
     .await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
     sqlx::query("UPDATE token_peppers SET grace_until = now() - interval '1 second' WHERE state = 'previous'")
-        .execute(&w.pool)
+        .execute(&mut common::fixture(&w.pool).await)
         .await
         .unwrap();
     peppers_changed(&w).await;
     let refused = whoami(&w, &old_token).await;
     assert_eq!(code(&refused), "PAT_REVOKED_OR_INVALID");
 
-    let retired = app::panels::pepper::ops::retire_expired(&w.pool)
-        .await
-        .unwrap();
+    let retired =
+        app::panels::pepper::ops::retire_expired(&app::auth::Actor::system(w.pool.clone(), "test"))
+            .await
+            .unwrap();
     assert_eq!(retired, Some((1, 1)));
     assert_eq!(
-        app::panels::pepper::ops::retire_expired(&w.pool)
+        app::panels::pepper::ops::retire_expired(&app::auth::Actor::system(w.pool.clone(), "test"))
             .await
             .unwrap(),
         None
@@ -962,7 +962,7 @@ async fn tokens_of_a_disabled_owner_or_suspended_client_are_refused(pool: PgPool
     // A staff owner disabled: their token stops working.
     let (_, token) = mint(&w, &["agent:read"]).await;
     assert_eq!(whoami(&w, &token).await.status, StatusCode::OK);
-    let admin = app::auth::Actor::command_line(w.pool.clone(), "test");
+    let admin = app::auth::Actor::command_line_unchecked(w.pool.clone(), "test");
     app::panels::staff::ops::set_active(&admin, w.operator_id, false)
         .await
         .unwrap();
@@ -976,7 +976,7 @@ async fn tokens_of_a_disabled_owner_or_suspended_client_are_refused(pool: PgPool
     let client: uuid::Uuid = sqlx::query_scalar(
         "INSERT INTO api_clients (tenant_id, name) SELECT id, 'ci-bot' FROM tenants WHERE slug = 'acme' RETURNING id",
     )
-    .fetch_one(&w.pool)
+    .fetch_one(&mut common::fixture(&w.pool).await)
     .await
     .unwrap();
     let (_, commander) = person(&w.pool, &w.app, Role::IncidentCommander).await;
@@ -1004,7 +1004,7 @@ async fn tokens_of_a_disabled_owner_or_suspended_client_are_refused(pool: PgPool
         sqlx::query("UPDATE api_clients SET status = $2::client_status WHERE id = $1")
             .bind(client)
             .bind(status)
-            .execute(&w.pool)
+            .execute(&mut common::fixture(&w.pool).await)
             .await
             .unwrap();
         within_a_second(
@@ -1040,7 +1040,7 @@ async fn an_operator_cannot_mint_a_token_owned_by_someone_else(pool: PgPool) {
     let foreign: uuid::Uuid = sqlx::query_scalar(
         "INSERT INTO api_clients (tenant_id, name) SELECT id, 'theirs' FROM tenants WHERE slug = 'other' RETURNING id",
     )
-    .fetch_one(&w.pool)
+    .fetch_one(&mut common::fixture(&w.pool).await)
     .await
     .unwrap();
     let answer = call(
@@ -1156,7 +1156,7 @@ async fn a_demoted_owners_tokens_are_refused_from_the_next_call(pool: PgPool) {
         common::controls(w.pool.clone()),
     ));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let cli = app::auth::Actor::command_line(w.pool.clone(), "test");
+    let cli = app::auth::Actor::command_line_unchecked(w.pool.clone(), "test");
     app::panels::staff::ops::change_role(&cli, w.operator_id, Role::Operator)
         .await
         .unwrap();
@@ -1178,19 +1178,19 @@ async fn a_demoted_owners_tokens_are_refused_from_the_next_call(pool: PgPool) {
     // Without any notification, the revalidation poll finds the changed role.
     sqlx::query("UPDATE staff SET role = 'operator' WHERE id = $1")
         .bind(w.operator_id)
-        .execute(&w.pool)
+        .execute(&mut common::fixture(&w.pool).await)
         .await
         .unwrap();
     sqlx::query("UPDATE staff SET role = 'viewer' WHERE id = $1")
         .bind(w.operator_id)
-        .execute(&w.pool)
+        .execute(&mut common::fixture(&w.pool).await)
         .await
         .unwrap();
     w.verifier.invalidate_all();
     assert_eq!(code(&whoami(&w, &token).await), "OWNER_ROLE_INSUFFICIENT");
     sqlx::query("UPDATE staff SET role = 'operator' WHERE id = $1")
         .bind(w.operator_id)
-        .execute(&w.pool)
+        .execute(&mut common::fixture(&w.pool).await)
         .await
         .unwrap();
     assert_eq!(

@@ -9,14 +9,17 @@ const KEY: [u8; 32] = [0x5a; 32];
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn the_first_pepper_is_created_once_even_by_instances_starting_together(pool: PgPool) {
-    let mut a = pool.begin().await.unwrap();
-    let mut b = pool.begin().await.unwrap();
-    let first = pepper::create_first_if_none(&mut a, &KEY).await.unwrap();
-    a.commit().await.unwrap();
-    let second = pepper::create_first_if_none(&mut b, &KEY).await.unwrap();
-    b.commit().await.unwrap();
-    assert!(first);
-    assert!(!second);
+    // Two instances at once: both find no pepper, both insert; the second waits on the
+    // first's key and then does nothing.
+    let a = app::auth::Actor::system(pool.clone(), "instance a");
+    let b = app::auth::Actor::system(pool.clone(), "instance b");
+    let (first, second) = tokio::join!(
+        pepper::create_first_if_none(&a, &KEY),
+        pepper::create_first_if_none(&b, &KEY)
+    );
+    let mut created = [first.unwrap(), second.unwrap()];
+    created.sort_unstable();
+    assert_eq!(created, [false, true]);
     let versions: Vec<i32> = sqlx::query_scalar("SELECT version FROM token_peppers")
         .fetch_all(&pool)
         .await
@@ -32,9 +35,8 @@ async fn the_first_pepper_is_created_once_even_by_instances_starting_together(po
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn peppers_open_with_their_key_only(pool: PgPool) {
-    let mut tx = pool.begin().await.unwrap();
-    pepper::create_first_if_none(&mut tx, &KEY).await.unwrap();
-    tx.commit().await.unwrap();
+    let system = app::auth::Actor::system(pool.clone(), "test");
+    pepper::create_first_if_none(&system, &KEY).await.unwrap();
 
     let ring = pepper::load(&pool, &KEY).await.expect("opens with its key");
     assert_eq!(ring.current.version, 1);

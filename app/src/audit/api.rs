@@ -11,5 +11,5 @@ pub const RECENT_LIMIT: i64 = 20;
 #[server]
 pub async fn recent_activity() -> Result<Vec<ActivityRow>, AppError> {
     let actor = crate::auth::require(crate::auth::Permission::ViewConsole).await?;
-    Ok(super::queries::recent(actor.pool(), RECENT_LIMIT).await?)
+    Ok(super::queries::recent(actor.reader(), RECENT_LIMIT).await?)
 }

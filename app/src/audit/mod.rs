@@ -1,9 +1,10 @@
 //! The audit log: every state change, sign-in and refusal becomes one append-only,
 //! hash-chained event, written in the same transaction as the change it describes.
 //!
-//! Write events through [`crate::auth::Actor::change`] (console changes) or
-//! [`queries::record`] inside a transaction you own (sign-in, the command line). Nothing
-//! else inserts into `audit_events`.
+//! Events are written only through a [`crate::auth::Change`], which an
+//! [`crate::auth::Actor`] opens: the insert is private to it. The database holds the same
+//! rule from the other side: a transaction that writes an audited table and no event is
+//! refused at commit (migration `audit_obligation`).
 
 pub mod api;
 #[cfg(feature = "ssr")]
@@ -125,6 +126,19 @@ impl NewEvent {
     pub fn denied(mut self, code: &str) -> Self {
         self.outcome = Outcome::Deny;
         self.code = Some(code.to_owned());
+        self
+    }
+
+    /// Marks the event as a failure on our side with a stable code.
+    pub fn failed(mut self, code: &str) -> Self {
+        self.outcome = Outcome::Error;
+        self.code = Some(code.to_owned());
+        self
+    }
+
+    /// Sets the tenant concerned (`None`: platform-wide).
+    pub fn tenant(mut self, tenant: impl Into<Option<Uuid>>) -> Self {
+        self.tenant_id = tenant.into();
         self
     }
 

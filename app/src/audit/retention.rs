@@ -6,9 +6,9 @@
 //! drop records the hash chain across the removed events (so `audit verify` steps over it)
 //! and is itself an audit event.
 
-use super::{NewEvent, Source};
+use crate::auth::Actor;
 use crate::error::AppError;
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 use time::OffsetDateTime;
 
 pub use crate::panels::audit::RETENTION_CLASSES as CLASSES;
@@ -28,36 +28,37 @@ pub struct Dropped {
 }
 
 /// Creates missing partitions for this month and the next [`MONTHS_AHEAD`].
-pub async fn ensure_partitions(pool: &PgPool) -> sqlx::Result<()> {
+/// (The month tables are not state anyone changes: no audit event, and any handle will do.)
+pub async fn ensure_partitions(db: impl PgExecutor<'_>) -> sqlx::Result<()> {
     sqlx::query!("SELECT audit_ensure_partitions($1)", MONTHS_AHEAD)
-        .execute(pool)
+        .execute(db)
         .await?;
     Ok(())
 }
 
 /// The partitions whose retention has passed, oldest first, with when they fell due.
-pub async fn due(pool: &PgPool) -> sqlx::Result<Vec<(String, OffsetDateTime)>> {
+pub async fn due(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, OffsetDateTime)>> {
     let rows = sqlx::query!(
         r#"SELECT part AS "part!", kept_until AS "kept_until!" FROM audit_due_partitions()"#
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(|r| (r.part, r.kept_until)).collect())
 }
 
 /// Drops every partition that is due, each in its own short transaction with its
-/// `audit.retention_applied` event, recorded as `actor`. A partition another instance
-/// dropped first is skipped.
-pub async fn apply(pool: &PgPool, actor: &str) -> Result<Vec<Dropped>, AppError> {
+/// `audit.retention_applied` event, recorded as `actor` (the system, or the command line).
+/// A partition another instance dropped first is skipped.
+pub async fn apply(actor: &Actor) -> Result<Vec<Dropped>, AppError> {
     let mut dropped = Vec::new();
-    for (partition, kept_until) in due(pool).await? {
-        let mut tx = pool.begin().await?;
+    for (partition, kept_until) in due(actor.reader()).await? {
+        let mut change = actor.change().await?;
         let result = sqlx::query!(
             r#"SELECT removed AS "removed!", first_seq, last_seq, runs AS "runs!"
                FROM audit_drop_partition($1)"#,
             partition
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(change.db())
         .await;
         let row = match result {
             Ok(row) => row,
@@ -71,7 +72,8 @@ pub async fn apply(pool: &PgPool, actor: &str) -> Result<Vec<Dropped>, AppError>
             }
             Err(e) => return Err(e.into()),
         };
-        let event = NewEvent::new(Source::System, actor, "audit.retention_applied")
+        let event = actor
+            .event("audit.retention_applied")
             .target(format!("audit_partition:{partition}"))
             .details(serde_json::json!({
                 "partition": partition,
@@ -81,8 +83,7 @@ pub async fn apply(pool: &PgPool, actor: &str) -> Result<Vec<Dropped>, AppError>
                 "last_seq": row.last_seq,
                 "runs": row.runs,
             }));
-        super::queries::record(&mut tx, &event).await?;
-        tx.commit().await?;
+        change.commit(event).await?;
         dropped.push(Dropped {
             partition,
             removed: row.removed,
@@ -93,7 +94,7 @@ pub async fn apply(pool: &PgPool, actor: &str) -> Result<Vec<Dropped>, AppError>
 }
 
 /// Hourly upkeep for the server: partitions ahead, then retention, as the system.
-pub async fn upkeep(pool: &PgPool) -> Result<Vec<Dropped>, AppError> {
-    ensure_partitions(pool).await?;
-    apply(pool, "system").await
+pub async fn upkeep(system: &Actor) -> Result<Vec<Dropped>, AppError> {
+    ensure_partitions(system.reader()).await?;
+    apply(system).await
 }

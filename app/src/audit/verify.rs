@@ -5,7 +5,6 @@
 //! PostgreSQL builds each event's canonical text (the one definition of it); this side
 //! hashes it, a batch at a time, while the next batch is read.
 
-use crate::audit::{NewEvent, Outcome, Source};
 use crate::error::AppError;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
@@ -662,16 +661,28 @@ pub async fn verify(
     Ok(report)
 }
 
+/// Why a run could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The database refused the run (`audit_record_verification()` checks what an intact
+    /// run claims): its message says why, for the operator who ran it.
+    #[error(transparent)]
+    Refused(#[from] sqlx::Error),
+    /// The change or its event could not be written.
+    #[error(transparent)]
+    Change(#[from] crate::error::AppError),
+}
+
 /// Records a run: a row for the panel (through `audit_record_verification()`, the only way
 /// to add one) and an `audit.verified` event (outcome `error` with code
 /// `AUDIT_CHAIN_BROKEN` when something does not hold), in one transaction.
 pub async fn record(
-    pool: &PgPool,
+    actor: &crate::auth::Actor,
     report: &Report,
     started_at: OffsetDateTime,
-    run_by: &str,
-) -> sqlx::Result<()> {
-    let mut tx = pool.begin().await?;
+) -> Result<(), RecordError> {
+    let run_by = actor.label();
+    let mut change = actor.change().await?;
     let (broken_seq, problem) = match &report.broken {
         Some((seq, problem)) => (Some(*seq), Some(problem.to_string())),
         None => (None, None),
@@ -689,23 +700,22 @@ pub async fn record(
         problem,
         run_by
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(change.db())
     .await?;
-    let mut event =
-        NewEvent::new(Source::System, run_by, "audit.verified").details(serde_json::json!({
-            "from_seq": report.from_seq,
-            "to_seq": report.to_seq,
-            "checked": report.checked,
-            "broken_seq": broken_seq,
-            "problem": problem,
-        }));
-    if broken_seq.is_some() {
-        event.outcome = Outcome::Error;
-        event.code = Some("AUDIT_CHAIN_BROKEN".to_owned());
-        event.target = broken_seq.map(|seq| format!("audit_event:{seq}"));
+    let mut event = actor.event("audit.verified").details(serde_json::json!({
+        "from_seq": report.from_seq,
+        "to_seq": report.to_seq,
+        "checked": report.checked,
+        "broken_seq": broken_seq,
+        "problem": problem,
+    }));
+    if let Some(seq) = broken_seq {
+        event = event
+            .failed("AUDIT_CHAIN_BROKEN")
+            .target(format!("audit_event:{seq}"));
     }
-    crate::audit::queries::record(&mut tx, &event).await?;
-    tx.commit().await
+    change.commit(event).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -50,7 +50,8 @@ pub async fn sign_in(
     next: Option<String>,
 ) -> Result<(), AppError> {
     use super::{password, queries, request_meta, session};
-    use crate::audit::{queries::record, NewEvent, Source};
+    use crate::audit::{NewEvent, Source};
+    use crate::auth::Actor;
     use time::OffsetDateTime;
 
     let email = email.trim().to_lowercase();
@@ -67,6 +68,7 @@ pub async fn sign_in(
     let policy = use_context::<SignInPolicy>().unwrap_or_default();
     let pool = crate::db::pool()?;
     let meta = request_meta();
+    let attempt = Actor::sign_in_attempt(pool.clone(), meta.clone());
     // Failures are counted per caller (an IPv6 caller per /64); the audit events keep the
     // full address.
     let ip = meta.ip.map(throttle_subject);
@@ -88,8 +90,8 @@ pub async fn sign_in(
             // One event per address per window: refused traffic must not be able to grow
             // the append-only log without bound.
             if first_refusal_in_window(ip, policy.window_secs) {
-                let mut conn = pool.acquire().await?;
-                record(&mut conn, &event("anonymous".into(), Some("IP_THROTTLED"))).await?;
+                let refused = event("anonymous".into(), Some("IP_THROTTLED"));
+                attempt.change().await?.commit(refused).await?;
             }
             return Err(AppError::TooManyAttempts {
                 retry_after_secs: policy.window_secs as u64,
@@ -101,18 +103,15 @@ pub async fn sign_in(
     let password_ok =
         password::verify(password, account.as_ref().map(|a| a.password_hash.as_str())).await?;
     let now = OffsetDateTime::now_utc();
-    let mut tx = pool.begin().await?;
+    let mut change = attempt.change().await?;
 
     let Some(account) = account else {
         if let Some(ip) = &ip {
-            queries::record_ip_failure(&mut tx, ip).await?;
+            queries::record_ip_failure(change.db(), ip).await?;
         }
-        record(
-            &mut tx,
-            &event("anonymous".into(), Some("INVALID_CREDENTIALS")),
-        )
-        .await?;
-        tx.commit().await?;
+        change
+            .commit(event("anonymous".into(), Some("INVALID_CREDENTIALS")))
+            .await?;
         return Err(AppError::InvalidCredentials);
     };
     let actor = format!("staff:{}", account.id);
@@ -120,11 +119,12 @@ pub async fn sign_in(
 
     // Decide from the row as it is now, locked until commit: attempts that queued behind
     // the hashing limit see the lock earlier failures set, and cannot clear it.
-    let Some(fresh) = queries::lock_for_sign_in(&mut tx, account.id).await? else {
+    let Some(fresh) = queries::lock_for_sign_in(change.db(), account.id).await? else {
         if let Some(ip) = &ip {
-            queries::record_ip_failure(&mut tx, ip).await?;
+            queries::record_ip_failure(change.db(), ip).await?;
         }
-        tx.commit().await?;
+        // Only the address's failure count, which is not audited state.
+        change.commit_all(&[]).await?;
         return Err(AppError::InvalidCredentials);
     };
 
@@ -134,14 +134,11 @@ pub async fn sign_in(
     // audit event, so a locked or disabled account must not be a free target for a flood.
     if let Some(until) = fresh.locked_until.filter(|until| *until > now) {
         if let Some(ip) = &ip {
-            queries::record_ip_failure(&mut tx, ip).await?;
+            queries::record_ip_failure(change.db(), ip).await?;
         }
-        record(
-            &mut tx,
-            &event(actor, Some("ACCOUNT_LOCKED")).actor_name(account.email.clone()),
-        )
-        .await?;
-        tx.commit().await?;
+        change
+            .commit(event(actor, Some("ACCOUNT_LOCKED")).actor_name(account.email.clone()))
+            .await?;
         return Err(AppError::Locked {
             until: crate::components::time::utc_minutes(until),
         });
@@ -149,34 +146,29 @@ pub async fn sign_in(
     // Disabled: the generic refusal, whatever the password (counted like the lock above).
     if fresh.status != "active" {
         if let Some(ip) = &ip {
-            queries::record_ip_failure(&mut tx, ip).await?;
+            queries::record_ip_failure(change.db(), ip).await?;
         }
-        record(
-            &mut tx,
-            &event(actor, Some("ACCOUNT_DISABLED")).actor_name(account.email.clone()),
-        )
-        .await?;
-        tx.commit().await?;
+        change
+            .commit(event(actor, Some("ACCOUNT_DISABLED")).actor_name(account.email.clone()))
+            .await?;
         return Err(AppError::InvalidCredentials);
     }
 
     if !password_ok {
         if let Some(ip) = &ip {
-            queries::record_ip_failure(&mut tx, ip).await?;
+            queries::record_ip_failure(change.db(), ip).await?;
         }
         let locked = queries::record_failure(
-            &mut tx,
+            change.db(),
             account.id,
             policy.max_failures,
             policy.window_secs,
             policy.lock_secs,
         )
         .await?;
-        record(
-            &mut tx,
-            &event(actor.clone(), Some("INVALID_CREDENTIALS")).actor_name(account.email.clone()),
-        )
-        .await?;
+        let mut events = vec![
+            event(actor.clone(), Some("INVALID_CREDENTIALS")).actor_name(account.email.clone())
+        ];
         if let Some(until) = locked {
             let lock = meta
                 .apply(NewEvent::new(Source::Console, actor, "staff.locked"))
@@ -184,19 +176,16 @@ pub async fn sign_in(
                 .target(target)
                 .denied("TOO_MANY_FAILURES")
                 .details(serde_json::json!({ "locked_until": until.unix_timestamp() }));
-            record(&mut tx, &lock).await?;
+            events.push(lock);
         }
-        tx.commit().await?;
+        change.commit_all(&events).await?;
         return Err(AppError::InvalidCredentials);
     }
 
-    queries::record_success(&mut tx, account.id).await?;
-    record(
-        &mut tx,
-        &event(actor, None).actor_name(account.email.clone()),
-    )
-    .await?;
-    tx.commit().await?;
+    queries::record_success(change.db(), account.id).await?;
+    change
+        .commit(event(actor, None).actor_name(account.email.clone()))
+        .await?;
     session::start(&session, account.id, fresh.session_epoch).await?;
 
     leptos_axum::redirect(&safe_next(next.as_deref()));

@@ -24,7 +24,9 @@ pub mod session;
 pub mod view;
 
 #[cfg(feature = "ssr")]
-pub use require::{current_staff, request_meta, require, Actor, Change, Recorded, RequestMeta};
+pub use require::{
+    current_staff, request_meta, require, Actor, Change, Reader, Recorded, RequestMeta,
+};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -1,10 +1,11 @@
 //! `require(permission)`: the first line of every server function, and the handle it returns.
 
 use super::{queries, session, Permission, StaffIdentity};
-use crate::audit::{self, NewEvent, Source};
+use crate::audit::{NewEvent, Source};
 use crate::controls::state::Controls;
 use crate::error::AppError;
 use crate::integrations::verify::Verifier;
+use futures_util::{future::BoxFuture, stream::BoxStream};
 use leptos::prelude::use_context;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use std::net::{IpAddr, SocketAddr};
@@ -103,15 +104,23 @@ pub async fn current_staff() -> Result<Option<StaffIdentity>, AppError> {
 enum Who {
     Staff(StaffIdentity),
     CommandLine(String),
+    System(&'static str),
+    SignInAttempt,
 }
 
-/// An authorized caller. Only [`require`] (for requests) and [`Actor::command_line`] (for
-/// the operators' CLI) make one, and only an `Actor` can open a [`Change`].
+/// An authorized caller, and the only way to write: reads go through [`Actor::reader`],
+/// which cannot begin a transaction, and changes through [`Actor::change`], which commits
+/// only with its audit event (the database refuses the commit otherwise, see the migration
+/// `audit_obligation`).
+///
+/// Made by [`require`] (requests), [`Actor::system`] (the server's own jobs),
+/// [`Actor::sign_in_attempt`] (the sign-in form, before anyone is known) and
+/// [`Actor::command_line_unchecked`] (the operators' CLI).
 #[derive(Clone)]
 pub struct Actor {
     who: Who,
     meta: RequestMeta,
-    pool: PgPool,
+    pool: Reader,
     verifier: Option<Arc<Verifier>>,
     controls: Option<Arc<Controls>>,
 }
@@ -162,14 +171,20 @@ pub async fn require(permission: Permission) -> Result<Actor, AppError> {
                 "role": staff.role.as_str(),
                 "path": meta.path,
             }));
-        let mut conn = pool.acquire().await?;
-        audit::queries::record(&mut conn, &event).await?;
+        let refused = Actor {
+            who: Who::Staff(staff),
+            meta,
+            pool: Reader(pool),
+            verifier,
+            controls,
+        };
+        refused.change().await?.commit(event).await?;
         return Err(AppError::Forbidden);
     }
     Ok(Actor {
         who: Who::Staff(staff),
         meta,
-        pool,
+        pool: Reader(pool),
         verifier,
         controls,
     })
@@ -177,30 +192,70 @@ pub async fn require(permission: Permission) -> Result<Actor, AppError> {
 
 impl Actor {
     /// An actor for the operators' command line, which runs with database access and so
-    /// needs no session. Never call this from a server function.
-    pub fn command_line(pool: PgPool, user: &str) -> Self {
-        Self {
-            who: Who::CommandLine(user.to_owned()),
-            meta: RequestMeta::default(),
+    /// needs no session: it checks nothing, the operator's shell is the check. In a server
+    /// function or a route this would be a hole; there, use [`require`].
+    pub fn command_line_unchecked(pool: PgPool, user: &str) -> Self {
+        Self::unchecked(
+            Who::CommandLine(user.to_owned()),
             pool,
+            RequestMeta::default(),
+        )
+    }
+
+    /// The server itself, for its timed jobs (switch and key timers, pepper grace, audit
+    /// retention and verification, the gateway's ledger). `job` names the job in logs; the
+    /// audit log names the actor `system`.
+    pub fn system(pool: PgPool, job: &'static str) -> Self {
+        Self::unchecked(Who::System(job), pool, RequestMeta::default())
+    }
+
+    /// A sign-in attempt: nobody is known yet, and the events it records name whoever the
+    /// attempt turns out to be about (`anonymous`, or the account).
+    pub fn sign_in_attempt(pool: PgPool, meta: RequestMeta) -> Self {
+        Self::unchecked(Who::SignInAttempt, pool, meta)
+    }
+
+    fn unchecked(who: Who, pool: PgPool, meta: RequestMeta) -> Self {
+        Self {
+            who,
+            meta,
+            pool: Reader(pool),
             verifier: None,
             controls: None,
         }
+    }
+
+    /// Gives a non-request actor this instance's gateway verifier and controls, so changes
+    /// it makes reach the local caches at once.
+    pub fn with_gateway(mut self, verifier: Arc<Verifier>, controls: Arc<Controls>) -> Self {
+        self.verifier = Some(verifier);
+        self.controls = Some(controls);
+        self
     }
 
     /// The signed-in staff member, for request actors.
     pub fn staff(&self) -> Option<&StaffIdentity> {
         match &self.who {
             Who::Staff(staff) => Some(staff),
-            Who::CommandLine(_) => None,
+            _ => None,
         }
     }
 
-    /// The actor as records name them (`revoked_by`): an email, or `cli:<user>`.
+    /// The actor as records name them (`revoked_by`): an email, `cli:<user>` or `system`.
     pub fn label(&self) -> String {
         match &self.who {
             Who::Staff(staff) => staff.email.clone(),
             Who::CommandLine(user) => format!("cli:{user}"),
+            Who::System(_) => "system".to_owned(),
+            Who::SignInAttempt => "anonymous".to_owned(),
+        }
+    }
+
+    /// The job a [`Actor::system`] actor runs, for its logs.
+    pub fn job(&self) -> Option<&'static str> {
+        match self.who {
+            Who::System(job) => Some(job),
+            _ => None,
         }
     }
 
@@ -209,8 +264,10 @@ impl Actor {
         &self.meta
     }
 
-    /// The pool, for reads that change nothing.
-    pub fn pool(&self) -> &PgPool {
+    /// The database for reads: it runs statements, and cannot begin a transaction. A
+    /// write through it would be a transaction of its own without an audit event, which
+    /// the database refuses for every audited table.
+    pub fn reader(&self) -> &Reader {
         &self.pool
     }
 
@@ -249,23 +306,116 @@ impl Actor {
                 ))
                 .actor_name(staff.email.clone()),
             Who::CommandLine(user) => NewEvent::new(Source::System, format!("cli:{user}"), action),
+            Who::System(_) => NewEvent::new(Source::System, "system", action),
+            Who::SignInAttempt => {
+                self.meta
+                    .apply(NewEvent::new(Source::Console, "anonymous", action))
+            }
         }
     }
 
     /// Opens a change: a transaction that commits only with its audit event.
     pub async fn change(&self) -> Result<Change, AppError> {
-        Ok(Change {
-            tx: self.pool.begin().await?,
-        })
+        Ok(Change::begin(&self.pool.0).await?)
     }
 }
 
-/// A transaction for one audited change. Dropped without [`Change::commit`], it rolls back.
+/// The database, for reads: an [`Executor`](sqlx::Executor) for one statement at a time,
+/// with no way to begin a transaction or to take a connection out of the pool. From
+/// [`Actor::reader`], or [`Reader::new`] for the server's background readers.
+#[derive(Debug, Clone)]
+pub struct Reader(PgPool);
+
+impl Reader {
+    /// Reads through `pool`.
+    pub fn new(pool: PgPool) -> Self {
+        Self(pool)
+    }
+
+    /// A read-only transaction on one snapshot (repeatable read), for a read that must
+    /// see the database at one instant across many statements (an export). The database
+    /// refuses any write in it.
+    pub async fn snapshot(&self) -> sqlx::Result<Transaction<'static, Postgres>> {
+        let mut tx = self.0.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// Whether the pool was closed (the server is stopping): background loops end then.
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
+impl<'c> sqlx::Executor<'c> for &'c Reader {
+    type Database = Postgres;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<
+        'e,
+        Result<sqlx::Either<sqlx::postgres::PgQueryResult, sqlx::postgres::PgRow>, sqlx::Error>,
+    >
+    where
+        'c: 'e,
+        E: 'q + sqlx::Execute<'q, Postgres>,
+    {
+        (&self.0).fetch_many(query)
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<sqlx::postgres::PgRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + sqlx::Execute<'q, Postgres>,
+    {
+        (&self.0).fetch_optional(query)
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+        parameters: &'e [sqlx::postgres::PgTypeInfo],
+    ) -> BoxFuture<'e, Result<sqlx::postgres::PgStatement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        (&self.0).prepare_with(sql, parameters)
+    }
+
+    fn describe<'e, 'q: 'e>(
+        self,
+        sql: &'q str,
+    ) -> BoxFuture<'e, Result<sqlx::Describe<Postgres>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        (&self.0).describe(sql)
+    }
+}
+
+/// A transaction for one audited change. Dropped without committing, it rolls back.
+///
+/// The only way to write an audit event: [`Change::commit`] (one change, one event),
+/// [`Change::record_each`] then `commit` (a change over many objects: an event per object,
+/// then the summary), [`Change::commit_all`] (the server's batches) and
+/// [`Change::record_first`].
 pub struct Change {
     tx: Transaction<'static, Postgres>,
 }
 
 impl Change {
+    async fn begin(pool: &PgPool) -> sqlx::Result<Self> {
+        Ok(Self {
+            tx: pool.begin().await?,
+        })
+    }
+
     /// The connection to run the change's statements on.
     pub fn db(&mut self) -> &mut PgConnection {
         &mut self.tx
@@ -274,9 +424,25 @@ impl Change {
     /// Records `event` in the same transaction and commits both. Returns the event's
     /// position in the audit chain.
     pub async fn commit(mut self, event: NewEvent) -> Result<i64, AppError> {
-        let seq = audit::queries::record(&mut self.tx, &event).await?;
+        let seq = write::one(&mut self.tx, &event).await?;
         self.tx.commit().await?;
         Ok(seq)
+    }
+
+    /// Records one event per object of a change over many (a token each of a mass
+    /// revoke), in one statement; the change's own event follows with [`Change::commit`].
+    pub async fn record_each(&mut self, events: &[NewEvent]) -> Result<u64, AppError> {
+        Ok(write::many(&mut self.tx, events).await?)
+    }
+
+    /// Records `events` in order and commits: the server's batches (timed reverts and
+    /// retirements, the gateway's ledger), where each event is its own change. With no
+    /// events it commits what the transaction wrote outside the audited tables (the
+    /// ledger's last-used times), and the database refuses it if anything audited changed.
+    pub async fn commit_all(mut self, events: &[NewEvent]) -> Result<u64, AppError> {
+        let written = write::many(&mut self.tx, events).await?;
+        self.tx.commit().await?;
+        Ok(written)
     }
 
     /// Records `event` now, before the statements that follow it, for a change whose event
@@ -286,7 +452,7 @@ impl Change {
     ///
     /// The chain head stays locked from here until the commit: keep what follows short.
     pub async fn record_first(mut self, event: NewEvent) -> Result<Recorded, AppError> {
-        let seq = audit::queries::record(&mut self.tx, &event).await?;
+        let seq = write::one(&mut self.tx, &event).await?;
         Ok(Recorded { tx: self.tx, seq })
     }
 }
@@ -309,5 +475,109 @@ impl Recorded {
     pub async fn commit(self) -> Result<i64, AppError> {
         self.tx.commit().await?;
         Ok(self.seq)
+    }
+}
+
+/// The audit log's inserts, private to [`Change`]. The chain (seq, ts, prev_hash, hash) is
+/// computed by the database's insert trigger, under a lock on the chain head that is held
+/// until the transaction ends: events are recorded last, just before the commit.
+mod write {
+    use crate::audit::NewEvent;
+    use sqlx::PgConnection;
+
+    pub(super) async fn one(conn: &mut PgConnection, event: &NewEvent) -> sqlx::Result<i64> {
+        sqlx::query_scalar!(
+            r#"INSERT INTO audit_events
+               (tenant_id, source, actor, actor_name, action, outcome, code, target,
+                ip, user_agent, request_id, incident_id, reason, details, retention_months)
+           VALUES ($1, $2::text::audit_source, $3, $4, $5, $6::text::audit_outcome, $7, $8,
+                   $9::text::inet, $10, $11, $12, $13, $14, audit_retention_for($1))
+           RETURNING seq"#,
+            event.tenant_id,
+            event.source.as_str(),
+            event.actor,
+            event.actor_name,
+            event.action,
+            event.outcome.as_str(),
+            event.code,
+            event.target,
+            event.ip,
+            event.user_agent,
+            event.request_id,
+            event.incident_id,
+            event.reason,
+            event.details,
+        )
+        .fetch_one(conn)
+        .await
+    }
+
+    /// One statement for all of `events`, in order (the chain trigger still runs per row).
+    pub(super) async fn many(conn: &mut PgConnection, events: &[NewEvent]) -> sqlx::Result<u64> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let n = events.len();
+        let mut tenant = Vec::with_capacity(n);
+        let mut source = Vec::with_capacity(n);
+        let mut actor = Vec::with_capacity(n);
+        let mut actor_name = Vec::with_capacity(n);
+        let mut action = Vec::with_capacity(n);
+        let mut outcome = Vec::with_capacity(n);
+        let mut code = Vec::with_capacity(n);
+        let mut target = Vec::with_capacity(n);
+        let mut ip = Vec::with_capacity(n);
+        let mut user_agent = Vec::with_capacity(n);
+        let mut request_id = Vec::with_capacity(n);
+        let mut incident = Vec::with_capacity(n);
+        let mut reason = Vec::with_capacity(n);
+        let mut details = Vec::with_capacity(n);
+        for e in events {
+            tenant.push(e.tenant_id);
+            source.push(e.source.as_str().to_owned());
+            actor.push(e.actor.clone());
+            actor_name.push(e.actor_name.clone());
+            action.push(e.action.clone());
+            outcome.push(e.outcome.as_str().to_owned());
+            code.push(e.code.clone());
+            target.push(e.target.clone());
+            ip.push(e.ip.clone());
+            user_agent.push(e.user_agent.clone());
+            request_id.push(e.request_id.clone());
+            incident.push(e.incident_id);
+            reason.push(e.reason.clone());
+            details.push(e.details.to_string());
+        }
+        let done = sqlx::query!(
+            r#"INSERT INTO audit_events
+               (tenant_id, source, actor, actor_name, action, outcome, code, target,
+                ip, user_agent, request_id, incident_id, reason, details, retention_months)
+           SELECT tenant, src::audit_source, who, who_name, act, res::audit_outcome, code,
+                  target, addr::inet, ua, rid, incident, why, details::jsonb,
+                  audit_retention_for(tenant)
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                       $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
+                       $12::uuid[], $13::text[], $14::text[])
+                WITH ORDINALITY AS e(tenant, src, who, who_name, act, res, code, target, addr,
+                                     ua, rid, incident, why, details, n)
+           ORDER BY n"#,
+            &tenant as &[Option<uuid::Uuid>],
+            &source,
+            &actor,
+            &actor_name as &[Option<String>],
+            &action,
+            &outcome,
+            &code as &[Option<String>],
+            &target as &[Option<String>],
+            &ip as &[Option<String>],
+            &user_agent as &[Option<String>],
+            &request_id as &[Option<String>],
+            &incident as &[Option<uuid::Uuid>],
+            &reason as &[Option<String>],
+            &details,
+        )
+        .execute(conn)
+        .await?;
+        Ok(done.rows_affected())
     }
 }

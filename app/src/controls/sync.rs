@@ -43,9 +43,11 @@ pub async fn poll(controls: Arc<Controls>) {
 pub async fn timers(controls: Arc<Controls>) {
     let mut tick = tokio::time::interval(TIMERS_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let switch_timer = crate::auth::Actor::system(controls.pool().clone(), "switch timer");
+    let key_timer = crate::auth::Actor::system(controls.pool().clone(), "client key timer");
     while !controls.pool().is_closed() {
         tick.tick().await;
-        match crate::panels::switches::ops::revert_expired(controls.pool()).await {
+        match crate::panels::switches::ops::revert_expired(&switch_timer).await {
             Ok(0) => {}
             Ok(reverted) => {
                 tracing::info!(reverted, "timed kill switches reverted");
@@ -55,7 +57,7 @@ pub async fn timers(controls: Arc<Controls>) {
             }
             Err(err) => tracing::warn!(error = %err, "reverting timed kill switches failed"),
         }
-        match crate::panels::agent_ops::ops::retire_due_keys(controls.pool()).await {
+        match crate::panels::agent_ops::ops::retire_due_keys(&key_timer).await {
             Ok(0) => {}
             Ok(retired) => tracing::info!(retired, "client keys retired after their grace period"),
             Err(err) => tracing::warn!(error = %err, "retiring client keys failed"),

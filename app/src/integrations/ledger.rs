@@ -12,6 +12,8 @@
 
 use super::verify::{CachedToken, CallMeta, Refusal};
 use crate::audit::{NewEvent, Source};
+use crate::auth::Actor;
+use crate::error::AppError;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -121,7 +123,7 @@ pub struct Flushed {
 
 /// Gateway decisions waiting to be written. Cheap to record into from any request.
 pub struct Ledger {
-    pool: PgPool,
+    actor: Actor,
     state: Mutex<State>,
 }
 
@@ -129,7 +131,7 @@ impl Ledger {
     /// An empty ledger writing to `pool`.
     pub fn new(pool: PgPool) -> Self {
         Self {
-            pool,
+            actor: Actor::system(pool, "gateway ledger"),
             state: Mutex::new(State::default()),
         }
     }
@@ -202,7 +204,7 @@ impl Ledger {
 
     /// Writes everything gathered so far in one transaction. On failure what was taken is
     /// put back, to be tried again on the next flush.
-    pub async fn flush(&self) -> sqlx::Result<Flushed> {
+    pub async fn flush(&self) -> Result<Flushed, AppError> {
         let taken = match self.state.lock() {
             Ok(mut state) => std::mem::take(&mut *state),
             Err(_) => return Ok(Flushed::default()),
@@ -210,7 +212,7 @@ impl Ledger {
         if taken.groups.is_empty() && taken.last_used.is_empty() && taken.rehash.is_empty() {
             return Ok(Flushed::default());
         }
-        match write(&self.pool, &taken).await {
+        match write(&self.actor, &taken).await {
             Ok(flushed) => Ok(flushed),
             Err(err) => {
                 self.put_back(taken);
@@ -276,9 +278,9 @@ fn events(state: &State) -> Vec<NewEvent> {
         .collect()
 }
 
-async fn write(pool: &PgPool, state: &State) -> sqlx::Result<Flushed> {
+async fn write(actor: &Actor, state: &State) -> Result<Flushed, AppError> {
     let events = events(state);
-    let mut tx = pool.begin().await?;
+    let mut change = actor.change().await?;
 
     let mut ids = Vec::with_capacity(state.last_used.len());
     let mut ats = Vec::with_capacity(state.last_used.len());
@@ -304,7 +306,7 @@ async fn write(pool: &PgPool, state: &State) -> sqlx::Result<Flushed> {
             &ats,
             &ips as &[Option<String>],
         )
-        .execute(&mut *tx)
+        .execute(change.db())
         .await?
         .rows_affected()
     };
@@ -322,16 +324,16 @@ async fn write(pool: &PgPool, state: &State) -> sqlx::Result<Flushed> {
             rehash.to,
             rehash.from,
         )
-        .execute(&mut *tx)
+        .execute(change.db())
         .await?
         .rows_affected();
         if updated == 1 {
-            let mut event = NewEvent::new(Source::System, "system", "token.rehashed")
+            let event = NewEvent::new(Source::System, "system", "token.rehashed")
+                .tenant(rehash.token.tenant_id)
                 .target(format!("pat:{}", rehash.token.id))
                 .details(
                     serde_json::json!({ "from_version": rehash.from, "to_version": rehash.to }),
                 );
-            event.tenant_id = Some(rehash.token.tenant_id);
             rehash_events.push(event);
         }
     }
@@ -339,8 +341,7 @@ async fn write(pool: &PgPool, state: &State) -> sqlx::Result<Flushed> {
     // Events last: the chain head stays locked from the first insert until commit.
     let mut all = events;
     all.extend(rehash_events.iter().cloned());
-    crate::audit::queries::record_many(&mut tx, &all).await?;
-    tx.commit().await?;
+    change.commit_all(&all).await?;
     Ok(Flushed {
         events: all.len(),
         calls: state.groups.values().map(|g| g.count).sum(),

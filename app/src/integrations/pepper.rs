@@ -7,7 +7,7 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use std::fmt;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -132,6 +132,9 @@ pub enum PepperError {
     /// Database failure.
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// The change or its audit event could not be written.
+    #[error(transparent)]
+    Change(#[from] crate::error::AppError),
 }
 
 fn aad(version: i32) -> Vec<u8> {
@@ -208,12 +211,13 @@ pub async fn load(db: impl PgExecutor<'_>, master: &[u8; 32]) -> Result<PepperRi
 /// it in the audit log. Returns whether it created one. Safe when instances start together:
 /// the insert is conditional and the version is the primary key.
 pub async fn create_first_if_none(
-    conn: &mut PgConnection,
+    system: &crate::auth::Actor,
     master: &[u8; 32],
 ) -> Result<bool, PepperError> {
     let mut key = Zeroizing::new([0u8; 32]);
     rand::fill(&mut key[..]);
     let (nonce, sealed) = seal(master, 1, &key);
+    let mut change = system.change().await?;
     let created = sqlx::query_scalar!(
         r#"INSERT INTO token_peppers (version, nonce, sealed, state, created_by)
            SELECT 1, $1, $2, 'current', 'system'
@@ -223,16 +227,18 @@ pub async fn create_first_if_none(
         &nonce[..],
         sealed
     )
-    .fetch_optional(&mut *conn)
+    .fetch_optional(change.db())
     .await?;
-    if created.is_some() {
-        let event =
-            crate::audit::NewEvent::new(crate::audit::Source::System, "system", "pepper.created")
-                .target("pepper:v1")
-                .details(serde_json::json!({ "version": 1 }));
-        crate::audit::queries::record(conn, &event).await?;
+    if created.is_none() {
+        // Nothing written: dropping the change ends its transaction.
+        return Ok(false);
     }
-    Ok(created.is_some())
+    let event = system
+        .event("pepper.created")
+        .target("pepper:v1")
+        .details(serde_json::json!({ "version": 1 }));
+    change.commit(event).await?;
+    Ok(true)
 }
 
 #[cfg(test)]

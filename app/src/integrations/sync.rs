@@ -208,9 +208,10 @@ pub async fn poll(verifier: Arc<Verifier>) {
 pub async fn retire(verifier: Arc<Verifier>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let pepper_timer = crate::auth::Actor::system(verifier.pool().clone(), "pepper grace timer");
     while !verifier.pool().is_closed() {
         tick.tick().await;
-        match crate::panels::pepper::ops::retire_expired(verifier.pool()).await {
+        match crate::panels::pepper::ops::retire_expired(&pepper_timer).await {
             Ok(Some((version, revoked))) => {
                 tracing::info!(
                     version,

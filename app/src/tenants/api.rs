@@ -10,12 +10,12 @@ use leptos::prelude::*;
 #[server]
 pub async fn list_tenants() -> Result<Vec<Tenant>, AppError> {
     let actor = require(Permission::ViewConsole).await?;
-    Ok(super::queries::list(actor.pool(), super::queries::SWITCHER_LIMIT).await?)
+    Ok(super::queries::list(actor.reader(), super::queries::SWITCHER_LIMIT).await?)
 }
 
 /// One tenant by slug; a clear not-found when it does not exist.
 #[server]
 pub async fn get_tenant(slug: String) -> Result<Tenant, AppError> {
     let actor = require(Permission::ViewConsole).await?;
-    super::queries::find(actor.pool(), &slug).await
+    super::queries::find(actor.reader(), &slug).await
 }

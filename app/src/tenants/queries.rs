@@ -32,9 +32,12 @@ pub async fn by_slug(db: impl PgExecutor<'_>, slug: &str) -> sqlx::Result<Option
 /// Creates the demo tenant when no tenant exists at all, so a first start shows something.
 ///
 /// One statement, so two instances starting at once cannot both insert. Returns the new
-/// tenant, or `None` when tenants already existed.
-pub async fn create_demo_if_empty(db: impl PgExecutor<'_>) -> sqlx::Result<Option<Tenant>> {
-    sqlx::query_as!(
+/// tenant, or `None` when tenants already existed. Recorded as `tenant.created` by `system`.
+pub async fn create_demo_if_empty(
+    system: &crate::auth::Actor,
+) -> Result<Option<Tenant>, crate::error::AppError> {
+    let mut change = system.change().await?;
+    let created = sqlx::query_as!(
         Tenant,
         r#"INSERT INTO tenants (slug, name)
            SELECT 'demo', 'Demo Tenant'
@@ -42,8 +45,20 @@ pub async fn create_demo_if_empty(db: impl PgExecutor<'_>) -> sqlx::Result<Optio
            ON CONFLICT (slug) DO NOTHING
            RETURNING id, slug, name, created_at"#
     )
-    .fetch_optional(db)
-    .await
+    .fetch_optional(change.db())
+    .await?;
+    let Some(tenant) = created else {
+        // Nothing written: dropping the change ends its transaction.
+        return Ok(None);
+    };
+    let event = system
+        .event("tenant.created")
+        .tenant(tenant.id)
+        .target(format!("tenant:{}", tenant.slug))
+        .reason("development: the database had no tenant")
+        .details(serde_json::json!({ "slug": tenant.slug, "name": tenant.name, "demo": true }));
+    change.commit(event).await?;
+    Ok(Some(tenant))
 }
 
 /// The tenant with this slug, or a clear validation or not-found error for the page.

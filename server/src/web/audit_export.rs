@@ -32,16 +32,16 @@ async fn run(pool: PgPool, request: Request, tenant: Option<String>) -> Response
     let (parts, _) = request.into_parts();
     let (query, format) = export::read_query(parts.uri.query().unwrap_or_default());
     let started = async {
-        let actor = export::authorize(parts, pool.clone()).await?;
+        let actor = export::authorize(parts, pool).await?;
         export::begin(&actor, &query, &format, tenant.as_deref()).await
     };
     match started.await {
-        Ok(export) => stream(pool, export),
+        Ok(export) => stream(export),
         Err(error) => refuse(&error),
     }
 }
 
-fn stream(pool: PgPool, export: Export) -> Response {
+fn stream(export: Export) -> Response {
     let name = export.file_name();
     let content_type = if name.ends_with(".csv") {
         export::Format::Csv.content_type()
@@ -50,7 +50,7 @@ fn stream(pool: PgPool, export: Export) -> Response {
     };
     let (sender, receiver) = tokio::sync::mpsc::channel(IN_FLIGHT);
     let completed = export.completion();
-    tokio::spawn(export.run(pool, sender));
+    tokio::spawn(export.run(sender));
     // Once the chunks end, an export that was cut short (time limit, stall, failure) ends
     // the body with an error, so the client sees a broken download rather than a clean
     // end that passes a truncated file off as whole.

@@ -56,7 +56,7 @@ pub async fn change_own_password(
         ));
     }
 
-    let account = queries::current(actor.pool(), staff.id, epoch)
+    let account = queries::current(actor.reader(), staff.id, epoch)
         .await?
         .ok_or(AppError::Unauthenticated)?;
     if let Some(until) = account

@@ -10,7 +10,9 @@ use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 async fn tenant_id(actor: &Actor, slug: &str) -> Result<uuid::Uuid, AppError> {
-    Ok(crate::tenants::queries::find(actor.pool(), slug).await?.id)
+    Ok(crate::tenants::queries::find(actor.reader(), slug)
+        .await?
+        .id)
 }
 
 /// The tenant's API clients, optionally of one status.
@@ -22,7 +24,7 @@ pub async fn list_clients(
     let actor = require(Permission::ViewConsole).await?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let status = super::parse_status_filter(&status)?;
-    Ok(super::ops::list(actor.pool(), tenant, status.as_deref()).await?)
+    Ok(super::ops::list(actor.reader(), tenant, status.as_deref()).await?)
 }
 
 /// One client with its keys, history and recent refusals.
@@ -31,7 +33,7 @@ pub async fn get_client(tenant: String, id: String) -> Result<ClientDetail, AppE
     let actor = require(Permission::ViewConsole).await?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let id = super::parse_client_id(&id)?;
-    super::ops::detail(actor.pool(), tenant, id).await
+    super::ops::detail(actor.reader(), tenant, id).await
 }
 
 /// Creates a client and its first key (shown once).
@@ -121,7 +123,7 @@ pub async fn preview_client_revoke(tenant: String, id: String) -> Result<RevokeP
     let actor = require(Permission::CommandIncident).await?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let id = super::parse_client_id(&id)?;
-    super::ops::preview_revoke(actor.pool(), tenant, id).await
+    super::ops::preview_revoke(actor.reader(), tenant, id).await
 }
 
 /// Revokes the client for good, with its tokens and keys. Returns the tokens revoked.

@@ -4,8 +4,9 @@
 use super::{
     normalize_name, parse_grace_hours, ClientDetail, ClientRow, KeyRow, MintedKey, RevokePreview,
 };
-use crate::audit::{NewEvent, Source};
+use crate::audit::NewEvent;
 use crate::auth::Actor;
+use crate::auth::Reader;
 use crate::error::AppError;
 use crate::panels::integrations::queries::{record_revocations, revoke_matching, Matching};
 use crate::panels::integrations::{normalize_reason, TokenEvent};
@@ -84,7 +85,7 @@ async fn row(db: impl PgExecutor<'_>, tenant: Uuid, id: Uuid) -> Result<ClientRo
 }
 
 /// A client with its keys, its history and the recent refusals of its tokens.
-pub async fn detail(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<ClientDetail, AppError> {
+pub async fn detail(pool: &Reader, tenant: Uuid, id: Uuid) -> Result<ClientDetail, AppError> {
     let client = row(pool, tenant, id).await?;
     let keys = sqlx::query_as!(
         KeyRow,
@@ -177,11 +178,11 @@ pub async fn create(
         )
     })?;
     let secret = insert_key(change.db(), id, 1, &actor.label()).await?;
-    let mut event = actor
+    let event = actor
         .event("client.created")
         .target(target(id))
-        .details(serde_json::json!({ "name": name, "allowlisted": allowlisted, "key_version": 1 }));
-    event.tenant_id = Some(tenant);
+        .details(serde_json::json!({ "name": name, "allowlisted": allowlisted, "key_version": 1 }))
+        .tenant(tenant);
     change.commit(event).await?;
     Ok(MintedKey {
         client_id: id,
@@ -249,12 +250,12 @@ pub async fn set_active(
     )
     .execute(change.db())
     .await?;
-    let mut event = actor
+    let event = actor
         .event(action)
         .target(target(id))
         .reason(reason)
-        .details(serde_json::json!({ "name": client.name, "from": from, "to": to }));
-    event.tenant_id = Some(tenant);
+        .details(serde_json::json!({ "name": client.name, "from": from, "to": to }))
+        .tenant(tenant);
     change.commit(event).await?;
     Ok(())
 }
@@ -294,12 +295,12 @@ pub async fn set_allowlisted(
     } else {
         "client.unallowlisted"
     };
-    let mut event = actor
+    let event = actor
         .event(action)
         .target(target(id))
         .reason(reason)
-        .details(serde_json::json!({ "name": client.name }));
-    event.tenant_id = Some(tenant);
+        .details(serde_json::json!({ "name": client.name }))
+        .tenant(tenant);
     change.commit(event).await?;
     Ok(())
 }
@@ -348,7 +349,7 @@ pub async fn rotate_key(
         .await?;
     }
     let secret = insert_key(change.db(), id, next, &actor.label()).await?;
-    let mut event = actor
+    let event = actor
         .event("client.key_rotated")
         .target(target(id))
         .reason(reason)
@@ -357,8 +358,8 @@ pub async fn rotate_key(
             "new_version": next,
             "old_version": old,
             "old_retires_at": retire_after.map(|t| t.unix_timestamp()),
-        }));
-    event.tenant_id = Some(tenant);
+        }))
+        .tenant(tenant);
     change.commit(event).await?;
     Ok(MintedKey {
         client_id: id,
@@ -369,7 +370,7 @@ pub async fn rotate_key(
 
 /// What revoking the client would take.
 pub async fn preview_revoke(
-    pool: &PgPool,
+    pool: &Reader,
     tenant: Uuid,
     id: Uuid,
 ) -> Result<RevokePreview, AppError> {
@@ -452,8 +453,8 @@ pub async fn revoke(
         });
     }
     let template = actor.event("token.revoked").reason(token_reason);
-    record_revocations(change.db(), &template, &revoked).await?;
-    let mut event = actor
+    record_revocations(&mut change, &template, &revoked).await?;
+    let event = actor
         .event("client.revoked")
         .target(target(id))
         .reason(reason)
@@ -461,8 +462,8 @@ pub async fn revoke(
             "name": client.name,
             "tokens_revoked": revoked.len(),
             "keys_revoked": keys,
-        }));
-    event.tenant_id = Some(tenant);
+        }))
+        .tenant(tenant);
     change.commit(event).await?;
     Ok(revoked.len() as i64)
 }
@@ -485,8 +486,8 @@ pub async fn key_works(pool: &PgPool, client: Uuid, secret: &str) -> sqlx::Resul
 
 /// Retires old keys whose grace period ended, each with a `client.key_retired` event by the
 /// system. Rows another instance is handling are skipped.
-pub async fn retire_due_keys(pool: &PgPool) -> sqlx::Result<usize> {
-    let mut tx = pool.begin().await?;
+pub async fn retire_due_keys(system: &Actor) -> Result<usize, AppError> {
+    let mut change = system.change().await?;
     let due = sqlx::query!(
         "UPDATE client_keys k SET state = 'retired', retired_at = now(), retire_after = NULL
          FROM (SELECT client_id, version FROM client_keys
@@ -495,20 +496,19 @@ pub async fn retire_due_keys(pool: &PgPool) -> sqlx::Result<usize> {
          WHERE k.client_id = d.client_id AND k.version = d.version AND c.id = k.client_id
          RETURNING k.client_id, k.version, c.tenant_id, c.name"
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(change.db())
     .await?;
     let events: Vec<NewEvent> = due
         .iter()
         .map(|row| {
-            let mut event = NewEvent::new(Source::System, "system", "client.key_retired")
+            system
+                .event("client.key_retired")
+                .tenant(row.tenant_id)
                 .target(target(row.client_id))
                 .reason("the old key's grace period after a rotation ended")
-                .details(serde_json::json!({ "name": row.name, "version": row.version }));
-            event.tenant_id = Some(row.tenant_id);
-            event
+                .details(serde_json::json!({ "name": row.name, "version": row.version }))
         })
         .collect();
-    crate::audit::queries::record_many(&mut tx, &events).await?;
-    tx.commit().await?;
+    change.commit_all(&events).await?;
     Ok(events.len())
 }

@@ -11,7 +11,7 @@ use leptos::prelude::*;
 #[server]
 pub async fn audit_overview() -> Result<AuditContext, AppError> {
     let actor = require(Permission::ViewConsole).await?;
-    let pool = actor.pool();
+    let pool = actor.reader();
     let (verified, head_seq) = super::queries::last_verification(pool).await?;
     Ok(AuditContext {
         verified,
@@ -38,8 +38,8 @@ pub async fn audit_page(
         "" => None,
         raw => Some(super::queries::decode_cursor(raw)?),
     };
-    let tenant = super::queries::tenant_id(actor.pool(), &filter).await?;
-    super::queries::page(actor.pool(), &filter, tenant, cursor).await
+    let tenant = super::queries::tenant_id(actor.reader(), &filter).await?;
+    super::queries::page(actor.reader(), &filter, tenant, cursor).await
 }
 
 /// The histogram of `query`'s window.
@@ -47,8 +47,8 @@ pub async fn audit_page(
 pub async fn audit_histogram(query: AuditQuery) -> Result<Histogram, AppError> {
     let actor = require(Permission::ViewConsole).await?;
     let filter = query.parse(time::OffsetDateTime::now_utc(), super::VIEW_MAX_DAYS)?;
-    let tenant = super::queries::tenant_id(actor.pool(), &filter).await?;
-    super::queries::histogram(actor.pool(), &filter, tenant).await
+    let tenant = super::queries::tenant_id(actor.reader(), &filter).await?;
+    super::queries::histogram(actor.reader(), &filter, tenant).await
 }
 
 /// Every field of one event.
@@ -61,7 +61,7 @@ pub async fn audit_event(seq: String) -> Result<EventDetail, AppError> {
         .ok()
         .filter(|s| *s > 0)
         .ok_or_else(|| AppError::not_found(format!("Audit event “{seq}”")))?;
-    super::queries::detail(actor.pool(), seq).await
+    super::queries::detail(actor.reader(), seq).await
 }
 
 /// Sets how long a tenant's audit events are kept, from now on (admin).

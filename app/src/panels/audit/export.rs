@@ -164,6 +164,7 @@ pub async fn authorize(parts: http::request::Parts, pool: PgPool) -> Result<Acto
 /// An export that was checked and whose start was audited.
 pub struct Export {
     _slot: tokio::sync::OwnedSemaphorePermit,
+    actor: Actor,
     filter: AuditFilter,
     tenant: Option<Uuid>,
     format: Format,
@@ -195,7 +196,7 @@ pub async fn begin(
         query.tenant = slug.to_owned();
     }
     let filter = query.parse(OffsetDateTime::now_utc(), EXPORT_MAX_DAYS)?;
-    let tenant = super::queries::tenant_id(actor.pool(), &filter).await?;
+    let tenant = super::queries::tenant_id(actor.reader(), &filter).await?;
     let filters = query.to_query(&[]);
     let details = serde_json::json!({
         "filters": filters,
@@ -203,13 +204,18 @@ pub async fn begin(
         "from": super::rfc3339(filter.from),
         "to": super::rfc3339(filter.to),
     });
-    let mut started = actor.event("audit.export_started").details(details.clone());
-    started.tenant_id = tenant;
+    let started = actor
+        .event("audit.export_started")
+        .details(details.clone())
+        .tenant(tenant);
     actor.change().await?.commit(started).await?;
-    let mut done_event = actor.event("audit.exported").details(details);
-    done_event.tenant_id = tenant;
+    let done_event = actor
+        .event("audit.exported")
+        .details(details)
+        .tenant(tenant);
     Ok(Export {
         _slot: slot,
+        actor: actor.clone(),
         filter,
         tenant,
         format,
@@ -265,12 +271,8 @@ impl Export {
     /// Streams the rows into `out` in chunks, then records `audit.exported`. Stops early,
     /// and records that (with why: `stopped`), when the receiver is gone (the download was
     /// cancelled), stalls, or the export runs past its total time limit.
-    pub async fn run(
-        self,
-        pool: PgPool,
-        out: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
-    ) {
-        let (rows, ending) = match self.stream(&pool, &out).await {
+    pub async fn run(self, out: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>) {
+        let (rows, ending) = match self.stream(&out).await {
             Ok((rows, ending)) => (rows, Ok(ending)),
             Err(err) => {
                 let err = AppError::from(err);
@@ -303,13 +305,9 @@ impl Export {
             map.insert("stopped".into(), stopped.into());
         }
         if !complete {
-            event = event.denied("EXPORT_INCOMPLETE");
-            event.outcome = crate::audit::Outcome::Error;
+            event = event.failed("EXPORT_INCOMPLETE");
         }
-        let recorded = async {
-            let mut conn = pool.acquire().await?;
-            crate::audit::queries::record(&mut conn, &event).await
-        };
+        let recorded = async { self.actor.change().await?.commit(event).await };
         if let Err(err) = recorded.await {
             tracing::error!(error = %err, "recording the end of an audit export failed");
         }
@@ -317,7 +315,6 @@ impl Export {
 
     async fn stream(
         &self,
-        pool: &PgPool,
         out: &tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
     ) -> sqlx::Result<(i64, Ending)> {
         let deadline = tokio::time::Instant::now() + self.limits.total;
@@ -337,10 +334,7 @@ impl Export {
                 Err(_) => Err(Ending::Stalled),
             }
         };
-        let mut tx = pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.actor.reader().snapshot().await?;
         let mut q = QueryBuilder::<Postgres>::new(format!(
             "SELECT {}, e.user_agent, e.request_id, e.incident_id::text AS incident_id,
                     e.reason, e.details::text AS details, encode(e.hash, 'hex') AS hash

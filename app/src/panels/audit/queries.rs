@@ -6,8 +6,9 @@
 use super::{
     AuditFilter, EventDetail, EventPage, EventRow, Histogram, LastVerification, PAGE_SIZE,
 };
+use crate::auth::Reader;
 use crate::error::AppError;
-use sqlx::{PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -17,7 +18,7 @@ pub const ROW_COLUMNS: &str = "e.seq, e.ts, t.slug AS tenant, e.source::text AS 
      host(e.ip) AS ip";
 
 /// Resolves the tenant slug of `filter`.
-pub async fn tenant_id(pool: &PgPool, filter: &AuditFilter) -> Result<Option<Uuid>, AppError> {
+pub async fn tenant_id(pool: &Reader, filter: &AuditFilter) -> Result<Option<Uuid>, AppError> {
     let Some(slug) = &filter.tenant else {
         return Ok(None);
     };
@@ -115,7 +116,7 @@ fn event_row(r: &sqlx::postgres::PgRow) -> sqlx::Result<EventRow> {
 /// One page, newest first, after `cursor` when given. Keyset on (ts, seq): no OFFSET, and
 /// rows written meanwhile never shift a later page.
 pub async fn page(
-    pool: &PgPool,
+    pool: &Reader,
     filter: &AuditFilter,
     tenant: Option<Uuid>,
     cursor: Option<(OffsetDateTime, i64)>,
@@ -146,7 +147,7 @@ pub async fn page(
 
 /// Counts per bucket and outcome over the window.
 pub async fn histogram(
-    pool: &PgPool,
+    pool: &Reader,
     filter: &AuditFilter,
     tenant: Option<Uuid>,
 ) -> Result<Histogram, AppError> {
@@ -184,7 +185,7 @@ pub async fn histogram(
 }
 
 /// Every field of event `seq`.
-pub async fn detail(pool: &PgPool, seq: i64) -> Result<EventDetail, AppError> {
+pub async fn detail(pool: &Reader, seq: i64) -> Result<EventDetail, AppError> {
     let r = sqlx::query(&format!(
         "SELECT {ROW_COLUMNS}, e.user_agent, e.request_id, e.incident_id, e.reason,
                 jsonb_pretty(e.details) AS details, encode(e.prev_hash, 'hex') AS prev_hash,
@@ -209,7 +210,7 @@ pub async fn detail(pool: &PgPool, seq: i64) -> Result<EventDetail, AppError> {
 }
 
 /// The last verification run and the chain head's position.
-pub async fn last_verification(pool: &PgPool) -> Result<(Option<LastVerification>, i64), AppError> {
+pub async fn last_verification(pool: &Reader) -> Result<(Option<LastVerification>, i64), AppError> {
     let last = sqlx::query!(
         "SELECT finished_at, to_seq, checked, broken_seq, problem FROM audit_verifications
          ORDER BY id DESC LIMIT 1"
@@ -229,7 +230,7 @@ pub async fn last_verification(pool: &PgPool) -> Result<(Option<LastVerification
 }
 
 /// Tenants with their retention class, by name.
-pub async fn tenants(pool: &PgPool) -> Result<Vec<super::TenantRetention>, AppError> {
+pub async fn tenants(pool: &Reader) -> Result<Vec<super::TenantRetention>, AppError> {
     Ok(sqlx::query_as!(
         super::TenantRetention,
         "SELECT slug, name, audit_retention_months AS months FROM tenants ORDER BY name"
@@ -284,15 +285,15 @@ pub async fn set_retention(
             ),
         });
     }
-    let mut event = actor
+    let event = actor
         .event("tenant.audit_retention_changed")
         .target(format!("tenant:{}", tenant.trim()))
         .reason(reason)
         .details(serde_json::json!({
             "from_months": row.audit_retention_months,
             "to_months": months,
-        }));
-    event.tenant_id = Some(row.id);
+        }))
+        .tenant(row.id);
     // The event is the evidence of the change, so it is kept for the longer of the two
     // classes: an event takes its tenant's class as it is written (the chain trigger
     // checks that), so shortening records it before the update, in the old class, and

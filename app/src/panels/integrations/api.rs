@@ -14,7 +14,7 @@ use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 async fn tenant(actor: &Actor, slug: &str) -> Result<Tenant, AppError> {
-    crate::tenants::queries::find(actor.pool(), slug).await
+    crate::tenants::queries::find(actor.reader(), slug).await
 }
 
 #[cfg(feature = "ssr")]
@@ -37,8 +37,8 @@ pub async fn integrations_context(tenant: String) -> Result<PanelContext, AppErr
         .ok_or_else(|| AppError::internal(&"request actor without staff identity"))?;
     Ok(PanelContext {
         tenant_name: tenant.name.clone(),
-        owners: super::queries::owners(actor.pool(), tenant.id).await?,
-        max_lifetime_days: super::queries::max_lifetime_days(actor.pool(), tenant.id).await?,
+        owners: super::queries::owners(actor.reader(), tenant.id).await?,
+        max_lifetime_days: super::queries::max_lifetime_days(actor.reader(), tenant.id).await?,
         me,
     })
 }
@@ -58,7 +58,7 @@ pub async fn list_tokens(
         Some(raw) => Some(super::decode_cursor(raw)?),
     };
     let mut rows = super::queries::list(
-        actor.pool(),
+        actor.reader(),
         tenant.id,
         &checked,
         after,
@@ -81,10 +81,10 @@ pub async fn get_token(tenant: String, token_id: String) -> Result<TokenDetail, 
     let actor = require(Permission::ViewConsole).await?;
     let tenant = self::tenant(&actor, &tenant).await?;
     let id = self::token_id(&token_id)?;
-    let token = super::queries::get(actor.pool(), tenant.id, &id)
+    let token = super::queries::get(actor.reader(), tenant.id, &id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("Token {id}")))?;
-    let events = super::queries::history(actor.pool(), &id, super::HISTORY_LIMIT).await?;
+    let events = super::queries::history(actor.reader(), &id, super::HISTORY_LIMIT).await?;
     Ok(TokenDetail { token, events })
 }
 

@@ -26,7 +26,7 @@ pub async fn mint(
     let scopes = normalize_scopes(&form.scopes)?;
     let owner = Owner::decode(&form.owner)
         .ok_or_else(|| AppError::validation("owner", "Choose who owns the token."))?;
-    let max_days = queries::max_lifetime_days(actor.pool(), tenant.id).await?;
+    let max_days = queries::max_lifetime_days(actor.reader(), tenant.id).await?;
     let lifetime_days = parse_lifetime(&form.lifetime_days, max_days)?;
 
     // A token owned by a staff member speaks for them at the agent API: operators mint for
@@ -98,7 +98,7 @@ pub async fn mint(
         },
     )
     .await?;
-    let mut event = actor
+    let event = actor
         .event("token.created")
         .target(target(&minted.id))
         .details(serde_json::json!({
@@ -108,8 +108,8 @@ pub async fn mint(
             "scopes": scopes,
             "lifetime_days": lifetime_days,
             "pepper_version": current.version,
-        }));
-    event.tenant_id = Some(tenant.id);
+        }))
+        .tenant(tenant.id);
     change.commit(event).await?;
     Ok(MintedToken {
         id: minted.id.clone(),
@@ -148,12 +148,12 @@ pub async fn revoke(
         });
     }
     queries::revoke(change.db(), id, &actor.label(), &reason).await?;
-    let mut event = actor
+    let event = actor
         .event("token.revoked")
         .target(target(id))
         .reason(reason)
-        .details(serde_json::json!({ "name": locked.name }));
-    event.tenant_id = Some(tenant.id);
+        .details(serde_json::json!({ "name": locked.name }))
+        .tenant(tenant.id);
     change.commit(event).await?;
     Ok(())
 }
@@ -179,7 +179,7 @@ pub async fn revoke_owned_by_staff(
         .event("token.revoked")
         .reason(reason.to_owned())
         .details(serde_json::json!({ "owner": Owner::Staff(staff_id).encode() }));
-    queries::record_revocations(change.db(), &per_token, &revoked).await?;
+    queries::record_revocations(change, &per_token, &revoked).await?;
     Ok(revoked.len())
 }
 
@@ -195,7 +195,7 @@ pub async fn preview(
             tenant.slug.clone(),
         ),
         RevokeScope::Client(id) => {
-            let name = queries::client_name(actor.pool(), tenant.id, id)
+            let name = queries::client_name(actor.reader(), tenant.id, id)
                 .await?
                 .ok_or_else(|| {
                     AppError::validation("scope", "That client is not in this tenant.")
@@ -203,7 +203,7 @@ pub async fn preview(
             (format!("every active token of client {name}"), name)
         }
         RevokeScope::Owner(id) => {
-            let email = crate::panels::staff::queries::email_of(actor.pool(), id)
+            let email = crate::panels::staff::queries::email_of(actor.reader(), id)
                 .await?
                 .ok_or_else(|| {
                     AppError::validation("scope", "That staff member does not exist.")
@@ -211,7 +211,7 @@ pub async fn preview(
             (format!("every active token owned by {email}"), email)
         }
     };
-    let active_tokens = queries::count_active(actor.pool(), tenant.id, scope).await?;
+    let active_tokens = queries::count_active(actor.reader(), tenant.id, scope).await?;
     Ok(RevokePreview {
         scope,
         description,
@@ -260,8 +260,8 @@ pub async fn revoke_all(
         .event("token.revoked")
         .reason(reason.clone())
         .details(serde_json::json!({ "mass_revoke": scope.encode() }));
-    queries::record_revocations(change.db(), &per_token, &revoked_tokens).await?;
-    let mut summary = actor
+    queries::record_revocations(&mut change, &per_token, &revoked_tokens).await?;
+    let summary = actor
         .event("tokens.revoked_all")
         .target(format!("tenant:{}", tenant.slug))
         .reason(reason)
@@ -270,8 +270,8 @@ pub async fn revoke_all(
             "description": shown.description,
             "revoked": revoked,
             "previewed": expected,
-        }));
-    summary.tenant_id = Some(tenant.id);
+        }))
+        .tenant(tenant.id);
     change.commit(summary).await?;
     Ok(RevokeOutcome { revoked })
 }

@@ -442,19 +442,15 @@ pub async fn revoke_matching(
 
 /// One `token.revoked` event per revoked token, each in its tenant, in one statement.
 pub async fn record_revocations(
-    conn: &mut PgConnection,
+    change: &mut crate::auth::Change,
     template: &crate::audit::NewEvent,
     revoked: &[(String, Uuid)],
-) -> sqlx::Result<()> {
+) -> Result<(), crate::error::AppError> {
     let events: Vec<crate::audit::NewEvent> = revoked
         .iter()
-        .map(|(id, tenant)| {
-            let mut event = template.clone().target(format!("pat:{id}"));
-            event.tenant_id = Some(*tenant);
-            event
-        })
+        .map(|(id, tenant)| template.clone().target(format!("pat:{id}")).tenant(*tenant))
         .collect();
-    crate::audit::queries::record_many(conn, &events).await?;
+    change.record_each(&events).await?;
     Ok(())
 }
 

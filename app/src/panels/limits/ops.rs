@@ -4,6 +4,7 @@
 
 use super::{parse_burst, parse_network, parse_per_minute, BlockRow, OverrideRow};
 use crate::auth::Actor;
+use crate::auth::Reader;
 use crate::error::AppError;
 use crate::panels::integrations::normalize_reason;
 use crate::panels::switches::parse_expiry_minutes;
@@ -167,7 +168,7 @@ pub async fn set_override(actor: &Actor, req: OverrideRequest<'_>) -> Result<App
     )
     .execute(change.db())
     .await?;
-    let mut event = actor
+    let event = actor
         .event("rate_limit.set")
         .target(format!("rate_limit:{scope}:{}", subject.label))
         .reason(reason)
@@ -180,8 +181,8 @@ pub async fn set_override(actor: &Actor, req: OverrideRequest<'_>) -> Result<App
             "previous": previous.map(|p| serde_json::json!({
                 "limit_per_minute": p.limit_per_minute, "burst": p.burst,
             })),
-        }));
-    event.tenant_id = subject.tenant;
+        }))
+        .tenant(subject.tenant);
     change.commit(event).await?;
     Ok(Applied::Written)
 }
@@ -202,7 +203,7 @@ pub async fn remove_override(actor: &Actor, id: &str, reason: &str) -> Result<()
     .fetch_optional(change.db())
     .await?
     .ok_or_else(|| AppError::not_found("This override"))?;
-    let mut event = actor
+    let event = actor
         .event("rate_limit.removed")
         .target(format!(
             "rate_limit:{}:{}",
@@ -214,8 +215,8 @@ pub async fn remove_override(actor: &Actor, id: &str, reason: &str) -> Result<()
             "scope": removed.scope,
             "limit_per_minute": removed.limit_per_minute,
             "burst": removed.burst,
-        }));
-    event.tenant_id = removed.tenant_id;
+        }))
+        .tenant(removed.tenant_id);
     change.commit(event).await?;
     Ok(())
 }
@@ -284,7 +285,7 @@ pub async fn remove_block(actor: &Actor, network: &str, reason: &str) -> Result<
 }
 
 /// The overrides and blocks in force.
-pub async fn in_force(db: &mut PgConnection) -> sqlx::Result<(Vec<OverrideRow>, Vec<BlockRow>)> {
+pub async fn in_force(db: &Reader) -> sqlx::Result<(Vec<OverrideRow>, Vec<BlockRow>)> {
     let overrides = sqlx::query_as!(
         OverrideRow,
         r#"SELECT o.id, o.scope,
@@ -298,7 +299,7 @@ pub async fn in_force(db: &mut PgConnection) -> sqlx::Result<(Vec<OverrideRow>, 
            WHERE o.expires_at IS NULL OR o.expires_at > now()
            ORDER BY o.scope, 3"#
     )
-    .fetch_all(&mut *db)
+    .fetch_all(db)
     .await?;
     let blocks = blocks(db).await?;
     Ok((overrides, blocks))

@@ -8,7 +8,7 @@ use crate::auth::Actor;
 use crate::error::AppError;
 use crate::integrations::pepper::{seal, MasterKey};
 use crate::panels::integrations::queries::{record_revocations, revoke_matching, Matching};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -116,31 +116,35 @@ async fn revoke_tokens(
 
 /// Retires the previous version `version` inside `conn`'s transaction and revokes the tokens
 /// still on it; returns how many were revoked.
-async fn retire_previous(conn: &mut PgConnection, version: i32, by: &str) -> sqlx::Result<i64> {
-    retire(conn, version).await?;
+async fn retire_previous(
+    change: &mut crate::auth::Change,
+    version: i32,
+    by: &str,
+) -> Result<i64, AppError> {
+    retire(change.db(), version).await?;
     let reason = format!(
         "pepper version {version} retired: the token was not used during the rotation's grace period"
     );
-    let revoked = revoke_tokens(conn, Some(version), by, &reason).await?;
+    let revoked = revoke_tokens(change.db(), Some(version), by, &reason).await?;
     let template = NewEvent::new(Source::System, "system", "token.revoked").reason(reason);
-    record_revocations(conn, &template, &revoked).await?;
+    record_revocations(change, &template, &revoked).await?;
     Ok(revoked.len() as i64)
 }
 
 /// Housekeeping: retires a previous version whose grace period has ended. Safe from every
 /// instance at once (the table lock serialises them; the second finds nothing to do).
-pub async fn retire_expired(pool: &PgPool) -> sqlx::Result<Option<(i32, i64)>> {
+pub async fn retire_expired(system: &Actor) -> Result<Option<(i32, i64)>, AppError> {
     let due = sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM token_peppers
                           WHERE state = 'previous' AND grace_until <= now()) AS "due!""#
     )
-    .fetch_one(pool)
+    .fetch_one(system.reader())
     .await?;
     if !due {
         return Ok(None);
     }
-    let mut tx = pool.begin().await?;
-    let (live, _) = lock_live(&mut tx).await?;
+    let mut change = system.change().await?;
+    let (live, _) = lock_live(change.db()).await?;
     let now = OffsetDateTime::now_utc();
     let Some(expired) = live
         .iter()
@@ -149,12 +153,12 @@ pub async fn retire_expired(pool: &PgPool) -> sqlx::Result<Option<(i32, i64)>> {
         return Ok(None);
     };
     let version = expired.version;
-    let revoked = retire_previous(&mut tx, version, "system").await?;
-    let event = NewEvent::new(Source::System, "system", "pepper.retired")
+    let revoked = retire_previous(&mut change, version, &system.label()).await?;
+    let event = system
+        .event("pepper.retired")
         .target(format!("pepper:v{version}"))
         .details(serde_json::json!({ "version": version, "revoked_tokens": revoked, "why": "grace period ended" }));
-    crate::audit::queries::record(&mut tx, &event).await?;
-    tx.commit().await?;
+    change.commit(event).await?;
     Ok(Some((version, revoked)))
 }
 
@@ -212,7 +216,7 @@ pub async fn rotate_staged(
                 ),
             });
         }
-        let revoked = retire_previous(change.db(), previous.version, &actor.label()).await?;
+        let revoked = retire_previous(&mut change, previous.version, &actor.label()).await?;
         retired_previous = Some((previous.version, revoked));
     }
     let from = live
@@ -285,7 +289,7 @@ pub async fn rotate_compromised(
         .event("token.revoked")
         .reason(reason.clone())
         .details(serde_json::json!({ "pepper_compromise_rotation": to }));
-    record_revocations(change.db(), &template, &revoked).await?;
+    record_revocations(&mut change, &template, &revoked).await?;
     let mut per_tenant: std::collections::BTreeMap<String, i64> = Default::default();
     for (_, tenant) in &revoked {
         *per_tenant.entry(tenant.to_string()).or_default() += 1;

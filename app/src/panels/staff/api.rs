@@ -26,7 +26,7 @@ fn parse_role(raw: &str) -> Result<Role, AppError> {
 #[server]
 pub async fn list_staff() -> Result<Vec<StaffRow>, AppError> {
     let actor = require(Permission::ManageStaff).await?;
-    Ok(super::queries::list(actor.pool()).await?)
+    Ok(super::queries::list(actor.reader()).await?)
 }
 
 /// Creates a staff member and returns their one-time password, shown once.

@@ -179,7 +179,7 @@ pub async fn reset_password(
     password: Option<&str>,
 ) -> Result<OneTimePassword, AppError> {
     // Hash before opening the change: no row stays locked while the hash waits its turn.
-    let email = queries::email_of(actor.pool(), id)
+    let email = queries::email_of(actor.reader(), id)
         .await?
         .ok_or_else(|| AppError::not_found("That staff member"))?;
     let secret = match password {
@@ -221,7 +221,7 @@ pub async fn reset_password(
 /// Finds a staff id by email, for the command line.
 pub async fn id_by_email(actor: &Actor, email: &str) -> Result<Uuid, AppError> {
     let email = normalize_email(email)?;
-    queries::id_by_email(actor.pool(), &email)
+    queries::id_by_email(actor.reader(), &email)
         .await?
         .ok_or_else(|| AppError::not_found(format!("Staff member {email}")))
 }

@@ -2,12 +2,11 @@
 //! transaction with its audit event; the table's trigger notifies every instance.
 
 use super::{parse_expiry_minutes, removes_protection, target};
-use crate::audit::{NewEvent, Source};
 use crate::auth::Actor;
 use crate::controls::SwitchKey;
 use crate::error::AppError;
 use crate::panels::integrations::normalize_reason;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -164,7 +163,7 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
     )
     .execute(change.db())
     .await?;
-    let mut event = actor
+    let event = actor
         .event("switch.flipped")
         .target(target(key, slug))
         .reason(reason)
@@ -176,8 +175,8 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
             "expires_at": expires_at.map(|t| t.unix_timestamp()),
             "reverts_to": revert_to,
             "removes_protection": removes_protection(key, value),
-        }));
-    event.tenant_id = tenant_uuid;
+        }))
+        .tenant(tenant_uuid);
     change.commit(event).await?;
     Ok(Flipped {
         key,
@@ -235,20 +234,20 @@ pub async fn remove_override(
             message: format!("{slug} has no override of {}.", key.as_str()),
         });
     };
-    let mut event = actor
+    let event = actor
         .event("switch.override_removed")
         .target(target(key, Some(&slug)))
         .reason(reason)
-        .details(serde_json::json!({ "key": key.as_str(), "scope": slug, "was": was }));
-    event.tenant_id = Some(tenant_uuid);
+        .details(serde_json::json!({ "key": key.as_str(), "scope": slug, "was": was }))
+        .tenant(tenant_uuid);
     change.commit(event).await?;
     Ok(())
 }
 
 /// Reverts every timed flip whose expiry passed, each with a `switch.reverted` event by the
 /// system. Returns how many were reverted. Rows another instance is reverting are skipped.
-pub async fn revert_expired(pool: &PgPool) -> sqlx::Result<usize> {
-    let mut tx = pool.begin().await?;
+pub async fn revert_expired(system: &Actor) -> Result<usize, AppError> {
+    let mut change = system.change().await?;
     let due = sqlx::query!(
         r#"SELECT s.key, s.tenant_id, t.slug AS "slug?", s.value, s.revert_to, s.reason,
                   s.set_by, s.set_at
@@ -256,7 +255,7 @@ pub async fn revert_expired(pool: &PgPool) -> sqlx::Result<usize> {
            WHERE s.expires_at <= now()
            FOR UPDATE OF s SKIP LOCKED"#
     )
-    .fetch_all(&mut *tx)
+    .fetch_all(change.db())
     .await?;
     if due.is_empty() {
         return Ok(0);
@@ -273,7 +272,7 @@ pub async fn revert_expired(pool: &PgPool) -> sqlx::Result<usize> {
                     row.key,
                     tenant
                 )
-                .execute(&mut *tx)
+                .execute(change.db())
                 .await?;
                 None
             }
@@ -288,12 +287,13 @@ pub async fn revert_expired(pool: &PgPool) -> sqlx::Result<usize> {
                     tenant,
                     to
                 )
-                .execute(&mut *tx)
+                .execute(change.db())
                 .await?;
                 Some(to)
             }
         };
-        let mut event = NewEvent::new(Source::System, "system", "switch.reverted")
+        let event = system
+            .event("switch.reverted")
             .target(target(key, row.slug.as_deref()))
             .reason(format!("timer of the flip by {} ran out", row.set_by))
             .details(serde_json::json!({
@@ -305,11 +305,10 @@ pub async fn revert_expired(pool: &PgPool) -> sqlx::Result<usize> {
                 "flipped_by": row.set_by,
                 "flipped_at": row.set_at.unix_timestamp(),
                 "flip_reason": row.reason,
-            }));
-        event.tenant_id = row.tenant_id;
+            }))
+            .tenant(row.tenant_id);
         events.push(event);
     }
-    crate::audit::queries::record_many(&mut tx, &events).await?;
-    tx.commit().await?;
+    change.commit_all(&events).await?;
     Ok(events.len())
 }

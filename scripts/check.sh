@@ -42,6 +42,14 @@ export SQLX_OFFLINE=false SQLX_OFFLINE_DIR=$sqlx_seen DATABASE_URL=$schema_url
 # recompiling leptos and everything above it.
 export LEPTOS_OUTPUT_NAME=staff_console
 
+step "audit events are written in one place"
+# The insert is private to Change (app/src/auth/require.rs); anything else that inserts
+# into audit_events would be a second, unchecked way to write them.
+if grep -rln --include='*.rs' 'INSERT INTO audit_events' app/src server/src | grep -vx 'app/src/auth/require.rs'; then
+  echo "audit events must be written through Change (app/src/auth/require.rs) only" >&2
+  exit 1
+fi
+
 step "clippy (server build, then browser build; warnings are errors)"
 # Per package: building ssr and hydrate in one cargo invocation would unify both features.
 cargo clippy -p app -p server --features app/ssr --all-targets -- -D warnings

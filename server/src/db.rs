@@ -15,6 +15,12 @@ pub enum DbError {
     /// Never reached the server.
     #[error("could not connect to PostgreSQL (DATABASE_URL): {0}")]
     Connect(#[source] sqlx::Error),
+    /// The connection sets `staff_console.unaudited` for the whole session.
+    #[error(
+        "the database connection sets staff_console.unaudited, which would let changes commit \
+         without their audit events: remove it from DATABASE_URL and the role's settings"
+    )]
+    Unaudited,
     /// Applying migrations failed.
     #[error("applying migrations failed: {0}")]
     Migrate(#[source] sqlx::migrate::MigrateError),
@@ -29,6 +35,24 @@ pub enum DbError {
     },
 }
 
+/// The escape from "no change without its audit event" is for a migration's transaction or
+/// a test fixture's own connection: set for every session (say, `options=-c
+/// staff_console.unaudited=...` in `DATABASE_URL`, or a role setting), it would switch the
+/// rule off for this server. Such a database is refused. (Every connection of the pool has
+/// the same URL and role, so checking one checks them all.)
+async fn refuse_unaudited_sessions(pool: PgPool) -> Result<PgPool, DbError> {
+    let unaudited: Option<String> =
+        sqlx::query_scalar("SELECT nullif(current_setting('staff_console.unaudited', true), '')")
+            .fetch_one(&pool)
+            .await
+            .map_err(DbError::Connect)?;
+    if unaudited.is_some() {
+        pool.close().await;
+        return Err(DbError::Unaudited);
+    }
+    Ok(pool)
+}
+
 /// Connects, retrying for up to `patience` so a server started together with its database
 /// does not fail on the first refused connection.
 pub async fn connect(config: &DatabaseConfig, patience: Duration) -> Result<PgPool, DbError> {
@@ -39,7 +63,7 @@ pub async fn connect(config: &DatabaseConfig, patience: Duration) -> Result<PgPo
     let mut delay = Duration::from_millis(200);
     loop {
         match options.clone().connect(config.url.expose()).await {
-            Ok(pool) => return Ok(pool),
+            Ok(pool) => return refuse_unaudited_sessions(pool).await,
             Err(err) if tokio::time::Instant::now() + delay < deadline => {
                 tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "database not reachable yet");
                 tokio::time::sleep(delay).await;

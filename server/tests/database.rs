@@ -181,3 +181,51 @@ async fn a_change_with_its_event_commits_and_bookkeeping_needs_none(pool: PgPool
     change.commit_all(empty).await.expect_err("refused");
     assert_eq!(switch_reason(&pool).await, "audited");
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_marks_are_the_transactions_own(pool: PgPool) {
+    // Set for the whole session, the mark and the flag are not this transaction's: they
+    // let nothing through.
+    let mut conn = pool.acquire().await.expect("conn");
+    sqlx::raw_sql("SET staff_console.audit_obliged = 'on'; SET staff_console.audit_written = 'on'")
+        .execute(&mut *conn)
+        .await
+        .expect("session settings");
+    let err = sqlx::query("INSERT INTO tenants (slug, name) VALUES ('sneaky', 'Sneaky')")
+        .execute(&mut *conn)
+        .await
+        .expect_err("refused");
+    assert!(unaudited(&err), "{err}");
+    // An insert into the audit log that writes no event is not an event.
+    let mut tx = conn.begin().await.expect("begin");
+    sqlx::query("INSERT INTO tenants (slug, name) VALUES ('sneaky', 'Sneaky')")
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
+    sqlx::query("INSERT INTO audit_events SELECT * FROM audit_events WHERE false")
+        .execute(&mut *tx)
+        .await
+        .expect("an empty insert");
+    let err = tx.commit().await.expect_err("refused at commit");
+    assert!(unaudited(&err), "{err}");
+}
+
+struct OneVar(String);
+
+impl server::config::Env for OneVar {
+    fn get(&self, name: &str) -> Option<String> {
+        (name == "DATABASE_URL").then(|| self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn the_server_refuses_a_connection_that_turns_the_audit_rule_off() {
+    let url = std::env::var("DATABASE_URL").expect("the tests' DATABASE_URL");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{sep}options=-c%20staff_console.unaudited%3Dnobody-will-know");
+    let config = server::config::DatabaseConfig::from_env(&OneVar(url)).expect("config");
+    let err = db::connect(&config, std::time::Duration::from_millis(100))
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("staff_console.unaudited"), "{err}");
+}

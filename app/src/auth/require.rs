@@ -211,7 +211,7 @@ impl Actor {
 
     /// A sign-in attempt: nobody is known yet, and the events it records name whoever the
     /// attempt turns out to be about (`anonymous`, or the account).
-    pub fn sign_in_attempt(pool: PgPool, meta: RequestMeta) -> Self {
+    pub(in crate::auth) fn sign_in_attempt(pool: PgPool, meta: RequestMeta) -> Self {
         Self::unchecked(Who::SignInAttempt, pool, meta)
     }
 
@@ -340,6 +340,8 @@ impl Reader {
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
+        // A first query fixes the mode: after it, `SET TRANSACTION READ WRITE` is refused.
+        sqlx::query("SELECT 1").execute(&mut *tx).await?;
         Ok(tx)
     }
 

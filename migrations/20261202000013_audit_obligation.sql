@@ -27,6 +27,17 @@ CREATE TABLE audit_obligations (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- The mark: this transaction's id in a transaction-local setting, and its obligation row.
+CREATE FUNCTION audit_mark(changed_table text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    PERFORM set_config('staff_console.audit_obliged', txid_current()::text, true);
+    INSERT INTO audit_obligations (txid, first_table)
+    VALUES (txid_current(), changed_table)
+    ON CONFLICT (txid) DO NOTHING;
+END
+$$;
+
 -- Marks the transaction when a statement changed rows of an audited table. Statement level,
 -- over the statement's transition table: a statement that changed no row owes nothing, and
 -- a bulk change costs one call, not one per row (a row trigger, even one whose WHEN lets
@@ -37,10 +48,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp 
 BEGIN
     IF current_setting('staff_console.audit_obliged', true) IS DISTINCT FROM txid_current()::text
        AND EXISTS (SELECT 1 FROM changed) THEN
-        PERFORM set_config('staff_console.audit_obliged', txid_current()::text, true);
-        INSERT INTO audit_obligations (txid, first_table)
-        VALUES (txid_current(), TG_TABLE_NAME)
-        ON CONFLICT (txid) DO NOTHING;
+        PERFORM audit_mark(TG_TABLE_NAME);
     END IF;
     RETURN NULL;
 END
@@ -58,10 +66,7 @@ BEGIN
            WHERE to_jsonb(n) - ARRAY['last_used_at', 'last_used_ip', 'revision']
                  IS DISTINCT FROM to_jsonb(o) - ARRAY['last_used_at', 'last_used_ip', 'revision']
        ) THEN
-        PERFORM set_config('staff_console.audit_obliged', txid_current()::text, true);
-        INSERT INTO audit_obligations (txid, first_table)
-        VALUES (txid_current(), TG_TABLE_NAME)
-        ON CONFLICT (txid) DO NOTHING;
+        PERFORM audit_mark(TG_TABLE_NAME);
     END IF;
     RETURN NULL;
 END
@@ -105,8 +110,8 @@ CREATE TRIGGER audit_written AFTER INSERT ON audit_events
     FOR EACH STATEMENT EXECUTE FUNCTION audit_written();
 
 -- Trigger functions only: nobody calls them, or attaches them elsewhere.
-REVOKE ALL ON FUNCTION audit_oblige(), audit_oblige_tokens(), audit_obligation_met(),
-    audit_written() FROM PUBLIC;
+REVOKE ALL ON FUNCTION audit_mark(text), audit_oblige(), audit_oblige_tokens(),
+    audit_obligation_met(), audit_written() FROM PUBLIC;
 
 -- The audited tables: a trigger per kind of statement (a transition table belongs to one).
 DO $$

@@ -14,18 +14,6 @@ use common::{app, call, get_as, person, tenant, urlencode};
 use leptos::server_fn::ServerFn as _;
 use sqlx::PgPool;
 
-/// Seeds events through the one way to write them.
-async fn record_all(pool: &PgPool, events: &[NewEvent]) {
-    let seeder = app::auth::Actor::command_line_unchecked(pool.clone(), "test");
-    seeder
-        .change()
-        .await
-        .unwrap()
-        .commit_all(events)
-        .await
-        .unwrap();
-}
-
 /// 60 events: outcome cycles success/deny/error, source cycles over the four, every
 /// fifth belongs to tenant acme, actors pat:0..pat:5, addresses 10.0.0.0..3.
 async fn seed(pool: &PgPool) -> uuid::Uuid {
@@ -55,7 +43,7 @@ async fn seed(pool: &PgPool) -> uuid::Uuid {
             e
         })
         .collect();
-    record_all(pool, &events).await;
+    common::record_events(pool, &events).await;
     acme
 }
 
@@ -213,7 +201,7 @@ async fn seed_more(pool: &PgPool) {
     let events: Vec<NewEvent> = (0..7)
         .map(|_| NewEvent::new(Source::AgentApi, "pat:new", "seeded.late"))
         .collect();
-    record_all(pool, &events).await;
+    common::record_events(pool, &events).await;
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
@@ -275,7 +263,7 @@ async fn the_csv_export_is_quoted_neutralised_streamed_and_audited(pool: PgPool)
         .details(serde_json::json!({"note": "-2"}));
     tricky.tenant_id = Some(acme);
     tricky.actor_name = Some("@admin".into());
-    record_all(&pool, &[tricky]).await;
+    common::record_events(&pool, &[tricky]).await;
     let app = app(pool.clone());
     let (_, auditor) = person(&pool, &app, Role::Auditor).await;
 
@@ -489,7 +477,7 @@ async fn an_admin_sets_a_tenants_retention_and_new_events_follow_it(pool: PgPool
     // Events written from now on go to the three-month partitions; older ones stay put.
     let mut e = NewEvent::new(Source::Console, "staff:x", "after.change");
     e.tenant_id = Some(acme);
-    record_all(&pool, &[e]).await;
+    common::record_events(&pool, &[e]).await;
     let classes: Vec<(String, i16)> = sqlx::query_as(
         "SELECT action, retention_months FROM audit_events
          WHERE tenant_id = $1 AND action IN ('after.change', 'seeded.0') ORDER BY seq DESC LIMIT 2",

@@ -8,18 +8,6 @@ use app::audit::verify::{self, Problem};
 use app::audit::{NewEvent, Source};
 use sqlx::PgPool;
 
-/// Seeds events through the one way to write them.
-async fn record_all(pool: &PgPool, events: &[NewEvent]) {
-    let seeder = app::auth::Actor::command_line_unchecked(pool.clone(), "test");
-    seeder
-        .change()
-        .await
-        .unwrap()
-        .commit_all(events)
-        .await
-        .unwrap();
-}
-
 async fn seed(pool: &PgPool, n: usize) {
     let events: Vec<NewEvent> = (0..n)
         .map(|i| {
@@ -28,7 +16,7 @@ async fn seed(pool: &PgPool, n: usize) {
                 .details(serde_json::json!({ "n": i, "note": "quote \" comma , newline \n" }))
         })
         .collect();
-    record_all(pool, &events).await;
+    common::record_events(pool, &events).await;
 }
 
 /// Runs `statement` as the superuser with triggers off: what an attacker with database
@@ -268,7 +256,7 @@ async fn the_fast_canonical_text_is_the_databases_byte_for_byte(pool: PgPool) {
         event.code = (i == 3).then(|| "CODE".to_owned());
         events.push(event);
     }
-    record_all(&pool, &events).await;
+    common::record_events(&pool, &events).await;
     assert_eq!(
         verify::fast_path_differences(&pool, 0, 100).await.unwrap(),
         Vec::<i64>::new()
@@ -323,7 +311,7 @@ async fn retention_drops_whole_partitions_and_the_chain_still_verifies(pool: PgP
             e
         })
         .collect();
-    record_all(&pool, &events).await;
+    common::record_events(&pool, &events).await;
     backdate(&pool, 3).await;
     assert_eq!(verify_all(&pool).await.broken, None);
 

@@ -170,6 +170,18 @@ pub async fn fixture(pool: &PgPool) -> sqlx::PgConnection {
         .expect("fixture connection")
 }
 
+/// Seeds audit events through the one way to write them.
+pub async fn record_events(pool: &PgPool, events: &[app::audit::NewEvent]) {
+    let seeder = app::auth::Actor::command_line_unchecked(pool.clone(), "test");
+    seeder
+        .change()
+        .await
+        .expect("change")
+        .commit_all(events)
+        .await
+        .expect("seed events");
+}
+
 /// Inserts a tenant for a test.
 pub async fn tenant(pool: &PgPool, slug: &str, name: &str) {
     sqlx::query("INSERT INTO tenants (slug, name) VALUES ($1, $2)")

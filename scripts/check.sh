@@ -12,8 +12,9 @@ trap 'exit 143' TERM
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-step() { printf '\n\033[1;34m==> %s\033[0m\n' "$*"; }
 started=$(date +%s)
+# Each step says when it starts (seconds into the script), so a slow run shows where.
+step() { printf '\n\033[1;34m==> %s\033[0m (at %ss)\n' "$*" "$(( $(date +%s) - started ))"; }
 
 step "tools"
 scripts/setup.sh

@@ -144,11 +144,70 @@ fn new_ref_id() -> String {
 
 #[cfg(feature = "ssr")]
 impl From<sqlx::Error> for AppError {
-    /// Database errors never reach the browser: the text may name tables, constraints or data.
+    /// Database errors never reach the browser: the text may name tables, constraints or
+    /// data. The one exception is a unique violation of a constraint in [`UNIQUE_MEANINGS`]:
+    /// a clash with the state (two people creating the same thing at once), answered as
+    /// what it means.
     fn from(err: sqlx::Error) -> Self {
-        Self::internal(&err)
+        let meaning = err
+            .as_database_error()
+            .filter(|e| e.code().as_deref() == Some("23505"))
+            .and_then(|e| e.constraint())
+            .and_then(|name| UNIQUE_MEANINGS.iter().find(|(n, _)| *n == name));
+        match meaning {
+            Some((_, Clash::Field(field, message))) => Self::validation(*field, *message),
+            Some((_, Clash::State(message))) => Self::Conflict {
+                message: (*message).to_owned(),
+            },
+            None => Self::internal(&err),
+        }
     }
 }
+
+/// What a unique violation tells the person who caused it.
+#[cfg(feature = "ssr")]
+#[derive(Debug)]
+pub enum Clash {
+    /// The value of this form field is taken.
+    Field(&'static str, &'static str),
+    /// The state changed under the request (another change won the race).
+    State(&'static str),
+}
+
+/// The unique constraints a request can run into, by the name PostgreSQL gives them, and
+/// what each means. The one place a unique violation becomes a message; a database test
+/// checks that each name is a constraint or unique index of the schema.
+#[cfg(feature = "ssr")]
+pub const UNIQUE_MEANINGS: &[(&str, Clash)] = &[
+    (
+        "staff_email_key",
+        Clash::Field("email", "A staff member with this email already exists."),
+    ),
+    (
+        "tenants_slug_key",
+        Clash::Field("slug", "A tenant with this slug already exists."),
+    ),
+    (
+        "api_clients_tenant_id_name_key",
+        Clash::Field("name", "This tenant already has a client with this name."),
+    ),
+    (
+        "client_keys_one_active",
+        Clash::State("The client's key changed while this ran. Reload and try again."),
+    ),
+    (
+        "token_peppers_one_current",
+        Clash::State("Another pepper rotation ran at the same time. Reload and try again."),
+    ),
+    (
+        "token_peppers_one_previous",
+        Clash::State("Another pepper rotation ran at the same time. Reload and try again."),
+    ),
+    (
+        "service_tokens_name_key",
+        Clash::Field("name", "A service token with this name already exists."),
+    ),
+];
 
 impl FromServerFnError for AppError {
     type Encoder = server_fn_error::JsonEncoding;

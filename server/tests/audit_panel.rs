@@ -3,7 +3,7 @@
 //! Real router, real PostgreSQL.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
-mod common;
+use crate::common;
 
 use app::audit::{NewEvent, Outcome, Source};
 use app::auth::Role;
@@ -359,8 +359,7 @@ async fn the_csv_export_is_quoted_neutralised_streamed_and_audited(pool: PgPool)
     );
 
     // Each export is audited: started with its filters, finished with its row count.
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    let done = common::audit(&pool, "audit.exported").await;
+    let done = common::audit_when(&pool, "audit.exported", 4).await;
     let counts: Vec<i64> = done
         .iter()
         .map(|(_, _, _, d)| d["rows"].as_i64().unwrap())

@@ -2,7 +2,7 @@
 //! library and from the command line.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
-mod common;
+use crate::common;
 
 use app::audit::verify::{self, Problem};
 use app::audit::{NewEvent, Source};

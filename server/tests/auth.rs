@@ -1,7 +1,7 @@
 //! Staff sign-in, sessions, roles and the cross-site check, through the real router.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
-mod common;
+use crate::common;
 
 use app::auth::api::{SignInPolicy, SignOut, Whoami};
 use app::auth::Role;

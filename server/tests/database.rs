@@ -1,7 +1,7 @@
 //! Integration tests of schema handling and seeding, each on a fresh PostgreSQL database.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
-mod common;
+use crate::common;
 
 use app::audit::NewEvent;
 use app::auth::Actor;
@@ -228,4 +228,58 @@ async fn the_server_refuses_a_connection_that_turns_the_audit_rule_off() {
         .await
         .expect_err("refused");
     assert!(err.to_string().contains("staff_console.unaudited"), "{err}");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn each_unique_constraint_given_a_meaning_exists_in_the_schema(pool: PgPool) {
+    // A renamed constraint would silently turn its clash back into an internal error.
+    for (name, _) in app::error::UNIQUE_MEANINGS {
+        let unique: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = $1 AND contype = 'u')
+                 OR EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                            WHERE c.relname = $1 AND i.indisunique)",
+        )
+        .bind(name)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert!(
+            unique,
+            "{name} is no unique constraint or index of the schema"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_unique_violation_is_answered_as_what_it_means(pool: PgPool) {
+    // Two creations of one email racing past the look-up: the loser's insert fails on the
+    // constraint, and that failure reads as the field's message, not an internal error.
+    let mut conn = common::fixture(&pool).await;
+    sqlx::query(
+        "INSERT INTO staff (email, display_name, role, password_hash)
+         VALUES ('twice@example.com', 'A', 'viewer', 'x')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let err = sqlx::query(
+        "INSERT INTO staff (email, display_name, role, password_hash)
+         VALUES ('twice@example.com', 'B', 'viewer', 'x')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap_err();
+    assert_eq!(
+        app::error::AppError::from(err),
+        app::error::AppError::validation("email", "A staff member with this email already exists.")
+    );
+    // Any other database failure stays internal: no constraint name reaches the browser.
+    let other = sqlx::query("INSERT INTO staff (email) VALUES (NULL)")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        app::error::AppError::from(other),
+        app::error::AppError::Internal { .. }
+    ));
 }

@@ -1,7 +1,7 @@
 //! HTTP-level tests: the real router, driven in-process, against a real PostgreSQL.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -80,8 +80,26 @@ async fn readyz_turns_503_when_the_database_is_dropped_under_it() {
 async fn every_response_carries_security_headers_with_a_fresh_nonce(pool: PgPool) {
     let router = app(pool);
     let mut nonces = Vec::new();
-    for path in ["/sign-in", "/sign-in", "/", "/healthz", "/no-such-page"] {
-        let res = get(&router, path).await;
+    // Each kind of route the router has: pages (signed out, redirecting, missing), probes,
+    // a server function, the gateway, the switches API and the static files.
+    let function = format!("POST {}", app::auth::api::Whoami::PATH);
+    let requests = [
+        "/sign-in",
+        "/sign-in",
+        "/",
+        "/no-such-page",
+        "/healthz",
+        "/readyz",
+        function.as_str(),
+        "/agent/v1/whoami",
+        "/api/v1/switches",
+        "/pkg/no-such-file.js",
+    ];
+    for path in requests {
+        let res = match path.strip_prefix("POST ") {
+            Some(function) => send(&router, post_form(function, None, "")).await,
+            None => get(&router, path).await,
+        };
         let csp = res.header("content-security-policy");
         for directive in [
             "frame-ancestors 'none'",

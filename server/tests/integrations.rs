@@ -2,13 +2,12 @@
 //! the refusals and audit events that follow. Real router, real PostgreSQL.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
-mod common;
+use crate::common;
 
 use app::auth::Role;
 use app::integrations::verify::Verifier;
 use app::panels::integrations::api::{
-    GetToken, IntegrationsContext, ListTokens, MintToken, PreviewRevokeAll, RevokeAllTokens,
-    RevokeToken,
+    GetToken, ListTokens, MintToken, PreviewRevokeAll, RevokeAllTokens, RevokeToken,
 };
 use axum::http::StatusCode;
 use axum::Router;
@@ -549,66 +548,6 @@ async fn a_mass_revoke_refuses_when_more_tokens_appeared_since_the_preview(pool:
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
-async fn each_server_function_refuses_a_role_below_it(pool: PgPool) {
-    let w = world(pool).await;
-    let (id, _) = mint(&w, &["agent:read"]).await;
-    let (_, viewer) = person(&w.pool, &w.app, Role::Viewer).await;
-    let owner = format!("staff:{}", w.operator_id);
-    let mint = mint_body("acme", "x", &owner, &["agent:read"], "30");
-    let revoke = format!("tenant=acme&token_id={id}&reason=x");
-    let refused = [
-        (MintToken::PATH, &viewer, mint.as_str()),
-        (RevokeToken::PATH, &viewer, revoke.as_str()),
-        (
-            PreviewRevokeAll::PATH,
-            &w.operator,
-            "tenant=acme&scope=tenant",
-        ),
-        (
-            RevokeAllTokens::PATH,
-            &w.operator,
-            "tenant=acme&scope=tenant&reason=x&confirmation=acme&expected=1",
-        ),
-    ];
-    for (path, cookie, body) in refused {
-        let answer = call(&w.app, path, cookie, body).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::FORBIDDEN,
-            "{path}: {}",
-            answer.body
-        );
-    }
-    let denied: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_events WHERE action = 'authorization.refused'",
-    )
-    .fetch_one(&w.pool)
-    .await
-    .unwrap();
-    assert_eq!(denied, 4);
-    // Reading is open to viewers; signed out, everything answers 401.
-    for path in [IntegrationsContext::PATH, ListTokens::PATH] {
-        assert_eq!(
-            call(&w.app, path, &viewer, "tenant=acme").await.status,
-            StatusCode::OK
-        );
-        assert_eq!(
-            call(&w.app, path, &common::some_session(), "tenant=acme")
-                .await
-                .status,
-            StatusCode::UNAUTHORIZED
-        );
-    }
-    let still: String =
-        sqlx::query_scalar("SELECT status::text FROM personal_access_tokens WHERE id = $1")
-            .bind(&id)
-            .fetch_one(&w.pool)
-            .await
-            .unwrap();
-    assert_eq!(still, "active");
-}
-
-#[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn a_revoke_on_one_instance_is_enforced_by_another_through_notify(pool: PgPool) {
     let w = world(pool).await;
     let (id, token) = mint(&w, &["agent:read"]).await;
@@ -618,7 +557,8 @@ async fn a_revoke_on_one_instance_is_enforced_by_another_through_notify(pool: Pg
         other_verifier.clone(),
         other_controls,
     ));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Changes from here on reach the listener (no sleep: a slow machine waits longer).
+    other_verifier.until_listening().await;
     let warm = send(&other, agent("GET", "/agent/v1/whoami", Some(&token), "")).await;
     assert_eq!(warm.status, StatusCode::OK);
     assert_eq!(other_verifier.cached_len(), 1);
@@ -859,35 +799,6 @@ async fn a_compromise_rotation_revokes_every_token_and_new_ones_work(pool: PgPoo
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
-async fn pepper_rotations_refuse_roles_below_incident_commander(pool: PgPool) {
-    let w = world(pool).await;
-    for (path, body) in [
-        (
-            RotatePepper::PATH,
-            "grace_hours=24&reason=x&confirmation=rotate",
-        ),
-        (PreviewPepperCompromise::PATH, ""),
-        (
-            RotatePepperCompromised::PATH,
-            "reason=x&confirmation=revoke+all+tokens&expected=0",
-        ),
-    ] {
-        let answer = call(&w.app, path, &w.operator, body).await;
-        assert_eq!(
-            answer.status,
-            StatusCode::FORBIDDEN,
-            "{path}: {}",
-            answer.body
-        );
-    }
-    let versions: i64 = sqlx::query_scalar("SELECT count(*) FROM token_peppers")
-        .fetch_one(&w.pool)
-        .await
-        .unwrap();
-    assert_eq!(versions, 1);
-}
-
-#[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn the_smoke_command_reports_pass_then_fail_after_a_revoke(pool: PgPool) {
     let w = world(pool).await;
     let (id, token) = mint(&w, &["agent:read"]).await;
@@ -957,7 +868,8 @@ async fn tokens_of_a_disabled_owner_or_suspended_client_are_refused(pool: PgPool
         w.verifier.clone(),
         common::controls(w.pool.clone()),
     ));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Changes from here on reach the listener (no sleep: a slow machine waits longer).
+    w.verifier.until_listening().await;
 
     // A staff owner disabled: their token stops working.
     let (_, token) = mint(&w, &["agent:read"]).await;
@@ -1155,7 +1067,8 @@ async fn a_demoted_owners_tokens_are_refused_from_the_next_call(pool: PgPool) {
         w.verifier.clone(),
         common::controls(w.pool.clone()),
     ));
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Changes from here on reach the listener (no sleep: a slow machine waits longer).
+    w.verifier.until_listening().await;
     let cli = app::auth::Actor::command_line_unchecked(w.pool.clone(), "test");
     app::panels::staff::ops::change_role(&cli, w.operator_id, Role::Operator)
         .await

@@ -1,7 +1,7 @@
 //! The log lines a request produces: JSON, with its request id, with emails redacted.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
-mod common;
+use crate::common;
 
 use common::{app, get, unreachable_pool};
 use std::io::Write;

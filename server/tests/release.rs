@@ -2,7 +2,7 @@
 //! variants, pages never compressed, and `check-config` as the operator runs it.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
-mod common;
+use crate::common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

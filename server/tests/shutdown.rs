@@ -5,15 +5,20 @@
 use axum::routing::get;
 use axum::Router;
 use server::serve::serve;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
 
-fn slow_router(delay: Duration) -> Router {
+/// A router whose one route takes `delay`, and says on `started` when a request reached it
+/// (so a test stops the server with the request in flight, not after guessing how long the
+/// request takes to arrive).
+fn slow_router(delay: Duration, started: Arc<Notify>) -> Router {
     Router::new().route(
         "/slow",
         get(move || async move {
+            started.notify_one();
             tokio::time::sleep(delay).await;
             "finished"
         }),
@@ -55,13 +60,14 @@ async fn request(addr: std::net::SocketAddr) -> String {
 
 #[tokio::test]
 async fn in_flight_requests_finish_before_the_server_stops() {
+    let started = Arc::new(Notify::new());
     let (addr, stop, server) = start(
-        slow_router(Duration::from_millis(600)),
+        slow_router(Duration::from_millis(600), started.clone()),
         Duration::from_secs(10),
     )
     .await;
     let client = tokio::spawn(request(addr));
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    started.notified().await;
     stop.send(()).expect("signal");
 
     let answer = client.await.expect("client task");
@@ -80,13 +86,14 @@ async fn in_flight_requests_finish_before_the_server_stops() {
 
 #[tokio::test]
 async fn a_stuck_request_cannot_outlast_the_grace_period() {
+    let started = Arc::new(Notify::new());
     let (addr, stop, server) = start(
-        slow_router(Duration::from_secs(60)),
+        slow_router(Duration::from_secs(60), started.clone()),
         Duration::from_millis(300),
     )
     .await;
     let _client = tokio::spawn(request(addr));
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    started.notified().await;
     let asked = Instant::now();
     stop.send(()).expect("signal");
     tokio::time::timeout(Duration::from_secs(5), server)

@@ -87,6 +87,7 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
         verifier.invalidate_all();
         reload_ring(&verifier).await;
         reload_controls(&controls).await;
+        verifier.set_listening(true);
         loop {
             match listener.try_recv().await {
                 Ok(Some(notification)) => match apply(&verifier, notification.payload()) {
@@ -111,9 +112,13 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
                     reload_ring(&verifier).await;
                     reload_controls(&controls).await;
                 }
-                Err(_) if verifier.pool().is_closed() => return,
+                Err(_) if verifier.pool().is_closed() => {
+                    verifier.set_listening(false);
+                    return;
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "gateway listener failed: reconnecting");
+                    verifier.set_listening(false);
                     verifier.invalidate_all();
                     break;
                 }

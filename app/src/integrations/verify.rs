@@ -271,6 +271,9 @@ pub struct Verifier {
     /// Database lookups so far (cache misses).
     lookups: AtomicU64,
     ledger: Ledger,
+    /// Whether this instance's change listener has LISTEN in effect (set by
+    /// `sync::listen` once it listens and has reloaded, cleared when it lost the connection).
+    listening: tokio::sync::watch::Sender<bool>,
 }
 
 fn now_secs() -> i64 {
@@ -288,7 +291,26 @@ impl Verifier {
             cache: RwLock::new(HashMap::new()),
             epoch: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
+            listening: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Records whether the change listener is listening (see [`Verifier::until_listening`]).
+    pub fn set_listening(&self, listening: bool) {
+        self.listening.send_replace(listening);
+    }
+
+    /// Whether the change listener is listening now: a change committed from here on
+    /// reaches this instance's caches.
+    pub fn is_listening(&self) -> bool {
+        *self.listening.borrow()
+    }
+
+    /// Waits until the change listener listens (at once if it does).
+    pub async fn until_listening(&self) {
+        let mut listening = self.listening.subscribe();
+        // The sender lives as long as `self`, so the wait cannot end in an error.
+        let _ = listening.wait_for(|on| *on).await;
     }
 
     /// The key peppers are sealed under, for minting and rotation.

@@ -1,4 +1,17 @@
-//! One module per console panel: data types, server functions, SQL and views.
+//! One module per console panel, each laid out the same way, so that whoever has read one
+//! finds everything in the next:
+//!
+//! - `mod.rs`: the wire types shared by server and browser, and the pure validation helpers;
+//! - `api.rs`: the `#[server]` functions: `require`, decode the wire strings into typed
+//!   input, call `ops` (or `queries` for a read), then the cache effects after the commit;
+//! - `ops.rs`: one audited change per function (validate, lock, change, record the event
+//!   through the `Change`, commit), with typed arguments, reused by the CLI;
+//! - `queries.rs`: all of the panel's SQL, as small named functions: reads take an executor
+//!   or the `Reader`, writes the change's connection (`change.db()`);
+//! - `view.rs`: the Leptos components.
+//!
+//! `ops` and `queries` are server-only (`ssr`); a panel without a change or SQL of its own
+//! leaves the file out.
 
 pub mod account;
 pub mod agent_ops;

@@ -340,6 +340,23 @@ pub async fn audit(
     .expect("audit query")
 }
 
+/// The audit events with this action once there are `n` of them (written after a response
+/// ends, as an export's last event is): polled, at most 30 s.
+pub async fn audit_when(
+    pool: &PgPool,
+    action: &str,
+    n: usize,
+) -> Vec<(String, Option<String>, String, serde_json::Value)> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let events = audit(pool, action).await;
+        if events.len() >= n || std::time::Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 use leptos::server_fn::ServerFn as _;
 
 /// A signed-in admin's session cookie.

@@ -24,7 +24,7 @@ pub async fn list_clients(
     let actor = require(Permission::ViewConsole).await?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let status = super::parse_status_filter(&status)?;
-    Ok(super::ops::list(actor.reader(), tenant, status.as_deref()).await?)
+    Ok(super::queries::list(actor.reader(), tenant, status.as_deref()).await?)
 }
 
 /// One client with its keys, history and recent refusals.
@@ -33,7 +33,7 @@ pub async fn get_client(tenant: String, id: String) -> Result<ClientDetail, AppE
     let actor = require(Permission::ViewConsole).await?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let id = super::parse_client_id(&id)?;
-    super::ops::detail(actor.reader(), tenant, id).await
+    super::queries::detail(actor.reader(), tenant, id).await
 }
 
 /// Creates a client and its first key (shown once).
@@ -123,7 +123,7 @@ pub async fn preview_client_revoke(tenant: String, id: String) -> Result<RevokeP
     let actor = require(Permission::CommandIncident).await?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let id = super::parse_client_id(&id)?;
-    super::ops::preview_revoke(actor.reader(), tenant, id).await
+    super::queries::preview_revoke(actor.reader(), tenant, id).await
 }
 
 /// Revokes the client for good, with its tokens and keys. Returns the tokens revoked.

@@ -1,18 +1,15 @@
 //! API client changes, each one transaction with its audit event. Status and allowlist
 //! changes notify every gateway instance through the `api_clients` triggers.
 
-use super::{
-    normalize_name, parse_grace_hours, ClientDetail, ClientRow, KeyRow, MintedKey, RevokePreview,
-};
+use super::{normalize_name, parse_grace_hours, queries, MintedKey};
 use crate::audit::NewEvent;
 use crate::auth::Actor;
-use crate::auth::Reader;
 use crate::error::AppError;
+use crate::panels::integrations::normalize_reason;
 use crate::panels::integrations::queries::{record_revocations, revoke_matching, Matching};
-use crate::panels::integrations::{normalize_reason, TokenEvent};
 use crate::secret::SecretString;
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgPool};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -39,98 +36,6 @@ fn target(id: Uuid) -> String {
     format!("client:{id}")
 }
 
-/// The tenant's clients, optionally of one status or the one with `id`, by name.
-async fn query(
-    db: impl PgExecutor<'_>,
-    tenant: Uuid,
-    status: Option<&str>,
-    id: Option<Uuid>,
-) -> sqlx::Result<Vec<ClientRow>> {
-    sqlx::query_as!(
-        ClientRow,
-        r#"SELECT c.id, c.name, c.status::text AS "status!", c.allowlisted, c.status_reason,
-                  c.created_at,
-                  (SELECT count(*) FROM personal_access_tokens p
-                   WHERE p.owner_client_id = c.id AND p.status = 'active'
-                     AND p.expires_at > now()) AS "live_tokens!",
-                  (SELECT k.version FROM client_keys k
-                   WHERE k.client_id = c.id AND k.state = 'active') AS key_version
-           FROM api_clients c
-           WHERE c.tenant_id = $1 AND ($2::text IS NULL OR c.status::text = $2)
-             AND ($3::uuid IS NULL OR c.id = $3)
-           ORDER BY c.name
-           LIMIT 500"#,
-        tenant,
-        status,
-        id
-    )
-    .fetch_all(db)
-    .await
-}
-
-/// The tenant's clients, optionally of one status, by name.
-pub async fn list(
-    db: impl PgExecutor<'_>,
-    tenant: Uuid,
-    status: Option<&str>,
-) -> sqlx::Result<Vec<ClientRow>> {
-    query(db, tenant, status, None).await
-}
-
-async fn row(db: impl PgExecutor<'_>, tenant: Uuid, id: Uuid) -> Result<ClientRow, AppError> {
-    query(db, tenant, None, Some(id))
-        .await?
-        .pop()
-        .ok_or_else(|| AppError::not_found("This API client"))
-}
-
-/// A client with its keys, its history and the recent refusals of its tokens.
-pub async fn detail(pool: &Reader, tenant: Uuid, id: Uuid) -> Result<ClientDetail, AppError> {
-    let client = row(pool, tenant, id).await?;
-    let keys = sqlx::query_as!(
-        KeyRow,
-        "SELECT version, state, created_at, created_by, retire_after, retired_at
-         FROM client_keys WHERE client_id = $1 ORDER BY version DESC",
-        id
-    )
-    .fetch_all(pool)
-    .await?;
-    let history = sqlx::query_as!(
-        TokenEvent,
-        r#"SELECT seq, ts, action AS "kind!", outcome::text AS "outcome!", code,
-                  coalesce(actor_name, actor) AS "actor!", host(ip) AS ip,
-                  coalesce((details ->> 'count')::bigint, 1) AS "count!", reason
-           FROM audit_events WHERE target = 'client:' || $1::uuid::text
-           ORDER BY seq DESC LIMIT 50"#,
-        id
-    )
-    .fetch_all(pool)
-    .await?;
-    let denials = sqlx::query_as!(
-        TokenEvent,
-        r#"SELECT e.seq, e.ts, e.action AS "kind!", e.outcome::text AS "outcome!", e.code,
-                  coalesce(e.actor_name, e.actor) AS "actor!", host(e.ip) AS ip,
-                  coalesce((e.details ->> 'count')::bigint, 1) AS "count!", e.reason
-           FROM personal_access_tokens p
-           CROSS JOIN LATERAL (
-               SELECT * FROM audit_events a
-               WHERE a.target = 'pat:' || p.id AND a.outcome <> 'success'
-               ORDER BY a.seq DESC LIMIT 20
-           ) e
-           WHERE p.owner_client_id = $1
-           ORDER BY e.seq DESC LIMIT 20"#,
-        id
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(ClientDetail {
-        client,
-        keys,
-        history,
-        denials,
-    })
-}
-
 async fn insert_key(
     conn: &mut PgConnection,
     client: Uuid,
@@ -138,16 +43,7 @@ async fn insert_key(
     by: &str,
 ) -> sqlx::Result<SecretString> {
     let secret = new_key();
-    sqlx::query!(
-        "INSERT INTO client_keys (client_id, version, secret_hash, state, created_by)
-         VALUES ($1, $2, $3, 'active', $4)",
-        client,
-        version,
-        &key_hash(secret.expose())[..],
-        by
-    )
-    .execute(conn)
-    .await?;
+    queries::insert_key(conn, client, version, &key_hash(secret.expose())[..], by).await?;
     Ok(secret)
 }
 
@@ -160,23 +56,14 @@ pub async fn create(
 ) -> Result<MintedKey, AppError> {
     let name = normalize_name(name)?;
     let mut change = actor.change().await?;
-    let id = sqlx::query_scalar!(
-        "INSERT INTO api_clients (tenant_id, name, allowlisted, created_by)
-         VALUES ($1, $2, $3, $4)
-         ON CONFLICT (tenant_id, name) DO NOTHING RETURNING id",
-        tenant,
-        name,
-        allowlisted,
-        actor.label()
-    )
-    .fetch_optional(change.db())
-    .await?
-    .ok_or_else(|| {
-        AppError::validation(
-            "name",
-            format!("This tenant already has a client named “{name}”."),
-        )
-    })?;
+    let id = queries::insert_client(change.db(), tenant, &name, allowlisted, &actor.label())
+        .await?
+        .ok_or_else(|| {
+            AppError::validation(
+                "name",
+                format!("This tenant already has a client named “{name}”."),
+            )
+        })?;
     let secret = insert_key(change.db(), id, 1, &actor.label()).await?;
     let event = actor
         .event("client.created")
@@ -191,23 +78,14 @@ pub async fn create(
     })
 }
 
-struct Locked {
-    name: String,
-    status: String,
-    allowlisted: bool,
-}
-
-async fn lock(conn: &mut PgConnection, tenant: Uuid, id: Uuid) -> Result<Locked, AppError> {
-    sqlx::query_as!(
-        Locked,
-        r#"SELECT name, status::text AS "status!", allowlisted FROM api_clients
-           WHERE id = $1 AND tenant_id = $2 FOR UPDATE"#,
-        id,
-        tenant
-    )
-    .fetch_optional(conn)
-    .await?
-    .ok_or_else(|| AppError::not_found("This API client"))
+async fn lock(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+) -> Result<queries::LockedClient, AppError> {
+    queries::lock(conn, tenant, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("This API client"))
 }
 
 fn revoked_is_final(name: &str) -> AppError {
@@ -239,17 +117,7 @@ pub async fn set_active(
         (from, true) => (from.to_owned(), "active", "client.reactivated"),
         (from, false) => (from.to_owned(), "suspended", "client.suspended"),
     };
-    sqlx::query!(
-        "UPDATE api_clients SET status = $2::text::client_status, status_reason = $3,
-                status_changed_at = now(), status_changed_by = $4, updated_at = now()
-         WHERE id = $1",
-        id,
-        to,
-        reason,
-        actor.label()
-    )
-    .execute(change.db())
-    .await?;
+    queries::set_status(change.db(), id, to, &reason, &actor.label()).await?;
     let event = actor
         .event(action)
         .target(target(id))
@@ -283,13 +151,7 @@ pub async fn set_allowlisted(
             ),
         });
     }
-    sqlx::query!(
-        "UPDATE api_clients SET allowlisted = $2, updated_at = now() WHERE id = $1",
-        id,
-        allowlisted
-    )
-    .execute(change.db())
-    .await?;
+    queries::set_allowlisted(change.db(), id, allowlisted).await?;
     let action = if allowlisted {
         "client.allowlisted"
     } else {
@@ -321,32 +183,11 @@ pub async fn rotate_key(
     if client.status == "revoked" {
         return Err(revoked_is_final(&client.name));
     }
-    let old = sqlx::query_scalar!(
-        "SELECT version FROM client_keys WHERE client_id = $1 AND state = 'active'",
-        id
-    )
-    .fetch_optional(change.db())
-    .await?;
-    let next = sqlx::query_scalar!(
-        r#"SELECT coalesce(max(version), 0) + 1 AS "v!" FROM client_keys WHERE client_id = $1"#,
-        id
-    )
-    .fetch_one(change.db())
-    .await?;
+    let old = queries::active_key_version(change.db(), id).await?;
+    let next = queries::next_key_version(change.db(), id).await?;
     let retire_after = (grace > 0).then(|| OffsetDateTime::now_utc() + Duration::hours(grace));
     if let Some(old) = old {
-        sqlx::query!(
-            "UPDATE client_keys
-             SET state = CASE WHEN $3::timestamptz IS NULL THEN 'retired' ELSE 'retiring' END,
-                 retire_after = $3,
-                 retired_at = CASE WHEN $3::timestamptz IS NULL THEN now() END
-             WHERE client_id = $1 AND version = $2",
-            id,
-            old,
-            retire_after
-        )
-        .execute(change.db())
-        .await?;
+        queries::retire_key(change.db(), id, old, retire_after).await?;
     }
     let secret = insert_key(change.db(), id, next, &actor.label()).await?;
     let event = actor
@@ -365,34 +206,6 @@ pub async fn rotate_key(
         client_id: id,
         version: next,
         secret: secret.expose().to_owned(),
-    })
-}
-
-/// What revoking the client would take.
-pub async fn preview_revoke(
-    pool: &Reader,
-    tenant: Uuid,
-    id: Uuid,
-) -> Result<RevokePreview, AppError> {
-    let client = row(pool, tenant, id).await?;
-    let live_keys = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM client_keys
-           WHERE client_id = $1 AND state IN ('active', 'retiring')"#,
-        id
-    )
-    .fetch_one(pool)
-    .await?;
-    let live_tokens = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM personal_access_tokens
-           WHERE owner_client_id = $1 AND status = 'active'"#,
-        id
-    )
-    .fetch_one(pool)
-    .await?;
-    Ok(RevokePreview {
-        name: client.name,
-        live_tokens,
-        live_keys,
     })
 }
 
@@ -420,23 +233,8 @@ pub async fn revoke(
             format!("Type the client's name, {}, to confirm.", client.name),
         ));
     }
-    sqlx::query!(
-        "UPDATE api_clients SET status = 'revoked', status_reason = $2, status_changed_at = now(),
-                status_changed_by = $3, updated_at = now()
-         WHERE id = $1",
-        id,
-        reason,
-        actor.label()
-    )
-    .execute(change.db())
-    .await?;
-    let keys = sqlx::query_scalar!(
-        "UPDATE client_keys SET state = 'revoked', retired_at = now(), retire_after = NULL
-         WHERE client_id = $1 AND state IN ('active', 'retiring') RETURNING version",
-        id
-    )
-    .fetch_all(change.db())
-    .await?;
+    queries::set_revoked(change.db(), id, &reason, &actor.label()).await?;
+    let keys = queries::revoke_keys(change.db(), id).await?;
     let token_reason = format!("API client “{}” revoked: {reason}", client.name);
     let matching = Matching {
         tenant: Some(tenant),
@@ -471,33 +269,14 @@ pub async fn revoke(
 /// Whether `secret` is a working key (active, or retiring within its grace period) of the
 /// client. Compares hashes, so the secret itself is never looked up.
 pub async fn key_works(pool: &PgPool, client: Uuid, secret: &str) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (
-               SELECT 1 FROM client_keys k JOIN api_clients c ON c.id = k.client_id
-               WHERE k.client_id = $1 AND k.secret_hash = $2 AND c.status = 'active'
-                 AND (k.state = 'active' OR (k.state = 'retiring' AND k.retire_after > now()))
-           ) AS "works!""#,
-        client,
-        &key_hash(secret)[..]
-    )
-    .fetch_one(pool)
-    .await
+    queries::key_works(pool, client, &key_hash(secret)[..]).await
 }
 
 /// Retires old keys whose grace period ended, each with a `client.key_retired` event by the
 /// system. Rows another instance is handling are skipped.
 pub async fn retire_due_keys(system: &Actor) -> Result<usize, AppError> {
     let mut change = system.change().await?;
-    let due = sqlx::query!(
-        "UPDATE client_keys k SET state = 'retired', retired_at = now(), retire_after = NULL
-         FROM (SELECT client_id, version FROM client_keys
-               WHERE state = 'retiring' AND retire_after <= now()
-               FOR UPDATE SKIP LOCKED) d, api_clients c
-         WHERE k.client_id = d.client_id AND k.version = d.version AND c.id = k.client_id
-         RETURNING k.client_id, k.version, c.tenant_id, c.name"
-    )
-    .fetch_all(change.db())
-    .await?;
+    let due = queries::retire_due_keys(change.db()).await?;
     let events: Vec<NewEvent> = due
         .iter()
         .map(|row| {

@@ -72,5 +72,5 @@ pub async fn set_audit_retention(
     reason: String,
 ) -> Result<(), AppError> {
     let actor = require(Permission::ManageRetention).await?;
-    super::queries::set_retention(&actor, &tenant, &months, &reason).await
+    super::ops::set_retention(&actor, &tenant, &months, &reason).await
 }

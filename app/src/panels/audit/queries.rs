@@ -239,78 +239,30 @@ pub async fn tenants(pool: &Reader) -> Result<Vec<super::TenantRetention>, AppEr
     .await?)
 }
 
-/// Sets `tenant`'s retention class to `months`, with `reason`: checked, changed and audited
-/// in one transaction. Applies to events written from now on; its own event is kept for
-/// the longer of the old and the new class.
-pub async fn set_retention(
-    actor: &crate::auth::Actor,
-    tenant: &str,
-    months: &str,
-    reason: &str,
-) -> Result<(), AppError> {
-    let months: i16 = months
-        .trim()
-        .parse()
-        .ok()
-        .filter(|m| super::RETENTION_CLASSES.contains(m))
-        .ok_or_else(|| {
-            AppError::validation("months", "Choose one of 1, 3, 6, 12, 24 or 84 months.")
-        })?;
-    let reason = reason.trim();
-    if reason.is_empty() {
-        return Err(AppError::validation(
-            "reason",
-            "Say why the retention changes.",
-        ));
-    }
-    if reason.chars().count() > super::REASON_MAX {
-        return Err(AppError::validation(
-            "reason",
-            format!("Keep the reason under {} characters.", super::REASON_MAX),
-        ));
-    }
-    let mut change = actor.change().await?;
-    let row = sqlx::query!(
-        "SELECT id, audit_retention_months FROM tenants WHERE slug = $1 FOR UPDATE",
-        tenant.trim()
-    )
-    .fetch_optional(change.db())
-    .await?
-    .ok_or_else(|| AppError::validation("tenant", format!("No tenant “{}”.", tenant.trim())))?;
-    if row.audit_retention_months == months {
-        return Err(AppError::Conflict {
-            message: format!(
-                "{} already keeps its audit events {months} months.",
-                tenant.trim()
-            ),
-        });
-    }
-    let event = actor
-        .event("tenant.audit_retention_changed")
-        .target(format!("tenant:{}", tenant.trim()))
-        .reason(reason)
-        .details(serde_json::json!({
-            "from_months": row.audit_retention_months,
-            "to_months": months,
-        }))
-        .tenant(row.id);
-    // The event is the evidence of the change, so it is kept for the longer of the two
-    // classes: an event takes its tenant's class as it is written (the chain trigger
-    // checks that), so shortening records it before the update, in the old class, and
-    // lengthening records it after, in the new one. Recorded in the shorter class, it
-    // would be dropped together with the events it explains.
-    if months < row.audit_retention_months {
-        let mut change = change.record_first(event).await?;
-        set_class(change.db(), row.id, months).await?;
-        change.commit().await?;
-    } else {
-        set_class(change.db(), row.id, months).await?;
-        change.commit(event).await?;
-    }
-    Ok(())
+/// A tenant's id and retention class, locked while the class changes.
+pub struct RetentionLock {
+    /// The tenant.
+    pub id: Uuid,
+    /// Its retention class, in months.
+    pub audit_retention_months: i16,
 }
 
-async fn set_class(db: &mut sqlx::PgConnection, tenant: Uuid, months: i16) -> sqlx::Result<()> {
+/// Locks the tenant with `slug` to change its retention class; `None` when there is none.
+pub async fn lock_retention(
+    conn: &mut sqlx::PgConnection,
+    slug: &str,
+) -> sqlx::Result<Option<RetentionLock>> {
+    sqlx::query_as!(
+        RetentionLock,
+        "SELECT id, audit_retention_months FROM tenants WHERE slug = $1 FOR UPDATE",
+        slug
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Sets the retention class of `tenant` (locked by [`lock_retention`]) to `months`.
+pub async fn set_class(db: &mut sqlx::PgConnection, tenant: Uuid, months: i16) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE tenants SET audit_retention_months = $2 WHERE id = $1",
         tenant,

@@ -16,7 +16,7 @@ use crate::controls::state::reload_after_change;
 pub async fn get_limits() -> Result<LimitsOverview, AppError> {
     let actor = require(Permission::ViewConsole).await?;
     let controls = actor.controls()?;
-    let (overrides, blocks) = super::ops::in_force(actor.reader()).await?;
+    let (overrides, blocks) = super::queries::in_force(actor.reader()).await?;
     let defaults = controls.defaults();
     Ok(LimitsOverview {
         owner_default: defaults.owner,

@@ -6,6 +6,8 @@
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod ops;
+#[cfg(feature = "ssr")]
+pub mod queries;
 pub mod view;
 
 use crate::controls::{Limit, MAX_BURST, MAX_PER_MINUTE};

@@ -2,13 +2,12 @@
 //! import. Each change is one transaction with its audit event; the tables' triggers notify
 //! every instance.
 
-use super::{parse_burst, parse_network, parse_per_minute, BlockRow, OverrideRow};
+use super::{parse_burst, parse_network, parse_per_minute, queries};
 use crate::auth::Actor;
-use crate::auth::Reader;
 use crate::error::AppError;
 use crate::panels::integrations::normalize_reason;
 use crate::panels::switches::parse_expiry_minutes;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -74,19 +73,14 @@ async fn subject(conn: &mut PgConnection, req: &OverrideRequest<'_>) -> Result<S
         "client" => {
             let t = find_tenant(conn, req.tenant).await?;
             let name = req.client.trim();
-            let id = sqlx::query_scalar!(
-                "SELECT id FROM api_clients WHERE tenant_id = $1 AND name = $2",
-                t.id,
-                name
-            )
-            .fetch_optional(&mut *conn)
-            .await?
-            .ok_or_else(|| {
-                AppError::validation(
-                    "client",
-                    format!("{} has no API client named “{name}”.", t.slug),
-                )
-            })?;
+            let id = queries::client_id(&mut *conn, t.id, name)
+                .await?
+                .ok_or_else(|| {
+                    AppError::validation(
+                        "client",
+                        format!("{} has no API client named “{name}”.", t.slug),
+                    )
+                })?;
             Ok(Subject {
                 tenant: Some(t.id),
                 client: Some(id),
@@ -123,18 +117,13 @@ pub async fn set_override(actor: &Actor, req: OverrideRequest<'_>) -> Result<App
     let mut change = actor.change().await?;
     let subject = subject(change.db(), &req).await?;
     let scope = req.scope.trim();
-    let previous = sqlx::query!(
-        r#"SELECT limit_per_minute, burst, reason, expires_at FROM rate_limit_overrides
-           WHERE scope = $1 AND tenant_id IS NOT DISTINCT FROM $2
-             AND client_id IS NOT DISTINCT FROM $3
-             AND network IS NOT DISTINCT FROM $4::text::cidr
-           FOR UPDATE"#,
+    let previous = queries::lock_override(
+        change.db(),
         scope,
         subject.tenant,
         subject.client,
-        subject.network
+        subject.network.as_deref(),
     )
-    .fetch_optional(change.db())
     .await?;
     if let Some(p) = &previous {
         let live = p.expires_at.is_none_or(|at| at > OffsetDateTime::now_utc());
@@ -148,25 +137,20 @@ pub async fn set_override(actor: &Actor, req: OverrideRequest<'_>) -> Result<App
             return Ok(Applied::Unchanged);
         }
     }
-    sqlx::query!(
-        "INSERT INTO rate_limit_overrides
-             (scope, tenant_id, client_id, network, limit_per_minute, burst, reason, expires_at, created_by)
-         VALUES ($1, $2, $3, $4::text::cidr, $5, $6, $7, $8, $9)
-         ON CONFLICT (scope, tenant_id, client_id, network) DO UPDATE
-         SET limit_per_minute = EXCLUDED.limit_per_minute, burst = EXCLUDED.burst,
-             reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at,
-             created_by = EXCLUDED.created_by, created_at = now()",
-        scope,
-        subject.tenant,
-        subject.client,
-        subject.network,
-        per_minute as i32,
-        burst as i32,
-        reason,
-        expires_at,
-        actor.label()
+    queries::upsert_override(
+        change.db(),
+        &queries::NewOverride {
+            scope,
+            tenant: subject.tenant,
+            client: subject.client,
+            network: subject.network.as_deref(),
+            limit_per_minute: per_minute as i32,
+            burst: burst as i32,
+            reason: &reason,
+            expires_at,
+            created_by: &actor.label(),
+        },
     )
-    .execute(change.db())
     .await?;
     let event = actor
         .event("rate_limit.set")
@@ -192,17 +176,9 @@ pub async fn remove_override(actor: &Actor, id: &str, reason: &str) -> Result<()
     let reason = normalize_reason(reason)?;
     let id = Uuid::parse_str(id.trim()).map_err(|_| AppError::not_found("This override"))?;
     let mut change = actor.change().await?;
-    let removed = sqlx::query!(
-        r#"DELETE FROM rate_limit_overrides o WHERE id = $1
-           RETURNING scope, tenant_id,
-                     coalesce(host(network) || '/' || masklen(network),
-                              (SELECT slug FROM tenants t WHERE t.id = o.tenant_id)) AS subject,
-                     limit_per_minute, burst"#,
-        id
-    )
-    .fetch_optional(change.db())
-    .await?
-    .ok_or_else(|| AppError::not_found("This override"))?;
+    let removed = queries::delete_override(change.db(), id)
+        .await?
+        .ok_or_else(|| AppError::not_found("This override"))?;
     let event = actor
         .event("rate_limit.removed")
         .target(format!(
@@ -232,19 +208,13 @@ pub async fn add_block(
     let reason = normalize_reason(reason)?;
     let expires_at = expiry(expires_minutes)?;
     let mut change = actor.change().await?;
-    let replaced = sqlx::query_scalar!(
-        r#"INSERT INTO ip_blocks (network, reason, expires_at, created_by)
-           VALUES ($1::text::cidr, $2, $3, $4)
-           ON CONFLICT (network) DO UPDATE
-           SET reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at,
-               created_by = EXCLUDED.created_by, created_at = now()
-           RETURNING (xmax <> 0) AS "replaced!""#,
-        net.to_string(),
-        reason,
+    let replaced = queries::upsert_block(
+        change.db(),
+        &net.to_string(),
+        &reason,
         expires_at,
-        actor.label()
+        &actor.label(),
     )
-    .fetch_one(change.db())
     .await?;
     let event = actor
         .event("ip_block.added")
@@ -264,13 +234,8 @@ pub async fn remove_block(actor: &Actor, network: &str, reason: &str) -> Result<
     let net = parse_network(network, "network")?;
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
-    let removed = sqlx::query!(
-        "DELETE FROM ip_blocks WHERE network = $1::text::cidr RETURNING reason",
-        net.to_string()
-    )
-    .fetch_optional(change.db())
-    .await?;
-    let Some(removed) = removed else {
+    let removed = queries::delete_block(change.db(), &net.to_string()).await?;
+    let Some(blocked_for) = removed else {
         return Err(AppError::Conflict {
             message: format!("{net} is not blocked."),
         });
@@ -279,41 +244,9 @@ pub async fn remove_block(actor: &Actor, network: &str, reason: &str) -> Result<
         .event("ip_block.removed")
         .target(format!("ip:{net}"))
         .reason(reason)
-        .details(serde_json::json!({ "network": net.to_string(), "blocked_for": removed.reason }));
+        .details(serde_json::json!({ "network": net.to_string(), "blocked_for": blocked_for }));
     change.commit(event).await?;
     Ok(())
-}
-
-/// The overrides and blocks in force.
-pub async fn in_force(db: &Reader) -> sqlx::Result<(Vec<OverrideRow>, Vec<BlockRow>)> {
-    let overrides = sqlx::query_as!(
-        OverrideRow,
-        r#"SELECT o.id, o.scope,
-                  CASE o.scope WHEN 'ip' THEN o.network::text
-                               WHEN 'client' THEN t.slug || '/' || c.name
-                               ELSE t.slug END AS "subject!",
-                  o.limit_per_minute, o.burst, o.reason, o.expires_at, o.created_by, o.created_at
-           FROM rate_limit_overrides o
-           LEFT JOIN tenants t ON t.id = o.tenant_id
-           LEFT JOIN api_clients c ON c.id = o.client_id
-           WHERE o.expires_at IS NULL OR o.expires_at > now()
-           ORDER BY o.scope, 3"#
-    )
-    .fetch_all(db)
-    .await?;
-    let blocks = blocks(db).await?;
-    Ok((overrides, blocks))
-}
-
-async fn blocks(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<BlockRow>> {
-    sqlx::query_as!(
-        BlockRow,
-        r#"SELECT network::text AS "network!", reason, expires_at, created_by, created_at
-           FROM ip_blocks WHERE expires_at IS NULL OR expires_at > now()
-           ORDER BY network"#
-    )
-    .fetch_all(db)
-    .await
 }
 
 /// One entry of `RL_OVERRIDES_JSON`.

@@ -21,7 +21,7 @@ async fn rotated_here(verifier: &crate::integrations::verify::Verifier) {
 #[server]
 pub async fn pepper_versions() -> Result<Vec<PepperVersion>, AppError> {
     let actor = require(Permission::ViewConsole).await?;
-    Ok(super::ops::versions(actor.reader()).await?)
+    Ok(super::queries::versions(actor.reader()).await?)
 }
 
 /// Staged rotation: a new current version, the old one verifying for `grace_hours` more.
@@ -49,7 +49,7 @@ pub async fn rotate_pepper(
 #[server]
 pub async fn preview_pepper_compromise() -> Result<CompromisePreview, AppError> {
     let actor = require(Permission::CommandIncident).await?;
-    Ok(super::ops::preview(actor.reader()).await?)
+    Ok(super::queries::preview(actor.reader()).await?)
 }
 
 /// Compromise rotation: new version, every active token revoked.

@@ -11,6 +11,8 @@
 pub mod api;
 #[cfg(feature = "ssr")]
 pub mod ops;
+#[cfg(feature = "ssr")]
+pub mod queries;
 pub mod view;
 
 use serde::{Deserialize, Serialize};

@@ -2,70 +2,16 @@
 //! Each is one transaction with its audit events; the pepper table's trigger notifies every
 //! instance to reload its ring when it commits.
 
-use super::{CompromisePreview, PepperVersion, Rotated, TenantTokens, MAX_GRACE_HOURS};
+use super::{queries, Rotated, MAX_GRACE_HOURS};
 use crate::audit::{NewEvent, Source};
 use crate::auth::Actor;
 use crate::error::AppError;
 use crate::integrations::pepper::{seal, MasterKey};
 use crate::panels::integrations::queries::{record_revocations, revoke_matching, Matching};
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
-
-/// Every version, newest first, with the active tokens on each.
-pub async fn versions(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<PepperVersion>> {
-    sqlx::query_as!(
-        PepperVersion,
-        r#"SELECT v.version, v.state, v.created_at, v.created_by, v.grace_until, v.retired_at,
-                  (SELECT count(*) FROM personal_access_tokens p
-                   WHERE p.pepper_version = v.version AND p.status = 'active') AS "active_tokens!"
-           FROM token_peppers v ORDER BY v.version DESC"#
-    )
-    .fetch_all(db)
-    .await
-}
-
-/// Active tokens per tenant.
-pub async fn preview(db: impl PgExecutor<'_>) -> sqlx::Result<CompromisePreview> {
-    let tenants = sqlx::query_as!(
-        TenantTokens,
-        r#"SELECT t.slug, t.name, count(*) AS "active_tokens!"
-           FROM personal_access_tokens p JOIN tenants t ON t.id = p.tenant_id
-           WHERE p.status = 'active'
-           GROUP BY t.slug, t.name ORDER BY 3 DESC, 1"#
-    )
-    .fetch_all(db)
-    .await?;
-    let total = tenants.iter().map(|t| t.active_tokens).sum();
-    Ok(CompromisePreview { tenants, total })
-}
-
-struct Live {
-    version: i32,
-    state: String,
-    grace_until: Option<OffsetDateTime>,
-}
-
-/// Locks the current and previous versions, and returns them with the highest version.
-async fn lock_live(conn: &mut PgConnection) -> sqlx::Result<(Vec<Live>, i32)> {
-    // Locking the whole small table serialises rotations (and their retirements).
-    sqlx::query!("LOCK TABLE token_peppers IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *conn)
-        .await?;
-    let live = sqlx::query_as!(
-        Live,
-        "SELECT version, state, grace_until FROM token_peppers
-         WHERE state IN ('current', 'previous') ORDER BY version"
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let max: i32 =
-        sqlx::query_scalar!(r#"SELECT coalesce(max(version), 0) AS "max!" FROM token_peppers"#)
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok((live, max))
-}
 
 async fn insert_current(
     conn: &mut PgConnection,
@@ -76,27 +22,7 @@ async fn insert_current(
     let mut key = Zeroizing::new([0u8; 32]);
     rand::fill(&mut key[..]);
     let (nonce, sealed) = seal(master.expose(), version, &key);
-    sqlx::query!(
-        "INSERT INTO token_peppers (version, nonce, sealed, state, created_by)
-         VALUES ($1, $2, $3, 'current', $4)",
-        version,
-        &nonce[..],
-        sealed,
-        created_by
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn retire(conn: &mut PgConnection, version: i32) -> sqlx::Result<()> {
-    sqlx::query!(
-        "UPDATE token_peppers SET state = 'retired', retired_at = now(), grace_until = NULL
-         WHERE version = $1",
-        version
-    )
-    .execute(conn)
-    .await?;
+    queries::insert_current(conn, version, &nonce[..], &sealed, created_by).await?;
     Ok(())
 }
 
@@ -121,7 +47,7 @@ async fn retire_previous(
     version: i32,
     by: &str,
 ) -> Result<i64, AppError> {
-    retire(change.db(), version).await?;
+    queries::retire(change.db(), version).await?;
     let reason = format!(
         "pepper version {version} retired: the token was not used during the rotation's grace period"
     );
@@ -134,17 +60,12 @@ async fn retire_previous(
 /// Housekeeping: retires a previous version whose grace period has ended. Safe from every
 /// instance at once (the table lock serialises them; the second finds nothing to do).
 pub async fn retire_expired(system: &Actor) -> Result<Option<(i32, i64)>, AppError> {
-    let due = sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM token_peppers
-                          WHERE state = 'previous' AND grace_until <= now()) AS "due!""#
-    )
-    .fetch_one(system.reader())
-    .await?;
+    let due = queries::retirement_due(system.reader()).await?;
     if !due {
         return Ok(None);
     }
     let mut change = system.change().await?;
-    let (live, _) = lock_live(change.db()).await?;
+    let (live, _) = queries::lock_live(change.db()).await?;
     let now = OffsetDateTime::now_utc();
     let Some(expired) = live
         .iter()
@@ -199,7 +120,7 @@ pub async fn rotate_staged(
     let reason = crate::panels::integrations::normalize_reason(reason)?;
     check_confirmation(confirmation, super::CONFIRM_STAGED)?;
     let mut change = actor.change().await?;
-    let (live, max) = lock_live(change.db()).await?;
+    let (live, max) = queries::lock_live(change.db()).await?;
     let now = OffsetDateTime::now_utc();
     let mut retired_previous = None;
     if let Some(previous) = live.iter().find(|l| l.state == "previous") {
@@ -226,13 +147,7 @@ pub async fn rotate_staged(
         .ok_or_else(|| AppError::internal(&"no current pepper to rotate from"))?;
     let to = max + 1;
     let grace_until = now + time::Duration::hours(hours);
-    sqlx::query!(
-        "UPDATE token_peppers SET state = 'previous', grace_until = $2 WHERE version = $1",
-        from,
-        grace_until
-    )
-    .execute(change.db())
-    .await?;
+    queries::set_previous(change.db(), from, grace_until).await?;
     insert_current(change.db(), master, to, &actor.label()).await?;
     let on_previous =
         crate::panels::integrations::queries::active_on_pepper(change.db(), from).await?;
@@ -270,9 +185,9 @@ pub async fn rotate_compromised(
     let reason = crate::panels::integrations::normalize_reason(reason)?;
     check_confirmation(confirmation, super::CONFIRM_COMPROMISE)?;
     let mut change = actor.change().await?;
-    let (live, max) = lock_live(change.db()).await?;
+    let (live, max) = queries::lock_live(change.db()).await?;
     for old in &live {
-        retire(change.db(), old.version).await?;
+        queries::retire(change.db(), old.version).await?;
     }
     let to = max + 1;
     insert_current(change.db(), master, to, &actor.label()).await?;

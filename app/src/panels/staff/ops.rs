@@ -6,12 +6,6 @@ use crate::auth::{password, Actor, Role};
 use crate::error::AppError;
 use uuid::Uuid;
 
-fn unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .and_then(|e| e.code())
-        .is_some_and(|code| code == "23505")
-}
-
 /// Creates a staff member. With `password` `None`, a one-time password is generated and
 /// returned for the admin to hand over.
 pub async fn create(
@@ -34,17 +28,9 @@ pub async fn create(
 
     let mut change = actor.change().await?;
     let created_by = actor.staff().map(|s| s.id);
-    let id =
-        match queries::insert(change.db(), &email, &display_name, role, &hash, created_by).await {
-            Ok(id) => id,
-            Err(err) if unique_violation(&err) => {
-                return Err(AppError::validation(
-                    "email",
-                    "A staff member with this email already exists.",
-                ))
-            }
-            Err(err) => return Err(err.into()),
-        };
+    // A taken email fails on `staff_email_key`, which reads as the email field's message
+    // (crate::error::UNIQUE_MEANINGS).
+    let id = queries::insert(change.db(), &email, &display_name, role, &hash, created_by).await?;
     change
         .commit(
             actor

@@ -1,7 +1,7 @@
 //! Flipping kill switches, removing overrides, and the timed revert. Each is one
 //! transaction with its audit event; the table's trigger notifies every instance.
 
-use super::{parse_expiry_minutes, removes_protection, target};
+use super::{parse_expiry_minutes, queries, removes_protection, target};
 use crate::auth::Actor;
 use crate::controls::SwitchKey;
 use crate::error::AppError;
@@ -68,28 +68,6 @@ async fn tenant_id(
     Ok(Some((tenant.id, tenant.slug)))
 }
 
-struct Stored {
-    value: bool,
-    expires_at: Option<OffsetDateTime>,
-    revert_to: Option<bool>,
-}
-
-async fn lock_row(
-    conn: &mut PgConnection,
-    key: SwitchKey,
-    tenant: Option<Uuid>,
-) -> sqlx::Result<Option<Stored>> {
-    sqlx::query_as!(
-        Stored,
-        "SELECT value, expires_at, revert_to FROM kill_switches
-         WHERE key = $1 AND tenant_id IS NOT DISTINCT FROM $2 FOR UPDATE",
-        key.as_str(),
-        tenant
-    )
-    .fetch_optional(conn)
-    .await
-}
-
 /// Sets a switch globally or for one tenant. Validates everything before changing anything.
 pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppError> {
     let key = parse_key(req.key)?;
@@ -111,10 +89,10 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
     let slug = tenant.as_ref().map(|(_, slug)| slug.as_str());
     // The global row always exists (the migration seeds it); locking it also serialises
     // flips of the same switch's overrides.
-    let global = lock_row(change.db(), key, None).await?;
+    let global = queries::lock_row(change.db(), key, None).await?;
     let stored = match tenant_uuid {
         None => global,
-        Some(id) => lock_row(change.db(), key, Some(id)).await?,
+        Some(id) => queries::lock_row(change.db(), key, Some(id)).await?,
     };
     let current = stored.as_ref().map(|s| s.value);
     if current == Some(value)
@@ -146,22 +124,18 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
         (_, _, r) => r,
     };
     let set_by = actor.label();
-    sqlx::query!(
-        "INSERT INTO kill_switches (key, tenant_id, value, reason, set_by, set_at, expires_at, revert_to)
-         VALUES ($1, $2, $3, $4, $5, now(), $6, $7)
-         ON CONFLICT (key, tenant_id) DO UPDATE
-         SET value = EXCLUDED.value, reason = EXCLUDED.reason, set_by = EXCLUDED.set_by,
-             set_at = EXCLUDED.set_at, expires_at = EXCLUDED.expires_at,
-             revert_to = EXCLUDED.revert_to",
-        key.as_str(),
-        tenant_uuid,
-        value,
-        reason,
-        set_by,
-        expires_at,
-        revert_to
+    queries::upsert(
+        change.db(),
+        &queries::NewValue {
+            key,
+            tenant: tenant_uuid,
+            value,
+            reason: &reason,
+            set_by: &set_by,
+            expires_at,
+            revert_to,
+        },
     )
-    .execute(change.db())
     .await?;
     let event = actor
         .event("switch.flipped")
@@ -205,8 +179,8 @@ pub async fn remove_override(
             "Choose the tenant whose override to remove.",
         ));
     };
-    let global = lock_row(change.db(), key, None).await?;
-    let stored = lock_row(change.db(), key, Some(tenant_uuid)).await?;
+    let global = queries::lock_row(change.db(), key, None).await?;
+    let stored = queries::lock_row(change.db(), key, Some(tenant_uuid)).await?;
     let falls_back_to = global.map(|g| g.value).unwrap_or(key.default_value());
     let loses_protection = stored.as_ref().is_some_and(|o| {
         o.value == key.protective_value() && removes_protection(key, falls_back_to)
@@ -222,13 +196,7 @@ pub async fn remove_override(
             ),
         ));
     }
-    let removed = sqlx::query_scalar!(
-        "DELETE FROM kill_switches WHERE key = $1 AND tenant_id = $2 RETURNING value",
-        key.as_str(),
-        tenant_uuid
-    )
-    .fetch_optional(change.db())
-    .await?;
+    let removed = queries::delete_override(change.db(), key, tenant_uuid).await?;
     let Some(was) = removed else {
         return Err(AppError::Conflict {
             message: format!("{slug} has no override of {}.", key.as_str()),
@@ -248,15 +216,7 @@ pub async fn remove_override(
 /// system. Returns how many were reverted. Rows another instance is reverting are skipped.
 pub async fn revert_expired(system: &Actor) -> Result<usize, AppError> {
     let mut change = system.change().await?;
-    let due = sqlx::query!(
-        r#"SELECT s.key, s.tenant_id, t.slug AS "slug?", s.value, s.revert_to, s.reason,
-                  s.set_by, s.set_at
-           FROM kill_switches s LEFT JOIN tenants t ON t.id = s.tenant_id
-           WHERE s.expires_at <= now()
-           FOR UPDATE OF s SKIP LOCKED"#
-    )
-    .fetch_all(change.db())
-    .await?;
+    let due = queries::lock_due(change.db()).await?;
     if due.is_empty() {
         return Ok(0);
     }
@@ -267,28 +227,12 @@ pub async fn revert_expired(system: &Actor) -> Result<usize, AppError> {
         };
         let to = match (row.tenant_id, row.revert_to) {
             (Some(tenant), None) => {
-                sqlx::query!(
-                    "DELETE FROM kill_switches WHERE key = $1 AND tenant_id = $2",
-                    row.key,
-                    tenant
-                )
-                .execute(change.db())
-                .await?;
+                queries::delete_expired_override(change.db(), &row.key, tenant).await?;
                 None
             }
             (tenant, revert_to) => {
                 let to = revert_to.unwrap_or(key.default_value());
-                sqlx::query!(
-                    "UPDATE kill_switches
-                     SET value = $3, expires_at = NULL, revert_to = NULL, set_by = 'system',
-                         set_at = now(), reason = 'timed revert: ' || left(reason, 480)
-                     WHERE key = $1 AND tenant_id IS NOT DISTINCT FROM $2",
-                    row.key,
-                    tenant,
-                    to
-                )
-                .execute(change.db())
-                .await?;
+                queries::revert(change.db(), &row.key, tenant, to).await?;
                 Some(to)
             }
         };

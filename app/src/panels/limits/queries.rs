@@ -1,0 +1,205 @@
+//! SQL of the rate-limit and block-list panel. Reads take the reader; changes take the
+//! change's connection.
+
+use super::{BlockRow, OverrideRow};
+use crate::auth::Reader;
+use sqlx::{PgConnection, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// The overrides and blocks in force.
+pub async fn in_force(db: &Reader) -> sqlx::Result<(Vec<OverrideRow>, Vec<BlockRow>)> {
+    let overrides = sqlx::query_as!(
+        OverrideRow,
+        r#"SELECT o.id, o.scope,
+                  CASE o.scope WHEN 'ip' THEN o.network::text
+                               WHEN 'client' THEN t.slug || '/' || c.name
+                               ELSE t.slug END AS "subject!",
+                  o.limit_per_minute, o.burst, o.reason, o.expires_at, o.created_by, o.created_at
+           FROM rate_limit_overrides o
+           LEFT JOIN tenants t ON t.id = o.tenant_id
+           LEFT JOIN api_clients c ON c.id = o.client_id
+           WHERE o.expires_at IS NULL OR o.expires_at > now()
+           ORDER BY o.scope, 3"#
+    )
+    .fetch_all(db)
+    .await?;
+    let blocks = blocks(db).await?;
+    Ok((overrides, blocks))
+}
+
+async fn blocks(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<BlockRow>> {
+    sqlx::query_as!(
+        BlockRow,
+        r#"SELECT network::text AS "network!", reason, expires_at, created_by, created_at
+           FROM ip_blocks WHERE expires_at IS NULL OR expires_at > now()
+           ORDER BY network"#
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The id of the tenant's API client named `name`.
+pub async fn client_id(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    name: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM api_clients WHERE tenant_id = $1 AND name = $2",
+        tenant,
+        name
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// An override as stored.
+pub struct StoredOverride {
+    /// Requests per minute.
+    pub limit_per_minute: i32,
+    /// Burst.
+    pub burst: i32,
+    /// Why.
+    pub reason: String,
+    /// When it stops applying.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Locks the override of a subject (expired or not), if there is one.
+pub async fn lock_override(
+    conn: &mut PgConnection,
+    scope: &str,
+    tenant: Option<Uuid>,
+    client: Option<Uuid>,
+    network: Option<&str>,
+) -> sqlx::Result<Option<StoredOverride>> {
+    sqlx::query_as!(
+        StoredOverride,
+        r#"SELECT limit_per_minute, burst, reason, expires_at FROM rate_limit_overrides
+           WHERE scope = $1 AND tenant_id IS NOT DISTINCT FROM $2
+             AND client_id IS NOT DISTINCT FROM $3
+             AND network IS NOT DISTINCT FROM $4::text::cidr
+           FOR UPDATE"#,
+        scope,
+        tenant,
+        client,
+        network
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// What setting an override stores.
+pub struct NewOverride<'a> {
+    /// `tenant`, `client` or `ip`.
+    pub scope: &'a str,
+    /// The tenant (of a tenant or client override).
+    pub tenant: Option<Uuid>,
+    /// The client (of a client override).
+    pub client: Option<Uuid>,
+    /// The network (of an ip override), in CIDR notation.
+    pub network: Option<&'a str>,
+    /// Requests per minute.
+    pub limit_per_minute: i32,
+    /// Burst.
+    pub burst: i32,
+    /// Why.
+    pub reason: &'a str,
+    /// When it stops applying; `None` for never.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Who set it.
+    pub created_by: &'a str,
+}
+
+/// Inserts the override of a subject, or replaces the one it has.
+pub async fn upsert_override(conn: &mut PgConnection, new: &NewOverride<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO rate_limit_overrides
+             (scope, tenant_id, client_id, network, limit_per_minute, burst, reason, expires_at, created_by)
+         VALUES ($1, $2, $3, $4::text::cidr, $5, $6, $7, $8, $9)
+         ON CONFLICT (scope, tenant_id, client_id, network) DO UPDATE
+         SET limit_per_minute = EXCLUDED.limit_per_minute, burst = EXCLUDED.burst,
+             reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at,
+             created_by = EXCLUDED.created_by, created_at = now()",
+        new.scope,
+        new.tenant,
+        new.client,
+        new.network,
+        new.limit_per_minute,
+        new.burst,
+        new.reason,
+        new.expires_at,
+        new.created_by
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An override as it was when removed.
+pub struct RemovedOverride {
+    /// `tenant`, `client` or `ip`.
+    pub scope: String,
+    /// Its tenant, if any.
+    pub tenant_id: Option<Uuid>,
+    /// The network, or the tenant's slug.
+    pub subject: Option<String>,
+    /// Requests per minute.
+    pub limit_per_minute: i32,
+    /// Burst.
+    pub burst: i32,
+}
+
+/// Deletes an override by id; `None` when there is none.
+pub async fn delete_override(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> sqlx::Result<Option<RemovedOverride>> {
+    sqlx::query_as!(
+        RemovedOverride,
+        r#"DELETE FROM rate_limit_overrides o WHERE id = $1
+           RETURNING scope, tenant_id,
+                     coalesce(host(network) || '/' || masklen(network),
+                              (SELECT slug FROM tenants t WHERE t.id = o.tenant_id)) AS subject,
+                     limit_per_minute, burst"#,
+        id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
+/// Blocks `network`, or replaces its block's reason and expiry; returns whether it replaced
+/// a block.
+pub async fn upsert_block(
+    conn: &mut PgConnection,
+    network: &str,
+    reason: &str,
+    expires_at: Option<OffsetDateTime>,
+    by: &str,
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"INSERT INTO ip_blocks (network, reason, expires_at, created_by)
+           VALUES ($1::text::cidr, $2, $3, $4)
+           ON CONFLICT (network) DO UPDATE
+           SET reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at,
+               created_by = EXCLUDED.created_by, created_at = now()
+           RETURNING (xmax <> 0) AS "replaced!""#,
+        network,
+        reason,
+        expires_at,
+        by
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Lifts the block of `network`; returns its reason, `None` when it was not blocked.
+pub async fn delete_block(conn: &mut PgConnection, network: &str) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar!(
+        "DELETE FROM ip_blocks WHERE network = $1::text::cidr RETURNING reason",
+        network
+    )
+    .fetch_optional(conn)
+    .await
+}

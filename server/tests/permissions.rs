@@ -1,0 +1,319 @@
+//! Every server function against the role it needs: the table below names each one's
+//! permission, and the test derives the rest from `Permission::minimum_role`. The role just
+//! below the minimum is refused (403, audited with the permission), the minimum role is not,
+//! and a signed-out caller gets 401. Together these pin the permission exactly: a table
+//! entry naming too low or too high a permission fails one of the two. The table must name
+//! every registered server function, so a new one cannot be added without its row.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
+
+use crate::common;
+use app::audit::api::RecentActivity;
+use app::auth::api::{SignIn, SignOut, Whoami};
+use app::auth::{Permission, Role};
+use app::panels::account::api::ChangePassword;
+use app::panels::agent_ops::api::{
+    CreateClient, GetClient, ListClients, PreviewClientRevoke, RevokeClient, RotateClientKey,
+    SetClientAllowlisted, SetClientStatus,
+};
+use app::panels::audit::api::{
+    AuditEvent, AuditHistogram, AuditOverview, AuditPage, SetAuditRetention,
+};
+use app::panels::integrations::api::{
+    GetToken, IntegrationsContext, ListTokens, MintToken, PreviewRevokeAll, RevokeAllTokens,
+    RevokeToken,
+};
+use app::panels::limits::api::{BlockIp, GetLimits, RemoveRateLimit, SetRateLimit, UnblockIp};
+use app::panels::pepper::api::{
+    PepperVersions, PreviewPepperCompromise, RotatePepper, RotatePepperCompromised,
+};
+use app::panels::staff::api::{
+    ChangeStaffRole, CreateStaff, ListStaff, ResetStaffPassword, SetStaffActive,
+};
+use app::panels::switches::api::{FlipSwitch, ListSwitches, RemoveSwitchOverride};
+use app::tenants::api::{GetTenant, ListTenants};
+use axum::http::StatusCode;
+use leptos::server_fn::ServerFn as _;
+use sqlx::PgPool;
+use std::collections::BTreeSet;
+
+/// Who may call a server function.
+#[derive(Clone, Copy, Debug)]
+enum Needs {
+    /// Anyone, signed in or not (signing in, asking who one is).
+    Anyone,
+    /// A signed-in staff member holding the permission.
+    Staff(Permission),
+}
+
+/// Every server function: its path, who may call it, and a body that decodes (so the call
+/// reaches the authorization check; what it asks for may be refused afterwards, as input).
+fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
+    use Needs::Staff;
+    use Permission::*;
+    let nil = uuid::Uuid::nil();
+    vec![
+        (Whoami::PATH, Needs::Anyone, String::new()),
+        (
+            SignIn::PATH,
+            Needs::Anyone,
+            format!(
+                "email={}&password={}",
+                common::urlencode(sign_in_as),
+                common::urlencode(common::PERSON_PASSWORD)
+            ),
+        ),
+        // Last in its role's run below: it ends the session it is called with.
+        (SignOut::PATH, Staff(OwnAccount), String::new()),
+        (
+            ChangePassword::PATH,
+            Staff(OwnAccount),
+            "current=not%20it&new=a%20new%20one%20long%20enough&confirm=another".into(),
+        ),
+        (RecentActivity::PATH, Staff(ViewConsole), String::new()),
+        (ListTenants::PATH, Staff(ViewConsole), String::new()),
+        (GetTenant::PATH, Staff(ViewConsole), "slug=acme".into()),
+        (ListClients::PATH, Staff(ViewConsole), "tenant=acme".into()),
+        (
+            GetClient::PATH,
+            Staff(ViewConsole),
+            format!("tenant=acme&id={nil}"),
+        ),
+        (
+            CreateClient::PATH,
+            Staff(Operate),
+            "tenant=acme&name=".into(),
+        ),
+        (
+            SetClientStatus::PATH,
+            Staff(Operate),
+            format!("tenant=acme&id={nil}&status=suspended&reason=r"),
+        ),
+        (
+            SetClientAllowlisted::PATH,
+            Staff(Operate),
+            format!("tenant=acme&id={nil}&allowlisted=true&reason=r"),
+        ),
+        (
+            RotateClientKey::PATH,
+            Staff(Operate),
+            format!("tenant=acme&id={nil}&grace_hours=0&reason=r"),
+        ),
+        (
+            PreviewClientRevoke::PATH,
+            Staff(CommandIncident),
+            format!("tenant=acme&id={nil}"),
+        ),
+        (
+            RevokeClient::PATH,
+            Staff(CommandIncident),
+            format!("tenant=acme&id={nil}&reason=r&confirmation=x&expected=0"),
+        ),
+        (AuditOverview::PATH, Staff(ViewConsole), String::new()),
+        (
+            AuditPage::PATH,
+            Staff(ViewConsole),
+            "query[source]=&after=".into(),
+        ),
+        (
+            AuditHistogram::PATH,
+            Staff(ViewConsole),
+            "query[source]=".into(),
+        ),
+        (AuditEvent::PATH, Staff(ViewConsole), "seq=999999".into()),
+        (
+            SetAuditRetention::PATH,
+            Staff(ManageRetention),
+            "tenant=acme&months=2&reason=r".into(),
+        ),
+        (
+            IntegrationsContext::PATH,
+            Staff(ViewConsole),
+            "tenant=acme".into(),
+        ),
+        (ListTokens::PATH, Staff(ViewConsole), "tenant=acme".into()),
+        (
+            GetToken::PATH,
+            Staff(ViewConsole),
+            "tenant=acme&token_id=nosuchtoken".into(),
+        ),
+        (
+            MintToken::PATH,
+            Staff(Operate),
+            "tenant=acme&form[name]=".into(),
+        ),
+        (
+            RevokeToken::PATH,
+            Staff(Operate),
+            "tenant=acme&token_id=nosuchtoken&reason=r".into(),
+        ),
+        (
+            PreviewRevokeAll::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&scope=tenant".into(),
+        ),
+        (
+            RevokeAllTokens::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&scope=tenant&reason=r&confirmation=x&expected=0".into(),
+        ),
+        (GetLimits::PATH, Staff(ViewConsole), String::new()),
+        (SetRateLimit::PATH, Staff(Operate), "form[scope]=".into()),
+        (
+            RemoveRateLimit::PATH,
+            Staff(Operate),
+            format!("id={nil}&reason=r"),
+        ),
+        (BlockIp::PATH, Staff(Operate), "network=&reason=r".into()),
+        (
+            UnblockIp::PATH,
+            Staff(Operate),
+            "network=10.9.9.0%2F24&reason=r".into(),
+        ),
+        (PepperVersions::PATH, Staff(ViewConsole), String::new()),
+        (
+            RotatePepper::PATH,
+            Staff(CommandIncident),
+            "grace_hours=24&reason=r&confirmation=x".into(),
+        ),
+        (
+            PreviewPepperCompromise::PATH,
+            Staff(CommandIncident),
+            String::new(),
+        ),
+        (
+            RotatePepperCompromised::PATH,
+            Staff(CommandIncident),
+            "reason=r&confirmation=x&expected=0".into(),
+        ),
+        (ListStaff::PATH, Staff(ManageStaff), String::new()),
+        (
+            CreateStaff::PATH,
+            Staff(ManageStaff),
+            "email=not-an-email&display_name=&role=viewer".into(),
+        ),
+        (
+            ChangeStaffRole::PATH,
+            Staff(ManageStaff),
+            format!("staff_id={nil}&role=viewer"),
+        ),
+        (
+            SetStaffActive::PATH,
+            Staff(ManageStaff),
+            format!("staff_id={nil}&active=false"),
+        ),
+        (
+            ResetStaffPassword::PATH,
+            Staff(ManageStaff),
+            format!("staff_id={nil}"),
+        ),
+        (ListSwitches::PATH, Staff(ViewConsole), String::new()),
+        (
+            FlipSwitch::PATH,
+            Staff(CommandIncident),
+            "key=noSuchSwitch&value=off&reason=r".into(),
+        ),
+        (
+            RemoveSwitchOverride::PATH,
+            Staff(CommandIncident),
+            "key=agentApiEnabled&tenant=acme&reason=r".into(),
+        ),
+    ]
+}
+
+/// The role just below `role`, if there is one.
+fn below(role: Role) -> Option<Role> {
+    let i = Role::ALL.iter().position(|r| *r == role)?;
+    i.checked_sub(1).map(|i| Role::ALL[i])
+}
+
+#[test]
+fn the_table_names_every_server_function_once() {
+    let registered: BTreeSet<&str> = leptos::server_fn::axum::server_fn_paths()
+        .map(|(path, _)| path)
+        .collect();
+    let rows = table("x@example.com");
+    let named: BTreeSet<&str> = rows.iter().map(|(path, _, _)| *path).collect();
+    assert_eq!(named.len(), rows.len(), "a server function is named twice");
+    let missing: Vec<_> = registered.difference(&named).collect();
+    let unknown: Vec<_> = named.difference(&registered).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "server functions without a row: {missing:?}; rows of no server function: {unknown:?}"
+    );
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn each_server_function_refuses_the_role_just_below_its_minimum(pool: PgPool) {
+    common::tenant(&pool, "acme", "Acme Payments").await;
+    let app = common::app(pool.clone());
+    let mut cookies = std::collections::HashMap::new();
+    for role in Role::ALL {
+        cookies.insert(role, common::person(&pool, &app, role).await.1);
+    }
+    let caller = format!("caller-{}@example.com", uuid::Uuid::new_v4().simple());
+    common::staff(&pool, &caller, Role::Viewer, common::PERSON_PASSWORD).await;
+
+    let mut rows = table(&caller);
+    // Sign-out ends the session it is called with: last, so every other row's callers are
+    // still signed in.
+    rows.sort_by_key(|(path, _, _)| *path == SignOut::PATH);
+    let mut refused = Vec::new();
+    for (path, needs, body) in &rows {
+        // Signed out: only what anyone may call answers as if signed in.
+        let signed_out = common::send(&app, common::post_form(path, None, body)).await;
+        match needs {
+            Needs::Anyone => assert_ne!(
+                signed_out.status,
+                StatusCode::UNAUTHORIZED,
+                "{path} signed out: {}",
+                signed_out.body
+            ),
+            Needs::Staff(_) => assert_eq!(
+                signed_out.status,
+                StatusCode::UNAUTHORIZED,
+                "{path} signed out: {}",
+                signed_out.body
+            ),
+        }
+        let Needs::Staff(permission) = *needs else {
+            continue;
+        };
+        let minimum = permission.minimum_role();
+        if let Some(below) = below(minimum) {
+            let answer = common::call(&app, path, &cookies[&below], body).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::FORBIDDEN,
+                "{path} as {below:?} (needs {permission:?}, {minimum:?} and up): {}",
+                answer.body
+            );
+            assert_eq!(answer.json()["kind"], "forbidden", "{path}");
+            refused.push(permission.as_str());
+        }
+        let answer = common::call(&app, path, &cookies[&minimum], body).await;
+        assert!(
+            ![
+                StatusCode::UNAUTHORIZED,
+                StatusCode::FORBIDDEN,
+                StatusCode::BAD_REQUEST
+            ]
+            .contains(&answer.status),
+            "{path} as {minimum:?}, its minimum role for {permission:?}: {} {}",
+            answer.status,
+            answer.body
+        );
+    }
+    // Each refusal is in the audit log with the permission it lacked.
+    let mut logged: Vec<String> = sqlx::query_scalar(
+        "SELECT details ->> 'permission' FROM audit_events
+         WHERE action = 'authorization.refused' AND code = 'FORBIDDEN' ORDER BY seq",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut expected: Vec<String> = refused.iter().map(|p| (*p).to_owned()).collect();
+    logged.sort();
+    expected.sort();
+    assert_eq!(logged, expected);
+    assert!(expected.len() >= 20, "{} refusals", expected.len());
+}

@@ -4,21 +4,18 @@
 //! Compiled twice: with `ssr` into the server binary (rendering, server functions, SQL) and
 //! with `hydrate` into the WebAssembly that makes the server-rendered pages interactive.
 
-pub mod audit;
 pub mod auth;
 pub mod components;
-pub mod controls;
 pub mod cursor;
 #[cfg(feature = "ssr")]
 pub mod db;
+pub mod domain;
 pub mod error;
-pub mod integrations;
 pub mod panels;
 #[cfg(feature = "ssr")]
 pub mod request;
 pub mod routes;
 pub mod secret;
-pub mod tenants;
 
 pub use routes::{shell, App};
 

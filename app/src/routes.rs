@@ -1,10 +1,8 @@
 //! The document shell, the app root and the route table.
 
 use crate::auth::view::SignInPage;
-use crate::auth::StaffIdentity;
 use crate::components::layout::ConsoleLayout;
 use crate::components::not_found::NotFoundPage;
-use crate::error::AppError;
 use crate::panels::account::view::AccountPasswordPage;
 use crate::panels::agent_ops::view::{AgentOpsPage, ClientDetailPage};
 use crate::panels::audit::view::{AuditEventPage, AuditPage};
@@ -14,7 +12,6 @@ use crate::panels::overview::view::{HomePage, TenantOverviewPage};
 use crate::panels::pepper::view::PepperPage;
 use crate::panels::staff::view::StaffPage;
 use crate::panels::switches::view::SwitchesPage;
-use crate::tenants::Tenant;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, Link, MetaTags, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
@@ -40,15 +37,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
         </html>
     }
 }
-
-/// Who is signed in, as the console layout knows it (see
-/// [`ConsoleLayout`](crate::components::layout::ConsoleLayout)).
-#[derive(Clone, Copy)]
-pub struct StaffResource(pub Resource<Result<Option<StaffIdentity>, AppError>>);
-
-/// The tenants the switcher lists, loaded once the person is signed in.
-#[derive(Clone, Copy)]
-pub struct TenantsResource(pub Resource<Result<Vec<Tenant>, AppError>>);
 
 /// The root component: metadata, shared resources and routes.
 #[component]

@@ -33,8 +33,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // A benchmark fails loudly.
 
 use app::auth::{Actor, Role};
-use app::integrations::pepper::{MasterKey, Pepper, PepperRing};
-use app::integrations::verify::{self, Checked, Verifier};
+use app::domain::gateway::verify::{self, Checked, Verifier};
+use app::domain::tokens::pepper::{MasterKey, Pepper, PepperRing};
 use app::panels::integrations::MintForm;
 use leptos::server_fn::ServerFn as _;
 use server::web::{middleware::SecurityPolicy, router, AppState};
@@ -103,7 +103,7 @@ fn bench_router() {
         verifier.reload_ring().await.unwrap();
         let controls = bench_controls(&pool, false).await;
         if std::env::var("BENCH_ROUTER_SYNC").is_ok() {
-            app::integrations::sync::spawn(verifier.clone(), controls.clone());
+            app::domain::gateway::sync::spawn(verifier.clone(), controls.clone());
         }
         let app = router(AppState {
             leptos_options: leptos::prelude::LeptosOptions::builder()
@@ -162,8 +162,8 @@ fn bench_verify() {
         .unwrap();
     let verifier = Verifier::new(pool, MasterKey::new(KEY));
     let pepper = [7u8; 32];
-    let minted = app::integrations::token::mint();
-    let hash = app::integrations::token::hash(&pepper, minted.secret());
+    let minted = app::domain::tokens::token::mint();
+    let hash = app::domain::tokens::token::hash(&pepper, minted.secret());
     verifier.prime_for_test(
         PepperRing {
             current: Pepper::new(1, pepper),
@@ -205,7 +205,7 @@ fn bench_verify() {
         let started = Instant::now();
         for _ in 0..n {
             std::hint::black_box(
-                app::integrations::token::parse(std::hint::black_box(token)).is_ok(),
+                app::domain::tokens::token::parse(std::hint::black_box(token)).is_ok(),
             );
         }
         n as f64 / started.elapsed().as_secs_f64()
@@ -255,7 +255,7 @@ async fn bench_db() -> PgPool {
         .unwrap();
     tx.commit().await.unwrap();
     let system = Actor::system(pool.clone(), "bench");
-    app::integrations::pepper::create_first_if_none(&system, &KEY)
+    app::domain::tokens::pepper::create_first_if_none(&system, &KEY)
         .await
         .unwrap();
     let actor = Actor::command_line_unchecked(pool.clone(), "bench");
@@ -273,7 +273,7 @@ async fn bench_db() -> PgPool {
 
 async fn mint(pool: &PgPool) -> (String, String) {
     let actor = Actor::command_line_unchecked(pool.clone(), "bench");
-    let tenant = app::tenants::queries::by_slug(pool, "bench")
+    let tenant = app::domain::tenants::queries::by_slug(pool, "bench")
         .await
         .unwrap()
         .unwrap();
@@ -320,9 +320,11 @@ async fn instance(db_url: &str, checks: Checks) -> (SocketAddr, Arc<Verifier>) {
     let controls = match checks {
         Checks::Default => bench_controls(&pool, false).await,
         Checks::Enforced => bench_controls(&pool, true).await,
-        Checks::Off => Arc::new(app::controls::state::Controls::unenforced(pool.clone())),
+        Checks::Off => Arc::new(app::domain::gateway::controls::state::Controls::unenforced(
+            pool.clone(),
+        )),
     };
-    app::integrations::sync::spawn(verifier.clone(), controls.clone());
+    app::domain::gateway::sync::spawn(verifier.clone(), controls.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let state = AppState {
@@ -821,14 +823,14 @@ fn ms(d: Duration) -> f64 {
 async fn bench_controls(
     pool: &sqlx::PgPool,
     limiting: bool,
-) -> Arc<app::controls::state::Controls> {
-    let huge = app::controls::Limit {
-        per_minute: app::controls::MAX_PER_MINUTE,
-        burst: app::controls::MAX_BURST,
+) -> Arc<app::domain::gateway::controls::state::Controls> {
+    let huge = app::domain::gateway::controls::Limit {
+        per_minute: app::domain::gateway::controls::MAX_PER_MINUTE,
+        burst: app::domain::gateway::controls::MAX_BURST,
     };
-    let controls = Arc::new(app::controls::state::Controls::new(
+    let controls = Arc::new(app::domain::gateway::controls::state::Controls::new(
         pool.clone(),
-        app::controls::state::Defaults {
+        app::domain::gateway::controls::state::Defaults {
             owner: huge,
             ip: huge,
         },
@@ -864,7 +866,7 @@ fn bench_switch_read() {
         bench_controls(&pool, true).await
     });
     let tenant = uuid::Uuid::new_v4();
-    let key = app::controls::SwitchKey::AgentApiEnabled;
+    let key = app::domain::gateway::controls::SwitchKey::AgentApiEnabled;
     let started = Instant::now();
     let mut on = 0u32;
     for _ in 0..N {

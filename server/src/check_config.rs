@@ -164,15 +164,15 @@ async fn check_database(config: &Config, patience: Duration, report: &mut Report
             crate::logging::redact(&err.to_string())
         )),
     }
-    match app::integrations::pepper::load(&pool, config.encryption_key.expose()).await {
+    match app::domain::tokens::pepper::load(&pool, config.encryption_key.expose()).await {
         Ok(ring) => report.notes.push(format!(
             "token pepper version {} opens with this ENCRYPTION_KEY",
             ring.current.version
         )),
-        Err(app::integrations::pepper::PepperError::NoCurrent) => report
+        Err(app::domain::tokens::pepper::PepperError::NoCurrent) => report
             .notes
             .push("no token pepper yet: `serve` creates the first one".into()),
-        Err(err @ app::integrations::pepper::PepperError::Undecryptable(_)) => {
+        Err(err @ app::domain::tokens::pepper::PepperError::Undecryptable(_)) => {
             report.problems.push(format!(
                 "ENCRYPTION_KEY: {err}; it is not the key this database was set up with"
             ))

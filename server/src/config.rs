@@ -143,7 +143,7 @@ pub struct RateLimitConfig {
     pub enabled: bool,
     /// `RL_OWNER_PER_MINUTE` (default 6000) and `RL_OWNER_BURST` (default 300).
     /// `RL_IP_PER_MINUTE` (default 12000) and `RL_IP_BURST` (default 600).
-    pub defaults: app::controls::state::Defaults,
+    pub defaults: app::domain::gateway::controls::state::Defaults,
     /// `RL_OVERRIDES_JSON`: overrides applied at start, parsed.
     pub import: Vec<app::panels::limits::ops::ImportEntry>,
 }
@@ -156,7 +156,7 @@ impl RateLimitConfig {
 
     /// Like [`RateLimitConfig::from_env`], with every problem (never an empty list).
     fn from_env_all(env: &impl Env) -> Result<Self, Vec<ConfigError>> {
-        use app::controls::{Limit, MAX_BURST, MAX_PER_MINUTE};
+        use app::domain::gateway::controls::{Limit, MAX_BURST, MAX_PER_MINUTE};
         let mut problems = Vec::new();
         let enabled = match env.get("RL_ENABLED").as_deref() {
             None | Some("true" | "1" | "on") => true,
@@ -169,14 +169,14 @@ impl RateLimitConfig {
                 true
             }
         };
-        let defaults = app::controls::state::Defaults::default();
+        let defaults = app::domain::gateway::controls::state::Defaults::default();
         let mut number = |name: &'static str, default: u32, max: u32| {
             parse_number(env, name, default, 1..=max).unwrap_or_else(|err| {
                 problems.push(err);
                 default
             })
         };
-        let defaults = app::controls::state::Defaults {
+        let defaults = app::domain::gateway::controls::state::Defaults {
             owner: Limit {
                 per_minute: number(
                     "RL_OWNER_PER_MINUTE",
@@ -536,7 +536,7 @@ fn parse_proxies(raw: &str) -> Result<Vec<ipnet::IpNet>, ConfigError> {
             item.parse::<ipnet::IpNet>()
                 .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
                 // Peers are compared in canonical form: `::ffff:10.0.0.5` means 10.0.0.5.
-                .map(app::controls::ratelimit::canonical_net)
+                .map(app::domain::gateway::controls::ratelimit::canonical_net)
                 .map_err(|_| ConfigError::Malformed {
                     name: "TRUSTED_PROXIES",
                     reason: format!("`{item}` is neither an address nor a CIDR range"),

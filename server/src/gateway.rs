@@ -4,15 +4,15 @@
 //! Before the token, the caller's address is checked against the block list and its rate
 //! limit, and a kill switch that is off everywhere refuses at once. Then the token guard
 //! runs parse → checksum → lookup by id → HMAC → status and expiry → owner → scope
-//! ([`app::integrations::verify`]), and after it the tenant's switches, the allowlist
-//! posture and the owner's and tenant's rate limits ([`app::controls::state`]). A refusal
+//! ([`app::domain::gateway::verify`]), and after it the tenant's switches, the allowlist
+//! posture and the owner's and tenant's rate limits ([`app::domain::gateway::controls::state`]). A refusal
 //! answers JSON with a stable code; every decision is recorded in the audit log as
 //! `token.used`, `token.failed_auth` or `agent_api.refused`. The token itself never appears
 //! in a response, a log line or an event.
 
-use app::controls::state::{Controls, Denied};
-use app::integrations::ledger::GatewayEvent;
-use app::integrations::verify::{CallMeta, Verified, Verifier};
+use app::domain::gateway::controls::state::{Controls, Denied};
+use app::domain::gateway::ledger::GatewayEvent;
+use app::domain::gateway::verify::{CallMeta, Verified, Verifier};
 use app::request::{ClientIp, RequestId};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -165,8 +165,8 @@ async fn whoami(State(gateway): State<Gateway>, req: Request) -> Response {
             let token = &verified.token;
             let body = token.whoami.get_or_init(|| {
                 let (kind, id, client) = match token.owner {
-                    app::panels::integrations::Owner::Staff(id) => ("staff", id, None),
-                    app::panels::integrations::Owner::Client(id) => ("client", id, Some(id)),
+                    app::domain::tokens::Owner::Staff(id) => ("staff", id, None),
+                    app::domain::tokens::Owner::Client(id) => ("client", id, Some(id)),
                 };
                 let answer = Whoami {
                     tenant: &token.tenant_slug,

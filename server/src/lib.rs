@@ -5,6 +5,7 @@ pub mod check_config;
 pub mod config;
 pub mod db;
 pub mod gateway;
+pub mod jobs;
 pub mod logging;
 pub mod serve;
 pub mod smoke;

@@ -175,7 +175,7 @@ async fn command_line_actor() -> Result<(sqlx::PgPool, Actor), String> {
 }
 
 async fn service_token_command(command: ServiceTokenCommand) -> Result<String, String> {
-    use app::controls::service_token;
+    use app::domain::gateway::controls::service_token;
     let (pool, actor) = command_line_actor().await?;
     let result = match command {
         ServiceTokenCommand::Create { name } => service_token::mint(&actor, &name)
@@ -191,11 +191,11 @@ async fn service_token_command(command: ServiceTokenCommand) -> Result<String, S
 
 async fn audit_retention() -> Result<String, String> {
     let (pool, actor) = command_line_actor().await?;
-    let result = app::audit::retention::ensure_partitions(&pool)
+    let result = app::domain::audit::retention::ensure_partitions(&pool)
         .await
         .map_err(|e| e.to_string());
     let dropped = match result {
-        Ok(()) => app::audit::retention::apply(&actor)
+        Ok(()) => app::domain::audit::retention::apply(&actor)
             .await
             .map_err(|e| e.to_string()),
         Err(e) => Err(e),
@@ -219,26 +219,26 @@ async fn audit_retention() -> Result<String, String> {
 }
 
 async fn audit_command(command: AuditCommand) -> Result<String, String> {
-    use app::audit::verify;
+    use app::domain::audit::chain;
     let (from, to) = match command {
         AuditCommand::Verify { from, to } => (from, to),
         AuditCommand::Retention => return audit_retention().await,
     };
     let parse = |raw: Option<String>, field| {
-        raw.map(|r| verify::parse_time(&r, field))
+        raw.map(|r| chain::parse_time(&r, field))
             .transpose()
             .map_err(|e| format!("--{field}: {e}"))
     };
     let (from, to) = (parse(from, "from")?, parse(to, "to")?);
     let (pool, actor) = command_line_actor().await?;
-    let (from_seq, to_seq) = verify::range(&pool, from, to)
+    let (from_seq, to_seq) = chain::range(&pool, from, to)
         .await
         .map_err(|e| e.to_string())?;
     let started_at = time::OffsetDateTime::now_utc();
     let clock = std::time::Instant::now();
     eprintln!("staff-console: verifying audit events {from_seq} to {to_seq}");
     let total = to_seq - from_seq + 1;
-    let report = verify::verify(&pool, from_seq, to_seq, |done| {
+    let report = chain::verify(&pool, from_seq, to_seq, |done| {
         eprintln!("  … {done} of about {total} checked");
     })
     .await
@@ -250,7 +250,7 @@ async fn audit_command(command: AuditCommand) -> Result<String, String> {
             report.by_database
         );
     }
-    verify::record(&actor, &report, started_at)
+    chain::record(&actor, &report, started_at)
         .await
         .map_err(|e| e.to_string())?;
     pool.close().await;

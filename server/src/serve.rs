@@ -4,9 +4,9 @@ use crate::config::{Config, Mode};
 use crate::db;
 use crate::web::{self, middleware::SecurityPolicy, AppState};
 use app::auth::api::SignInPolicy;
-use app::controls::state::Controls;
-use app::integrations::pepper::MasterKey;
-use app::integrations::verify::Verifier;
+use app::domain::gateway::controls::state::Controls;
+use app::domain::gateway::verify::Verifier;
+use app::domain::tokens::pepper::MasterKey;
 use axum::Router;
 use leptos::prelude::LeptosOptions;
 use std::future::Future;
@@ -37,7 +37,7 @@ pub enum ServeError {
     Seed(String),
     /// The token peppers could not be created or opened.
     #[error("token peppers: {0}")]
-    Pepper(#[from] app::integrations::pepper::PepperError),
+    Pepper(#[from] app::domain::tokens::pepper::PepperError),
     /// The kill switches, rate limits or blocks could not be read.
     #[error("reading kill switches and rate limits failed: {0}")]
     Controls(#[source] sqlx::Error),
@@ -53,7 +53,7 @@ pub enum ServeError {
 /// use opens with this ENCRYPTION_KEY: a wrong key stops the server here, not at the first
 /// token check.
 async fn load_peppers(pool: &sqlx::PgPool, key: &[u8; 32]) -> Result<(), ServeError> {
-    use app::integrations::pepper;
+    use app::domain::tokens::pepper;
     let system = app::auth::Actor::system(pool.clone(), "first pepper");
     if pepper::create_first_if_none(&system, key).await? {
         tracing::info!("created token pepper version 1");
@@ -103,46 +103,6 @@ async fn bootstrap_first_admin(pool: &sqlx::PgPool, origin: &str) -> Result<(), 
         Err(app::error::AppError::Validation { .. }) => Ok(()),
         Err(other) => Err(ServeError::Bootstrap(other.to_string())),
     }
-}
-
-/// Background upkeep: expired sessions and old per-address sign-in failures are deleted.
-fn spawn_housekeeping(pool: sqlx::PgPool) {
-    use tower_sessions::session_store::ExpiredDeletion as _;
-    let store = tower_sessions_sqlx_store::PostgresStore::new(pool.clone());
-    tokio::spawn(async move {
-        if let Err(err) = store
-            .continuously_delete_expired(Duration::from_secs(60))
-            .await
-        {
-            tracing::error!(error = %err, "expired-session deletion stopped");
-        }
-    });
-    let retention = app::auth::Actor::system(pool.clone(), "audit retention");
-    tokio::spawn(async move {
-        // Partitions ahead and retention drops; the first tick is at once.
-        let mut tick = tokio::time::interval(Duration::from_secs(3600));
-        loop {
-            tick.tick().await;
-            match app::audit::retention::upkeep(&retention).await {
-                Ok(dropped) => {
-                    for d in dropped {
-                        tracing::info!(partition = %d.partition, removed = d.removed, "audit retention dropped a partition");
-                    }
-                }
-                Err(err) => tracing::error!(error = %err, "audit partition upkeep failed"),
-            }
-        }
-    });
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(600));
-        loop {
-            tick.tick().await;
-            // A day is far longer than any throttle window.
-            if let Err(err) = app::auth::queries::prune_ip_failures(&pool, 86_400.0).await {
-                tracing::warn!(error = %err, "pruning sign-in failures failed");
-            }
-        }
-    });
 }
 
 /// Leptos's options for this process: from the `LEPTOS_*` variables cargo-leptos sets, or,
@@ -252,12 +212,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         db::require_current_schema(&pool).await?;
     }
     // Events of this month and the next ones need their partitions before anything writes.
-    app::audit::retention::ensure_partitions(&pool)
+    app::domain::audit::retention::ensure_partitions(&pool)
         .await
         .map_err(|e| ServeError::Bootstrap(format!("audit partitions: {e}")))?;
     if config.mode == Mode::Development {
         let seed = app::auth::Actor::system(pool.clone(), "demo seed");
-        if let Some(tenant) = app::tenants::queries::create_demo_if_empty(&seed)
+        if let Some(tenant) = app::domain::tenants::queries::create_demo_if_empty(&seed)
             .await
             .map_err(|e| ServeError::Seed(e.to_string()))?
         {
@@ -289,11 +249,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     }
     // Fail closed: without its switches and limits the gateway does not start.
     controls.reload().await.map_err(ServeError::Controls)?;
-    app::integrations::sync::spawn(verifier.clone(), controls.clone());
+    app::domain::gateway::sync::spawn(verifier.clone(), controls.clone());
+    crate::jobs::spawn(pool.clone(), verifier.clone(), controls.clone());
     app::auth::password::warm_up()
         .await
         .map_err(|e| ServeError::Bootstrap(e.to_string()))?;
-    spawn_housekeeping(pool.clone());
 
     let state = AppState {
         leptos_options,

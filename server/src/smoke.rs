@@ -50,12 +50,12 @@ pub fn check_token(raw: &str) -> Result<String, SmokeError> {
                 .into(),
         ));
     }
-    match app::integrations::token::parse(token) {
+    match app::domain::tokens::token::parse(token) {
         Ok(_) => Ok(token.to_owned()),
-        Err(app::integrations::token::Malformed::Checksum) => Err(SmokeError::BadToken(
+        Err(app::domain::tokens::token::Malformed::Checksum) => Err(SmokeError::BadToken(
             "the token's checksum does not match: it was mistyped or truncated".into(),
         )),
-        Err(app::integrations::token::Malformed::Shape) => Err(SmokeError::BadToken(
+        Err(app::domain::tokens::token::Malformed::Shape) => Err(SmokeError::BadToken(
             "that is not a personal access token (expected mf_pat_v1.<id>.<secret>)".into(),
         )),
     }
@@ -150,7 +150,7 @@ mod tests {
 
     #[test]
     fn pasted_tokens_are_explained_before_any_call() {
-        let minted = app::integrations::token::mint();
+        let minted = app::domain::tokens::token::mint();
         let token: &str = &minted.plaintext;
         assert_eq!(check_token(&format!("  {token}\n")), Ok(token.to_owned()));
         let wrapped = format!("{} {}", &token[..20], &token[20..]);
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn only_http_urls_are_called() {
-        let minted = app::integrations::token::mint();
+        let minted = app::domain::tokens::token::mint();
         let err = run("ftp://example.com", &minted.plaintext).unwrap_err();
         assert!(matches!(err, SmokeError::BadUrl(_)), "{err:?}");
     }

@@ -7,11 +7,11 @@
 //! global values) instead of the whole table.
 //!
 //! A well-formed token costs a database lookup, so each caller address may look up only a
-//! few tokens this instance has not seen valid ([`app::controls::anonymous`]); past that,
+//! few tokens this instance has not seen valid ([`app::domain::gateway::controls::anonymous`]); past that,
 //! 429 `RATE_LIMITED` with `Retry-After`, without touching the database.
 
-use app::controls::state::{etag, Controls, SwitchState};
-use app::controls::SwitchKey;
+use app::domain::gateway::controls::state::{etag, Controls, SwitchState};
+use app::domain::gateway::controls::SwitchKey;
 use app::request::ClientIp;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -67,7 +67,7 @@ async fn authorize(
         .map(str::trim)
         .unwrap_or_default();
     let guard = &controls.anonymous().service_tokens;
-    if app::controls::service_token::needs_lookup(raw) {
+    if app::domain::gateway::controls::service_token::needs_lookup(raw) {
         if let Err(retry_after) = guard.admit(ip, raw.as_bytes()) {
             let mut res = error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -79,7 +79,7 @@ async fn authorize(
             return Err(res);
         }
     }
-    match app::controls::service_token::verify(controls.pool(), raw).await {
+    match app::domain::gateway::controls::service_token::verify(controls.pool(), raw).await {
         Ok(Some(name)) => {
             guard.proved(raw.as_bytes());
             Ok(name)
@@ -103,11 +103,11 @@ async fn authorize(
 async fn find_tenant(
     controls: &Controls,
     slug: Option<&str>,
-) -> Result<Option<app::tenants::Tenant>, Response> {
+) -> Result<Option<app::domain::tenants::Tenant>, Response> {
     let Some(slug) = slug else {
         return Ok(None);
     };
-    match app::tenants::queries::find(controls.pool(), slug).await {
+    match app::domain::tenants::queries::find(controls.pool(), slug).await {
         Ok(tenant) => Ok(Some(tenant)),
         Err(app::error::AppError::NotFound { .. } | app::error::AppError::Validation { .. }) => {
             Err(error(
@@ -121,7 +121,10 @@ async fn find_tenant(
 }
 
 /// The body and entity tag for `tenant` (its values in force) or the whole table.
-fn body_for(state: &SwitchState, tenant: Option<&app::tenants::Tenant>) -> (Arc<str>, Arc<str>) {
+fn body_for(
+    state: &SwitchState,
+    tenant: Option<&app::domain::tenants::Tenant>,
+) -> (Arc<str>, Arc<str>) {
     let Some(tenant) = tenant else {
         return (state.document.clone(), state.etag.clone());
     };

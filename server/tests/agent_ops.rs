@@ -6,8 +6,8 @@
 use crate::common;
 
 use app::auth::Role;
-use app::controls::state::Controls;
-use app::integrations::verify::Verifier;
+use app::domain::gateway::controls::state::Controls;
+use app::domain::gateway::verify::Verifier;
 use app::panels::agent_ops::api::{
     CreateClient, GetClient, PreviewClientRevoke, RevokeClient, RotateClientKey,
     SetClientAllowlisted, SetClientStatus,
@@ -37,7 +37,7 @@ async fn world(pool: PgPool) -> World {
     tenant(&pool, "acme", "Acme Agents").await;
     tenant(&pool, "globex", "Globex").await;
     let system = app::auth::Actor::system(pool.clone(), "test");
-    app::integrations::pepper::create_first_if_none(&system, &common::MASTER_KEY)
+    app::domain::tokens::pepper::create_first_if_none(&system, &common::MASTER_KEY)
         .await
         .unwrap();
     let (app, verifier, controls) = common::app_parts(pool.clone(), false);
@@ -316,12 +316,12 @@ async fn a_timed_flip_reverts_by_itself_as_the_system(pool: PgPool) {
         .execute(&mut common::fixture(&w.pool).await)
         .await
         .unwrap();
-    let timers = tokio::spawn(app::controls::sync::timers(w.controls.clone()));
+    let timers = tokio::spawn(server::jobs::timers(w.controls.clone()));
     let start = Instant::now();
     while w
         .controls
         .switches()
-        .global(app::controls::SwitchKey::TurnstileDisabled)
+        .global(app::domain::gateway::controls::SwitchKey::TurnstileDisabled)
     {
         assert!(start.elapsed() < Duration::from_secs(5), "no revert");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -351,7 +351,7 @@ async fn a_flip_on_one_instance_is_enforced_by_another_within_a_second(pool: PgP
     let token = client_token(&w, &client, &["agent:read"]).await;
     // The second instance: its own verifier and controls, listening.
     let (other, other_verifier, other_controls) = common::app_parts(w.pool.clone(), false);
-    let listener = tokio::spawn(app::integrations::sync::listen(
+    let listener = tokio::spawn(app::domain::gateway::sync::listen(
         other_verifier.clone(),
         other_controls,
     ));
@@ -903,7 +903,7 @@ async fn switches_get(app: &Router, path: &str, token: &str, etag: Option<&str>)
 async fn services_read_switches_with_etags_and_a_push_stream(pool: PgPool) {
     let w = world(pool).await;
     let cli = app::auth::Actor::command_line_unchecked(w.pool.clone(), "test");
-    let token = app::controls::service_token::mint(&cli, "payments-service")
+    let token = app::domain::gateway::controls::service_token::mint(&cli, "payments-service")
         .await
         .unwrap();
     let token = token.expose();
@@ -1008,7 +1008,7 @@ async fn services_read_switches_with_etags_and_a_push_stream(pool: PgPool) {
         "{event}"
     );
 
-    app::controls::service_token::revoke(&cli, "payments-service")
+    app::domain::gateway::controls::service_token::revoke(&cli, "payments-service")
         .await
         .unwrap();
     // The open stream ends at its next event: a revoked token hears nothing more.

@@ -1,8 +1,8 @@
 //! The audit log's guarantees, checked in PostgreSQL itself.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
-use app::audit::{NewEvent, Source};
 use app::auth::Actor;
+use app::domain::audit::{NewEvent, Source};
 use sqlx::PgPool;
 
 fn event(n: usize) -> NewEvent {

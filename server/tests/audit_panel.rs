@@ -5,8 +5,8 @@
 
 use crate::common;
 
-use app::audit::{NewEvent, Outcome, Source};
 use app::auth::Role;
+use app::domain::audit::{NewEvent, Outcome, Source};
 use app::panels::audit::api::{AuditEvent, AuditHistogram, AuditPage};
 use axum::http::StatusCode;
 use axum::Router;

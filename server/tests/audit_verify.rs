@@ -4,8 +4,8 @@
 
 use crate::common;
 
-use app::audit::verify::{self, Problem};
-use app::audit::{NewEvent, Source};
+use app::domain::audit::chain::{self, Problem};
+use app::domain::audit::{NewEvent, Source};
 use sqlx::PgPool;
 
 async fn seed(pool: &PgPool, n: usize) {
@@ -34,16 +34,16 @@ async fn tamper(pool: &PgPool, statement: &str) {
         .unwrap();
 }
 
-async fn verify_all(pool: &PgPool) -> verify::Report {
-    let (from, to) = verify::range(pool, None, None).await.unwrap();
-    verify::verify(pool, from, to, |_| {}).await.unwrap()
+async fn verify_all(pool: &PgPool) -> chain::Report {
+    let (from, to) = chain::range(pool, None, None).await.unwrap();
+    chain::verify(pool, from, to, |_| {}).await.unwrap()
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn an_intact_chain_verifies_and_the_run_is_recorded(pool: PgPool) {
     seed(&pool, 25_000).await;
     let mut seen = Vec::new();
-    let report = verify::verify(&pool, 1, 25_000, |done| seen.push(done))
+    let report = chain::verify(&pool, 1, 25_000, |done| seen.push(done))
         .await
         .unwrap();
     assert_eq!(report.broken, None);
@@ -51,7 +51,7 @@ async fn an_intact_chain_verifies_and_the_run_is_recorded(pool: PgPool) {
     // Progress rises to the total.
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
     assert_eq!(seen.last(), Some(&25_000));
-    verify::record(
+    chain::record(
         &app::auth::Actor::command_line_unchecked(pool.clone(), "test"),
         &report,
         time::OffsetDateTime::now_utc(),
@@ -89,7 +89,7 @@ async fn an_edited_row_is_named(pool: PgPool) {
         verify_all(&pool).await.broken,
         Some((13, Problem::Relinked))
     );
-    verify::record(
+    chain::record(
         &app::auth::Actor::command_line_unchecked(pool.clone(), "test"),
         &verify_all(&pool).await,
         time::OffsetDateTime::now_utc(),
@@ -117,7 +117,7 @@ async fn removed_rows_are_found_in_the_middle_and_at_the_end(pool: PgPool) {
     );
     // Events removed from the end: the head still names the last one written.
     tamper(&pool, "DELETE FROM audit_events WHERE seq > 45").await;
-    let report = verify::verify(&pool, 23, 50, |_| {}).await.unwrap();
+    let report = chain::verify(&pool, 23, 50, |_| {}).await.unwrap();
     assert_eq!(report.broken, Some((46, Problem::Missing { after: 45 })));
 }
 
@@ -130,16 +130,14 @@ async fn a_stretch_verifies_from_its_anchor_and_bad_ranges_are_refused(pool: PgP
     )
     .await;
     // A stretch after the edit holds on its own (its anchor is the stored hash before it).
-    let report = verify::verify(&pool, 10, 30, |_| {}).await.unwrap();
+    let report = chain::verify(&pool, 10, 30, |_| {}).await.unwrap();
     assert_eq!((report.checked, report.broken), (21, None));
-    let from = verify::parse_time("2030-01-02", "from").unwrap();
-    let to = verify::parse_time("2030-01-01", "to").unwrap();
-    let err = verify::range(&pool, Some(from), Some(to))
-        .await
-        .unwrap_err();
+    let from = chain::parse_time("2030-01-02", "from").unwrap();
+    let to = chain::parse_time("2030-01-01", "to").unwrap();
+    let err = chain::range(&pool, Some(from), Some(to)).await.unwrap_err();
     assert!(err.to_string().contains("after"), "{err}");
-    let before_any = verify::parse_time("2000-01-01", "to").unwrap();
-    let err = verify::range(&pool, None, Some(before_any))
+    let before_any = chain::parse_time("2000-01-01", "to").unwrap();
+    let err = chain::range(&pool, None, Some(before_any))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("No events"), "{err}");
@@ -150,7 +148,7 @@ async fn a_chain_cut_back_and_re_headed_below_a_verified_event_is_found(pool: Pg
     seed(&pool, 40).await;
     let report = verify_all(&pool).await;
     assert_eq!(report.broken, None);
-    verify::record(
+    chain::record(
         &app::auth::Actor::command_line_unchecked(pool.clone(), "test"),
         &report,
         time::OffsetDateTime::now_utc(),
@@ -258,7 +256,7 @@ async fn the_fast_canonical_text_is_the_databases_byte_for_byte(pool: PgPool) {
     }
     common::record_events(&pool, &events).await;
     assert_eq!(
-        verify::fast_path_differences(&pool, 0, 100).await.unwrap(),
+        chain::fast_path_differences(&pool, 0, 100).await.unwrap(),
         Vec::<i64>::new()
     );
     assert_eq!(verify_all(&pool).await.broken, None);
@@ -315,10 +313,10 @@ async fn retention_drops_whole_partitions_and_the_chain_still_verifies(pool: PgP
     backdate(&pool, 3).await;
     assert_eq!(verify_all(&pool).await.broken, None);
 
-    let due = app::audit::retention::due(&pool).await.unwrap();
+    let due = app::domain::audit::retention::due(&pool).await.unwrap();
     assert!(due.iter().any(|(p, _)| p.ends_with("_r1")), "{due:?}");
     assert!(!due.iter().any(|(p, _)| p.ends_with("_r84")), "{due:?}");
-    let dropped = app::audit::retention::apply(&app::auth::Actor::command_line_unchecked(
+    let dropped = app::domain::audit::retention::apply(&app::auth::Actor::command_line_unchecked(
         pool.clone(),
         "test",
     ))
@@ -404,7 +402,7 @@ async fn a_copied_event_is_named_as_a_duplicate(pool: PgPool) {
         Some((20, Problem::Duplicate))
     );
     // At a stretch's anchor too: the stretch after it starts on event 20.
-    let report = verify::verify(&pool, 21, 30, |_| {}).await.unwrap();
+    let report = chain::verify(&pool, 21, 30, |_| {}).await.unwrap();
     assert_eq!(report.broken, Some((20, Problem::Duplicate)));
 }
 
@@ -463,10 +461,10 @@ async fn the_verifier_records_its_runs_as_the_app_role_and_only_true_claims(pool
         .unwrap();
     assert_eq!(role, "staff_console_app");
     // The verifier's own path records, through the definer function.
-    let (from, to) = verify::range(&app_pool, None, None).await.unwrap();
-    let report = verify::verify(&app_pool, from, to, |_| {}).await.unwrap();
+    let (from, to) = chain::range(&app_pool, None, None).await.unwrap();
+    let report = chain::verify(&app_pool, from, to, |_| {}).await.unwrap();
     assert_eq!(report.broken, None);
-    verify::record(
+    chain::record(
         &app::auth::Actor::command_line_unchecked(app_pool.clone(), "test"),
         &report,
         time::OffsetDateTime::now_utc(),
@@ -483,7 +481,7 @@ async fn the_verifier_records_its_runs_as_the_app_role_and_only_true_claims(pool
     let mut broken = report.clone();
     broken.broken = Some((7, Problem::Edited));
     broken.last_hash = None;
-    verify::record(
+    chain::record(
         &app::auth::Actor::command_line_unchecked(app_pool.clone(), "test"),
         &broken,
         time::OffsetDateTime::now_utc(),
@@ -494,7 +492,7 @@ async fn the_verifier_records_its_runs_as_the_app_role_and_only_true_claims(pool
     // event's, or one past the chain head.
     let mut forged = report.clone();
     forged.last_hash = Some(vec![0; 32]);
-    let err = verify::record(
+    let err = chain::record(
         &app::auth::Actor::command_line_unchecked(app_pool.clone(), "x"),
         &forged,
         time::OffsetDateTime::now_utc(),
@@ -504,7 +502,7 @@ async fn the_verifier_records_its_runs_as_the_app_role_and_only_true_claims(pool
     assert!(err.to_string().contains("does not have the hash"), "{err}");
     let mut ahead = report.clone();
     ahead.to_seq = 1_000_000;
-    let err = verify::record(
+    let err = chain::record(
         &app::auth::Actor::command_line_unchecked(app_pool.clone(), "x"),
         &ahead,
         time::OffsetDateTime::now_utc(),

@@ -6,10 +6,10 @@ use crate::common;
 use app::auth::api::{SignInPolicy, SignOut, Whoami};
 use app::auth::Role;
 use app::panels::account::api::ChangePassword;
+use app::panels::overview::api::ListTenants;
 use app::panels::staff::api::{
     ChangeStaffRole, CreateStaff, ListStaff, ResetStaffPassword, SetStaffActive,
 };
-use app::tenants::api::ListTenants;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;

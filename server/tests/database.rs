@@ -3,19 +3,19 @@
 
 use crate::common;
 
-use app::audit::NewEvent;
 use app::auth::Actor;
+use app::domain::audit::NewEvent;
 use server::db;
 use sqlx::{Connection as _, PgPool};
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn the_demo_tenant_is_created_once_on_an_empty_database_and_audited(pool: PgPool) {
     let seed = Actor::system(pool.clone(), "demo seed");
-    let first = app::tenants::queries::create_demo_if_empty(&seed)
+    let first = app::domain::tenants::queries::create_demo_if_empty(&seed)
         .await
         .expect("query");
     assert_eq!(first.map(|t| t.slug), Some("demo".to_owned()));
-    let second = app::tenants::queries::create_demo_if_empty(&seed)
+    let second = app::domain::tenants::queries::create_demo_if_empty(&seed)
         .await
         .expect("query");
     assert_eq!(second, None);
@@ -43,9 +43,10 @@ async fn the_demo_tenant_is_created_once_on_an_empty_database_and_audited(pool: 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn no_demo_tenant_when_tenants_exist(pool: PgPool) {
     common::tenant(&pool, "acme", "Acme").await;
-    let created = app::tenants::queries::create_demo_if_empty(&Actor::system(pool, "demo seed"))
-        .await
-        .expect("query");
+    let created =
+        app::domain::tenants::queries::create_demo_if_empty(&Actor::system(pool, "demo seed"))
+            .await
+            .expect("query");
     assert_eq!(created, None);
 }
 
@@ -282,4 +283,72 @@ async fn a_unique_violation_is_answered_as_what_it_means(pool: PgPool) {
         app::error::AppError::from(other),
         app::error::AppError::Internal { .. }
     ));
+}
+
+/// Tables the application may write without an audit event, and why.
+const UNAUDITED_BY_DESIGN: &[(&str, &str)] = &[
+    ("audit_events", "the audit log itself"),
+    (
+        "audit_verifications",
+        "the chain walk's record of itself (an audited command)",
+    ),
+    (
+        "sign_in_failures",
+        "counters of failed sign-ins; each failure is audited as an attempt",
+    ),
+    (
+        "session",
+        "tower-sessions' store: a sign-in is audited, its session row is not state",
+    ),
+];
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn every_table_the_application_may_write_is_audited_or_unaudited_by_design(pool: PgPool) {
+    // A table added later with write rights for the application must choose: audited
+    // (the obligation triggers) or named above with its reason.
+    let writable: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT table_name::text FROM information_schema.role_table_grants
+         WHERE grantee = 'staff_console_app'
+           AND privilege_type IN ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')
+         ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(writable.len() >= 10, "{writable:?}");
+    for table in &writable {
+        if UNAUDITED_BY_DESIGN.iter().any(|(t, _)| t == table) {
+            continue;
+        }
+        let triggers: Vec<String> = sqlx::query_scalar(
+            "SELECT t.tgname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+             WHERE c.relname = $1 AND t.tgname LIKE '%\\_audit\\_%' ORDER BY 1",
+        )
+        .bind(table)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let expected: Vec<String> = ["delete", "insert", "truncate", "update"]
+            .iter()
+            .map(|kind| format!("{table}_audit_{kind}"))
+            .collect();
+        assert_eq!(
+            triggers, expected,
+            "{table}: the application may write it, but it is not audited"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn truncating_an_audited_table_without_an_event_is_refused(pool: PgPool) {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("TRUNCATE ip_blocks")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = tx.commit().await.expect_err("refused at commit");
+    assert!(
+        err.to_string().contains("unaudited change: ip_blocks"),
+        "{err}"
+    );
 }

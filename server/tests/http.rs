@@ -266,7 +266,7 @@ async fn server_functions_answer_post_and_refuse_get(pool: PgPool) {
     tenant(&pool, "acme", "Acme Payments").await;
     let router = app(pool.clone());
     let cookie = admin_cookie(&pool, &router).await;
-    let path = app::tenants::api::ListTenants::PATH;
+    let path = app::panels::overview::api::ListTenants::PATH;
 
     let res = call(&router, path, &cookie, "").await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.body);
@@ -282,7 +282,7 @@ async fn server_function_errors_carry_their_status_and_no_internal_detail(pool: 
     let cookie = admin_cookie(&pool, &router).await;
     let res = call(
         &router,
-        app::tenants::api::GetTenant::PATH,
+        app::panels::overview::api::GetTenant::PATH,
         &cookie,
         "slug=Bad%20Slug",
     )
@@ -299,7 +299,7 @@ async fn database_failures_reach_the_browser_as_a_reference_only() {
     let res = send(
         &router,
         post_form(
-            app::tenants::api::ListTenants::PATH,
+            app::panels::overview::api::ListTenants::PATH,
             Some(&some_session()),
             "",
         ),
@@ -352,7 +352,7 @@ async fn a_token_pasted_into_the_id_filter_is_redirected_out_of_the_url(pool: Pg
     tenant(&pool, "acme", "Acme").await;
     let router = app(pool.clone());
     let cookie = admin_cookie(&pool, &router).await;
-    let minted = app::integrations::token::mint();
+    let minted = app::domain::tokens::token::mint();
     let token = minted.plaintext.to_string();
     let secret = token.rsplit('.').next().unwrap().to_owned();
     let captured = Captured::default();
@@ -436,7 +436,7 @@ async fn random_service_tokens_cannot_load_the_database(pool: PgPool) {
     let (router, _, controls) = common::app_parts(pool.clone(), false);
     controls.reload().await.unwrap();
     let cli = app::auth::Actor::command_line_unchecked(pool.clone(), "test");
-    let good = app::controls::service_token::mint(&cli, "payments-service")
+    let good = app::domain::gateway::controls::service_token::mint(&cli, "payments-service")
         .await
         .unwrap();
     let switches = |token: &str, peer: [u8; 4]| {
@@ -474,7 +474,7 @@ async fn random_service_tokens_cannot_load_the_database(pool: PgPool) {
     let used = common::count(&acquired) - before;
     // The address's burst, less the one lookup the real token's first use took, and what
     // the budget refilled while the flood ran.
-    let limit = app::controls::anonymous::SERVICE_TOKEN_LOOKUPS;
+    let limit = app::domain::gateway::controls::anonymous::SERVICE_TOKEN_LOOKUPS;
     let budget = limit.burst as usize - 1;
     let refilled = common::refilled_since(limit, first_lookup);
     assert!(

@@ -5,7 +5,7 @@
 use crate::common;
 
 use app::auth::Role;
-use app::integrations::verify::Verifier;
+use app::domain::gateway::verify::Verifier;
 use app::panels::integrations::api::{
     GetToken, ListTokens, MintToken, PreviewRevokeAll, RevokeAllTokens, RevokeToken,
 };
@@ -29,7 +29,7 @@ struct World {
 async fn world(pool: PgPool) -> World {
     tenant(&pool, "acme", "Acme Agents").await;
     let system = app::auth::Actor::system(pool.clone(), "test");
-    app::integrations::pepper::create_first_if_none(&system, &common::MASTER_KEY)
+    app::domain::tokens::pepper::create_first_if_none(&system, &common::MASTER_KEY)
         .await
         .unwrap();
     let (app, verifier) = app_and_verifier(pool.clone(), false);
@@ -173,7 +173,7 @@ async fn every_refusal_has_its_code_and_an_audit_event(pool: PgPool) {
     );
 
     // Well-formed but unknown: a token minted elsewhere.
-    let stranger = app::integrations::token::mint();
+    let stranger = app::domain::tokens::token::mint();
     let missing = whoami(&w, &stranger.plaintext).await;
     assert_eq!(code(&missing), "PAT_TOKEN_NOT_FOUND");
 
@@ -192,7 +192,7 @@ async fn every_refusal_has_its_code_and_an_audit_event(pool: PgPool) {
     assert_eq!(code(&pay), "INSUFFICIENT_SCOPE");
 
     // Hashed under another pepper (as if the pepper were swapped under it).
-    let other = app::integrations::token::hash(&[7u8; 32], &[1u8; 32]);
+    let other = app::domain::tokens::token::hash(&[7u8; 32], &[1u8; 32]);
     sqlx::query("UPDATE personal_access_tokens SET secret_hash = $2 WHERE id = $1")
         .bind(&id)
         .bind(&other[..])
@@ -553,7 +553,7 @@ async fn a_revoke_on_one_instance_is_enforced_by_another_through_notify(pool: Pg
     let (id, token) = mint(&w, &["agent:read"]).await;
     // A second instance: its own verifier and cache, listening for changes.
     let (other, other_verifier, other_controls) = common::app_parts(w.pool.clone(), false);
-    let listener = tokio::spawn(app::integrations::sync::listen(
+    let listener = tokio::spawn(app::domain::gateway::sync::listen(
         other_verifier.clone(),
         other_controls,
     ));
@@ -606,7 +606,7 @@ async fn revalidation_catches_a_change_whose_notification_was_missed(pool: PgPoo
         StatusCode::OK,
         "still cached"
     );
-    let dropped = app::integrations::sync::revalidate(&w.verifier)
+    let dropped = app::domain::gateway::sync::revalidate(&w.verifier)
         .await
         .unwrap();
     assert_eq!(dropped, 1);
@@ -864,7 +864,7 @@ async fn within_a_second(mut check: impl AsyncFnMut() -> bool, what: &str) {
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn tokens_of_a_disabled_owner_or_suspended_client_are_refused(pool: PgPool) {
     let w = world(pool).await;
-    let listener = tokio::spawn(app::integrations::sync::listen(
+    let listener = tokio::spawn(app::domain::gateway::sync::listen(
         w.verifier.clone(),
         common::controls(w.pool.clone()),
     ));
@@ -1063,7 +1063,7 @@ async fn a_demoted_owners_tokens_are_refused_from_the_next_call(pool: PgPool) {
 
     // A role change made elsewhere (here the command line, with no cache of its own)
     // reaches this instance through the notification.
-    let listener = tokio::spawn(app::integrations::sync::listen(
+    let listener = tokio::spawn(app::domain::gateway::sync::listen(
         w.verifier.clone(),
         common::controls(w.pool.clone()),
     ));
@@ -1112,7 +1112,7 @@ async fn a_demoted_owners_tokens_are_refused_from_the_next_call(pool: PgPool) {
         "cached until revalidated"
     );
     assert_eq!(
-        app::integrations::sync::revalidate(&w.verifier)
+        app::domain::gateway::sync::revalidate(&w.verifier)
             .await
             .unwrap(),
         1

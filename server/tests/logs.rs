@@ -81,7 +81,7 @@ async fn internal_errors_are_logged_with_their_reference_and_request_id() {
 /// Every type that holds a secret, built around known secrets, with the texts that must
 /// never appear in a log line.
 fn secret_holders() -> (Vec<(&'static str, String)>, Vec<String>) {
-    use app::integrations::{pepper, token};
+    use app::domain::tokens::{pepper, token};
     use app::secret::SecretString;
     let minted = token::mint();
     let pat = minted.plaintext.to_string();

@@ -7,7 +7,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
 use crate::common;
-use app::audit::api::RecentActivity;
 use app::auth::api::{SignIn, SignOut, Whoami};
 use app::auth::{Permission, Role};
 use app::panels::account::api::ChangePassword;
@@ -23,6 +22,8 @@ use app::panels::integrations::api::{
     RevokeToken,
 };
 use app::panels::limits::api::{BlockIp, GetLimits, RemoveRateLimit, SetRateLimit, UnblockIp};
+use app::panels::overview::api::RecentActivity;
+use app::panels::overview::api::{GetTenant, ListTenants};
 use app::panels::pepper::api::{
     PepperVersions, PreviewPepperCompromise, RotatePepper, RotatePepperCompromised,
 };
@@ -30,7 +31,6 @@ use app::panels::staff::api::{
     ChangeStaffRole, CreateStaff, ListStaff, ResetStaffPassword, SetStaffActive,
 };
 use app::panels::switches::api::{FlipSwitch, ListSwitches, RemoveSwitchOverride};
-use app::tenants::api::{GetTenant, ListTenants};
 use axum::http::StatusCode;
 use leptos::server_fn::ServerFn as _;
 use sqlx::PgPool;

@@ -2,7 +2,7 @@
 //! wrong key.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
-use app::integrations::pepper::{self, PepperError};
+use app::domain::tokens::pepper::{self, PepperError};
 use sqlx::PgPool;
 
 const KEY: [u8; 32] = [0x5a; 32];

@@ -50,8 +50,8 @@ pub async fn sign_in(
     next: Option<String>,
 ) -> Result<(), AppError> {
     use super::{password, queries, request_meta, session};
-    use crate::audit::{NewEvent, Source};
     use crate::auth::Actor;
+    use crate::domain::audit::{NewEvent, Source};
     use time::OffsetDateTime;
 
     let email = email.trim().to_lowercase();
@@ -198,7 +198,7 @@ pub async fn sign_in(
 /// whole /64, could rotate addresses and never reach the limit.
 #[cfg(feature = "ssr")]
 pub fn throttle_subject(ip: std::net::IpAddr) -> String {
-    match crate::controls::ratelimit::per_host(ip) {
+    match crate::domain::gateway::controls::ratelimit::per_host(ip) {
         std::net::IpAddr::V6(network) => format!("{network}/64"),
         v4 => v4.to_string(),
     }

@@ -1,10 +1,10 @@
 //! `require(permission)`: the first line of every server function, and the handle it returns.
 
 use super::{queries, session, Permission, StaffIdentity};
-use crate::audit::{NewEvent, Source};
-use crate::controls::state::Controls;
+use crate::domain::audit::{NewEvent, Source};
+use crate::domain::gateway::controls::state::Controls;
+use crate::domain::gateway::verify::Verifier;
 use crate::error::AppError;
-use crate::integrations::verify::Verifier;
 use futures_util::{future::BoxFuture, stream::BoxStream};
 use leptos::prelude::use_context;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
@@ -484,7 +484,7 @@ impl Recorded {
 /// computed by the database's insert trigger, under a lock on the chain head that is held
 /// until the transaction ends: events are recorded last, just before the commit.
 mod write {
-    use crate::audit::NewEvent;
+    use crate::domain::audit::NewEvent;
     use sqlx::PgConnection;
 
     pub(super) async fn one(conn: &mut PgConnection, event: &NewEvent) -> sqlx::Result<i64> {

@@ -76,7 +76,7 @@ pub fn UserMenu(staff: StaffIdentity) -> impl IntoView {
 pub fn allowed(permission: super::Permission) -> Signal<bool> {
     // Outside the console layout (or on a view outliving its page) there is nobody to ask:
     // offer nothing rather than panic.
-    let staff = use_context::<crate::routes::StaffResource>().map(|s| s.0);
+    let staff = use_context::<crate::components::context::StaffResource>().map(|s| s.0);
     Signal::derive(move || {
         staff
             .and_then(|staff| staff.try_get().flatten())

@@ -3,11 +3,11 @@
 use crate::auth::api::whoami;
 use crate::auth::view::UserMenu;
 use crate::auth::{Permission, StaffIdentity};
+use crate::components::context::{StaffResource, TenantsResource};
 use crate::components::feedback::ErrorNotice;
 use crate::components::loaded::loaded;
 use crate::components::tenant_switcher::TenantSwitcher;
-use crate::routes::{StaffResource, TenantsResource};
-use crate::tenants::api::list_tenants;
+use crate::panels::overview::api::list_tenants;
 use leptos::prelude::*;
 use leptos_router::components::{Outlet, Redirect};
 use leptos_router::hooks::use_location;

@@ -1,5 +1,6 @@
 //! Shared UI pieces used by every panel.
 
+pub mod context;
 pub mod feedback;
 pub mod layout;
 pub mod loaded;

@@ -4,9 +4,9 @@
 //! WebAssembly loads and by keyboard alone; once hydrated, the filter box narrows the list
 //! as you type and Escape closes it.
 
+use crate::components::context::TenantsResource;
 use crate::components::loaded::loaded;
-use crate::routes::TenantsResource;
-use crate::tenants::Tenant;
+use crate::domain::tenants::Tenant;
 use leptos::html::Details;
 use leptos::prelude::*;
 

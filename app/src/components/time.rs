@@ -1,15 +1,7 @@
 //! How times are shown. Everything is stored and sent in UTC.
 
-use time::macros::format_description;
+pub use crate::domain::input::utc_minutes;
 use time::OffsetDateTime;
-
-/// `2026-11-22 10:20 UTC`: minute precision, explicit zone.
-pub fn utc_minutes(at: OffsetDateTime) -> String {
-    let format = format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    at.to_offset(time::UtcOffset::UTC)
-        .format(&format)
-        .unwrap_or_else(|_| at.unix_timestamp().to_string())
-}
 
 /// `59 min 05 s`, `3 h 20 min`: what is left of `secs`.
 pub fn remaining(secs: i64) -> String {

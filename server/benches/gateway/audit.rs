@@ -12,8 +12,8 @@
 //! - `audit verify` over every event.
 
 use super::{connect, console_session, instance, ms, request, send, Checks, KEY};
-use app::audit::verify::{canonical_text, chained, CanonicalFields};
 use app::auth::{Actor, Role};
+use app::domain::audit::chain::{canonical_text, chained, CanonicalFields};
 use leptos::server_fn::ServerFn as _;
 use sqlx::PgPool;
 use std::net::SocketAddr;
@@ -108,7 +108,7 @@ async fn database() -> (PgPool, String) {
     .await
     .unwrap();
     let system = Actor::system(pool.clone(), "bench");
-    app::integrations::pepper::create_first_if_none(&system, &KEY)
+    app::domain::tokens::pepper::create_first_if_none(&system, &KEY)
         .await
         .unwrap();
     sqlx::query("CREATE TABLE bench_audit_seeded (n bigint NOT NULL)")
@@ -663,7 +663,7 @@ async fn verify(pool: &PgPool) {
         .await
         .unwrap();
     let started = Instant::now();
-    let report = app::audit::verify::verify(pool, 1, head, |_| {})
+    let report = app::domain::audit::chain::verify(pool, 1, head, |_| {})
         .await
         .unwrap();
     let took = started.elapsed();

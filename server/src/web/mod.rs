@@ -7,8 +7,8 @@ pub mod middleware;
 pub mod pasted_token;
 
 use app::auth::api::SignInPolicy;
-use app::controls::state::Controls;
-use app::integrations::verify::Verifier;
+use app::domain::gateway::controls::state::Controls;
+use app::domain::gateway::verify::Verifier;
 use app::{shell, App};
 use axum::body::Body;
 use axum::extract::{FromRef, Request, State};
@@ -160,7 +160,7 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 fn session_layer(
     pool: PgPool,
     https: bool,
-    key: &app::integrations::pepper::MasterKey,
+    key: &app::domain::tokens::pepper::MasterKey,
 ) -> SessionManagerLayer<PostgresStore, tower_sessions::service::SignedCookie> {
     let idle = app::auth::session::IDLE_TIMEOUT;
     let signing = key.derive(app::auth::session::COOKIE_KEY_PURPOSE);

@@ -32,16 +32,19 @@ pub fn app_with(pool: PgPool, https: bool) -> Router {
 pub fn app_and_verifier(
     pool: PgPool,
     https: bool,
-) -> (Router, std::sync::Arc<app::integrations::verify::Verifier>) {
+) -> (
+    Router,
+    std::sync::Arc<app::domain::gateway::verify::Verifier>,
+) {
     let (router, verifier, _) = app_parts(pool, https);
     (router, verifier)
 }
 
 /// The gateway controls of a test instance: defaults, rate limiting on.
-pub fn controls(pool: PgPool) -> Arc<app::controls::state::Controls> {
-    Arc::new(app::controls::state::Controls::new(
+pub fn controls(pool: PgPool) -> Arc<app::domain::gateway::controls::state::Controls> {
+    Arc::new(app::domain::gateway::controls::state::Controls::new(
         pool,
-        app::controls::state::Defaults::default(),
+        app::domain::gateway::controls::state::Defaults::default(),
         true,
     ))
 }
@@ -52,8 +55,8 @@ pub fn app_parts(
     https: bool,
 ) -> (
     Router,
-    Arc<app::integrations::verify::Verifier>,
-    Arc<app::controls::state::Controls>,
+    Arc<app::domain::gateway::verify::Verifier>,
+    Arc<app::domain::gateway::controls::state::Controls>,
 ) {
     app_parts_with_site(pool, https, "target/site", false)
 }
@@ -66,8 +69,8 @@ pub fn app_parts_with_site(
     hash_files: bool,
 ) -> (
     Router,
-    Arc<app::integrations::verify::Verifier>,
-    Arc<app::controls::state::Controls>,
+    Arc<app::domain::gateway::verify::Verifier>,
+    Arc<app::domain::gateway::controls::state::Controls>,
 ) {
     let controls = controls(pool.clone());
     let leptos_options = LeptosOptions::builder()
@@ -95,10 +98,10 @@ pub fn app_parts_with_site(
 pub const MASTER_KEY: [u8; 32] = [0x5a; 32];
 
 /// A verifier over `pool` with the tests' key; its ring loads on first use.
-pub fn verifier(pool: PgPool) -> std::sync::Arc<app::integrations::verify::Verifier> {
-    std::sync::Arc::new(app::integrations::verify::Verifier::new(
+pub fn verifier(pool: PgPool) -> std::sync::Arc<app::domain::gateway::verify::Verifier> {
+    std::sync::Arc::new(app::domain::gateway::verify::Verifier::new(
         pool,
-        app::integrations::pepper::MasterKey::new(MASTER_KEY),
+        app::domain::tokens::pepper::MasterKey::new(MASTER_KEY),
     ))
 }
 
@@ -171,7 +174,7 @@ pub async fn fixture(pool: &PgPool) -> sqlx::PgConnection {
 }
 
 /// Seeds audit events through the one way to write them.
-pub async fn record_events(pool: &PgPool, events: &[app::audit::NewEvent]) {
+pub async fn record_events(pool: &PgPool, events: &[app::domain::audit::NewEvent]) {
     let seeder = app::auth::Actor::command_line_unchecked(pool.clone(), "test");
     seeder
         .change()
@@ -396,7 +399,7 @@ pub fn some_session() -> String {
 /// `sc_session=<id, signed with the tests' ENCRYPTION_KEY>`, as the session layer would set.
 pub fn signed_session_cookie(id: &str) -> String {
     use tower_sessions::cookie::{Cookie, CookieJar, Key};
-    let key = app::integrations::pepper::MasterKey::new(MASTER_KEY)
+    let key = app::domain::tokens::pepper::MasterKey::new(MASTER_KEY)
         .derive(app::auth::session::COOKIE_KEY_PURPOSE);
     let key = Key::from(&key[..]);
     let mut jar = CookieJar::new();
@@ -521,6 +524,9 @@ where
 
 /// How many more lookups `limit` has let through since `since` than its burst: its budget
 /// refills with time, and a loaded machine can take a second over a flood.
-pub fn refilled_since(limit: app::controls::Limit, since: std::time::Instant) -> usize {
+pub fn refilled_since(
+    limit: app::domain::gateway::controls::Limit,
+    since: std::time::Instant,
+) -> usize {
     (since.elapsed().as_secs_f64() * f64::from(limit.per_minute) / 60.0).ceil() as usize
 }

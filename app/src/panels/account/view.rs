@@ -16,7 +16,7 @@ pub fn AccountPasswordPage() -> impl IntoView {
     let action = ServerAction::<ChangePassword>::new();
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_default();
-    let staff = use_context::<crate::routes::StaffResource>().map(|s| s.0);
+    let staff = use_context::<crate::components::context::StaffResource>().map(|s| s.0);
     let required = move || {
         staff
             .and_then(|staff| staff.get())

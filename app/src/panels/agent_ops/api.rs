@@ -10,7 +10,7 @@ use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 async fn tenant_id(actor: &Actor, slug: &str) -> Result<uuid::Uuid, AppError> {
-    Ok(crate::tenants::queries::find(actor.reader(), slug)
+    Ok(crate::domain::tenants::queries::find(actor.reader(), slug)
         .await?
         .id)
 }

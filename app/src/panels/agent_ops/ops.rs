@@ -2,10 +2,10 @@
 //! changes notify every gateway instance through the `api_clients` triggers.
 
 use super::{normalize_name, parse_grace_hours, queries, MintedKey};
-use crate::audit::NewEvent;
 use crate::auth::Actor;
+use crate::domain::audit::NewEvent;
+use crate::domain::input::normalize_reason;
 use crate::error::AppError;
-use crate::panels::integrations::normalize_reason;
 use crate::panels::integrations::queries::{record_revocations, revoke_matching, Matching};
 use crate::secret::SecretString;
 use sha2::{Digest, Sha256};

@@ -7,8 +7,8 @@
 //! `audit.exported` records how many rows went out and whether the download completed.
 
 use super::{AuditFilter, AuditQuery, EXPORT_MAX_DAYS};
-use crate::audit::NewEvent;
 use crate::auth::{Actor, Permission};
+use crate::domain::audit::NewEvent;
 use crate::error::AppError;
 use futures_util::StreamExt;
 use sqlx::{PgPool, Postgres, QueryBuilder, Row};

@@ -14,6 +14,7 @@ pub mod ops;
 pub mod queries;
 pub mod view;
 
+pub use crate::domain::input::parse_instant;
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -113,35 +114,6 @@ pub struct AuditFilter {
     pub from: OffsetDateTime,
     /// Window end (exclusive).
     pub to: OffsetDateTime,
-}
-
-/// Reads a time the way the filter and the command line accept it: RFC 3339, a
-/// `datetime-local` value (`2026-11-22T10:00`, taken as UTC), or a UTC date.
-pub fn parse_instant(raw: &str, field: &str) -> Result<OffsetDateTime, AppError> {
-    use time::format_description::well_known::Rfc3339;
-    use time::macros::format_description;
-    let raw = raw.trim();
-    if let Ok(at) = OffsetDateTime::parse(raw, &Rfc3339) {
-        return Ok(at);
-    }
-    for format in [
-        format_description!("[year]-[month]-[day]T[hour]:[minute]"),
-        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
-        format_description!("[year]-[month]-[day] [hour]:[minute]"),
-    ] {
-        if let Ok(at) = time::PrimitiveDateTime::parse(raw, format) {
-            return Ok(at.assume_utc());
-        }
-    }
-    if let Ok(date) = time::Date::parse(raw, format_description!("[year]-[month]-[day]")) {
-        return Ok(date.midnight().assume_utc());
-    }
-    Err(AppError::validation(
-        field,
-        format!(
-            "“{raw}” is not a date and time: use 2026-11-22T10:00 (UTC), 2026-11-22 or RFC 3339."
-        ),
-    ))
 }
 
 fn text(raw: &str, field: &str, max: usize) -> Result<Option<String>, AppError> {
@@ -496,8 +468,7 @@ pub struct TenantRetention {
     pub months: i16,
 }
 
-/// The retention periods a tenant may choose, in months (the database checks the same set).
-pub const RETENTION_CLASSES: [i16; 6] = [1, 3, 6, 12, 24, 84];
+pub use crate::domain::audit::RETENTION_CLASSES;
 /// Longest reason for a retention change.
 pub const REASON_MAX: usize = 500;
 

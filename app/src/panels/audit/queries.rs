@@ -22,11 +22,9 @@ pub async fn tenant_id(pool: &Reader, filter: &AuditFilter) -> Result<Option<Uui
     let Some(slug) = &filter.tenant else {
         return Ok(None);
     };
-    sqlx::query_scalar!("SELECT id FROM tenants WHERE slug = $1", slug)
-        .fetch_optional(pool)
-        .await?
-        .map(Some)
-        .ok_or_else(|| AppError::validation("tenant", format!("No tenant “{slug}”.")))
+    Ok(Some(
+        crate::domain::tenants::queries::named(pool, slug).await?.id,
+    ))
 }
 
 /// Appends `WHERE …` for `filter` (and the resolved tenant) to `q`.

@@ -7,14 +7,14 @@ use super::{
 };
 #[cfg(feature = "ssr")]
 use crate::auth::{require, Actor, Permission};
-use crate::error::AppError;
 #[cfg(feature = "ssr")]
-use crate::tenants::Tenant;
+use crate::domain::tenants::Tenant;
+use crate::error::AppError;
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 async fn tenant(actor: &Actor, slug: &str) -> Result<Tenant, AppError> {
-    crate::tenants::queries::find(actor.reader(), slug).await
+    crate::domain::tenants::queries::find(actor.reader(), slug).await
 }
 
 #[cfg(feature = "ssr")]

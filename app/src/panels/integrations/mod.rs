@@ -9,8 +9,10 @@ pub mod ops;
 pub mod queries;
 pub mod view;
 
+pub use crate::domain::input::{normalize_reason, REASON_MAX};
+use crate::domain::tokens::SCOPES;
+pub use crate::domain::tokens::{Owner, STAFF_TOKEN_MIN_ROLE};
 use crate::error::AppError;
-use crate::integrations::SCOPES;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -19,46 +21,6 @@ use uuid::Uuid;
 pub const PAGE_SIZE: i64 = 50;
 /// Longest token name.
 pub const NAME_MAX: usize = 100;
-/// Longest reason for a revoke.
-pub const REASON_MAX: usize = 500;
-
-/// The least role a staff member must hold for a token they own to work. A staff-owned
-/// token speaks for its owner at the agent API, and minting one for oneself needs
-/// `Permission::Operate`, so holding one does too: the gateway checks the owner's current
-/// role on every call, and a demotion below it refuses their tokens from the next call (a
-/// promotion back makes them work again; a password reset revokes them for good).
-pub const STAFF_TOKEN_MIN_ROLE: crate::auth::Role = crate::auth::Role::Operator;
-
-/// Who a token belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
-pub enum Owner {
-    /// A staff member.
-    Staff(Uuid),
-    /// An API client of the tenant.
-    Client(Uuid),
-}
-
-impl Owner {
-    /// `staff:<uuid>` or `client:<uuid>`: how forms and URLs carry an owner.
-    pub fn encode(self) -> String {
-        match self {
-            Self::Staff(id) => format!("staff:{id}"),
-            Self::Client(id) => format!("client:{id}"),
-        }
-    }
-
-    /// Parses [`Owner::encode`]'s form.
-    pub fn decode(raw: &str) -> Option<Self> {
-        let (kind, id) = raw.trim().split_once(':')?;
-        let id = Uuid::parse_str(id).ok()?;
-        match kind {
-            "staff" => Some(Self::Staff(id)),
-            "client" => Some(Self::Client(id)),
-            _ => None,
-        }
-    }
-}
 
 /// A token as the panel lists it. Never holds the secret or its hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -343,24 +305,6 @@ pub fn parse_lifetime(raw: &str, max_days: i32) -> Result<i32, AppError> {
     Ok(days as i32)
 }
 
-/// Checks a revoke reason: required, at most [`REASON_MAX`] characters.
-pub fn normalize_reason(raw: &str) -> Result<String, AppError> {
-    let reason = raw.trim();
-    if reason.is_empty() {
-        return Err(AppError::validation(
-            "reason",
-            "Say why: the reason goes into the audit log.",
-        ));
-    }
-    if reason.chars().count() > REASON_MAX {
-        return Err(AppError::validation(
-            "reason",
-            format!("A reason has at most {REASON_MAX} characters."),
-        ));
-    }
-    Ok(reason.to_owned())
-}
-
 /// Whether `text` can be (a prefix of) a token id: 1 to 32 ASCII letters and digits.
 pub fn is_token_id_text(text: &str) -> bool {
     !text.is_empty() && text.len() <= 32 && text.chars().all(|c| c.is_ascii_alphanumeric())
@@ -383,7 +327,7 @@ pub fn id_filter(raw: &str) -> Result<Option<String>, AppError> {
     if trimmed.starts_with("mf_pat_") {
         #[cfg(feature = "ssr")]
         {
-            return match crate::integrations::token::parse(trimmed) {
+            return match crate::domain::tokens::token::parse(trimmed) {
                 Ok(presented) => Ok(Some(presented.id.clone())),
                 Err(_) => Err(AppError::validation(
                     field,

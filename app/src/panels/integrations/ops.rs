@@ -6,10 +6,10 @@ use super::{
     MintedToken, Owner, RevokeOutcome, RevokePreview, RevokeScope,
 };
 use crate::auth::Actor;
+use crate::domain::tenants::Tenant;
+use crate::domain::tokens::pepper::{self, MasterKey};
+use crate::domain::tokens::token;
 use crate::error::AppError;
-use crate::integrations::pepper::{self, MasterKey};
-use crate::integrations::token;
-use crate::tenants::Tenant;
 
 fn target(id: &str) -> String {
     format!("pat:{id}")

@@ -443,10 +443,10 @@ pub async fn revoke_matching(
 /// One `token.revoked` event per revoked token, each in its tenant, in one statement.
 pub async fn record_revocations(
     change: &mut crate::auth::Change,
-    template: &crate::audit::NewEvent,
+    template: &crate::domain::audit::NewEvent,
     revoked: &[(String, Uuid)],
 ) -> Result<(), crate::error::AppError> {
-    let events: Vec<crate::audit::NewEvent> = revoked
+    let events: Vec<crate::domain::audit::NewEvent> = revoked
         .iter()
         .map(|(id, tenant)| template.clone().target(format!("pat:{id}")).tenant(*tenant))
         .collect();

@@ -16,8 +16,8 @@ use crate::components::feedback::{
 };
 use crate::components::loaded::loaded;
 use crate::components::time::utc_minutes;
+use crate::domain::tokens::SCOPES;
 use crate::error::AppError;
-use crate::integrations::SCOPES;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;

@@ -9,7 +9,7 @@ use crate::error::AppError;
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-use crate::controls::state::reload_after_change;
+use crate::domain::gateway::controls::state::reload_after_change;
 
 /// Defaults, overrides and blocks in force.
 #[server]

@@ -10,7 +10,7 @@ pub mod ops;
 pub mod queries;
 pub mod view;
 
-use crate::controls::{Limit, MAX_BURST, MAX_PER_MINUTE};
+use crate::domain::gateway::controls::{Limit, MAX_BURST, MAX_PER_MINUTE};
 use crate::error::AppError;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -154,7 +154,7 @@ pub fn parse_network(raw: &str, field: &str) -> Result<ipnet::IpNet, AppError> {
     };
     // Callers' addresses are compared in canonical form (IPv4 as IPv4), so an IPv4-mapped
     // network is kept as the IPv4 network it means.
-    let net = crate::controls::ratelimit::canonical_net(net);
+    let net = crate::domain::gateway::controls::ratelimit::canonical_net(net);
     if net.trunc() != net {
         return Err(AppError::validation(
             field,

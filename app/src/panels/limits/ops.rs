@@ -4,8 +4,8 @@
 
 use super::{parse_burst, parse_network, parse_per_minute, queries};
 use crate::auth::Actor;
+use crate::domain::input::normalize_reason;
 use crate::error::AppError;
-use crate::panels::integrations::normalize_reason;
 use crate::panels::switches::parse_expiry_minutes;
 use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime};
@@ -48,21 +48,10 @@ struct Subject {
     label: String,
 }
 
-async fn find_tenant(
-    conn: &mut PgConnection,
-    slug: &str,
-) -> Result<crate::tenants::Tenant, AppError> {
-    let slug = slug.trim();
-    crate::tenants::validate_slug(slug)?;
-    crate::tenants::queries::by_slug(conn, slug)
-        .await?
-        .ok_or_else(|| AppError::validation("tenant", format!("There is no tenant “{slug}”.")))
-}
-
 async fn subject(conn: &mut PgConnection, req: &OverrideRequest<'_>) -> Result<Subject, AppError> {
     match req.scope.trim() {
         "tenant" => {
-            let t = find_tenant(conn, req.tenant).await?;
+            let t = crate::domain::tenants::queries::named(&mut *conn, req.tenant).await?;
             Ok(Subject {
                 tenant: Some(t.id),
                 client: None,
@@ -71,7 +60,7 @@ async fn subject(conn: &mut PgConnection, req: &OverrideRequest<'_>) -> Result<S
             })
         }
         "client" => {
-            let t = find_tenant(conn, req.tenant).await?;
+            let t = crate::domain::tenants::queries::named(&mut *conn, req.tenant).await?;
             let name = req.client.trim();
             let id = queries::client_id(&mut *conn, t.id, name)
                 .await?

@@ -7,7 +7,7 @@ use crate::auth::Permission;
 use crate::components::feedback::{field_message, form_message, ErrorNotice};
 use crate::components::loaded::loaded;
 use crate::components::time::Countdown;
-use crate::controls::Limit;
+use crate::domain::gateway::controls::Limit;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;

@@ -1,13 +1,13 @@
 //! Views of the overview panel.
 
-use crate::audit::api::recent_activity;
-use crate::audit::ActivityRow;
+use crate::components::context::TenantsResource;
 use crate::components::feedback::{outcome_badge, EmptyState, ErrorNotice};
 use crate::components::loaded::loaded;
 use crate::components::time::utc_minutes;
-use crate::routes::TenantsResource;
-use crate::tenants::api::get_tenant;
-use crate::tenants::Tenant;
+use crate::domain::audit::ActivityRow;
+use crate::domain::tenants::Tenant;
+use crate::panels::overview::api::get_tenant;
+use crate::panels::overview::api::recent_activity;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;

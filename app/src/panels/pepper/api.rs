@@ -10,7 +10,7 @@ use leptos::prelude::*;
 /// After a rotation: this instance uses the new ring and forgets cached tokens at once (the
 /// others reload on the notification the change sent).
 #[cfg(feature = "ssr")]
-async fn rotated_here(verifier: &crate::integrations::verify::Verifier) {
+async fn rotated_here(verifier: &crate::domain::gateway::verify::Verifier) {
     verifier.invalidate_all();
     if let Err(err) = verifier.reload_ring().await {
         tracing::error!(error = %err, "reloading token peppers after a rotation failed");

@@ -3,10 +3,10 @@
 //! instance to reload its ring when it commits.
 
 use super::{queries, Rotated, MAX_GRACE_HOURS};
-use crate::audit::{NewEvent, Source};
 use crate::auth::Actor;
+use crate::domain::audit::{NewEvent, Source};
+use crate::domain::tokens::pepper::{seal, MasterKey};
 use crate::error::AppError;
-use crate::integrations::pepper::{seal, MasterKey};
 use crate::panels::integrations::queries::{record_revocations, revoke_matching, Matching};
 use sqlx::PgConnection;
 use time::OffsetDateTime;
@@ -117,7 +117,7 @@ pub async fn rotate_staged(
     confirmation: &str,
 ) -> Result<Rotated, AppError> {
     let hours = parse_grace(grace_hours)?;
-    let reason = crate::panels::integrations::normalize_reason(reason)?;
+    let reason = crate::domain::input::normalize_reason(reason)?;
     check_confirmation(confirmation, super::CONFIRM_STAGED)?;
     let mut change = actor.change().await?;
     let (live, max) = queries::lock_live(change.db()).await?;
@@ -182,7 +182,7 @@ pub async fn rotate_compromised(
     confirmation: &str,
     expected: i64,
 ) -> Result<Rotated, AppError> {
-    let reason = crate::panels::integrations::normalize_reason(reason)?;
+    let reason = crate::domain::input::normalize_reason(reason)?;
     check_confirmation(confirmation, super::CONFIRM_COMPROMISE)?;
     let mut change = actor.change().await?;
     let (live, max) = queries::lock_live(change.db()).await?;

@@ -3,12 +3,12 @@
 
 #[cfg(feature = "ssr")]
 use crate::auth::{require, Permission};
-use crate::controls::SwitchRow;
+use crate::domain::gateway::controls::SwitchRow;
 use crate::error::AppError;
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
-use crate::controls::state::reload_after_change;
+use crate::domain::gateway::controls::state::reload_after_change;
 
 /// Every stored switch value: the global ones and the tenants' overrides.
 #[server]

@@ -9,7 +9,7 @@ pub mod ops;
 pub mod queries;
 pub mod view;
 
-use crate::controls::SwitchKey;
+use crate::domain::gateway::controls::SwitchKey;
 use crate::error::AppError;
 
 /// Longest timed flip: a week, in minutes.

@@ -3,9 +3,9 @@
 
 use super::{parse_expiry_minutes, queries, removes_protection, target};
 use crate::auth::Actor;
-use crate::controls::SwitchKey;
+use crate::domain::gateway::controls::SwitchKey;
+use crate::domain::input::normalize_reason;
 use crate::error::AppError;
-use crate::panels::integrations::normalize_reason;
 use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -59,12 +59,7 @@ async fn tenant_id(
     if slug.is_empty() {
         return Ok(None);
     }
-    crate::tenants::validate_slug(slug).map_err(|_| {
-        AppError::validation("tenant", "Choose a tenant from the list, or all tenants.")
-    })?;
-    let tenant = crate::tenants::queries::by_slug(&mut *conn, slug)
-        .await?
-        .ok_or_else(|| AppError::validation("tenant", format!("There is no tenant “{slug}”.")))?;
+    let tenant = crate::domain::tenants::queries::named(&mut *conn, slug).await?;
     Ok(Some((tenant.id, tenant.slug)))
 }
 

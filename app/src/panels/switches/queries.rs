@@ -1,7 +1,7 @@
 //! SQL of the kill-switch panel. Changes take the change's connection; the panel reads
 //! through the controls' state, not here.
 
-use crate::controls::SwitchKey;
+use crate::domain::gateway::controls::SwitchKey;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;

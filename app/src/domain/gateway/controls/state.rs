@@ -5,8 +5,8 @@
 
 use super::ratelimit::{canonical_net, RateLimiter, Subject};
 use super::{Limit, SwitchKey, SwitchRow};
-use crate::integrations::verify::{CachedToken, Refusal};
-use crate::panels::integrations::Owner;
+use crate::domain::gateway::decision::{CachedToken, Refusal};
+use crate::domain::tokens::Owner;
 use arc_swap::ArcSwap;
 
 use ipnet::IpNet;

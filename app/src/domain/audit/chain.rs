@@ -50,7 +50,7 @@ impl std::fmt::Display for Problem {
             Self::Rewritten { verified_at } => write!(
                 f,
                 "it is gone or has another hash than when it was verified on {} (the chain was cut back and rebuilt)",
-                crate::components::time::utc_minutes(*verified_at)
+                crate::domain::input::utc_minutes(*verified_at)
             ),
             Self::HeadMismatch { head_seq } => write!(
                 f,
@@ -82,7 +82,7 @@ pub struct Report {
 /// Reads `--from`/`--to` as the audit panel reads its window: RFC 3339, `2026-11-22T10:00`
 /// (UTC) or a UTC date (`2026-11-22`, meaning its midnight).
 pub fn parse_time(raw: &str, field: &str) -> Result<OffsetDateTime, AppError> {
-    crate::panels::audit::parse_instant(raw, field)
+    crate::domain::input::parse_instant(raw, field)
 }
 
 /// The stretch of the chain to check: events from `from` (default the first) to `to`

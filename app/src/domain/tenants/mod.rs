@@ -1,7 +1,6 @@
 //! Tenants: every object in the console belongs to one. The shell's tenant switcher and
 //! the tenant overview read them from here.
 
-pub mod api;
 #[cfg(feature = "ssr")]
 pub mod queries;
 

@@ -10,9 +10,9 @@
 //! [`MAX_GROUPS`] events a second, however many calls arrive. A crash loses at most the
 //! last interval's events.
 
-use super::verify::{CachedToken, CallMeta, Refusal};
-use crate::audit::{NewEvent, Source};
+use super::decision::{CachedToken, CallMeta, Refusal};
 use crate::auth::Actor;
+use crate::domain::audit::{NewEvent, Source};
 use crate::error::AppError;
 use sqlx::PgPool;
 use std::collections::HashMap;

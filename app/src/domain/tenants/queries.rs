@@ -61,6 +61,17 @@ pub async fn create_demo_if_empty(
     Ok(Some(tenant))
 }
 
+/// The tenant a form field names (trimmed), for a change or a filter: a validation error
+/// on the `tenant` field when the slug is malformed or names no tenant. Every panel looks
+/// tenants up through this or [`find`].
+pub async fn named(db: impl PgExecutor<'_>, slug: &str) -> Result<Tenant, crate::error::AppError> {
+    let slug = slug.trim();
+    super::validate_slug(slug)?;
+    by_slug(db, slug).await?.ok_or_else(|| {
+        crate::error::AppError::validation("tenant", format!("No tenant has the slug “{slug}”."))
+    })
+}
+
 /// The tenant with this slug, or a clear validation or not-found error for the page.
 pub async fn find(db: impl PgExecutor<'_>, slug: &str) -> Result<Tenant, crate::error::AppError> {
     super::validate_slug(slug)?;

@@ -12,7 +12,7 @@
 
 use super::verify::{OwnerStatus, Revalidated, Verifier};
 use crate::auth::Role;
-use crate::controls::state::Controls;
+use crate::domain::gateway::controls::state::Controls;
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -207,30 +207,6 @@ pub async fn poll(verifier: Arc<Verifier>) {
     }
 }
 
-/// Retires a previous pepper whose grace period ended, every 5 seconds, until the pool is
-/// closed. Its own task: revoking the tokens left on the old version must not hold up the
-/// revalidation poll.
-pub async fn retire(verifier: Arc<Verifier>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let pepper_timer = crate::auth::Actor::system(verifier.pool().clone(), "pepper grace timer");
-    while !verifier.pool().is_closed() {
-        tick.tick().await;
-        match crate::panels::pepper::ops::retire_expired(&pepper_timer).await {
-            Ok(Some((version, revoked))) => {
-                tracing::info!(
-                    version,
-                    revoked,
-                    "pepper grace period ended: version retired, unused tokens on it revoked"
-                );
-                reload_ring(&verifier).await;
-            }
-            Ok(None) => {}
-            Err(err) => tracing::warn!(error = %err, "retiring an expired pepper failed"),
-        }
-    }
-}
-
 /// Writes the ledger every [`FLUSH_EVERY`] until the pool is closed.
 pub async fn flush(verifier: Arc<Verifier>) {
     let mut tick = tokio::time::interval(FLUSH_EVERY);
@@ -243,12 +219,12 @@ pub async fn flush(verifier: Arc<Verifier>) {
     }
 }
 
-/// Starts the listener, the poll, the pepper retirement and the flusher, and the controls'
-/// own poll and timers ([`crate::controls::sync`]).
+/// Starts the gateway's background work: the change listener, the token poll, the ledger's
+/// flush and the controls' poll ([`crate::domain::gateway::controls::poll`]). The timed changes (reverts,
+/// retirements) are the server's jobs (`server::jobs`).
 pub fn spawn(verifier: Arc<Verifier>, controls: Arc<Controls>) {
     tokio::spawn(listen(verifier.clone(), controls.clone()));
-    crate::controls::sync::spawn(controls);
+    tokio::spawn(crate::domain::gateway::controls::poll::poll(controls));
     tokio::spawn(poll(verifier.clone()));
-    tokio::spawn(retire(verifier.clone()));
     tokio::spawn(flush(verifier));
 }

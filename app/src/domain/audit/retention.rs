@@ -11,7 +11,7 @@ use crate::error::AppError;
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 
-pub use crate::panels::audit::RETENTION_CLASSES as CLASSES;
+pub use super::RETENTION_CLASSES as CLASSES;
 
 /// Months ahead of the current one that always have partitions.
 pub const MONTHS_AHEAD: i32 = 2;

@@ -6,17 +6,19 @@
 //! rule from the other side: a transaction that writes an audited table and no event is
 //! refused at commit (migration `audit_obligation`).
 
-pub mod api;
+#[cfg(feature = "ssr")]
+pub mod chain;
 #[cfg(feature = "ssr")]
 pub mod queries;
 #[cfg(feature = "ssr")]
 pub mod retention;
-#[cfg(feature = "ssr")]
-pub mod verify;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+/// The retention periods a tenant may choose, in months (the database checks the same set).
+pub const RETENTION_CLASSES: [i16; 6] = [1, 3, 6, 12, 24, 84];
 
 /// Which plane produced an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,18 +2,18 @@
 //!
 //! Their rows live in PostgreSQL; every instance keeps a snapshot in memory that the agent
 //! API reads on every call without touching the database ([`state::Controls`]), refreshed
-//! by `LISTEN/NOTIFY` and a poll of at most [`sync::POLL_EVERY`].
+//! by `LISTEN/NOTIFY` and a poll of at most [`poll::POLL_EVERY`].
 
 #[cfg(feature = "ssr")]
 pub mod anonymous;
+#[cfg(feature = "ssr")]
+pub mod poll;
 #[cfg(feature = "ssr")]
 pub mod ratelimit;
 #[cfg(feature = "ssr")]
 pub mod service_token;
 #[cfg(feature = "ssr")]
 pub mod state;
-#[cfg(feature = "ssr")]
-pub mod sync;
 
 use serde::{Deserialize, Serialize};
 

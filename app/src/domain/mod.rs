@@ -1,0 +1,18 @@
+//! The console's domain, apart from its pages: what the panels, the command line and the
+//! gateway all act on. Nothing here renders or imports a panel (the panels import it).
+//!
+//! - [`audit`]: the audit log's event types, its writer's chain walk and its retention;
+//! - [`tenants`]: tenants and their look-ups;
+//! - [`tokens`]: the token format, its peppers, who may own a token;
+//! - [`gateway`]: the data plane: the token verifier, its cache and audit ledger, the change
+//!   listener, and the controls (kill switches, rate limits, IP blocks) it decides with;
+//! - [`input`]: input rules shared by the panels and the command line.
+//!
+//! Data types used by the browser too (a tenant, a switch key, the scopes) compile in both
+//! builds; everything that touches the database is server-only (`ssr`).
+
+pub mod audit;
+pub mod gateway;
+pub mod input;
+pub mod tenants;
+pub mod tokens;

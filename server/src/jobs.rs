@@ -1,0 +1,132 @@
+//! Every timed job of an instance, in one place: the changes no person clicks (a timed switch
+//! reverting, a rotated client key or pepper retiring after its grace period, audit
+//! partitions made and dropped) and the upkeep of tables that only grow (expired sessions,
+//! old sign-in failures). Each change is made by a named system actor and audited like any
+//! other. Safe on every instance at once: each due row is locked and handled by one of them.
+//!
+//! The gateway's own background work (the change listener, the polls, the ledger's flush)
+//! is the gateway's: `app::domain::gateway::sync::spawn`.
+
+use app::auth::Actor;
+use app::domain::gateway::controls::state::Controls;
+use app::domain::gateway::verify::Verifier;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often due reverts and key retirements are looked for.
+pub const TIMERS_EVERY: Duration = Duration::from_secs(1);
+/// How often a previous pepper past its grace period is looked for.
+pub const PEPPER_EVERY: Duration = Duration::from_secs(5);
+/// How often audit partitions are made ahead and dropped past their retention.
+pub const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+/// How often old per-address sign-in failures are deleted.
+pub const SIGN_IN_FAILURES_EVERY: Duration = Duration::from_secs(600);
+
+/// Starts every job below.
+pub fn spawn(pool: PgPool, verifier: Arc<Verifier>, controls: Arc<Controls>) {
+    tokio::spawn(timers(controls));
+    tokio::spawn(pepper_retirement(verifier));
+    tokio::spawn(audit_retention(pool.clone()));
+    tokio::spawn(expired_sessions(pool.clone()));
+    tokio::spawn(sign_in_failures(pool));
+}
+
+fn ticker(every: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// Reverts switches whose expiry passed and retires client keys whose grace period ended,
+/// every [`TIMERS_EVERY`], until the pool is closed.
+pub async fn timers(controls: Arc<Controls>) {
+    let mut tick = ticker(TIMERS_EVERY);
+    let switch_timer = Actor::system(controls.pool().clone(), "switch timer");
+    let key_timer = Actor::system(controls.pool().clone(), "client key timer");
+    while !controls.pool().is_closed() {
+        tick.tick().await;
+        match app::panels::switches::ops::revert_expired(&switch_timer).await {
+            Ok(0) => {}
+            Ok(reverted) => {
+                tracing::info!(reverted, "timed kill switches reverted");
+                if let Err(err) = controls.reload_switches().await {
+                    tracing::warn!(error = %err, "reloading kill switches failed");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "reverting timed kill switches failed"),
+        }
+        match app::panels::agent_ops::ops::retire_due_keys(&key_timer).await {
+            Ok(0) => {}
+            Ok(retired) => tracing::info!(retired, "client keys retired after their grace period"),
+            Err(err) => tracing::warn!(error = %err, "retiring client keys failed"),
+        }
+    }
+}
+
+/// Retires a previous pepper whose grace period ended, every [`PEPPER_EVERY`], until the
+/// pool is closed. Its own task: revoking the tokens left on the old version must not hold
+/// up the other timers.
+pub async fn pepper_retirement(verifier: Arc<Verifier>) {
+    let mut tick = ticker(PEPPER_EVERY);
+    let pepper_timer = Actor::system(verifier.pool().clone(), "pepper grace timer");
+    while !verifier.pool().is_closed() {
+        tick.tick().await;
+        match app::panels::pepper::ops::retire_expired(&pepper_timer).await {
+            Ok(Some((version, revoked))) => {
+                tracing::info!(
+                    version,
+                    revoked,
+                    "pepper grace period ended: version retired, unused tokens on it revoked"
+                );
+                if let Err(err) = verifier.reload_ring().await {
+                    tracing::error!(error = %err, "reloading token peppers failed");
+                }
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "retiring an expired pepper failed"),
+        }
+    }
+}
+
+/// Makes audit partitions ahead and drops those past their retention, at start and every
+/// [`RETENTION_EVERY`].
+pub async fn audit_retention(pool: PgPool) {
+    let mut tick = ticker(RETENTION_EVERY);
+    let retention = Actor::system(pool.clone(), "audit retention");
+    while !pool.is_closed() {
+        tick.tick().await;
+        match app::domain::audit::retention::upkeep(&retention).await {
+            Ok(dropped) => {
+                for d in dropped {
+                    tracing::info!(partition = %d.partition, removed = d.removed, "audit retention dropped a partition");
+                }
+            }
+            Err(err) => tracing::error!(error = %err, "audit partition upkeep failed"),
+        }
+    }
+}
+
+/// Deletes expired staff sessions every minute.
+pub async fn expired_sessions(pool: PgPool) {
+    use tower_sessions::session_store::ExpiredDeletion as _;
+    let store = tower_sessions_sqlx_store::PostgresStore::new(pool);
+    if let Err(err) = store
+        .continuously_delete_expired(Duration::from_secs(60))
+        .await
+    {
+        tracing::error!(error = %err, "expired-session deletion stopped");
+    }
+}
+
+/// Deletes per-address sign-in failures older than a day (far longer than any throttle
+/// window), every [`SIGN_IN_FAILURES_EVERY`].
+pub async fn sign_in_failures(pool: PgPool) {
+    let mut tick = ticker(SIGN_IN_FAILURES_EVERY);
+    while !pool.is_closed() {
+        tick.tick().await;
+        if let Err(err) = app::auth::queries::prune_ip_failures(&pool, 86_400.0).await {
+            tracing::warn!(error = %err, "pruning sign-in failures failed");
+        }
+    }
+}

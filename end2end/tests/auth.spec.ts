@@ -56,7 +56,7 @@ test('an admin creates a staff member who sees only what their role allows', asy
   await viewer.getByLabel('New password', { exact: true }).fill('password1234');
   await viewer.getByLabel('New password again').fill('password1234');
   await viewer.getByRole('button', { name: 'Change password' }).click();
-  await expect(viewer.locator('#new-error')).toContainText('common passwords');
+  await expect(viewer.locator('#new-password-error')).toContainText('common passwords');
   await viewer.getByLabel('New password', { exact: true }).fill('amber falcon quietly sings');
   await viewer.getByLabel('New password again').fill('amber falcon quietly sings');
   await viewer.getByRole('button', { name: 'Change password' }).click();

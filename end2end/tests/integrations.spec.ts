@@ -1,5 +1,11 @@
-import { test, expect, type Page } from '@playwright/test';
+import { test, expect, type APIRequestContext, type Page } from '@playwright/test';
 import { mintToken, signIn, waitForHydration, watchConsole } from './helpers';
+
+async function whoami(request: APIRequestContext, token: string) {
+  const res = await request.get('/agent/v1/whoami', { headers: { Authorization: `Bearer ${token}` } });
+  const body = await res.json();
+  return { status: res.status(), code: body.error?.code as string | undefined };
+}
 
 /** Reloads until the token's history shows `text` (gateway events are written each second). */
 async function historyShows(page: Page, text: string): Promise<void> {
@@ -88,4 +94,48 @@ test('the token list filters through the URL', async ({ page }) => {
   await page.getByLabel('Id or pasted token').fill('mf_pat_v1.ab cd.ef');
   await page.getByRole('button', { name: 'Apply' }).click();
   await expect(page.getByRole('alert')).toContainText('spaces');
+});
+
+test("revoking all of an API client's tokens previews the count, needs the name typed, and leaves other tokens alone", async ({ page, request }) => {
+  const problems = watchConsole(page);
+  // Scoped to a client of its own, so no other test's tokens are touched.
+  await signIn(page, undefined, undefined, '/t/demo/agent-ops');
+  await waitForHydration(page);
+  const client = `e2e-mass-${Date.now()}`;
+  await page.getByLabel('Name').fill(client);
+  await page.getByRole('button', { name: 'Create client' }).click();
+  await expect(page.getByTestId('clients')).toContainText(client);
+  const stamp = Date.now();
+  const first = await mintToken(page, 'demo', `e2e mass one ${stamp}`, `Client: ${client}`);
+  const second = await mintToken(page, 'demo', `e2e mass two ${stamp}`, `Client: ${client}`);
+  const bystander = await mintToken(page, 'demo', `e2e mass bystander ${stamp}`);
+  for (const token of [first, second, bystander]) expect((await whoami(request, token)).status).toBe(200);
+
+  await page.goto('/t/demo/integrations');
+  await waitForHydration(page);
+  await page.getByText('Revoke many tokens (incident)').click();
+  await page.getByLabel('Revoke', { exact: true }).selectOption({ label: `Tokens of client ${client}` });
+  await page.getByRole('button', { name: 'Preview', exact: true }).click();
+  await expect(page.getByTestId('revoke-preview')).toHaveText(
+    `This revokes 2 active token(s): every active token of client ${client}. Callers using them are refused from the next call.`,
+  );
+  await page.getByLabel('Reason', { exact: true }).fill('e2e: client credentials leaked');
+  await page.getByLabel(`Type ${client} to confirm`).fill('demo');
+  await page.getByRole('button', { name: 'Revoke 2 token(s)' }).click();
+  await expect(page.getByText(`Type ${client} exactly to confirm.`)).toBeVisible();
+  expect((await whoami(request, first)).status).toBe(200);
+
+  await page.getByLabel(`Type ${client} to confirm`).fill(client);
+  await page.getByRole('button', { name: 'Revoke 2 token(s)' }).click();
+  await expect(page.getByText('Revoked 2 token(s).')).toBeVisible();
+  for (const token of [first, second]) {
+    expect(await whoami(request, token)).toEqual({ status: 401, code: 'PAT_REVOKED_OR_INVALID' });
+  }
+  expect((await whoami(request, bystander)).status).toBe(200);
+  const table = page.getByTestId('token-table');
+  await expect(table.getByRole('row').filter({ hasText: `e2e mass one ${stamp}` })).toContainText('revoked');
+  await expect(table.getByRole('row').filter({ hasText: `e2e mass two ${stamp}` })).toContainText('revoked');
+  await expect(table.getByRole('row').filter({ hasText: `e2e mass bystander ${stamp}` })).toContainText('active');
+  // The one 422 is the wrong confirmation.
+  expect(problems.filter((p) => !p.includes('422'))).toEqual([]);
 });

@@ -169,7 +169,7 @@ fn secret_holders() -> (Vec<(&'static str, String)>, Vec<String>) {
                     id: uuid::Uuid::nil(),
                     email: "someone@example.com".into(),
                     password_hash: argon.into(),
-                    status: "active".into(),
+                    status: app::domain::status::StaffStatus::Active,
                     locked_until: None,
                 }
             ),

@@ -144,7 +144,7 @@ pub async fn sign_in(
         });
     }
     // Disabled: the generic refusal, whatever the password (counted like the lock above).
-    if fresh.status != "active" {
+    if fresh.status != crate::domain::status::StaffStatus::Active {
         if let Some(ip) = &ip {
             queries::record_ip_failure(change.db(), ip).await?;
         }

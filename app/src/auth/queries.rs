@@ -1,6 +1,7 @@
 //! SQL for signing in and identifying staff.
 
 use super::{Role, StaffIdentity};
+use crate::domain::status::StaffStatus;
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -39,8 +40,8 @@ pub struct SignInRow {
     pub email: String,
     /// Argon2id PHC string.
     pub password_hash: String,
-    /// `active` or `disabled`.
-    pub status: String,
+    /// Whether the account may sign in.
+    pub status: StaffStatus,
     /// Locked until, when locked.
     pub locked_until: Option<OffsetDateTime>,
 }
@@ -61,7 +62,7 @@ impl std::fmt::Debug for SignInRow {
 pub async fn for_sign_in(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<SignInRow>> {
     sqlx::query_as!(
         SignInRow,
-        r#"SELECT id, email, password_hash, status::text AS "status!", locked_until
+        r#"SELECT id, email, password_hash, status::text AS "status!: StaffStatus", locked_until
            FROM staff WHERE email = $1"#,
         email
     )
@@ -71,8 +72,8 @@ pub async fn for_sign_in(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<O
 
 /// The account's sign-in state, locked until the sign-in transaction ends.
 pub struct Fresh {
-    /// `active` or `disabled`.
-    pub status: String,
+    /// Whether the account may sign in.
+    pub status: StaffStatus,
     /// Locked until, when locked.
     pub locked_until: Option<OffsetDateTime>,
     /// Sessions carry this; bumping it ends them all.
@@ -83,7 +84,7 @@ pub struct Fresh {
 pub async fn lock_for_sign_in(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Fresh>> {
     sqlx::query_as!(
         Fresh,
-        r#"SELECT status::text AS "status!", locked_until, session_epoch
+        r#"SELECT status::text AS "status!: StaffStatus", locked_until, session_epoch
            FROM staff WHERE id = $1 FOR UPDATE"#,
         id
     )

@@ -2,7 +2,7 @@
 
 use super::api::{SignIn, SignOut};
 use super::StaffIdentity;
-use crate::components::feedback::{field_message, form_message};
+use crate::components::form::{Field, FormErrors, FormFeedback};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -14,9 +14,7 @@ pub fn SignInPage() -> impl IntoView {
     let action = ServerAction::<SignIn>::new();
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_default();
-    let error = move || action.value().get().and_then(Result::err);
-    let field_error = move |field: &'static str| move || field_message(error(), field);
-    let general_error = move || form_message(error());
+    let errors = FormErrors::of(action.value());
 
     view! {
         <Title text="Sign in" />
@@ -24,23 +22,17 @@ pub fn SignInPage() -> impl IntoView {
             <h1 class="text-xl font-semibold">"Sign in to staff-console"</h1>
             <ActionForm action attr:class="mt-4 space-y-4" attr:novalidate="true">
                 <input type="hidden" name="next" value=next />
-                <div>
-                    <label for="email" class="block text-sm font-medium">"Email"</label>
+                <Field id="email" label="Email" error=errors.field("email")>
                     <input id="email" name="email" type="email" autocomplete="username" required
                         class="input mt-1 w-full"
                         aria-describedby="email-error" />
-                    <p id="email-error" class="field-error">{field_error("email")}</p>
-                </div>
-                <div>
-                    <label for="password" class="block text-sm font-medium">"Password"</label>
+                </Field>
+                <Field id="password" label="Password" error=errors.field("password")>
                     <input id="password" name="password" type="password" autocomplete="current-password" required
                         class="input mt-1 w-full"
                         aria-describedby="password-error" />
-                    <p id="password-error" class="field-error">{field_error("password")}</p>
-                </div>
-                <Show when=move || general_error().is_some()>
-                    <p role="alert" class="rounded-md bg-red-50 p-3 text-sm text-red-800">{general_error}</p>
-                </Show>
+                </Field>
+                <FormFeedback error=errors.other() />
                 <button type="submit" class="btn-primary w-full" disabled=move || action.pending().get()>
                     {move || if action.pending().get() { "Signing in…" } else { "Sign in" }}
                 </button>

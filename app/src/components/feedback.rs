@@ -1,5 +1,6 @@
 //! Error and empty-state blocks, so every panel reports problems the same way.
 
+use crate::domain::audit::Outcome;
 use crate::error::AppError;
 use leptos::prelude::*;
 
@@ -86,11 +87,11 @@ pub fn status_badge(status: &str) -> &'static str {
     }
 }
 
-/// The badge class for an audit outcome (`success`, `deny`, `error`).
-pub fn outcome_badge(outcome: &str) -> &'static str {
+/// The badge class for an audit outcome.
+pub fn outcome_badge(outcome: Outcome) -> &'static str {
     match outcome {
-        "success" => "badge badge-success",
-        "deny" => "badge badge-deny",
-        _ => "badge badge-error",
+        Outcome::Success => "badge badge-success",
+        Outcome::Deny => "badge badge-deny",
+        Outcome::Error => "badge badge-error",
     }
 }

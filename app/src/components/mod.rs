@@ -2,8 +2,10 @@
 
 pub mod context;
 pub mod feedback;
+pub mod form;
 pub mod layout;
 pub mod loaded;
 pub mod not_found;
+pub mod table;
 pub mod tenant_switcher;
 pub mod time;

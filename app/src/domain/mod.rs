@@ -14,5 +14,6 @@
 pub mod audit;
 pub mod gateway;
 pub mod input;
+pub mod status;
 pub mod tenants;
 pub mod tokens;

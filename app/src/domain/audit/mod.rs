@@ -44,7 +44,16 @@ impl Source {
             Self::System => "system",
         }
     }
+
+    /// The source spelled `text`, if there is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Console, Self::AgentApi, Self::AdminApi, Self::System]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
 }
+
+crate::domain::status::from_text!(Source);
 
 /// How an attempted action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,7 +76,16 @@ impl Outcome {
             Self::Error => "error",
         }
     }
+
+    /// The outcome spelled `text`, if there is one.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Success, Self::Deny, Self::Error]
+            .into_iter()
+            .find(|o| o.as_str() == text)
+    }
 }
+
+crate::domain::status::from_text!(Outcome);
 
 /// An event about to be recorded. Build it from an actor (`actor.event("staff.created")`)
 /// so the actor, address, user agent and request id are filled in.
@@ -177,14 +195,14 @@ pub struct ActivityRow {
     /// When (UTC).
     #[serde(with = "time::serde::rfc3339")]
     pub ts: OffsetDateTime,
-    /// Which plane (`console`, `system`, ...).
-    pub source: String,
+    /// Which plane.
+    pub source: Source,
     /// Who, readable when known.
     pub actor: String,
     /// What.
     pub action: String,
-    /// `success`, `deny` or `error`.
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: Outcome,
     /// The refusal or error code.
     pub code: Option<String>,
     /// What was acted on.

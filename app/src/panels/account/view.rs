@@ -2,7 +2,7 @@
 
 use super::api::ChangePassword;
 use crate::auth::password_policy::{MAX_LEN, MIN_LEN};
-use crate::components::feedback::{field_message, form_message};
+use crate::components::form::{Field, FormErrors, FormFeedback};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -24,9 +24,8 @@ pub fn AccountPasswordPage() -> impl IntoView {
             .flatten()
             .is_some_and(|s| s.must_change_password)
     };
-    let error = move || action.value().get().and_then(Result::err);
-    let field = move |name: &'static str| move || field_message(error(), name);
-    let other = move || form_message(error());
+    let errors = FormErrors::of(action.value());
+    let field = move |f: &'static str| errors.field(f);
     let hint = format!(
         "{MIN_LEN} to {MAX_LEN} characters. Not a common password, and not containing your email address. A few unrelated words make a good one."
     );
@@ -47,29 +46,21 @@ pub fn AccountPasswordPage() -> impl IntoView {
         <section class="mt-4 max-w-md rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200">
             <ActionForm action attr:class="space-y-4" attr:novalidate="true">
                 <input type="hidden" name="next" value=next />
-                <div>
-                    <label for="current-password" class="block text-sm font-medium">"Current password"</label>
+                <Field id="current-password" label="Current password" error=field("current")>
                     <input id="current-password" name="current" type="password" autocomplete="current-password"
-                        required class="input mt-1 w-full" aria-describedby="current-error" />
-                    <p id="current-error" class="field-error">{field("current")}</p>
-                </div>
-                <div>
-                    <label for="new-password" class="block text-sm font-medium">"New password"</label>
+                        required class="input mt-1 w-full" aria-describedby="current-password-error" />
+                </Field>
+                <Field id="new-password" label="New password" error=field("new")>
                     <input id="new-password" name="new" type="password" autocomplete="new-password"
                         required minlength=MIN_LEN maxlength=MAX_LEN
-                        class="input mt-1 w-full" aria-describedby="new-hint new-error" />
+                        class="input mt-1 w-full" aria-describedby="new-hint new-password-error" />
                     <p id="new-hint" class="mt-1 text-xs text-slate-600">{hint}</p>
-                    <p id="new-error" class="field-error">{field("new")}</p>
-                </div>
-                <div>
-                    <label for="confirm-password" class="block text-sm font-medium">"New password again"</label>
+                </Field>
+                <Field id="confirm-password" label="New password again" error=field("confirm")>
                     <input id="confirm-password" name="confirm" type="password" autocomplete="new-password"
-                        required class="input mt-1 w-full" aria-describedby="confirm-error" />
-                    <p id="confirm-error" class="field-error">{field("confirm")}</p>
-                </div>
-                <Show when=move || other().is_some()>
-                    <p role="alert" class="rounded-md bg-red-50 p-3 text-sm text-red-800">{other}</p>
-                </Show>
+                        required class="input mt-1 w-full" aria-describedby="confirm-password-error" />
+                </Field>
+                <FormFeedback error=errors.other() />
                 <button type="submit" class="btn-primary" disabled=move || action.pending().get()>
                     {move || if action.pending().get() { "Changing…" } else { "Change password" }}
                 </button>

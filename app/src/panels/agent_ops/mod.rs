@@ -9,6 +9,7 @@ pub mod ops;
 pub mod queries;
 pub mod view;
 
+use crate::domain::status::{ClientStatus, KeyState};
 use crate::error::AppError;
 use crate::panels::integrations::TokenEvent;
 use serde::{Deserialize, Serialize};
@@ -27,8 +28,8 @@ pub struct ClientRow {
     pub id: Uuid,
     /// Name, unique in the tenant.
     pub name: String,
-    /// `active`, `suspended` or `revoked`.
-    pub status: String,
+    /// Its status.
+    pub status: ClientStatus,
     /// On the allowlist (passes strict allowlist posture).
     pub allowlisted: bool,
     /// Its active tokens.
@@ -47,8 +48,8 @@ pub struct ClientRow {
 pub struct KeyRow {
     /// Version.
     pub version: i32,
-    /// `active`, `retiring` (old key in its grace period), `retired` or `revoked`.
-    pub state: String,
+    /// Its state (`retiring`: an old key in its grace period).
+    pub state: KeyState,
     /// Created (UTC), and by whom.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

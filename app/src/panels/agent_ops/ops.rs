@@ -5,6 +5,7 @@ use super::{normalize_name, parse_grace_hours, queries, MintedKey};
 use crate::auth::Actor;
 use crate::domain::audit::NewEvent;
 use crate::domain::input::normalize_reason;
+use crate::domain::status::ClientStatus;
 use crate::error::AppError;
 use crate::panels::integrations::queries::{record_revocations, revoke_matching, Matching};
 use crate::secret::SecretString;
@@ -139,7 +140,7 @@ pub async fn set_allowlisted(
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
     let client = lock(change.db(), tenant, id).await?;
-    if client.status == "revoked" {
+    if client.status == ClientStatus::Revoked {
         return Err(revoked_is_final(&client.name));
     }
     if client.allowlisted == allowlisted {
@@ -180,7 +181,7 @@ pub async fn rotate_key(
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
     let client = lock(change.db(), tenant, id).await?;
-    if client.status == "revoked" {
+    if client.status == ClientStatus::Revoked {
         return Err(revoked_is_final(&client.name));
     }
     let old = queries::active_key_version(change.db(), id).await?;
@@ -222,7 +223,7 @@ pub async fn revoke(
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
     let client = lock(change.db(), tenant, id).await?;
-    if client.status == "revoked" {
+    if client.status == ClientStatus::Revoked {
         return Err(AppError::Conflict {
             message: format!("“{}” is already revoked.", client.name),
         });

@@ -3,6 +3,8 @@
 
 use super::{ClientDetail, ClientRow, KeyRow, RevokePreview};
 use crate::auth::Reader;
+use crate::domain::audit::Outcome;
+use crate::domain::status::{ClientStatus, KeyState};
 use crate::error::AppError;
 use crate::panels::integrations::TokenEvent;
 use sqlx::{PgConnection, PgExecutor};
@@ -18,7 +20,7 @@ async fn clients(
 ) -> sqlx::Result<Vec<ClientRow>> {
     sqlx::query_as!(
         ClientRow,
-        r#"SELECT c.id, c.name, c.status::text AS "status!", c.allowlisted, c.status_reason,
+        r#"SELECT c.id, c.name, c.status::text AS "status!: ClientStatus", c.allowlisted, c.status_reason,
                   c.created_at,
                   (SELECT count(*) FROM personal_access_tokens p
                    WHERE p.owner_client_id = c.id AND p.status = 'active'
@@ -59,15 +61,15 @@ pub async fn detail(pool: &Reader, tenant: Uuid, id: Uuid) -> Result<ClientDetai
     let client = row(pool, tenant, id).await?;
     let keys = sqlx::query_as!(
         KeyRow,
-        "SELECT version, state, created_at, created_by, retire_after, retired_at
-         FROM client_keys WHERE client_id = $1 ORDER BY version DESC",
+        r#"SELECT version, state AS "state: KeyState", created_at, created_by, retire_after, retired_at
+         FROM client_keys WHERE client_id = $1 ORDER BY version DESC"#,
         id
     )
     .fetch_all(pool)
     .await?;
     let history = sqlx::query_as!(
         TokenEvent,
-        r#"SELECT seq, ts, action AS "kind!", outcome::text AS "outcome!", code,
+        r#"SELECT seq, ts, action AS "kind!", outcome::text AS "outcome!: Outcome", code,
                   coalesce(actor_name, actor) AS "actor!", host(ip) AS ip,
                   coalesce((details ->> 'count')::bigint, 1) AS "count!", reason
            FROM audit_events WHERE target = 'client:' || $1::uuid::text
@@ -78,7 +80,7 @@ pub async fn detail(pool: &Reader, tenant: Uuid, id: Uuid) -> Result<ClientDetai
     .await?;
     let denials = sqlx::query_as!(
         TokenEvent,
-        r#"SELECT e.seq, e.ts, e.action AS "kind!", e.outcome::text AS "outcome!", e.code,
+        r#"SELECT e.seq, e.ts, e.action AS "kind!", e.outcome::text AS "outcome!: Outcome", e.code,
                   coalesce(e.actor_name, e.actor) AS "actor!", host(e.ip) AS ip,
                   coalesce((e.details ->> 'count')::bigint, 1) AS "count!", e.reason
            FROM personal_access_tokens p
@@ -175,8 +177,8 @@ pub async fn insert_key(
 pub struct LockedClient {
     /// Its name.
     pub name: String,
-    /// `active`, `suspended` or `revoked`.
-    pub status: String,
+    /// Its status.
+    pub status: ClientStatus,
     /// On the allowlist.
     pub allowlisted: bool,
 }
@@ -189,7 +191,7 @@ pub async fn lock(
 ) -> sqlx::Result<Option<LockedClient>> {
     sqlx::query_as!(
         LockedClient,
-        r#"SELECT name, status::text AS "status!", allowlisted FROM api_clients
+        r#"SELECT name, status::text AS "status!: ClientStatus", allowlisted FROM api_clients
            WHERE id = $1 AND tenant_id = $2 FOR UPDATE"#,
         id,
         tenant

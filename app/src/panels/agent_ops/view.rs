@@ -8,37 +8,21 @@ use super::{ClientDetail, ClientRow, KeyRow, RevokePreview, MAX_KEY_GRACE_HOURS}
 use crate::auth::view::allowed;
 use crate::auth::Permission;
 use crate::components::feedback::{
-    field_message, form_message, outcome_badge, status_badge, EmptyState, ErrorNotice, RevealSecret,
+    outcome_badge, status_badge, EmptyState, ErrorNotice, RevealSecret,
+};
+use crate::components::form::{
+    successes, DangerousAction, Field, FormErrors, FormFeedback, ReasonField,
 };
 use crate::components::loaded::loaded;
+use crate::components::table::{Col, DataTable};
 use crate::components::time::utc_minutes;
+use crate::domain::status::ClientStatus;
 use crate::error::AppError;
 use crate::panels::integrations::TokenEvent;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
-
-/// A message to show, recomputed as the action's result changes.
-type Message = Box<dyn Fn() -> Option<String> + Send + Sync>;
-
-/// A form's error beside its fields, and a general line for the rest.
-fn feedback<T, S>(
-    value: S,
-) -> (
-    impl Fn(&'static str) -> Message + Copy,
-    impl Fn() -> Option<String> + Copy,
-)
-where
-    T: Clone + Send + Sync + 'static,
-    S: Get<Value = Option<Result<T, AppError>>> + Copy + Send + Sync + 'static,
-{
-    let error = move || value.get().and_then(Result::err);
-    (
-        move |f: &'static str| Box::new(move || field_message(error(), f)) as Message,
-        move || form_message(error()),
-    )
-}
 
 /// `/t/{tenant}/agent-ops`: API clients with a status filter, and the create form.
 #[component]
@@ -48,8 +32,9 @@ pub fn AgentOpsPage() -> impl IntoView {
     let tenant = Memo::new(move |_| params.read().get("tenant").unwrap_or_default());
     let status = Memo::new(move |_| query.read().get("status").unwrap_or_default());
     let create = ServerAction::<CreateClient>::new();
+    let create_changes = successes(create.value());
     let clients = Resource::new(
-        move || (tenant.get(), status.get(), create.version().get()),
+        move || (tenant.get(), status.get(), create_changes.get()),
         |(tenant, status, _)| list_clients(tenant, status),
     );
     view! {
@@ -90,24 +75,12 @@ pub fn AgentOpsPage() -> impl IntoView {
 #[component]
 fn ClientTable(tenant: String, rows: Vec<ClientRow>) -> impl IntoView {
     view! {
-        <table class="data-table mt-4" data-testid="clients">
-            <caption class="sr-only">"API clients"</caption>
-            <thead>
-                <tr>
-                    <th scope="col">"Name"</th>
-                    <th scope="col">"Status"</th>
-                    <th scope="col">"Allowlisted"</th>
-                    <th scope="col">"Live tokens"</th>
-                    <th scope="col">"Key"</th>
-                    <th scope="col">"Created (UTC)"</th>
-                </tr>
-            </thead>
-            <tbody>
+        <DataTable caption="API clients" testid="clients" class="mt-4" columns=vec![Col::new("Name"), Col::new("Status"), Col::new("Allowlisted"), Col::new("Live tokens"), Col::new("Key"), Col::new("Created (UTC)")]>
                 {rows.into_iter().map(|c| view! {
                     <tr>
                         <td><a class="link" href=format!("/t/{tenant}/agent-ops/{}", c.id)>{c.name.clone()}</a></td>
                         <td>
-                            <span class=status_badge(&c.status)>{c.status.clone()}</span>
+                            <span class=status_badge(c.status.as_str())>{c.status.as_str()}</span>
                             {c.status_reason.map(|r| view! { <span class="ml-2 text-xs text-slate-500">{r}</span> })}
                         </td>
                         <td>{if c.allowlisted { "yes" } else { "no" }}</td>
@@ -116,34 +89,29 @@ fn ClientTable(tenant: String, rows: Vec<ClientRow>) -> impl IntoView {
                         <td>{utc_minutes(c.created_at)}</td>
                     </tr>
                 }).collect_view()}
-            </tbody>
-        </table>
+            </DataTable>
     }
     .into_any()
 }
 
 #[component]
 fn CreateSection(tenant: Memo<String>, action: ServerAction<CreateClient>) -> impl IntoView {
-    let (field, other) = feedback(action.value());
+    let errors = FormErrors::of(action.value());
     view! {
         <section class="mt-8 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="create-heading">
             <h2 id="create-heading" class="font-semibold">"Create an API client"</h2>
             <ActionForm action attr:class="mt-3 space-y-3" attr:novalidate="true">
                 <input type="hidden" name="tenant" value=tenant />
-                <div>
-                    <label for="client-name" class="block text-sm font-medium">"Name"</label>
-                    <input id="client-name" name="name" type="text" maxlength="100" class="input mt-1 w-72" />
-                    <p class="field-error">{field("name")}</p>
-                </div>
+                <Field id="client-name" label="Name" error=errors.field("name")>
+                    <input id="client-name" name="name" type="text" maxlength="100" class="input mt-1 w-72" aria-describedby="client-name-error" />
+                </Field>
                 <label class="flex items-center gap-2 text-sm">
                     <input type="checkbox" name="allowlisted" value="on" />
                     "On the allowlist (passes strict allowlist posture)"
                 </label>
                 <button type="submit" class="btn-primary" disabled=move || action.pending().get()>"Create client"</button>
             </ActionForm>
-            <Show when=move || other().is_some()>
-                <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
-            </Show>
+            <FormFeedback error=errors.other() />
             {move || action.value().get().and_then(Result::ok).map(|key| view! {
                 <RevealSecret heading=format!("Client created with key v{}.", key.version) secret=key.secret testid="client-key" />
             })}
@@ -211,7 +179,7 @@ fn Summary(detail: ClientDetail) -> impl IntoView {
         <h1 class="mt-2 text-2xl font-semibold">{c.name.clone()}</h1>
         <dl class="mt-3 grid max-w-3xl grid-cols-[auto_1fr] gap-x-6 gap-y-1 text-sm" data-testid="client-summary">
             <dt class="text-slate-500">"Status"</dt>
-            <dd><span class=status_badge(&c.status) data-testid="client-status">{c.status.clone()}</span>
+            <dd><span class=status_badge(c.status.as_str()) data-testid="client-status">{c.status.as_str()}</span>
                 {c.status_reason.map(|r| view! { <span class="ml-2 text-slate-600">{r}</span> })}</dd>
             <dt class="text-slate-500">"Allowlisted"</dt><dd>{if c.allowlisted { "yes" } else { "no" }}</dd>
             <dt class="text-slate-500">"Live tokens"</dt><dd>{c.live_tokens}</dd>
@@ -232,18 +200,20 @@ fn Actions(
     rotate: ServerAction<RotateClientKey>,
     revoke: ServerAction<RevokeClient>,
 ) -> impl IntoView {
-    if client.status == "revoked" {
+    if client.status == ClientStatus::Revoked {
         return view! { <p class="mt-4 text-sm text-slate-600">"This client is revoked: nothing more can be changed."</p> }.into_any();
     }
-    let (status_field, status_other) = feedback(status.value());
-    let (allow_field, allow_other) = feedback(allow.value());
-    let (rotate_field, rotate_other) = feedback(rotate.value());
-    let next_status = if client.status == "active" {
+    let (status_errors, allow_errors, rotate_errors) = (
+        FormErrors::of(status.value()),
+        FormErrors::of(allow.value()),
+        FormErrors::of(rotate.value()),
+    );
+    let next_status = if client.status == ClientStatus::Active {
         "suspended"
     } else {
         "active"
     };
-    let status_label = if client.status == "active" {
+    let status_label = if client.status == ClientStatus::Active {
         "Suspend client"
     } else {
         "Reactivate client"
@@ -262,38 +232,32 @@ fn Actions(
                         <input type="hidden" name="tenant" value=tenant />
                         <input type="hidden" name="id" value=id />
                         <input type="hidden" name="status" value=next_status />
-                        <label for="status-reason" class="block text-sm font-medium">"Reason"</label>
-                        <textarea id="status-reason" name="reason" rows="2" class="input w-full" aria-describedby="status-reason-error"></textarea>
-                        <p id="status-reason-error" class="field-error">{status_field("reason")}</p>
+                        <ReasonField id="status-reason" name="reason" error=status_errors.field("reason") />
                         <button type="submit" class="btn-primary" disabled=move || status.pending().get()>{status_label}</button>
                     </ActionForm>
-                    <Show when=move || status_other().is_some()><p role="alert" class="mt-2 text-sm text-red-800">{status_other}</p></Show>
+                    <FormFeedback error=status_errors.other() />
                 </section>
                 <section class="rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-label="Allowlist">
                     <ActionForm action=allow attr:class="space-y-2" attr:novalidate="true">
                         <input type="hidden" name="tenant" value=tenant />
                         <input type="hidden" name="id" value=id />
                         <input type="hidden" name="allowlisted" value=next_allow />
-                        <label for="allow-reason" class="block text-sm font-medium">"Reason"</label>
-                        <textarea id="allow-reason" name="reason" rows="2" class="input w-full"></textarea>
-                        <p class="field-error">{allow_field("reason")}</p>
+                        <ReasonField id="allow-reason" name="reason" error=allow_errors.field("reason") />
                         <button type="submit" class="btn" disabled=move || allow.pending().get()>{allow_label}</button>
                     </ActionForm>
-                    <Show when=move || allow_other().is_some()><p role="alert" class="mt-2 text-sm text-red-800">{allow_other}</p></Show>
+                    <FormFeedback error=allow_errors.other() />
                 </section>
                 <section class="rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-label="Key rotation">
                     <ActionForm action=rotate attr:class="space-y-2" attr:novalidate="true">
                         <input type="hidden" name="tenant" value=tenant />
                         <input type="hidden" name="id" value=id />
-                        <label for="grace" class="block text-sm font-medium">"Old key keeps working for (hours; 0 = retire at once)"</label>
-                        <input id="grace" name="grace_hours" type="number" min="0" max=MAX_KEY_GRACE_HOURS value="0" class="input w-24" />
-                        <p class="field-error">{rotate_field("grace_hours")}</p>
-                        <label for="rotate-reason" class="block text-sm font-medium">"Reason"</label>
-                        <textarea id="rotate-reason" name="reason" rows="2" class="input w-full"></textarea>
-                        <p class="field-error">{rotate_field("reason")}</p>
+                        <Field id="grace" label="Old key keeps working for (hours; 0 = retire at once)" error=rotate_errors.field("grace_hours")>
+                            <input id="grace" name="grace_hours" type="number" min="0" max=MAX_KEY_GRACE_HOURS value="0" class="input w-24" aria-describedby="grace-error" />
+                        </Field>
+                        <ReasonField id="rotate-reason" name="reason" error=rotate_errors.field("reason") />
                         <button type="submit" class="btn" disabled=move || rotate.pending().get()>"Rotate key"</button>
                     </ActionForm>
-                    <Show when=move || rotate_other().is_some()><p role="alert" class="mt-2 text-sm text-red-800">{rotate_other}</p></Show>
+                    <FormFeedback error=rotate_errors.other() />
                 </section>
             </div>
         </Show>
@@ -320,7 +284,7 @@ fn RevokeSection(
             ));
         });
     };
-    let (field, other) = feedback(action.value());
+    let errors = FormErrors::of(action.value());
     view! {
         <section class="mt-6 max-w-3xl rounded-lg border border-red-200 bg-white p-4" aria-labelledby="revoke-heading">
             <h2 id="revoke-heading" class="font-semibold text-red-900">"Revoke client"</h2>
@@ -329,9 +293,11 @@ fn RevokeSection(
             {move || preview.get().map(|result| match result {
                 Err(error) => view! { <div class="mt-3"><ErrorNotice error /></div> }.into_any(),
                 Ok(p) => {
-                    let expected = p.live_tokens;
-                    let submit = move |ev: leptos::ev::SubmitEvent| {
-                        ev.prevent_default();
+                    let summary = format!("Revokes {} active token(s) and {} working key(s) of “{}”.", p.live_tokens, p.live_keys, p.name);
+                    let preview = move || view! {
+                        <p class="text-sm font-medium" data-testid="revoke-preview">{summary.clone()}</p>
+                    };
+                    let on_submit = Callback::new(move |expected| {
                         action.dispatch(RevokeClient {
                             tenant: tenant.get_untracked(),
                             id: id.get_untracked(),
@@ -339,30 +305,15 @@ fn RevokeSection(
                             confirmation: confirmation.get_untracked(),
                             expected,
                         });
-                    };
+                    });
                     view! {
-                        <p class="mt-3 text-sm font-medium" data-testid="revoke-preview">
-                            {format!("Revokes {} active token(s) and {} working key(s) of “{}”.", p.live_tokens, p.live_keys, p.name)}
-                        </p>
-                        <form class="mt-3 space-y-3" novalidate on:submit=submit>
-                            <div>
-                                <label for="revoke-reason" class="block text-sm font-medium">"Reason"</label>
-                                <textarea id="revoke-reason" rows="2" class="input mt-1 w-full"
-                                    prop:value=reason on:input=move |ev| reason.set(event_target_value(&ev))></textarea>
-                                <p class="field-error">{field("reason")}</p>
-                            </div>
-                            <div>
-                                <label for="revoke-confirm" class="block text-sm font-medium">"Type " <span class="font-mono">{p.name.clone()}</span> " to confirm"</label>
-                                <input id="revoke-confirm" type="text" autocomplete="off" class="input mt-1 w-64"
-                                    prop:value=confirmation on:input=move |ev| confirmation.set(event_target_value(&ev)) />
-                                <p class="field-error">{field("confirmation")}</p>
-                            </div>
-                            <button type="submit" class="btn-danger" disabled=move || action.pending().get()>"Revoke client"</button>
-                        </form>
+                        <DangerousAction id="revoke" count=p.live_tokens preview confirm_with=p.name
+                            button="Revoke client".to_owned()
+                            reason confirmation errors pending=action.pending() on_submit />
                     }.into_any()
                 }
             })}
-            <Show when=move || other().is_some()><p role="alert" class="mt-2 text-sm text-red-800">{other}</p></Show>
+            <FormFeedback error=errors.other() />
         </section>
     }
     .into_any()
@@ -372,22 +323,16 @@ fn RevokeSection(
 fn Keys(keys: Vec<KeyRow>) -> impl IntoView {
     view! {
         <h2 class="mt-8 font-semibold">"Keys"</h2>
-        <table class="data-table mt-2" data-testid="client-keys">
-            <thead><tr>
-                <th scope="col">"Version"</th><th scope="col">"State"</th>
-                <th scope="col">"Created (UTC)"</th><th scope="col">"Stops / stopped"</th>
-            </tr></thead>
-            <tbody>
+        <DataTable caption="Client keys" testid="client-keys" class="mt-2" columns=vec![Col::new("Version"), Col::new("State"), Col::new("Created (UTC)"), Col::new("Stops / stopped")]>
                 {keys.into_iter().map(|k| view! {
                     <tr>
                         <td class="font-mono">{format!("v{}", k.version)}</td>
-                        <td>{k.state.clone()}</td>
+                        <td>{k.state.as_str()}</td>
                         <td>{format!("{} by {}", utc_minutes(k.created_at), k.created_by)}</td>
                         <td>{k.retire_after.or(k.retired_at).map(utc_minutes).unwrap_or_default()}</td>
                     </tr>
                 }).collect_view()}
-            </tbody>
-        </table>
+            </DataTable>
     }
     .into_any()
 }
@@ -400,23 +345,17 @@ fn Events(title: &'static str, testid: &'static str, rows: Vec<TokenEvent>) -> i
             view! { <p class="mt-2 text-sm text-slate-500">"None."</p> }.into_any()
         } else {
             view! {
-                <table class="data-table mt-2" data-testid=testid>
-                    <thead><tr>
-                        <th scope="col">"When (UTC)"</th><th scope="col">"Event"</th>
-                        <th scope="col">"Outcome"</th><th scope="col">"Who"</th><th scope="col">"Reason / calls"</th>
-                    </tr></thead>
-                    <tbody>
+                <DataTable caption=title testid=testid class="mt-2" columns=vec![Col::new("When (UTC)"), Col::new("Event"), Col::new("Outcome"), Col::new("Who"), Col::new("Reason / calls")]>
                         {rows.into_iter().map(|e| view! {
                             <tr>
                                 <td>{utc_minutes(e.ts)}</td>
                                 <td class="font-mono text-xs">{e.kind.clone()}</td>
-                                <td><span class=outcome_badge(&e.outcome)>{e.code.clone().unwrap_or(e.outcome.clone())}</span></td>
+                                <td><span class=outcome_badge(e.outcome)>{e.code.clone().unwrap_or_else(|| e.outcome.as_str().to_owned())}</span></td>
                                 <td>{e.actor.clone()}</td>
                                 <td>{e.reason.clone().unwrap_or_else(|| if e.count > 1 { format!("{} calls", e.count) } else { String::new() })}</td>
                             </tr>
                         }).collect_view()}
-                    </tbody>
-                </table>
+                    </DataTable>
             }.into_any()
         }}
     }

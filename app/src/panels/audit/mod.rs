@@ -338,7 +338,7 @@ pub struct EventRow {
     /// The tenant's slug, if any.
     pub tenant: Option<String>,
     /// Which plane.
-    pub source: String,
+    pub source: crate::domain::audit::Source,
     /// Who (id).
     pub actor: String,
     /// Who, readable.
@@ -346,7 +346,7 @@ pub struct EventRow {
     /// What.
     pub action: String,
     /// How it ended.
-    pub outcome: String,
+    pub outcome: crate::domain::audit::Outcome,
     /// The refusal or error code.
     pub code: Option<String>,
     /// What was acted on.

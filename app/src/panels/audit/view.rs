@@ -8,6 +8,7 @@ use super::{
 };
 use crate::components::feedback::{outcome_badge, EmptyState, ErrorNotice};
 use crate::components::loaded::loaded;
+use crate::components::table::{Col, DataTable, KeysetPager};
 use crate::error::AppError;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -438,7 +439,7 @@ fn FilterBar(ctx: AuditContext, query: Memo<AuditQuery>) -> impl IntoView {
 /// How long each tenant's events are kept, and the form to change it (admins).
 #[component]
 fn RetentionSection(ctx: AuditContext, action: ServerAction<SetAuditRetention>) -> impl IntoView {
-    use crate::components::feedback::{field_message, form_message};
+    use crate::components::form::{Field, FormErrors, FormFeedback, ReasonField};
     let first = ctx
         .tenants
         .first()
@@ -447,8 +448,10 @@ fn RetentionSection(ctx: AuditContext, action: ServerAction<SetAuditRetention>) 
     let tenant = RwSignal::new(first);
     let months = RwSignal::new("12".to_owned());
     let reason = RwSignal::new(String::new());
-    let error = move || action.value().get().and_then(Result::err);
-    let done = move || matches!(action.value().get(), Some(Ok(())));
+    let errors = FormErrors::of(action.value());
+    let done = Signal::derive(move || {
+        matches!(action.value().get(), Some(Ok(()))).then(|| "Retention set.".to_owned())
+    });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         action.dispatch(SetAuditRetention {
@@ -464,39 +467,26 @@ fn RetentionSection(ctx: AuditContext, action: ServerAction<SetAuditRetention>) 
             <p class="mt-2 max-w-prose text-sm text-slate-600">
                 "Events are kept for their tenant's class, counted from the end of their month, then their whole partition is dropped (audited). A change applies to events written from now on; older events keep the class they were written under. Platform events are kept 84 months."
             </p>
-            <table class="data-table mt-2" data-testid="retention-table">
-                <thead><tr><th scope="col">"Tenant"</th><th scope="col">"Kept"</th></tr></thead>
-                <tbody>
+            <DataTable caption="Retention per tenant" testid="retention-table" class="mt-2" columns=vec![Col::new("Tenant"), Col::new("Kept")]>
                     {tenants.into_iter().map(|t| view! {
                         <tr><td>{t.name}</td><td>{t.months} " months"</td></tr>
                     }).collect_view()}
-                </tbody>
-            </table>
+                </DataTable>
             <form class="mt-3 flex flex-wrap items-start gap-3" novalidate on:submit=submit>
-                <div>
-                    <label for="ret-tenant" class="block text-sm font-medium">"Tenant"</label>
-                    <select id="ret-tenant" class="input mt-1" on:change=move |ev| tenant.set(event_target_value(&ev))>
+                <Field id="ret-tenant" label="Tenant" error=errors.field("tenant")>
+                    <select id="ret-tenant" class="input mt-1" aria-describedby="ret-tenant-error" on:change=move |ev| tenant.set(event_target_value(&ev))>
                         {ctx.tenants.into_iter().map(|t| view! { <option value=t.slug>{t.name}</option> }).collect_view()}
                     </select>
-                    <p class="field-error">{move || field_message(error(), "tenant")}</p>
-                </div>
-                <div>
-                    <label for="ret-months" class="block text-sm font-medium">"Keep for"</label>
-                    <select id="ret-months" class="input mt-1" on:change=move |ev| months.set(event_target_value(&ev))>
+                </Field>
+                <Field id="ret-months" label="Keep for" error=errors.field("months")>
+                    <select id="ret-months" class="input mt-1" aria-describedby="ret-months-error" on:change=move |ev| months.set(event_target_value(&ev))>
                         {super::RETENTION_CLASSES.into_iter().map(|m| view! { <option value=m.to_string() selected=m == 12>{m} " months"</option> }).collect_view()}
                     </select>
-                    <p class="field-error">{move || field_message(error(), "months")}</p>
-                </div>
-                <div>
-                    <label for="ret-reason" class="block text-sm font-medium">"Reason"</label>
-                    <input id="ret-reason" type="text" class="input mt-1 w-72" maxlength="500"
-                        prop:value=reason on:input=move |ev| reason.set(event_target_value(&ev)) />
-                    <p class="field-error">{move || field_message(error(), "reason")}</p>
-                </div>
+                </Field>
+                <ReasonField id="ret-reason" value=reason error=errors.field("reason") />
                 <button type="submit" class="btn mt-6">"Set retention"</button>
             </form>
-            <p role="status" class="text-sm">{move || done().then_some("Retention set.")}</p>
-            <p role="alert" class="text-sm text-red-800">{move || form_message(error())}</p>
+            <FormFeedback error=errors.other() done />
         </details>
     }
     .into_any()
@@ -612,46 +602,27 @@ fn EventTable(page: EventPage, query: AuditQuery) -> impl IntoView {
         .map(|cursor| format!("/audit?{}", query.to_query(&[("after", cursor)])));
     let first = format!("/audit?{}", query.to_query(&[]));
     view! {
-        <table class="data-table max-w-6xl" data-testid="audit-table">
-            <caption class="sr-only">"Audit events, newest first"</caption>
-            <thead>
-                <tr>
-                    <th scope="col">"Time"</th>
-                    <th scope="col">"Outcome"</th>
-                    <th scope="col">"Action"</th>
-                    <th scope="col">"Code"</th>
-                    <th scope="col">"Actor"</th>
-                    <th scope="col">"Target"</th>
-                    <th scope="col">"Source"</th>
-                    <th scope="col">"Tenant"</th>
-                    <th scope="col">"IP"</th>
-                </tr>
-            </thead>
-            <tbody>
+        <DataTable caption="Audit events, newest first" testid="audit-table" class="max-w-6xl" columns=vec![Col::new("Time"), Col::new("Outcome"), Col::new("Action"), Col::new("Code"), Col::new("Actor"), Col::new("Target"), Col::new("Source"), Col::new("Tenant"), Col::new("IP")]>
                 {page.rows.into_iter().map(|row| {
                     let href = format!("/audit/{}", row.seq);
-                    let badge = outcome_badge(&row.outcome);
+                    let badge = outcome_badge(row.outcome);
                     let actor = row.actor_name.clone().unwrap_or_else(|| row.actor.clone());
                     view! {
                         <tr data-seq=row.seq>
                             <td class="whitespace-nowrap"><a class="link" href=href><LocalTime at=row.ts /><span class="sr-only">", event " {row.seq}</span></a></td>
-                            <td><span class=badge>{row.outcome}</span></td>
+                            <td><span class=badge>{row.outcome.as_str()}</span></td>
                             <td class="font-mono text-xs">{row.action}</td>
                             <td class="font-mono text-xs">{row.code}</td>
                             <td class="max-w-48 truncate" title=row.actor>{actor}</td>
                             <td class="max-w-48 truncate font-mono text-xs">{row.target}</td>
-                            <td>{row.source}</td>
+                            <td>{row.source.as_str()}</td>
                             <td>{row.tenant}</td>
                             <td class="font-mono text-xs">{row.ip}</td>
                         </tr>
                     }
                 }).collect_view()}
-            </tbody>
-        </table>
-        <nav class="mt-3 flex gap-4 text-sm" aria-label="Pages">
-            <a class="link" href=first>"Newest"</a>
-            {next.map(|href| view! { <a class="link" href=href rel="next" data-testid="next-page">"Older events"</a> })}
-        </nav>
+            </DataTable>
+        <KeysetPager first first_label="Newest" next next_label="Older events" />
     }
     .into_any()
 }
@@ -728,21 +699,21 @@ fn EventDetailView(detail: EventDetail) -> impl IntoView {
             </div>
         }
     };
-    let badge = outcome_badge(&row.outcome);
+    let badge = outcome_badge(row.outcome);
     view! {
         <h1 class="mt-2 text-2xl font-semibold">"Event " {row.seq} ": " <span class="font-mono">{row.action.clone()}</span></h1>
-        <p class="mt-1 text-slate-700"><span class=badge>{row.outcome.clone()}</span> " at " <LocalTime at=row.ts /></p>
+        <p class="mt-1 text-slate-700"><span class=badge>{row.outcome.as_str()}</span> " at " <LocalTime at=row.ts /></p>
         <nav class="mt-4 flex flex-wrap gap-3" aria-label="Pivots">
             {pivots.into_iter().map(|(id, label, href)| view! { <a class="btn" data-testid=id href=href>{label}</a> }).collect_view()}
         </nav>
         <dl class="mt-4 max-w-4xl divide-y divide-slate-200 rounded-lg bg-white px-4 shadow-sm ring-1 ring-slate-200" data-testid="event-detail">
             {field("Time (UTC)", Some(utc_seconds(row.ts)))}
             {field("Tenant", row.tenant.clone())}
-            {field("Source", Some(row.source.clone()))}
+            {field("Source", Some(row.source.as_str().to_owned()))}
             {field("Actor", Some(row.actor.clone()))}
             {field("Actor name", row.actor_name.clone())}
             {field("Action", Some(row.action.clone()))}
-            {field("Outcome", Some(row.outcome.clone()))}
+            {field("Outcome", Some(row.outcome.as_str().to_owned()))}
             {field("Code", row.code.clone())}
             {field("Target", row.target.clone())}
             {field("IP", row.ip.clone())}

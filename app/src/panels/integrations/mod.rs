@@ -9,7 +9,9 @@ pub mod ops;
 pub mod queries;
 pub mod view;
 
+use crate::domain::audit::Outcome;
 pub use crate::domain::input::{normalize_reason, REASON_MAX};
+use crate::domain::status::TokenStatus;
 use crate::domain::tokens::SCOPES;
 pub use crate::domain::tokens::{Owner, STAFF_TOKEN_MIN_ROLE};
 use crate::error::AppError;
@@ -35,8 +37,8 @@ pub struct TokenRow {
     pub owner_label: String,
     /// Granted scopes.
     pub scopes: Vec<String>,
-    /// `active`, `expired` or `revoked`.
-    pub status: String,
+    /// Its status, expiry applied.
+    pub status: TokenStatus,
     /// When it stops working.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
@@ -71,8 +73,8 @@ pub struct TokenEvent {
     pub ts: OffsetDateTime,
     /// The event kind: `created`, `used`, `revoked`, `failed_auth`, `rehashed`.
     pub kind: String,
-    /// `success`, `deny` or `error`.
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: Outcome,
     /// The refusal code, for `failed_auth`.
     pub code: Option<String>,
     /// Who (an email, `pat:<id>`, `system`).

@@ -131,7 +131,7 @@ pub async fn revoke(
     let locked = queries::lock_token(change.db(), tenant.id, id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("Token {id}")))?;
-    if locked.status == "revoked" {
+    if locked.status == crate::domain::status::TokenStatus::Revoked {
         return Err(AppError::Conflict {
             message: format!(
                 "Token “{}” was already revoked{}{}. Nothing changed.",

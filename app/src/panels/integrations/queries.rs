@@ -2,6 +2,8 @@
 //! the change's connection.
 
 use super::{CheckedFilter, Owner, OwnerChoice, RevokeScope, TokenEvent, TokenRow};
+use crate::domain::audit::Outcome;
+use crate::domain::status::TokenStatus;
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -14,7 +16,7 @@ struct ListingRow {
     owner_client_id: Option<Uuid>,
     owner_label: Option<String>,
     scopes: Vec<String>,
-    status: String,
+    status: TokenStatus,
     expires_at: OffsetDateTime,
     created_at: OffsetDateTime,
     created_by: Option<String>,
@@ -65,7 +67,7 @@ pub async fn list(
     let rows = sqlx::query_as!(
         ListingRow,
         r#"SELECT id AS "id!", name AS "name!", owner_staff_id, owner_client_id, owner_label,
-                  scopes AS "scopes!", status AS "status!", expires_at AS "expires_at!",
+                  scopes AS "scopes!", status AS "status!: TokenStatus", expires_at AS "expires_at!",
                   created_at AS "created_at!", created_by, last_used_at, last_used_ip,
                   pepper_version AS "pepper_version!", revoked_at, revoked_by, revoke_reason
            FROM pat_listing
@@ -111,7 +113,7 @@ pub async fn get(
     let row = sqlx::query_as!(
         ListingRow,
         r#"SELECT id AS "id!", name AS "name!", owner_staff_id, owner_client_id, owner_label,
-                  scopes AS "scopes!", status AS "status!", expires_at AS "expires_at!",
+                  scopes AS "scopes!", status AS "status!: TokenStatus", expires_at AS "expires_at!",
                   created_at AS "created_at!", created_by, last_used_at, last_used_ip,
                   pepper_version AS "pepper_version!", revoked_at, revoked_by, revoke_reason
            FROM pat_listing WHERE tenant_id = $1 AND id = $2"#,
@@ -133,7 +135,7 @@ pub async fn history(
         TokenEvent,
         r#"SELECT seq, ts,
                   CASE WHEN action LIKE 'token.%' THEN substr(action, 7) ELSE action END AS "kind!",
-                  outcome::text AS "outcome!", code,
+                  outcome::text AS "outcome!: Outcome", code,
                   coalesce(actor_name, actor) AS "actor!", host(ip) AS ip,
                   coalesce((details ->> 'count')::bigint, 1) AS "count!", reason
            FROM audit_events
@@ -311,7 +313,7 @@ pub struct LockedToken {
     /// Its name.
     pub name: String,
     /// `active` or `revoked` (as stored: expiry not applied).
-    pub status: String,
+    pub status: TokenStatus,
     /// When and by whom it was revoked, if it was.
     pub revoked_at: Option<OffsetDateTime>,
     /// Who revoked it.
@@ -326,7 +328,7 @@ pub async fn lock_token(
 ) -> sqlx::Result<Option<LockedToken>> {
     sqlx::query_as!(
         LockedToken,
-        r#"SELECT name, status::text AS "status!", revoked_at, revoked_by
+        r#"SELECT name, status::text AS "status!: TokenStatus", revoked_at, revoked_by
            FROM personal_access_tokens WHERE tenant_id = $1 AND id = $2 FOR UPDATE"#,
         tenant_id,
         id

@@ -12,10 +12,15 @@ use super::{
 use crate::auth::view::allowed;
 use crate::auth::Permission;
 use crate::components::feedback::{
-    field_message, form_message, outcome_badge, status_badge, EmptyState, ErrorNotice, RevealSecret,
+    outcome_badge, status_badge, EmptyState, ErrorNotice, RevealSecret,
+};
+use crate::components::form::{
+    successes, DangerousAction, Field, FormErrors, FormFeedback, ReasonField,
 };
 use crate::components::loaded::loaded;
+use crate::components::table::{Col, DataTable, KeysetPager};
 use crate::components::time::utc_minutes;
+use crate::domain::status::TokenStatus;
 use crate::domain::tokens::SCOPES;
 use crate::error::AppError;
 use leptos::form::ActionForm;
@@ -49,14 +54,16 @@ pub fn IntegrationsPage() -> impl IntoView {
     let mint = ServerAction::<MintToken>::new();
     let revoke_all = ServerAction::<RevokeAllTokens>::new();
     let context = Resource::new(move || tenant.get(), integrations_context);
+    let mint_changes = successes(mint.value());
+    let revoke_all_changes = successes(revoke_all.value());
     let page = Resource::new(
         move || {
             (
                 tenant.get(),
                 filter.get(),
                 after.get(),
-                mint.version().get(),
-                revoke_all.version().get(),
+                mint_changes.get(),
+                revoke_all_changes.get(),
             )
         },
         |(tenant, filter, after, _, _)| list_tokens(tenant, filter, after),
@@ -242,30 +249,17 @@ fn TokenTable(tenant: Memo<String>, page: TokenPage, filter: Memo<TokenFilter>) 
         .map(|cursor| page_href(&filter.get_untracked(), Some(cursor)));
     let slug = tenant.get_untracked();
     view! {
-        <table class="data-table max-w-6xl" data-testid="token-table">
-            <caption class="sr-only">"Tokens"</caption>
-            <thead>
-                <tr>
-                    <th scope="col">"Name"</th>
-                    <th scope="col">"Id"</th>
-                    <th scope="col">"Owner"</th>
-                    <th scope="col">"Scopes"</th>
-                    <th scope="col">"Status"</th>
-                    <th scope="col">"Expires (UTC)"</th>
-                    <th scope="col">"Last used (UTC)"</th>
-                </tr>
-            </thead>
-            <tbody>
+        <DataTable caption="Tokens" testid="token-table" class="max-w-6xl" columns=vec![Col::new("Name"), Col::new("Id"), Col::new("Owner"), Col::new("Scopes"), Col::new("Status"), Col::new("Expires (UTC)"), Col::new("Last used (UTC)")]>
                 {page.rows.into_iter().map(|row: TokenRow| {
                     let href = format!("/t/{slug}/integrations/{}", row.id);
-                    let badge = status_badge(&row.status);
+                    let badge = status_badge(row.status.as_str());
                     view! {
                         <tr>
                             <td><a class="link" href=href>{row.name}</a></td>
                             <td class="font-mono text-xs">{row.id}</td>
                             <td>{row.owner_label}</td>
                             <td class="font-mono text-xs">{row.scopes.join(" ")}</td>
-                            <td><span class=badge>{row.status}</span></td>
+                            <td><span class=badge>{row.status.as_str()}</span></td>
                             <td class="whitespace-nowrap">{utc_minutes(row.expires_at)}</td>
                             <td class="whitespace-nowrap">
                                 {row.last_used_at.map(utc_minutes).unwrap_or_else(|| "never".into())}
@@ -273,12 +267,8 @@ fn TokenTable(tenant: Memo<String>, page: TokenPage, filter: Memo<TokenFilter>) 
                         </tr>
                     }
                 }).collect_view()}
-            </tbody>
-        </table>
-        <nav class="mt-3 flex gap-4 text-sm" aria-label="Pages">
-            <a class="link" href=page_href(&filter.get_untracked(), None)>"First page"</a>
-            {next.map(|href| view! { <a class="link" href=href rel="next">"Next page"</a> })}
-        </nav>
+            </DataTable>
+        <KeysetPager first=page_href(&filter.get_untracked(), None) next />
     }
     .into_any()
 }
@@ -300,9 +290,8 @@ fn MintSection(
             name.set(String::new());
         }
     });
-    let error = move || action.value().get().and_then(Result::err);
-    let field = move |f: &'static str| move || field_message(error(), f);
-    let other = move || form_message(error());
+    let errors = FormErrors::of(action.value());
+    let field = move |f: &'static str| errors.field(f);
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         revealed.set(None);
@@ -322,15 +311,12 @@ fn MintSection(
         <section class="mt-6 max-w-5xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="mint-heading">
             <h2 id="mint-heading" class="font-semibold">"Mint a token"</h2>
             <form class="mt-3 grid grid-cols-1 gap-3 sm:grid-cols-4 sm:items-start" novalidate on:submit=submit>
-                <div>
-                    <label for="mint-name" class="block text-sm font-medium">"Name"</label>
+                <Field id="mint-name" label="Name" error=field("name")>
                     <input id="mint-name" type="text" class="input mt-1 w-full" maxlength="200"
                         aria-describedby="mint-name-error"
                         prop:value=name on:input=move |ev| name.set(event_target_value(&ev)) />
-                    <p id="mint-name-error" class="field-error">{field("name")}</p>
-                </div>
-                <div>
-                    <label for="mint-owner" class="block text-sm font-medium">"Owner"</label>
+                </Field>
+                <Field id="mint-owner" label="Owner" error=field("owner")>
                     <select id="mint-owner" class="input mt-1 w-full" aria-describedby="mint-owner-error"
                         on:change=move |ev| owner.set(event_target_value(&ev))>
                         {owners.into_iter().filter(|o| o.active).map(|o| {
@@ -343,8 +329,7 @@ fn MintSection(
                             view! { <option value=value selected=selected>{label}</option> }
                         }).collect_view()}
                     </select>
-                    <p id="mint-owner-error" class="field-error">{field("owner")}</p>
-                </div>
+                </Field>
                 <fieldset>
                     <legend class="block text-sm font-medium">"Scopes"</legend>
                     <div class="mt-1 space-y-1 text-sm">
@@ -381,9 +366,7 @@ fn MintSection(
                     </button>
                 </div>
             </form>
-            <Show when=move || other().is_some()>
-                <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
-            </Show>
+            <FormFeedback error=errors.other() />
             {move || revealed.get().map(|minted| view! { <RevealToken minted /> })}
         </section>
     }
@@ -428,13 +411,11 @@ fn RevokeAllSection(
             confirmation.set(String::new());
         }
     });
-    let error = move || action.value().get().and_then(Result::err);
-    let field = move |f: &'static str| move || field_message(error(), f);
-    let other = move || form_message(error());
-    let done = move || match action.value().get() {
+    let errors = FormErrors::of(action.value());
+    let done = Signal::derive(move || match action.value().get() {
         Some(Ok(outcome)) => Some(format!("Revoked {} token(s).", outcome.revoked)),
         _ => None,
-    };
+    });
     let choices: Vec<(String, String)> = std::iter::once((
         "tenant".to_owned(),
         format!("Every token of {}", ctx.tenant_name),
@@ -466,49 +447,29 @@ fn RevokeAllSection(
                 Err(error) => view! { <div class="mt-3"><ErrorNotice error /></div> }.into_any(),
                 Ok(p) => {
                     let count = p.active_tokens;
-                    let confirm_with = p.confirm_with.clone();
-                    let submit = move |ev: leptos::ev::SubmitEvent| {
-                        ev.prevent_default();
+                    let description = p.description;
+                    let preview = move || view! {
+                        <p data-testid="revoke-preview" class="rounded bg-red-50 p-3 text-sm text-red-900">
+                            {format!("This revokes {count} active token(s): {description}. Callers using them are refused from the next call.")}
+                        </p>
+                    };
+                    let on_submit = Callback::new(move |expected| {
                         action.dispatch(RevokeAllTokens {
                             tenant: tenant.get_untracked(),
                             scope: scope.get_untracked(),
                             reason: reason.get_untracked(),
                             confirmation: confirmation.get_untracked(),
-                            expected: count,
+                            expected,
                         });
-                    };
+                    });
                     view! {
-                        <form class="mt-3 space-y-3" novalidate on:submit=submit>
-                            <p data-testid="revoke-preview" class="rounded bg-red-50 p-3 text-sm text-red-900">
-                                {format!("This revokes {count} active token(s): {}. Callers using them are refused from the next call.", p.description)}
-                            </p>
-                            <div>
-                                <label for="ra-reason" class="block text-sm font-medium">"Reason"</label>
-                                <textarea id="ra-reason" class="input mt-1 w-full max-w-xl" rows="2"
-                                    prop:value=reason on:input=move |ev| reason.set(event_target_value(&ev))></textarea>
-                                <p class="field-error">{field("reason")}</p>
-                            </div>
-                            <div>
-                                <label for="ra-confirm" class="block text-sm font-medium">
-                                    "Type " <span class="font-mono">{confirm_with.clone()}</span> " to confirm"
-                                </label>
-                                <input id="ra-confirm" type="text" autocomplete="off" class="input mt-1 w-72"
-                                    prop:value=confirmation on:input=move |ev| confirmation.set(event_target_value(&ev)) />
-                                <p class="field-error">{field("confirmation")}</p>
-                            </div>
-                            <button type="submit" class="btn-danger" disabled=move || action.pending().get()>
-                                {format!("Revoke {count} token(s)")}
-                            </button>
-                        </form>
+                        <DangerousAction id="ra" count preview confirm_with=p.confirm_with
+                            button=format!("Revoke {count} token(s)")
+                            reason confirmation errors pending=action.pending() on_submit />
                     }.into_any()
                 }
             })}
-            <Show when=move || other().is_some()>
-                <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
-            </Show>
-            <Show when=move || done().is_some()>
-                <p role="status" class="mt-2 text-sm text-emerald-800">{done}</p>
-            </Show>
+            <FormFeedback error=errors.other() done />
         </details>
     }
     .into_any()
@@ -521,8 +482,9 @@ pub fn TokenDetailPage() -> impl IntoView {
     let tenant = Memo::new(move |_| params.read().get("tenant").unwrap_or_default());
     let id = Memo::new(move |_| params.read().get("id").unwrap_or_default());
     let revoke = ServerAction::<RevokeToken>::new();
+    let revoke_changes = successes(revoke.value());
     let detail = Resource::new(
-        move || (tenant.get(), id.get(), revoke.version().get()),
+        move || (tenant.get(), id.get(), revoke_changes.get()),
         |(tenant, id, _)| get_token(tenant, id),
     );
     view! {
@@ -548,12 +510,10 @@ fn TokenDetailView(
     revoke: ServerAction<RevokeToken>,
 ) -> impl IntoView {
     let t = detail.token;
-    let badge = status_badge(&t.status);
-    let error = move || revoke.value().get().and_then(Result::err);
-    let reason_error = move || field_message(error(), "reason");
-    let other = move || form_message(error());
+    let badge = status_badge(t.status.as_str());
+    let errors = FormErrors::of(revoke.value());
     let back = format!("/t/{}/integrations", tenant.get_untracked());
-    let active = t.status == "active";
+    let active = t.status == TokenStatus::Active;
     let id = t.id.clone();
     view! {
         <Title text=format!("Token {}", t.name) />
@@ -561,7 +521,7 @@ fn TokenDetailView(
         <h1 class="mt-2 text-2xl font-semibold" data-testid="token-heading">{t.name.clone()}</h1>
         <dl class="mt-4 grid max-w-3xl grid-cols-[max-content_1fr] gap-x-6 gap-y-2 text-sm">
             <dt class="text-slate-500">"Id"</dt><dd class="font-mono">{t.id.clone()}</dd>
-            <dt class="text-slate-500">"Status"</dt><dd><span class=badge data-testid="token-status">{t.status.clone()}</span></dd>
+            <dt class="text-slate-500">"Status"</dt><dd><span class=badge data-testid="token-status">{t.status.as_str()}</span></dd>
             <dt class="text-slate-500">"Owner"</dt><dd>{t.owner_label.clone()}</dd>
             <dt class="text-slate-500">"Scopes"</dt><dd class="font-mono">{t.scopes.join(" ")}</dd>
             <dt class="text-slate-500">"Created"</dt>
@@ -586,17 +546,13 @@ fn TokenDetailView(
                 <ActionForm action=revoke attr:class="mt-2 space-y-2" attr:novalidate="true">
                     <input type="hidden" name="tenant" value=tenant.get_untracked() />
                     <input type="hidden" name="token_id" value=token_id />
-                    <label for="revoke-reason" class="block text-sm font-medium">"Reason"</label>
-                    <textarea id="revoke-reason" name="reason" rows="2" class="input w-full" aria-describedby="revoke-reason-error"></textarea>
-                    <p id="revoke-reason-error" class="field-error">{reason_error}</p>
+                    <ReasonField id="revoke-reason" name="reason" error=errors.field("reason") />
                     <button type="submit" class="btn-danger">"Revoke"</button>
                 </ActionForm>
             </section>
             }}
         </Show>
-        <Show when=move || other().is_some()>
-            <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
-        </Show>
+        <FormFeedback error=errors.other() />
         <section class="mt-8" aria-labelledby="history-heading">
             <h2 id="history-heading" class="text-lg font-semibold">"History"</h2>
             <p class="text-sm text-slate-600">"Gateway calls within the same second from the same address are counted in one event."</p>
@@ -605,28 +561,15 @@ fn TokenDetailView(
                     view! { <EmptyState title="No events">"Nothing recorded for this token yet."</EmptyState> }.into_any()
                 } else {
                     view! {
-                        <table class="data-table" data-testid="token-history">
-                            <caption class="sr-only">"Token history"</caption>
-                            <thead>
-                                <tr>
-                                    <th scope="col">"When (UTC)"</th>
-                                    <th scope="col">"Event"</th>
-                                    <th scope="col">"Outcome"</th>
-                                    <th scope="col">"Who"</th>
-                                    <th scope="col">"Address"</th>
-                                    <th scope="col">"Calls"</th>
-                                    <th scope="col">"Reason"</th>
-                                </tr>
-                            </thead>
-                            <tbody>
+                        <DataTable caption="Token history" testid="token-history" columns=vec![Col::new("When (UTC)"), Col::new("Event"), Col::new("Outcome"), Col::new("Who"), Col::new("Address"), Col::new("Calls"), Col::new("Reason")]>
                                 {detail.events.into_iter().map(|e| {
-                                    let badge = outcome_badge(&e.outcome);
+                                    let badge = outcome_badge(e.outcome);
                                     view! {
                                         <tr>
                                             <td class="whitespace-nowrap">{utc_minutes(e.ts)}</td>
                                             <td class="font-mono text-xs">{e.kind}</td>
                                             <td>
-                                                <span class=badge>{e.outcome}</span>
+                                                <span class=badge>{e.outcome.as_str()}</span>
                                                 {e.code.map(|c| view! { <span class="ml-2 font-mono text-xs text-slate-600">{c}</span> })}
                                             </td>
                                             <td>{e.actor}</td>
@@ -636,8 +579,7 @@ fn TokenDetailView(
                                         </tr>
                                     }
                                 }).collect_view()}
-                            </tbody>
-                        </table>
+                            </DataTable>
                     }.into_any()
                 }}
             </div>

@@ -21,8 +21,8 @@ use uuid::Uuid;
 pub struct OverrideRow {
     /// Id.
     pub id: Uuid,
-    /// `tenant`, `client` or `ip`.
-    pub scope: String,
+    /// What it is for.
+    pub scope: crate::domain::status::LimitScope,
     /// Readable subject: a tenant slug, `tenant/client`, or an address or network.
     pub subject: String,
     /// Requests per minute.

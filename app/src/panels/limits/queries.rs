@@ -3,6 +3,7 @@
 
 use super::{BlockRow, OverrideRow};
 use crate::auth::Reader;
+use crate::domain::status::LimitScope;
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -11,7 +12,7 @@ use uuid::Uuid;
 pub async fn in_force(db: &Reader) -> sqlx::Result<(Vec<OverrideRow>, Vec<BlockRow>)> {
     let overrides = sqlx::query_as!(
         OverrideRow,
-        r#"SELECT o.id, o.scope,
+        r#"SELECT o.id, o.scope AS "scope: LimitScope",
                   CASE o.scope WHEN 'ip' THEN o.network::text
                                WHEN 'client' THEN t.slug || '/' || c.name
                                ELSE t.slug END AS "subject!",

@@ -5,7 +5,9 @@ use super::{BlockRow, LimitsOverview, OverrideRow};
 use crate::auth::view::allowed;
 use crate::auth::Permission;
 use crate::components::feedback::{field_message, form_message, ErrorNotice};
+use crate::components::form::{successes, Field, FormErrors, FormFeedback, ReasonField};
 use crate::components::loaded::loaded;
+use crate::components::table::{Col, DataTable};
 use crate::components::time::Countdown;
 use crate::domain::gateway::controls::Limit;
 use leptos::form::ActionForm;
@@ -23,13 +25,17 @@ pub fn LimitsPage() -> impl IntoView {
     let remove = ServerAction::<RemoveRateLimit>::new();
     let block = ServerAction::<BlockIp>::new();
     let unblock = ServerAction::<UnblockIp>::new();
+    let set_changes = successes(set.value());
+    let remove_changes = successes(remove.value());
+    let block_changes = successes(block.value());
+    let unblock_changes = successes(unblock.value());
     let overview = Resource::new(
         move || {
             (
-                set.version().get(),
-                remove.version().get(),
-                block.version().get(),
-                unblock.version().get(),
+                set_changes.get(),
+                remove_changes.get(),
+                block_changes.get(),
+                unblock_changes.get(),
             )
         },
         |_| get_limits(),
@@ -96,12 +102,7 @@ fn Overview(
 fn OverrideTable(rows: Vec<OverrideRow>, remove: ServerAction<RemoveRateLimit>) -> impl IntoView {
     let can = allowed(Permission::Operate);
     view! {
-        <table class="data-table mt-2" data-testid="overrides">
-            <thead><tr>
-                <th scope="col">"For"</th><th scope="col">"Limit"</th><th scope="col">"Reason"</th>
-                <th scope="col">"Until"</th><th scope="col"><span class="sr-only">"Actions"</span></th>
-            </tr></thead>
-            <tbody>
+        <DataTable caption="Rate-limit overrides" testid="overrides" class="mt-2" columns=vec![Col::new("For"), Col::new("Limit"), Col::new("Reason"), Col::new("Until"), Col::hidden("Actions")]>
                 {rows.into_iter().map(|r| {
                     let id = StoredValue::new(r.id.to_string());
                     view! {
@@ -123,8 +124,7 @@ fn OverrideTable(rows: Vec<OverrideRow>, remove: ServerAction<RemoveRateLimit>) 
                         </tr>
                     }
                 }).collect_view()}
-            </tbody>
-        </table>
+            </DataTable>
         <p class="field-error">{move || form_message(remove.value().get().and_then(Result::err)).or_else(|| field_message(remove.value().get().and_then(Result::err), "reason"))}</p>
     }
     .into_any()
@@ -134,12 +134,7 @@ fn OverrideTable(rows: Vec<OverrideRow>, remove: ServerAction<RemoveRateLimit>) 
 fn BlockTable(rows: Vec<BlockRow>, unblock: ServerAction<UnblockIp>) -> impl IntoView {
     let can = allowed(Permission::Operate);
     view! {
-        <table class="data-table mt-2" data-testid="blocks">
-            <thead><tr>
-                <th scope="col">"Address / network"</th><th scope="col">"Reason"</th>
-                <th scope="col">"Until"</th><th scope="col"><span class="sr-only">"Actions"</span></th>
-            </tr></thead>
-            <tbody>
+        <DataTable caption="Blocked addresses" testid="blocks" class="mt-2" columns=vec![Col::new("Address / network"), Col::new("Reason"), Col::new("Until"), Col::hidden("Actions")]>
                 {rows.into_iter().map(|r| {
                     let net = StoredValue::new(r.network.clone());
                     view! {
@@ -160,8 +155,7 @@ fn BlockTable(rows: Vec<BlockRow>, unblock: ServerAction<UnblockIp>) -> impl Int
                         </tr>
                     }
                 }).collect_view()}
-            </tbody>
-        </table>
+            </DataTable>
         <p class="field-error">{move || form_message(unblock.value().get().and_then(Result::err)).or_else(|| field_message(unblock.value().get().and_then(Result::err), "reason"))}</p>
     }
     .into_any()
@@ -169,64 +163,45 @@ fn BlockTable(rows: Vec<BlockRow>, unblock: ServerAction<UnblockIp>) -> impl Int
 
 #[component]
 fn SetForm(action: ServerAction<SetRateLimit>) -> impl IntoView {
-    let error = move || action.value().get().and_then(Result::err);
-    let field = move |f: &'static str| move || field_message(error(), f);
-    let other = move || form_message(error());
+    let errors = FormErrors::of(action.value());
+    let field = move |f: &'static str| errors.field(f);
     view! {
         <section class="rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="set-heading">
             <h2 id="set-heading" class="font-semibold">"Set a rate limit"</h2>
             <ActionForm action attr:class="mt-3 space-y-2" attr:novalidate="true">
-                <div>
-                    <label for="rl-scope" class="block text-sm font-medium">"For"</label>
-                    <select id="rl-scope" name="form[scope]" class="input mt-1">
+                <Field id="rl-scope" label="For" error=field("scope")>
+                    <select id="rl-scope" aria-describedby="rl-scope-error" name="form[scope]" class="input mt-1">
                         <option value="ip">"An address or network (each address in it)"</option>
                         <option value="client">"An API client"</option>
                         <option value="tenant">"A tenant (all its callers together)"</option>
                     </select>
-                    <p class="field-error">{field("scope")}</p>
-                </div>
-                <div>
-                    <label for="rl-network" class="block text-sm font-medium">"Address or network (for an address)"</label>
-                    <input id="rl-network" name="form[network]" class="input mt-1 w-64" placeholder="203.0.113.0/24" />
-                    <p class="field-error">{field("network")}</p>
+                </Field>
+                <Field id="rl-network" label="Address or network (for an address)" error=field("network")>
+                    <input id="rl-network" aria-describedby="rl-network-error" name="form[network]" class="input mt-1 w-64" placeholder="203.0.113.0/24" />
+                </Field>
+                <div class="flex gap-3">
+                    <Field id="rl-tenant" label="Tenant slug" error=field("tenant")>
+                        <input id="rl-tenant" aria-describedby="rl-tenant-error" name="form[tenant]" class="input mt-1 w-36" />
+                    </Field>
+                    <Field id="rl-client" label="Client name (for a client)" error=field("client")>
+                        <input id="rl-client" aria-describedby="rl-client-error" name="form[client]" class="input mt-1 w-44" />
+                    </Field>
                 </div>
                 <div class="flex gap-3">
-                    <div>
-                        <label for="rl-tenant" class="block text-sm font-medium">"Tenant slug"</label>
-                        <input id="rl-tenant" name="form[tenant]" class="input mt-1 w-36" />
-                        <p class="field-error">{field("tenant")}</p>
-                    </div>
-                    <div>
-                        <label for="rl-client" class="block text-sm font-medium">"Client name (for a client)"</label>
-                        <input id="rl-client" name="form[client]" class="input mt-1 w-44" />
-                        <p class="field-error">{field("client")}</p>
-                    </div>
+                    <Field id="rl-limit" label="Requests / minute" error=field("limit_per_minute")>
+                        <input id="rl-limit" aria-describedby="rl-limit-error" name="form[limit_per_minute]" type="number" min="1" class="input mt-1 w-32" />
+                    </Field>
+                    <Field id="rl-burst" label="Burst" error=field("burst")>
+                        <input id="rl-burst" aria-describedby="rl-burst-error" name="form[burst]" type="number" min="1" class="input mt-1 w-24" />
+                    </Field>
+                    <Field id="rl-minutes" label="Expires after (min)" error=field("expires_minutes")>
+                        <input id="rl-minutes" aria-describedby="rl-minutes-error" name="form[expires_minutes]" type="number" min="1" class="input mt-1 w-24" />
+                    </Field>
                 </div>
-                <div class="flex gap-3">
-                    <div>
-                        <label for="rl-limit" class="block text-sm font-medium">"Requests / minute"</label>
-                        <input id="rl-limit" name="form[limit_per_minute]" type="number" min="1" class="input mt-1 w-32" />
-                        <p class="field-error">{field("limit_per_minute")}</p>
-                    </div>
-                    <div>
-                        <label for="rl-burst" class="block text-sm font-medium">"Burst"</label>
-                        <input id="rl-burst" name="form[burst]" type="number" min="1" class="input mt-1 w-24" />
-                        <p class="field-error">{field("burst")}</p>
-                    </div>
-                    <div>
-                        <label for="rl-minutes" class="block text-sm font-medium">"Expires after (min)"</label>
-                        <input id="rl-minutes" name="form[expires_minutes]" type="number" min="1" class="input mt-1 w-24" />
-                        <p class="field-error">{field("expires_minutes")}</p>
-                    </div>
-                </div>
-                <div>
-                    <label for="rl-reason" class="block text-sm font-medium">"Reason"</label>
-                    <textarea id="rl-reason" name="form[reason]" rows="2" class="input mt-1 w-full"></textarea>
-                    <p class="field-error">{field("reason")}</p>
-                </div>
+                <ReasonField id="rl-reason" name="form[reason]" error=field("reason") />
                 <button type="submit" class="btn-primary" disabled=move || action.pending().get()>"Set limit"</button>
             </ActionForm>
-            <Show when=move || other().is_some()><p role="alert" class="mt-2 text-sm text-red-800">{other}</p></Show>
+            <FormFeedback error=errors.other() />
         </section>
     }
     .into_any()
@@ -234,31 +209,22 @@ fn SetForm(action: ServerAction<SetRateLimit>) -> impl IntoView {
 
 #[component]
 fn BlockForm(action: ServerAction<BlockIp>) -> impl IntoView {
-    let error = move || action.value().get().and_then(Result::err);
-    let field = move |f: &'static str| move || field_message(error(), f);
-    let other = move || form_message(error());
+    let errors = FormErrors::of(action.value());
+    let field = move |f: &'static str| errors.field(f);
     view! {
         <section class="rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="block-heading">
             <h2 id="block-heading" class="font-semibold">"Block an address"</h2>
             <ActionForm action attr:class="mt-3 space-y-2" attr:novalidate="true">
-                <div>
-                    <label for="block-network" class="block text-sm font-medium">"Address or network"</label>
-                    <input id="block-network" name="network" class="input mt-1 w-64" placeholder="198.51.100.7 or 198.51.100.0/24" />
-                    <p class="field-error">{field("network")}</p>
-                </div>
-                <div>
-                    <label for="block-minutes" class="block text-sm font-medium">"Expires after (minutes, optional)"</label>
-                    <input id="block-minutes" name="expires_minutes" type="number" min="1" class="input mt-1 w-24" />
-                    <p class="field-error">{field("expires_minutes")}</p>
-                </div>
-                <div>
-                    <label for="block-reason" class="block text-sm font-medium">"Reason"</label>
-                    <textarea id="block-reason" name="reason" rows="2" class="input mt-1 w-full"></textarea>
-                    <p class="field-error">{field("reason")}</p>
-                </div>
+                <Field id="block-network" label="Address or network" error=field("network")>
+                    <input id="block-network" aria-describedby="block-network-error" name="network" class="input mt-1 w-64" placeholder="198.51.100.7 or 198.51.100.0/24" />
+                </Field>
+                <Field id="block-minutes" label="Expires after (minutes, optional)" error=field("expires_minutes")>
+                    <input id="block-minutes" aria-describedby="block-minutes-error" name="expires_minutes" type="number" min="1" class="input mt-1 w-24" />
+                </Field>
+                <ReasonField id="block-reason" name="reason" error=field("reason") />
                 <button type="submit" class="btn-danger" disabled=move || action.pending().get()>"Block"</button>
             </ActionForm>
-            <Show when=move || other().is_some()><p role="alert" class="mt-2 text-sm text-red-800">{other}</p></Show>
+            <FormFeedback error=errors.other() />
         </section>
     }
     .into_any()

@@ -3,6 +3,7 @@
 use crate::components::context::TenantsResource;
 use crate::components::feedback::{outcome_badge, EmptyState, ErrorNotice};
 use crate::components::loaded::loaded;
+use crate::components::table::{Col, DataTable};
 use crate::components::time::utc_minutes;
 use crate::domain::audit::ActivityRow;
 use crate::domain::tenants::Tenant;
@@ -71,29 +72,18 @@ fn RecentActivity() -> impl IntoView {
 #[component]
 fn ActivityTable(rows: Vec<ActivityRow>) -> impl IntoView {
     view! {
-        <table class="data-table" data-testid="recent-activity">
-            <caption class="sr-only">"Recent activity"</caption>
-            <thead>
-                <tr>
-                    <th scope="col">"When (UTC)"</th>
-                    <th scope="col">"Who"</th>
-                    <th scope="col">"Action"</th>
-                    <th scope="col">"Outcome"</th>
-                    <th scope="col">"Target"</th>
-                </tr>
-            </thead>
-            <tbody>
+        <DataTable caption="Recent activity" testid="recent-activity" columns=vec![Col::new("When (UTC)"), Col::new("Who"), Col::new("Action"), Col::new("Outcome"), Col::new("Target")]>
                 {rows
                     .into_iter()
                     .map(|r| {
-                        let badge = outcome_badge(&r.outcome);
+                        let badge = outcome_badge(r.outcome);
                         view! {
                             <tr>
                                 <td class="whitespace-nowrap">{utc_minutes(r.ts)}</td>
                                 <td>{r.actor}</td>
                                 <td class="font-mono text-xs">{r.action}</td>
                                 <td>
-                                    <span class=badge>{r.outcome}</span>
+                                    <span class=badge>{r.outcome.as_str()}</span>
                                     {r.code.map(|c| view! { <span class="ml-2 font-mono text-xs text-slate-600">{c}</span> })}
                                 </td>
                                 <td class="font-mono text-xs">{r.target.unwrap_or_default()}</td>
@@ -101,24 +91,14 @@ fn ActivityTable(rows: Vec<ActivityRow>) -> impl IntoView {
                         }
                     })
                     .collect_view()}
-            </tbody>
-        </table>
+            </DataTable>
     }
 }
 
 #[component]
 fn TenantTable(list: Vec<Tenant>) -> impl IntoView {
     view! {
-        <table class="data-table">
-            <caption class="sr-only">"Tenants"</caption>
-            <thead>
-                <tr>
-                    <th scope="col">"Name"</th>
-                    <th scope="col">"Slug"</th>
-                    <th scope="col">"Created"</th>
-                </tr>
-            </thead>
-            <tbody>
+        <DataTable caption="Tenants" testid="tenants" columns=vec![Col::new("Name"), Col::new("Slug"), Col::new("Created")]>
                 {list
                     .into_iter()
                     .map(|t| {
@@ -133,8 +113,7 @@ fn TenantTable(list: Vec<Tenant>) -> impl IntoView {
                         }
                     })
                     .collect_view()}
-            </tbody>
-        </table>
+            </DataTable>
     }
 }
 

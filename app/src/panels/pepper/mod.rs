@@ -30,8 +30,8 @@ pub const CONFIRM_COMPROMISE: &str = "revoke all tokens";
 pub struct PepperVersion {
     /// Version number.
     pub version: i32,
-    /// `current`, `previous` or `retired`.
-    pub state: String,
+    /// Its state.
+    pub state: crate::domain::status::PepperState,
     /// When it was created, and by whom.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

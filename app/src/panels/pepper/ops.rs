@@ -5,6 +5,7 @@
 use super::{queries, Rotated, MAX_GRACE_HOURS};
 use crate::auth::Actor;
 use crate::domain::audit::{NewEvent, Source};
+use crate::domain::status::PepperState;
 use crate::domain::tokens::pepper::{seal, MasterKey};
 use crate::error::AppError;
 use crate::panels::integrations::queries::{record_revocations, revoke_matching, Matching};
@@ -69,7 +70,7 @@ pub async fn retire_expired(system: &Actor) -> Result<Option<(i32, i64)>, AppErr
     let now = OffsetDateTime::now_utc();
     let Some(expired) = live
         .iter()
-        .find(|l| l.state == "previous" && l.grace_until.is_some_and(|g| g <= now))
+        .find(|l| l.state == PepperState::Previous && l.grace_until.is_some_and(|g| g <= now))
     else {
         return Ok(None);
     };
@@ -123,7 +124,7 @@ pub async fn rotate_staged(
     let (live, max) = queries::lock_live(change.db()).await?;
     let now = OffsetDateTime::now_utc();
     let mut retired_previous = None;
-    if let Some(previous) = live.iter().find(|l| l.state == "previous") {
+    if let Some(previous) = live.iter().find(|l| l.state == PepperState::Previous) {
         let waiting =
             crate::panels::integrations::queries::active_on_pepper(change.db(), previous.version)
                 .await?;
@@ -142,7 +143,7 @@ pub async fn rotate_staged(
     }
     let from = live
         .iter()
-        .find(|l| l.state == "current")
+        .find(|l| l.state == PepperState::Current)
         .map(|l| l.version)
         .ok_or_else(|| AppError::internal(&"no current pepper to rotate from"))?;
     let to = max + 1;

@@ -1,6 +1,7 @@
 //! SQL of the pepper panel. Reads take any executor; changes take the change's connection.
 
 use super::{CompromisePreview, PepperVersion, TenantTokens};
+use crate::domain::status::PepperState;
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 
@@ -8,7 +9,7 @@ use time::OffsetDateTime;
 pub async fn versions(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<PepperVersion>> {
     sqlx::query_as!(
         PepperVersion,
-        r#"SELECT v.version, v.state, v.created_at, v.created_by, v.grace_until, v.retired_at,
+        r#"SELECT v.version, v.state AS "state: PepperState", v.created_at, v.created_by, v.grace_until, v.retired_at,
                   (SELECT count(*) FROM personal_access_tokens p
                    WHERE p.pepper_version = v.version AND p.status = 'active') AS "active_tokens!"
            FROM token_peppers v ORDER BY v.version DESC"#
@@ -47,7 +48,7 @@ pub struct Live {
     /// Version.
     pub version: i32,
     /// `current` or `previous`.
-    pub state: String,
+    pub state: PepperState,
     /// For `previous`: when its grace period ends.
     pub grace_until: Option<OffsetDateTime>,
 }
@@ -60,8 +61,8 @@ pub async fn lock_live(conn: &mut PgConnection) -> sqlx::Result<(Vec<Live>, i32)
         .await?;
     let live = sqlx::query_as!(
         Live,
-        "SELECT version, state, grace_until FROM token_peppers
-         WHERE state IN ('current', 'previous') ORDER BY version"
+        r#"SELECT version, state AS "state: PepperState", grace_until FROM token_peppers
+         WHERE state IN ('current', 'previous') ORDER BY version"#
     )
     .fetch_all(&mut *conn)
     .await?;

@@ -6,9 +6,14 @@ use super::api::{
 use super::{CompromisePreview, PepperVersion, CONFIRM_COMPROMISE, CONFIRM_STAGED};
 use crate::auth::view::allowed;
 use crate::auth::Permission;
-use crate::components::feedback::{field_message, form_message, ErrorNotice};
+use crate::components::feedback::ErrorNotice;
+use crate::components::form::{
+    successes, DangerousAction, Field, FormErrors, FormFeedback, ReasonField, TypedConfirm,
+};
 use crate::components::loaded::loaded;
+use crate::components::table::{Col, DataTable};
 use crate::components::time::utc_minutes;
+use crate::domain::status::PepperState;
 use crate::error::AppError;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -19,8 +24,10 @@ use leptos_meta::Title;
 pub fn PepperPage() -> impl IntoView {
     let staged = ServerAction::<RotatePepper>::new();
     let compromise = ServerAction::<RotatePepperCompromised>::new();
+    let staged_changes = successes(staged.value());
+    let compromise_changes = successes(compromise.value());
     let versions = Resource::new(
-        move || (staged.version().get(), compromise.version().get()),
+        move || (staged_changes.get(), compromise_changes.get()),
         |_| pepper_versions(),
     );
     view! {
@@ -44,18 +51,7 @@ pub fn PepperPage() -> impl IntoView {
 #[component]
 fn VersionTable(list: Vec<PepperVersion>) -> impl IntoView {
     view! {
-        <table class="data-table mt-6" data-testid="pepper-versions">
-            <caption class="sr-only">"Pepper versions"</caption>
-            <thead>
-                <tr>
-                    <th scope="col">"Version"</th>
-                    <th scope="col">"State"</th>
-                    <th scope="col">"Active tokens on it"</th>
-                    <th scope="col">"Created (UTC)"</th>
-                    <th scope="col">"Grace / retired"</th>
-                </tr>
-            </thead>
-            <tbody>
+        <DataTable caption="Pepper versions" testid="pepper-versions" class="mt-6" columns=vec![Col::new("Version"), Col::new("State"), Col::new("Active tokens on it"), Col::new("Created (UTC)"), Col::new("Grace / retired")]>
                 {list.into_iter().map(|v| {
                     let note = match (v.grace_until, v.retired_at) {
                         (Some(until), _) => format!("verifies until {}", utc_minutes(until)),
@@ -65,15 +61,14 @@ fn VersionTable(list: Vec<PepperVersion>) -> impl IntoView {
                     view! {
                         <tr>
                             <td class="font-mono">{format!("v{}", v.version)}</td>
-                            <td>{v.state}</td>
+                            <td>{v.state.as_str()}</td>
                             <td>{v.active_tokens}</td>
                             <td>{format!("{} by {}", utc_minutes(v.created_at), v.created_by)}</td>
                             <td>{note}</td>
                         </tr>
                     }
                 }).collect_view()}
-            </tbody>
-        </table>
+            </DataTable>
     }
 }
 
@@ -83,16 +78,17 @@ fn Rotations(
     staged: ServerAction<RotatePepper>,
     compromise: ServerAction<RotatePepperCompromised>,
 ) -> impl IntoView {
-    let current = list.iter().find(|v| v.state == "current").cloned();
+    let current = list
+        .iter()
+        .find(|v| v.state == PepperState::Current)
+        .cloned();
     let on_current = current.as_ref().map(|v| v.active_tokens).unwrap_or(0);
     let current_version = current.map(|v| v.version).unwrap_or(0);
-    let error = move || staged.value().get().and_then(Result::err);
-    let field = move |f: &'static str| move || field_message(error(), f);
-    let other = move || form_message(error());
-    let done = move || match staged.value().get() {
+    let errors = FormErrors::of(staged.value());
+    let done = Signal::derive(move || match staged.value().get() {
         Some(Ok(rotated)) => Some(format!("Version {} is now current.", rotated.version)),
         _ => None,
-    };
+    });
     view! {
         <Show when=move || allowed(Permission::CommandIncident).get()>
             <section class="mt-8 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="staged-heading">
@@ -101,29 +97,14 @@ fn Rotations(
                     {format!("{on_current} active token(s) are on version {current_version}. They keep working during the grace period and move to the new version on their next use; those not used before it ends are revoked.")}
                 </p>
                 <ActionForm action=staged attr:class="mt-3 space-y-3" attr:novalidate="true">
-                    <div>
-                        <label for="grace" class="block text-sm font-medium">"Grace period (hours)"</label>
-                        <input id="grace" name="grace_hours" type="number" min="1" max="720" value="24" class="input mt-1 w-24" />
-                        <p class="field-error">{field("grace_hours")}</p>
-                    </div>
-                    <div>
-                        <label for="staged-reason" class="block text-sm font-medium">"Reason"</label>
-                        <textarea id="staged-reason" name="reason" rows="2" class="input mt-1 w-full"></textarea>
-                        <p class="field-error">{field("reason")}</p>
-                    </div>
-                    <div>
-                        <label for="staged-confirm" class="block text-sm font-medium">"Type " <span class="font-mono">{CONFIRM_STAGED}</span> " to confirm"</label>
-                        <input id="staged-confirm" name="confirmation" type="text" autocomplete="off" class="input mt-1 w-48" />
-                        <p class="field-error">{field("confirmation")}</p>
-                    </div>
+                    <Field id="grace" label="Grace period (hours)" error=errors.field("grace_hours")>
+                        <input id="grace" name="grace_hours" type="number" min="1" max="720" value="24" class="input mt-1 w-24" aria-describedby="grace-error" />
+                    </Field>
+                    <ReasonField id="staged-reason" name="reason" error=errors.field("reason") />
+                    <TypedConfirm id="staged-confirm" name="confirmation" word=CONFIRM_STAGED.to_owned() error=errors.field("confirmation") />
                     <button type="submit" class="btn-primary" disabled=move || staged.pending().get()>"Rotate the pepper"</button>
                 </ActionForm>
-                <Show when=move || other().is_some()>
-                    <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
-                </Show>
-                <Show when=move || done().is_some()>
-                    <p role="status" class="mt-2 text-sm text-emerald-800">{done}</p>
-                </Show>
+                <FormFeedback error=errors.other() done />
             </section>
             <CompromiseSection action=compromise />
         </Show>
@@ -141,10 +122,8 @@ fn CompromiseSection(action: ServerAction<RotatePepperCompromised>) -> impl Into
             preview.set(Some(preview_pepper_compromise().await));
         });
     };
-    let error = move || action.value().get().and_then(Result::err);
-    let field = move |f: &'static str| move || field_message(error(), f);
-    let other = move || form_message(error());
-    let done = move || {
+    let errors = FormErrors::of(action.value());
+    let done = Signal::derive(move || {
         match action.value().get() {
         Some(Ok(rotated)) => Some(format!(
             "Version {} is now current; {} token(s) were revoked. Ask integrators to mint new tokens.",
@@ -152,7 +131,7 @@ fn CompromiseSection(action: ServerAction<RotatePepperCompromised>) -> impl Into
         )),
         _ => None,
     }
-    };
+    });
     view! {
         <section class="mt-6 max-w-3xl rounded-lg border border-red-200 bg-white p-4" aria-labelledby="compromise-heading">
             <h2 id="compromise-heading" class="font-semibold text-red-900">"Compromise rotation"</h2>
@@ -162,49 +141,33 @@ fn CompromiseSection(action: ServerAction<RotatePepperCompromised>) -> impl Into
                 Err(error) => view! { <div class="mt-3"><ErrorNotice error /></div> }.into_any(),
                 Ok(p) => {
                     let total = p.total;
-                    let submit = move |ev: leptos::ev::SubmitEvent| {
-                        ev.prevent_default();
-                        action.dispatch(RotatePepperCompromised {
-                            reason: reason.get_untracked(),
-                            confirmation: confirmation.get_untracked(),
-                            expected: total,
-                        });
-                    };
-                    view! {
-                        <div class="mt-3" data-testid="compromise-preview">
+                    let tenants = p.tenants;
+                    let preview = move || view! {
+                        <div data-testid="compromise-preview">
                             <p class="text-sm font-medium">{format!("{total} active token(s) would be revoked:")}</p>
                             <ul class="mt-1 list-disc pl-6 text-sm">
-                                {p.tenants.into_iter().map(|t| view! {
+                                {tenants.iter().map(|t| view! {
                                     <li>{format!("{} ({}): {}", t.name, t.slug, t.active_tokens)}</li>
                                 }).collect_view()}
                             </ul>
                         </div>
-                        <form class="mt-3 space-y-3" novalidate on:submit=submit>
-                            <div>
-                                <label for="compromise-reason" class="block text-sm font-medium">"Reason"</label>
-                                <textarea id="compromise-reason" rows="2" class="input mt-1 w-full"
-                                    prop:value=reason on:input=move |ev| reason.set(event_target_value(&ev))></textarea>
-                                <p class="field-error">{field("reason")}</p>
-                            </div>
-                            <div>
-                                <label for="compromise-confirm" class="block text-sm font-medium">"Type " <span class="font-mono">{CONFIRM_COMPROMISE}</span> " to confirm"</label>
-                                <input id="compromise-confirm" type="text" autocomplete="off" class="input mt-1 w-64"
-                                    prop:value=confirmation on:input=move |ev| confirmation.set(event_target_value(&ev)) />
-                                <p class="field-error">{field("confirmation")}</p>
-                            </div>
-                            <button type="submit" class="btn-danger" disabled=move || action.pending().get()>
-                                {format!("Rotate and revoke {total} token(s)")}
-                            </button>
-                        </form>
+                    };
+                    let on_submit = Callback::new(move |expected| {
+                        action.dispatch(RotatePepperCompromised {
+                            reason: reason.get_untracked(),
+                            confirmation: confirmation.get_untracked(),
+                            expected,
+                        });
+                    });
+                    view! {
+                        <DangerousAction id="compromise" count=total preview
+                            confirm_with=CONFIRM_COMPROMISE.to_owned()
+                            button=format!("Rotate and revoke {total} token(s)")
+                            reason confirmation errors pending=action.pending() on_submit />
                     }.into_any()
                 }
             })}
-            <Show when=move || other().is_some()>
-                <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
-            </Show>
-            <Show when=move || done().is_some()>
-                <p role="status" class="mt-2 text-sm text-emerald-800">{done}</p>
-            </Show>
+            <FormFeedback error=errors.other() done />
         </section>
     }
     .into_any()

@@ -4,8 +4,10 @@ use super::api::list_staff;
 use super::api::{ChangeStaffRole, CreateStaff, ResetStaffPassword, SetStaffActive};
 use super::{OneTimePassword, StaffRow};
 use crate::auth::Role;
-use crate::components::feedback::{field_message, form_message, ErrorNotice};
+use crate::components::feedback::ErrorNotice;
+use crate::components::form::{successes, Field, FormErrors, FormFeedback};
 use crate::components::loaded::loaded;
+use crate::components::table::{Col, DataTable};
 use crate::components::time::utc_minutes;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
@@ -18,13 +20,17 @@ pub fn StaffPage() -> impl IntoView {
     let change_role = ServerAction::<ChangeStaffRole>::new();
     let set_active = ServerAction::<SetStaffActive>::new();
     let reset = ServerAction::<ResetStaffPassword>::new();
+    let create_changes = successes(create.value());
+    let change_role_changes = successes(change_role.value());
+    let set_active_changes = successes(set_active.value());
+    let reset_changes = successes(reset.value());
     let staff = Resource::new(
         move || {
             (
-                create.version().get(),
-                change_role.version().get(),
-                set_active.version().get(),
-                reset.version().get(),
+                create_changes.get(),
+                change_role_changes.get(),
+                set_active_changes.get(),
+                reset_changes.get(),
             )
         },
         |_| list_staff(),
@@ -106,39 +112,30 @@ fn RevealPassword(secret: Signal<Option<OneTimePassword>>) -> impl IntoView {
 
 #[component]
 fn CreateStaffForm(action: ServerAction<CreateStaff>) -> impl IntoView {
-    let error = move || action.value().get().and_then(Result::err);
-    let field = move |name: &'static str| move || field_message(error(), name);
-    let other = move || form_message(error());
+    let errors = FormErrors::of(action.value());
+    let field = move |f: &'static str| errors.field(f);
     view! {
         <section class="mt-6 max-w-4xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="create-heading">
             <h2 id="create-heading" class="font-semibold">"Add a staff member"</h2>
             <ActionForm action attr:class="mt-3 grid grid-cols-1 gap-3 sm:grid-cols-4 sm:items-start" attr:novalidate="true">
-                <div>
-                    <label for="new-email" class="block text-sm font-medium">"Email"</label>
+                <Field id="new-email" label="Email" error=field("email")>
                     <input id="new-email" name="email" type="email" class="input mt-1 w-full" aria-describedby="new-email-error" />
-                    <p id="new-email-error" class="field-error">{field("email")}</p>
-                </div>
-                <div>
-                    <label for="new-name" class="block text-sm font-medium">"Name"</label>
+                </Field>
+                <Field id="new-name" label="Name" error=field("display_name")>
                     <input id="new-name" name="display_name" type="text" class="input mt-1 w-full" aria-describedby="new-name-error" />
-                    <p id="new-name-error" class="field-error">{field("display_name")}</p>
-                </div>
-                <div>
-                    <label for="new-role" class="block text-sm font-medium">"Role"</label>
-                    <select id="new-role" name="role" class="input mt-1 w-full">
+                </Field>
+                <Field id="new-role" label="Role" error=field("role")>
+                    <select id="new-role" name="role" class="input mt-1 w-full" aria-describedby="new-role-error">
                         {Role::ALL.into_iter().map(|r| view! {
                             <option value=r.as_str() selected=r == Role::Viewer>{r.label()}</option>
                         }).collect_view()}
                     </select>
-                    <p class="field-error">{field("role")}</p>
-                </div>
+                </Field>
                 <div class="sm:pt-6">
                     <button type="submit" class="btn-primary" disabled=move || action.pending().get()>"Add"</button>
                 </div>
             </ActionForm>
-            <Show when=move || other().is_some()>
-                <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
-            </Show>
+            <FormFeedback error=errors.other() />
         </section>
     }
     .into_any()
@@ -152,19 +149,7 @@ fn StaffTable(
     reset: ServerAction<ResetStaffPassword>,
 ) -> impl IntoView {
     view! {
-        <table class="data-table" data-testid="staff-table">
-            <caption class="sr-only">"Staff"</caption>
-            <thead>
-                <tr>
-                    <th scope="col">"Email"</th>
-                    <th scope="col">"Name"</th>
-                    <th scope="col">"Role"</th>
-                    <th scope="col">"Status"</th>
-                    <th scope="col">"Last sign-in (UTC)"</th>
-                    <th scope="col"><span class="sr-only">"Actions"</span></th>
-                </tr>
-            </thead>
-            <tbody>
+        <DataTable caption="Staff" testid="staff-table" columns=vec![Col::new("Email"), Col::new("Name"), Col::new("Role"), Col::new("Status"), Col::new("Last sign-in (UTC)"), Col::hidden("Actions")]>
                 {rows.into_iter().map(|row| {
                     let id = row.id.to_string();
                     let (id_role, id_active, id_reset) = (id.clone(), id.clone(), id);
@@ -214,8 +199,7 @@ fn StaffTable(
                         </tr>
                     }
                 }).collect_view()}
-            </tbody>
-        </table>
+            </DataTable>
     }
     .into_any()
 }

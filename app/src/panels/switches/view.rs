@@ -5,7 +5,10 @@ use super::{removes_protection, MAX_EXPIRY_MINUTES};
 use crate::auth::view::allowed;
 use crate::auth::Permission;
 use crate::components::context::TenantsResource;
-use crate::components::feedback::{field_message, form_message, ErrorNotice};
+use crate::components::feedback::ErrorNotice;
+use crate::components::form::{
+    successes, Field, FormErrors, FormFeedback, ReasonField, TypedConfirm,
+};
 use crate::components::loaded::loaded;
 use crate::components::time::{utc_minutes, Countdown};
 use crate::domain::gateway::controls::{SwitchKey, SwitchRow};
@@ -49,8 +52,10 @@ pub fn SwitchesPage() -> impl IntoView {
             on_cleanup(move || handle.clear());
         }
     });
+    let flip_changes = successes(flip.value());
+    let remove_changes = successes(remove.value());
     let rows = Resource::new(
-        move || (flip.version().get(), remove.version().get(), tick.get()),
+        move || (flip_changes.get(), remove_changes.get(), tick.get()),
         |_| list_switches(),
     );
     let draft = FlipDraft {
@@ -198,9 +203,8 @@ fn FlipForm(action: ServerAction<FlipSwitch>, draft: FlipDraft) -> impl IntoView
         ..
     } = draft;
     let strong = move || removes_protection(draft.key.get(), draft.value.get());
-    let error = move || action.value().get().and_then(Result::err);
-    let field = move |f: &'static str| move || field_message(error(), f);
-    let other = move || form_message(error());
+    let errors = FormErrors::of(action.value());
+    let field = move |f: &'static str| errors.field(f);
     let done = move || {
         matches!(action.value().get(), Some(Ok(())))
             .then_some("Switch set. Every instance applies it within a second.")
@@ -221,19 +225,16 @@ fn FlipForm(action: ServerAction<FlipSwitch>, draft: FlipDraft) -> impl IntoView
             <h2 id="flip-heading" class="font-semibold">"Flip a switch"</h2>
             <form class="mt-3 space-y-3" novalidate on:submit=submit data-testid="flip-form">
                 <div class="flex flex-wrap gap-4">
-                    <div>
-                        <label for="flip-key" class="block text-sm font-medium">"Switch"</label>
-                        <select id="flip-key" class="input mt-1"
+                    <Field id="flip-key" label="Switch" error=field("key")>
+                        <select id="flip-key" aria-describedby="flip-key-error" class="input mt-1"
                             on:change=move |ev| if let Some(k) = SwitchKey::parse(&event_target_value(&ev)) { draft.key.set(k) }>
                             {SwitchKey::ALL.into_iter().map(|k| view! {
                                 <option value=k.as_str() selected=move || draft.key.get() == k>{k.as_str()}</option>
                             }).collect_view()}
                         </select>
-                        <p class="field-error">{field("key")}</p>
-                    </div>
-                    <div>
-                        <label for="flip-tenant" class="block text-sm font-medium">"Scope"</label>
-                        <select id="flip-tenant" class="input mt-1"
+                    </Field>
+                    <Field id="flip-tenant" label="Scope" error=field("tenant")>
+                        <select id="flip-tenant" aria-describedby="flip-tenant-error" class="input mt-1"
                             on:change=move |ev| draft.tenant.set(event_target_value(&ev))>
                             <option value="" selected=move || draft.tenant.get().is_empty()>"All tenants (global)"</option>
                             <Transition fallback=|| ()>
@@ -246,8 +247,7 @@ fn FlipForm(action: ServerAction<FlipSwitch>, draft: FlipDraft) -> impl IntoView
                                 })}
                             </Transition>
                         </select>
-                        <p class="field-error">{field("tenant")}</p>
-                    </div>
+                    </Field>
                     <fieldset>
                         <legend class="block text-sm font-medium">"Value"</legend>
                         <div class="mt-2 flex gap-4 text-sm">
@@ -259,39 +259,23 @@ fn FlipForm(action: ServerAction<FlipSwitch>, draft: FlipDraft) -> impl IntoView
                         <p class="field-error">{field("value")}</p>
                     </fieldset>
                 </div>
-                <div>
-                    <label for="flip-reason" class="block text-sm font-medium">"Reason"</label>
-                    <textarea id="flip-reason" rows="2" class="input mt-1 w-full"
-                        prop:value=reason on:input=move |ev| reason.set(event_target_value(&ev))></textarea>
-                    <p class="field-error">{field("reason")}</p>
-                </div>
-                <div>
-                    <label for="flip-minutes" class="block text-sm font-medium">"Revert after (minutes, optional)"</label>
-                    <input id="flip-minutes" type="number" min="1" max=MAX_EXPIRY_MINUTES class="input mt-1 w-32"
+                <ReasonField id="flip-reason" value=reason error=field("reason") />
+                <Field id="flip-minutes" label="Revert after (minutes, optional)" error=field("expires_minutes")>
+                    <input id="flip-minutes" aria-describedby="flip-minutes-error" type="number" min="1" max=MAX_EXPIRY_MINUTES class="input mt-1 w-32"
                         prop:value=minutes on:input=move |ev| minutes.set(event_target_value(&ev)) />
-                    <p class="field-error">{field("expires_minutes")}</p>
-                </div>
+                </Field>
                 <Show when=strong>
                     <div class="rounded-md border border-amber-300 bg-amber-50 p-3">
                         <p class="text-sm text-amber-900">"This removes a protection. Type the switch's key to confirm."</p>
-                        <label for="flip-confirm" class="mt-2 block text-sm font-medium">
-                            "Type " <span class="font-mono">{move || draft.key.get().as_str()}</span> " to confirm"
-                        </label>
-                        <input id="flip-confirm" type="text" autocomplete="off" class="input mt-1 w-64"
-                            prop:value=confirmation on:input=move |ev| confirmation.set(event_target_value(&ev)) />
-                        <p class="field-error">{field("confirmation")}</p>
+                        <TypedConfirm id="flip-confirm" value=confirmation error=field("confirmation")
+                            word=Signal::derive(move || draft.key.get().as_str().to_owned()) />
                     </div>
                 </Show>
                 <button type="submit" class="btn-primary" disabled=move || action.pending().get()>
                     {move || format!("Set {} {}", draft.key.get().as_str(), draft.key.get().value_label(draft.value.get()))}
                 </button>
             </form>
-            <Show when=move || other().is_some()>
-                <p role="alert" class="mt-2 text-sm text-red-800">{other}</p>
-            </Show>
-            <Show when=move || done().is_some()>
-                <p role="status" class="mt-2 text-sm text-emerald-800">{done}</p>
-            </Show>
+            <FormFeedback error=errors.other() done=Signal::derive(move || done().map(str::to_owned)) />
         </section>
     }
     .into_any()

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 ///
 /// Missing context is a wiring bug, not a user error: it is logged and reported with a
 /// reference id like any other internal failure.
-pub fn pool() -> Result<PgPool, AppError> {
+pub(crate) fn pool() -> Result<PgPool, AppError> {
     use_context::<PgPool>()
         .ok_or_else(|| AppError::internal(&"database pool missing from Leptos context"))
 }

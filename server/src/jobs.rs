@@ -25,8 +25,8 @@ pub const SIGN_IN_FAILURES_EVERY: Duration = Duration::from_secs(600);
 
 /// Starts every job below.
 pub fn spawn(pool: PgPool, verifier: Arc<Verifier>, controls: Arc<Controls>) {
-    tokio::spawn(timers(controls));
-    tokio::spawn(pepper_retirement(verifier));
+    tokio::spawn(timers(pool.clone(), controls));
+    tokio::spawn(pepper_retirement(pool.clone(), verifier));
     tokio::spawn(audit_retention(pool.clone()));
     tokio::spawn(expired_sessions(pool.clone()));
     tokio::spawn(sign_in_failures(pool));
@@ -40,11 +40,11 @@ fn ticker(every: Duration) -> tokio::time::Interval {
 
 /// Reverts switches whose expiry passed and retires client keys whose grace period ended,
 /// every [`TIMERS_EVERY`], until the pool is closed.
-pub async fn timers(controls: Arc<Controls>) {
+pub async fn timers(pool: PgPool, controls: Arc<Controls>) {
     let mut tick = ticker(TIMERS_EVERY);
-    let switch_timer = Actor::system(controls.pool().clone(), "switch timer");
-    let key_timer = Actor::system(controls.pool().clone(), "client key timer");
-    while !controls.pool().is_closed() {
+    let switch_timer = Actor::system(pool.clone(), "switch timer");
+    let key_timer = Actor::system(pool.clone(), "client key timer");
+    while !pool.is_closed() {
         tick.tick().await;
         match app::panels::switches::ops::revert_expired(&switch_timer).await {
             Ok(0) => {}
@@ -67,10 +67,10 @@ pub async fn timers(controls: Arc<Controls>) {
 /// Retires a previous pepper whose grace period ended, every [`PEPPER_EVERY`], until the
 /// pool is closed. Its own task: revoking the tokens left on the old version must not hold
 /// up the other timers.
-pub async fn pepper_retirement(verifier: Arc<Verifier>) {
+pub async fn pepper_retirement(pool: PgPool, verifier: Arc<Verifier>) {
     let mut tick = ticker(PEPPER_EVERY);
-    let pepper_timer = Actor::system(verifier.pool().clone(), "pepper grace timer");
-    while !verifier.pool().is_closed() {
+    let pepper_timer = Actor::system(pool.clone(), "pepper grace timer");
+    while !pool.is_closed() {
         tick.tick().await;
         match app::panels::pepper::ops::retire_expired(&pepper_timer).await {
             Ok(Some((version, revoked))) => {

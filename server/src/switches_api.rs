@@ -79,7 +79,7 @@ async fn authorize(
             return Err(res);
         }
     }
-    match app::domain::gateway::controls::service_token::verify(controls.pool(), raw).await {
+    match app::domain::gateway::controls::service_token::verify(&controls.reader(), raw).await {
         Ok(Some(name)) => {
             guard.proved(raw.as_bytes());
             Ok(name)
@@ -107,7 +107,7 @@ async fn find_tenant(
     let Some(slug) = slug else {
         return Ok(None);
     };
-    match app::domain::tenants::queries::find(controls.pool(), slug).await {
+    match app::domain::tenants::queries::find(&controls.reader(), slug).await {
         Ok(tenant) => Ok(Some(tenant)),
         Err(app::error::AppError::NotFound { .. } | app::error::AppError::Validation { .. }) => {
             Err(error(

@@ -316,7 +316,7 @@ async fn a_timed_flip_reverts_by_itself_as_the_system(pool: PgPool) {
         .execute(&mut common::fixture(&w.pool).await)
         .await
         .unwrap();
-    let timers = tokio::spawn(server::jobs::timers(w.controls.clone()));
+    let timers = tokio::spawn(server::jobs::timers(w.pool.clone(), w.controls.clone()));
     let start = Instant::now();
     while w
         .controls

@@ -85,9 +85,15 @@ impl Verifier {
         &self.master
     }
 
-    /// The pool.
-    pub fn pool(&self) -> &PgPool {
+    /// The pool, for the gateway's own background work in this crate (the listener, the
+    /// polls). Not handed out: changes go through an `Actor`.
+    pub(crate) fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// Whether the pool is closed (the server is shutting down): background work stops.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
     }
 
     /// The ledger gateway decisions are recorded in.

@@ -17,7 +17,7 @@ pub async fn poll(controls: Arc<Controls>) {
     let mut tick = tokio::time::interval(POLL_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut rounds: u64 = 0;
-    while !controls.pool().is_closed() {
+    while !controls.is_closed() {
         tick.tick().await;
         rounds += 1;
         match controls.reload_switches().await {

@@ -7,7 +7,6 @@ use crate::auth::Actor;
 use crate::error::AppError;
 use crate::secret::SecretString;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -96,7 +95,7 @@ pub fn needs_lookup(raw: &str) -> bool {
 }
 
 /// The name of the active service token `raw`, or `None`.
-pub async fn verify(pool: &PgPool, raw: &str) -> sqlx::Result<Option<String>> {
+pub async fn verify(db: impl sqlx::PgExecutor<'_>, raw: &str) -> sqlx::Result<Option<String>> {
     let Some((id, secret)) = parse(raw) else {
         return Ok(None);
     };
@@ -104,7 +103,7 @@ pub async fn verify(pool: &PgPool, raw: &str) -> sqlx::Result<Option<String>> {
         "SELECT name, secret_hash FROM service_tokens WHERE id = $1 AND revoked_at IS NULL",
         id
     )
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?;
     Ok(row.and_then(|r| {
         bool::from(r.secret_hash.as_slice().ct_eq(&hash(secret)[..])).then_some(r.name)

@@ -291,9 +291,15 @@ impl Controls {
         self.switches.load().value(key, tenant)
     }
 
-    /// The pool.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    /// A read-only handle on the controls' database, for look-ups beside them (a service
+    /// token, a tenant). Changes go through an `Actor`, never through the controls.
+    pub fn reader(&self) -> crate::auth::Reader {
+        crate::auth::Reader::new(self.pool.clone())
+    }
+
+    /// Whether the pool is closed (the server is shutting down): background work stops.
+    pub fn is_closed(&self) -> bool {
+        self.pool.is_closed()
     }
 
     /// The configured default limits.

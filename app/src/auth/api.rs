@@ -107,7 +107,7 @@ pub async fn sign_in(
 
     let Some(account) = account else {
         if let Some(ip) = &ip {
-            queries::record_ip_failure(change.db(), ip).await?;
+            queries::record_ip_failure(&mut change, ip).await?;
         }
         change
             .commit(event("anonymous".into(), Some("INVALID_CREDENTIALS")))
@@ -119,9 +119,9 @@ pub async fn sign_in(
 
     // Decide from the row as it is now, locked until commit: attempts that queued behind
     // the hashing limit see the lock earlier failures set, and cannot clear it.
-    let Some(fresh) = queries::lock_for_sign_in(change.db(), account.id).await? else {
+    let Some(fresh) = queries::lock_for_sign_in(&mut change, account.id).await? else {
         if let Some(ip) = &ip {
-            queries::record_ip_failure(change.db(), ip).await?;
+            queries::record_ip_failure(&mut change, ip).await?;
         }
         // Only the address's failure count, which is not audited state.
         change.commit_all(&[]).await?;
@@ -134,7 +134,7 @@ pub async fn sign_in(
     // audit event, so a locked or disabled account must not be a free target for a flood.
     if let Some(until) = fresh.locked_until.filter(|until| *until > now) {
         if let Some(ip) = &ip {
-            queries::record_ip_failure(change.db(), ip).await?;
+            queries::record_ip_failure(&mut change, ip).await?;
         }
         change
             .commit(event(actor, Some("ACCOUNT_LOCKED")).actor_name(account.email.clone()))
@@ -146,7 +146,7 @@ pub async fn sign_in(
     // Disabled: the generic refusal, whatever the password (counted like the lock above).
     if fresh.status != crate::domain::status::StaffStatus::Active {
         if let Some(ip) = &ip {
-            queries::record_ip_failure(change.db(), ip).await?;
+            queries::record_ip_failure(&mut change, ip).await?;
         }
         change
             .commit(event(actor, Some("ACCOUNT_DISABLED")).actor_name(account.email.clone()))
@@ -156,10 +156,10 @@ pub async fn sign_in(
 
     if !password_ok {
         if let Some(ip) = &ip {
-            queries::record_ip_failure(change.db(), ip).await?;
+            queries::record_ip_failure(&mut change, ip).await?;
         }
         let locked = queries::record_failure(
-            change.db(),
+            &mut change,
             account.id,
             policy.max_failures,
             policy.window_secs,
@@ -182,7 +182,7 @@ pub async fn sign_in(
         return Err(AppError::InvalidCredentials);
     }
 
-    queries::record_success(change.db(), account.id).await?;
+    queries::record_success(&mut change, account.id).await?;
     change
         .commit(event(actor, None).actor_name(account.email.clone()))
         .await?;

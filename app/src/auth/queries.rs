@@ -1,8 +1,9 @@
 //! SQL for signing in and identifying staff.
 
 use super::{Role, StaffIdentity};
+use crate::auth::Change;
 use crate::domain::status::StaffStatus;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -81,37 +82,37 @@ pub struct Fresh {
 }
 
 /// Re-reads and locks the account, after the password was hashed.
-pub async fn lock_for_sign_in(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Fresh>> {
+pub async fn lock_for_sign_in(change: &mut Change, id: Uuid) -> sqlx::Result<Option<Fresh>> {
     sqlx::query_as!(
         Fresh,
         r#"SELECT status::text AS "status!: StaffStatus", locked_until, session_epoch
            FROM staff WHERE id = $1 FOR UPDATE"#,
         id
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
 /// Ends every session of `id`: sessions signed in under an older epoch stop working.
-pub async fn end_sessions(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+pub async fn end_sessions(change: &mut Change, id: Uuid) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE staff SET session_epoch = session_epoch + 1 WHERE id = $1",
         id
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
 
 /// A successful sign-in: clears failures and any lock, stamps the time.
-pub async fn record_success(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<()> {
+pub async fn record_success(change: &mut Change, id: Uuid) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE staff SET last_sign_in_at = now(), failed_sign_ins = 0,
                 failed_window_start = NULL, locked_until = NULL
          WHERE id = $1",
         id
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
@@ -122,7 +123,7 @@ pub async fn record_success(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<(
 ///
 /// The row is locked first, so concurrent failures for one account count one by one.
 pub async fn record_failure(
-    conn: &mut PgConnection,
+    change: &mut Change,
     id: Uuid,
     max_failures: i32,
     window_secs: f64,
@@ -136,7 +137,7 @@ pub async fn record_failure(
         id,
         window_secs
     )
-    .fetch_one(&mut *conn)
+    .fetch_one(change.db())
     .await?;
     let count = if current.new_window {
         1
@@ -152,7 +153,7 @@ pub async fn record_failure(
             id,
             lock_secs
         )
-        .fetch_one(&mut *conn)
+        .fetch_one(change.db())
         .await?;
         return Ok(Some(until));
     }
@@ -164,7 +165,7 @@ pub async fn record_failure(
         count,
         current.new_window
     )
-    .execute(&mut *conn)
+    .execute(change.db())
     .await?;
     Ok(None)
 }
@@ -182,12 +183,12 @@ pub async fn ip_failures(db: impl PgExecutor<'_>, ip: &str, window_secs: f64) ->
 }
 
 /// Counts a failed sign-in against `ip`.
-pub async fn record_ip_failure(conn: &mut PgConnection, ip: &str) -> sqlx::Result<()> {
+pub async fn record_ip_failure(change: &mut Change, ip: &str) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO sign_in_failures (ip) VALUES ($1::text::inet)",
         ip
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }

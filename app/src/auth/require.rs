@@ -455,27 +455,27 @@ impl Change {
     /// The chain head stays locked from here until the commit: keep what follows short.
     pub async fn record_first(mut self, event: NewEvent) -> Result<Recorded, AppError> {
         let seq = write::one(&mut self.tx, &event).await?;
-        Ok(Recorded { tx: self.tx, seq })
+        Ok(Recorded { change: self, seq })
     }
 }
 
 /// A change whose audit event is already recorded ([`Change::record_first`]): its
-/// remaining statements run on [`Recorded::db`], and [`Recorded::commit`] needs no event.
-/// Dropped without committing, it rolls back, event included.
+/// remaining statements run on [`Recorded::change`], and [`Recorded::commit`] needs no
+/// event. Dropped without committing, it rolls back, event included.
 pub struct Recorded {
-    tx: Transaction<'static, Postgres>,
+    change: Change,
     seq: i64,
 }
 
 impl Recorded {
-    /// The connection to run the rest of the change on.
-    pub fn db(&mut self) -> &mut PgConnection {
-        &mut self.tx
+    /// The change, to run the rest of its statements on (the queries that write take it).
+    pub fn change(&mut self) -> &mut Change {
+        &mut self.change
     }
 
     /// Commits the change and its event. Returns the event's position in the audit chain.
     pub async fn commit(self) -> Result<i64, AppError> {
-        self.tx.commit().await?;
+        self.change.tx.commit().await?;
         Ok(self.seq)
     }
 }

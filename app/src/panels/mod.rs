@@ -7,7 +7,9 @@
 //! - `ops.rs`: one audited change per function (validate, lock, change, record the event
 //!   through the `Change`, commit), with typed arguments, reused by the CLI;
 //! - `queries.rs`: all of the panel's SQL, as small named functions: reads take an executor
-//!   or the `Reader`, writes the change's connection (`change.db()`);
+//!   or the `Reader`; writes take the `Change` itself (`&mut Change`), so a panel's write
+//!   cannot be called outside an audited change (and the database refuses a transaction
+//!   that changed an audited table without its event, whatever wrote it);
 //! - `view.rs`: the Leptos components.
 //!
 //! `ops` and `queries` are server-only (`ssr`); a panel without a change or SQL of its own

@@ -71,10 +71,10 @@ pub async fn change_own_password(
         let mut change = actor.change().await?;
         if let Some(ip) = actor.meta().ip {
             let subject = crate::auth::api::throttle_subject(ip);
-            crate::auth::queries::record_ip_failure(change.db(), &subject).await?;
+            crate::auth::queries::record_ip_failure(&mut change, &subject).await?;
         }
         let locked = crate::auth::queries::record_failure(
-            change.db(),
+            &mut change,
             staff.id,
             lockout.max_failures,
             lockout.window_secs,
@@ -104,7 +104,7 @@ pub async fn change_own_password(
     // Hash before opening the change: no row stays locked while the hash waits its turn.
     let new_hash = password::hash(new).await?;
     let mut change = actor.change().await?;
-    let locked = queries::lock(change.db(), staff.id, epoch)
+    let locked = queries::lock(&mut change, staff.id, epoch)
         .await?
         .ok_or(AppError::Unauthenticated)?;
     if locked != account.password_hash {
@@ -112,7 +112,7 @@ pub async fn change_own_password(
             message: "Your password was changed meanwhile: sign in again.".into(),
         });
     }
-    let epoch = queries::set_own_password(change.db(), staff.id, &new_hash).await?;
+    let epoch = queries::set_own_password(&mut change, staff.id, &new_hash).await?;
     change
         .commit(
             actor

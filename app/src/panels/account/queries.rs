@@ -1,6 +1,6 @@
-//! SQL of the account page. Mutations take the change's connection.
+//! SQL of the account page. Mutations take the `Change`.
 
-use sqlx::PgConnection;
+use crate::auth::Change;
 use uuid::Uuid;
 
 /// What changing one's own password needs to know about the account.
@@ -31,20 +31,20 @@ pub async fn current(
 
 /// Locks the person's row and reads their current hash, if their session's `epoch` is
 /// still current (a disable and re-enable in between ends it).
-pub async fn lock(conn: &mut PgConnection, id: Uuid, epoch: i32) -> sqlx::Result<Option<String>> {
+pub async fn lock(change: &mut Change, id: Uuid, epoch: i32) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar!(
         "SELECT password_hash FROM staff
          WHERE id = $1 AND status = 'active' AND session_epoch = $2 FOR UPDATE",
         id,
         epoch
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
 /// Stores a password its owner chose, clears the must-change flag and ends every session
 /// (the epoch moves on). Returns the new epoch, for the session that made the change.
-pub async fn set_own_password(conn: &mut PgConnection, id: Uuid, hash: &str) -> sqlx::Result<i32> {
+pub async fn set_own_password(change: &mut Change, id: Uuid, hash: &str) -> sqlx::Result<i32> {
     sqlx::query_scalar!(
         "UPDATE staff SET password_hash = $2, password_changed_at = now(),
                 must_change_password = false, session_epoch = session_epoch + 1,
@@ -53,6 +53,6 @@ pub async fn set_own_password(conn: &mut PgConnection, id: Uuid, hash: &str) -> 
         id,
         hash
     )
-    .fetch_one(conn)
+    .fetch_one(change.db())
     .await
 }

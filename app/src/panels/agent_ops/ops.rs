@@ -3,6 +3,7 @@
 
 use super::{normalize_name, parse_grace_hours, queries, MintedKey};
 use crate::auth::Actor;
+use crate::auth::Change;
 use crate::domain::audit::NewEvent;
 use crate::domain::input::normalize_reason;
 use crate::domain::status::ClientStatus;
@@ -10,7 +11,7 @@ use crate::error::AppError;
 use crate::panels::integrations::queries::{record_revocations, revoke_matching, Matching};
 use crate::secret::SecretString;
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -38,13 +39,13 @@ fn target(id: Uuid) -> String {
 }
 
 async fn insert_key(
-    conn: &mut PgConnection,
+    change: &mut Change,
     client: Uuid,
     version: i32,
     by: &str,
 ) -> sqlx::Result<SecretString> {
     let secret = new_key();
-    queries::insert_key(conn, client, version, &key_hash(secret.expose())[..], by).await?;
+    queries::insert_key(change, client, version, &key_hash(secret.expose())[..], by).await?;
     Ok(secret)
 }
 
@@ -57,7 +58,7 @@ pub async fn create(
 ) -> Result<MintedKey, AppError> {
     let name = normalize_name(name)?;
     let mut change = actor.change().await?;
-    let id = queries::insert_client(change.db(), tenant, &name, allowlisted, &actor.label())
+    let id = queries::insert_client(&mut change, tenant, &name, allowlisted, &actor.label())
         .await?
         .ok_or_else(|| {
             AppError::validation(
@@ -65,7 +66,7 @@ pub async fn create(
                 format!("This tenant already has a client named “{name}”."),
             )
         })?;
-    let secret = insert_key(change.db(), id, 1, &actor.label()).await?;
+    let secret = insert_key(&mut change, id, 1, &actor.label()).await?;
     let event = actor
         .event("client.created")
         .target(target(id))
@@ -80,11 +81,11 @@ pub async fn create(
 }
 
 async fn lock(
-    conn: &mut PgConnection,
+    change: &mut Change,
     tenant: Uuid,
     id: Uuid,
 ) -> Result<queries::LockedClient, AppError> {
-    queries::lock(conn, tenant, id)
+    queries::lock(change, tenant, id)
         .await?
         .ok_or_else(|| AppError::not_found("This API client"))
 }
@@ -107,7 +108,7 @@ pub async fn set_active(
 ) -> Result<(), AppError> {
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
-    let client = lock(change.db(), tenant, id).await?;
+    let client = lock(&mut change, tenant, id).await?;
     let (from, to, action) = match (client.status.as_str(), active) {
         ("revoked", _) => return Err(revoked_is_final(&client.name)),
         ("active", true) | ("suspended", false) => {
@@ -118,7 +119,7 @@ pub async fn set_active(
         (from, true) => (from.to_owned(), "active", "client.reactivated"),
         (from, false) => (from.to_owned(), "suspended", "client.suspended"),
     };
-    queries::set_status(change.db(), id, to, &reason, &actor.label()).await?;
+    queries::set_status(&mut change, id, to, &reason, &actor.label()).await?;
     let event = actor
         .event(action)
         .target(target(id))
@@ -139,7 +140,7 @@ pub async fn set_allowlisted(
 ) -> Result<(), AppError> {
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
-    let client = lock(change.db(), tenant, id).await?;
+    let client = lock(&mut change, tenant, id).await?;
     if client.status == ClientStatus::Revoked {
         return Err(revoked_is_final(&client.name));
     }
@@ -152,7 +153,7 @@ pub async fn set_allowlisted(
             ),
         });
     }
-    queries::set_allowlisted(change.db(), id, allowlisted).await?;
+    queries::set_allowlisted(&mut change, id, allowlisted).await?;
     let action = if allowlisted {
         "client.allowlisted"
     } else {
@@ -180,17 +181,17 @@ pub async fn rotate_key(
     let grace = parse_grace_hours(grace_hours)?;
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
-    let client = lock(change.db(), tenant, id).await?;
+    let client = lock(&mut change, tenant, id).await?;
     if client.status == ClientStatus::Revoked {
         return Err(revoked_is_final(&client.name));
     }
-    let old = queries::active_key_version(change.db(), id).await?;
-    let next = queries::next_key_version(change.db(), id).await?;
+    let old = queries::active_key_version(&mut change, id).await?;
+    let next = queries::next_key_version(&mut change, id).await?;
     let retire_after = (grace > 0).then(|| OffsetDateTime::now_utc() + Duration::hours(grace));
     if let Some(old) = old {
-        queries::retire_key(change.db(), id, old, retire_after).await?;
+        queries::retire_key(&mut change, id, old, retire_after).await?;
     }
-    let secret = insert_key(change.db(), id, next, &actor.label()).await?;
+    let secret = insert_key(&mut change, id, next, &actor.label()).await?;
     let event = actor
         .event("client.key_rotated")
         .target(target(id))
@@ -222,7 +223,7 @@ pub async fn revoke(
 ) -> Result<i64, AppError> {
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
-    let client = lock(change.db(), tenant, id).await?;
+    let client = lock(&mut change, tenant, id).await?;
     if client.status == ClientStatus::Revoked {
         return Err(AppError::Conflict {
             message: format!("“{}” is already revoked.", client.name),
@@ -234,15 +235,15 @@ pub async fn revoke(
             format!("Type the client's name, {}, to confirm.", client.name),
         ));
     }
-    queries::set_revoked(change.db(), id, &reason, &actor.label()).await?;
-    let keys = queries::revoke_keys(change.db(), id).await?;
+    queries::set_revoked(&mut change, id, &reason, &actor.label()).await?;
+    let keys = queries::revoke_keys(&mut change, id).await?;
     let token_reason = format!("API client “{}” revoked: {reason}", client.name);
     let matching = Matching {
         tenant: Some(tenant),
         client: Some(id),
         ..Matching::default()
     };
-    let revoked = revoke_matching(change.db(), matching, &actor.label(), &token_reason).await?;
+    let revoked = revoke_matching(&mut change, matching, &actor.label(), &token_reason).await?;
     if revoked.len() as i64 > expected {
         return Err(AppError::Conflict {
             message: format!(
@@ -277,7 +278,7 @@ pub async fn key_works(pool: &PgPool, client: Uuid, secret: &str) -> sqlx::Resul
 /// system. Rows another instance is handling are skipped.
 pub async fn retire_due_keys(system: &Actor) -> Result<usize, AppError> {
     let mut change = system.change().await?;
-    let due = queries::retire_due_keys(change.db()).await?;
+    let due = queries::retire_due_keys(&mut change).await?;
     let events: Vec<NewEvent> = due
         .iter()
         .map(|row| {

@@ -1,13 +1,14 @@
 //! SQL of the Agent Ops panel. Reads take any executor (or the reader); changes take the
-//! change's connection.
+//! `Change`.
 
 use super::{ClientDetail, ClientRow, KeyRow, RevokePreview};
+use crate::auth::Change;
 use crate::auth::Reader;
 use crate::domain::audit::Outcome;
 use crate::domain::status::{ClientStatus, KeyState};
 use crate::error::AppError;
 use crate::panels::integrations::TokenEvent;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -133,7 +134,7 @@ pub async fn preview_revoke(
 
 /// Inserts a client; `None` when the tenant already has one of that name.
 pub async fn insert_client(
-    conn: &mut PgConnection,
+    change: &mut Change,
     tenant: Uuid,
     name: &str,
     allowlisted: bool,
@@ -148,13 +149,13 @@ pub async fn insert_client(
         allowlisted,
         by
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
 /// Stores an active key of `client` by its hash.
 pub async fn insert_key(
-    conn: &mut PgConnection,
+    change: &mut Change,
     client: Uuid,
     version: i32,
     secret_hash: &[u8],
@@ -168,7 +169,7 @@ pub async fn insert_key(
         secret_hash,
         by
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
@@ -185,7 +186,7 @@ pub struct LockedClient {
 
 /// Locks one client of the tenant.
 pub async fn lock(
-    conn: &mut PgConnection,
+    change: &mut Change,
     tenant: Uuid,
     id: Uuid,
 ) -> sqlx::Result<Option<LockedClient>> {
@@ -196,13 +197,13 @@ pub async fn lock(
         id,
         tenant
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
 /// Sets a client's status (`active` or `suspended`), with why and by whom.
 pub async fn set_status(
-    conn: &mut PgConnection,
+    change: &mut Change,
     id: Uuid,
     status: &str,
     reason: &str,
@@ -217,51 +218,47 @@ pub async fn set_status(
         reason,
         by
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
 
 /// Puts a client on the allowlist or takes it off.
-pub async fn set_allowlisted(
-    conn: &mut PgConnection,
-    id: Uuid,
-    allowlisted: bool,
-) -> sqlx::Result<()> {
+pub async fn set_allowlisted(change: &mut Change, id: Uuid, allowlisted: bool) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE api_clients SET allowlisted = $2, updated_at = now() WHERE id = $1",
         id,
         allowlisted
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
 
 /// The version of the client's active key.
-pub async fn active_key_version(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<i32>> {
+pub async fn active_key_version(change: &mut Change, id: Uuid) -> sqlx::Result<Option<i32>> {
     sqlx::query_scalar!(
         "SELECT version FROM client_keys WHERE client_id = $1 AND state = 'active'",
         id
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
 /// The version a new key of the client takes.
-pub async fn next_key_version(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<i32> {
+pub async fn next_key_version(change: &mut Change, id: Uuid) -> sqlx::Result<i32> {
     sqlx::query_scalar!(
         r#"SELECT coalesce(max(version), 0) + 1 AS "v!" FROM client_keys WHERE client_id = $1"#,
         id
     )
-    .fetch_one(conn)
+    .fetch_one(change.db())
     .await
 }
 
 /// Retires key `version` of the client at once (`retire_after` `None`) or puts it in its
 /// grace period until `retire_after`.
 pub async fn retire_key(
-    conn: &mut PgConnection,
+    change: &mut Change,
     id: Uuid,
     version: i32,
     retire_after: Option<OffsetDateTime>,
@@ -276,14 +273,14 @@ pub async fn retire_key(
         version,
         retire_after
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
 
 /// Marks a client revoked, with why and by whom.
 pub async fn set_revoked(
-    conn: &mut PgConnection,
+    change: &mut Change,
     id: Uuid,
     reason: &str,
     by: &str,
@@ -296,19 +293,19 @@ pub async fn set_revoked(
         reason,
         by
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
 
 /// Revokes the client's working keys; returns their versions.
-pub async fn revoke_keys(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Vec<i32>> {
+pub async fn revoke_keys(change: &mut Change, id: Uuid) -> sqlx::Result<Vec<i32>> {
     sqlx::query_scalar!(
         "UPDATE client_keys SET state = 'revoked', retired_at = now(), retire_after = NULL
          WHERE client_id = $1 AND state IN ('active', 'retiring') RETURNING version",
         id
     )
-    .fetch_all(conn)
+    .fetch_all(change.db())
     .await
 }
 
@@ -345,7 +342,7 @@ pub struct RetiredKey {
 }
 
 /// Retires the old keys whose grace period ended, skipping rows another instance holds.
-pub async fn retire_due_keys(conn: &mut PgConnection) -> sqlx::Result<Vec<RetiredKey>> {
+pub async fn retire_due_keys(change: &mut Change) -> sqlx::Result<Vec<RetiredKey>> {
     sqlx::query_as!(
         RetiredKey,
         "UPDATE client_keys k SET state = 'retired', retired_at = now(), retire_after = NULL
@@ -355,6 +352,6 @@ pub async fn retire_due_keys(conn: &mut PgConnection) -> sqlx::Result<Vec<Retire
          WHERE k.client_id = d.client_id AND k.version = d.version AND c.id = k.client_id
          RETURNING k.client_id, k.version, c.tenant_id, c.name"
     )
-    .fetch_all(conn)
+    .fetch_all(change.db())
     .await
 }

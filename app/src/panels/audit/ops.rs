@@ -36,7 +36,7 @@ pub async fn set_retention(
         ));
     }
     let mut change = actor.change().await?;
-    let row = queries::lock_retention(change.db(), tenant.trim())
+    let row = queries::lock_retention(&mut change, tenant.trim())
         .await?
         .ok_or_else(|| AppError::validation("tenant", format!("No tenant “{}”.", tenant.trim())))?;
     if row.audit_retention_months == months {
@@ -62,11 +62,11 @@ pub async fn set_retention(
     // lengthening records it after, in the new one. Recorded in the shorter class, it
     // would be dropped together with the events it explains.
     if months < row.audit_retention_months {
-        let mut change = change.record_first(event).await?;
-        queries::set_class(change.db(), row.id, months).await?;
-        change.commit().await?;
+        let mut recorded = change.record_first(event).await?;
+        queries::set_class(recorded.change(), row.id, months).await?;
+        recorded.commit().await?;
     } else {
-        queries::set_class(change.db(), row.id, months).await?;
+        queries::set_class(&mut change, row.id, months).await?;
         change.commit(event).await?;
     }
     Ok(())

@@ -6,6 +6,7 @@
 use super::{
     AuditFilter, EventDetail, EventPage, EventRow, Histogram, LastVerification, PAGE_SIZE,
 };
+use crate::auth::Change;
 use crate::auth::Reader;
 use crate::error::AppError;
 use sqlx::{Postgres, QueryBuilder, Row};
@@ -247,7 +248,7 @@ pub struct RetentionLock {
 
 /// Locks the tenant with `slug` to change its retention class; `None` when there is none.
 pub async fn lock_retention(
-    conn: &mut sqlx::PgConnection,
+    change: &mut Change,
     slug: &str,
 ) -> sqlx::Result<Option<RetentionLock>> {
     sqlx::query_as!(
@@ -255,18 +256,18 @@ pub async fn lock_retention(
         "SELECT id, audit_retention_months FROM tenants WHERE slug = $1 FOR UPDATE",
         slug
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
 /// Sets the retention class of `tenant` (locked by [`lock_retention`]) to `months`.
-pub async fn set_class(db: &mut sqlx::PgConnection, tenant: Uuid, months: i16) -> sqlx::Result<()> {
+pub async fn set_class(change: &mut Change, tenant: Uuid, months: i16) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE tenants SET audit_retention_months = $2 WHERE id = $1",
         tenant,
         months
     )
-    .execute(db)
+    .execute(change.db())
     .await?;
     Ok(())
 }

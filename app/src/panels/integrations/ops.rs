@@ -40,7 +40,7 @@ pub async fn mint(
         }
     }
     let mut change = actor.change().await?;
-    let owner_state = queries::lock_owner(change.db(), tenant.id, owner)
+    let owner_state = queries::lock_owner(&mut change, tenant.id, owner)
         .await?
         .ok_or_else(|| {
             AppError::validation("owner", "That owner does not exist in this tenant.")
@@ -68,9 +68,9 @@ pub async fn mint(
     }
     // A rotation committing while this waited for the current row makes the row read
     // no longer current; the second read sees the new one.
-    let sealed = match queries::lock_current_pepper(change.db()).await? {
+    let sealed = match queries::lock_current_pepper(&mut change).await? {
         Some(sealed) => sealed,
-        None => queries::lock_current_pepper(change.db())
+        None => queries::lock_current_pepper(&mut change)
             .await?
             .ok_or_else(|| AppError::internal(&"no current token pepper"))?,
     };
@@ -84,7 +84,7 @@ pub async fn mint(
     let minted = token::mint();
     let hash = token::hash(current.key(), minted.secret());
     let expires_at = queries::insert(
-        change.db(),
+        &mut change,
         &queries::NewToken {
             id: &minted.id,
             tenant_id: tenant.id,
@@ -128,7 +128,7 @@ pub async fn revoke(
 ) -> Result<(), AppError> {
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
-    let locked = queries::lock_token(change.db(), tenant.id, id)
+    let locked = queries::lock_token(&mut change, tenant.id, id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("Token {id}")))?;
     if locked.status == crate::domain::status::TokenStatus::Revoked {
@@ -147,7 +147,7 @@ pub async fn revoke(
             ),
         });
     }
-    queries::revoke(change.db(), id, &actor.label(), &reason).await?;
+    queries::revoke(&mut change, id, &actor.label(), &reason).await?;
     let event = actor
         .event("token.revoked")
         .target(target(id))
@@ -174,7 +174,7 @@ pub async fn revoke_owned_by_staff(
         staff: Some(staff_id),
         pepper_version: None,
     };
-    let revoked = queries::revoke_matching(change.db(), matching, &actor.label(), reason).await?;
+    let revoked = queries::revoke_matching(change, matching, &actor.label(), reason).await?;
     let per_token = actor
         .event("token.revoked")
         .reason(reason.to_owned())
@@ -241,7 +241,7 @@ pub async fn revoke_all(
     }
     let mut change = actor.change().await?;
     let revoked_tokens = queries::revoke_matching(
-        change.db(),
+        &mut change,
         queries::Matching::scope(tenant.id, scope),
         &actor.label(),
         &reason,

@@ -1,10 +1,11 @@
 //! SQL of the Integrations panel. Reads go through the `pat_listing` view; changes take
-//! the change's connection.
+//! the `Change`.
 
 use super::{CheckedFilter, Owner, OwnerChoice, RevokeScope, TokenEvent, TokenRow};
+use crate::auth::Change;
 use crate::domain::audit::Outcome;
 use crate::domain::status::TokenStatus;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -201,7 +202,7 @@ pub struct OwnerState {
 /// Locks and reads a token owner; `None` when it does not exist (or, for a client, belongs
 /// to another tenant).
 pub async fn lock_owner(
-    conn: &mut PgConnection,
+    change: &mut Change,
     tenant_id: Uuid,
     owner: Owner,
 ) -> sqlx::Result<Option<OwnerState>> {
@@ -212,7 +213,7 @@ pub async fn lock_owner(
                    FROM staff WHERE id = $1 FOR SHARE"#,
                 id
             )
-            .fetch_optional(conn)
+            .fetch_optional(change.db())
             .await?;
             Ok(row.map(|r| OwnerState {
                 label: r.email,
@@ -227,7 +228,7 @@ pub async fn lock_owner(
                 id,
                 tenant_id
             )
-            .fetch_optional(conn)
+            .fetch_optional(change.db())
             .await?;
             Ok(row.map(|r| OwnerState {
                 label: r.name,
@@ -250,12 +251,12 @@ pub struct SealedPepper {
 
 /// The current pepper, share-locked so that no rotation commits while a token is being
 /// hashed with it.
-pub async fn lock_current_pepper(conn: &mut PgConnection) -> sqlx::Result<Option<SealedPepper>> {
+pub async fn lock_current_pepper(change: &mut Change) -> sqlx::Result<Option<SealedPepper>> {
     sqlx::query_as!(
         SealedPepper,
         "SELECT version, nonce, sealed FROM token_peppers WHERE state = 'current' FOR SHARE"
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
@@ -282,7 +283,7 @@ pub struct NewToken<'a> {
 }
 
 /// Inserts a token; returns its expiry.
-pub async fn insert(conn: &mut PgConnection, token: &NewToken<'_>) -> sqlx::Result<OffsetDateTime> {
+pub async fn insert(change: &mut Change, token: &NewToken<'_>) -> sqlx::Result<OffsetDateTime> {
     let (staff, client) = match token.owner {
         Owner::Staff(id) => (Some(id), None),
         Owner::Client(id) => (None, Some(id)),
@@ -304,7 +305,7 @@ pub async fn insert(conn: &mut PgConnection, token: &NewToken<'_>) -> sqlx::Resu
         token.lifetime_days,
         token.created_by,
     )
-    .fetch_one(conn)
+    .fetch_one(change.db())
     .await
 }
 
@@ -322,7 +323,7 @@ pub struct LockedToken {
 
 /// Locks one token of the tenant.
 pub async fn lock_token(
-    conn: &mut PgConnection,
+    change: &mut Change,
     tenant_id: Uuid,
     id: &str,
 ) -> sqlx::Result<Option<LockedToken>> {
@@ -333,12 +334,12 @@ pub async fn lock_token(
         tenant_id,
         id
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
 /// Revokes one token (locked by [`lock_token`]).
-pub async fn revoke(conn: &mut PgConnection, id: &str, by: &str, reason: &str) -> sqlx::Result<()> {
+pub async fn revoke(change: &mut Change, id: &str, by: &str, reason: &str) -> sqlx::Result<()> {
     sqlx::query!(
         r#"UPDATE personal_access_tokens
            SET status = 'revoked', revoked_at = now(), revoked_by = $2, revoke_reason = $3
@@ -347,7 +348,7 @@ pub async fn revoke(conn: &mut PgConnection, id: &str, by: &str, reason: &str) -
         by,
         reason
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
@@ -410,7 +411,7 @@ impl Matching {
 /// Rows are locked in id order, so two mass revokes at once queue instead of deadlocking,
 /// and the second finds nothing left to revoke.
 pub async fn revoke_matching(
-    conn: &mut PgConnection,
+    change: &mut Change,
     matching: Matching,
     by: &str,
     reason: &str,
@@ -437,7 +438,7 @@ pub async fn revoke_matching(
         by,
         reason
     )
-    .fetch_all(conn)
+    .fetch_all(change.db())
     .await?;
     Ok(rows.into_iter().map(|r| (r.id, r.tenant_id)).collect())
 }

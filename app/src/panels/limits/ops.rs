@@ -4,10 +4,10 @@
 
 use super::{parse_burst, parse_network, parse_per_minute, queries};
 use crate::auth::Actor;
+use crate::auth::Change;
 use crate::domain::input::normalize_reason;
 use crate::error::AppError;
 use crate::panels::switches::parse_expiry_minutes;
-use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -48,10 +48,10 @@ struct Subject {
     label: String,
 }
 
-async fn subject(conn: &mut PgConnection, req: &OverrideRequest<'_>) -> Result<Subject, AppError> {
+async fn subject(change: &mut Change, req: &OverrideRequest<'_>) -> Result<Subject, AppError> {
     match req.scope.trim() {
         "tenant" => {
-            let t = crate::domain::tenants::queries::named(&mut *conn, req.tenant).await?;
+            let t = crate::domain::tenants::queries::named(change.db(), req.tenant).await?;
             Ok(Subject {
                 tenant: Some(t.id),
                 client: None,
@@ -60,9 +60,9 @@ async fn subject(conn: &mut PgConnection, req: &OverrideRequest<'_>) -> Result<S
             })
         }
         "client" => {
-            let t = crate::domain::tenants::queries::named(&mut *conn, req.tenant).await?;
+            let t = crate::domain::tenants::queries::named(change.db(), req.tenant).await?;
             let name = req.client.trim();
-            let id = queries::client_id(&mut *conn, t.id, name)
+            let id = queries::client_id(change, t.id, name)
                 .await?
                 .ok_or_else(|| {
                     AppError::validation(
@@ -104,10 +104,10 @@ pub async fn set_override(actor: &Actor, req: OverrideRequest<'_>) -> Result<App
     let reason = normalize_reason(req.reason)?;
     let expires_at = expiry(req.expires_minutes)?;
     let mut change = actor.change().await?;
-    let subject = subject(change.db(), &req).await?;
+    let subject = subject(&mut change, &req).await?;
     let scope = req.scope.trim();
     let previous = queries::lock_override(
-        change.db(),
+        &mut change,
         scope,
         subject.tenant,
         subject.client,
@@ -127,7 +127,7 @@ pub async fn set_override(actor: &Actor, req: OverrideRequest<'_>) -> Result<App
         }
     }
     queries::upsert_override(
-        change.db(),
+        &mut change,
         &queries::NewOverride {
             scope,
             tenant: subject.tenant,
@@ -165,7 +165,7 @@ pub async fn remove_override(actor: &Actor, id: &str, reason: &str) -> Result<()
     let reason = normalize_reason(reason)?;
     let id = Uuid::parse_str(id.trim()).map_err(|_| AppError::not_found("This override"))?;
     let mut change = actor.change().await?;
-    let removed = queries::delete_override(change.db(), id)
+    let removed = queries::delete_override(&mut change, id)
         .await?
         .ok_or_else(|| AppError::not_found("This override"))?;
     let event = actor
@@ -198,7 +198,7 @@ pub async fn add_block(
     let expires_at = expiry(expires_minutes)?;
     let mut change = actor.change().await?;
     let replaced = queries::upsert_block(
-        change.db(),
+        &mut change,
         &net.to_string(),
         &reason,
         expires_at,
@@ -223,7 +223,7 @@ pub async fn remove_block(actor: &Actor, network: &str, reason: &str) -> Result<
     let net = parse_network(network, "network")?;
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
-    let removed = queries::delete_block(change.db(), &net.to_string()).await?;
+    let removed = queries::delete_block(&mut change, &net.to_string()).await?;
     let Some(blocked_for) = removed else {
         return Err(AppError::Conflict {
             message: format!("{net} is not blocked."),

@@ -1,10 +1,11 @@
 //! SQL of the rate-limit and block-list panel. Reads take the reader; changes take the
-//! change's connection.
+//! `Change`.
 
 use super::{BlockRow, OverrideRow};
+use crate::auth::Change;
 use crate::auth::Reader;
 use crate::domain::status::LimitScope;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -42,7 +43,7 @@ async fn blocks(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<BlockRow>> {
 
 /// The id of the tenant's API client named `name`.
 pub async fn client_id(
-    conn: &mut PgConnection,
+    change: &mut Change,
     tenant: Uuid,
     name: &str,
 ) -> sqlx::Result<Option<Uuid>> {
@@ -51,7 +52,7 @@ pub async fn client_id(
         tenant,
         name
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
@@ -69,7 +70,7 @@ pub struct StoredOverride {
 
 /// Locks the override of a subject (expired or not), if there is one.
 pub async fn lock_override(
-    conn: &mut PgConnection,
+    change: &mut Change,
     scope: &str,
     tenant: Option<Uuid>,
     client: Option<Uuid>,
@@ -87,7 +88,7 @@ pub async fn lock_override(
         client,
         network
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
@@ -114,7 +115,7 @@ pub struct NewOverride<'a> {
 }
 
 /// Inserts the override of a subject, or replaces the one it has.
-pub async fn upsert_override(conn: &mut PgConnection, new: &NewOverride<'_>) -> sqlx::Result<()> {
+pub async fn upsert_override(change: &mut Change, new: &NewOverride<'_>) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO rate_limit_overrides
              (scope, tenant_id, client_id, network, limit_per_minute, burst, reason, expires_at, created_by)
@@ -133,7 +134,7 @@ pub async fn upsert_override(conn: &mut PgConnection, new: &NewOverride<'_>) -> 
         new.expires_at,
         new.created_by
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
@@ -154,7 +155,7 @@ pub struct RemovedOverride {
 
 /// Deletes an override by id; `None` when there is none.
 pub async fn delete_override(
-    conn: &mut PgConnection,
+    change: &mut Change,
     id: Uuid,
 ) -> sqlx::Result<Option<RemovedOverride>> {
     sqlx::query_as!(
@@ -166,14 +167,14 @@ pub async fn delete_override(
                      limit_per_minute, burst"#,
         id
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
 /// Blocks `network`, or replaces its block's reason and expiry; returns whether it replaced
 /// a block.
 pub async fn upsert_block(
-    conn: &mut PgConnection,
+    change: &mut Change,
     network: &str,
     reason: &str,
     expires_at: Option<OffsetDateTime>,
@@ -191,16 +192,16 @@ pub async fn upsert_block(
         expires_at,
         by
     )
-    .fetch_one(conn)
+    .fetch_one(change.db())
     .await
 }
 
 /// Lifts the block of `network`; returns its reason, `None` when it was not blocked.
-pub async fn delete_block(conn: &mut PgConnection, network: &str) -> sqlx::Result<Option<String>> {
+pub async fn delete_block(change: &mut Change, network: &str) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar!(
         "DELETE FROM ip_blocks WHERE network = $1::text::cidr RETURNING reason",
         network
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }

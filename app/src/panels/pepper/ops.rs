@@ -4,18 +4,18 @@
 
 use super::{queries, Rotated, MAX_GRACE_HOURS};
 use crate::auth::Actor;
+use crate::auth::Change;
 use crate::domain::audit::{NewEvent, Source};
 use crate::domain::status::PepperState;
 use crate::domain::tokens::pepper::{seal, MasterKey};
 use crate::error::AppError;
 use crate::panels::integrations::queries::{record_revocations, revoke_matching, Matching};
-use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
 async fn insert_current(
-    conn: &mut PgConnection,
+    change: &mut Change,
     master: &MasterKey,
     version: i32,
     created_by: &str,
@@ -23,13 +23,13 @@ async fn insert_current(
     let mut key = Zeroizing::new([0u8; 32]);
     rand::fill(&mut key[..]);
     let (nonce, sealed) = seal(master.expose(), version, &key);
-    queries::insert_current(conn, version, &nonce[..], &sealed, created_by).await?;
+    queries::insert_current(change, version, &nonce[..], &sealed, created_by).await?;
     Ok(())
 }
 
 /// Revokes the active tokens on `version` (or all, with `None`); returns (id, tenant).
 async fn revoke_tokens(
-    conn: &mut PgConnection,
+    change: &mut Change,
     version: Option<i32>,
     by: &str,
     reason: &str,
@@ -38,7 +38,7 @@ async fn revoke_tokens(
         pepper_version: version,
         ..Matching::default()
     };
-    revoke_matching(conn, matching, by, reason).await
+    revoke_matching(change, matching, by, reason).await
 }
 
 /// Retires the previous version `version` inside `conn`'s transaction and revokes the tokens
@@ -48,11 +48,11 @@ async fn retire_previous(
     version: i32,
     by: &str,
 ) -> Result<i64, AppError> {
-    queries::retire(change.db(), version).await?;
+    queries::retire(change, version).await?;
     let reason = format!(
         "pepper version {version} retired: the token was not used during the rotation's grace period"
     );
-    let revoked = revoke_tokens(change.db(), Some(version), by, &reason).await?;
+    let revoked = revoke_tokens(change, Some(version), by, &reason).await?;
     let template = NewEvent::new(Source::System, "system", "token.revoked").reason(reason);
     record_revocations(change, &template, &revoked).await?;
     Ok(revoked.len() as i64)
@@ -66,7 +66,7 @@ pub async fn retire_expired(system: &Actor) -> Result<Option<(i32, i64)>, AppErr
         return Ok(None);
     }
     let mut change = system.change().await?;
-    let (live, _) = queries::lock_live(change.db()).await?;
+    let (live, _) = queries::lock_live(&mut change).await?;
     let now = OffsetDateTime::now_utc();
     let Some(expired) = live
         .iter()
@@ -121,7 +121,7 @@ pub async fn rotate_staged(
     let reason = crate::domain::input::normalize_reason(reason)?;
     check_confirmation(confirmation, super::CONFIRM_STAGED)?;
     let mut change = actor.change().await?;
-    let (live, max) = queries::lock_live(change.db()).await?;
+    let (live, max) = queries::lock_live(&mut change).await?;
     let now = OffsetDateTime::now_utc();
     let mut retired_previous = None;
     if let Some(previous) = live.iter().find(|l| l.state == PepperState::Previous) {
@@ -148,8 +148,8 @@ pub async fn rotate_staged(
         .ok_or_else(|| AppError::internal(&"no current pepper to rotate from"))?;
     let to = max + 1;
     let grace_until = now + time::Duration::hours(hours);
-    queries::set_previous(change.db(), from, grace_until).await?;
-    insert_current(change.db(), master, to, &actor.label()).await?;
+    queries::set_previous(&mut change, from, grace_until).await?;
+    insert_current(&mut change, master, to, &actor.label()).await?;
     let on_previous =
         crate::panels::integrations::queries::active_on_pepper(change.db(), from).await?;
     change
@@ -186,13 +186,13 @@ pub async fn rotate_compromised(
     let reason = crate::domain::input::normalize_reason(reason)?;
     check_confirmation(confirmation, super::CONFIRM_COMPROMISE)?;
     let mut change = actor.change().await?;
-    let (live, max) = queries::lock_live(change.db()).await?;
+    let (live, max) = queries::lock_live(&mut change).await?;
     for old in &live {
-        queries::retire(change.db(), old.version).await?;
+        queries::retire(&mut change, old.version).await?;
     }
     let to = max + 1;
-    insert_current(change.db(), master, to, &actor.label()).await?;
-    let revoked = revoke_tokens(change.db(), None, &actor.label(), &reason).await?;
+    insert_current(&mut change, master, to, &actor.label()).await?;
+    let revoked = revoke_tokens(&mut change, None, &actor.label(), &reason).await?;
     let count = revoked.len() as i64;
     if count > expected {
         return Err(AppError::Conflict {

@@ -1,8 +1,9 @@
-//! SQL of the pepper panel. Reads take any executor; changes take the change's connection.
+//! SQL of the pepper panel. Reads take any executor; changes take the `Change`.
 
 use super::{CompromisePreview, PepperVersion, TenantTokens};
+use crate::auth::Change;
 use crate::domain::status::PepperState;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use time::OffsetDateTime;
 
 /// Every version, newest first, with the active tokens on each.
@@ -54,28 +55,28 @@ pub struct Live {
 }
 
 /// Locks the current and previous versions, and returns them with the highest version.
-pub async fn lock_live(conn: &mut PgConnection) -> sqlx::Result<(Vec<Live>, i32)> {
+pub async fn lock_live(change: &mut Change) -> sqlx::Result<(Vec<Live>, i32)> {
     // Locking the whole small table serialises rotations (and their retirements).
     sqlx::query!("LOCK TABLE token_peppers IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *conn)
+        .execute(change.db())
         .await?;
     let live = sqlx::query_as!(
         Live,
         r#"SELECT version, state AS "state: PepperState", grace_until FROM token_peppers
          WHERE state IN ('current', 'previous') ORDER BY version"#
     )
-    .fetch_all(&mut *conn)
+    .fetch_all(change.db())
     .await?;
     let max: i32 =
         sqlx::query_scalar!(r#"SELECT coalesce(max(version), 0) AS "max!" FROM token_peppers"#)
-            .fetch_one(&mut *conn)
+            .fetch_one(change.db())
             .await?;
     Ok((live, max))
 }
 
 /// Stores `version`, sealed, as the current one.
 pub async fn insert_current(
-    conn: &mut PgConnection,
+    change: &mut Change,
     version: i32,
     nonce: &[u8],
     sealed: &[u8],
@@ -89,14 +90,14 @@ pub async fn insert_current(
         sealed,
         created_by
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
 
 /// Makes the current `version` the previous one, verifying until `grace_until`.
 pub async fn set_previous(
-    conn: &mut PgConnection,
+    change: &mut Change,
     version: i32,
     grace_until: OffsetDateTime,
 ) -> sqlx::Result<()> {
@@ -105,19 +106,19 @@ pub async fn set_previous(
         version,
         grace_until
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
 
 /// Retires `version`: it verifies no token from now on.
-pub async fn retire(conn: &mut PgConnection, version: i32) -> sqlx::Result<()> {
+pub async fn retire(change: &mut Change, version: i32) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE token_peppers SET state = 'retired', retired_at = now(), grace_until = NULL
          WHERE version = $1",
         version
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }

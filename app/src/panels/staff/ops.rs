@@ -30,7 +30,7 @@ pub async fn create(
     let created_by = actor.staff().map(|s| s.id);
     // A taken email fails on `staff_email_key`, which reads as the email field's message
     // (crate::error::UNIQUE_MEANINGS).
-    let id = queries::insert(change.db(), &email, &display_name, role, &hash, created_by).await?;
+    let id = queries::insert(&mut change, &email, &display_name, role, &hash, created_by).await?;
     change
         .commit(
             actor
@@ -53,7 +53,7 @@ async fn lock_target(
     change: &mut crate::auth::Change,
     id: Uuid,
 ) -> Result<queries::Locked, AppError> {
-    queries::lock(change.db(), id)
+    queries::lock(change, id)
         .await?
         .ok_or_else(|| AppError::not_found("That staff member"))
 }
@@ -64,7 +64,7 @@ async fn keep_an_admin(
     target: Uuid,
     message: &str,
 ) -> Result<(), AppError> {
-    let admins = queries::lock_active_admins(change.db()).await?;
+    let admins = queries::lock_active_admins(change).await?;
     if admins.len() <= 1 && admins.contains(&target) {
         return Err(AppError::Conflict {
             message: message.to_owned(),
@@ -90,7 +90,7 @@ pub async fn change_role(actor: &Actor, id: Uuid, role: Role) -> Result<(), AppE
             message: format!("{} already has the role {}.", current.email, role.label()),
         });
     }
-    queries::set_role(change.db(), id, role).await?;
+    queries::set_role(&mut change, id, role).await?;
     change
         .commit(
             actor
@@ -136,9 +136,9 @@ pub async fn set_active(actor: &Actor, id: Uuid, active: bool) -> Result<(), App
             ),
         });
     }
-    queries::set_active(change.db(), id, active).await?;
+    queries::set_active(&mut change, id, active).await?;
     if !active {
-        crate::auth::queries::end_sessions(change.db(), id).await?;
+        crate::auth::queries::end_sessions(&mut change, id).await?;
     }
     change
         .commit(
@@ -178,10 +178,10 @@ pub async fn reset_password(
     let hash = password::hash(&secret).await?;
     let mut change = actor.change().await?;
     let current = lock_target(&mut change, id).await?;
-    queries::set_password(change.db(), id, &hash).await?;
+    queries::set_password(&mut change, id, &hash).await?;
     // A reset answers a suspected compromise: whoever holds a session now loses it, and
     // whoever holds one of their tokens too (revoked, each audited).
-    crate::auth::queries::end_sessions(change.db(), id).await?;
+    crate::auth::queries::end_sessions(&mut change, id).await?;
     crate::panels::integrations::ops::revoke_owned_by_staff(
         &mut change,
         actor,

@@ -1,8 +1,9 @@
-//! SQL of the Staff panel. Mutations take the change's connection.
+//! SQL of the Staff panel. Mutations take the `Change`.
 
 use super::StaffRow;
+use crate::auth::Change;
 use crate::auth::Role;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 /// Every staff member, active first, then by email.
@@ -40,7 +41,7 @@ pub async fn any(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
 /// Inserts a staff member, who must choose their own password at their first sign-in (the
 /// admin or the command line knows this one). A duplicate email fails with a unique violation.
 pub async fn insert(
-    conn: &mut PgConnection,
+    change: &mut Change,
     email: &str,
     display_name: &str,
     role: Role,
@@ -56,7 +57,7 @@ pub async fn insert(
         password_hash,
         created_by
     )
-    .fetch_one(conn)
+    .fetch_one(change.db())
     .await
 }
 
@@ -71,13 +72,13 @@ pub struct Locked {
 }
 
 /// Locks and reads one staff member by id.
-pub async fn lock(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<Locked>> {
+pub async fn lock(change: &mut Change, id: Uuid) -> sqlx::Result<Option<Locked>> {
     let row = sqlx::query!(
         r#"SELECT email, role::text AS "role!", status = 'active' AS "active!"
            FROM staff WHERE id = $1 FOR UPDATE"#,
         id
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await?;
     Ok(row.and_then(|r| {
         Some(Locked {
@@ -104,28 +105,28 @@ pub async fn email_of(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<
 
 /// Locks every active admin and returns their ids: two admins demoting each other at once
 /// queue here, so the second sees the first's change.
-pub async fn lock_active_admins(conn: &mut PgConnection) -> sqlx::Result<Vec<Uuid>> {
+pub async fn lock_active_admins(change: &mut Change) -> sqlx::Result<Vec<Uuid>> {
     sqlx::query_scalar!(
         "SELECT id FROM staff WHERE role = 'admin' AND status = 'active' ORDER BY id FOR UPDATE"
     )
-    .fetch_all(conn)
+    .fetch_all(change.db())
     .await
 }
 
 /// Sets a role.
-pub async fn set_role(conn: &mut PgConnection, id: Uuid, role: Role) -> sqlx::Result<()> {
+pub async fn set_role(change: &mut Change, id: Uuid, role: Role) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE staff SET role = $2::text::staff_role, updated_at = now() WHERE id = $1",
         id,
         role.as_str()
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
 
 /// Disables or re-enables.
-pub async fn set_active(conn: &mut PgConnection, id: Uuid, active: bool) -> sqlx::Result<()> {
+pub async fn set_active(change: &mut Change, id: Uuid, active: bool) -> sqlx::Result<()> {
     sqlx::query!(
         r#"UPDATE staff SET status = CASE WHEN $2 THEN 'active' ELSE 'disabled' END::staff_status,
                             updated_at = now()
@@ -133,14 +134,14 @@ pub async fn set_active(conn: &mut PgConnection, id: Uuid, active: bool) -> sqlx
         id,
         active
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
 
 /// Replaces the password with one an admin handed over and clears any lock: its owner must
 /// change it at their next sign-in.
-pub async fn set_password(conn: &mut PgConnection, id: Uuid, hash: &str) -> sqlx::Result<()> {
+pub async fn set_password(change: &mut Change, id: Uuid, hash: &str) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE staff SET password_hash = $2, password_changed_at = now(), failed_sign_ins = 0,
                 failed_window_start = NULL, locked_until = NULL, updated_at = now(),
@@ -149,7 +150,7 @@ pub async fn set_password(conn: &mut PgConnection, id: Uuid, hash: &str) -> sqlx
         id,
         hash
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }

@@ -3,10 +3,10 @@
 
 use super::{parse_expiry_minutes, queries, removes_protection, target};
 use crate::auth::Actor;
+use crate::auth::Change;
 use crate::domain::gateway::controls::SwitchKey;
 use crate::domain::input::normalize_reason;
 use crate::error::AppError;
-use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
@@ -51,15 +51,12 @@ fn parse_value(raw: &str) -> Result<bool, AppError> {
     }
 }
 
-async fn tenant_id(
-    conn: &mut PgConnection,
-    slug: &str,
-) -> Result<Option<(Uuid, String)>, AppError> {
+async fn tenant_id(change: &mut Change, slug: &str) -> Result<Option<(Uuid, String)>, AppError> {
     let slug = slug.trim();
     if slug.is_empty() {
         return Ok(None);
     }
-    let tenant = crate::domain::tenants::queries::named(&mut *conn, slug).await?;
+    let tenant = crate::domain::tenants::queries::named(change.db(), slug).await?;
     Ok(Some((tenant.id, tenant.slug)))
 }
 
@@ -79,15 +76,15 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
         ));
     }
     let mut change = actor.change().await?;
-    let tenant = tenant_id(change.db(), req.tenant).await?;
+    let tenant = tenant_id(&mut change, req.tenant).await?;
     let tenant_uuid = tenant.as_ref().map(|(id, _)| *id);
     let slug = tenant.as_ref().map(|(_, slug)| slug.as_str());
     // The global row always exists (the migration seeds it); locking it also serialises
     // flips of the same switch's overrides.
-    let global = queries::lock_row(change.db(), key, None).await?;
+    let global = queries::lock_row(&mut change, key, None).await?;
     let stored = match tenant_uuid {
         None => global,
-        Some(id) => queries::lock_row(change.db(), key, Some(id)).await?,
+        Some(id) => queries::lock_row(&mut change, key, Some(id)).await?,
     };
     let current = stored.as_ref().map(|s| s.value);
     if current == Some(value)
@@ -120,7 +117,7 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
     };
     let set_by = actor.label();
     queries::upsert(
-        change.db(),
+        &mut change,
         &queries::NewValue {
             key,
             tenant: tenant_uuid,
@@ -168,14 +165,14 @@ pub async fn remove_override(
     let key = parse_key(key)?;
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
-    let Some((tenant_uuid, slug)) = tenant_id(change.db(), tenant).await? else {
+    let Some((tenant_uuid, slug)) = tenant_id(&mut change, tenant).await? else {
         return Err(AppError::validation(
             "tenant",
             "Choose the tenant whose override to remove.",
         ));
     };
-    let global = queries::lock_row(change.db(), key, None).await?;
-    let stored = queries::lock_row(change.db(), key, Some(tenant_uuid)).await?;
+    let global = queries::lock_row(&mut change, key, None).await?;
+    let stored = queries::lock_row(&mut change, key, Some(tenant_uuid)).await?;
     let falls_back_to = global.map(|g| g.value).unwrap_or(key.default_value());
     let loses_protection = stored.as_ref().is_some_and(|o| {
         o.value == key.protective_value() && removes_protection(key, falls_back_to)
@@ -191,7 +188,7 @@ pub async fn remove_override(
             ),
         ));
     }
-    let removed = queries::delete_override(change.db(), key, tenant_uuid).await?;
+    let removed = queries::delete_override(&mut change, key, tenant_uuid).await?;
     let Some(was) = removed else {
         return Err(AppError::Conflict {
             message: format!("{slug} has no override of {}.", key.as_str()),
@@ -211,7 +208,7 @@ pub async fn remove_override(
 /// system. Returns how many were reverted. Rows another instance is reverting are skipped.
 pub async fn revert_expired(system: &Actor) -> Result<usize, AppError> {
     let mut change = system.change().await?;
-    let due = queries::lock_due(change.db()).await?;
+    let due = queries::lock_due(&mut change).await?;
     if due.is_empty() {
         return Ok(0);
     }
@@ -222,12 +219,12 @@ pub async fn revert_expired(system: &Actor) -> Result<usize, AppError> {
         };
         let to = match (row.tenant_id, row.revert_to) {
             (Some(tenant), None) => {
-                queries::delete_expired_override(change.db(), &row.key, tenant).await?;
+                queries::delete_expired_override(&mut change, &row.key, tenant).await?;
                 None
             }
             (tenant, revert_to) => {
                 let to = revert_to.unwrap_or(key.default_value());
-                queries::revert(change.db(), &row.key, tenant, to).await?;
+                queries::revert(&mut change, &row.key, tenant, to).await?;
                 Some(to)
             }
         };

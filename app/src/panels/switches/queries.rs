@@ -1,8 +1,8 @@
-//! SQL of the kill-switch panel. Changes take the change's connection; the panel reads
+//! SQL of the kill-switch panel. Changes take the `Change`; the panel reads
 //! through the controls' state, not here.
 
+use crate::auth::Change;
 use crate::domain::gateway::controls::SwitchKey;
-use sqlx::PgConnection;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ pub struct Stored {
 
 /// Locks the global value of a switch (`tenant` `None`) or a tenant's override of it.
 pub async fn lock_row(
-    conn: &mut PgConnection,
+    change: &mut Change,
     key: SwitchKey,
     tenant: Option<Uuid>,
 ) -> sqlx::Result<Option<Stored>> {
@@ -29,7 +29,7 @@ pub async fn lock_row(
         key.as_str(),
         tenant
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
@@ -52,7 +52,7 @@ pub struct NewValue<'a> {
 }
 
 /// Sets a switch's global value or a tenant's override of it.
-pub async fn upsert(conn: &mut PgConnection, new: &NewValue<'_>) -> sqlx::Result<()> {
+pub async fn upsert(change: &mut Change, new: &NewValue<'_>) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO kill_switches (key, tenant_id, value, reason, set_by, set_at, expires_at, revert_to)
          VALUES ($1, $2, $3, $4, $5, now(), $6, $7)
@@ -68,14 +68,14 @@ pub async fn upsert(conn: &mut PgConnection, new: &NewValue<'_>) -> sqlx::Result
         new.expires_at,
         new.revert_to
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
 
 /// Deletes a tenant's override; returns the value it had, `None` when there was none.
 pub async fn delete_override(
-    conn: &mut PgConnection,
+    change: &mut Change,
     key: SwitchKey,
     tenant: Uuid,
 ) -> sqlx::Result<Option<bool>> {
@@ -84,7 +84,7 @@ pub async fn delete_override(
         key.as_str(),
         tenant
     )
-    .fetch_optional(conn)
+    .fetch_optional(change.db())
     .await
 }
 
@@ -109,7 +109,7 @@ pub struct Due {
 }
 
 /// Locks the timed flips whose expiry passed, skipping rows another instance holds.
-pub async fn lock_due(conn: &mut PgConnection) -> sqlx::Result<Vec<Due>> {
+pub async fn lock_due(change: &mut Change) -> sqlx::Result<Vec<Due>> {
     sqlx::query_as!(
         Due,
         r#"SELECT s.key, s.tenant_id, t.slug AS "slug?", s.value, s.revert_to, s.reason,
@@ -118,13 +118,13 @@ pub async fn lock_due(conn: &mut PgConnection) -> sqlx::Result<Vec<Due>> {
            WHERE s.expires_at <= now()
            FOR UPDATE OF s SKIP LOCKED"#
     )
-    .fetch_all(conn)
+    .fetch_all(change.db())
     .await
 }
 
 /// Deletes an override whose timer ran out with nothing to revert to.
 pub async fn delete_expired_override(
-    conn: &mut PgConnection,
+    change: &mut Change,
     key: &str,
     tenant: Uuid,
 ) -> sqlx::Result<()> {
@@ -133,14 +133,14 @@ pub async fn delete_expired_override(
         key,
         tenant
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }
 
 /// Reverts a timed flip to `to`, by the system.
 pub async fn revert(
-    conn: &mut PgConnection,
+    change: &mut Change,
     key: &str,
     tenant: Option<Uuid>,
     to: bool,
@@ -154,7 +154,7 @@ pub async fn revert(
         tenant,
         to
     )
-    .execute(conn)
+    .execute(change.db())
     .await?;
     Ok(())
 }

@@ -146,66 +146,56 @@ fn new_ref_id() -> String {
 impl From<sqlx::Error> for AppError {
     /// Database errors never reach the browser: the text may name tables, constraints or
     /// data. The one exception is a unique violation of a constraint in [`UNIQUE_MEANINGS`]:
-    /// a clash with the state (two people creating the same thing at once), answered as
-    /// what it means.
+    /// the value a person typed is taken (two people adding the same email at once, the
+    /// second past the first's look-up), answered beside the field. It is still logged,
+    /// with the constraint's name, for whoever wonders why.
     fn from(err: sqlx::Error) -> Self {
-        let meaning = err
+        let clash = err
             .as_database_error()
             .filter(|e| e.code().as_deref() == Some("23505"))
             .and_then(|e| e.constraint())
-            .and_then(|name| UNIQUE_MEANINGS.iter().find(|(n, _)| *n == name));
-        match meaning {
-            Some((_, Clash::Field(field, message))) => Self::validation(*field, *message),
-            Some((_, Clash::State(message))) => Self::Conflict {
-                message: (*message).to_owned(),
-            },
+            .and_then(|name| UNIQUE_MEANINGS.iter().find(|(n, _, _)| *n == name));
+        match clash {
+            Some((constraint, field, message)) => {
+                tracing::warn!(
+                    constraint,
+                    field,
+                    "unique violation answered as a taken value"
+                );
+                Self::validation(*field, *message)
+            }
             None => Self::internal(&err),
         }
     }
 }
 
-/// What a unique violation tells the person who caused it.
+/// The unique constraints a person can run into with what they typed, by the name
+/// PostgreSQL gives them: the form field and the message. The one place a unique violation
+/// becomes a message; a database test checks that each name is a constraint of the schema.
+/// A violation of any other constraint (the one-current-pepper index, one active key per
+/// client) cannot happen under the locks the changes take, so it is a bug, reported as an
+/// internal error with its reference.
 #[cfg(feature = "ssr")]
-#[derive(Debug)]
-pub enum Clash {
-    /// The value of this form field is taken.
-    Field(&'static str, &'static str),
-    /// The state changed under the request (another change won the race).
-    State(&'static str),
-}
-
-/// The unique constraints a request can run into, by the name PostgreSQL gives them, and
-/// what each means. The one place a unique violation becomes a message; a database test
-/// checks that each name is a constraint or unique index of the schema.
-#[cfg(feature = "ssr")]
-pub const UNIQUE_MEANINGS: &[(&str, Clash)] = &[
+pub const UNIQUE_MEANINGS: &[(&str, &str, &str)] = &[
     (
         "staff_email_key",
-        Clash::Field("email", "A staff member with this email already exists."),
+        "email",
+        "A staff member with this email already exists.",
     ),
     (
         "tenants_slug_key",
-        Clash::Field("slug", "A tenant with this slug already exists."),
+        "slug",
+        "A tenant with this slug already exists.",
     ),
     (
         "api_clients_tenant_id_name_key",
-        Clash::Field("name", "This tenant already has a client with this name."),
-    ),
-    (
-        "client_keys_one_active",
-        Clash::State("The client's key changed while this ran. Reload and try again."),
-    ),
-    (
-        "token_peppers_one_current",
-        Clash::State("Another pepper rotation ran at the same time. Reload and try again."),
-    ),
-    (
-        "token_peppers_one_previous",
-        Clash::State("Another pepper rotation ran at the same time. Reload and try again."),
+        "name",
+        "This tenant already has a client with this name.",
     ),
     (
         "service_tokens_name_key",
-        Clash::Field("name", "A service token with this name already exists."),
+        "name",
+        "A service token with this name already exists.",
     ),
 ];
 

@@ -99,8 +99,9 @@ async fn bootstrap_first_admin(pool: &sqlx::PgPool, origin: &str) -> Result<(), 
             );
             Ok(())
         }
-        // Another instance created it first.
-        Err(app::error::AppError::Validation { .. }) => Ok(()),
+        // Another instance created it first (its email is taken); any other refusal is
+        // a real failure to report.
+        Err(app::error::AppError::Validation { field, .. }) if field == "email" => Ok(()),
         Err(other) => Err(ServeError::Bootstrap(other.to_string())),
     }
 }

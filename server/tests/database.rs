@@ -234,7 +234,7 @@ async fn the_server_refuses_a_connection_that_turns_the_audit_rule_off() {
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn each_unique_constraint_given_a_meaning_exists_in_the_schema(pool: PgPool) {
     // A renamed constraint would silently turn its clash back into an internal error.
-    for (name, _) in app::error::UNIQUE_MEANINGS {
+    for (name, _, _) in app::error::UNIQUE_MEANINGS {
         let unique: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = $1 AND contype = 'u')
                  OR EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -347,6 +347,51 @@ async fn truncating_an_audited_table_without_an_event_is_refused(pool: PgPool) {
         .await
         .unwrap();
     let err = tx.commit().await.expect_err("refused at commit");
+    assert!(
+        err.to_string().contains("unaudited change: ip_blocks"),
+        "{err}"
+    );
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn truncating_several_audited_tables_at_once_is_refused_too(pool: PgPool) {
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("TRUNCATE ip_blocks, rate_limit_overrides")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let err = tx.commit().await.expect_err("refused at commit");
+    assert!(err.to_string().contains("unaudited change"), "{err}");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_marking_functions_cannot_be_redirected_by_an_overload(pool: PgPool) {
+    // The owner's trigger functions call audit_mark; a role that could create functions
+    // in `public` might add an overload that matches their argument better, to run its own
+    // code as the owner. Ours is called by schema and type, so the overload never runs.
+    sqlx::raw_sql(
+        "CREATE FUNCTION public.audit_mark(changed name) RETURNS void LANGUAGE plpgsql
+         AS $$ BEGIN RAISE EXCEPTION 'the overload ran'; END $$",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let cli = Actor::command_line_unchecked(pool.clone(), "test");
+    app::panels::staff::ops::create(
+        &cli,
+        "overload@example.com",
+        "Overload Check",
+        app::auth::Role::Viewer,
+        Some("a password long enough to pass"),
+    )
+    .await
+    .expect("an audited change still goes through");
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("TRUNCATE ip_blocks")
+        .execute(&mut *tx)
+        .await
+        .expect("the TRUNCATE trigger calls ours, not the overload");
+    let err = tx.commit().await.expect_err("and still owes its event");
     assert!(
         err.to_string().contains("unaudited change: ip_blocks"),
         "{err}"

@@ -252,6 +252,12 @@ async fn each_server_function_refuses_the_role_just_below_its_minimum(pool: PgPo
     }
     let caller = format!("caller-{}@example.com", uuid::Uuid::new_v4().simple());
     common::staff(&pool, &caller, Role::Viewer, common::PERSON_PASSWORD).await;
+    // An admin who must still replace a handed-over password: everything but their own
+    // account is closed to them, whatever their role.
+    let handed = format!("handed-{}@example.com", uuid::Uuid::new_v4().simple());
+    common::staff_handed_over(&pool, &handed, Role::Admin, common::PERSON_PASSWORD).await;
+    let (_, handed_over) = common::sign_in(&app, &handed, common::PERSON_PASSWORD).await;
+    let handed_over = handed_over.expect("a handed-over password signs in");
 
     let mut rows = table(&caller);
     // Sign-out ends the session it is called with: last, so every other row's callers are
@@ -278,6 +284,20 @@ async fn each_server_function_refuses_the_role_just_below_its_minimum(pool: PgPo
         let Needs::Staff(permission) = *needs else {
             continue;
         };
+        if permission != Permission::OwnAccount {
+            let answer = common::call(&app, path, &handed_over, body).await;
+            assert_eq!(
+                answer.status,
+                StatusCode::FORBIDDEN,
+                "{path}: {}",
+                answer.body
+            );
+            assert_eq!(
+                answer.json()["kind"],
+                "password_change_required",
+                "{path} with a handed-over password"
+            );
+        }
         let minimum = permission.minimum_role();
         if let Some(below) = below(minimum) {
             let answer = common::call(&app, path, &cookies[&below], body).await;
@@ -288,7 +308,7 @@ async fn each_server_function_refuses_the_role_just_below_its_minimum(pool: PgPo
                 answer.body
             );
             assert_eq!(answer.json()["kind"], "forbidden", "{path}");
-            refused.push(permission.as_str());
+            refused.push(((*path).to_owned(), permission.as_str().to_owned()));
         }
         let answer = common::call(&app, path, &cookies[&minimum], body).await;
         assert!(
@@ -303,15 +323,15 @@ async fn each_server_function_refuses_the_role_just_below_its_minimum(pool: PgPo
             answer.body
         );
     }
-    // Each refusal is in the audit log with the permission it lacked.
-    let mut logged: Vec<String> = sqlx::query_scalar(
-        "SELECT details ->> 'permission' FROM audit_events
+    // Each refusal is in the audit log with the function and the permission it lacked.
+    let mut logged: Vec<(String, String)> = sqlx::query_as(
+        "SELECT details ->> 'path', details ->> 'permission' FROM audit_events
          WHERE action = 'authorization.refused' AND code = 'FORBIDDEN' ORDER BY seq",
     )
     .fetch_all(&pool)
     .await
     .unwrap();
-    let mut expected: Vec<String> = refused.iter().map(|p| (*p).to_owned()).collect();
+    let mut expected = refused;
     logged.sort();
     expected.sort();
     assert_eq!(logged, expected);

@@ -68,6 +68,8 @@ pub enum Apply {
 
 /// Listens for changes until the pool is closed (shutdown); reconnects after failures.
 pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
+    // However this ends (shutdown, a panic, the task aborted), it no longer listens.
+    let _not_listening_after = NotListeningOnDrop(verifier.clone());
     // Until shutdown closes the pool.
     while !verifier.pool().is_closed() {
         let mut listener = match PgListener::connect_with(verifier.pool()).await {
@@ -108,9 +110,11 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
                     // The listener has already reconnected and listens again (sqlx's eager
                     // reconnect): whatever was sent in the gap is covered by dropping it all.
                     tracing::warn!("gateway listener lost its connection: cache dropped");
+                    verifier.set_listening(false);
                     verifier.invalidate_all();
                     reload_ring(&verifier).await;
                     reload_controls(&controls).await;
+                    verifier.set_listening(true);
                 }
                 Err(_) if verifier.pool().is_closed() => {
                     verifier.set_listening(false);
@@ -125,6 +129,15 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Clears the verifier's listening flag when the listener's task ends.
+struct NotListeningOnDrop(Arc<Verifier>);
+
+impl Drop for NotListeningOnDrop {
+    fn drop(&mut self) {
+        self.0.set_listening(false);
     }
 }
 

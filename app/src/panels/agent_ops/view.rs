@@ -131,21 +131,15 @@ pub fn ClientDetailPage() -> impl IntoView {
     let rotate = ServerAction::<RotateClientKey>::new();
     let revoke = ServerAction::<RevokeClient>::new();
     // Read again after a change went through, not after a refused one: a refusal must not
-    // re-render the forms and lose what was typed.
-    let changes = RwSignal::new(0u32);
-    Effect::new(move |_| {
-        let done = [
-            status.value().with(|v| matches!(v, Some(Ok(_)))),
-            allow.value().with(|v| matches!(v, Some(Ok(_)))),
-            rotate.value().with(|v| matches!(v, Some(Ok(_)))),
-            revoke.value().with(|v| matches!(v, Some(Ok(_)))),
-        ];
-        if done.contains(&true) {
-            changes.update(|c| *c += 1);
-        }
-    });
+    // re-render the forms and lose what was typed (or the revoke's preview).
+    let changes = [
+        successes(status.value()),
+        successes(allow.value()),
+        successes(rotate.value()),
+        successes(revoke.value()),
+    ];
     let detail = Resource::new(
-        move || (tenant.get(), id.get(), changes.get()),
+        move || (tenant.get(), id.get(), changes.map(|c| c.get())),
         |(tenant, id, _)| get_client(tenant, id),
     );
     view! {

@@ -397,3 +397,63 @@ async fn the_marking_functions_cannot_be_redirected_by_an_overload(pool: PgPool)
         "{err}"
     );
 }
+
+/// A connection as production serves: a login role in the application's group (not the
+/// schema owner). Returns the connection and the role, to drop afterwards.
+async fn as_the_application(pool: &PgPool) -> (sqlx::PgConnection, String) {
+    use sqlx::ConnectOptions as _;
+    let role = format!("sc_app_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!(
+        "CREATE ROLE {role} LOGIN IN ROLE staff_console_app"
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+    let conn = pool
+        .connect_options()
+        .as_ref()
+        .clone()
+        .username(&role)
+        .connect()
+        .await
+        .unwrap();
+    (conn, role)
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_application_role_cannot_switch_the_rule_off_or_fake_its_event(pool: PgPool) {
+    let (mut conn, role) = as_the_application(&pool).await;
+    let attempts = [
+        // The escape hatch of data migrations and test fixtures: the owner's alone.
+        "SET LOCAL staff_console.unaudited = 'sneaky'",
+        // The old marks, set by hand: the rule reads rows the role cannot write.
+        "SELECT set_config('staff_console.audit_written', txid_current()::text, true)",
+        "SELECT set_config('staff_console.audit_obliged', txid_current()::text, true)",
+    ];
+    for (i, attempt) in attempts.iter().enumerate() {
+        let mut tx = sqlx::Connection::begin(&mut conn).await.unwrap();
+        sqlx::query(attempt).execute(&mut *tx).await.unwrap();
+        sqlx::query(
+            "INSERT INTO ip_blocks (network, reason, created_by) VALUES ($1::cidr, 'x', 'x')",
+        )
+        .bind(format!("192.0.2.{i}/32"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        let err = tx.commit().await.expect_err(attempt);
+        assert!(
+            err.to_string().contains("unaudited change: ip_blocks"),
+            "{attempt}: {err}"
+        );
+    }
+    let none: i64 = sqlx::query_scalar("SELECT count(*) FROM ip_blocks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(none, 0);
+    drop(conn);
+    sqlx::query(&format!("DROP ROLE {role}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}

@@ -1,0 +1,100 @@
+-- The audit obligation, held where the application role cannot reach it.
+--
+-- Migration 13 kept "this transaction is marked" and "this transaction wrote an event" in
+-- transaction-local settings, and honoured `staff_console.unaudited` from anyone. Settings
+-- are the session's own: the application role could set `audit_written` (or
+-- `audit_obliged`, or `unaudited`) itself and commit an audited change with no event. Now:
+--
+-- - the mark and the event are both a row of `audit_obligations` (owner-only): the first
+--   audited statement inserts the transaction's row, the first insert into the log sets
+--   its `met` (inserting the row if the event came first, as `record_first` does), and the
+--   check at commit reads the row, not a setting;
+-- - `staff_console.unaudited` is honoured only for a session that can act as the schema
+--   owner (the owner itself, a superuser: data migrations, test fixtures), never for the
+--   application role.
+--
+-- Safe during a rolling upgrade: the older binary writes every change with its event in
+-- one transaction, which these functions accept as the old ones did.
+
+ALTER TABLE audit_obligations ALTER COLUMN first_table DROP NOT NULL;
+ALTER TABLE audit_obligations ADD COLUMN met boolean NOT NULL DEFAULT false;
+
+-- The mark: this transaction's row, if it has none yet.
+CREATE OR REPLACE FUNCTION audit_mark(changed_table text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    INSERT INTO public.audit_obligations (txid, first_table)
+    VALUES (txid_current(), changed_table)
+    ON CONFLICT (txid) DO UPDATE SET first_table = excluded.first_table
+        WHERE audit_obligations.first_table IS NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION audit_oblige() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM changed) THEN
+        PERFORM public.audit_mark(TG_TABLE_NAME::text);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION audit_oblige_tokens() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    IF EXISTS (
+           SELECT 1 FROM changed_new n JOIN changed_old o USING (id)
+           WHERE to_jsonb(n) - ARRAY['last_used_at', 'last_used_ip', 'revision']
+                 IS DISTINCT FROM to_jsonb(o) - ARRAY['last_used_at', 'last_used_ip', 'revision']
+       ) THEN
+        PERFORM public.audit_mark(TG_TABLE_NAME::text);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION audit_oblige_truncate() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    PERFORM public.audit_mark(TG_TABLE_NAME::text);
+    RETURN NULL;
+END
+$$;
+
+-- An audit event inserted in the transaction meets its obligation; an insert that wrote
+-- no row does not. Runs as the owner now: the row it sets is out of the caller's reach.
+CREATE OR REPLACE FUNCTION audit_written() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM written) THEN
+        INSERT INTO public.audit_obligations (txid, met) VALUES (txid_current(), true)
+        ON CONFLICT (txid) DO UPDATE SET met = true WHERE NOT audit_obligations.met;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+-- At commit: the transaction's row says whether an event was written (read again here:
+-- the trigger's own copy of the row is as it was inserted).
+CREATE OR REPLACE FUNCTION audit_obligation_met() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+    obligation public.audit_obligations;
+BEGIN
+    DELETE FROM public.audit_obligations WHERE txid = NEW.txid RETURNING * INTO obligation;
+    IF obligation.first_table IS NOT NULL AND NOT obligation.met
+       AND NOT (coalesce(current_setting('staff_console.unaudited', true), '') <> ''
+                AND pg_has_role(session_user, current_user, 'USAGE')) THEN
+        RAISE EXCEPTION 'unaudited change: % was written in a transaction that recorded no audit event',
+            obligation.first_table
+            USING ERRCODE = 'integrity_constraint_violation',
+                  CONSTRAINT = 'audit_obligation_met',
+                  HINT = 'Make the change through Actor::change() and Change::commit(event).';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+REVOKE ALL ON FUNCTION audit_mark(text), audit_oblige(), audit_oblige_tokens(),
+    audit_oblige_truncate(), audit_written(), audit_obligation_met() FROM PUBLIC;

@@ -40,13 +40,20 @@ BEGIN
 END
 $$;
 
+-- Tokens: the statement's new rows, less the ledger's bookkeeping, against its old rows,
+-- as multisets: any row that is not an old row with only `last_used_*` or `revision`
+-- changed owes an event. Pairing rows by `id` (migration 13) missed an update of the id
+-- itself, which let a rename revive a revoked token unaudited. `to_jsonb` by its schema:
+-- an overload `public.to_jsonb(record)` would be the better match for a row.
 CREATE OR REPLACE FUNCTION audit_oblige_tokens() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     IF EXISTS (
-           SELECT 1 FROM changed_new n JOIN changed_old o USING (id)
-           WHERE to_jsonb(n) - ARRAY['last_used_at', 'last_used_ip', 'revision']
-                 IS DISTINCT FROM to_jsonb(o) - ARRAY['last_used_at', 'last_used_ip', 'revision']
+           SELECT pg_catalog.to_jsonb(n) - ARRAY['last_used_at', 'last_used_ip', 'revision']
+           FROM changed_new n
+           EXCEPT ALL
+           SELECT pg_catalog.to_jsonb(o) - ARRAY['last_used_at', 'last_used_ip', 'revision']
+           FROM changed_old o
        ) THEN
         PERFORM public.audit_mark(TG_TABLE_NAME::text);
     END IF;

@@ -457,3 +457,89 @@ async fn the_application_role_cannot_switch_the_rule_off_or_fake_its_event(pool:
         .await
         .unwrap();
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn renaming_a_token_owes_an_event_like_any_other_change(pool: PgPool) {
+    use app::panels::integrations::api::MintToken;
+    use leptos::server_fn::ServerFn as _;
+    // A revoked token, as the console leaves one.
+    common::tenant(&pool, "acme", "Acme Agents").await;
+    let system = Actor::system(pool.clone(), "test");
+    app::domain::tokens::pepper::create_first_if_none(&system, &common::MASTER_KEY)
+        .await
+        .unwrap();
+    let app = common::app(pool.clone());
+    let (operator_id, operator) = common::person(&pool, &app, app::auth::Role::Operator).await;
+    let body = common::mint_body(
+        "acme",
+        "rename check",
+        &format!("staff:{operator_id}"),
+        &["agent:read"],
+        "30",
+    );
+    let minted = common::call(&app, MintToken::PATH, &operator, &body).await;
+    let id = minted.json()["id"].as_str().unwrap().to_owned();
+    sqlx::query("UPDATE personal_access_tokens SET status = 'revoked', revoked_at = now(), revoked_by = 'test', revoke_reason = 'test' WHERE id = $1")
+        .bind(&id)
+        .execute(&mut common::fixture(&pool).await)
+        .await
+        .unwrap();
+
+    // As the application: revive it under another id, then give the id back. Each
+    // statement alone is a transaction that changed a token and wrote no event.
+    let (mut conn, role) = as_the_application(&pool).await;
+    let revived = sqlx::query(
+        "UPDATE personal_access_tokens SET id = id || 'z', status = 'active', revoked_at = NULL,
+                revoked_by = NULL, revoke_reason = NULL WHERE id = $1",
+    )
+    .bind(&id)
+    .execute(&mut conn)
+    .await
+    .expect_err("refused");
+    assert!(
+        revived
+            .to_string()
+            .contains("unaudited change: personal_access_tokens"),
+        "{revived}"
+    );
+    let status: String =
+        sqlx::query_scalar("SELECT status::text FROM personal_access_tokens WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "revoked");
+    // The ledger's bookkeeping alone still owes nothing.
+    sqlx::query("UPDATE personal_access_tokens SET last_used_at = now() WHERE id = $1")
+        .bind(&id)
+        .execute(&mut conn)
+        .await
+        .expect("bookkeeping");
+    drop(conn);
+    sqlx::query(&format!("DROP ROLE {role}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_application_role_cannot_call_the_owners_audit_functions(pool: PgPool) {
+    // Executable, a trigger function could be attached to a table the role owns (a
+    // temporary one) and set marks without an event.
+    for function in [
+        "audit_mark(text)",
+        "audit_oblige()",
+        "audit_oblige_tokens()",
+        "audit_oblige_truncate()",
+        "audit_written()",
+        "audit_obligation_met()",
+    ] {
+        let executable: bool =
+            sqlx::query_scalar("SELECT has_function_privilege('staff_console_app', $1, 'EXECUTE')")
+                .bind(function)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert!(!executable, "staff_console_app may execute {function}");
+    }
+}

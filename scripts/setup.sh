@@ -9,6 +9,10 @@
 # with `no_downloads`, so it runs wasm-bindgen, tailwindcss and wasm-opt from PATH; those
 # come from crates.io (wasm-bindgen-cli, at exactly the version in Cargo.lock) and npm.
 set -euo pipefail
+# The tools built here are not ours to lint: `make test` runs the workspace's own builds
+# through clippy-driver (scripts/test.sh), and a `cargo install` under that wrapper would
+# lint, and could refuse, cargo-leptos's or wasm-bindgen's code.
+unset RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 

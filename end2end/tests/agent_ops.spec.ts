@@ -1,11 +1,5 @@
-import { test, expect, type APIRequestContext } from '@playwright/test';
-import { mintToken, signIn, waitForHydration, watchConsole } from './helpers';
-
-async function whoami(request: APIRequestContext, token: string) {
-  const res = await request.get('/agent/v1/whoami', { headers: { Authorization: `Bearer ${token}` } });
-  const body = await res.json();
-  return { status: res.status(), code: body.error?.code as string | undefined };
-}
+import { test, expect } from '@playwright/test';
+import { mintToken, signIn, waitForHydration, watchConsole, whoami } from './helpers';
 
 /** The global value each switch the running test flips must be back at when it ends. */
 let restore: Record<string, boolean> = {};

@@ -1,4 +1,4 @@
-import { expect, type Page } from '@playwright/test';
+import { expect, type APIRequestContext, type Page } from '@playwright/test';
 
 export const ADMIN_EMAIL = 'admin@e2e.test';
 export const ADMIN_PASSWORD = 'e2e fixture passphrase, long enough';
@@ -61,4 +61,19 @@ export async function seedDetailPages(page: Page, label: string): Promise<{ toke
   const eventPath = (await eventLink.getAttribute('href'))!;
   await waitForHydration(page);
   return { tokenId: token.split('.')[1], clientPath, eventPath };
+}
+
+/** A call to the agent API's `whoami` with `token`: its status, refusal code and Retry-After. */
+export async function whoami(request: APIRequestContext, token: string) {
+  const res = await request.get('/agent/v1/whoami', { headers: { Authorization: `Bearer ${token}` } });
+  const body = await res.json();
+  return { status: res.status(), code: body.error?.code as string | undefined, retryAfter: res.headers()['retry-after'] };
+}
+
+/** Reloads until the token's history shows `text` (gateway events are written each second). */
+export async function historyShows(page: Page, text: string): Promise<void> {
+  await expect(async () => {
+    await page.reload();
+    await expect(page.getByTestId('token-history')).toContainText(text, { timeout: 1_000 });
+  }).toPass({ timeout: 15_000 });
 }

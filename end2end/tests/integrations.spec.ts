@@ -1,19 +1,5 @@
-import { test, expect, type APIRequestContext, type Page } from '@playwright/test';
-import { mintToken, signIn, waitForHydration, watchConsole } from './helpers';
-
-async function whoami(request: APIRequestContext, token: string) {
-  const res = await request.get('/agent/v1/whoami', { headers: { Authorization: `Bearer ${token}` } });
-  const body = await res.json();
-  return { status: res.status(), code: body.error?.code as string | undefined };
-}
-
-/** Reloads until the token's history shows `text` (gateway events are written each second). */
-async function historyShows(page: Page, text: string): Promise<void> {
-  await expect(async () => {
-    await page.reload();
-    await expect(page.getByTestId('token-history')).toContainText(text, { timeout: 1_000 });
-  }).toPass({ timeout: 15_000 });
-}
+import { test, expect } from '@playwright/test';
+import { historyShows, mintToken, signIn, waitForHydration, watchConsole, whoami } from './helpers';
 
 test('mint a token, use it at the gateway, see it used, revoke it, see the refusal', async ({ page, request }) => {
   const problems = watchConsole(page);

@@ -1,17 +1,11 @@
-import { test, expect, type APIRequestContext } from '@playwright/test';
-import { mintToken, signIn, waitForHydration, watchConsole } from './helpers';
+import { test, expect } from '@playwright/test';
+import { mintToken, signIn, waitForHydration, watchConsole, whoami } from './helpers';
 
 // The browser tests call the gateway from 127.0.0.1: anything that limits or blocks an
 // address is set on a documentation network (RFC 5737) that cannot include the suite itself.
 const NETWORK = '198.51.100.0/24';
 // Clients this file creates, so the clean-up below can find what it set for them.
 const CLIENT_PREFIX = 'e2e-limits-';
-
-async function whoami(request: APIRequestContext, token: string) {
-  const res = await request.get('/agent/v1/whoami', { headers: { Authorization: `Bearer ${token}` } });
-  const body = await res.json();
-  return { status: res.status(), code: body.error?.code as string | undefined, retryAfter: res.headers()['retry-after'] };
-}
 
 // Whatever a test got as far as setting is lifted, even when it failed midway: through the
 // same server functions the panel's Remove and Unblock forms post to, read off the page the

@@ -1,23 +1,9 @@
-import { test, expect, type APIRequestContext, type Page } from '@playwright/test';
-import { mintToken, signIn, waitForHydration, watchConsole } from './helpers';
+import { test, expect } from '@playwright/test';
+import { historyShows, mintToken, signIn, waitForHydration, watchConsole, whoami } from './helpers';
 
 // The compromise rotation revokes every active token of the platform. That is safe here
 // because no spec keeps a token across tests (each mints its own when it runs), and the
 // e2e run starts on a fresh database.
-
-async function whoami(request: APIRequestContext, token: string) {
-  const res = await request.get('/agent/v1/whoami', { headers: { Authorization: `Bearer ${token}` } });
-  const body = await res.json();
-  return { status: res.status(), code: body.error?.code as string | undefined };
-}
-
-/** Reloads until the token's history shows `text` (gateway events are written each second). */
-async function historyShows(page: Page, text: string): Promise<void> {
-  await expect(async () => {
-    await page.reload();
-    await expect(page.getByTestId('token-history')).toContainText(text, { timeout: 1_000 });
-  }).toPass({ timeout: 15_000 });
-}
 
 test('a staged rotation keeps tokens working through the grace period and moves them to the new version', async ({ page, request }) => {
   const problems = watchConsole(page);

@@ -340,28 +340,20 @@ async fn every_table_the_application_may_write_is_audited_or_unaudited_by_design
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
-async fn truncating_an_audited_table_without_an_event_is_refused(pool: PgPool) {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("TRUNCATE ip_blocks")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let err = tx.commit().await.expect_err("refused at commit");
-    assert!(
-        err.to_string().contains("unaudited change: ip_blocks"),
-        "{err}"
-    );
-}
-
-#[sqlx::test(migrator = "server::db::MIGRATOR")]
-async fn truncating_several_audited_tables_at_once_is_refused_too(pool: PgPool) {
-    let mut tx = pool.begin().await.unwrap();
-    sqlx::query("TRUNCATE ip_blocks, rate_limit_overrides")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let err = tx.commit().await.expect_err("refused at commit");
-    assert!(err.to_string().contains("unaudited change"), "{err}");
+async fn truncating_audited_tables_without_an_event_is_refused(pool: PgPool) {
+    for statement in [
+        "TRUNCATE ip_blocks",
+        // Several at once: the trigger fires on each, the first marks the transaction.
+        "TRUNCATE ip_blocks, rate_limit_overrides",
+    ] {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query(statement).execute(&mut *tx).await.unwrap();
+        let err = tx.commit().await.expect_err(statement);
+        assert!(
+            err.to_string().contains("unaudited change: ip_blocks"),
+            "{statement}: {err}"
+        );
+    }
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]

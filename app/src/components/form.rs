@@ -52,6 +52,16 @@ fn error_id(id: &str) -> String {
     format!("{id}-error")
 }
 
+/// Keeps what is typed in `value`, for a form that submits itself (nothing for a field of
+/// an `ActionForm`, which reads its inputs by name).
+fn typed_into(value: Option<RwSignal<String>>) -> impl Fn(leptos::ev::Event) {
+    move |ev| {
+        if let Some(value) = value {
+            value.set(event_target_value(&ev));
+        }
+    }
+}
+
 /// A labelled control with its error beneath it. The control (the children) should name
 /// `{id}-error` in its `aria-describedby`, so the error is read with it.
 #[component]
@@ -95,18 +105,13 @@ pub fn ReasonField(
     #[prop(default = "Reason")]
     label: &'static str,
 ) -> impl IntoView {
-    let on_input = move |ev: leptos::ev::Event| {
-        if let Some(value) = value {
-            value.set(event_target_value(&ev));
-        }
-    };
     view! {
         <Field id=id.clone() label error>
             <textarea id=id.clone() name=name rows="2" class="input mt-1 w-full max-w-xl"
                 aria-describedby=error_id(&id)
                 aria-invalid=move || error.get().map(|_| "true")
                 prop:value=move || value.map(|v| v.get()).unwrap_or_default()
-                on:input=on_input></textarea>
+                on:input=typed_into(value)></textarea>
         </Field>
     }
 }
@@ -131,11 +136,6 @@ pub fn TypedConfirm(
     #[prop(optional)]
     value: Option<RwSignal<String>>,
 ) -> impl IntoView {
-    let on_input = move |ev: leptos::ev::Event| {
-        if let Some(value) = value {
-            value.set(event_target_value(&ev));
-        }
-    };
     view! {
         <div>
             <label for=id.clone() class="block text-sm font-medium">
@@ -145,7 +145,7 @@ pub fn TypedConfirm(
                 aria-describedby=error_id(&id)
                 aria-invalid=move || error.get().map(|_| "true")
                 prop:value=move || value.map(|v| v.get()).unwrap_or_default()
-                on:input=on_input />
+                on:input=typed_into(value) />
             <p id=error_id(&id) class="field-error">{move || error.get()}</p>
         </div>
     }

@@ -7,8 +7,6 @@
 //! "status!: ClientStatus"`); a value the type does not know is a decoding error, never a
 //! silent default.
 
-use serde::{Deserialize, Serialize};
-
 /// Decoding from text for a type with `parse`, for the server build.
 macro_rules! from_text {
     ($name:ident) => {
@@ -42,7 +40,7 @@ pub(crate) use from_text;
 macro_rules! status {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         pub enum $name {
             $($(#[$vmeta])* #[serde(rename = $text)] $variant,)+
         }
@@ -73,9 +71,10 @@ macro_rules! status {
             }
         }
 
-        from_text!($name);
+        $crate::domain::status::from_text!($name);
     };
 }
+pub(crate) use status;
 
 status! {
     /// An API client's status (`client_status`).

@@ -20,72 +20,31 @@ use uuid::Uuid;
 /// The retention periods a tenant may choose, in months (the database checks the same set).
 pub const RETENTION_CLASSES: [i16; 6] = [1, 3, 6, 12, 24, 84];
 
-/// Which plane produced an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// A staff member in the console, or its sign-in page.
-    Console,
-    /// The agent API gateway.
-    AgentApi,
-    /// The REST admin API used by runbook automation.
-    AdminApi,
-    /// The server itself or its command line (timed reverts, bootstrap, `staff-console staff`).
-    System,
-}
-
-impl Source {
-    /// The database spelling (`audit_source`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Console => "console",
-            Self::AgentApi => "agent_api",
-            Self::AdminApi => "admin_api",
-            Self::System => "system",
-        }
-    }
-
-    /// The source spelled `text`, if there is one.
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Console, Self::AgentApi, Self::AdminApi, Self::System]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+crate::domain::status::status! {
+    /// Which plane produced an event (`audit_source`).
+    Source {
+        /// A staff member in the console, or its sign-in page.
+        Console = "console",
+        /// The agent API gateway.
+        AgentApi = "agent_api",
+        /// The REST admin API used by runbook automation.
+        AdminApi = "admin_api",
+        /// The server itself or its command line (timed reverts, bootstrap, `staff-console staff`).
+        System = "system",
     }
 }
 
-crate::domain::status::from_text!(Source);
-
-/// How an attempted action ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// It happened.
-    Success,
-    /// It was refused: bad credentials, missing role, lockout.
-    Deny,
-    /// It failed on our side.
-    Error,
-}
-
-impl Outcome {
-    /// The database spelling (`audit_outcome`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Success => "success",
-            Self::Deny => "deny",
-            Self::Error => "error",
-        }
-    }
-
-    /// The outcome spelled `text`, if there is one.
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Success, Self::Deny, Self::Error]
-            .into_iter()
-            .find(|o| o.as_str() == text)
+crate::domain::status::status! {
+    /// How an attempted action ended (`audit_outcome`).
+    Outcome {
+        /// It happened.
+        Success = "success",
+        /// It was refused: bad credentials, missing role, lockout.
+        Deny = "deny",
+        /// It failed on our side.
+        Error = "error",
     }
 }
-
-crate::domain::status::from_text!(Outcome);
 
 /// An event about to be recorded. Build it from an actor (`actor.event("staff.created")`)
 /// so the actor, address, user agent and request id are filled in.

@@ -1,20 +1,31 @@
--- The audit obligation, held where the application role cannot reach it.
+-- The audit obligation (migration 13), second version: held where the application role
+-- cannot reach it, owed by TRUNCATE too, and safe from overloads.
 --
--- Migration 13 kept "this transaction is marked" and "this transaction wrote an event" in
--- transaction-local settings, and honoured `staff_console.unaudited` from anyone. Settings
--- are the session's own: the application role could set `audit_written` (or
--- `audit_obliged`, or `unaudited`) itself and commit an audited change with no event. Now:
---
--- - the mark and the event are both a row of `audit_obligations` (owner-only): the first
---   audited statement inserts the transaction's row, the first insert into the log sets
---   its `met` (inserting the row if the event came first, as `record_first` does), and the
---   check at commit reads the row, not a setting;
+-- - Migration 13 kept "this transaction is marked" and "this transaction wrote an event"
+--   in transaction-local settings, and honoured `staff_console.unaudited` from anyone.
+--   Settings are the session's own: the application role could set them itself and commit
+--   an audited change with no event. Now the mark and the event are both a row of
+--   `audit_obligations` (owner-only): the first audited statement inserts the
+--   transaction's row, the first insert into the log sets its `met` (inserting the row if
+--   the event came first, as `record_first` does), and the check at commit reads the row.
 -- - `staff_console.unaudited` is honoured only for a session that can act as the schema
 --   owner (the owner itself, a superuser: data migrations, test fixtures), never for the
 --   application role.
+-- - TRUNCATE fires no row or INSERT/UPDATE/DELETE trigger, so it emptied an audited table
+--   without owing an event. The application role holds no TRUNCATE right on these tables;
+--   a session of the owner truncating one now owes an event like any other change. A
+--   TRUNCATE of several tables, or one that cascades, fires the trigger on each.
+-- - The marking functions run as the owner (SECURITY DEFINER) and called
+--   `audit_mark(TG_TABLE_NAME)` with an argument of type `name`: a role able to create
+--   functions in `public` could add `public.audit_mark(name)`, the better match, and run
+--   its own code as the owner. They now call functions by schema, with exact types.
+-- - Tokens were compared by pairing old and new rows on `id`, which missed an update of the
+--   id itself (a rename could revive a revoked token unaudited); they are compared as
+--   multisets now.
 --
 -- Safe during a rolling upgrade: the older binary writes every change with its event in
--- one transaction, which these functions accept as the old ones did.
+-- one transaction, which these functions accept as the old ones did; the new triggers are
+-- on a statement no binary runs.
 
 ALTER TABLE audit_obligations ALTER COLUMN first_table DROP NOT NULL;
 ALTER TABLE audit_obligations ADD COLUMN met boolean NOT NULL DEFAULT false;
@@ -61,7 +72,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION audit_oblige_truncate() RETURNS trigger
+CREATE FUNCTION audit_oblige_truncate() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
     PERFORM public.audit_mark(TG_TABLE_NAME::text);
@@ -105,3 +116,19 @@ $$;
 
 REVOKE ALL ON FUNCTION audit_mark(text), audit_oblige(), audit_oblige_tokens(),
     audit_oblige_truncate(), audit_written(), audit_obligation_met() FROM PUBLIC;
+
+DO $$
+DECLARE
+    audited text[] := ARRAY['tenants', 'staff', 'token_peppers', 'personal_access_tokens',
+                            'api_clients', 'client_keys', 'kill_switches',
+                            'rate_limit_overrides', 'ip_blocks', 'service_tokens'];
+    t text;
+BEGIN
+    FOREACH t IN ARRAY audited LOOP
+        EXECUTE format(
+            'CREATE TRIGGER %I AFTER TRUNCATE ON %I
+             FOR EACH STATEMENT EXECUTE FUNCTION audit_oblige_truncate()',
+            t || '_audit_truncate', t);
+    END LOOP;
+END
+$$;

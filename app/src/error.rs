@@ -56,9 +56,14 @@ pub enum AppError {
         /// What is wrong and how to fix it.
         message: String,
     },
-    /// The request is valid but clashes with the current state (already revoked, last admin, ...).
+    /// The request is valid but clashes with the current state (already revoked, last admin,
+    /// a name that is taken, ...).
     #[error("{message}")]
     Conflict {
+        /// The form field whose value clashed (a taken name), so the UI can put the message
+        /// beside it; `None` when the clash is with the state as a whole.
+        #[serde(default)]
+        field: Option<String>,
         /// What clashed.
         message: String,
     },
@@ -91,6 +96,15 @@ impl AppError {
         }
     }
 
+    /// A conflict about one field's value (a name or email that is taken): 409, shown beside
+    /// the field.
+    pub fn taken(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
     /// A not-found error naming what was missing.
     pub fn not_found(what: impl Into<String>) -> Self {
         Self::NotFound { what: what.into() }
@@ -100,8 +114,20 @@ impl AppError {
     pub fn field_message(&self, field: &str) -> Option<&str> {
         match self {
             Self::Validation { field: f, message } if f == field => Some(message),
+            Self::Conflict {
+                field: Some(f),
+                message,
+            } if f == field => Some(message),
             _ => None,
         }
+    }
+
+    /// Whether this error belongs beside one form field rather than above the form.
+    pub fn is_about_a_field(&self) -> bool {
+        matches!(
+            self,
+            Self::Validation { .. } | Self::Conflict { field: Some(_), .. }
+        )
     }
 
     /// The HTTP status a server function answers with for this error.
@@ -147,8 +173,8 @@ impl From<sqlx::Error> for AppError {
     /// Database errors never reach the browser: the text may name tables, constraints or
     /// data. The one exception is a unique violation of a constraint in [`UNIQUE_MEANINGS`]:
     /// the value a person typed is taken (two people adding the same email at once, the
-    /// second past the first's look-up), answered beside the field. It is still logged,
-    /// with the constraint's name, for whoever wonders why.
+    /// second past the first's look-up), answered as a conflict (409) beside the field. It is
+    /// still logged, with the constraint's name, for whoever wonders why.
     fn from(err: sqlx::Error) -> Self {
         let clash = err
             .as_database_error()
@@ -162,7 +188,7 @@ impl From<sqlx::Error> for AppError {
                     field,
                     "unique violation answered as a taken value"
                 );
-                Self::validation(*field, *message)
+                Self::taken(*field, *message)
             }
             None => Self::internal(&err),
         }

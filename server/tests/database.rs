@@ -254,7 +254,8 @@ async fn each_unique_constraint_given_a_meaning_exists_in_the_schema(pool: PgPoo
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn a_unique_violation_is_answered_as_what_it_means(pool: PgPool) {
     // Two creations of one email racing past the look-up: the loser's insert fails on the
-    // constraint, and that failure reads as the field's message, not an internal error.
+    // constraint, and that failure reads as a conflict beside the field (409), not an
+    // internal error.
     let mut conn = common::fixture(&pool).await;
     sqlx::query(
         "INSERT INTO staff (email, display_name, role, password_hash)
@@ -270,9 +271,18 @@ async fn a_unique_violation_is_answered_as_what_it_means(pool: PgPool) {
     .execute(&mut conn)
     .await
     .unwrap_err();
+    let err = app::error::AppError::from(err);
     assert_eq!(
-        app::error::AppError::from(err),
-        app::error::AppError::validation("email", "A staff member with this email already exists.")
+        err,
+        app::error::AppError::Conflict {
+            field: Some("email".into()),
+            message: "A staff member with this email already exists.".into(),
+        }
+    );
+    assert_eq!(err.status_code(), 409);
+    assert_eq!(
+        err.field_message("email"),
+        Some("A staff member with this email already exists.")
     );
     // Any other database failure stays internal: no constraint name reaches the browser.
     let other = sqlx::query("INSERT INTO staff (email) VALUES (NULL)")

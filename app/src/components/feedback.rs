@@ -73,7 +73,7 @@ pub fn field_message(error: Option<AppError>, field: &str) -> Option<String> {
 /// The message to show above a form: any error that is not about one field.
 pub fn form_message(error: Option<AppError>) -> Option<String> {
     error
-        .filter(|e| !matches!(e, AppError::Validation { .. }))
+        .filter(|e| !e.is_about_a_field())
         .map(|e| e.to_string())
 }
 

@@ -109,6 +109,7 @@ pub async fn change_own_password(
         .ok_or(AppError::Unauthenticated)?;
     if locked != account.password_hash {
         return Err(AppError::Conflict {
+            field: None,
             message: "Your password was changed meanwhile: sign in again.".into(),
         });
     }

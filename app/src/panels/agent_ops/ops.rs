@@ -61,7 +61,7 @@ pub async fn create(
     let id = queries::insert_client(&mut change, tenant, &name, allowlisted, &actor.label())
         .await?
         .ok_or_else(|| {
-            AppError::validation(
+            AppError::taken(
                 "name",
                 format!("This tenant already has a client named “{name}”."),
             )
@@ -92,6 +92,7 @@ async fn lock(
 
 fn revoked_is_final(name: &str) -> AppError {
     AppError::Conflict {
+        field: None,
         message: format!(
             "“{name}” was revoked, and revocation is final. Create a new client instead."
         ),
@@ -113,6 +114,7 @@ pub async fn set_active(
         ("revoked", _) => return Err(revoked_is_final(&client.name)),
         ("active", true) | ("suspended", false) => {
             return Err(AppError::Conflict {
+                field: None,
                 message: format!("“{}” is already {}.", client.name, client.status),
             })
         }
@@ -146,6 +148,7 @@ pub async fn set_allowlisted(
     }
     if client.allowlisted == allowlisted {
         return Err(AppError::Conflict {
+            field: None,
             message: format!(
                 "“{}” is already {} the allowlist.",
                 client.name,
@@ -226,6 +229,7 @@ pub async fn revoke(
     let client = lock(&mut change, tenant, id).await?;
     if client.status == ClientStatus::Revoked {
         return Err(AppError::Conflict {
+            field: None,
             message: format!("“{}” is already revoked.", client.name),
         });
     }
@@ -246,6 +250,7 @@ pub async fn revoke(
     let revoked = revoke_matching(&mut change, matching, &actor.label(), &token_reason).await?;
     if revoked.len() as i64 > expected {
         return Err(AppError::Conflict {
+ field: None,
             message: format!(
                 "The client has {} active token(s) now, more than the {expected} previewed. Preview again.",
                 revoked.len()

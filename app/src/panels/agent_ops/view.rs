@@ -7,9 +7,7 @@ use super::api::{
 use super::{ClientDetail, ClientRow, KeyRow, RevokePreview, MAX_KEY_GRACE_HOURS};
 use crate::auth::view::allowed;
 use crate::auth::Permission;
-use crate::components::feedback::{
-    outcome_badge, status_badge, EmptyState, ErrorNotice, RevealSecret,
-};
+use crate::components::feedback::{outcome_badge, status_badge, ErrorNotice, RevealSecret};
 use crate::components::form::{
     successes, DangerousAction, Field, FormErrors, FormFeedback, ReasonField,
 };
@@ -57,9 +55,6 @@ pub fn AgentOpsPage() -> impl IntoView {
         <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
             {move || Suspend::new(async move {
                 match loaded(clients).await {
-                    Ok(rows) if rows.is_empty() => view! {
-                        <div class="mt-4"><EmptyState title="No API clients here">"Create one below, or change the filter."</EmptyState></div>
-                    }.into_any(),
                     Ok(rows) => view! { <ClientTable tenant=tenant.get_untracked() rows /> }.into_any(),
                     Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
                 }
@@ -75,7 +70,10 @@ pub fn AgentOpsPage() -> impl IntoView {
 #[component]
 fn ClientTable(tenant: String, rows: Vec<ClientRow>) -> impl IntoView {
     view! {
-        <DataTable caption="API clients" testid="clients" class="mt-4" columns=vec![Col::new("Name"), Col::new("Status"), Col::new("Allowlisted"), Col::new("Live tokens"), Col::new("Key"), Col::new("Created (UTC)")]>
+        <DataTable caption="API clients" testid="clients" class="mt-4"
+            rows=rows.len()
+            empty=("No API clients here", "Create one below, or change the filter.")
+            columns=vec![Col::new("Name"), Col::new("Status"), Col::new("Allowlisted"), Col::new("Live tokens"), Col::new("Key"), Col::new("Created (UTC)")]>
                 {rows.into_iter().map(|c| view! {
                     <tr>
                         <td><a class="link" href=format!("/t/{tenant}/agent-ops/{}", c.id)>{c.name.clone()}</a></td>
@@ -152,8 +150,10 @@ pub fn ClientDetailPage() -> impl IntoView {
                         <Summary detail=d.clone() />
                         <Actions tenant id client=d.client.clone() status allow rotate revoke />
                         <Keys keys=d.keys.clone() />
-                        <Events title="Status history and changes" testid="client-history" rows=d.history.clone() />
-                        <Events title="Recent deny and error events of its tokens" testid="client-denials" rows=d.denials />
+                        <Events title="Status history and changes" testid="client-history" rows=d.history.clone()
+                            empty=("No changes recorded", "Status, key and allowlist changes to this client will be listed here, newest first.") />
+                        <Events title="Recent deny and error events of its tokens" testid="client-denials" rows=d.denials
+                            empty=("No refusals or errors", "None of this client's tokens has been refused or met an error recently.") />
                     }.into_any(),
                     Err(error) => view! { <ErrorNotice error /> }.into_any(),
                 }
@@ -317,7 +317,10 @@ fn RevokeSection(
 fn Keys(keys: Vec<KeyRow>) -> impl IntoView {
     view! {
         <h2 class="mt-8 font-semibold">"Keys"</h2>
-        <DataTable caption="Client keys" testid="client-keys" class="mt-2" columns=vec![Col::new("Version"), Col::new("State"), Col::new("Created (UTC)"), Col::new("Stops / stopped")]>
+        <DataTable caption="Client keys" testid="client-keys" class="mt-2"
+            rows=keys.len()
+            empty=("No keys", "A client gets its first key when it is created, and a new one each time its key is rotated.")
+            columns=vec![Col::new("Version"), Col::new("State"), Col::new("Created (UTC)"), Col::new("Stops / stopped")]>
                 {keys.into_iter().map(|k| view! {
                     <tr>
                         <td class="font-mono">{format!("v{}", k.version)}</td>
@@ -331,27 +334,29 @@ fn Keys(keys: Vec<KeyRow>) -> impl IntoView {
     .into_any()
 }
 
+/// A list of events under the heading `title`, or `empty` (title, sentence) when there are
+/// none.
 #[component]
-fn Events(title: &'static str, testid: &'static str, rows: Vec<TokenEvent>) -> impl IntoView {
+fn Events(
+    title: &'static str,
+    testid: &'static str,
+    rows: Vec<TokenEvent>,
+    empty: (&'static str, &'static str),
+) -> impl IntoView {
     view! {
         <h2 class="mt-8 font-semibold">{title}</h2>
-        {if rows.is_empty() {
-            view! { <p class="mt-2 text-sm text-slate-500">"None."</p> }.into_any()
-        } else {
-            view! {
-                <DataTable caption=title testid=testid class="mt-2" columns=vec![Col::new("When (UTC)"), Col::new("Event"), Col::new("Outcome"), Col::new("Who"), Col::new("Reason / calls")]>
-                        {rows.into_iter().map(|e| view! {
-                            <tr>
-                                <td>{utc_minutes(e.ts)}</td>
-                                <td class="font-mono text-xs">{e.kind.clone()}</td>
-                                <td><span class=outcome_badge(e.outcome)>{e.code.clone().unwrap_or_else(|| e.outcome.as_str().to_owned())}</span></td>
-                                <td>{e.actor.clone()}</td>
-                                <td>{e.reason.clone().unwrap_or_else(|| if e.count > 1 { format!("{} calls", e.count) } else { String::new() })}</td>
-                            </tr>
-                        }).collect_view()}
-                    </DataTable>
-            }.into_any()
-        }}
+        <DataTable caption=title testid=testid class="mt-2" rows=rows.len() empty
+            columns=vec![Col::new("When (UTC)"), Col::new("Event"), Col::new("Outcome"), Col::new("Who"), Col::new("Reason / calls")]>
+                {rows.into_iter().map(|e| view! {
+                    <tr>
+                        <td>{utc_minutes(e.ts)}</td>
+                        <td class="font-mono text-xs">{e.kind.clone()}</td>
+                        <td><span class=outcome_badge(e.outcome)>{e.code.clone().unwrap_or_else(|| e.outcome.as_str().to_owned())}</span></td>
+                        <td>{e.actor.clone()}</td>
+                        <td>{e.reason.clone().unwrap_or_else(|| if e.count > 1 { format!("{} calls", e.count) } else { String::new() })}</td>
+                    </tr>
+                }).collect_view()}
+            </DataTable>
     }
     .into_any()
 }

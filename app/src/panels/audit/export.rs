@@ -187,6 +187,7 @@ pub async fn begin(
         .clone()
         .try_acquire_owned()
         .map_err(|_| AppError::Conflict {
+            field: None,
             message: format!(
                 "{CONCURRENT} exports are already running on this server: try again when one ends."
             ),

@@ -41,6 +41,7 @@ pub async fn set_retention(
         .ok_or_else(|| AppError::validation("tenant", format!("No tenant “{}”.", tenant.trim())))?;
     if row.audit_retention_months == months {
         return Err(AppError::Conflict {
+            field: None,
             message: format!(
                 "{} already keeps its audit events {months} months.",
                 tenant.trim()

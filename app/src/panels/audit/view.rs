@@ -6,7 +6,7 @@ use super::{
     rfc3339, AuditContext, AuditQuery, EventDetail, EventPage, Histogram, LastVerification,
     OUTCOMES, PIVOT_MINUTES, PRESETS, SOURCES,
 };
-use crate::components::feedback::{outcome_badge, EmptyState, ErrorNotice};
+use crate::components::feedback::{outcome_badge, ErrorNotice};
 use crate::components::loaded::loaded;
 use crate::components::table::{Col, DataTable, KeysetPager};
 use crate::error::AppError;
@@ -467,7 +467,10 @@ fn RetentionSection(ctx: AuditContext, action: ServerAction<SetAuditRetention>) 
             <p class="mt-2 max-w-prose text-sm text-slate-600">
                 "Events are kept for their tenant's class, counted from the end of their month, then their whole partition is dropped (audited). A change applies to events written from now on; older events keep the class they were written under. Platform events are kept 84 months."
             </p>
-            <DataTable caption="Retention per tenant" testid="retention-table" class="mt-2" columns=vec![Col::new("Tenant"), Col::new("Kept")]>
+            <DataTable caption="Retention per tenant" testid="retention-table" class="mt-2"
+                rows=tenants.len()
+                empty=("No tenants", "Retention is set per tenant, and there are no tenants yet.")
+                columns=vec![Col::new("Tenant"), Col::new("Kept")]>
                     {tenants.into_iter().map(|t| view! {
                         <tr><td>{t.name}</td><td>{t.months} " months"</td></tr>
                     }).collect_view()}
@@ -588,21 +591,17 @@ fn escape(text: &str) -> String {
 
 #[component]
 fn EventTable(page: EventPage, query: AuditQuery) -> impl IntoView {
-    if page.rows.is_empty() {
-        return view! {
-            <EmptyState title="No events match">
-                "Nothing in this window matches these filters. Widen the window or clear a filter."
-            </EmptyState>
-        }
-        .into_any();
-    }
+    let rows = page.rows.len();
     let next = page
         .next
         .as_deref()
         .map(|cursor| format!("/audit?{}", query.to_query(&[("after", cursor)])));
     let first = format!("/audit?{}", query.to_query(&[]));
     view! {
-        <DataTable caption="Audit events, newest first" testid="audit-table" class="max-w-6xl" columns=vec![Col::new("Time"), Col::new("Outcome"), Col::new("Action"), Col::new("Code"), Col::new("Actor"), Col::new("Target"), Col::new("Source"), Col::new("Tenant"), Col::new("IP")]>
+        <DataTable caption="Audit events, newest first" testid="audit-table" class="max-w-6xl"
+            rows
+            empty=("No events match", "Nothing in this window matches these filters. Widen the window or clear a filter.")
+            columns=vec![Col::new("Time"), Col::new("Outcome"), Col::new("Action"), Col::new("Code"), Col::new("Actor"), Col::new("Target"), Col::new("Source"), Col::new("Tenant"), Col::new("IP")]>
                 {page.rows.into_iter().map(|row| {
                     let href = format!("/audit/{}", row.seq);
                     let badge = outcome_badge(row.outcome);
@@ -622,7 +621,7 @@ fn EventTable(page: EventPage, query: AuditQuery) -> impl IntoView {
                     }
                 }).collect_view()}
             </DataTable>
-        <KeysetPager first first_label="Newest" next next_label="Older events" />
+        {(rows > 0).then(|| view! { <KeysetPager first first_label="Newest" next next_label="Older events" /> })}
     }
     .into_any()
 }

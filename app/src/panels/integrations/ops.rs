@@ -133,6 +133,7 @@ pub async fn revoke(
         .ok_or_else(|| AppError::not_found(format!("Token {id}")))?;
     if locked.status == crate::domain::status::TokenStatus::Revoked {
         return Err(AppError::Conflict {
+            field: None,
             message: format!(
                 "Token “{}” was already revoked{}{}. Nothing changed.",
                 locked.name,
@@ -251,6 +252,7 @@ pub async fn revoke_all(
     if revoked > expected {
         // Dropping the change rolls the revocations back.
         return Err(AppError::Conflict {
+ field: None,
             message: format!(
                 "{revoked} tokens are active now, more than the {expected} the preview showed. Nothing was revoked: review the preview again."
             ),

@@ -11,9 +11,7 @@ use super::{
 };
 use crate::auth::view::allowed;
 use crate::auth::Permission;
-use crate::components::feedback::{
-    outcome_badge, status_badge, EmptyState, ErrorNotice, RevealSecret,
-};
+use crate::components::feedback::{outcome_badge, status_badge, ErrorNotice, RevealSecret};
 use crate::components::form::{
     successes, DangerousAction, Field, FormErrors, FormFeedback, ReasonField,
 };
@@ -235,21 +233,17 @@ fn encode_query(value: &str) -> String {
 
 #[component]
 fn TokenTable(tenant: Memo<String>, page: TokenPage, filter: Memo<TokenFilter>) -> impl IntoView {
-    if page.rows.is_empty() {
-        return view! {
-            <EmptyState title="No tokens match">
-                "No token of this tenant matches these filters. Operators mint tokens above; clear the filters to see every token."
-            </EmptyState>
-        }
-        .into_any();
-    }
+    let rows = page.rows.len();
     let next = page
         .next
         .as_deref()
         .map(|cursor| page_href(&filter.get_untracked(), Some(cursor)));
     let slug = tenant.get_untracked();
     view! {
-        <DataTable caption="Tokens" testid="token-table" class="max-w-6xl" columns=vec![Col::new("Name"), Col::new("Id"), Col::new("Owner"), Col::new("Scopes"), Col::new("Status"), Col::new("Expires (UTC)"), Col::new("Last used (UTC)")]>
+        <DataTable caption="Tokens" testid="token-table" class="max-w-6xl"
+            rows
+            empty=("No tokens match", "No token of this tenant matches these filters. Operators mint tokens above; clear the filters to see every token.")
+            columns=vec![Col::new("Name"), Col::new("Id"), Col::new("Owner"), Col::new("Scopes"), Col::new("Status"), Col::new("Expires (UTC)"), Col::new("Last used (UTC)")]>
                 {page.rows.into_iter().map(|row: TokenRow| {
                     let href = format!("/t/{slug}/integrations/{}", row.id);
                     let badge = status_badge(row.status.as_str());
@@ -268,7 +262,7 @@ fn TokenTable(tenant: Memo<String>, page: TokenPage, filter: Memo<TokenFilter>) 
                     }
                 }).collect_view()}
             </DataTable>
-        <KeysetPager first=page_href(&filter.get_untracked(), None) next />
+        {(rows > 0).then(|| view! { <KeysetPager first=page_href(&filter.get_untracked(), None) next /> })}
     }
     .into_any()
 }
@@ -557,31 +551,28 @@ fn TokenDetailView(
             <h2 id="history-heading" class="text-lg font-semibold">"History"</h2>
             <p class="text-sm text-slate-600">"Gateway calls within the same second from the same address are counted in one event."</p>
             <div class="mt-3">
-                {if detail.events.is_empty() {
-                    view! { <EmptyState title="No events">"Nothing recorded for this token yet."</EmptyState> }.into_any()
-                } else {
-                    view! {
-                        <DataTable caption="Token history" testid="token-history" columns=vec![Col::new("When (UTC)"), Col::new("Event"), Col::new("Outcome"), Col::new("Who"), Col::new("Address"), Col::new("Calls"), Col::new("Reason")]>
-                                {detail.events.into_iter().map(|e| {
-                                    let badge = outcome_badge(e.outcome);
-                                    view! {
-                                        <tr>
-                                            <td class="whitespace-nowrap">{utc_minutes(e.ts)}</td>
-                                            <td class="font-mono text-xs">{e.kind}</td>
-                                            <td>
-                                                <span class=badge>{e.outcome.as_str()}</span>
-                                                {e.code.map(|c| view! { <span class="ml-2 font-mono text-xs text-slate-600">{c}</span> })}
-                                            </td>
-                                            <td>{e.actor}</td>
-                                            <td class="font-mono text-xs">{e.ip.unwrap_or_default()}</td>
-                                            <td>{e.count}</td>
-                                            <td>{e.reason.unwrap_or_default()}</td>
-                                        </tr>
-                                    }
-                                }).collect_view()}
-                            </DataTable>
-                    }.into_any()
-                }}
+                <DataTable caption="Token history" testid="token-history"
+                    rows=detail.events.len()
+                    empty=("No events", "Nothing recorded for this token yet.")
+                    columns=vec![Col::new("When (UTC)"), Col::new("Event"), Col::new("Outcome"), Col::new("Who"), Col::new("Address"), Col::new("Calls"), Col::new("Reason")]>
+                        {detail.events.into_iter().map(|e| {
+                            let badge = outcome_badge(e.outcome);
+                            view! {
+                                <tr>
+                                    <td class="whitespace-nowrap">{utc_minutes(e.ts)}</td>
+                                    <td class="font-mono text-xs">{e.kind}</td>
+                                    <td>
+                                        <span class=badge>{e.outcome.as_str()}</span>
+                                        {e.code.map(|c| view! { <span class="ml-2 font-mono text-xs text-slate-600">{c}</span> })}
+                                    </td>
+                                    <td>{e.actor}</td>
+                                    <td class="font-mono text-xs">{e.ip.unwrap_or_default()}</td>
+                                    <td>{e.count}</td>
+                                    <td>{e.reason.unwrap_or_default()}</td>
+                                </tr>
+                            }
+                        }).collect_view()}
+                    </DataTable>
             </div>
         </section>
     }

@@ -226,6 +226,7 @@ pub async fn remove_block(actor: &Actor, network: &str, reason: &str) -> Result<
     let removed = queries::delete_block(&mut change, &net.to_string()).await?;
     let Some(blocked_for) = removed else {
         return Err(AppError::Conflict {
+            field: None,
             message: format!("{net} is not blocked."),
         });
     };

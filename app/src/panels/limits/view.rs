@@ -80,19 +80,11 @@ fn Overview(
         </section>
         <section class="mt-6" aria-labelledby="overrides-heading">
             <h2 id="overrides-heading" class="font-semibold">"Overrides"</h2>
-            {if o.overrides.is_empty() {
-                view! { <p class="mt-1 text-sm text-slate-500">"None: the defaults apply to everyone."</p> }.into_any()
-            } else {
-                view! { <OverrideTable rows=o.overrides remove /> }.into_any()
-            }}
+            <OverrideTable rows=o.overrides remove />
         </section>
         <section class="mt-6" aria-labelledby="blocks-heading">
             <h2 id="blocks-heading" class="font-semibold">"Blocked addresses"</h2>
-            {if o.blocks.is_empty() {
-                view! { <p class="mt-1 text-sm text-slate-500">"None."</p> }.into_any()
-            } else {
-                view! { <BlockTable rows=o.blocks unblock /> }.into_any()
-            }}
+            <BlockTable rows=o.blocks unblock />
         </section>
     }
     .into_any()
@@ -102,7 +94,10 @@ fn Overview(
 fn OverrideTable(rows: Vec<OverrideRow>, remove: ServerAction<RemoveRateLimit>) -> impl IntoView {
     let can = allowed(Permission::Operate);
     view! {
-        <DataTable caption="Rate-limit overrides" testid="overrides" class="mt-2" columns=vec![Col::new("For"), Col::new("Limit"), Col::new("Reason"), Col::new("Until"), Col::hidden("Actions")]>
+        <DataTable caption="Rate-limit overrides" testid="overrides" class="mt-2"
+            rows=rows.len()
+            empty=("No overrides", "The defaults apply to everyone.")
+            columns=vec![Col::new("For"), Col::new("Limit"), Col::new("Reason"), Col::new("Until"), Col::hidden("Actions")]>
                 {rows.into_iter().map(|r| {
                     let id = StoredValue::new(r.id.to_string());
                     view! {
@@ -134,7 +129,10 @@ fn OverrideTable(rows: Vec<OverrideRow>, remove: ServerAction<RemoveRateLimit>) 
 fn BlockTable(rows: Vec<BlockRow>, unblock: ServerAction<UnblockIp>) -> impl IntoView {
     let can = allowed(Permission::Operate);
     view! {
-        <DataTable caption="Blocked addresses" testid="blocks" class="mt-2" columns=vec![Col::new("Address / network"), Col::new("Reason"), Col::new("Until"), Col::hidden("Actions")]>
+        <DataTable caption="Blocked addresses" testid="blocks" class="mt-2"
+            rows=rows.len()
+            empty=("No blocked addresses", "Every address may call the agent API, within its rate limit.")
+            columns=vec![Col::new("Address / network"), Col::new("Reason"), Col::new("Until"), Col::hidden("Actions")]>
                 {rows.into_iter().map(|r| {
                     let net = StoredValue::new(r.network.clone());
                     view! {

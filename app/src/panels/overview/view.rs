@@ -25,12 +25,6 @@ pub fn HomePage() -> impl IntoView {
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading tenants…"</p> }>
                 {move || Suspend::new(async move {
                     match loaded(tenants).await {
-                        Ok(list) if list.is_empty() => view! {
-                            <EmptyState title="No tenants yet">
-                                "Every API client, token and switch belongs to a tenant. "
-                                "Start the console with the run command to create the demo tenant."
-                            </EmptyState>
-                        }.into_any(),
                         Ok(list) => view! { <TenantTable list /> }.into_any(),
                         Err(error) => view! { <ErrorNotice error /> }.into_any(),
                     }
@@ -53,11 +47,6 @@ fn RecentActivity() -> impl IntoView {
                 <Transition fallback=|| view! { <p class="text-slate-500">"Loading activity…"</p> }>
                     {move || Suspend::new(async move {
                         match loaded(events).await {
-                            Ok(rows) if rows.is_empty() => view! {
-                                <EmptyState title="No activity recorded">
-                                    "Sign-ins, staff changes and refusals will be listed here, newest first."
-                                </EmptyState>
-                            }.into_any(),
                             Ok(rows) => view! { <ActivityTable rows /> }.into_any(),
                             Err(error) => view! { <ErrorNotice error /> }.into_any(),
                         }
@@ -72,7 +61,10 @@ fn RecentActivity() -> impl IntoView {
 #[component]
 fn ActivityTable(rows: Vec<ActivityRow>) -> impl IntoView {
     view! {
-        <DataTable caption="Recent activity" testid="recent-activity" columns=vec![Col::new("When (UTC)"), Col::new("Who"), Col::new("Action"), Col::new("Outcome"), Col::new("Target")]>
+        <DataTable caption="Recent activity" testid="recent-activity"
+            rows=rows.len()
+            empty=("No activity recorded", "Sign-ins, staff changes and refusals will be listed here, newest first.")
+            columns=vec![Col::new("When (UTC)"), Col::new("Who"), Col::new("Action"), Col::new("Outcome"), Col::new("Target")]>
                 {rows
                     .into_iter()
                     .map(|r| {
@@ -98,7 +90,10 @@ fn ActivityTable(rows: Vec<ActivityRow>) -> impl IntoView {
 #[component]
 fn TenantTable(list: Vec<Tenant>) -> impl IntoView {
     view! {
-        <DataTable caption="Tenants" testid="tenants" columns=vec![Col::new("Name"), Col::new("Slug"), Col::new("Created")]>
+        <DataTable caption="Tenants" testid="tenants"
+            rows=list.len()
+            empty=("No tenants yet", "Every API client, token and switch belongs to a tenant. Start the console with the run command to create the demo tenant.")
+            columns=vec![Col::new("Name"), Col::new("Slug"), Col::new("Created")]>
                 {list
                     .into_iter()
                     .map(|t| {

@@ -131,6 +131,7 @@ pub async fn rotate_staged(
         let in_grace = previous.grace_until.is_some_and(|g| g > now);
         if waiting > 0 && in_grace {
             return Err(AppError::Conflict {
+ field: None,
                 message: format!(
                     "The last staged rotation is still in its grace period ({waiting} token(s) on version {} until {}). Wait for it to end, or do a compromise rotation.",
                     previous.version,
@@ -196,6 +197,7 @@ pub async fn rotate_compromised(
     let count = revoked.len() as i64;
     if count > expected {
         return Err(AppError::Conflict {
+ field: None,
             message: format!(
                 "{count} tokens are active now, more than the {expected} the preview showed. Nothing was changed: review the preview again."
             ),

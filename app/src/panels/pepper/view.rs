@@ -51,7 +51,10 @@ pub fn PepperPage() -> impl IntoView {
 #[component]
 fn VersionTable(list: Vec<PepperVersion>) -> impl IntoView {
     view! {
-        <DataTable caption="Pepper versions" testid="pepper-versions" class="mt-6" columns=vec![Col::new("Version"), Col::new("State"), Col::new("Active tokens on it"), Col::new("Created (UTC)"), Col::new("Grace / retired")]>
+        <DataTable caption="Pepper versions" testid="pepper-versions" class="mt-6"
+            rows=list.len()
+            empty=("No pepper versions", "The server creates the first pepper when it starts; until then no token can be minted or checked.")
+            columns=vec![Col::new("Version"), Col::new("State"), Col::new("Active tokens on it"), Col::new("Created (UTC)"), Col::new("Grace / retired")]>
                 {list.into_iter().map(|v| {
                     let note = match (v.grace_until, v.retired_at) {
                         (Some(until), _) => format!("verifies until {}", utc_minutes(until)),

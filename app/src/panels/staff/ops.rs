@@ -67,6 +67,7 @@ async fn keep_an_admin(
     let admins = queries::lock_active_admins(change).await?;
     if admins.len() <= 1 && admins.contains(&target) {
         return Err(AppError::Conflict {
+            field: None,
             message: message.to_owned(),
         });
     }
@@ -87,6 +88,7 @@ pub async fn change_role(actor: &Actor, id: Uuid, role: Role) -> Result<(), AppE
     let current = lock_target(&mut change, id).await?;
     if current.role == role {
         return Err(AppError::Conflict {
+            field: None,
             message: format!("{} already has the role {}.", current.email, role.label()),
         });
     }
@@ -114,6 +116,7 @@ pub async fn change_role(actor: &Actor, id: Uuid, role: Role) -> Result<(), AppE
 pub async fn set_active(actor: &Actor, id: Uuid, active: bool) -> Result<(), AppError> {
     if !active && actor.staff().is_some_and(|s| s.id == id) {
         return Err(AppError::Conflict {
+            field: None,
             message: "You cannot disable your own account.".into(),
         });
     }
@@ -129,6 +132,7 @@ pub async fn set_active(actor: &Actor, id: Uuid, active: bool) -> Result<(), App
     let current = lock_target(&mut change, id).await?;
     if current.active == active {
         return Err(AppError::Conflict {
+            field: None,
             message: format!(
                 "{} is already {}.",
                 current.email,

@@ -149,7 +149,10 @@ fn StaffTable(
     reset: ServerAction<ResetStaffPassword>,
 ) -> impl IntoView {
     view! {
-        <DataTable caption="Staff" testid="staff-table" columns=vec![Col::new("Email"), Col::new("Name"), Col::new("Role"), Col::new("Status"), Col::new("Last sign-in (UTC)"), Col::hidden("Actions")]>
+        <DataTable caption="Staff" testid="staff-table"
+            rows=rows.len()
+            empty=("No staff", "Add the people who use the console above.")
+            columns=vec![Col::new("Email"), Col::new("Name"), Col::new("Role"), Col::new("Status"), Col::new("Last sign-in (UTC)"), Col::hidden("Actions")]>
                 {rows.into_iter().map(|row| {
                     let id = row.id.to_string();
                     let (id_role, id_active, id_reset) = (id.clone(), id.clone(), id);

@@ -92,6 +92,7 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
         && stored.as_ref().is_some_and(|s| s.expires_at.is_none())
     {
         return Err(AppError::Conflict {
+            field: None,
             message: format!(
                 "{} is already {} {}.",
                 key.as_str(),
@@ -191,6 +192,7 @@ pub async fn remove_override(
     let removed = queries::delete_override(&mut change, key, tenant_uuid).await?;
     let Some(was) = removed else {
         return Err(AppError::Conflict {
+            field: None,
             message: format!("{slug} has no override of {}.", key.as_str()),
         });
     };

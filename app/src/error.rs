@@ -42,6 +42,18 @@ pub enum AppError {
     /// person chooses their own.
     #[error("Choose a new password before you continue.")]
     PasswordChangeRequired,
+    /// The second step of signing in found no first step: the password was checked more
+    /// than five minutes ago, in another browser, or the account changed since.
+    #[error("Your sign-in expired. Enter your email and password again.")]
+    SignInExpired,
+    /// Signed in without a second factor where one is required: nothing else is reachable
+    /// until the person enrols one.
+    #[error("Set up a second factor before you continue.")]
+    EnrolmentRequired,
+    /// A dangerous action, and no second factor was used in this session recently: the
+    /// console asks for one and sends the same request again.
+    #[error("Confirm it is you: enter a code from your authenticator app to continue.")]
+    StepUpRequired,
     /// The thing asked for does not exist (or is not visible to this person).
     #[error("{what} was not found.")]
     NotFound {
@@ -133,10 +145,13 @@ impl AppError {
     /// The HTTP status a server function answers with for this error.
     pub fn status_code(&self) -> u16 {
         match self {
-            Self::Unauthenticated | Self::InvalidCredentials => 401,
+            Self::Unauthenticated | Self::InvalidCredentials | Self::SignInExpired => 401,
             Self::Locked { .. } => 423,
             Self::TooManyAttempts { .. } => 429,
-            Self::Forbidden | Self::PasswordChangeRequired => 403,
+            Self::Forbidden
+            | Self::PasswordChangeRequired
+            | Self::EnrolmentRequired
+            | Self::StepUpRequired => 403,
             Self::NotFound { .. } => 404,
             Self::Validation { .. } => 422,
             Self::Conflict { .. } => 409,

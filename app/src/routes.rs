@@ -1,9 +1,9 @@
 //! The document shell, the app root and the route table.
 
-use crate::auth::view::SignInPage;
+use crate::auth::view::{SecondFactorPage, SignInPage};
 use crate::components::layout::ConsoleLayout;
 use crate::components::not_found::NotFoundPage;
-use crate::panels::account::view::AccountPasswordPage;
+use crate::panels::account::view::{AccountPasswordPage, AccountSecurityPage};
 use crate::panels::agent_ops::view::{AgentOpsPage, ClientDetailPage};
 use crate::panels::audit::view::{AuditEventPage, AuditPage};
 use crate::panels::integrations::view::{IntegrationsPage, TokenDetailPage};
@@ -52,6 +52,7 @@ pub fn App() -> impl IntoView {
             // what the page found.
             <Routes fallback=NotFoundPage>
                 <Route path=path!("/sign-in") view={Lazy::<SignIn>::new()} ssr=SsrMode::Async />
+                <Route path=path!("/sign-in/verify") view={Lazy::<SecondFactor>::new()} ssr=SsrMode::Async />
                 <ParentRoute path=path!("") view=ConsoleLayout ssr=SsrMode::Async>
                     <Route path=path!("") view={Lazy::<Home>::new()} />
                     <Route path=path!("/t/:tenant") view={Lazy::<TenantOverview>::new()} />
@@ -66,6 +67,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/staff") view={Lazy::<Staff>::new()} />
                     <Route path=path!("/pepper") view={Lazy::<Pepper>::new()} />
                     <Route path=path!("/account/password") view={Lazy::<AccountPassword>::new()} />
+                    <Route path=path!("/account/security") view={Lazy::<AccountSecurity>::new()} />
                 </ParentRoute>
             </Routes>
         </Router>
@@ -115,9 +117,11 @@ macro_rules! lazy_pages {
 // and instantiate, which cost more time than their smaller size saved (README, The bundle).
 lazy_pages! {
     SignIn => SignInPage in sign_in, by load_sign_in, preload_sign_in;
+    SecondFactor => SecondFactorPage in sign_in, by load_second_factor, preload_second_factor;
     Home => HomePage in overview, by load_home, preload_home;
     TenantOverview => TenantOverviewPage in overview, by load_tenant_overview, preload_tenant_overview;
     AccountPassword => AccountPasswordPage in overview, by load_account_password, preload_account_password;
+    AccountSecurity => AccountSecurityPage in overview, by load_account_security, preload_account_security;
     Integrations => IntegrationsPage in tenant, by load_integrations, preload_integrations;
     TokenDetail => TokenDetailPage in tenant, by load_token_detail, preload_token_detail;
     AgentOps => AgentOpsPage in tenant, by load_agent_ops, preload_agent_ops;

@@ -1,4 +1,5 @@
 import { expect, type APIRequestContext, type Page } from '@playwright/test';
+import { createHmac } from 'node:crypto';
 
 export const ADMIN_EMAIL = 'admin@e2e.test';
 export const ADMIN_PASSWORD = 'e2e fixture passphrase, long enough';
@@ -76,4 +77,25 @@ export async function historyShows(page: Page, text: string): Promise<void> {
     await page.reload();
     await expect(page.getByTestId('token-history')).toContainText(text, { timeout: 1_000 });
   }).toPass({ timeout: 15_000 });
+}
+
+/** The RFC 6238 code (SHA-1, 6 digits, 30 s) an authenticator app shows for `base32`, `steps`
+ * steps of 30 s from now: each code is accepted once, so a test that needs several within
+ * one step uses the one before (-1) and after (+1), which the server also accepts. */
+export function totpCode(base32: string, steps = 0): string {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of base32.replace(/=+$/, '').toUpperCase()) {
+    const v = alphabet.indexOf(c);
+    if (v < 0) throw new Error(`not base32: ${c}`);
+    bits += v.toString(2).padStart(5, '0');
+  }
+  const key = Buffer.from(bits.match(/.{8}/g)!.map((b) => parseInt(b, 2)));
+  const counter = Math.floor(Date.now() / 1000 / 30) + steps;
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(counter));
+  const mac = createHmac('sha1', key).update(msg).digest();
+  const offset = mac[mac.length - 1] & 0xf;
+  const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
+  return n.toString().padStart(6, '0');
 }

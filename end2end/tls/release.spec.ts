@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import * as zlib from 'node:zlib';
-import { signIn } from '../tests/helpers';
+import { signIn, totpCode } from '../tests/helpers';
 
 // The release build (dist/) served as production serves it: behind Caddy with TLS, as the
 // unprivileged database role, in production mode. scripts/tls-test.sh sets all of this up.
@@ -22,6 +22,15 @@ const GZIP_BUDGET = Number(process.env.BUNDLE_GZIP_BUDGET ?? 910_000);
 /** The release folder's built files (scripts/tls-test.sh). */
 const pkgDir = need('TLS_SITE_PKG');
 const figures: Record<string, unknown> = { shell: {} };
+// Production requires a second factor: the HTTPS sign-in test enrols the admin's
+// authenticator app at its first sign-in, and the later tests reuse its signed-in state (a
+// code is accepted once, so each sign-in would need the next 30-second step).
+let signedInState: Awaited<ReturnType<import('@playwright/test').BrowserContext['storageState']>> | undefined;
+
+function signedIn() {
+  if (!signedInState) throw new Error('the HTTPS sign-in test runs first and signs the admin in');
+  return signedInState;
+}
 
 function need(name: string): string {
   const value = process.env[name];
@@ -247,6 +256,17 @@ test('signing in over HTTPS sets a __Host- cookie, and a change is audited with 
     const response = await page.goto('/sign-in');
     expect(response?.headers()['strict-transport-security']).toBe('max-age=63072000; includeSubDomains');
     await signIn(page, admin.email, admin.password, '/sign-in');
+    // The first sign-in opens nothing but setting up a second factor.
+    await expect(page).toHaveURL(/\/account\/security/);
+    await expect(page.getByTestId('enrol-required')).toBeVisible();
+    await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+    await page.getByRole('button', { name: 'Set up an authenticator app' }).click();
+    const secret = (await page.getByTestId('totp-secret').textContent())!.trim();
+    await page.getByLabel('Code from the app').fill(totpCode(secret, 0));
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await expect(page.getByTestId('recovery-codes').getByRole('listitem')).toHaveCount(10);
+    await page.getByTestId('enrol-continue').click();
+    await expect(page.getByRole('navigation', { name: 'Panels' })).toBeVisible();
 
     const cookies = await context.cookies();
     const session = cookies.find((c) => c.name === '__Host-sc_session');
@@ -276,12 +296,13 @@ test('signing in over HTTPS sets a __Host- cookie, and a change is audited with 
     await expect(table).toContainText('staff.sign_in');
     await page.goto('/audit?ip=127.0.0.1');
     await expect(page.getByText('No events match')).toBeVisible();
+    signedInState = await context.storageState();
   } finally {
     stream.destroy();
   }
 });
 
-test('a request that skips the proxy is judged by its own address', async ({ page }) => {
+test('a request that skips the proxy is judged by its own address', async ({ browser }) => {
   // Straight to the console from 127.0.0.2 (not a trusted proxy), claiming another client
   // address and bringing its own request id.
   const signInPage = await skippingProxy('GET', '/sign-in', {});
@@ -302,20 +323,18 @@ test('a request that skips the proxy is judged by its own address', async ({ pag
   // Its request id is not taken: the console gives it one of its own.
   expect(refused.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
 
-  await signIn(page, admin.email, admin.password, '/sign-in');
+  const reader = await browser.newContext({ storageState: signedIn() });
+  const page = await reader.newPage();
   await page.goto('/audit?ip=127.0.0.2&outcome=deny');
   await expect(page.getByTestId('audit-table')).toContainText('staff.sign_in');
   await page.goto('/audit?ip=203.0.113.66');
   await expect(page.getByText('No events match')).toBeVisible();
+  await reader.close();
 });
 
 test('a panel loads once, then comes from the cache', async ({ browser }) => {
   // Signed in, with an empty cache: the first load of a panel.
-  const signedIn = await browser.newContext();
-  const setup = await signedIn.newPage();
-  await signIn(setup, admin.email, admin.password, '/sign-in');
-  const state = await signedIn.storageState();
-  await signedIn.close();
+  const state = signedIn();
 
   const context = await browser.newContext({ storageState: state });
   await recordHydration(context);
@@ -349,11 +368,7 @@ test('on a slow connection the first page and a panel become interactive (figure
   // A hotel connection: 2 Mbit/s down, 1 Mbit/s up, 150 ms round trips (Chromium's own
   // throttling, per request). A figure for the README, not a pass/fail threshold.
   const slow = { offline: false, latency: 150, downloadThroughput: 250_000, uploadThroughput: 125_000 };
-  const signedIn = await browser.newContext();
-  const setup = await signedIn.newPage();
-  await signIn(setup, admin.email, admin.password, '/sign-in');
-  const state = await signedIn.storageState();
-  await signedIn.close();
+  const state = signedIn();
 
   const measured: Record<string, unknown> = {};
   for (const [name, path, storageState] of [

@@ -133,6 +133,12 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The gateway's rate limits.
     pub rate_limits: RateLimitConfig,
+    /// `MFA_REQUIRED`, default true: every person must enrol a second factor at their first
+    /// sign-in. `false` is refused in production.
+    pub mfa_required: bool,
+    /// `STEP_UP_SECONDS`, default 600: how long a second factor counts as recent for
+    /// dangerous actions.
+    pub step_up_secs: u32,
 }
 
 /// The gateway's rate limits: defaults per token owner and per address, and the runbook's
@@ -441,6 +447,19 @@ impl Config {
             }),
         });
         let grace = problems.take(parse_number(env, "SHUTDOWN_GRACE_SECONDS", 30, 0..=3600));
+        let mfa_required = problems.take(match env.get("MFA_REQUIRED").as_deref() {
+            None | Some("true" | "1") => Ok(true),
+            Some("false" | "0") if strict == Mode::Development => Ok(false),
+            Some("false" | "0") => Err(ConfigError::Malformed {
+                name: "MFA_REQUIRED",
+                reason: "false is allowed in development only (STAFF_CONSOLE_ENV=development): in production every account needs a second factor".to_owned(),
+            }),
+            Some(other) => Err(ConfigError::Malformed {
+                name: "MFA_REQUIRED",
+                reason: format!("expected true or false, got `{other}`"),
+            }),
+        });
+        let step_up_secs = problems.take(parse_number(env, "STEP_UP_SECONDS", 600, 30..=3600));
         let trusted_proxies = problems.take(parse_proxies(
             env.get("TRUSTED_PROXIES").as_deref().unwrap_or(""),
         ));
@@ -462,6 +481,8 @@ impl Config {
             Some(grace),
             Some(trusted_proxies),
             Some(rate_limits),
+            Some(mfa_required),
+            Some(step_up_secs),
         ) = (
             mode,
             database,
@@ -472,6 +493,8 @@ impl Config {
             grace,
             trusted_proxies,
             rate_limits,
+            mfa_required,
+            step_up_secs,
         )
         else {
             return Err(ConfigErrors(problems.0));
@@ -488,6 +511,8 @@ impl Config {
             shutdown_grace: Duration::from_secs(u64::from(grace)),
             trusted_proxies,
             rate_limits,
+            mfa_required,
+            step_up_secs,
         };
         let warnings = config.warnings();
         Ok(Checked {
@@ -504,6 +529,11 @@ impl Config {
             out.push(
                 "STAFF_CONSOLE_ENV=development: secrets are generated, demo data is created and weak keys are accepted. Never use it in production.".to_owned(),
             );
+            if !self.mfa_required {
+                out.push(
+                    "MFA_REQUIRED=false: second factors are OPTIONAL. An account without one opens with its password alone and is never asked to step up before dangerous actions. Development only.".to_owned(),
+                );
+            }
             return out;
         }
         let local_listener = self.listen_addr.ip().is_loopback();

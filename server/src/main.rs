@@ -131,6 +131,16 @@ enum StaffCommand {
         #[arg(long)]
         email: String,
     },
+    /// Delete someone's second factors (a lost phone, the last admin locked out); their
+    /// sessions end and their next sign-in sets up an authenticator app again.
+    ResetFactors {
+        /// Whose.
+        #[arg(long)]
+        email: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn parse_role(raw: &str) -> Result<Role, String> {
@@ -328,6 +338,13 @@ async fn staff_command(command: StaffCommand) -> Result<String, String> {
             let id = ops::id_by_email(&actor, &email).await.map_err(shown)?;
             ops::set_active(&actor, id, false).await.map_err(shown)?;
             format!("disabled {email}; their sessions have ended")
+        }
+        StaffCommand::ResetFactors { email, reason } => {
+            let id = ops::id_by_email(&actor, &email).await.map_err(shown)?;
+            ops::reset_factors(&actor, id, &reason)
+                .await
+                .map_err(shown)?;
+            format!("second factors of {email} reset; their sessions have ended and their next sign-in sets up an authenticator app")
         }
     };
     pool.close().await;

@@ -264,7 +264,11 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             public_origin: config.public_origin.clone(),
             trusted_proxies: config.trusted_proxies.clone(),
         }),
-        sign_in_policy: SignInPolicy::default(),
+        sign_in_policy: SignInPolicy {
+            mfa_required: config.mfa_required,
+            step_up_secs: i64::from(config.step_up_secs),
+            ..SignInPolicy::default()
+        },
         verifier: verifier.clone(),
         controls,
     };

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 const PASSWORD: &str = "correct horse battery staple";
 
-fn app_with_policy(pool: PgPool, policy: SignInPolicy) -> axum::Router {
+pub(crate) fn app_with_policy(pool: PgPool, policy: SignInPolicy) -> axum::Router {
     router(AppState {
         leptos_options: leptos::prelude::LeptosOptions::builder()
             .output_name("staff_console")
@@ -103,6 +103,8 @@ async fn repeated_failures_lock_the_account_until_the_lock_ends(pool: PgPool) {
         window_secs: 60.0,
         lock_secs: 3.0,
         max_failures_per_ip: 1000,
+        mfa_required: false,
+        ..SignInPolicy::default()
     };
     let router = app_with_policy(pool.clone(), policy);
     for _ in 0..3 {
@@ -135,6 +137,7 @@ async fn one_address_failing_too_often_is_throttled(pool: PgPool) {
     staff(&pool, "cy@example.com", Role::Viewer, PASSWORD).await;
     let policy = SignInPolicy {
         max_failures_per_ip: 2,
+        mfa_required: false,
         ..SignInPolicy::default()
     };
     let router = app_with_policy(pool.clone(), policy);
@@ -204,6 +207,8 @@ async fn attempts_on_a_locked_account_count_against_the_address(pool: PgPool) {
         window_secs: 600.0,
         lock_secs: 600.0,
         max_failures_per_ip: 10,
+        mfa_required: false,
+        ..SignInPolicy::default()
     };
     let router = app_with_policy(pool.clone(), policy);
     // Locked from one address...
@@ -230,6 +235,7 @@ async fn attempts_on_a_disabled_account_count_against_the_address(pool: PgPool) 
         .unwrap();
     let policy = SignInPolicy {
         max_failures_per_ip: 10,
+        mfa_required: false,
         ..SignInPolicy::default()
     };
     let router = app_with_policy(pool.clone(), policy);

@@ -195,7 +195,10 @@ async fn responses_carry_a_request_id(pool: PgPool) {
             public_origin: common::ORIGIN.to_owned(),
             trusted_proxies: vec!["10.0.0.0/8".parse().expect("net")],
         }),
-        sign_in_policy: Default::default(),
+        sign_in_policy: app::auth::api::SignInPolicy {
+            mfa_required: false,
+            ..Default::default()
+        },
         verifier: common::verifier(pool.clone()),
         controls: common::controls(pool.clone()),
     });

@@ -7,9 +7,12 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
 use crate::common;
-use app::auth::api::{SignIn, SignOut, Whoami};
+use app::auth::api::{SignIn, SignOut, StepUp, VerifySecondFactor, Whoami};
 use app::auth::{Permission, Role};
-use app::panels::account::api::ChangePassword;
+use app::panels::account::api::{
+    ChangePassword, ConfirmTotpEnrolment, NewRecoveryCodes, RemoveTotp, Security,
+    StartTotpEnrolment,
+};
 use app::panels::agent_ops::api::{
     CreateClient, GetClient, ListClients, PreviewClientRevoke, RevokeClient, RotateClientKey,
     SetClientAllowlisted, SetClientStatus,
@@ -28,7 +31,7 @@ use app::panels::pepper::api::{
     PepperVersions, PreviewPepperCompromise, RotatePepper, RotatePepperCompromised,
 };
 use app::panels::staff::api::{
-    ChangeStaffRole, CreateStaff, ListStaff, ResetStaffPassword, SetStaffActive,
+    ChangeStaffRole, CreateStaff, ListStaff, ResetStaffFactors, ResetStaffPassword, SetStaffActive,
 };
 use app::panels::switches::api::{FlipSwitch, ListSwitches, RemoveSwitchOverride};
 use axum::http::StatusCode;
@@ -37,18 +40,33 @@ use sqlx::PgPool;
 use std::collections::BTreeSet;
 
 /// Who may call a server function.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Needs {
     /// Anyone, signed in or not (signing in, asking who one is).
     Anyone,
+    /// Whoever gave the right password in this browser: the second step of signing in.
+    PasswordFirst,
     /// A signed-in staff member holding the permission.
     Staff(Permission),
+    /// A dangerous action: the permission, and a second factor used in the session within
+    /// `STEP_UP_SECONDS`.
+    SteppedUp(Permission),
+}
+
+impl Needs {
+    /// The permission a signed-in caller needs, if any.
+    fn permission(self) -> Option<Permission> {
+        match self {
+            Self::Staff(p) | Self::SteppedUp(p) => Some(p),
+            Self::Anyone | Self::PasswordFirst => None,
+        }
+    }
 }
 
 /// Every server function: its path, who may call it, and a body that decodes (so the call
 /// reaches the authorization check; what it asks for may be refused afterwards, as input).
 fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
-    use Needs::Staff;
+    use Needs::{Staff, SteppedUp};
     use Permission::*;
     let nil = uuid::Uuid::nil();
     vec![
@@ -62,8 +80,28 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
                 common::urlencode(common::PERSON_PASSWORD)
             ),
         ),
+        (
+            VerifySecondFactor::PATH,
+            Needs::PasswordFirst,
+            "code=123456".into(),
+        ),
         // Last in its role's run below: it ends the session it is called with.
         (SignOut::PATH, Staff(OwnAccount), String::new()),
+        (StepUp::PATH, Staff(OwnAccount), "code=123456".into()),
+        (Security::PATH, Staff(OwnAccount), String::new()),
+        (StartTotpEnrolment::PATH, Staff(OwnAccount), String::new()),
+        (
+            ConfirmTotpEnrolment::PATH,
+            Staff(OwnAccount),
+            "code=12".into(),
+        ),
+        (NewRecoveryCodes::PATH, SteppedUp(OwnAccount), String::new()),
+        (RemoveTotp::PATH, SteppedUp(OwnAccount), String::new()),
+        (
+            ResetStaffFactors::PATH,
+            SteppedUp(ManageStaff),
+            format!("staff_id={nil}&reason=r"),
+        ),
         (
             ChangePassword::PATH,
             Staff(OwnAccount),
@@ -105,7 +143,7 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
         ),
         (
             RevokeClient::PATH,
-            Staff(CommandIncident),
+            SteppedUp(CommandIncident),
             format!("tenant=acme&id={nil}&reason=r&confirmation=x&expected=0"),
         ),
         (AuditOverview::PATH, Staff(ViewConsole), String::new()),
@@ -122,7 +160,7 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
         (AuditEvent::PATH, Staff(ViewConsole), "seq=999999".into()),
         (
             SetAuditRetention::PATH,
-            Staff(ManageRetention),
+            SteppedUp(ManageRetention),
             "tenant=acme&months=2&reason=r".into(),
         ),
         (
@@ -153,7 +191,7 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
         ),
         (
             RevokeAllTokens::PATH,
-            Staff(CommandIncident),
+            SteppedUp(CommandIncident),
             "tenant=acme&scope=tenant&reason=r&confirmation=x&expected=0".into(),
         ),
         (GetLimits::PATH, Staff(ViewConsole), String::new()),
@@ -166,13 +204,13 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
         (BlockIp::PATH, Staff(Operate), "network=&reason=r".into()),
         (
             UnblockIp::PATH,
-            Staff(Operate),
+            SteppedUp(Operate),
             "network=10.9.9.0%2F24&reason=r".into(),
         ),
         (PepperVersions::PATH, Staff(ViewConsole), String::new()),
         (
             RotatePepper::PATH,
-            Staff(CommandIncident),
+            SteppedUp(CommandIncident),
             "grace_hours=24&reason=r&confirmation=x".into(),
         ),
         (
@@ -182,35 +220,37 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
         ),
         (
             RotatePepperCompromised::PATH,
-            Staff(CommandIncident),
+            SteppedUp(CommandIncident),
             "reason=r&confirmation=x&expected=0".into(),
         ),
         (ListStaff::PATH, Staff(ManageStaff), String::new()),
         (
             CreateStaff::PATH,
-            Staff(ManageStaff),
+            SteppedUp(ManageStaff),
             "email=not-an-email&display_name=&role=viewer".into(),
         ),
         (
             ChangeStaffRole::PATH,
-            Staff(ManageStaff),
+            SteppedUp(ManageStaff),
             format!("staff_id={nil}&role=viewer"),
         ),
         (
             SetStaffActive::PATH,
-            Staff(ManageStaff),
+            SteppedUp(ManageStaff),
             format!("staff_id={nil}&active=false"),
         ),
         (
             ResetStaffPassword::PATH,
-            Staff(ManageStaff),
+            SteppedUp(ManageStaff),
             format!("staff_id={nil}"),
         ),
         (ListSwitches::PATH, Staff(ViewConsole), String::new()),
+        // Turning the agent API off is dangerous (turning it back on removes a protection:
+        // both need the step-up; a switch like magicLinkEnabled does not).
         (
             FlipSwitch::PATH,
-            Staff(CommandIncident),
-            "key=noSuchSwitch&value=off&reason=r".into(),
+            SteppedUp(CommandIncident),
+            "key=agentApiEnabled&value=off&reason=r".into(),
         ),
         (
             RemoveSwitchOverride::PATH,
@@ -274,14 +314,22 @@ async fn each_server_function_refuses_the_role_just_below_its_minimum(pool: PgPo
                 "{path} signed out: {}",
                 signed_out.body
             ),
-            Needs::Staff(_) => assert_eq!(
+            Needs::PasswordFirst => assert_eq!(
+                signed_out.json()["kind"],
+                "sign_in_expired",
+                "{path} signed out: {}",
+                signed_out.body
+            ),
+            Needs::Staff(_) | Needs::SteppedUp(_) => assert_eq!(
                 signed_out.status,
                 StatusCode::UNAUTHORIZED,
                 "{path} signed out: {}",
                 signed_out.body
             ),
         }
-        let Needs::Staff(permission) = *needs else {
+        // Second factors are optional on this router and these people have none: a
+        // dangerous action needs only its permission here (the step-up has its own test).
+        let Some(permission) = needs.permission() else {
             continue;
         };
         if permission != Permission::OwnAccount {
@@ -336,4 +384,54 @@ async fn each_server_function_refuses_the_role_just_below_its_minimum(pool: PgPo
     expected.sort();
     assert_eq!(logged, expected);
     assert!(expected.len() >= 20, "{} refusals", expected.len());
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn each_dangerous_server_function_needs_a_recent_second_factor(pool: PgPool) {
+    // As production runs: everyone has an authenticator app. Each person signed in with
+    // theirs eleven minutes ago, past the ten a second factor counts as recent for.
+    common::tenant(&pool, "acme", "Acme Payments").await;
+    let app = common::app_requiring_mfa(pool.clone());
+    let mut people = std::collections::HashMap::new();
+    for role in Role::ALL {
+        let (id, cookie, _) = common::person_with_totp(&pool, &app, role).await;
+        common::stepped_up_ago(&pool, id, 660.0).await;
+        people.insert(role, cookie);
+    }
+    let mut dangerous = 0;
+    for (path, needs, body) in table("x@example.com") {
+        let Some(permission) = needs.permission() else {
+            continue;
+        };
+        if path == SignOut::PATH {
+            continue;
+        }
+        let answer = common::call(&app, path, &people[&permission.minimum_role()], &body).await;
+        if needs == Needs::SteppedUp(permission) {
+            dangerous += 1;
+            assert_eq!(
+                answer.status,
+                StatusCode::FORBIDDEN,
+                "{path}: {}",
+                answer.body
+            );
+            assert_eq!(
+                answer.json()["kind"],
+                "step_up_required",
+                "{path}: {}",
+                answer.body
+            );
+        } else {
+            let kind = serde_json::from_str::<serde_json::Value>(&answer.body)
+                .ok()
+                .and_then(|v| v["kind"].as_str().map(str::to_owned));
+            assert_ne!(
+                kind.as_deref(),
+                Some("step_up_required"),
+                "{path} is not in the table as dangerous: {}",
+                answer.body
+            );
+        }
+    }
+    assert!(dangerous >= 14, "{dangerous} dangerous functions");
 }

@@ -15,17 +15,25 @@ pub struct SignInPolicy {
     pub lock_secs: f64,
     /// Failures from one address within `window_secs` after which it is refused outright.
     pub max_failures_per_ip: i64,
+    /// Whether every person must have a second factor (`MFA_REQUIRED`; `false` only in
+    /// development).
+    pub mfa_required: bool,
+    /// How long a second factor counts as recent for dangerous actions (`STEP_UP_SECONDS`).
+    pub step_up_secs: i64,
 }
 
 impl Default for SignInPolicy {
     /// 5 failures in 15 minutes lock an account for 15 minutes; 50 failures from one
-    /// address in 15 minutes stop that address for the rest of the window.
+    /// address in 15 minutes stop that address for the rest of the window. A second factor
+    /// is required, and counts as recent for 10 minutes.
     fn default() -> Self {
         Self {
             max_failures: 5,
             window_secs: 15.0 * 60.0,
             lock_secs: 15.0 * 60.0,
             max_failures_per_ip: 50,
+            mfa_required: true,
+            step_up_secs: 600,
         }
     }
 }
@@ -52,6 +60,7 @@ pub async fn sign_in(
     use super::{password, queries, request_meta, session};
     use crate::auth::Actor;
     use crate::domain::audit::{NewEvent, Source};
+    use crate::domain::factors::Factor;
     use time::OffsetDateTime;
 
     let email = email.trim().to_lowercase();
@@ -182,14 +191,284 @@ pub async fn sign_in(
         return Err(AppError::InvalidCredentials);
     }
 
+    // A second factor enrolled: the password alone signs nobody in. The failure count
+    // stays until the factor is right too, so guesses at the code count toward the lock.
+    if super::factor::has_factor(change.db(), account.id).await? {
+        let accepted = meta
+            .apply(NewEvent::new(
+                Source::Console,
+                actor,
+                "staff.password_accepted",
+            ))
+            .actor_name(account.email.clone())
+            .target(target);
+        change.commit(accepted).await?;
+        session::start_pending(&session, account.id, fresh.session_epoch).await?;
+        leptos_axum::redirect(&second_factor_path(next.as_deref()));
+        return Ok(());
+    }
+
+    // No second factor yet: signed in, and where one is required, confined to enrolling
+    // it (`require` answers `EnrolmentRequired` to everything else).
     queries::record_success(&mut change, account.id).await?;
+    let row = queries::insert_session(
+        &mut change,
+        account.id,
+        fresh.session_epoch,
+        Factor::None,
+        &meta,
+    )
+    .await?;
     change
-        .commit(event(actor, None).actor_name(account.email.clone()))
+        .commit(
+            event(actor, None)
+                .actor_name(account.email.clone())
+                .details(serde_json::json!({ "factor": Factor::None.as_str() })),
+        )
         .await?;
-    session::start(&session, account.id, fresh.session_epoch).await?;
+    session::start(&session, account.id, fresh.session_epoch, row).await?;
 
     leptos_axum::redirect(&safe_next(next.as_deref()));
     Ok(())
+}
+
+/// The second step's page, carrying `next` on.
+pub fn second_factor_path(next: Option<&str>) -> String {
+    let next = safe_next(next);
+    if next == "/" {
+        SECOND_FACTOR_PATH.to_owned()
+    } else {
+        format!(
+            "{SECOND_FACTOR_PATH}?next={}",
+            crate::components::layout::encode_path(&next)
+        )
+    }
+}
+
+/// Where sign-in asks for the second factor.
+pub const SECOND_FACTOR_PATH: &str = "/sign-in/verify";
+
+/// The second step of signing in: the code from the authenticator app (or a recovery
+/// code), after the password was right in this browser within the last five minutes.
+///
+/// Like [`sign_in`] it has no `require(..)`: it is how a session starts. A wrong or
+/// replayed code counts toward the account's lock like a wrong password, and is audited; a
+/// code of the wrong shape is answered at the field and counts for nothing.
+#[server]
+pub async fn verify_second_factor(
+    code: crate::secret::SecretString,
+    next: Option<String>,
+) -> Result<(), AppError> {
+    use super::factor::{self, Accepted};
+    use super::{queries, request_meta, session};
+    use crate::auth::Actor;
+    use crate::domain::audit::{NewEvent, Source};
+    use crate::domain::factors::Code;
+    use time::OffsetDateTime;
+
+    let policy = use_context::<SignInPolicy>().unwrap_or_default();
+    let pool = crate::db::pool()?;
+    let verifier = use_context::<std::sync::Arc<crate::domain::gateway::verify::Verifier>>()
+        .ok_or_else(|| AppError::internal(&"token verifier missing from Leptos context"))?;
+    let meta = request_meta();
+    let attempt = Actor::sign_in_attempt(pool.clone(), meta.clone());
+    let ip = meta.ip.map(throttle_subject);
+    let Some(session) = session::from_context().await else {
+        return Err(AppError::internal(&"session layer missing"));
+    };
+    let Some(pending) = session::pending(&session).await? else {
+        return Err(AppError::SignInExpired);
+    };
+    if pending.expired(OffsetDateTime::now_utc()) {
+        session::clear_pending(&session).await?;
+        return Err(AppError::SignInExpired);
+    }
+    let code =
+        Code::parse(code.expose()).map_err(|message| AppError::validation("code", message))?;
+
+    if let Some(ip) = &ip {
+        if queries::ip_failures(&pool, ip, policy.window_secs).await? >= policy.max_failures_per_ip
+        {
+            return Err(AppError::TooManyAttempts {
+                retry_after_secs: policy.window_secs as u64,
+            });
+        }
+    }
+
+    let actor = format!("staff:{}", pending.staff_id);
+    let mut change = attempt.change().await?;
+    let Some(fresh) = queries::lock_for_sign_in(&mut change, pending.staff_id).await? else {
+        change.commit_all(&[]).await?;
+        session::clear_pending(&session).await?;
+        return Err(AppError::SignInExpired);
+    };
+    let event = |action: &str| {
+        meta.apply(NewEvent::new(Source::Console, actor.clone(), action))
+            .actor_name(fresh.email.clone())
+    };
+    let now = OffsetDateTime::now_utc();
+    if let Some(until) = fresh.locked_until.filter(|until| *until > now) {
+        change
+            .commit(event("staff.sign_in").denied("ACCOUNT_LOCKED"))
+            .await?;
+        session::clear_pending(&session).await?;
+        return Err(AppError::Locked {
+            until: crate::components::time::utc_minutes(until),
+        });
+    }
+    // Disabled, or reset, since the password was checked: start again.
+    if fresh.status != crate::domain::status::StaffStatus::Active
+        || fresh.session_epoch != pending.epoch
+    {
+        change.commit_all(&[]).await?;
+        session::clear_pending(&session).await?;
+        return Err(AppError::SignInExpired);
+    }
+
+    match factor::check(&mut change, verifier.master_key(), pending.staff_id, &code).await? {
+        Ok(accepted) => {
+            queries::record_success(&mut change, pending.staff_id).await?;
+            let row = queries::insert_session(
+                &mut change,
+                pending.staff_id,
+                fresh.session_epoch,
+                accepted.factor(),
+                &meta,
+            )
+            .await?;
+            let mut events = vec![event("staff.sign_in")
+                .details(serde_json::json!({ "factor": accepted.factor().as_str() }))];
+            if let Accepted::Recovery { left } = accepted {
+                events.push(
+                    event("staff.recovery_code_used")
+                        .target(actor.clone())
+                        .details(serde_json::json!({ "left": left })),
+                );
+            }
+            change.commit_all(&events).await?;
+            session::start(&session, pending.staff_id, fresh.session_epoch, row).await?;
+            let next = safe_next(next.as_deref());
+            match accepted {
+                Accepted::Recovery { left } => leptos_axum::redirect(&format!(
+                    "{}?recovery_codes_left={left}&next={}",
+                    crate::components::layout::SECURITY_PATH,
+                    crate::components::layout::encode_path(&next)
+                )),
+                Accepted::Totp => leptos_axum::redirect(&next),
+            }
+            Ok(())
+        }
+        Err(refused) => {
+            if let Some(ip) = &ip {
+                queries::record_ip_failure(&mut change, ip).await?;
+            }
+            let locked = queries::record_failure(
+                &mut change,
+                pending.staff_id,
+                policy.max_failures,
+                policy.window_secs,
+                policy.lock_secs,
+            )
+            .await?;
+            let mut events = vec![event("staff.sign_in").denied(refused.code())];
+            if let Some(until) = locked {
+                events.push(
+                    event("staff.locked")
+                        .target(actor.clone())
+                        .denied("TOO_MANY_FAILURES")
+                        .details(serde_json::json!({ "locked_until": until.unix_timestamp() })),
+                );
+            }
+            change.commit_all(&events).await?;
+            if let Some(until) = locked {
+                session::clear_pending(&session).await?;
+                return Err(AppError::Locked {
+                    until: crate::components::time::utc_minutes(until),
+                });
+            }
+            Err(AppError::validation("code", refused.message()))
+        }
+    }
+}
+
+/// Steps the session up: a code from the authenticator app, so the dangerous actions of the
+/// next `STEP_UP_SECONDS` go through. Recovery codes do not count. A wrong code counts
+/// toward the account's lock; the failure that locks it also ends this session.
+#[server]
+pub async fn step_up(code: crate::secret::SecretString) -> Result<(), AppError> {
+    use super::factor::{self, Accepted};
+    use super::{queries, require, session, Permission};
+    use crate::domain::factors::Code;
+
+    let policy = use_context::<SignInPolicy>().unwrap_or_default();
+    let actor = require(Permission::OwnAccount).await?;
+    let (Some(staff), Some(row)) = (actor.staff().cloned(), actor.session_row()) else {
+        return Err(AppError::Unauthenticated);
+    };
+    let code =
+        Code::parse_totp(code.expose()).map_err(|message| AppError::validation("code", message))?;
+    let verifier = actor.verifier()?;
+    let mut change = actor.change().await?;
+    let target = format!("staff:{}", staff.id);
+    match factor::check(
+        &mut change,
+        verifier.master_key(),
+        staff.id,
+        &Code::Totp(code),
+    )
+    .await?
+    {
+        Ok(accepted) => {
+            debug_assert_eq!(accepted, Accepted::Totp);
+            queries::stamp_step_up(&mut change, row).await?;
+            let event = actor
+                .event("staff.stepped_up")
+                .target(target)
+                .details(serde_json::json!({ "factor": accepted.factor().as_str() }));
+            change.commit(event).await?;
+            Ok(())
+        }
+        Err(refused) => {
+            let locked = queries::record_failure(
+                &mut change,
+                staff.id,
+                policy.max_failures,
+                policy.window_secs,
+                policy.lock_secs,
+            )
+            .await?;
+            let mut events = vec![actor
+                .event("staff.stepped_up")
+                .target(target.clone())
+                .denied(refused.code())];
+            if let Some(until) = locked {
+                queries::end_session_row(
+                    &mut change,
+                    row,
+                    "system",
+                    "account locked: too many wrong codes",
+                )
+                .await?;
+                events.push(
+                    actor
+                        .event("staff.locked")
+                        .target(target)
+                        .denied("TOO_MANY_FAILURES")
+                        .details(serde_json::json!({ "locked_until": until.unix_timestamp() })),
+                );
+            }
+            change.commit_all(&events).await?;
+            if let Some(until) = locked {
+                if let Some(session) = session::from_context().await {
+                    session::end(&session).await?;
+                }
+                return Err(AppError::Locked {
+                    until: crate::components::time::utc_minutes(until),
+                });
+            }
+            Err(AppError::validation("code", refused.message()))
+        }
+    }
 }
 
 /// What sign-in failures of `ip` are counted under, as PostgreSQL `inet` text: an IPv4

@@ -7,6 +7,8 @@
 
 pub mod api;
 #[cfg(feature = "ssr")]
+pub mod factor;
+#[cfg(feature = "ssr")]
 pub mod password;
 /// The password rules both builds need (the form shows them; the server enforces them).
 pub mod password_policy {
@@ -25,7 +27,8 @@ pub mod view;
 
 #[cfg(feature = "ssr")]
 pub use require::{
-    current_staff, request_meta, require, Actor, Change, Reader, Recorded, RequestMeta,
+    current_staff, request_meta, require, require_stepped_up, Actor, Change, Reader, Recorded,
+    RequestMeta,
 };
 
 use serde::{Deserialize, Serialize};
@@ -151,6 +154,13 @@ pub struct StaffIdentity {
     /// Signed in with a password someone else chose (first admin, new account, reset):
     /// nothing but choosing a new one is reachable until they do.
     pub must_change_password: bool,
+    /// Has no second factor where one is required: nothing but enrolling one (and their own
+    /// password) is reachable until they do.
+    #[serde(default)]
+    pub must_enrol_factor: bool,
+    /// The server runs with `MFA_REQUIRED=false` (development only): the console says so.
+    #[serde(default)]
+    pub mfa_optional: bool,
 }
 
 impl StaffIdentity {

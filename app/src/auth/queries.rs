@@ -2,34 +2,137 @@
 
 use super::{Role, StaffIdentity};
 use crate::auth::Change;
+use crate::domain::factors::Factor;
 use crate::domain::status::StaffStatus;
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// The active staff member with this id, if their sessions of `epoch` are still valid.
+/// What a request's session is, beyond who holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionFacts {
+    /// The `staff_sessions` row.
+    pub row: Uuid,
+    /// The factor that opened it.
+    pub factor: Factor,
+    /// The last time a second factor was used in it.
+    pub stepped_up_at: Option<OffsetDateTime>,
+    /// Whether the person has a second factor enrolled.
+    pub has_factor: bool,
+}
+
+/// The active staff member with this id, if their session `row` of `epoch` is still live
+/// (not ended, the person's epoch unchanged): who they are, whether they have a second
+/// factor, and the session's facts. `mfa_required` says whether a person without a factor
+/// must enrol one before anything else.
 pub async fn active_identity(
     db: impl PgExecutor<'_>,
     id: Uuid,
     epoch: i32,
-) -> sqlx::Result<Option<StaffIdentity>> {
-    let row = sqlx::query!(
-        r#"SELECT id, email, display_name, role::text AS "role!", must_change_password
-           FROM staff WHERE id = $1 AND status = 'active' AND session_epoch = $2"#,
+    row: Uuid,
+    mfa_required: bool,
+) -> sqlx::Result<Option<(StaffIdentity, SessionFacts)>> {
+    let found = sqlx::query!(
+        r#"SELECT s.id, s.email, s.display_name, s.role::text AS "role!", s.must_change_password,
+                  ss.factor AS "factor!: Factor", ss.stepped_up_at,
+                  EXISTS (SELECT 1 FROM staff_totp t
+                          WHERE t.staff_id = s.id AND t.confirmed_at IS NOT NULL) AS "has_factor!"
+           FROM staff s
+           JOIN staff_sessions ss ON ss.id = $3 AND ss.staff_id = s.id
+           WHERE s.id = $1 AND s.status = 'active' AND s.session_epoch = $2
+             AND ss.epoch = $2 AND ss.ended_at IS NULL"#,
         id,
-        epoch
+        epoch,
+        row
     )
     .fetch_optional(db)
     .await?;
-    Ok(row.and_then(|r| {
-        Some(StaffIdentity {
+    Ok(found.and_then(|r| {
+        let identity = StaffIdentity {
             id: r.id,
             email: r.email,
             display_name: r.display_name,
             role: Role::parse(&r.role)?,
             must_change_password: r.must_change_password,
-        })
+            must_enrol_factor: mfa_required && !r.has_factor,
+            mfa_optional: !mfa_required,
+        };
+        let facts = SessionFacts {
+            row,
+            factor: r.factor,
+            stepped_up_at: r.stepped_up_at,
+            has_factor: r.has_factor,
+        };
+        Some((identity, facts))
     }))
+}
+
+/// Stamps the session as seen now, at most once a minute (not audited state: the
+/// obligation trigger ignores `last_seen_at`).
+pub async fn touch_session(db: impl PgExecutor<'_>, row: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE staff_sessions SET last_seen_at = now()
+         WHERE id = $1 AND last_seen_at < now() - interval '60 seconds'",
+        row
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A new session row for `staff` opened with `factor`; stepped up now when the factor
+/// counts as one.
+pub async fn insert_session(
+    change: &mut Change,
+    staff: Uuid,
+    epoch: i32,
+    factor: Factor,
+    meta: &super::RequestMeta,
+) -> sqlx::Result<Uuid> {
+    sqlx::query_scalar!(
+        "INSERT INTO staff_sessions (staff_id, epoch, factor, stepped_up_at, ip, user_agent)
+         VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END, $5::text::inet, $6)
+         RETURNING id",
+        staff,
+        epoch,
+        factor.as_str(),
+        factor.steps_up(),
+        meta.ip.map(|ip| ip.to_string()),
+        meta.user_agent.as_deref()
+    )
+    .fetch_one(change.db())
+    .await
+}
+
+/// Records that a second factor was just used in session `row`.
+pub async fn stamp_step_up(change: &mut Change, row: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE staff_sessions SET stepped_up_at = now() WHERE id = $1 AND ended_at IS NULL",
+        row
+    )
+    .execute(change.db())
+    .await?;
+    Ok(())
+}
+
+/// Ends session `row` (its next request, on any instance, is signed out).
+pub async fn end_session_row(
+    change: &mut Change,
+    row: Uuid,
+    by: &str,
+    reason: &str,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query!(
+        "UPDATE staff_sessions SET ended_at = now(), ended_by = $2, end_reason = $3
+         WHERE id = $1 AND ended_at IS NULL",
+        row,
+        by,
+        reason
+    )
+    .execute(change.db())
+    .await?
+    .rows_affected()
+        == 1)
 }
 
 /// What sign-in needs to know about an account. `Debug` leaves the password hash out (an
@@ -79,13 +182,15 @@ pub struct Fresh {
     pub locked_until: Option<OffsetDateTime>,
     /// Sessions carry this; bumping it ends them all.
     pub session_epoch: i32,
+    /// The sign-in email, for the audit events.
+    pub email: String,
 }
 
 /// Re-reads and locks the account, after the password was hashed.
 pub async fn lock_for_sign_in(change: &mut Change, id: Uuid) -> sqlx::Result<Option<Fresh>> {
     sqlx::query_as!(
         Fresh,
-        r#"SELECT status::text AS "status!: StaffStatus", locked_until, session_epoch
+        r#"SELECT status::text AS "status!: StaffStatus", locked_until, session_epoch, email
            FROM staff WHERE id = $1 FOR UPDATE"#,
         id
     )

@@ -67,30 +67,49 @@ pub fn request_meta() -> RequestMeta {
 
 /// The signed-in staff member, read from the database on every call: a disabled person, a
 /// password reset or a changed role takes effect on their very next request. A session past
-/// its absolute timeout, of a disabled person, or from before a reset (an older session
-/// epoch) is ended here, and stays ended if the person is re-enabled.
+/// its absolute timeout, of a disabled person, from before a reset (an older session
+/// epoch), or whose row was ended (by its owner or an admin, on any instance) is ended
+/// here, and stays ended if the person is re-enabled.
 pub async fn current_staff() -> Result<Option<StaffIdentity>, AppError> {
+    Ok(current_session().await?.map(|(staff, _)| staff))
+}
+
+/// [`current_staff`] with the session's facts (its row, factor and step-up).
+async fn current_session() -> Result<Option<(StaffIdentity, queries::SessionFacts)>, AppError> {
     // Read before the first await (see `require`).
     let pool = crate::db::pool()?;
+    let policy = use_context::<super::api::SignInPolicy>().unwrap_or_default();
     let Some(session) = session::from_context().await else {
         return Ok(None);
     };
     let Some(signed_in) = session::signed_in(&session).await? else {
         return Ok(None);
     };
-    if signed_in.expired(OffsetDateTime::now_utc()) {
+    let Some(row) = signed_in
+        .row
+        .filter(|_| !signed_in.expired(OffsetDateTime::now_utc()))
+    else {
         session::end(&session).await?;
         return Ok(None);
-    }
-    match queries::active_identity(&pool, signed_in.staff_id, signed_in.epoch).await? {
-        Some(identity) => {
+    };
+    match queries::active_identity(
+        &pool,
+        signed_in.staff_id,
+        signed_in.epoch,
+        row,
+        policy.mfa_required,
+    )
+    .await?
+    {
+        Some(found) => {
             // Using the console keeps the session alive: marking the expiry makes the layer
             // save the session, which pushes the idle expiry and the cookie's Max-Age
             // forward. Unchanged sessions are otherwise never re-saved.
             session.set_expiry(Some(tower_sessions::Expiry::OnInactivity(
                 session::IDLE_TIMEOUT,
             )));
-            Ok(Some(identity))
+            queries::touch_session(&pool, row).await?;
+            Ok(Some(found))
         }
         None => {
             session::end(&session).await?;
@@ -123,6 +142,9 @@ pub struct Actor {
     pool: Reader,
     verifier: Option<Arc<Verifier>>,
     controls: Option<Arc<Controls>>,
+    /// A request actor's session (its factor and step-up); `None` for everyone else.
+    session: Option<queries::SessionFacts>,
+    policy: super::api::SignInPolicy,
 }
 
 impl std::fmt::Debug for Actor {
@@ -148,13 +170,18 @@ pub async fn require(permission: Permission) -> Result<Actor, AppError> {
     let verifier = use_context::<Arc<Verifier>>();
     let controls = use_context::<Arc<Controls>>();
     let meta = request_meta();
-    let Some(staff) = current_staff().await? else {
+    let policy = use_context::<super::api::SignInPolicy>().unwrap_or_default();
+    let Some((staff, facts)) = current_session().await? else {
         return Err(AppError::Unauthenticated);
     };
-    // A handed-over password opens nothing but the way to replace it (and signing out).
-    // Not audited: the person did nothing wrong, and the page sends them to the form.
+    // A handed-over password opens nothing but the way to replace it (and signing out);
+    // then, where a second factor is required, nothing but enrolling one. Not audited:
+    // the person did nothing wrong, and the page sends them to the form.
     if staff.must_change_password && permission != Permission::OwnAccount {
         return Err(AppError::PasswordChangeRequired);
+    }
+    if staff.must_enrol_factor && permission != Permission::OwnAccount {
+        return Err(AppError::EnrolmentRequired);
     }
     if !staff.can(permission) {
         let event = meta
@@ -177,6 +204,8 @@ pub async fn require(permission: Permission) -> Result<Actor, AppError> {
             pool: Reader(pool),
             verifier,
             controls,
+            session: Some(facts),
+            policy,
         };
         refused.change().await?.commit(event).await?;
         return Err(AppError::Forbidden);
@@ -187,7 +216,18 @@ pub async fn require(permission: Permission) -> Result<Actor, AppError> {
         pool: Reader(pool),
         verifier,
         controls,
+        session: Some(facts),
+        policy,
     })
+}
+
+/// [`require`] for a dangerous action: the caller must also have used a second factor in
+/// this session within `STEP_UP_SECONDS`, or the answer is `StepUpRequired` (checked
+/// before the input is read, so the same request can be sent again after stepping up).
+pub async fn require_stepped_up(permission: Permission) -> Result<Actor, AppError> {
+    let actor = require(permission).await?;
+    actor.require_step_up()?;
+    Ok(actor)
 }
 
 impl Actor {
@@ -222,7 +262,40 @@ impl Actor {
             pool: Reader(pool),
             verifier: None,
             controls: None,
+            session: None,
+            policy: super::api::SignInPolicy::default(),
         }
+    }
+
+    /// Whether this actor may do a dangerous action now: a request actor whose session
+    /// used a second factor within `STEP_UP_SECONDS` (or, where `MFA_REQUIRED=false`, who
+    /// has none to use); the server's own jobs and the command line always.
+    pub fn stepped_up(&self) -> bool {
+        let Some(facts) = &self.session else {
+            return !matches!(self.who, Who::Staff(_));
+        };
+        if !facts.has_factor && !self.policy.mfa_required {
+            return true;
+        }
+        let window = time::Duration::seconds(self.policy.step_up_secs);
+        facts
+            .stepped_up_at
+            .is_some_and(|at| OffsetDateTime::now_utc() - at < window)
+    }
+
+    /// `StepUpRequired` unless [`Actor::stepped_up`]: for an action whose danger depends on
+    /// its input (turning a switch off, not on), checked once the input is read.
+    pub fn require_step_up(&self) -> Result<(), AppError> {
+        if self.stepped_up() {
+            Ok(())
+        } else {
+            Err(AppError::StepUpRequired)
+        }
+    }
+
+    /// The session a request actor acts in (its `staff_sessions` row).
+    pub fn session_row(&self) -> Option<uuid::Uuid> {
+        self.session.map(|facts| facts.row)
     }
 
     /// Gives a non-request actor this instance's gateway verifier and controls, so changes

@@ -40,6 +40,34 @@ pub struct SignedIn {
     /// The account's session epoch at sign-in; disabling or a password reset bumps it.
     #[serde(default)]
     pub epoch: i32,
+    /// The session's row in `staff_sessions` (factor, step-up, ended or not). A session
+    /// from before the rows existed has none, and is signed out.
+    #[serde(default)]
+    pub row: Option<Uuid>,
+}
+
+/// A sign-in halfway: the password was right, the second factor is next. Not signed in:
+/// nothing but the second-factor form accepts it, and it lapses after [`PENDING_TIMEOUT`].
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Pending {
+    /// The staff member.
+    pub staff_id: Uuid,
+    /// Their session epoch when the password was checked.
+    pub epoch: i32,
+    /// When the password was checked (unix seconds).
+    pub at: i64,
+}
+
+/// How long a correct password waits for its second factor.
+pub const PENDING_TIMEOUT: time::Duration = time::Duration::minutes(5);
+
+const PENDING_KEY: &str = "pending";
+
+impl Pending {
+    /// Whether the wait for the second factor is over at `now`.
+    pub fn expired(&self, now: OffsetDateTime) -> bool {
+        now.unix_timestamp() - self.at >= PENDING_TIMEOUT.whole_seconds()
+    }
 }
 
 impl SignedIn {
@@ -63,15 +91,51 @@ pub async fn signed_in(session: &Session) -> Result<Option<SignedIn>, AppError> 
     session.get::<SignedIn>(KEY).await.map_err(internal)
 }
 
-/// Starts a signed-in session under a new id, so an id fixed before sign-in is worthless.
-pub async fn start(session: &Session, staff_id: Uuid, epoch: i32) -> Result<(), AppError> {
+/// Starts a signed-in session under a new id, so an id fixed before sign-in is worthless;
+/// `row` is its `staff_sessions` row.
+pub async fn start(
+    session: &Session,
+    staff_id: Uuid,
+    epoch: i32,
+    row: Uuid,
+) -> Result<(), AppError> {
     session.cycle_id().await.map_err(internal)?;
+    let _ = session.remove_value(PENDING_KEY).await.map_err(internal)?;
     let record = SignedIn {
         staff_id,
         signed_in_at: OffsetDateTime::now_utc().unix_timestamp(),
         epoch,
+        row: Some(row),
     };
     session.insert(KEY, record).await.map_err(internal)
+}
+
+/// Remembers that `staff_id`'s password was right: the second factor is next. The id is
+/// cycled here too, so the half-signed-in session is not one an attacker fixed; whoever
+/// was signed in in this browser before is not any more.
+pub async fn start_pending(session: &Session, staff_id: Uuid, epoch: i32) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(internal)?;
+    let _ = session.remove_value(KEY).await.map_err(internal)?;
+    let record = Pending {
+        staff_id,
+        epoch,
+        at: OffsetDateTime::now_utc().unix_timestamp(),
+    };
+    session.insert(PENDING_KEY, record).await.map_err(internal)
+}
+
+/// The sign-in waiting for its second factor on `session`, if any (lapsed or not).
+pub async fn pending(session: &Session) -> Result<Option<Pending>, AppError> {
+    session.get::<Pending>(PENDING_KEY).await.map_err(internal)
+}
+
+/// Forgets a sign-in waiting for its second factor (it lapsed, or the account locked).
+pub async fn clear_pending(session: &Session) -> Result<(), AppError> {
+    session
+        .remove_value(PENDING_KEY)
+        .await
+        .map_err(internal)
+        .map(drop)
 }
 
 /// Moves a signed-in session under a new id and `epoch` (after a password change ended
@@ -98,6 +162,7 @@ mod tests {
             staff_id: Uuid::nil(),
             signed_in_at: 1_000_000,
             epoch: 0,
+            row: None,
         };
         let at = |secs: i64| OffsetDateTime::from_unix_timestamp(secs).expect("valid time");
         assert!(!signed_in.expired(at(1_000_000 + 12 * 3600 - 1)));

@@ -1,6 +1,6 @@
 //! The sign-in page and the signed-in person's corner of the top bar.
 
-use super::api::{SignIn, SignOut};
+use super::api::{SignIn, SignOut, VerifySecondFactor};
 use super::StaffIdentity;
 use crate::components::form::{Field, FormErrors, FormFeedback};
 use leptos::form::ActionForm;
@@ -42,6 +42,54 @@ pub fn SignInPage() -> impl IntoView {
     .into_any()
 }
 
+/// `/sign-in/verify`: the second step, a code from the authenticator app or a recovery
+/// code. Works as a plain form before the WebAssembly loads. The server remembers (for five
+/// minutes) that this browser gave the right password; without that, it says to start
+/// again.
+#[component]
+pub fn SecondFactorPage() -> impl IntoView {
+    let action = ServerAction::<VerifySecondFactor>::new();
+    let query = use_query_map();
+    let next = move || query.read().get("next").unwrap_or_default();
+    let errors = FormErrors::of(action.value());
+    let expired = move || {
+        matches!(
+            action.value().get(),
+            Some(Err(crate::error::AppError::SignInExpired))
+        )
+    };
+
+    view! {
+        <Title text="Second factor" />
+        <section class="mx-auto mt-16 max-w-sm rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200">
+            <h1 class="text-xl font-semibold">"Confirm it is you"</h1>
+            <p class="mt-2 text-sm text-slate-600">
+                "Enter the 6-digit code your authenticator app shows for staff-console. Lost the app? Enter one of your recovery codes instead."
+            </p>
+            <ActionForm action attr:class="mt-4 space-y-4" attr:novalidate="true">
+                <input type="hidden" name="next" value=next />
+                <Field id="code" label="Code" error=errors.field("code")>
+                    <input id="code" name="code" type="text" inputmode="text" autocomplete="one-time-code"
+                        required autofocus maxlength="16" spellcheck="false"
+                        class="input mt-1 w-full font-mono tracking-widest"
+                        aria-describedby="code-error" />
+                </Field>
+                <FormFeedback error=errors.other() />
+                <Show when=expired>
+                    <p><a class="link" href="/sign-in">"Sign in again"</a></p>
+                </Show>
+                <button type="submit" class="btn-primary w-full" disabled=move || action.pending().get()>
+                    {move || if action.pending().get() { "Checking…" } else { "Continue" }}
+                </button>
+            </ActionForm>
+            <p class="mt-4 text-xs text-slate-500">
+                "No app and no recovery codes left? An admin can reset your second factors."
+            </p>
+        </section>
+    }
+    .into_any()
+}
+
 /// The top bar's right side: who is signed in, their role, and a sign-out button.
 #[component]
 pub fn UserMenu(staff: StaffIdentity) -> impl IntoView {
@@ -52,6 +100,7 @@ pub fn UserMenu(staff: StaffIdentity) -> impl IntoView {
                 <span class="font-medium">{staff.display_name.clone()}</span>
                 <span class="ml-2 rounded bg-slate-700 px-1.5 py-0.5 text-xs text-slate-200">{staff.role.label()}</span>
             </span>
+            <a href="/account/security" class="rounded-md px-2 py-1 hover:bg-slate-800">"Security"</a>
             <a href="/account/password" class="rounded-md px-2 py-1 hover:bg-slate-800">"Change password"</a>
             <ActionForm action>
                 <button type="submit" class="rounded-md border border-slate-600 px-2 py-1 hover:bg-slate-800">

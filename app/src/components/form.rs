@@ -7,7 +7,8 @@
 //! - [`TypedConfirm`]: "Type … to confirm";
 //! - [`FormFeedback`]: the line under a form, an error (alert) or what was done (status);
 //! - [`DangerousAction`]: DESIGN's rule for dangerous actions as one component: it cannot be
-//!   shown without the preview of what it touches, the count, a reason and the typed word.
+//!   shown without the preview of what it touches, the count, a reason and the typed word,
+//!   and it asks for a step-up when the server wants one ([`super::step_up::StepUp`]).
 //!
 //! A field is either part of an `ActionForm` (give it a `name`) or bound to a signal the
 //! form's own submit reads (give it a `value`).
@@ -41,9 +42,16 @@ impl FormErrors {
         Signal::derive(move || field_message(self.0.get(), field))
     }
 
-    /// The message for the form as a whole: any error not about one field.
+    /// The message for the form as a whole: any error not about one field (a request for
+    /// step-up is the [`super::step_up::StepUp`] prompt's, not a message).
     pub fn other(self) -> Signal<Option<String>> {
-        Signal::derive(move || form_message(self.0.get()))
+        Signal::derive(move || {
+            form_message(
+                self.0
+                    .get()
+                    .filter(|e| !matches!(e, AppError::StepUpRequired)),
+            )
+        })
     }
 }
 
@@ -202,6 +210,8 @@ pub fn DangerousAction(
     on_submit: Callback<i64>,
 ) -> impl IntoView {
     let (reason_id, confirm_id) = (format!("{id}-reason"), format!("{id}-confirm"));
+    // The prompt's ids must be unique on the page: one per dangerous form.
+    let step_up_id = format!("{id}-step-up");
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         on_submit.run(count);
@@ -211,6 +221,7 @@ pub fn DangerousAction(
             {preview.run()}
             <ReasonField id=reason_id value=reason error=errors.field("reason") />
             <TypedConfirm id=confirm_id word=confirm_with value=confirmation error=errors.field("confirmation") />
+            <super::step_up::StepUp errors retry=Callback::new(move |()| on_submit.run(count)) id=step_up_id />
             <button type="submit" class="btn-danger" disabled=move || pending.get()>{button}</button>
         </form>
     }

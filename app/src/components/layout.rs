@@ -22,6 +22,10 @@ pub fn tenant_from_path(path: &str) -> Option<String> {
 /// The path a person who must still choose their own password is kept on.
 pub const PASSWORD_PATH: &str = "/account/password";
 
+/// The account's second factors; where a person without one is kept, where one is
+/// required, until they enrol one.
+pub const SECURITY_PATH: &str = "/account/security";
+
 /// Signed in: top bar, side navigation and the routed page. Signed out: off to sign-in,
 /// coming back here afterwards. Signed in with a handed-over password: only the password
 /// page, until they choose their own.
@@ -59,7 +63,10 @@ pub fn ConsoleLayout() -> impl IntoView {
             {move || Suspend::new(async move {
                 match loaded(staff).await {
                     Ok(Some(staff)) if staff.must_change_password => {
-                        view! { <PasswordOnlyChrome staff /> }.into_any()
+                        view! { <OneTaskChrome staff path=PASSWORD_PATH /> }.into_any()
+                    }
+                    Ok(Some(staff)) if staff.must_enrol_factor => {
+                        view! { <OneTaskChrome staff path=SECURITY_PATH /> }.into_any()
                     }
                     Ok(Some(staff)) => view! { <Chrome staff /> }.into_any(),
                     Ok(None) => {
@@ -80,23 +87,24 @@ pub fn ConsoleLayout() -> impl IntoView {
     }
 }
 
-/// The frame while a handed-over password must be replaced: no navigation, just the
-/// password page and signing out. Any other path (typed, or the back button) redirects to
-/// the password page, coming back afterwards: on the server as a 302, in the browser as a
-/// navigation. The server refuses every other action meanwhile anyway.
+/// The frame while one task must come first (replacing a handed-over password, then
+/// enrolling a second factor): no navigation, just that task's page (`path`) and signing
+/// out. Any other path (typed, or the back button) redirects to it, coming back
+/// afterwards: on the server as a 302, in the browser as a navigation. The server refuses
+/// every other action meanwhile anyway.
 #[component]
-fn PasswordOnlyChrome(staff: StaffIdentity) -> impl IntoView {
+fn OneTaskChrome(staff: StaffIdentity, path: &'static str) -> impl IntoView {
     let location = use_location();
     // What the pages under the outlet expect of the frame (the server refuses the list
     // while the password is handed over; nothing shows it here).
     provide_context(TenantsResource(Resource::new(|| (), |_| list_tenants())));
     // The outlet stays (rebuilding it would lose the router's place); a page other than
-    // the password page shows at most for the moment the redirect takes, and what it asks
-    // the server is refused with "Choose a new password before you continue".
+    // the task's shows at most for the moment the redirect takes, and what it asks the
+    // server is refused ("Choose a new password before you continue").
     let away = move || {
         let here = location.pathname.get();
-        (here != PASSWORD_PATH).then(|| {
-            let path = format!("{PASSWORD_PATH}?next={}", encode_path(&here));
+        (here != path).then(|| {
+            let path = format!("{path}?next={}", encode_path(&here));
             view! { <Redirect path /> }
         })
     };
@@ -120,7 +128,7 @@ fn PasswordOnlyChrome(staff: StaffIdentity) -> impl IntoView {
 }
 
 /// Percent-encodes what a path may hold that a query value may not.
-fn encode_path(path: &str) -> String {
+pub fn encode_path(path: &str) -> String {
     path.chars()
         .map(|c| match c {
             'A'..='Z' | 'a'..='z' | '0'..='9' | '/' | '-' | '_' | '.' | '~' => c.to_string(),
@@ -142,10 +150,16 @@ fn Chrome(staff: StaffIdentity) -> impl IntoView {
     let current = Memo::new(move |_| tenant_from_path(&location.pathname.get()));
     provide_context(TenantsResource(Resource::new(|| (), |_| list_tenants())));
     let can_manage_staff = staff.can(Permission::ManageStaff);
+    let mfa_optional = staff.mfa_optional;
 
     view! {
         <a href="#main" class="skip-link">"Skip to content"</a>
         <div class="flex min-h-screen flex-col">
+            {mfa_optional.then(|| view! {
+                <p role="status" class="bg-amber-300 px-4 py-1 text-center text-sm font-medium text-amber-950" data-testid="mfa-optional">
+                    "Second factors are optional on this server (MFA_REQUIRED=false, for development only): a password alone opens accounts without one."
+                </p>
+            })}
             <header class="flex items-center gap-6 border-b border-slate-800 bg-slate-900 px-4 py-2 text-slate-100">
                 <a href="/" class="flex items-center gap-2 rounded font-semibold tracking-tight">
                     <img src="/favicon.svg" alt="" class="h-6 w-6" />

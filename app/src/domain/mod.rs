@@ -6,14 +6,19 @@
 //! - [`tokens`]: the token format, its peppers, who may own a token;
 //! - [`gateway`]: the data plane: the token verifier, its cache and audit ledger, the change
 //!   listener, and the controls (kill switches, rate limits, IP blocks) it decides with;
+//! - [`factors`]: staff second factors (TOTP, recovery codes);
+//! - [`sealed`]: secrets sealed under `ENCRYPTION_KEY` (peppers, TOTP secrets);
 //! - [`input`]: input rules shared by the panels and the command line.
 //!
 //! Data types used by the browser too (a tenant, a switch key, the scopes) compile in both
 //! builds; everything that touches the database is server-only (`ssr`).
 
 pub mod audit;
+pub mod factors;
 pub mod gateway;
 pub mod input;
+#[cfg(feature = "ssr")]
+pub mod sealed;
 pub mod status;
 pub mod tenants;
 pub mod tokens;

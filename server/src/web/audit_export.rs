@@ -2,6 +2,7 @@
 //! runbooks' route): the audit events matching the query, streamed as CSV or JSON Lines to
 //! a signed-in auditor or above.
 
+use app::auth::api::SignInPolicy;
 use app::error::AppError;
 use app::panels::audit::export::{self, Export};
 use axum::body::Body;
@@ -15,24 +16,34 @@ use sqlx::PgPool;
 const IN_FLIGHT: usize = 4;
 
 /// The panel's export: every tenant unless `tenant=` narrows it.
-pub async fn console(State(pool): State<PgPool>, request: Request) -> Response {
-    run(pool, request, None).await
+pub async fn console(
+    State(pool): State<PgPool>,
+    State(policy): State<SignInPolicy>,
+    request: Request,
+) -> Response {
+    run(pool, policy, request, None).await
 }
 
 /// The admin API's export of one tenant.
 pub async fn admin(
     State(pool): State<PgPool>,
+    State(policy): State<SignInPolicy>,
     Path(tenant): Path<String>,
     request: Request,
 ) -> Response {
-    run(pool, request, Some(tenant)).await
+    run(pool, policy, request, Some(tenant)).await
 }
 
-async fn run(pool: PgPool, request: Request, tenant: Option<String>) -> Response {
+async fn run(
+    pool: PgPool,
+    policy: SignInPolicy,
+    request: Request,
+    tenant: Option<String>,
+) -> Response {
     let (parts, _) = request.into_parts();
     let (query, format) = export::read_query(parts.uri.query().unwrap_or_default());
     let started = async {
-        let actor = export::authorize(parts, pool).await?;
+        let actor = export::authorize(parts, pool, policy).await?;
         export::begin(&actor, &query, &format, tenant.as_deref()).await
     };
     match started.await {

@@ -56,6 +56,12 @@ impl FromRef<AppState> for PgPool {
     }
 }
 
+impl FromRef<AppState> for SignInPolicy {
+    fn from_ref(state: &AppState) -> Self {
+        state.sign_in_policy
+    }
+}
+
 /// What every page render and server-function call finds in Leptos context: the pool, and
 /// the CSP nonce the security middleware chose for this response.
 fn request_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'static {

@@ -72,6 +72,25 @@ pub fn app_parts_with_site(
     Arc<app::domain::gateway::verify::Verifier>,
     Arc<app::domain::gateway::controls::state::Controls>,
 ) {
+    app_parts_full(pool, https, site_root, hash_files, false)
+}
+
+/// The router as production builds it: every person must have a second factor.
+pub fn app_requiring_mfa(pool: PgPool) -> Router {
+    app_parts_full(pool, false, "target/site", false, true).0
+}
+
+fn app_parts_full(
+    pool: PgPool,
+    https: bool,
+    site_root: &str,
+    hash_files: bool,
+    mfa: bool,
+) -> (
+    Router,
+    Arc<app::domain::gateway::verify::Verifier>,
+    Arc<app::domain::gateway::controls::state::Controls>,
+) {
     let controls = controls(pool.clone());
     let leptos_options = LeptosOptions::builder()
         .output_name("staff_console")
@@ -87,7 +106,12 @@ pub fn app_parts_with_site(
             public_origin: ORIGIN.to_owned(),
             trusted_proxies: Vec::new(),
         }),
-        sign_in_policy: SignInPolicy::default(),
+        // Second factors optional, as in development: people made by the fixtures sign in
+        // with a password. The factor tests build their router with `app_requiring_mfa`.
+        sign_in_policy: SignInPolicy {
+            mfa_required: mfa,
+            ..SignInPolicy::default()
+        },
         verifier: verifier.clone(),
         controls: controls.clone(),
     });
@@ -529,4 +553,95 @@ pub fn refilled_since(
     since: std::time::Instant,
 ) -> usize {
     (since.elapsed().as_secs_f64() * f64::from(limit.per_minute) / 60.0).ceil() as usize
+}
+
+/// Gives `staff` a confirmed authenticator app (written directly, as a fixture) and
+/// returns its secret, to compute codes with.
+pub async fn enrol_totp(
+    pool: &PgPool,
+    staff: uuid::Uuid,
+) -> app::domain::factors::totp::TotpSecret {
+    let secret = app::domain::factors::totp::TotpSecret::generate();
+    let master = app::domain::tokens::pepper::MasterKey::new(MASTER_KEY);
+    let (nonce, sealed) = secret.seal(&master, staff);
+    sqlx::query(
+        "INSERT INTO staff_totp (staff_id, nonce, secret_sealed, confirmed_at)
+         VALUES ($1, $2, $3, now())",
+    )
+    .bind(staff)
+    .bind(&nonce[..])
+    .bind(&sealed)
+    .execute(&mut fixture(pool).await)
+    .await
+    .expect("enrol totp");
+    secret
+}
+
+/// The code `secret`'s app shows `steps_ahead` steps of 30 s from now (0: now; 1: the next
+/// one, which the server also accepts, for a second code within one step).
+pub fn totp_code(secret: &app::domain::factors::totp::TotpSecret, steps_ahead: u64) -> String {
+    let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).expect("time");
+    secret.code_at(now + 30 * steps_ahead)
+}
+
+/// The second step of signing in, with the cookie the password step set.
+pub async fn verify_code(app: &Router, cookie: &str, code: &str) -> (Answer, Option<String>) {
+    let body = format!("code={}", urlencode(code));
+    let answer = send(
+        app,
+        post_form(
+            app::auth::api::VerifySecondFactor::PATH,
+            Some(cookie),
+            &body,
+        ),
+    )
+    .await;
+    let cookie = session_cookie(&answer);
+    (answer, cookie)
+}
+
+/// Signs in with the password, then `code`: the answer of the second step and the
+/// signed-in cookie.
+pub async fn sign_in_with_code(
+    app: &Router,
+    email: &str,
+    password: &str,
+    code: &str,
+) -> (Answer, Option<String>) {
+    let (first, cookie) = sign_in(app, email, password).await;
+    let cookie = cookie.unwrap_or_else(|| panic!("password step: {} {}", first.status, first.body));
+    verify_code(app, &cookie, code).await
+}
+
+/// A staff member of `role` with an authenticator app, signed in with it on `app` (which
+/// counts as a step-up): their id, cookie and secret.
+pub async fn person_with_totp(
+    pool: &PgPool,
+    app: &Router,
+    role: app::auth::Role,
+) -> (uuid::Uuid, String, app::domain::factors::totp::TotpSecret) {
+    let email = format!(
+        "{}-mfa-{}@example.com",
+        role.as_str(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let id = staff(pool, &email, role, PERSON_PASSWORD).await;
+    let secret = enrol_totp(pool, id).await;
+    let (answer, cookie) =
+        sign_in_with_code(app, &email, PERSON_PASSWORD, &totp_code(&secret, 0)).await;
+    let cookie = cookie.unwrap_or_else(|| panic!("second step: {} {}", answer.status, answer.body));
+    (id, cookie, secret)
+}
+
+/// Moves every session of `staff` to having stepped up `secs_ago` seconds ago.
+pub async fn stepped_up_ago(pool: &PgPool, staff: uuid::Uuid, secs_ago: f64) {
+    sqlx::query(
+        "UPDATE staff_sessions SET stepped_up_at = now() - make_interval(secs => $2)
+         WHERE staff_id = $1",
+    )
+    .bind(staff)
+    .bind(secs_ago)
+    .execute(&mut fixture(pool).await)
+    .await
+    .expect("age the step-up");
 }

@@ -5,8 +5,6 @@
 //! version before it stays `previous` until its grace period ends: tokens still on it verify
 //! and are re-hashed to the current version on their next use.
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use sqlx::PgExecutor;
 use std::fmt;
 use time::OffsetDateTime;
@@ -144,39 +142,12 @@ fn aad(version: i32) -> Vec<u8> {
 /// Seals `pepper` for storage. The version is bound in as associated data, so a sealed
 /// pepper moved to another version's row does not open.
 pub fn seal(master: &[u8; 32], version: i32, pepper: &[u8; 32]) -> ([u8; 12], Vec<u8>) {
-    let cipher = Aes256Gcm::new(master.into());
-    let mut nonce = [0u8; 12];
-    rand::fill(&mut nonce);
-    let sealed = cipher
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: pepper,
-                aad: &aad(version),
-            },
-        )
-        // AES-GCM encryption of 32 bytes cannot fail (the limit is 64 GiB).
-        .unwrap_or_default();
-    (nonce, sealed)
+    crate::domain::sealed::seal(master, &aad(version), pepper)
 }
 
 /// Opens a sealed pepper; `None` when the key is wrong or the data was altered.
 pub fn open(master: &[u8; 32], version: i32, nonce: &[u8], sealed: &[u8]) -> Option<Pepper> {
-    if nonce.len() != 12 {
-        return None;
-    }
-    let cipher = Aes256Gcm::new(master.into());
-    let plain = Zeroizing::new(
-        cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &aad(version),
-                },
-            )
-            .ok()?,
-    );
+    let plain = crate::domain::sealed::open(master, &aad(version), nonce, sealed)?;
     let key: [u8; 32] = plain.as_slice().try_into().ok()?;
     Some(Pepper::new(version, key))
 }

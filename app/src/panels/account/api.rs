@@ -42,3 +42,53 @@ pub async fn change_password(
         Err(other) => Err(other),
     }
 }
+
+/// The signed-in person's second factors.
+#[server]
+pub async fn security() -> Result<super::Security, AppError> {
+    use crate::auth::{require, Permission};
+    let policy = use_context::<crate::auth::api::SignInPolicy>().unwrap_or_default();
+    let actor = require(Permission::OwnAccount).await?;
+    let staff = actor.staff().ok_or(AppError::Forbidden)?;
+    let factors = super::queries::factors(actor.reader(), staff.id).await?;
+    Ok(super::Security {
+        factors,
+        required: policy.mfa_required,
+    })
+}
+
+/// Starts setting up an authenticator app: the QR code and secret to show.
+#[server]
+pub async fn start_totp_enrolment() -> Result<super::TotpEnrolment, AppError> {
+    use crate::auth::{require, Permission};
+    let actor = require(Permission::OwnAccount).await?;
+    let verifier = actor.verifier()?;
+    super::ops::start_totp(&actor, verifier.master_key()).await
+}
+
+/// Confirms the authenticator app with a code it shows; answers the recovery codes, once.
+#[server]
+pub async fn confirm_totp_enrolment(code: SecretString) -> Result<super::RecoveryCodes, AppError> {
+    use crate::auth::{require, Permission};
+    let actor = require(Permission::OwnAccount).await?;
+    let verifier = actor.verifier()?;
+    super::ops::confirm_totp(&actor, verifier.master_key(), code.expose()).await
+}
+
+/// A new set of recovery codes (the old ones stop working). Needs a recent second factor.
+#[server]
+pub async fn new_recovery_codes() -> Result<super::RecoveryCodes, AppError> {
+    use crate::auth::{require_stepped_up, Permission};
+    let actor = require_stepped_up(Permission::OwnAccount).await?;
+    let verifier = actor.verifier()?;
+    super::ops::new_recovery_codes(&actor, verifier.master_key()).await
+}
+
+/// Removes the authenticator app, unless it is the last second factor. Needs a recent
+/// second factor.
+#[server]
+pub async fn remove_totp() -> Result<(), AppError> {
+    use crate::auth::{require_stepped_up, Permission};
+    let actor = require_stepped_up(Permission::OwnAccount).await?;
+    super::ops::remove_totp(&actor).await
+}

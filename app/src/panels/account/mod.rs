@@ -1,4 +1,5 @@
-//! The signed-in person's own account: `/account/password`.
+//! The signed-in person's own account: `/account/password` and `/account/security` (second
+//! factors).
 //!
 //! A password someone else chose or saw — the first admin's, a new account's, a reset's —
 //! must be replaced by its owner at their first sign-in: until then `require` refuses every
@@ -13,6 +14,53 @@ pub mod queries;
 pub mod view;
 
 use crate::secret::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// The person's second factors, as the security page shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Factors {
+    /// When the authenticator app was added, if one is.
+    pub totp_added_at: Option<time::OffsetDateTime>,
+    /// When its last code was accepted.
+    pub totp_last_used_at: Option<time::OffsetDateTime>,
+    /// Unused recovery codes.
+    pub recovery_codes_left: i64,
+}
+
+/// The security page's data: the factors, and whether second factors are required here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Security {
+    /// The person's factors.
+    pub factors: Factors,
+    /// Whether this server requires a second factor of everyone.
+    pub required: bool,
+}
+
+/// What an authenticator app needs to be set up: shown once, while enrolment waits for
+/// its first code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpEnrolment {
+    /// The QR code of the `otpauth://` URL, as SVG drawn by the server.
+    pub qr_svg: String,
+    /// The secret in base 32, for apps that cannot scan.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpEnrolment([redacted])")
+    }
+}
+
+/// A new set of recovery codes, shown once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryCodes(pub Vec<String>);
+
+impl std::fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RecoveryCodes({} redacted)", self.0.len())
+    }
+}
 
 /// What the change form sends. Holds passwords: `Debug` prints none of them.
 #[derive(Debug, Clone)]

@@ -1,8 +1,11 @@
-//! Changing one's own password: one audited change, shared by the server function and
-//! the tests.
+//! Changing one's own password and second factors: one audited change per function,
+//! shared by the server functions and the tests.
 
-use super::{queries, PasswordChange};
+use super::{queries, PasswordChange, RecoveryCodes, TotpEnrolment};
 use crate::auth::{password, Actor};
+use crate::domain::factors::totp::{qr_svg, TotpSecret};
+use crate::domain::factors::{recovery, Code};
+use crate::domain::tokens::pepper::MasterKey;
 use crate::error::AppError;
 
 /// What a finished change leaves: the epoch the person's sessions now need.
@@ -114,6 +117,9 @@ pub async fn change_own_password(
         });
     }
     let epoch = queries::set_own_password(&mut change, staff.id, &new_hash).await?;
+    if let Some(row) = actor.session_row() {
+        queries::move_session(&mut change, row, epoch).await?;
+    }
     change
         .commit(
             actor
@@ -126,4 +132,139 @@ pub async fn change_own_password(
         )
         .await?;
     Ok(Changed { epoch })
+}
+
+/// Starts enrolling an authenticator app: a fresh secret, sealed and stored until its
+/// first code confirms it, and what the app needs (QR code, secret in text). Starting
+/// again replaces a secret not yet confirmed; a confirmed one is never replaced here.
+pub async fn start_totp(actor: &Actor, master: &MasterKey) -> Result<TotpEnrolment, AppError> {
+    let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
+    let secret = TotpSecret::generate();
+    let (nonce, sealed) = secret.seal(master, staff.id);
+    let mut change = actor.change().await?;
+    if !queries::stage_totp(&mut change, staff.id, &nonce, &sealed).await? {
+        return Err(AppError::Conflict {
+            field: None,
+            message: "You already have an authenticator app. To move to a new phone, ask an admin to reset your second factors, or use a recovery code after the reset.".into(),
+        });
+    }
+    change
+        .commit(
+            actor
+                .event("staff.totp_enrolment_started")
+                .target(format!("staff:{}", staff.id)),
+        )
+        .await?;
+    let url = secret.otpauth_url(&staff.email);
+    let qr_svg =
+        qr_svg(&url).ok_or_else(|| AppError::internal(&"the TOTP URL does not fit a QR code"))?;
+    Ok(TotpEnrolment {
+        qr_svg,
+        secret: secret.base32(),
+    })
+}
+
+/// Confirms the authenticator app with its first code, and makes the person's recovery
+/// codes (returned to be shown once). The code counts as this session's step-up.
+pub async fn confirm_totp(
+    actor: &Actor,
+    master: &MasterKey,
+    code: &str,
+) -> Result<RecoveryCodes, AppError> {
+    let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
+    let code = Code::parse_totp(code).map_err(|message| AppError::validation("code", message))?;
+    let mut change = actor.change().await?;
+    let Some((nonce, sealed)) = queries::staged_totp(&mut change, staff.id).await? else {
+        return Err(AppError::Conflict {
+            field: None,
+            message: "No authenticator app is waiting to be confirmed: start the set-up again."
+                .into(),
+        });
+    };
+    let secret = TotpSecret::open(master, staff.id, &nonce, &sealed)
+        .ok_or_else(|| AppError::internal(&"a staged TOTP secret does not open"))?;
+    let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or_default();
+    let Some(step) = secret.check(&code, now) else {
+        return Err(AppError::validation(
+            "code",
+            "That code does not match. Scan the QR code again (or type the secret), check that the phone's clock is set automatically, and enter the code the app shows now.",
+        ));
+    };
+    queries::confirm_totp(
+        &mut change,
+        staff.id,
+        i64::try_from(step).unwrap_or(i64::MAX),
+    )
+    .await?;
+    let codes = recovery::generate();
+    let hashes: Vec<Vec<u8>> = codes
+        .iter()
+        .map(|c| recovery::hash(master, c).to_vec())
+        .collect();
+    queries::replace_recovery_codes(&mut change, staff.id, &hashes).await?;
+    if let Some(row) = actor.session_row() {
+        crate::auth::queries::stamp_step_up(&mut change, row).await?;
+    }
+    change
+        .commit(
+            actor
+                .event("staff.factor_added")
+                .target(format!("staff:{}", staff.id))
+                .details(serde_json::json!({ "factor": "totp", "recovery_codes": codes.len() })),
+        )
+        .await?;
+    Ok(RecoveryCodes(codes))
+}
+
+/// Replaces the person's recovery codes with a new set (returned to be shown once); the
+/// old ones stop working. Needs an authenticator app (the codes are its fallback).
+pub async fn new_recovery_codes(
+    actor: &Actor,
+    master: &MasterKey,
+) -> Result<RecoveryCodes, AppError> {
+    let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
+    let mut change = actor.change().await?;
+    if queries::factors(change.db(), staff.id)
+        .await?
+        .totp_added_at
+        .is_none()
+    {
+        return Err(AppError::Conflict {
+            field: None,
+            message: "Set up an authenticator app first: recovery codes are its fallback.".into(),
+        });
+    }
+    let codes = recovery::generate();
+    let hashes: Vec<Vec<u8>> = codes
+        .iter()
+        .map(|c| recovery::hash(master, c).to_vec())
+        .collect();
+    queries::replace_recovery_codes(&mut change, staff.id, &hashes).await?;
+    change
+        .commit(
+            actor
+                .event("staff.recovery_codes_replaced")
+                .target(format!("staff:{}", staff.id))
+                .details(serde_json::json!({ "recovery_codes": codes.len() })),
+        )
+        .await?;
+    Ok(RecoveryCodes(codes))
+}
+
+/// Removes the person's authenticator app, unless it is their last second factor (it is,
+/// until passkeys exist): a person without a factor would be one stolen password away.
+pub async fn remove_totp(actor: &Actor) -> Result<(), AppError> {
+    let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
+    let factors = queries::factors(actor.reader(), staff.id).await?;
+    if factors.totp_added_at.is_none() {
+        return Err(AppError::validation(
+            "totp",
+            "You have no authenticator app to remove.",
+        ));
+    }
+    // The only kind of second factor so far: removing it always leaves none.
+    Err(AppError::validation(
+        "totp",
+        "This is your only second factor, so it cannot be removed: the console would then open with your password alone. Ask an admin to reset your second factors if the phone is lost.",
+    ))
 }

@@ -56,3 +56,102 @@ pub async fn set_own_password(change: &mut Change, id: Uuid, hash: &str) -> sqlx
     .fetch_one(change.db())
     .await
 }
+
+/// Moves the session `row` that changed the password to the new `epoch`: it stays
+/// signed in while every other session of the person ends.
+pub async fn move_session(change: &mut Change, row: Uuid, epoch: i32) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE staff_sessions SET epoch = $2 WHERE id = $1 AND ended_at IS NULL",
+        row,
+        epoch
+    )
+    .execute(change.db())
+    .await?;
+    Ok(())
+}
+
+/// The person's authenticator app and recovery codes, as the security page shows them.
+pub async fn factors(db: impl sqlx::PgExecutor<'_>, id: Uuid) -> sqlx::Result<super::Factors> {
+    sqlx::query_as!(
+        super::Factors,
+        r#"SELECT t.confirmed_at AS totp_added_at, t.last_used_at AS totp_last_used_at,
+                  (SELECT count(*) FROM staff_recovery_codes r
+                   WHERE r.staff_id = $1 AND r.used_at IS NULL) AS "recovery_codes_left!"
+           FROM (SELECT 1) one
+           LEFT JOIN staff_totp t ON t.staff_id = $1 AND t.confirmed_at IS NOT NULL"#,
+        id
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Starts (or starts again) enrolling an authenticator app: the sealed secret waits for
+/// its first code. Never replaces a confirmed one (`false` then).
+pub async fn stage_totp(
+    change: &mut Change,
+    id: Uuid,
+    nonce: &[u8],
+    sealed: &[u8],
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query!(
+        "INSERT INTO staff_totp (staff_id, nonce, secret_sealed) VALUES ($1, $2, $3)
+         ON CONFLICT (staff_id) DO UPDATE
+             SET nonce = EXCLUDED.nonce, secret_sealed = EXCLUDED.secret_sealed,
+                 created_at = now(), last_step = NULL, last_used_at = NULL
+             WHERE staff_totp.confirmed_at IS NULL",
+        id,
+        nonce,
+        sealed
+    )
+    .execute(change.db())
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// The secret waiting for its first code, locked until the change ends.
+pub async fn staged_totp(
+    change: &mut Change,
+    id: Uuid,
+) -> sqlx::Result<Option<(Vec<u8>, Vec<u8>)>> {
+    Ok(sqlx::query!(
+        "SELECT nonce, secret_sealed FROM staff_totp
+         WHERE staff_id = $1 AND confirmed_at IS NULL FOR UPDATE",
+        id
+    )
+    .fetch_optional(change.db())
+    .await?
+    .map(|r| (r.nonce, r.secret_sealed)))
+}
+
+/// Confirms the staged secret with the step its first code matched.
+pub async fn confirm_totp(change: &mut Change, id: Uuid, step: i64) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE staff_totp SET confirmed_at = now(), last_step = $2, last_used_at = now()
+         WHERE staff_id = $1 AND confirmed_at IS NULL",
+        id,
+        step
+    )
+    .execute(change.db())
+    .await?;
+    Ok(())
+}
+
+/// Replaces the person's recovery codes with the set hashed in `hashes`.
+pub async fn replace_recovery_codes(
+    change: &mut Change,
+    id: Uuid,
+    hashes: &[Vec<u8>],
+) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM staff_recovery_codes WHERE staff_id = $1", id)
+        .execute(change.db())
+        .await?;
+    sqlx::query!(
+        "INSERT INTO staff_recovery_codes (staff_id, code_hash) SELECT $1, unnest($2::bytea[])",
+        id,
+        hashes
+    )
+    .execute(change.db())
+    .await?;
+    Ok(())
+}

@@ -1,8 +1,10 @@
-//! `/account/password`: choose one's own password (required after a handed-over one).
+//! `/account/password`: choose one's own password (required after a handed-over one);
+//! `/account/security`: second factors (required at the first sign-in where they are).
 
 use super::api::ChangePassword;
 use crate::auth::password_policy::{MAX_LEN, MIN_LEN};
 use crate::components::form::{Field, FormErrors, FormFeedback};
+use crate::components::step_up::{redispatch, StepUp};
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -68,4 +70,158 @@ pub fn AccountPasswordPage() -> impl IntoView {
         </section>
     }
     .into_any()
+}
+
+/// `/account/security`: the person's second factors. A first sign-in where one is required
+/// is kept here until an authenticator app is set up; afterwards it is where the app and
+/// the recovery codes are managed.
+#[component]
+pub fn AccountSecurityPage() -> impl IntoView {
+    use super::api::{security, ConfirmTotpEnrolment, NewRecoveryCodes, StartTotpEnrolment};
+    use crate::components::feedback::ErrorNotice;
+    use crate::components::loaded::loaded;
+    use crate::components::time::utc_minutes;
+
+    let query = use_query_map();
+    let next = Memo::new(move |_| crate::auth::api::safe_next(query.read().get("next").as_deref()));
+    let recovery_left = move || query.read().get("recovery_codes_left");
+    let start = ServerAction::<StartTotpEnrolment>::new();
+    let confirm = ServerAction::<ConfirmTotpEnrolment>::new();
+    let renew = ServerAction::<NewRecoveryCodes>::new();
+    let data = Resource::new(|| (), |_| security());
+    let staff = use_context::<crate::components::context::StaffResource>().map(|s| s.0);
+    let must_enrol = move || {
+        staff
+            .and_then(|staff| staff.get())
+            .and_then(Result::ok)
+            .flatten()
+            .is_some_and(|s| s.must_enrol_factor)
+    };
+    // Views switch on these once, never on each answer: a branch rebuilt while the form
+    // in it still handles its answer would dispose what that form is using.
+    let confirmed = Memo::new(move |_| confirm.value().get().and_then(Result::ok));
+    let renewed = Memo::new(move |_| renew.value().get().and_then(Result::ok));
+    let confirm_errors = FormErrors::of(confirm.value());
+    let renew_errors = FormErrors::of(renew.value());
+    let renew_retry = redispatch(renew);
+
+    view! {
+        <Title text="Security" />
+        <h1 class="text-2xl font-semibold">"Security"</h1>
+        <Show when=must_enrol>
+            <p role="status" class="mt-2 max-w-prose rounded-md bg-amber-50 p-3 text-sm text-amber-900" data-testid="enrol-required">
+                "Set up a second factor before you continue: this console can turn off the agent API and revoke every token, so a password alone must not open it. Nothing else opens until you do."
+            </p>
+        </Show>
+        {move || recovery_left().map(|left| view! {
+            <p role="status" class="mt-2 max-w-prose rounded-md bg-amber-50 p-3 text-sm text-amber-900" data-testid="recovery-used">
+                {format!("You signed in with a recovery code: {left} left. If your phone is lost, ask an admin to reset your second factors, then set up the app again; make new recovery codes below when few are left.")}
+            </p>
+        })}
+        {move || confirmed.get().map(|codes| view! {
+            <RecoveryCodesReveal codes=codes.0 />
+            <p class="mt-4"><a class="btn-primary" href=next.get() rel="external" data-testid="enrol-continue">"I have saved them: continue"</a></p>
+        })}
+        <div class:hidden=move || confirmed.get().is_some()>
+            <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match loaded(data).await {
+                        Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
+                        Ok(sec) => {
+                            let has_app = sec.factors.totp_added_at.is_some();
+                            let left = sec.factors.recovery_codes_left;
+                            view! {
+                                <section class="mt-6 max-w-2xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="totp-heading">
+                                    <h2 id="totp-heading" class="font-semibold">"Authenticator app"</h2>
+                                    {match sec.factors.totp_added_at {
+                                        Some(added) => view! {
+                                            <p class="mt-1 text-sm text-slate-700" data-testid="totp-status">
+                                                {format!("Set up {} UTC", utc_minutes(added))}
+                                                {sec.factors.totp_last_used_at.map(|at| format!(" · last used {} UTC", utc_minutes(at)))}
+                                            </p>
+                                        }.into_any(),
+                                        None => view! { <TotpSetUp start confirm errors=confirm_errors /> }.into_any(),
+                                    }}
+                                </section>
+                                <section class="mt-6 max-w-2xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="recovery-heading">
+                                    <h2 id="recovery-heading" class="font-semibold">"Recovery codes"</h2>
+                                    <p class="mt-1 text-sm text-slate-700" data-testid="recovery-left">
+                                        {move || format!(
+                                            "{} unused. Each one signs you in once when the app is not at hand; they do not confirm dangerous actions.",
+                                            renewed.get().map_or(left, |codes| codes.0.len() as i64)
+                                        )}
+                                    </p>
+                                    <ActionForm action=renew attr:class=if has_app { "mt-3" } else { "hidden" } attr:novalidate="true">
+                                        <StepUp errors=renew_errors retry=renew_retry id="renew-step-up" />
+                                        <FormFeedback error=renew_errors.other() />
+                                        <button type="submit" class="btn" disabled=move || renew.pending().get()>"Make new recovery codes"</button>
+                                    </ActionForm>
+                                    {move || renewed.get().map(|codes| view! { <RecoveryCodesReveal codes=codes.0 /> })}
+                                </section>
+                            }.into_any()
+                        }
+                    }
+                })}
+            </Transition>
+        </div>
+    }
+    .into_any()
+}
+
+/// Setting up an authenticator app: a button, then the QR code, the secret in text and the
+/// field for the first code.
+#[component]
+fn TotpSetUp(
+    start: ServerAction<super::api::StartTotpEnrolment>,
+    confirm: ServerAction<super::api::ConfirmTotpEnrolment>,
+    errors: FormErrors,
+) -> impl IntoView {
+    let start_errors = FormErrors::of(start.value());
+    // Switched on once (see the page): the set-up appears, the button goes.
+    let enrolment = Memo::new(move |_| start.value().get().and_then(Result::ok));
+    view! {
+        <p class="mt-1 text-sm text-slate-700">
+            "Use an app such as 1Password, Google Authenticator or Aegis. You will get ten recovery codes for when the phone is not at hand."
+        </p>
+        <ActionForm action=start attr:class=move || if enrolment.get().is_some() { "hidden" } else { "mt-3" }>
+            <FormFeedback error=start_errors.other() />
+            <button type="submit" class="btn-primary" disabled=move || start.pending().get()>"Set up an authenticator app"</button>
+        </ActionForm>
+        {move || enrolment.get().map(|enrolment| view! {
+            <div class="mt-3 flex flex-wrap items-start gap-6">
+                // Drawn by the server from the secret: no image service sees it.
+                <div class="h-52 w-52 shrink-0" role="img" aria-label="QR code of the authenticator set-up" data-testid="totp-qr" inner_html=enrolment.qr_svg.clone()></div>
+                <div class="min-w-0 flex-1">
+                    <p class="text-sm">"Scan the code with the app, or type this secret into it:"</p>
+                    <code data-testid="totp-secret" class="mt-1 block select-all break-all rounded bg-slate-100 px-2 py-1 font-mono text-sm">{enrolment.secret.clone()}</code>
+                    <ActionForm action=confirm attr:class="mt-3 space-y-3" attr:novalidate="true">
+                        <Field id="totp-code" label="Code from the app" error=errors.field("code")>
+                            <input id="totp-code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
+                                maxlength="8" spellcheck="false" class="input mt-1 w-40 font-mono tracking-widest"
+                                aria-describedby="totp-code-error" />
+                        </Field>
+                        <FormFeedback error=errors.other() />
+                        <button type="submit" class="btn-primary" disabled=move || confirm.pending().get()>
+                            {move || if confirm.pending().get() { "Checking…" } else { "Confirm" }}
+                        </button>
+                    </ActionForm>
+                </div>
+            </div>
+        })}
+    }
+    .into_any()
+}
+
+/// A set of recovery codes, shown once.
+#[component]
+fn RecoveryCodesReveal(codes: Vec<String>) -> impl IntoView {
+    view! {
+        <div role="status" class="mt-4 max-w-2xl rounded-md border border-emerald-200 bg-emerald-50 p-4 text-emerald-950">
+            <p class="font-medium">"Your recovery codes"</p>
+            <p class="mt-1 text-sm">"Save them somewhere safe (a password manager). Each works once; they are shown only now, and any older ones no longer work."</p>
+            <ul class="mt-2 grid grid-cols-2 gap-1 font-mono text-sm sm:grid-cols-5" data-testid="recovery-codes">
+                {codes.into_iter().map(|code| view! { <li class="select-all">{code}</li> }).collect_view()}
+            </ul>
+        </div>
+    }
 }

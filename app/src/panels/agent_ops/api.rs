@@ -4,7 +4,7 @@
 
 use super::{ClientDetail, ClientRow, MintedKey, RevokePreview};
 #[cfg(feature = "ssr")]
-use crate::auth::{require, Actor, Permission};
+use crate::auth::{require, require_stepped_up, Actor, Permission};
 use crate::error::AppError;
 use leptos::prelude::*;
 
@@ -135,7 +135,7 @@ pub async fn revoke_client(
     confirmation: String,
     expected: i64,
 ) -> Result<i64, AppError> {
-    let actor = require(Permission::CommandIncident).await?;
+    let actor = require_stepped_up(Permission::CommandIncident).await?;
     let verifier = actor.verifier()?;
     let tenant = tenant_id(&actor, &tenant).await?;
     let id = super::parse_client_id(&id)?;

@@ -3,7 +3,7 @@
 
 use super::{AuditContext, AuditQuery, EventDetail, EventPage, Histogram};
 #[cfg(feature = "ssr")]
-use crate::auth::{require, Permission};
+use crate::auth::{require, require_stepped_up, Permission};
 use crate::error::AppError;
 use leptos::prelude::*;
 
@@ -71,6 +71,6 @@ pub async fn set_audit_retention(
     months: String,
     reason: String,
 ) -> Result<(), AppError> {
-    let actor = require(Permission::ManageRetention).await?;
+    let actor = require_stepped_up(Permission::ManageRetention).await?;
     super::ops::set_retention(&actor, &tenant, &months, &reason).await
 }

@@ -147,15 +147,20 @@ pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Runs `require(ExportAudit)` for a plain axum handler: the request's parts and the pool
-/// are put in a Leptos owner's context for the length of the check, as for a server
-/// function.
-pub async fn authorize(parts: http::request::Parts, pool: PgPool) -> Result<Actor, AppError> {
+/// Runs `require(ExportAudit)` for a plain axum handler: the request's parts, the pool and
+/// the sign-in policy (is a second factor required) are put in a Leptos owner's context
+/// for the length of the check, as for a server function.
+pub async fn authorize(
+    parts: http::request::Parts,
+    pool: PgPool,
+    policy: crate::auth::api::SignInPolicy,
+) -> Result<Actor, AppError> {
     use leptos::prelude::{provide_context, Owner};
     let owner = Owner::new();
     let check = owner.with(|| {
         provide_context(parts);
         provide_context(pool);
+        provide_context(policy);
         leptos::reactive::computed::ScopedFuture::new(crate::auth::require(Permission::ExportAudit))
     });
     check.await

@@ -8,6 +8,7 @@ use super::{
 };
 use crate::components::feedback::{outcome_badge, ErrorNotice};
 use crate::components::loaded::loaded;
+use crate::components::step_up::{redispatch, StepUp};
 use crate::components::table::{Col, DataTable, KeysetPager};
 use crate::error::AppError;
 use leptos::prelude::*;
@@ -489,6 +490,7 @@ fn RetentionSection(ctx: AuditContext, action: ServerAction<SetAuditRetention>) 
                 <ReasonField id="ret-reason" value=reason error=errors.field("reason") />
                 <button type="submit" class="btn mt-6">"Set retention"</button>
             </form>
+            <StepUp errors retry=redispatch(action) id="retention-step-up" />
             <FormFeedback error=errors.other() done />
         </details>
     }

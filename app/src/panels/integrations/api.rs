@@ -6,7 +6,7 @@ use super::{
     TokenPage,
 };
 #[cfg(feature = "ssr")]
-use crate::auth::{require, Actor, Permission};
+use crate::auth::{require, require_stepped_up, Actor, Permission};
 #[cfg(feature = "ssr")]
 use crate::domain::tenants::Tenant;
 use crate::error::AppError;
@@ -136,7 +136,7 @@ pub async fn revoke_all_tokens(
     confirmation: String,
     expected: i64,
 ) -> Result<RevokeOutcome, AppError> {
-    let actor = require(Permission::CommandIncident).await?;
+    let actor = require_stepped_up(Permission::CommandIncident).await?;
     let verifier = actor.verifier()?;
     let tenant = self::tenant(&actor, &tenant).await?;
     let scope = super::RevokeScope::decode(&scope)?;

@@ -4,7 +4,7 @@
 
 use super::{LimitsOverview, RateLimitForm};
 #[cfg(feature = "ssr")]
-use crate::auth::{require, Permission};
+use crate::auth::{require, require_stepped_up, Permission};
 use crate::error::AppError;
 use leptos::prelude::*;
 
@@ -80,7 +80,7 @@ pub async fn block_ip(
 /// Lifts a block.
 #[server]
 pub async fn unblock_ip(network: String, reason: String) -> Result<(), AppError> {
-    let actor = require(Permission::Operate).await?;
+    let actor = require_stepped_up(Permission::Operate).await?;
     let controls = actor.controls()?;
     super::ops::remove_block(&actor, &network, &reason).await?;
     // This instance applies it at once; the others on the notification.

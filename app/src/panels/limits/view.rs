@@ -7,6 +7,7 @@ use crate::auth::Permission;
 use crate::components::feedback::{field_message, form_message, ErrorNotice};
 use crate::components::form::{successes, Field, FormErrors, FormFeedback, ReasonField};
 use crate::components::loaded::loaded;
+use crate::components::step_up::{redispatch, StepUp};
 use crate::components::table::{Col, DataTable};
 use crate::components::time::Countdown;
 use crate::domain::gateway::controls::Limit;
@@ -154,7 +155,8 @@ fn BlockTable(rows: Vec<BlockRow>, unblock: ServerAction<UnblockIp>) -> impl Int
                     }
                 }).collect_view()}
             </DataTable>
-        <p class="field-error">{move || form_message(unblock.value().get().and_then(Result::err)).or_else(|| field_message(unblock.value().get().and_then(Result::err), "reason"))}</p>
+        <StepUp errors=FormErrors::of(unblock.value()) retry=redispatch(unblock) id="unblock-step-up" />
+        <p class="field-error">{move || form_message(unblock.value().get().and_then(Result::err).filter(|e| !matches!(e, crate::error::AppError::StepUpRequired))).or_else(|| field_message(unblock.value().get().and_then(Result::err), "reason"))}</p>
     }
     .into_any()
 }

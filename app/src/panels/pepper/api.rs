@@ -3,7 +3,7 @@
 
 use super::{CompromisePreview, PepperVersion, Rotated};
 #[cfg(feature = "ssr")]
-use crate::auth::{require, Permission};
+use crate::auth::{require, require_stepped_up, Permission};
 use crate::error::AppError;
 use leptos::prelude::*;
 
@@ -31,7 +31,7 @@ pub async fn rotate_pepper(
     reason: String,
     confirmation: String,
 ) -> Result<Rotated, AppError> {
-    let actor = require(Permission::CommandIncident).await?;
+    let actor = require_stepped_up(Permission::CommandIncident).await?;
     let verifier = actor.verifier()?;
     let rotated = super::ops::rotate_staged(
         &actor,
@@ -59,7 +59,7 @@ pub async fn rotate_pepper_compromised(
     confirmation: String,
     expected: i64,
 ) -> Result<Rotated, AppError> {
-    let actor = require(Permission::CommandIncident).await?;
+    let actor = require_stepped_up(Permission::CommandIncident).await?;
     let verifier = actor.verifier()?;
     let rotated = super::ops::rotate_compromised(
         &actor,

@@ -11,6 +11,7 @@ use crate::components::form::{
     successes, DangerousAction, Field, FormErrors, FormFeedback, ReasonField, TypedConfirm,
 };
 use crate::components::loaded::loaded;
+use crate::components::step_up::{redispatch, StepUp};
 use crate::components::table::{Col, DataTable};
 use crate::components::time::utc_minutes;
 use crate::domain::status::PepperState;
@@ -105,6 +106,7 @@ fn Rotations(
                     </Field>
                     <ReasonField id="staged-reason" name="reason" error=errors.field("reason") />
                     <TypedConfirm id="staged-confirm" name="confirmation" word=CONFIRM_STAGED.to_owned() error=errors.field("confirmation") />
+                    <StepUp errors retry=redispatch(staged) id="staged-step-up" />
                     <button type="submit" class="btn-primary" disabled=move || staged.pending().get()>"Rotate the pepper"</button>
                 </ActionForm>
                 <FormFeedback error=errors.other() done />

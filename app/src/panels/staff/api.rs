@@ -4,7 +4,7 @@ use super::{OneTimePassword, StaffRow};
 #[cfg(feature = "ssr")]
 use crate::auth::Role;
 #[cfg(feature = "ssr")]
-use crate::auth::{require, Permission};
+use crate::auth::{require, require_stepped_up, Permission};
 use crate::error::AppError;
 use leptos::prelude::*;
 #[cfg(feature = "ssr")]
@@ -36,7 +36,7 @@ pub async fn create_staff(
     display_name: String,
     role: String,
 ) -> Result<OneTimePassword, AppError> {
-    let actor = require(Permission::ManageStaff).await?;
+    let actor = require_stepped_up(Permission::ManageStaff).await?;
     let role = parse_role(&role)?;
     let (_, secret) = super::ops::create(&actor, &email, &display_name, role, None).await?;
     Ok(secret)
@@ -45,20 +45,27 @@ pub async fn create_staff(
 /// Changes a staff member's role.
 #[server]
 pub async fn change_staff_role(staff_id: String, role: String) -> Result<(), AppError> {
-    let actor = require(Permission::ManageStaff).await?;
+    let actor = require_stepped_up(Permission::ManageStaff).await?;
     super::ops::change_role(&actor, parse_id(&staff_id)?, parse_role(&role)?).await
 }
 
 /// Disables (`active = false`) or re-enables a staff member.
 #[server]
 pub async fn set_staff_active(staff_id: String, active: bool) -> Result<(), AppError> {
-    let actor = require(Permission::ManageStaff).await?;
+    let actor = require_stepped_up(Permission::ManageStaff).await?;
     super::ops::set_active(&actor, parse_id(&staff_id)?, active).await
 }
 
 /// Resets a staff member's password to a new one-time password, shown once.
 #[server]
 pub async fn reset_staff_password(staff_id: String) -> Result<OneTimePassword, AppError> {
-    let actor = require(Permission::ManageStaff).await?;
+    let actor = require_stepped_up(Permission::ManageStaff).await?;
     super::ops::reset_password(&actor, parse_id(&staff_id)?, None).await
+}
+
+/// Resets a staff member's second factors (with a reason), ending their sessions.
+#[server]
+pub async fn reset_staff_factors(staff_id: String, reason: String) -> Result<(), AppError> {
+    let actor = require_stepped_up(Permission::ManageStaff).await?;
+    super::ops::reset_factors(&actor, parse_id(&staff_id)?, &reason).await
 }

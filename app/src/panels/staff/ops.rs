@@ -215,3 +215,43 @@ pub async fn id_by_email(actor: &Actor, email: &str) -> Result<Uuid, AppError> {
         .await?
         .ok_or_else(|| AppError::not_found(format!("Staff member {email}")))
 }
+
+/// Resets someone's second factors (a lost phone): their authenticator app and recovery
+/// codes are deleted and their sessions end, so their next sign-in enrols a factor again.
+/// Never one's own: a person changes their own factors with a factor, on their security
+/// page.
+pub async fn reset_factors(actor: &Actor, id: Uuid, reason: &str) -> Result<(), AppError> {
+    let reason = crate::domain::input::normalize_reason(reason)?;
+    if actor.staff().is_some_and(|s| s.id == id) {
+        return Err(AppError::Conflict {
+            field: None,
+            message: "You cannot reset your own second factors: manage them on your Security page."
+                .into(),
+        });
+    }
+    let mut change = actor.change().await?;
+    let current = lock_target(&mut change, id).await?;
+    let (totp, codes) = queries::delete_factors(&mut change, id).await?;
+    if totp == 0 && codes == 0 {
+        return Err(AppError::Conflict {
+            field: None,
+            message: format!("{} has no second factor to reset.", current.email),
+        });
+    }
+    crate::auth::queries::end_sessions(&mut change, id).await?;
+    change
+        .commit(
+            actor
+                .event("staff.factors_reset")
+                .target(format!("staff:{id}"))
+                .reason(reason)
+                .details(serde_json::json!({
+                    "email": current.email,
+                    "authenticator_apps": totp,
+                    "recovery_codes": codes,
+                    "sessions_ended": true,
+                })),
+        )
+        .await?;
+    Ok(())
+}

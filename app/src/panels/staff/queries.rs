@@ -154,3 +154,16 @@ pub async fn set_password(change: &mut Change, id: Uuid, hash: &str) -> sqlx::Re
     .await?;
     Ok(())
 }
+
+/// Deletes someone's second factors (authenticator app, recovery codes): how many of each.
+pub async fn delete_factors(change: &mut Change, id: Uuid) -> sqlx::Result<(u64, u64)> {
+    let totp = sqlx::query!("DELETE FROM staff_totp WHERE staff_id = $1", id)
+        .execute(change.db())
+        .await?
+        .rows_affected();
+    let codes = sqlx::query!("DELETE FROM staff_recovery_codes WHERE staff_id = $1", id)
+        .execute(change.db())
+        .await?
+        .rows_affected();
+    Ok((totp, codes))
+}

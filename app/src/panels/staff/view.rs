@@ -1,25 +1,31 @@
 //! The Staff panel's page.
 
 use super::api::list_staff;
-use super::api::{ChangeStaffRole, CreateStaff, ResetStaffPassword, SetStaffActive};
+use super::api::{
+    ChangeStaffRole, CreateStaff, ResetStaffFactors, ResetStaffPassword, SetStaffActive,
+};
 use super::{OneTimePassword, StaffRow};
 use crate::auth::Role;
 use crate::components::feedback::ErrorNotice;
 use crate::components::form::{successes, Field, FormErrors, FormFeedback};
 use crate::components::loaded::loaded;
+use crate::components::step_up::{redispatch, StepUp};
 use crate::components::table::{Col, DataTable};
 use crate::components::time::utc_minutes;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-/// `/staff`: list, create, change role, disable/enable, reset password.
+/// `/staff`: list, create, change role, disable/enable, reset password or second factors.
+/// Each of these is dangerous: a prompt asks for a step-up when the server wants one.
 #[component]
 pub fn StaffPage() -> impl IntoView {
     let create = ServerAction::<CreateStaff>::new();
     let change_role = ServerAction::<ChangeStaffRole>::new();
     let set_active = ServerAction::<SetStaffActive>::new();
     let reset = ServerAction::<ResetStaffPassword>::new();
+    let reset_factors = ServerAction::<ResetStaffFactors>::new();
+    let reset_factors_changes = successes(reset_factors.value());
     let create_changes = successes(create.value());
     let change_role_changes = successes(change_role.value());
     let set_active_changes = successes(set_active.value());
@@ -31,6 +37,7 @@ pub fn StaffPage() -> impl IntoView {
                 change_role_changes.get(),
                 set_active_changes.get(),
                 reset_changes.get(),
+                reset_factors_changes.get(),
             )
         },
         |_| list_staff(),
@@ -66,7 +73,17 @@ pub fn StaffPage() -> impl IntoView {
             row_error.set(result.err());
         }
     });
-    let row_error = move || row_error.get();
+    Effect::new(move |_| {
+        if let Some(result) = reset_factors.value().get() {
+            row_error.set(result.err());
+        }
+    });
+    // A request for step-up is the prompt's, below, not an error.
+    let row_error = move || {
+        row_error
+            .get()
+            .filter(|e| !matches!(e, crate::error::AppError::StepUpRequired))
+    };
 
     view! {
         <Title text="Staff" />
@@ -80,12 +97,16 @@ pub fn StaffPage() -> impl IntoView {
         <Show when=move || row_error().is_some()>
             {move || row_error().map(|error| view! { <div class="mt-4"><ErrorNotice error /></div> })}
         </Show>
+        <StepUp errors=FormErrors::of(change_role.value()) retry=redispatch(change_role) id="role-step-up" />
+        <StepUp errors=FormErrors::of(set_active.value()) retry=redispatch(set_active) id="active-step-up" />
+        <StepUp errors=FormErrors::of(reset.value()) retry=redispatch(reset) id="reset-step-up" />
+        <StepUp errors=FormErrors::of(reset_factors.value()) retry=redispatch(reset_factors) id="factors-step-up" />
         <CreateStaffForm action=create />
         <div class="mt-8">
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading staff…"</p> }>
                 {move || Suspend::new(async move {
                     match loaded(staff).await {
-                        Ok(rows) => view! { <StaffTable rows change_role set_active reset /> }.into_any(),
+                        Ok(rows) => view! { <StaffTable rows change_role set_active reset reset_factors /> }.into_any(),
                         Err(error) => view! { <ErrorNotice error /> }.into_any(),
                     }
                 })}
@@ -135,6 +156,7 @@ fn CreateStaffForm(action: ServerAction<CreateStaff>) -> impl IntoView {
                     <button type="submit" class="btn-primary" disabled=move || action.pending().get()>"Add"</button>
                 </div>
             </ActionForm>
+            <StepUp errors retry=redispatch(action) id="create-step-up" />
             <FormFeedback error=errors.other() />
         </section>
     }
@@ -147,6 +169,7 @@ fn StaffTable(
     change_role: ServerAction<ChangeStaffRole>,
     set_active: ServerAction<SetStaffActive>,
     reset: ServerAction<ResetStaffPassword>,
+    reset_factors: ServerAction<ResetStaffFactors>,
 ) -> impl IntoView {
     view! {
         <DataTable caption="Staff" testid="staff-table"
@@ -155,7 +178,9 @@ fn StaffTable(
             columns=vec![Col::new("Email"), Col::new("Name"), Col::new("Role"), Col::new("Status"), Col::new("Last sign-in (UTC)"), Col::hidden("Actions")]>
                 {rows.into_iter().map(|row| {
                     let id = row.id.to_string();
-                    let (id_role, id_active, id_reset) = (id.clone(), id.clone(), id);
+                    let (id_role, id_active, id_reset) = (id.clone(), id.clone(), id.clone());
+                    let factors_reason = format!("factors-reason-{id}");
+                    let factors_label = format!("Reason for resetting the second factors of {}", row.email);
                     let role_select = format!("role-{}", row.id);
                     let role_label = format!("Role of {}", row.email);
                     let current_role = row.role;
@@ -197,6 +222,12 @@ fn StaffTable(
                                 <ActionForm action=reset>
                                     <input type="hidden" name="staff_id" value=id_reset.clone() />
                                     <button type="submit" class="btn">"Reset password"</button>
+                                </ActionForm>
+                                <ActionForm action=reset_factors attr:class="flex gap-2">
+                                    <input type="hidden" name="staff_id" value=id.clone() />
+                                    <label for=factors_reason.clone() class="sr-only">{factors_label.clone()}</label>
+                                    <input id=factors_reason.clone() name="reason" class="input w-36" placeholder="Reason" />
+                                    <button type="submit" class="btn">"Reset second factors"</button>
                                 </ActionForm>
                             </td>
                         </tr>

@@ -42,6 +42,18 @@ pub fn removes_protection(key: SwitchKey, value: bool) -> bool {
     value != key.protective_value()
 }
 
+/// Whether setting `key` to `value` is a dangerous action, which needs a recent second
+/// factor: removing a protection, or turning the agent API or its payments off (every
+/// agent of every tenant stops).
+pub fn needs_step_up(key: SwitchKey, value: bool) -> bool {
+    removes_protection(key, value)
+        || (!value
+            && matches!(
+                key,
+                SwitchKey::AgentApiEnabled | SwitchKey::AgentPaymentsEnabled
+            ))
+}
+
 /// The label of a switch at a scope, as audit targets name it: `switch:agentApiEnabled` or
 /// `switch:agentApiEnabled@demo`.
 pub fn target(key: SwitchKey, tenant: Option<&str>) -> String {

@@ -1,7 +1,7 @@
 //! Flipping kill switches, removing overrides, and the timed revert. Each is one
 //! transaction with its audit event; the table's trigger notifies every instance.
 
-use super::{parse_expiry_minutes, queries, removes_protection, target};
+use super::{needs_step_up, parse_expiry_minutes, queries, removes_protection, target};
 use crate::auth::Actor;
 use crate::auth::Change;
 use crate::domain::gateway::controls::SwitchKey;
@@ -66,6 +66,9 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
     let value = parse_value(req.value)?;
     let reason = normalize_reason(req.reason)?;
     let minutes = parse_expiry_minutes(req.expires_minutes)?;
+    if needs_step_up(key, value) {
+        actor.require_step_up()?;
+    }
     if removes_protection(key, value) && req.confirmation.trim() != key.as_str() {
         return Err(AppError::validation(
             "confirmation",
@@ -178,6 +181,10 @@ pub async fn remove_override(
     let loses_protection = stored.as_ref().is_some_and(|o| {
         o.value == key.protective_value() && removes_protection(key, falls_back_to)
     });
+    if loses_protection {
+        // Checked under the rows' locks, so the step-up is asked before anything changes.
+        actor.require_step_up()?;
+    }
     if loses_protection && confirmation.trim() != key.as_str() {
         return Err(AppError::validation(
             "confirmation",

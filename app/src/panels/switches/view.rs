@@ -10,6 +10,7 @@ use crate::components::form::{
     successes, Field, FormErrors, FormFeedback, ReasonField, TypedConfirm,
 };
 use crate::components::loaded::loaded;
+use crate::components::step_up::{redispatch, StepUp};
 use crate::components::time::{utc_minutes, Countdown};
 use crate::domain::gateway::controls::{SwitchKey, SwitchRow};
 use leptos::form::ActionForm;
@@ -93,6 +94,7 @@ pub fn SwitchesPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <StepUp errors=FormErrors::of(remove.value()) retry=redispatch(remove) id="remove-step-up" />
         <Show when=move || allowed(Permission::CommandIncident).get()>
             <FlipForm action=flip draft />
         </Show>
@@ -275,6 +277,7 @@ fn FlipForm(action: ServerAction<FlipSwitch>, draft: FlipDraft) -> impl IntoView
                     {move || format!("Set {} {}", draft.key.get().as_str(), draft.key.get().value_label(draft.value.get()))}
                 </button>
             </form>
+            <StepUp errors retry=redispatch(action) id="flip-step-up" />
             <FormFeedback error=errors.other() done=Signal::derive(move || done().map(str::to_owned)) />
         </section>
     }

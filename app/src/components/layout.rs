@@ -156,7 +156,7 @@ fn Chrome(staff: StaffIdentity) -> impl IntoView {
         <a href="#main" class="skip-link">"Skip to content"</a>
         <div class="flex min-h-screen flex-col">
             {mfa_optional.then(|| view! {
-                <p role="status" class="bg-amber-300 px-4 py-1 text-center text-sm font-medium text-amber-950" data-testid="mfa-optional">
+                <p role="note" class="bg-amber-300 px-4 py-1 text-center text-sm font-medium text-amber-950" data-testid="mfa-optional">
                     "Second factors are optional on this server (MFA_REQUIRED=false, for development only): a password alone opens accounts without one."
                 </p>
             })}

@@ -35,6 +35,9 @@ async fn a_first_sign_in_opens_nothing_but_enrolling_an_app(pool: PgPool) {
     let id = common::staff(&pool, &email, Role::Admin, common::PERSON_PASSWORD).await;
     let (_, cookie) = common::sign_in(&app, &email, common::PERSON_PASSWORD).await;
     let cookie = cookie.expect("signed in to enrol");
+    // Someone else with the password, signed in before the owner enrols.
+    let (_, other) = common::sign_in(&app, &email, common::PERSON_PASSWORD).await;
+    let other = other.expect("a second password-only session");
     let me = common::call(&app, Whoami::PATH, &cookie, "").await.json();
     assert_eq!(me["must_enrol_factor"], true, "{me}");
     let refused = common::call(&app, ListTenants::PATH, &cookie, "").await;
@@ -88,6 +91,9 @@ async fn a_first_sign_in_opens_nothing_but_enrolling_an_app(pool: PgPool) {
 
     let opened = common::call(&app, ListTenants::PATH, &cookie, "").await;
     assert_eq!(opened.status, StatusCode::OK, "{}", opened.body);
+    // The other password-only session gains nothing from the enrolment: it is signed out.
+    let stale = common::call(&app, ListTenants::PATH, &other, "").await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED, "{}", stale.body);
     let added = common::audit(&pool, "staff.factor_added").await;
     assert_eq!(added.len(), 1);
     assert_eq!(added[0].3["recovery_codes"], 10);

@@ -40,7 +40,11 @@ pub async fn active_identity(
            FROM staff s
            JOIN staff_sessions ss ON ss.id = $3 AND ss.staff_id = s.id
            WHERE s.id = $1 AND s.status = 'active' AND s.session_epoch = $2
-             AND ss.epoch = $2 AND ss.ended_at IS NULL"#,
+             AND ss.epoch = $2 AND ss.ended_at IS NULL
+             -- A session opened without a factor ends once the person has one: whoever
+             -- signed in with the password alone must not gain what enrolling unlocks.
+             AND NOT (ss.factor = 'none' AND EXISTS (SELECT 1 FROM staff_totp t
+                          WHERE t.staff_id = s.id AND t.confirmed_at IS NOT NULL))"#,
         id,
         epoch,
         row
@@ -102,6 +106,20 @@ pub async fn insert_session(
     )
     .fetch_one(change.db())
     .await
+}
+
+/// Records that session `row` just confirmed the person's first authenticator app: it is
+/// now a session opened with that factor, stepped up now (every other factor-less session
+/// of theirs ends at its next request, see [`active_identity`]).
+pub async fn enrolled_in(change: &mut Change, row: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE staff_sessions SET factor = 'totp', stepped_up_at = now()
+         WHERE id = $1 AND ended_at IS NULL",
+        row
+    )
+    .execute(change.db())
+    .await?;
+    Ok(())
 }
 
 /// Records that a second factor was just used in session `row`.

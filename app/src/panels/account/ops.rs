@@ -203,7 +203,7 @@ pub async fn confirm_totp(
         .collect();
     queries::replace_recovery_codes(&mut change, staff.id, &hashes).await?;
     if let Some(row) = actor.session_row() {
-        crate::auth::queries::stamp_step_up(&mut change, row).await?;
+        crate::auth::queries::enrolled_in(&mut change, row).await?;
     }
     change
         .commit(

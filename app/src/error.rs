@@ -54,6 +54,17 @@ pub enum AppError {
     /// console asks for one and sends the same request again.
     #[error("Confirm it is you: enter a code from your authenticator app to continue.")]
     StepUpRequired,
+    /// A freeze of high-risk operations is on (runbook 001): this operation adds access or
+    /// removes a protection, so it waits until an incident commander lifts the freeze.
+    #[error("High-risk operations are frozen (since {since}, by {by}: “{reason}”). Protective actions still work; the freeze must be lifted on the Freeze page first.")]
+    Frozen {
+        /// Why the freeze is on.
+        reason: String,
+        /// Who turned it on.
+        by: String,
+        /// Since when (UTC, to the minute).
+        since: String,
+    },
     /// The thing asked for does not exist (or is not visible to this person).
     #[error("{what} was not found.")]
     NotFound {
@@ -146,7 +157,7 @@ impl AppError {
     pub fn status_code(&self) -> u16 {
         match self {
             Self::Unauthenticated | Self::InvalidCredentials | Self::SignInExpired => 401,
-            Self::Locked { .. } => 423,
+            Self::Locked { .. } | Self::Frozen { .. } => 423,
             Self::TooManyAttempts { .. } => 429,
             Self::Forbidden
             | Self::PasswordChangeRequired

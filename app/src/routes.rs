@@ -3,14 +3,15 @@
 use crate::auth::view::{SecondFactorPage, SignInPage};
 use crate::components::layout::ConsoleLayout;
 use crate::components::not_found::NotFoundPage;
-use crate::panels::account::view::{AccountPasswordPage, AccountSecurityPage};
+use crate::panels::account::view::{AccountPasswordPage, AccountSecurityPage, AccountSessionsPage};
 use crate::panels::agent_ops::view::{AgentOpsPage, ClientDetailPage};
 use crate::panels::audit::view::{AuditEventPage, AuditPage};
+use crate::panels::freeze::view::FreezePage;
 use crate::panels::integrations::view::{IntegrationsPage, TokenDetailPage};
 use crate::panels::limits::view::LimitsPage;
 use crate::panels::overview::view::{HomePage, TenantOverviewPage};
 use crate::panels::pepper::view::PepperPage;
-use crate::panels::staff::view::StaffPage;
+use crate::panels::staff::view::{StaffPage, StaffSessionsPage};
 use crate::panels::switches::view::SwitchesPage;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, Link, MetaTags, Title};
@@ -66,8 +67,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/limits") view={Lazy::<Limits>::new()} />
                     <Route path=path!("/staff") view={Lazy::<Staff>::new()} />
                     <Route path=path!("/pepper") view={Lazy::<Pepper>::new()} />
+                    <Route path=path!("/freeze") view={Lazy::<FreezePanel>::new()} />
                     <Route path=path!("/account/password") view={Lazy::<AccountPassword>::new()} />
                     <Route path=path!("/account/security") view={Lazy::<AccountSecurity>::new()} />
+                    <Route path=path!("/account/sessions") view={Lazy::<AccountSessions>::new()} />
+                    <Route path=path!("/staff/sessions") view={Lazy::<StaffSessions>::new()} />
                 </ParentRoute>
             </Routes>
         </Router>
@@ -122,6 +126,7 @@ lazy_pages! {
     TenantOverview => TenantOverviewPage in overview, by load_tenant_overview, preload_tenant_overview;
     AccountPassword => AccountPasswordPage in overview, by load_account_password, preload_account_password;
     AccountSecurity => AccountSecurityPage in overview, by load_account_security, preload_account_security;
+    AccountSessions => AccountSessionsPage in overview, by load_account_sessions, preload_account_sessions;
     Integrations => IntegrationsPage in tenant, by load_integrations, preload_integrations;
     TokenDetail => TokenDetailPage in tenant, by load_token_detail, preload_token_detail;
     AgentOps => AgentOpsPage in tenant, by load_agent_ops, preload_agent_ops;
@@ -131,7 +136,9 @@ lazy_pages! {
     Switches => SwitchesPage in platform, by load_switches, preload_switches;
     Limits => LimitsPage in platform, by load_limits, preload_limits;
     Staff => StaffPage in platform, by load_staff, preload_staff;
+    StaffSessions => StaffSessionsPage in platform, by load_staff_sessions, preload_staff_sessions;
     Pepper => PepperPage in platform, by load_pepper, preload_pepper;
+    FreezePanel => FreezePage in platform, by load_freeze, preload_freeze;
 }
 
 /// A page's chunk did not arrive.
@@ -182,11 +189,13 @@ pub async fn first_page_chunks_arrive() -> bool {
         }
         let loaded = match segments.as_slice() {
             ["sign-in"] => preload_sign_in().await,
-            [] | ["t", _] | ["account", "password"] => preload_home().await,
+            [] | ["t", _] | ["account", _] => preload_home().await,
             ["t", _, "integrations"] | ["t", _, "integrations", _] => preload_integrations().await,
             ["t", _, "agent-ops"] | ["t", _, "agent-ops", _] => preload_agent_ops().await,
             ["audit"] | ["audit", _] => preload_audit().await,
-            ["switches" | "limits" | "staff" | "pepper"] => preload_switches().await,
+            ["switches" | "limits" | "staff" | "pepper" | "freeze"] | ["staff", "sessions"] => {
+                preload_switches().await
+            }
             _ => Ok(()),
         };
         if loaded.is_ok() {

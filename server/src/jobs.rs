@@ -38,12 +38,13 @@ fn ticker(every: Duration) -> tokio::time::Interval {
     tick
 }
 
-/// Reverts switches whose expiry passed and retires client keys whose grace period ended,
-/// every [`TIMERS_EVERY`], until the pool is closed.
+/// Reverts switches whose expiry passed, lifts a freeze whose expiry passed, and retires
+/// client keys whose grace period ended, every [`TIMERS_EVERY`], until the pool is closed.
 pub async fn timers(pool: PgPool, controls: Arc<Controls>) {
     let mut tick = ticker(TIMERS_EVERY);
     let switch_timer = Actor::system(pool.clone(), "switch timer");
     let key_timer = Actor::system(pool.clone(), "client key timer");
+    let freeze_timer = Actor::system(pool.clone(), "freeze timer");
     while !pool.is_closed() {
         tick.tick().await;
         match app::panels::switches::ops::revert_expired(&switch_timer).await {
@@ -55,6 +56,19 @@ pub async fn timers(pool: PgPool, controls: Arc<Controls>) {
                 }
             }
             Err(err) => tracing::warn!(error = %err, "reverting timed kill switches failed"),
+        }
+        match app::panels::freeze::ops::lift_expired(&freeze_timer).await {
+            Ok(0) => {}
+            Ok(lifted) => {
+                tracing::info!(
+                    lifted,
+                    "a freeze of high-risk operations lifted at its expiry"
+                );
+                if let Err(err) = controls.reload_switches().await {
+                    tracing::warn!(error = %err, "reloading kill switches failed");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "lifting an expired freeze failed"),
         }
         match app::panels::agent_ops::ops::retire_due_keys(&key_timer).await {
             Ok(0) => {}

@@ -341,10 +341,13 @@ async fn staff_command(command: StaffCommand) -> Result<String, String> {
         }
         StaffCommand::ResetFactors { email, reason } => {
             let id = ops::id_by_email(&actor, &email).await.map_err(shown)?;
-            ops::reset_factors(&actor, id, &reason)
+            let secret = ops::reset_factors(&actor, id, &reason)
                 .await
                 .map_err(shown)?;
-            format!("second factors of {email} reset; their sessions have ended and their next sign-in sets up an authenticator app")
+            format!(
+                "second factors of {email} reset; their sessions have ended. Hand them this one-time password (shown once): {}\ntheir next sign-in replaces it, then sets up an authenticator app",
+                secret.password
+            )
         }
     };
     pool.close().await;

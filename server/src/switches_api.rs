@@ -150,7 +150,12 @@ fn body_for(
             }),
         );
     }
-    let body = json!({ "tenant": tenant.slug, "switches": switches }).to_string();
+    let body = json!({
+        "tenant": tenant.slug,
+        "switches": switches,
+        "freeze": app::domain::gateway::controls::state::freeze_json(state.freeze.as_ref()),
+    })
+    .to_string();
     let tag = etag(&body);
     (body.into(), tag.into())
 }

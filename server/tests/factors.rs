@@ -9,7 +9,7 @@ use app::domain::factors::{recovery, CODE_SHAPE};
 use app::domain::tokens::pepper::MasterKey;
 use app::panels::account::api::{ConfirmTotpEnrolment, StartTotpEnrolment};
 use app::panels::overview::api::ListTenants;
-use app::panels::staff::api::SetStaffActive;
+use app::panels::staff::api::{ResetStaffFactors, SetStaffActive};
 use axum::http::StatusCode;
 use leptos::server_fn::ServerFn as _;
 use sqlx::PgPool;
@@ -50,6 +50,11 @@ async fn a_first_sign_in_opens_nothing_but_enrolling_an_app(pool: PgPool) {
     assert!(shown["qr_svg"].as_str().unwrap().contains("<svg"));
     let secret = staged_secret(&pool, id).await;
     assert_eq!(shown["secret"], secret.base32());
+
+    // Another session with the same password cannot confirm the set-up this one started.
+    let body = format!("code={}", common::totp_code(&secret, 0));
+    let elsewhere = common::call(&app, ConfirmTotpEnrolment::PATH, &other, &body).await;
+    assert_eq!(elsewhere.status, StatusCode::CONFLICT, "{}", elsewhere.body);
 
     // A wrong first code, or one of the wrong shape: beside the field, nothing confirmed.
     for (bad, message) in [
@@ -351,4 +356,54 @@ async fn a_step_up_opens_dangerous_actions_for_ten_minutes(pool: PgPool) {
     // A recovery code is refused at step-up with a message, not counted as a wrong code.
     let recovery = common::call(&app, StepUp::PATH, &cookie, "code=k7m2q-9xw4d").await;
     assert_eq!(recovery.json()["field"], "code", "{}", recovery.body);
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_factor_reset_hands_over_a_new_password_so_the_old_one_enrols_nothing(pool: PgPool) {
+    let app = common::app_requiring_mfa(pool.clone());
+    let (_, admin, _) = common::person_with_totp(&pool, &app, Role::Admin).await;
+    let (id, victim, _) = common::person_with_totp(&pool, &app, Role::Operator).await;
+    let victim_email: String = sqlx::query_scalar("SELECT email FROM staff WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let no_reason = common::call(
+        &app,
+        ResetStaffFactors::PATH,
+        &admin,
+        &format!("staff_id={id}&reason="),
+    )
+    .await;
+    assert_eq!(no_reason.json()["field"], "reason", "{}", no_reason.body);
+    let reset = common::call(
+        &app,
+        ResetStaffFactors::PATH,
+        &admin,
+        &format!("staff_id={id}&reason=lost%20phone"),
+    )
+    .await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    let handed = reset.json()["password"].as_str().unwrap().to_owned();
+    // Their session ended; whoever knew the old password cannot sign in to enrol.
+    let stale = common::call(&app, ListTenants::PATH, &victim, "").await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED);
+    let (old, cookie) = common::sign_in(&app, &victim_email, common::PERSON_PASSWORD).await;
+    assert!(cookie.is_none(), "{}", old.body);
+    assert_eq!(old.json()["kind"], "invalid_credentials", "{}", old.body);
+    // The handed-over one signs in to a password change, then the enrolment.
+    let (_, cookie) = common::sign_in(&app, &victim_email, &handed).await;
+    let me = common::call(
+        &app,
+        Whoami::PATH,
+        &cookie.expect("the one-time password signs in"),
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(me["must_change_password"], true, "{me}");
+    let reset = common::audit(&pool, "staff.factors_reset").await;
+    assert_eq!(reset.len(), 1);
+    assert_eq!(reset[0].3["one_time_password"], true);
+    assert!(!reset[0].3.to_string().contains(&handed));
 }

@@ -10,8 +10,8 @@ use crate::common;
 use app::auth::api::{SignIn, SignOut, StepUp, VerifySecondFactor, Whoami};
 use app::auth::{Permission, Role};
 use app::panels::account::api::{
-    ChangePassword, ConfirmTotpEnrolment, NewRecoveryCodes, RemoveTotp, Security,
-    StartTotpEnrolment,
+    ChangePassword, ConfirmTotpEnrolment, EndMyOtherSessions, EndMySession, MySessions,
+    NewRecoveryCodes, RemoveTotp, Security, StartTotpEnrolment,
 };
 use app::panels::agent_ops::api::{
     CreateClient, GetClient, ListClients, PreviewClientRevoke, RevokeClient, RotateClientKey,
@@ -20,6 +20,7 @@ use app::panels::agent_ops::api::{
 use app::panels::audit::api::{
     AuditEvent, AuditHistogram, AuditOverview, AuditPage, SetAuditRetention,
 };
+use app::panels::freeze::api::{CurrentFreeze, FreezeOverview, LiftFreeze, StartFreeze};
 use app::panels::integrations::api::{
     GetToken, IntegrationsContext, ListTokens, MintToken, PreviewRevokeAll, RevokeAllTokens,
     RevokeToken,
@@ -31,7 +32,8 @@ use app::panels::pepper::api::{
     PepperVersions, PreviewPepperCompromise, RotatePepper, RotatePepperCompromised,
 };
 use app::panels::staff::api::{
-    ChangeStaffRole, CreateStaff, ListStaff, ResetStaffFactors, ResetStaffPassword, SetStaffActive,
+    ChangeStaffRole, CreateStaff, EndAllStaffSessions, EndStaffSession, ListStaff,
+    ResetStaffFactors, ResetStaffPassword, SetStaffActive, StaffSessions,
 };
 use app::panels::switches::api::{FlipSwitch, ListSwitches, RemoveSwitchOverride};
 use axum::http::StatusCode;
@@ -96,6 +98,24 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
             "code=12".into(),
         ),
         (NewRecoveryCodes::PATH, SteppedUp(OwnAccount), String::new()),
+        (MySessions::PATH, Staff(OwnAccount), String::new()),
+        (
+            EndMySession::PATH,
+            Staff(OwnAccount),
+            format!("session_id={nil}"),
+        ),
+        (EndMyOtherSessions::PATH, Staff(OwnAccount), String::new()),
+        (StaffSessions::PATH, Staff(ManageStaff), String::new()),
+        (
+            EndStaffSession::PATH,
+            Staff(ManageStaff),
+            format!("session_id={nil}&reason=r"),
+        ),
+        (
+            EndAllStaffSessions::PATH,
+            Staff(ManageStaff),
+            format!("staff_id={nil}&reason=r"),
+        ),
         (RemoveTotp::PATH, SteppedUp(OwnAccount), String::new()),
         (
             ResetStaffFactors::PATH,
@@ -245,6 +265,18 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
             format!("staff_id={nil}"),
         ),
         (ListSwitches::PATH, Staff(ViewConsole), String::new()),
+        (CurrentFreeze::PATH, Staff(ViewConsole), String::new()),
+        (FreezeOverview::PATH, Staff(ViewConsole), String::new()),
+        (
+            StartFreeze::PATH,
+            SteppedUp(CommandIncident),
+            "reason=&expires_minutes=".into(),
+        ),
+        (
+            LiftFreeze::PATH,
+            SteppedUp(CommandIncident),
+            "reason=r&confirmation=x".into(),
+        ),
         // Turning the agent API off is dangerous (turning it back on removes a protection:
         // both need the step-up; a switch like magicLinkEnabled does not).
         (

@@ -533,7 +533,10 @@ pub fn safe_next(next: Option<&str>) -> String {
 #[server]
 pub async fn sign_out() -> Result<(), AppError> {
     let actor = super::require(super::Permission::OwnAccount).await?;
-    let change = actor.change().await?;
+    let mut change = actor.change().await?;
+    if let Some(row) = actor.session_row() {
+        super::queries::end_session_row(&mut change, row, &actor.label(), "signed out").await?;
+    }
     let target = actor.staff().map(|s| format!("staff:{}", s.id));
     let mut event = actor.event("staff.sign_out");
     event.target = target;

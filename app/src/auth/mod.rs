@@ -163,6 +163,31 @@ pub struct StaffIdentity {
     pub mfa_optional: bool,
 }
 
+/// A live staff session, as the sessions lists show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffSession {
+    /// The session's row (what ending it names).
+    pub id: Uuid,
+    /// Whose it is.
+    pub staff_id: Uuid,
+    /// Their email.
+    pub email: String,
+    /// Browser and system, summarised from the user agent.
+    pub device: String,
+    /// The address it signed in from.
+    pub ip: Option<String>,
+    /// The second factor that opened it.
+    pub factor: crate::domain::factors::Factor,
+    /// When it signed in.
+    pub signed_in_at: time::OffsetDateTime,
+    /// When it was last used (to the minute).
+    pub last_seen_at: time::OffsetDateTime,
+    /// When a second factor was last used in it.
+    pub stepped_up_at: Option<time::OffsetDateTime>,
+    /// Whether it is the session asking.
+    pub current: bool,
+}
+
 impl StaffIdentity {
     /// Whether the UI should offer what `permission` guards (the server checks again).
     pub fn can(&self, permission: Permission) -> bool {

@@ -133,6 +133,82 @@ pub async fn stamp_step_up(change: &mut Change, row: Uuid) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// The live sessions (not ended, of the person's current epoch, inside both timeouts) of
+/// `staff`, or of everyone when `None`: most recently seen first, at most 500.
+pub async fn live_sessions(
+    db: impl PgExecutor<'_>,
+    staff: Option<Uuid>,
+) -> sqlx::Result<Vec<super::StaffSession>> {
+    let rows = sqlx::query!(
+        r#"SELECT ss.id, ss.staff_id, s.email, ss.factor AS "factor!: Factor", ss.signed_in_at,
+                  ss.last_seen_at, ss.stepped_up_at, host(ss.ip) AS ip, ss.user_agent
+           FROM staff_sessions ss JOIN staff s ON s.id = ss.staff_id
+           WHERE ss.ended_at IS NULL AND ss.epoch = s.session_epoch AND s.status = 'active'
+             AND ss.signed_in_at > now() - make_interval(secs => $2)
+             AND ss.last_seen_at > now() - make_interval(secs => $3)
+             AND ($1::uuid IS NULL OR ss.staff_id = $1)
+           ORDER BY ss.last_seen_at DESC, ss.id LIMIT 500"#,
+        staff,
+        super::session::ABSOLUTE_TIMEOUT.as_seconds_f64(),
+        // Seen stamps are at most a minute old (`touch_session`): one more minute of grace.
+        super::session::IDLE_TIMEOUT.as_seconds_f64() + 60.0,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| super::StaffSession {
+            id: r.id,
+            staff_id: r.staff_id,
+            email: r.email,
+            device: super::session::device(r.user_agent.as_deref().unwrap_or_default()),
+            ip: r.ip,
+            factor: r.factor,
+            signed_in_at: r.signed_in_at,
+            last_seen_at: r.last_seen_at,
+            stepped_up_at: r.stepped_up_at,
+            current: false,
+        })
+        .collect())
+}
+
+/// Ends the sessions of `staff` not ended yet, but for `keep`: each one's next request,
+/// on any instance, is signed out. Returns the rows it ended.
+pub async fn end_session_rows(
+    change: &mut Change,
+    staff: Uuid,
+    keep: Option<Uuid>,
+    by: &str,
+    reason: &str,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "UPDATE staff_sessions SET ended_at = now(), ended_by = $3, end_reason = $4
+         WHERE staff_id = $1 AND ended_at IS NULL AND ($2::uuid IS NULL OR id <> $2)
+         RETURNING id",
+        staff,
+        keep,
+        by,
+        reason
+    )
+    .fetch_all(change.db())
+    .await
+}
+
+/// Whose session `row` is, if it is not ended yet (locked, for ending it).
+pub async fn lock_session_owner(
+    change: &mut Change,
+    row: Uuid,
+) -> sqlx::Result<Option<(Uuid, String)>> {
+    Ok(sqlx::query!(
+        "SELECT ss.staff_id, s.email FROM staff_sessions ss JOIN staff s ON s.id = ss.staff_id
+         WHERE ss.id = $1 AND ss.ended_at IS NULL FOR UPDATE OF ss",
+        row
+    )
+    .fetch_optional(change.db())
+    .await?
+    .map(|r| (r.staff_id, r.email)))
+}
+
 /// Ends session `row` (its next request, on any instance, is signed out).
 pub async fn end_session_row(
     change: &mut Change,
@@ -217,14 +293,20 @@ pub async fn lock_for_sign_in(change: &mut Change, id: Uuid) -> sqlx::Result<Opt
 }
 
 /// Ends every session of `id`: sessions signed in under an older epoch stop working.
-pub async fn end_sessions(change: &mut Change, id: Uuid) -> sqlx::Result<()> {
+pub async fn end_sessions(
+    change: &mut Change,
+    id: Uuid,
+    by: &str,
+    reason: &str,
+) -> sqlx::Result<usize> {
     sqlx::query!(
         "UPDATE staff SET session_epoch = session_epoch + 1 WHERE id = $1",
         id
     )
     .execute(change.db())
     .await?;
-    Ok(())
+    // The epoch alone ends them; the rows say so too, for the sessions list and the record.
+    Ok(end_session_rows(change, id, None, by, reason).await?.len())
 }
 
 /// A successful sign-in: clears failures and any lock, stamps the time.

@@ -152,9 +152,79 @@ pub async fn end(session: &Session) -> Result<(), AppError> {
     session.flush().await.map_err(internal)
 }
 
+/// A user agent in two words, browser and system ("Firefox on Linux"), for the sessions
+/// lists: enough to tell one's laptop from one's phone, or from a script.
+pub fn device(user_agent: &str) -> String {
+    let ua = user_agent;
+    if ua.trim().is_empty() {
+        return "Unknown device".to_owned();
+    }
+    let browser = if ua.contains("Firefox/") {
+        "Firefox"
+    } else if ua.contains("Edg/") {
+        "Edge"
+    } else if ua.contains("OPR/") {
+        "Opera"
+    } else if ua.contains("Chrome/") || ua.contains("Chromium/") {
+        "Chrome"
+    } else if ua.contains("Safari/") {
+        "Safari"
+    } else if ua.starts_with("curl/") {
+        "curl"
+    } else {
+        // A script or tool: its own first word, cut short.
+        return ua
+            .split(['/', ' '])
+            .next()
+            .unwrap_or("Unknown")
+            .chars()
+            .take(40)
+            .collect();
+    };
+    let system = if ua.contains("Android") {
+        "Android"
+    } else if ua.contains("iPhone") || ua.contains("iPad") {
+        "iOS"
+    } else if ua.contains("Windows") {
+        "Windows"
+    } else if ua.contains("Mac OS X") || ua.contains("Macintosh") {
+        "macOS"
+    } else if ua.contains("CrOS") {
+        "ChromeOS"
+    } else if ua.contains("Linux") {
+        "Linux"
+    } else {
+        return browser.to_owned();
+    };
+    format!("{browser} on {system}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_agents_read_as_browser_and_system() {
+        assert_eq!(
+            device("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"),
+            "Firefox on Linux"
+        );
+        assert_eq!(
+            device("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15"),
+            "Safari on macOS"
+        );
+        assert_eq!(
+            device("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36 Edg/124.0"),
+            "Edge on Windows"
+        );
+        assert_eq!(
+            device("Mozilla/5.0 (Linux; Android 14) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Mobile Safari/537.36"),
+            "Chrome on Android"
+        );
+        assert_eq!(device("curl/8.5.0"), "curl");
+        assert_eq!(device("python-requests/2.31"), "python-requests");
+        assert_eq!(device(""), "Unknown device");
+    }
 
     #[test]
     fn sessions_end_twelve_hours_after_sign_in_however_active() {

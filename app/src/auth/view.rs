@@ -101,6 +101,7 @@ pub fn UserMenu(staff: StaffIdentity) -> impl IntoView {
                 <span class="ml-2 rounded bg-slate-700 px-1.5 py-0.5 text-xs text-slate-200">{staff.role.label()}</span>
             </span>
             <a href="/account/security" class="rounded-md px-2 py-1 hover:bg-slate-800">"Security"</a>
+            <a href="/account/sessions" class="rounded-md px-2 py-1 hover:bg-slate-800">"Sessions"</a>
             <a href="/account/password" class="rounded-md px-2 py-1 hover:bg-slate-800">"Change password"</a>
             <ActionForm action>
                 <button type="submit" class="rounded-md border border-slate-600 px-2 py-1 hover:bg-slate-800">

@@ -15,3 +15,8 @@ pub struct StaffResource(pub Resource<Result<Option<StaffIdentity>, AppError>>);
 /// The tenants the switcher lists, loaded once the person is signed in.
 #[derive(Clone, Copy)]
 pub struct TenantsResource(pub Resource<Result<Vec<Tenant>, AppError>>);
+
+/// The freeze on now, as the top bar shows it: read again on every navigation, and by the
+/// Freeze page after it turns one on or lifts it.
+#[derive(Clone, Copy)]
+pub struct FreezeResource(pub Resource<Result<Option<crate::domain::freeze::Freeze>, AppError>>);

@@ -3,10 +3,12 @@
 use crate::auth::api::whoami;
 use crate::auth::view::UserMenu;
 use crate::auth::{Permission, StaffIdentity};
-use crate::components::context::{StaffResource, TenantsResource};
+use crate::components::context::{FreezeResource, StaffResource, TenantsResource};
 use crate::components::feedback::ErrorNotice;
 use crate::components::loaded::loaded;
 use crate::components::tenant_switcher::TenantSwitcher;
+use crate::panels::freeze::api::current_freeze;
+use crate::panels::freeze::view::FreezeBanner;
 use crate::panels::overview::api::list_tenants;
 use leptos::prelude::*;
 use leptos_router::components::{Outlet, Redirect};
@@ -149,6 +151,10 @@ fn Chrome(staff: StaffIdentity) -> impl IntoView {
     let location = use_location();
     let current = Memo::new(move |_| tenant_from_path(&location.pathname.get()));
     provide_context(TenantsResource(Resource::new(|| (), |_| list_tenants())));
+    // Read again on every navigation (and by the Freeze page after a change): a freeze
+    // another commander turns on shows at the next page.
+    let freeze = Resource::new(move || location.pathname.get(), |_| current_freeze());
+    provide_context(FreezeResource(freeze));
     let can_manage_staff = staff.can(Permission::ManageStaff);
     let mfa_optional = staff.mfa_optional;
 
@@ -160,6 +166,7 @@ fn Chrome(staff: StaffIdentity) -> impl IntoView {
                     "Second factors are optional on this server (MFA_REQUIRED=false, for development only): a password alone opens accounts without one."
                 </p>
             })}
+            <FreezeBanner freeze />
             <header class="flex items-center gap-6 border-b border-slate-800 bg-slate-900 px-4 py-2 text-slate-100">
                 <a href="/" class="flex items-center gap-2 rounded font-semibold tracking-tight">
                     <img src="/favicon.svg" alt="" class="h-6 w-6" />
@@ -216,6 +223,7 @@ fn SideNav(current: Memo<Option<String>>, can_manage_staff: bool) -> impl IntoVi
                 {link("/switches".to_owned(), "Kill switches")}
                 {link("/limits".to_owned(), "Rate limits & blocks")}
                 {link("/pepper".to_owned(), "Token pepper")}
+                {link("/freeze".to_owned(), "Freeze")}
                 {can_manage_staff.then(|| link("/staff".to_owned(), "Staff"))}
             </ul>
         </nav>

@@ -7,6 +7,7 @@
 //! - [`gateway`]: the data plane: the token verifier, its cache and audit ledger, the change
 //!   listener, and the controls (kill switches, rate limits, IP blocks) it decides with;
 //! - [`factors`]: staff second factors (TOTP, recovery codes);
+//! - [`freeze`]: the platform-wide freeze of high-risk operations, and its guard;
 //! - [`sealed`]: secrets sealed under `ENCRYPTION_KEY` (peppers, TOTP secrets);
 //! - [`input`]: input rules shared by the panels and the command line.
 //!
@@ -15,6 +16,7 @@
 
 pub mod audit;
 pub mod factors;
+pub mod freeze;
 pub mod gateway;
 pub mod input;
 #[cfg(feature = "ssr")]

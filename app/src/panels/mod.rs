@@ -18,6 +18,7 @@
 pub mod account;
 pub mod agent_ops;
 pub mod audit;
+pub mod freeze;
 pub mod integrations;
 pub mod limits;
 pub mod overview;

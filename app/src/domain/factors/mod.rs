@@ -24,6 +24,16 @@ crate::domain::status::status! {
 }
 
 impl Factor {
+    /// How the sessions lists name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::None => "password only",
+            Self::Totp => "authenticator app",
+            Self::RecoveryCode => "recovery code",
+            Self::Passkey => "passkey",
+        }
+    }
+
     /// Whether using this factor counts as stepping up (a recovery code does not: it is the
     /// way back in when the app is lost, not a proof of holding it).
     pub fn steps_up(self) -> bool {

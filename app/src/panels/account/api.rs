@@ -92,3 +92,34 @@ pub async fn remove_totp() -> Result<(), AppError> {
     let actor = require_stepped_up(Permission::OwnAccount).await?;
     super::ops::remove_totp(&actor).await
 }
+
+/// The signed-in person's live sessions, this one marked.
+#[server]
+pub async fn my_sessions() -> Result<Vec<crate::auth::StaffSession>, AppError> {
+    use crate::auth::{require, Permission};
+    let actor = require(Permission::OwnAccount).await?;
+    let staff = actor.staff().ok_or(AppError::Forbidden)?;
+    let mut sessions = crate::auth::queries::live_sessions(actor.reader(), Some(staff.id)).await?;
+    for s in &mut sessions {
+        s.current = actor.session_row() == Some(s.id);
+    }
+    Ok(sessions)
+}
+
+/// Ends one of the person's other sessions.
+#[server]
+pub async fn end_my_session(session_id: String) -> Result<(), AppError> {
+    use crate::auth::{require, Permission};
+    let actor = require(Permission::OwnAccount).await?;
+    let id = uuid::Uuid::parse_str(session_id.trim())
+        .map_err(|_| AppError::validation("session_id", "That is not a session id."))?;
+    super::ops::end_own_session(&actor, id).await
+}
+
+/// Ends every session of the person but this one; answers how many ended.
+#[server]
+pub async fn end_my_other_sessions() -> Result<usize, AppError> {
+    use crate::auth::{require, Permission};
+    let actor = require(Permission::OwnAccount).await?;
+    super::ops::end_other_sessions(&actor).await
+}

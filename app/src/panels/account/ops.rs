@@ -120,6 +120,14 @@ pub async fn change_own_password(
     if let Some(row) = actor.session_row() {
         queries::move_session(&mut change, row, epoch).await?;
     }
+    crate::auth::queries::end_session_rows(
+        &mut change,
+        staff.id,
+        actor.session_row(),
+        &actor.label(),
+        "password changed",
+    )
+    .await?;
     change
         .commit(
             actor
@@ -142,7 +150,7 @@ pub async fn start_totp(actor: &Actor, master: &MasterKey) -> Result<TotpEnrolme
     let secret = TotpSecret::generate();
     let (nonce, sealed) = secret.seal(master, staff.id);
     let mut change = actor.change().await?;
-    if !queries::stage_totp(&mut change, staff.id, &nonce, &sealed).await? {
+    if !queries::stage_totp(&mut change, staff.id, &nonce, &sealed, actor.session_row()).await? {
         return Err(AppError::Conflict {
             field: None,
             message: "You already have an authenticator app. To move to a new phone, ask an admin to reset your second factors, or use a recovery code after the reset.".into(),
@@ -174,11 +182,15 @@ pub async fn confirm_totp(
     let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
     let code = Code::parse_totp(code).map_err(|message| AppError::validation("code", message))?;
     let mut change = actor.change().await?;
-    let Some((nonce, sealed)) = queries::staged_totp(&mut change, staff.id).await? else {
+    // Only the session that started the set-up confirms it: another session with the same
+    // password (someone else's) cannot finish, or quietly replace, the owner's.
+    let Some((nonce, sealed, _)) = queries::staged_totp(&mut change, staff.id)
+        .await?
+        .filter(|(_, _, staged_in)| *staged_in == actor.session_row())
+    else {
         return Err(AppError::Conflict {
             field: None,
-            message: "No authenticator app is waiting to be confirmed: start the set-up again."
-                .into(),
+            message: "No authenticator app is waiting to be confirmed in this session: start the set-up again here.".into(),
         });
     };
     let secret = TotpSecret::open(master, staff.id, &nonce, &sealed)
@@ -196,12 +208,7 @@ pub async fn confirm_totp(
         i64::try_from(step).unwrap_or(i64::MAX),
     )
     .await?;
-    let codes = recovery::generate();
-    let hashes: Vec<Vec<u8>> = codes
-        .iter()
-        .map(|c| recovery::hash(master, c).to_vec())
-        .collect();
-    queries::replace_recovery_codes(&mut change, staff.id, &hashes).await?;
+    let codes = replace_recovery_codes(&mut change, master, staff.id).await?;
     if let Some(row) = actor.session_row() {
         crate::auth::queries::enrolled_in(&mut change, row).await?;
     }
@@ -214,6 +221,22 @@ pub async fn confirm_totp(
         )
         .await?;
     Ok(RecoveryCodes(codes))
+}
+
+/// A new set of recovery codes for `staff`, stored hashed in place of the old set: the
+/// codes themselves, to be shown once.
+async fn replace_recovery_codes(
+    change: &mut crate::auth::Change,
+    master: &MasterKey,
+    staff: uuid::Uuid,
+) -> Result<Vec<String>, AppError> {
+    let codes = recovery::generate();
+    let hashes: Vec<Vec<u8>> = codes
+        .iter()
+        .map(|c| recovery::hash(master, c).to_vec())
+        .collect();
+    queries::replace_recovery_codes(change, staff, &hashes).await?;
+    Ok(codes)
 }
 
 /// Replaces the person's recovery codes with a new set (returned to be shown once); the
@@ -234,12 +257,7 @@ pub async fn new_recovery_codes(
             message: "Set up an authenticator app first: recovery codes are its fallback.".into(),
         });
     }
-    let codes = recovery::generate();
-    let hashes: Vec<Vec<u8>> = codes
-        .iter()
-        .map(|c| recovery::hash(master, c).to_vec())
-        .collect();
-    queries::replace_recovery_codes(&mut change, staff.id, &hashes).await?;
+    let codes = replace_recovery_codes(&mut change, master, staff.id).await?;
     change
         .commit(
             actor
@@ -267,4 +285,57 @@ pub async fn remove_totp(actor: &Actor) -> Result<(), AppError> {
         "totp",
         "This is your only second factor, so it cannot be removed: the console would then open with your password alone. Ask an admin to reset your second factors if the phone is lost.",
     ))
+}
+
+/// Ends one of the person's own sessions (a browser left signed in elsewhere). Not the one
+/// asking: that is signing out.
+pub async fn end_own_session(actor: &Actor, id: uuid::Uuid) -> Result<(), AppError> {
+    let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
+    if actor.session_row() == Some(id) {
+        return Err(AppError::Conflict {
+            field: None,
+            message: "That is this session: sign out instead.".into(),
+        });
+    }
+    let mut change = actor.change().await?;
+    let owner = crate::auth::queries::lock_session_owner(&mut change, id).await?;
+    if owner.is_none_or(|(owner, _)| owner != staff.id) {
+        return Err(AppError::not_found("That session"));
+    }
+    crate::auth::queries::end_session_row(&mut change, id, &actor.label(), "ended by its owner")
+        .await?;
+    change
+        .commit(
+            actor
+                .event("staff.session_ended")
+                .target(format!("staff:{}", staff.id))
+                .reason("ended by its owner")
+                .details(serde_json::json!({ "session": id, "by_owner": true })),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Ends every session of the person but the one asking. Returns how many ended.
+pub async fn end_other_sessions(actor: &Actor) -> Result<usize, AppError> {
+    let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
+    let mut change = actor.change().await?;
+    let ended = crate::auth::queries::end_session_rows(
+        &mut change,
+        staff.id,
+        actor.session_row(),
+        &actor.label(),
+        "ended by its owner",
+    )
+    .await?;
+    change
+        .commit(
+            actor
+                .event("staff.sessions_ended")
+                .target(format!("staff:{}", staff.id))
+                .reason("ended by their owner")
+                .details(serde_json::json!({ "sessions": ended, "by_owner": true, "kept": actor.session_row() })),
+        )
+        .await?;
+    Ok(ended.len())
 }

@@ -92,16 +92,19 @@ pub async fn stage_totp(
     id: Uuid,
     nonce: &[u8],
     sealed: &[u8],
+    session: Option<Uuid>,
 ) -> sqlx::Result<bool> {
     Ok(sqlx::query!(
-        "INSERT INTO staff_totp (staff_id, nonce, secret_sealed) VALUES ($1, $2, $3)
+        "INSERT INTO staff_totp (staff_id, nonce, secret_sealed, staged_in) VALUES ($1, $2, $3, $4)
          ON CONFLICT (staff_id) DO UPDATE
              SET nonce = EXCLUDED.nonce, secret_sealed = EXCLUDED.secret_sealed,
-                 created_at = now(), last_step = NULL, last_used_at = NULL
+                 created_at = now(), last_step = NULL, last_used_at = NULL,
+                 staged_in = EXCLUDED.staged_in
              WHERE staff_totp.confirmed_at IS NULL",
         id,
         nonce,
-        sealed
+        sealed,
+        session
     )
     .execute(change.db())
     .await?
@@ -109,19 +112,20 @@ pub async fn stage_totp(
         == 1)
 }
 
-/// The secret waiting for its first code, locked until the change ends.
+/// The secret waiting for its first code, locked until the change ends, with the session
+/// that staged it.
 pub async fn staged_totp(
     change: &mut Change,
     id: Uuid,
-) -> sqlx::Result<Option<(Vec<u8>, Vec<u8>)>> {
+) -> sqlx::Result<Option<(Vec<u8>, Vec<u8>, Option<Uuid>)>> {
     Ok(sqlx::query!(
-        "SELECT nonce, secret_sealed FROM staff_totp
+        "SELECT nonce, secret_sealed, staged_in FROM staff_totp
          WHERE staff_id = $1 AND confirmed_at IS NULL FOR UPDATE",
         id
     )
     .fetch_optional(change.db())
     .await?
-    .map(|r| (r.nonce, r.secret_sealed)))
+    .map(|r| (r.nonce, r.secret_sealed, r.staged_in)))
 }
 
 /// Confirms the staged secret with the step its first code matched.

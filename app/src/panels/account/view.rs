@@ -225,3 +225,65 @@ fn RecoveryCodesReveal(codes: Vec<String>) -> impl IntoView {
         </div>
     }
 }
+
+/// `/account/sessions`: where the person is signed in; end any other session, or all.
+#[component]
+pub fn AccountSessionsPage() -> impl IntoView {
+    use super::api::{my_sessions, EndMyOtherSessions, EndMySession};
+    use crate::components::feedback::ErrorNotice;
+    use crate::components::form::successes;
+    use crate::components::loaded::loaded;
+    use crate::components::sessions::SessionsTable;
+    let end_one = ServerAction::<EndMySession>::new();
+    let end_others = ServerAction::<EndMyOtherSessions>::new();
+    let ended_one = successes(end_one.value());
+    let ended_others = successes(end_others.value());
+    let sessions = Resource::new(
+        move || (ended_one.get(), ended_others.get()),
+        |_| my_sessions(),
+    );
+    let one_errors = FormErrors::of(end_one.value());
+    let others_errors = FormErrors::of(end_others.value());
+    let done = Signal::derive(move || match end_others.value().get() {
+        Some(Ok(n)) => Some(format!("{n} other session(s) ended.")),
+        _ => None,
+    });
+    let action = Callback::new(move |s: crate::auth::StaffSession| {
+        if s.current {
+            view! { <span class="badge badge-success">"This session"</span> }.into_any()
+        } else {
+            let id = s.id.to_string();
+            view! {
+                <ActionForm action=end_one>
+                    <input type="hidden" name="session_id" value=id />
+                    <button type="submit" class="btn" aria-label=format!("End the session on {}", s.device)>"End"</button>
+                </ActionForm>
+            }
+            .into_any()
+        }
+    });
+    view! {
+        <Title text="Your sessions" />
+        <h1 class="text-2xl font-semibold">"Your sessions"</h1>
+        <p class="mt-1 max-w-prose text-slate-600">
+            "Where you are signed in. End a session you do not recognise, then change your password: ending it signs that browser out at its next request, on every server."
+        </p>
+        <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match loaded(sessions).await {
+                    Ok(rows) => view! {
+                        <SessionsTable rows whose=false caption="Your sessions" testid="my-sessions"
+                            empty=("No sessions", "Signing in opens one.") action />
+                    }.into_any(),
+                    Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
+                }
+            })}
+        </Transition>
+        <FormFeedback error=one_errors.other() />
+        <ActionForm action=end_others attr:class="mt-4">
+            <button type="submit" class="btn-danger" disabled=move || end_others.pending().get()>"End all other sessions"</button>
+        </ActionForm>
+        <FormFeedback error=others_errors.other() done />
+    }
+    .into_any()
+}

@@ -109,6 +109,14 @@ pub async fn set_active(
 ) -> Result<(), AppError> {
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
+    if active {
+        change = crate::domain::freeze::guard(
+            actor,
+            change,
+            crate::domain::freeze::FrozenOp::ReactivateClient,
+        )
+        .await?;
+    }
     let client = lock(&mut change, tenant, id).await?;
     let (from, to, action) = match (client.status.as_str(), active) {
         ("revoked", _) => return Err(revoked_is_final(&client.name)),

@@ -63,6 +63,12 @@ pub async fn set_retention(
     // lengthening records it after, in the new one. Recorded in the shorter class, it
     // would be dropped together with the events it explains.
     if months < row.audit_retention_months {
+        let change = crate::domain::freeze::guard(
+            actor,
+            change,
+            crate::domain::freeze::FrozenOp::LowerRetention,
+        )
+        .await?;
         let mut recorded = change.record_first(event).await?;
         queries::set_class(recorded.change(), row.id, months).await?;
         recorded.commit().await?;

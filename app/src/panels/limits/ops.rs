@@ -222,7 +222,12 @@ pub async fn add_block(
 pub async fn remove_block(actor: &Actor, network: &str, reason: &str) -> Result<(), AppError> {
     let net = parse_network(network, "network")?;
     let reason = normalize_reason(reason)?;
-    let mut change = actor.change().await?;
+    let mut change = crate::domain::freeze::guard(
+        actor,
+        actor.change().await?,
+        crate::domain::freeze::FrozenOp::UnblockAddress,
+    )
+    .await?;
     let removed = queries::delete_block(&mut change, &net.to_string()).await?;
     let Some(blocked_for) = removed else {
         return Err(AppError::Conflict {

@@ -120,7 +120,12 @@ pub async fn rotate_staged(
     let hours = parse_grace(grace_hours)?;
     let reason = crate::domain::input::normalize_reason(reason)?;
     check_confirmation(confirmation, super::CONFIRM_STAGED)?;
-    let mut change = actor.change().await?;
+    let mut change = crate::domain::freeze::guard(
+        actor,
+        actor.change().await?,
+        crate::domain::freeze::FrozenOp::StagePepperRotation,
+    )
+    .await?;
     let (live, max) = queries::lock_live(&mut change).await?;
     let now = OffsetDateTime::now_utc();
     let mut retired_previous = None;

@@ -63,9 +63,44 @@ pub async fn reset_staff_password(staff_id: String) -> Result<OneTimePassword, A
     super::ops::reset_password(&actor, parse_id(&staff_id)?, None).await
 }
 
-/// Resets a staff member's second factors (with a reason), ending their sessions.
+/// Resets a staff member's second factors (with a reason), ending their sessions; answers
+/// the one-time password that replaces theirs, shown once.
 #[server]
-pub async fn reset_staff_factors(staff_id: String, reason: String) -> Result<(), AppError> {
+pub async fn reset_staff_factors(
+    staff_id: String,
+    reason: String,
+) -> Result<OneTimePassword, AppError> {
     let actor = require_stepped_up(Permission::ManageStaff).await?;
     super::ops::reset_factors(&actor, parse_id(&staff_id)?, &reason).await
+}
+
+#[cfg(feature = "ssr")]
+fn parse_session(raw: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(raw.trim())
+        .map_err(|_| AppError::validation("session_id", "That is not a session id."))
+}
+
+/// Every live staff session, of everyone: who is signed in, where, since when.
+#[server]
+pub async fn staff_sessions() -> Result<Vec<crate::auth::StaffSession>, AppError> {
+    let actor = require(Permission::ManageStaff).await?;
+    let mut sessions = crate::auth::queries::live_sessions(actor.reader(), None).await?;
+    for s in &mut sessions {
+        s.current = actor.session_row() == Some(s.id);
+    }
+    Ok(sessions)
+}
+
+/// Ends one staff session, with a reason. Protective: no step-up, allowed during a freeze.
+#[server]
+pub async fn end_staff_session(session_id: String, reason: String) -> Result<(), AppError> {
+    let actor = require(Permission::ManageStaff).await?;
+    super::ops::end_session(&actor, parse_session(&session_id)?, &reason).await
+}
+
+/// Ends every session of one staff member, with a reason; answers how many were live.
+#[server]
+pub async fn end_all_staff_sessions(staff_id: String, reason: String) -> Result<usize, AppError> {
+    let actor = require(Permission::ManageStaff).await?;
+    super::ops::end_all_sessions(&actor, parse_id(&staff_id)?, &reason).await
 }

@@ -3,6 +3,7 @@
 
 use super::{normalize_email, normalize_name, queries, OneTimePassword};
 use crate::auth::{password, Actor, Role};
+use crate::domain::freeze::{guard, FrozenOp};
 use crate::error::AppError;
 use uuid::Uuid;
 
@@ -26,7 +27,7 @@ pub async fn create(
     };
     let hash = password::hash(&secret).await?;
 
-    let mut change = actor.change().await?;
+    let mut change = guard(actor, actor.change().await?, FrozenOp::CreateStaff).await?;
     let created_by = actor.staff().map(|s| s.id);
     // A taken email fails on `staff_email_key`, which reads as the email field's message
     // (crate::error::UNIQUE_MEANINGS).
@@ -76,7 +77,7 @@ async fn keep_an_admin(
 
 /// Changes someone's role.
 pub async fn change_role(actor: &Actor, id: Uuid, role: Role) -> Result<(), AppError> {
-    let mut change = actor.change().await?;
+    let mut change = guard(actor, actor.change().await?, FrozenOp::ChangeStaffRole).await?;
     if role != Role::Admin {
         keep_an_admin(
             &mut change,
@@ -121,7 +122,9 @@ pub async fn set_active(actor: &Actor, id: Uuid, active: bool) -> Result<(), App
         });
     }
     let mut change = actor.change().await?;
-    if !active {
+    if active {
+        change = guard(actor, change, FrozenOp::EnableStaff).await?;
+    } else {
         keep_an_admin(
             &mut change,
             id,
@@ -142,7 +145,7 @@ pub async fn set_active(actor: &Actor, id: Uuid, active: bool) -> Result<(), App
     }
     queries::set_active(&mut change, id, active).await?;
     if !active {
-        crate::auth::queries::end_sessions(&mut change, id).await?;
+        crate::auth::queries::end_sessions(&mut change, id, &actor.label(), "disabled").await?;
     }
     change
         .commit(
@@ -180,12 +183,12 @@ pub async fn reset_password(
         None => password::generate_one_time_password(),
     };
     let hash = password::hash(&secret).await?;
-    let mut change = actor.change().await?;
+    let mut change = guard(actor, actor.change().await?, FrozenOp::ResetStaffPassword).await?;
     let current = lock_target(&mut change, id).await?;
     queries::set_password(&mut change, id, &hash).await?;
     // A reset answers a suspected compromise: whoever holds a session now loses it, and
     // whoever holds one of their tokens too (revoked, each audited).
-    crate::auth::queries::end_sessions(&mut change, id).await?;
+    crate::auth::queries::end_sessions(&mut change, id, &actor.label(), "password reset").await?;
     crate::panels::integrations::ops::revoke_owned_by_staff(
         &mut change,
         actor,
@@ -217,10 +220,17 @@ pub async fn id_by_email(actor: &Actor, email: &str) -> Result<Uuid, AppError> {
 }
 
 /// Resets someone's second factors (a lost phone): their authenticator app and recovery
-/// codes are deleted and their sessions end, so their next sign-in enrols a factor again.
-/// Never one's own: a person changes their own factors with a factor, on their security
-/// page.
-pub async fn reset_factors(actor: &Actor, id: Uuid, reason: &str) -> Result<(), AppError> {
+/// codes are deleted, their sessions end, and their password is replaced by a one-time
+/// password (returned, for the admin to hand over in person or by another channel). So
+/// whoever else knows the old password cannot sign in and enrol a factor of their own
+/// before the owner does: the next sign-in needs the new password, then a new password of
+/// the owner's choosing, then a new factor. Never one's own: a person changes their own
+/// factors with a factor, on their security page.
+pub async fn reset_factors(
+    actor: &Actor,
+    id: Uuid,
+    reason: &str,
+) -> Result<OneTimePassword, AppError> {
     let reason = crate::domain::input::normalize_reason(reason)?;
     if actor.staff().is_some_and(|s| s.id == id) {
         return Err(AppError::Conflict {
@@ -229,7 +239,10 @@ pub async fn reset_factors(actor: &Actor, id: Uuid, reason: &str) -> Result<(), 
                 .into(),
         });
     }
-    let mut change = actor.change().await?;
+    // Hash before opening the change: no row stays locked while the hash waits its turn.
+    let secret = password::generate_one_time_password();
+    let hash = password::hash(&secret).await?;
+    let mut change = guard(actor, actor.change().await?, FrozenOp::ResetStaffFactors).await?;
     let current = lock_target(&mut change, id).await?;
     let (totp, codes) = queries::delete_factors(&mut change, id).await?;
     if totp == 0 && codes == 0 {
@@ -238,7 +251,9 @@ pub async fn reset_factors(actor: &Actor, id: Uuid, reason: &str) -> Result<(), 
             message: format!("{} has no second factor to reset.", current.email),
         });
     }
-    crate::auth::queries::end_sessions(&mut change, id).await?;
+    queries::set_password(&mut change, id, &hash).await?;
+    crate::auth::queries::end_sessions(&mut change, id, &actor.label(), "second factors reset")
+        .await?;
     change
         .commit(
             actor
@@ -250,8 +265,53 @@ pub async fn reset_factors(actor: &Actor, id: Uuid, reason: &str) -> Result<(), 
                     "authenticator_apps": totp,
                     "recovery_codes": codes,
                     "sessions_ended": true,
+                    "one_time_password": true,
                 })),
         )
         .await?;
+    Ok(OneTimePassword {
+        email: current.email,
+        password: secret,
+    })
+}
+
+/// Ends one staff session (the runbook's deny-list: a session believed stolen), with a
+/// reason: its next request, on any instance, is signed out.
+pub async fn end_session(actor: &Actor, session: Uuid, reason: &str) -> Result<(), AppError> {
+    let reason = crate::domain::input::normalize_reason(reason)?;
+    let mut change = actor.change().await?;
+    let (owner, email) = crate::auth::queries::lock_session_owner(&mut change, session)
+        .await?
+        .ok_or_else(|| AppError::not_found("That session (it may have ended already)"))?;
+    crate::auth::queries::end_session_row(&mut change, session, &actor.label(), &reason).await?;
+    change
+        .commit(
+            actor
+                .event("staff.session_ended")
+                .target(format!("staff:{owner}"))
+                .reason(reason)
+                .details(serde_json::json!({ "session": session, "email": email })),
+        )
+        .await?;
     Ok(())
+}
+
+/// Ends every session of staff member `id`, in one action, with a reason. Returns how many
+/// were live.
+pub async fn end_all_sessions(actor: &Actor, id: Uuid, reason: &str) -> Result<usize, AppError> {
+    let reason = crate::domain::input::normalize_reason(reason)?;
+    let mut change = actor.change().await?;
+    let current = lock_target(&mut change, id).await?;
+    let ended =
+        crate::auth::queries::end_sessions(&mut change, id, &actor.label(), &reason).await?;
+    change
+        .commit(
+            actor
+                .event("staff.sessions_ended")
+                .target(format!("staff:{id}"))
+                .reason(reason)
+                .details(serde_json::json!({ "email": current.email, "sessions": ended })),
+        )
+        .await?;
+    Ok(ended)
 }

@@ -56,6 +56,11 @@ pub fn StaffPage() -> impl IntoView {
             revealed.set(Some(secret));
         }
     });
+    Effect::new(move |_| {
+        if let Some(Ok(secret)) = reset_factors.value().get() {
+            revealed.set(Some(secret));
+        }
+    });
     // The latest row action's error; cleared when a later row action succeeds.
     let row_error = RwSignal::new(None::<crate::error::AppError>);
     Effect::new(move |_| {
@@ -90,6 +95,7 @@ pub fn StaffPage() -> impl IntoView {
         <h1 class="text-2xl font-semibold">"Staff"</h1>
         <p class="mt-1 text-slate-600">
             "Who can use the console, and with which role. Disabling someone ends their sessions at once."
+            " " <a href="/staff/sessions" class="underline">"See who is signed in"</a>
         </p>
         <Show when=move || revealed.get().is_some()>
             <RevealPassword secret=Signal::derive(move || revealed.get()) />
@@ -236,4 +242,101 @@ fn StaffTable(
             </DataTable>
     }
     .into_any()
+}
+
+/// `/staff/sessions`: every live staff session (the runbook's deny-list): end one believed
+/// stolen, or every session of one person, each with a reason.
+#[component]
+pub fn StaffSessionsPage() -> impl IntoView {
+    use super::api::{staff_sessions, EndAllStaffSessions, EndStaffSession};
+    use crate::components::sessions::SessionsTable;
+    let end_one = ServerAction::<EndStaffSession>::new();
+    let end_all = ServerAction::<EndAllStaffSessions>::new();
+    let ended_one = successes(end_one.value());
+    let ended_all = successes(end_all.value());
+    let sessions = Resource::new(
+        move || (ended_one.get(), ended_all.get()),
+        |_| staff_sessions(),
+    );
+    let one_errors = FormErrors::of(end_one.value());
+    let all_errors = FormErrors::of(end_all.value());
+    let done_one = Signal::derive(move || {
+        matches!(end_one.value().get(), Some(Ok(()))).then(|| "Session ended.".to_owned())
+    });
+    let done_all = Signal::derive(move || match end_all.value().get() {
+        Some(Ok(n)) => Some(format!("{n} session(s) ended.")),
+        _ => None,
+    });
+    let action = Callback::new(move |s: crate::auth::StaffSession| {
+        let id = s.id.to_string();
+        let reason_id = format!("end-reason-{id}");
+        let label = format!(
+            "Reason for ending the session of {} on {}",
+            s.email, s.device
+        );
+        view! {
+            <ActionForm action=end_one attr:class="flex gap-2">
+                <input type="hidden" name="session_id" value=id />
+                <label for=reason_id.clone() class="sr-only">{label}</label>
+                <input id=reason_id name="reason" class="input w-40" placeholder="Reason" />
+                <button type="submit" class="btn-danger">{if s.current { "End (yours)" } else { "End" }}</button>
+            </ActionForm>
+        }
+        .into_any()
+    });
+    view! {
+        <Title text="Staff sessions" />
+        <h1 class="text-2xl font-semibold">"Staff sessions"</h1>
+        <p class="mt-1 max-w-prose text-slate-600">
+            "Everyone signed in to the console. A session ended here is signed out at its next request, on every server; each ending is recorded with its reason."
+        </p>
+        // The rows' forms have no place for a message beside their reason: every error of
+        // ending one session shows here.
+        <FormFeedback error=Signal::derive(move || one_errors.error().get().map(|e| e.to_string())) done=done_one />
+        <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match loaded(sessions).await {
+                    Ok(rows) => {
+                        let mut people: Vec<(String, String)> = rows
+                            .iter()
+                            .map(|s| (s.staff_id.to_string(), s.email.clone()))
+                            .collect();
+                        people.sort_by(|a, b| a.1.cmp(&b.1));
+                        people.dedup();
+                        view! {
+                            <SessionsTable rows whose=true caption="Live staff sessions" testid="staff-sessions"
+                                empty=("Nobody is signed in", "Sessions appear here as people sign in.") action />
+                            <EndAllForm people action=end_all errors=all_errors />
+                        }.into_any()
+                    }
+                    Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
+                }
+            })}
+        </Transition>
+        <FormFeedback error=all_errors.other() done=done_all />
+    }
+    .into_any()
+}
+
+#[component]
+fn EndAllForm(
+    people: Vec<(String, String)>,
+    action: ServerAction<super::api::EndAllStaffSessions>,
+    errors: FormErrors,
+) -> impl IntoView {
+    use crate::components::form::ReasonField;
+    (!people.is_empty()).then(|| view! {
+        <section class="mt-6 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="end-all-heading">
+            <h2 id="end-all-heading" class="font-semibold">"End every session of one person"</h2>
+            <ActionForm action attr:class="mt-3 space-y-3" attr:novalidate="true">
+                <Field id="end-all-person" label="Person" error=errors.field("staff_id")>
+                    <select id="end-all-person" name="staff_id" class="input mt-1" aria-describedby="end-all-person-error">
+                        {people.into_iter().map(|(id, email)| view! { <option value=id>{email}</option> }).collect_view()}
+                    </select>
+                </Field>
+                <ReasonField id="end-all-reason" name="reason" error=errors.field("reason") />
+                <button type="submit" class="btn-danger" disabled=move || action.pending().get()>"End all their sessions"</button>
+            </ActionForm>
+        </section>
+    })
 }

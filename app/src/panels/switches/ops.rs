@@ -4,6 +4,7 @@
 use super::{needs_step_up, parse_expiry_minutes, queries, removes_protection, target};
 use crate::auth::Actor;
 use crate::auth::Change;
+use crate::domain::freeze::{guard, FrozenOp};
 use crate::domain::gateway::controls::SwitchKey;
 use crate::domain::input::normalize_reason;
 use crate::error::AppError;
@@ -79,6 +80,9 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
         ));
     }
     let mut change = actor.change().await?;
+    if removes_protection(key, value) {
+        change = guard(actor, change, FrozenOp::RemoveSwitchProtection).await?;
+    }
     let tenant = tenant_id(&mut change, req.tenant).await?;
     let tenant_uuid = tenant.as_ref().map(|(id, _)| *id);
     let slug = tenant.as_ref().map(|(_, slug)| slug.as_str());
@@ -181,9 +185,17 @@ pub async fn remove_override(
     let loses_protection = stored.as_ref().is_some_and(|o| {
         o.value == key.protective_value() && removes_protection(key, falls_back_to)
     });
-    if loses_protection {
+    // Falling back is a flip of the tenant's value: as dangerous as flipping it by hand
+    // (losing a protection, or the agent API or payments going off for the tenant).
+    let dangerous = stored
+        .as_ref()
+        .is_some_and(|o| o.value != falls_back_to && needs_step_up(key, falls_back_to));
+    if dangerous {
         // Checked under the rows' locks, so the step-up is asked before anything changes.
         actor.require_step_up()?;
+    }
+    if loses_protection {
+        change = guard(actor, change, FrozenOp::RemoveSwitchProtection).await?;
     }
     if loses_protection && confirmation.trim() != key.as_str() {
         return Err(AppError::validation(

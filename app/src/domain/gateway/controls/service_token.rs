@@ -39,7 +39,12 @@ pub async fn mint(actor: &Actor, name: &str) -> Result<SecretString, AppError> {
     let mut secret = Zeroizing::new([0u8; 32]);
     rand::fill(&mut secret[..]);
     let secret = Zeroizing::new(bs58::encode(&secret[..]).into_string());
-    let mut change = actor.change().await?;
+    let mut change = crate::domain::freeze::guard(
+        actor,
+        actor.change().await?,
+        crate::domain::freeze::FrozenOp::CreateServiceToken,
+    )
+    .await?;
     let inserted = sqlx::query!(
         "INSERT INTO service_tokens (id, name, secret_hash, created_by) VALUES ($1, $2, $3, $4)
          ON CONFLICT (name) DO NOTHING",

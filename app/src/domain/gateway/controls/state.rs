@@ -31,6 +31,9 @@ pub struct SwitchState {
     payments_off_everywhere: bool,
     /// The stored rows, for the panel and the switches API.
     pub rows: Vec<SwitchRow>,
+    /// The freeze of high-risk operations on now, for the switches API (its document
+    /// carries it, so other services can hold their own high-risk operations too).
+    pub freeze: Option<crate::domain::freeze::Freeze>,
     /// `GET /api/v1/switches`'s body.
     pub document: Arc<str>,
     /// Its entity tag (quoted).
@@ -40,10 +43,14 @@ pub struct SwitchState {
 impl SwitchState {
     /// The state of a database without rows: every switch at its default.
     pub fn defaults() -> Self {
-        Self::from_rows(Vec::new(), &HashMap::new())
+        Self::from_rows(Vec::new(), &HashMap::new(), None)
     }
 
-    fn from_rows(rows: Vec<SwitchRow>, tenant_ids: &HashMap<String, Uuid>) -> Self {
+    fn from_rows(
+        rows: Vec<SwitchRow>,
+        tenant_ids: &HashMap<String, Uuid>,
+        freeze: Option<crate::domain::freeze::Freeze>,
+    ) -> Self {
         let mut global = SwitchKey::ALL.map(SwitchKey::default_value);
         let mut tenants: HashMap<Uuid, [Option<bool>; N]> = HashMap::new();
         let now = OffsetDateTime::now_utc();
@@ -67,7 +74,7 @@ impl SwitchState {
         let off_everywhere = |key: SwitchKey| {
             !global[key.index()] && !tenants.values().any(|t| t[key.index()] == Some(true))
         };
-        let document = document(&global, &rows);
+        let document = document(&global, &rows, freeze.as_ref());
         let etag = etag(&document);
         Self {
             api_off_everywhere: off_everywhere(SwitchKey::AgentApiEnabled),
@@ -75,6 +82,7 @@ impl SwitchState {
             global,
             tenants,
             rows,
+            freeze,
             document: document.into(),
             etag: etag.into(),
         }
@@ -115,7 +123,11 @@ fn rfc3339(at: Option<OffsetDateTime>) -> serde_json::Value {
 
 /// `{"switches": {"agentApiEnabled": {"value": true, "expires_at": null, "tenants":
 /// {"demo": {"value": false, "expires_at": "..."}}}, ...}}`
-fn document(global: &[bool; N], rows: &[SwitchRow]) -> String {
+fn document(
+    global: &[bool; N],
+    rows: &[SwitchRow],
+    freeze: Option<&crate::domain::freeze::Freeze>,
+) -> String {
     let mut switches = serde_json::Map::new();
     for key in SwitchKey::ALL {
         let global_row = rows.iter().find(|r| r.key == key && r.tenant.is_none());
@@ -139,7 +151,21 @@ fn document(global: &[bool; N], rows: &[SwitchRow]) -> String {
             }),
         );
     }
-    serde_json::json!({ "switches": switches }).to_string()
+    serde_json::json!({ "switches": switches, "freeze": freeze_json(freeze) }).to_string()
+}
+
+/// The freeze as the switches API shows it: `null`, or `{"since", "by", "reason",
+/// "expires_at"}` (RFC 3339 times).
+pub fn freeze_json(freeze: Option<&crate::domain::freeze::Freeze>) -> serde_json::Value {
+    match freeze {
+        None => serde_json::Value::Null,
+        Some(f) => serde_json::json!({
+            "since": rfc3339(Some(f.started_at)),
+            "by": f.started_by,
+            "reason": f.reason,
+            "expires_at": rfc3339(f.expires_at),
+        }),
+    }
 }
 
 /// Rate-limit overrides and the block list, with the configured defaults.
@@ -370,7 +396,8 @@ impl Controls {
                 })
             })
             .collect();
-        let state = SwitchState::from_rows(rows, &tenant_ids);
+        let freeze = crate::domain::freeze::active(&self.pool).await?;
+        let state = SwitchState::from_rows(rows, &tenant_ids, freeze);
         if state.etag == self.switches.load().etag && state.rows == self.switches.load().rows {
             return Ok(false);
         }

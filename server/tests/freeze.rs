@@ -1,0 +1,338 @@
+//! The freeze of high-risk operations: each frozen operation is refused while a freeze is
+//! on and works once it is lifted; protective actions work throughout; the expiry lifts it
+//! as the system; the switches API and the server functions say so.
+
+use crate::common;
+use app::auth::{Actor, Role};
+use app::domain::freeze::FrozenOp;
+use app::error::AppError;
+use app::panels::freeze::api::{LiftFreeze, StartFreeze};
+use app::panels::freeze::ops;
+use axum::http::StatusCode;
+use leptos::server_fn::ServerFn as _;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// What the table's operations act on, made before the freeze.
+struct Fixture {
+    tenant: Uuid,
+    /// A viewer whose role, password and factors the operations change.
+    viewer: Uuid,
+    /// A disabled staff member, to enable.
+    disabled: Uuid,
+    /// A suspended client, to reactivate.
+    client: Uuid,
+    /// An active client, to suspend (protective).
+    active_client: Uuid,
+}
+
+async fn fixture(pool: &PgPool, cli: &Actor) -> Fixture {
+    common::tenant(pool, "acme", "Acme Payments").await;
+    let tenant = sqlx::query_scalar::<_, Uuid>("SELECT id FROM tenants WHERE slug = 'acme'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    app::domain::tokens::pepper::create_first_if_none(cli, &common::MASTER_KEY)
+        .await
+        .unwrap();
+    let viewer = common::staff(
+        pool,
+        "viewer@example.com",
+        Role::Viewer,
+        common::PERSON_PASSWORD,
+    )
+    .await;
+    common::enrol_totp(pool, viewer).await;
+    let disabled = common::staff(
+        pool,
+        "gone@example.com",
+        Role::Viewer,
+        common::PERSON_PASSWORD,
+    )
+    .await;
+    app::panels::staff::ops::set_active(cli, disabled, false)
+        .await
+        .unwrap();
+    let client = app::panels::agent_ops::ops::create(cli, tenant, "payments-bot", false)
+        .await
+        .unwrap()
+        .client_id;
+    app::panels::agent_ops::ops::set_active(cli, tenant, client, false, "suspected leak")
+        .await
+        .unwrap();
+    let active_client = app::panels::agent_ops::ops::create(cli, tenant, "search-bot", false)
+        .await
+        .unwrap()
+        .client_id;
+    app::panels::limits::ops::add_block(cli, "10.9.9.0/24", "scanner", "")
+        .await
+        .unwrap();
+    Fixture {
+        tenant,
+        viewer,
+        disabled,
+        client,
+        active_client,
+    }
+}
+
+/// Runs `op` once. The match is exhaustive: a new frozen operation does not compile until
+/// it has its row here.
+async fn attempt(op: FrozenOp, cli: &Actor, f: &Fixture) -> Result<(), AppError> {
+    use app::panels::{agent_ops, audit, limits, pepper, staff, switches};
+    let master = app::domain::tokens::pepper::MasterKey::new(common::MASTER_KEY);
+    match op {
+        FrozenOp::CreateStaff => {
+            staff::ops::create(cli, "new@example.com", "New Person", Role::Viewer, None)
+                .await
+                .map(drop)
+        }
+        FrozenOp::ChangeStaffRole => staff::ops::change_role(cli, f.viewer, Role::Operator).await,
+        FrozenOp::EnableStaff => staff::ops::set_active(cli, f.disabled, true).await,
+        FrozenOp::ResetStaffPassword => staff::ops::reset_password(cli, f.viewer, None)
+            .await
+            .map(drop),
+        FrozenOp::ResetStaffFactors => staff::ops::reset_factors(cli, f.viewer, "lost phone")
+            .await
+            .map(drop),
+        FrozenOp::StagePepperRotation => {
+            pepper::ops::rotate_staged(cli, &master, "24", "schedule", "rotate")
+                .await
+                .map(drop)
+        }
+        FrozenOp::CreateServiceToken => {
+            app::domain::gateway::controls::service_token::mint(cli, "payments-service")
+                .await
+                .map(drop)
+        }
+        FrozenOp::UnblockAddress => {
+            limits::ops::remove_block(cli, "10.9.9.0/24", "false positive").await
+        }
+        FrozenOp::ReactivateClient => {
+            agent_ops::ops::set_active(cli, f.tenant, f.client, true, "cleared").await
+        }
+        FrozenOp::LowerRetention => audit::ops::set_retention(cli, "acme", "1", "cost").await,
+        FrozenOp::RemoveSwitchProtection => switches::ops::flip(
+            cli,
+            switches::ops::FlipRequest {
+                key: "TURNSTILE_DISABLED",
+                value: "on",
+                reason: "captcha provider down",
+                confirmation: "TURNSTILE_DISABLED",
+                ..Default::default()
+            },
+        )
+        .await
+        .map(drop),
+    }
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn each_frozen_operation_is_refused_during_a_freeze_and_works_after_it(pool: PgPool) {
+    let cli = Actor::command_line_unchecked(pool.clone(), "ic");
+    let f = fixture(&pool, &cli).await;
+    let events_before: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let freeze = ops::start(&cli, "JWKS compromise suspected", "")
+        .await
+        .unwrap();
+
+    for op in FrozenOp::ALL {
+        let err = attempt(op, &cli, &f).await.expect_err(op.as_str());
+        assert!(
+            matches!(&err, AppError::Frozen { reason, .. } if reason == "JWKS compromise suspected"),
+            "{}: {err:?}",
+            op.as_str()
+        );
+        assert_eq!(err.status_code(), 423);
+        assert!(
+            err.to_string().contains("JWKS compromise suspected"),
+            "{err}"
+        );
+    }
+    // Nothing changed: one refusal event each, beside the freeze's own.
+    let refused = common::audit(&pool, "freeze.refused").await;
+    let operations: Vec<&str> = refused
+        .iter()
+        .map(|(outcome, code, _, details)| {
+            assert_eq!(
+                (outcome.as_str(), code.as_deref()),
+                ("deny", Some("FROZEN"))
+            );
+            details["operation"].as_str().unwrap()
+        })
+        .collect();
+    let expected: Vec<&str> = FrozenOp::ALL.iter().map(|op| op.as_str()).collect();
+    assert_eq!(operations, expected);
+    let events_after: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events_after - events_before, 1 + FrozenOp::ALL.len() as i64);
+    let role: String = sqlx::query_scalar("SELECT role::text FROM staff WHERE id = $1")
+        .bind(f.viewer)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(role, "viewer");
+
+    ops::lift(&cli, "keys rotated, sessions reviewed", "lift")
+        .await
+        .unwrap();
+    let lifted = common::audit(&pool, "freeze.lifted").await;
+    assert_eq!(lifted.len(), 1);
+    assert_eq!(lifted[0].2, "cli:ic");
+    assert!(sqlx::query_scalar::<_, bool>(
+        "SELECT lifted_by = 'cli:ic' FROM freezes WHERE id = $1"
+    )
+    .bind(freeze.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap());
+    for op in FrozenOp::ALL {
+        attempt(op, &cli, &f)
+            .await
+            .unwrap_or_else(|err| panic!("{} after the freeze: {err:?}", op.as_str()));
+    }
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn protective_actions_keep_working_during_a_freeze(pool: PgPool) {
+    use app::panels::{agent_ops, limits, staff, switches};
+    let cli = Actor::command_line_unchecked(pool.clone(), "ic");
+    let f = fixture(&pool, &cli).await;
+    ops::start(&cli, "incident 42", "30").await.unwrap();
+    agent_ops::ops::set_active(&cli, f.tenant, f.active_client, false, "contain")
+        .await
+        .expect("suspending a client");
+    limits::ops::add_block(&cli, "192.0.2.0/24", "attacker", "")
+        .await
+        .expect("blocking an address");
+    switches::ops::flip(
+        &cli,
+        switches::ops::FlipRequest {
+            key: "agentApiEnabled",
+            value: "off",
+            reason: "contain",
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("turning the agent API off");
+    staff::ops::end_all_sessions(&cli, f.viewer, "contain")
+        .await
+        .expect("ending someone's sessions");
+    staff::ops::set_active(&cli, f.viewer, false)
+        .await
+        .expect("disabling someone (their sessions end)");
+    let master = app::domain::tokens::pepper::MasterKey::new(common::MASTER_KEY);
+    app::panels::pepper::ops::rotate_compromised(&cli, &master, "leak", "revoke all tokens", 0)
+        .await
+        .expect("the compromise rotation");
+    assert!(common::audit(&pool, "freeze.refused").await.is_empty());
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn one_freeze_at_a_time_lifted_by_its_expiry_as_the_system(pool: PgPool) {
+    let cli = Actor::command_line_unchecked(pool.clone(), "ic");
+    let freeze = ops::start(&cli, "incident 7", "5").await.unwrap();
+    let again = ops::start(&cli, "incident 8", "").await.unwrap_err();
+    assert!(matches!(again, AppError::Conflict { .. }), "{again:?}");
+    assert!(matches!(
+        ops::start(&cli, " ", "").await,
+        Err(AppError::Validation { ref field, .. }) if field == "reason"
+    ));
+    assert!(matches!(
+        ops::start(&cli, "r", "0").await,
+        Err(AppError::Validation { ref field, .. }) if field == "expires_minutes"
+    ));
+    assert!(matches!(
+        ops::lift(&cli, "done", "lif").await,
+        Err(AppError::Validation { ref field, .. }) if field == "confirmation"
+    ));
+    // Nothing is due yet.
+    let system = Actor::system(pool.clone(), "freeze timer");
+    assert_eq!(ops::lift_expired(&system).await.unwrap(), 0);
+
+    sqlx::query(
+        "UPDATE freezes SET started_at = now() - interval '10 minutes',
+                expires_at = now() - interval '1 second' WHERE id = $1",
+    )
+    .bind(freeze.id)
+    .execute(&mut common::fixture(&pool).await)
+    .await
+    .unwrap();
+    // Past its expiry it refuses nothing, even before the timer runs.
+    app::panels::limits::ops::add_block(&cli, "10.1.1.1", "r", "")
+        .await
+        .unwrap();
+    app::panels::limits::ops::remove_block(&cli, "10.1.1.1", "r")
+        .await
+        .expect("an expired freeze refuses nothing");
+    assert_eq!(ops::lift_expired(&system).await.unwrap(), 1);
+    let lifted = common::audit(&pool, "freeze.lifted").await;
+    assert_eq!(lifted.len(), 1);
+    assert_eq!(lifted[0].2, "system");
+    assert_eq!(lifted[0].3["freeze_reason"], "incident 7");
+    assert_eq!(ops::lift_expired(&system).await.unwrap(), 0);
+    // And a new one can start.
+    ops::start(&cli, "incident 8", "").await.unwrap();
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_console_answers_423_and_the_switches_api_carries_the_freeze(pool: PgPool) {
+    let (app, _verifier, controls) = common::app_parts(pool.clone(), false);
+    let (_, commander) = common::person(&pool, &app, Role::Admin).await;
+    let started = common::call(
+        &app,
+        StartFreeze::PATH,
+        &commander,
+        "reason=JWKS%20compromise&expires_minutes=",
+    )
+    .await;
+    assert!(
+        started.status.is_success(),
+        "{} {}",
+        started.status,
+        started.body
+    );
+
+    let unblock = common::call(
+        &app,
+        app::panels::limits::api::UnblockIp::PATH,
+        &commander,
+        "network=10.9.9.0%2F24&reason=r",
+    )
+    .await;
+    assert_eq!(unblock.status, StatusCode::LOCKED, "{}", unblock.body);
+    assert_eq!(unblock.json()["kind"], "frozen");
+    assert_eq!(unblock.json()["reason"], "JWKS compromise");
+
+    // Every instance's snapshot carries it (the trigger notifies them; reloaded here).
+    controls.reload_switches().await.unwrap();
+    let document: serde_json::Value = serde_json::from_str(&controls.switches().document).unwrap();
+    assert_eq!(document["freeze"]["reason"], "JWKS compromise");
+    assert!(document["freeze"]["by"]
+        .as_str()
+        .unwrap()
+        .starts_with("admin-"));
+
+    let lifted = common::call(
+        &app,
+        LiftFreeze::PATH,
+        &commander,
+        "reason=rotated&confirmation=lift",
+    )
+    .await;
+    assert!(
+        lifted.status.is_success(),
+        "{} {}",
+        lifted.status,
+        lifted.body
+    );
+    controls.reload_switches().await.unwrap();
+    let document: serde_json::Value = serde_json::from_str(&controls.switches().document).unwrap();
+    assert!(document["freeze"].is_null(), "{document}");
+}

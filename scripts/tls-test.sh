@@ -93,9 +93,11 @@ DATABASE_URL=$owner_url "$dist/staff-console" migrate
 
 # The environment file, in deploy/env.example's form.
 key=$(head -c 32 /dev/urandom | base64)
+session_key=$(head -c 32 /dev/urandom | base64)
 cat >"$work/env" <<EOF
 DATABASE_URL=$serve_url
 ENCRYPTION_KEY=$key
+SESSION_SIGNING_KEY=$session_key
 PUBLIC_URL=https://[::1]:$TLS_PORT
 LEPTOS_SITE_ADDR=127.0.0.1:$APP_PORT
 TRUSTED_PROXIES=127.0.0.1
@@ -110,9 +112,10 @@ unset STAFF_CONSOLE_ENV SQLX_OFFLINE LEPTOS_SITE_ROOT LEPTOS_OUTPUT_NAME LEPTOS_
 
 step "check-config refuses a broken environment and passes this one"
 status=0
-env -u ENCRYPTION_KEY PUBLIC_URL=https://x/path "$dist/staff-console" check-config >"$work/refused" 2>&1 || status=$?
+env -u ENCRYPTION_KEY -u SESSION_SIGNING_KEY PUBLIC_URL=https://x/path "$dist/staff-console" check-config >"$work/refused" 2>&1 || status=$?
 [ "$status" = 2 ] || { cat "$work/refused"; die "check-config should exit 2 on a broken environment, got $status"; }
 grep -q 'problem: PUBLIC_URL' "$work/refused" && grep -q 'problem: ENCRYPTION_KEY' "$work/refused" \
+  && grep -q 'problem: SESSION_SIGNING_KEY' "$work/refused" \
   || { cat "$work/refused"; die "check-config did not list every problem"; }
 
 step "the systemd unit"

@@ -115,6 +115,7 @@ fn bench_router() {
             sign_in_policy: Default::default(),
             verifier: verifier.clone(),
             controls,
+            session_keys: Arc::new(server::web::session_keys::SessionKeys::new(&KEY, None)),
         });
         for (path, auth) in [
             ("/healthz", None),
@@ -342,6 +343,7 @@ async fn instance(db_url: &str, checks: Checks) -> (SocketAddr, Arc<Verifier>) {
         sign_in_policy: Default::default(),
         verifier: verifier.clone(),
         controls,
+        session_keys: Arc::new(server::web::session_keys::SessionKeys::new(&KEY, None)),
     };
     let app = router(state);
     tokio::spawn(async move {

@@ -139,6 +139,11 @@ pub struct Config {
     /// `STEP_UP_SECONDS`, default 600: how long a second factor counts as recent for
     /// dangerous actions.
     pub step_up_secs: u32,
+    /// `SESSION_SIGNING_KEY`: 32 bytes, base64 or hex; signs the session cookie.
+    pub session_signing_key: EncryptionKey,
+    /// `SESSION_SIGNING_KEY_PREVIOUS`: during a rotation, the key replaced; cookies signed
+    /// with it are still accepted (and re-signed with the new one).
+    pub session_signing_key_previous: Option<EncryptionKey>,
 }
 
 /// The gateway's rate limits: defaults per token owner and per address, and the runbook's
@@ -399,41 +404,54 @@ impl Config {
 
         let data_dir = PathBuf::from(env.get("DATA_DIR").unwrap_or_else(|| ".data".into()));
 
-        let encryption_key = problems.take(match env.get("ENCRYPTION_KEY") {
-            Some(raw) => parse_key("ENCRYPTION_KEY", &raw).and_then(|key| {
-                if strict == Mode::Production {
-                    check_strength("ENCRYPTION_KEY", &key)?;
-                }
-                Ok(key)
-            }),
-            None if strict == Mode::Development => match secrets {
-                DevSecrets::Generate => dev_secret(&data_dir, "ENCRYPTION_KEY", "encryption.key"),
-                DevSecrets::ReadOnly => {
-                    let path = data_dir.join("secrets").join("encryption.key");
-                    match std::fs::read_to_string(&path) {
-                        Ok(existing) => parse_key("ENCRYPTION_KEY", &existing),
-                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                            Err(ConfigError::DataDir {
-                                name: "ENCRYPTION_KEY",
-                                path: path.display().to_string(),
-                                reason: e.to_string(),
-                            })
-                        }
-                        Err(_) => {
-                            notes.push(format!(
-                                "ENCRYPTION_KEY is not set: development mode will generate one in {}",
-                                path.display()
-                            ));
-                            let mut key = Zeroizing::new([0u8; 32]);
-                            rand::fill(&mut key[..]);
-                            Ok(EncryptionKey(key))
-                        }
-                    }
-                }
-            },
-            None => Err(ConfigError::Missing {
+        let encryption_key = problems.take(key_setting(
+            env,
+            KeySetting {
                 name: "ENCRYPTION_KEY",
+                file: "encryption.key",
                 hint: "Set it to 32 random bytes, base64-encoded (`openssl rand -base64 32`). For local work only, STAFF_CONSOLE_ENV=development generates one.",
+            },
+            strict,
+            secrets,
+            &data_dir,
+            &mut notes,
+        ));
+        // The session cookie's own key (runbook 004): refused missing or weak in
+        // production, and never the ENCRYPTION_KEY (rotating one must not force the other).
+        let session_key = problems.take(
+            key_setting(
+                env,
+                KeySetting {
+                    name: "SESSION_SIGNING_KEY",
+                    file: "session-signing.key",
+                    hint: "Set it to 32 random bytes, base64-encoded (`openssl rand -base64 32`), different from ENCRYPTION_KEY. For local work only, STAFF_CONSOLE_ENV=development generates one.",
+                },
+                strict,
+                secrets,
+                &data_dir,
+                &mut notes,
+            )
+            .and_then(|key| match &encryption_key {
+                Some(encryption) if strict == Mode::Production && encryption.expose() == key.expose() => {
+                    Err(ConfigError::Weak {
+                        name: "SESSION_SIGNING_KEY",
+                        reason: "it is the same as ENCRYPTION_KEY. Give the session cookie a key of its own (`openssl rand -base64 32`).".into(),
+                    })
+                }
+                _ => Ok(key),
+            }),
+        );
+        let session_key_previous = problems.take(match env.get("SESSION_SIGNING_KEY_PREVIOUS") {
+            None => Ok(None),
+            Some(raw) if raw.trim().is_empty() => Ok(None),
+            Some(raw) => parse_key("SESSION_SIGNING_KEY_PREVIOUS", &raw).and_then(|key| {
+                if session_key.as_ref().is_some_and(|current| current.expose() == key.expose()) {
+                    return Err(ConfigError::Malformed {
+                        name: "SESSION_SIGNING_KEY_PREVIOUS",
+                        reason: "it is the same as SESSION_SIGNING_KEY: during a rotation it holds the key that was replaced".into(),
+                    });
+                }
+                Ok(Some(key))
             }),
         });
 
@@ -483,6 +501,8 @@ impl Config {
             Some(rate_limits),
             Some(mfa_required),
             Some(step_up_secs),
+            Some(session_signing_key),
+            Some(session_signing_key_previous),
         ) = (
             mode,
             database,
@@ -495,6 +515,8 @@ impl Config {
             rate_limits,
             mfa_required,
             step_up_secs,
+            session_key,
+            session_key_previous,
         )
         else {
             return Err(ConfigErrors(problems.0));
@@ -513,6 +535,8 @@ impl Config {
             rate_limits,
             mfa_required,
             step_up_secs,
+            session_signing_key,
+            session_signing_key_previous,
         };
         let warnings = config.warnings();
         Ok(Checked {
@@ -625,6 +649,61 @@ fn parse_public_url(raw: &str) -> Result<(String, bool), ConfigError> {
         ));
     }
     Ok((url.origin().ascii_serialization(), https))
+}
+
+/// A 32-byte key setting: its variable, its development file, and what to do when it is
+/// missing.
+struct KeySetting {
+    name: &'static str,
+    file: &'static str,
+    hint: &'static str,
+}
+
+/// Reads a 32-byte key: given (and, in production, strong), or in development kept in the
+/// data folder (generated by `serve`; stood in for by a throwaway by `check-config`).
+fn key_setting(
+    env: &impl Env,
+    setting: KeySetting,
+    strict: Mode,
+    secrets: DevSecrets,
+    data_dir: &Path,
+    notes: &mut Vec<String>,
+) -> Result<EncryptionKey, ConfigError> {
+    let KeySetting { name, file, hint } = setting;
+    match env.get(name) {
+        Some(raw) => parse_key(name, &raw).and_then(|key| {
+            if strict == Mode::Production {
+                check_strength(name, &key)?;
+            }
+            Ok(key)
+        }),
+        None if strict == Mode::Development => match secrets {
+            DevSecrets::Generate => dev_secret(data_dir, name, file),
+            DevSecrets::ReadOnly => {
+                let path = data_dir.join("secrets").join(file);
+                match std::fs::read_to_string(&path) {
+                    Ok(existing) => parse_key(name, &existing),
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        Err(ConfigError::DataDir {
+                            name,
+                            path: path.display().to_string(),
+                            reason: e.to_string(),
+                        })
+                    }
+                    Err(_) => {
+                        notes.push(format!(
+                            "{name} is not set: development mode will generate one in {}",
+                            path.display()
+                        ));
+                        let mut key = Zeroizing::new([0u8; 32]);
+                        rand::fill(&mut key[..]);
+                        Ok(EncryptionKey(key))
+                    }
+                }
+            }
+        },
+        None => Err(ConfigError::Missing { name, hint }),
+    }
 }
 
 fn parse_key(name: &'static str, raw: &str) -> Result<EncryptionKey, ConfigError> {
@@ -743,12 +822,16 @@ mod tests {
     }
 
     const GOOD_KEY: &str = "q83vEjRWeJq8/xEiM0RVZneImaq7zN3u/wABAgMEBQY=";
+    const GOOD_SESSION_KEY: &str = "Zm9vYmFyYmF6cXV4MDEyMzQ1Njc4OWFiY2RlZmdoaWo=";
+    const OTHER_SESSION_KEY: &str =
+        "2b7e151628aed2a6abf7158809cf4f3c762e7160f38b4da56a784d9045190cfe";
     const DB: &str = "postgres://app:hunter2@db.internal:5432/console";
 
     fn production(extra: &[(&str, &str)]) -> Vec<(&'static str, String)> {
         let mut v: Vec<(&'static str, String)> = vec![
             ("DATABASE_URL", DB.into()),
             ("ENCRYPTION_KEY", GOOD_KEY.into()),
+            ("SESSION_SIGNING_KEY", GOOD_SESSION_KEY.into()),
             ("PUBLIC_URL", "https://console.example.com".into()),
         ];
         for (k, val) in extra {
@@ -794,6 +877,7 @@ mod tests {
                 "DB_MAX_CONNECTIONS",
                 "PUBLIC_URL",
                 "ENCRYPTION_KEY",
+                "SESSION_SIGNING_KEY",
                 "AUTO_MIGRATE",
                 "TRUSTED_PROXIES",
                 "RL_OWNER_BURST",
@@ -801,7 +885,7 @@ mod tests {
         );
         assert!(matches!(errs.all()[3], ConfigError::Weak { .. }));
         let shown = errs.to_string();
-        assert_eq!(shown.lines().count(), 7, "{shown}");
+        assert_eq!(shown.lines().count(), 8, "{shown}");
         assert!(!shown.contains(&zeros), "{shown}");
     }
 
@@ -819,8 +903,9 @@ mod tests {
         )
         .expect("loads");
         assert!(!dir.exists(), "a check must not create the data folder");
-        assert_eq!(checked.notes.len(), 1, "{:?}", checked.notes);
-        assert!(checked.notes[0].contains("will generate"));
+        // Both keys: ENCRYPTION_KEY and SESSION_SIGNING_KEY.
+        assert_eq!(checked.notes.len(), 2, "{:?}", checked.notes);
+        assert!(checked.notes.iter().all(|n| n.contains("will generate")));
         assert!(checked.warnings[0].contains("development"));
 
         // Production over plain HTTP, and a loopback listener behind TLS with no trusted
@@ -829,6 +914,7 @@ mod tests {
             &env(&[
                 ("DATABASE_URL", DB),
                 ("ENCRYPTION_KEY", GOOD_KEY),
+                ("SESSION_SIGNING_KEY", GOOD_SESSION_KEY),
                 ("PUBLIC_URL", "http://console.internal"),
             ]),
             DevSecrets::ReadOnly,
@@ -839,6 +925,7 @@ mod tests {
             &env(&[
                 ("DATABASE_URL", DB),
                 ("ENCRYPTION_KEY", GOOD_KEY),
+                ("SESSION_SIGNING_KEY", GOOD_SESSION_KEY),
                 ("PUBLIC_URL", "https://console.example.com"),
             ]),
             DevSecrets::ReadOnly,
@@ -852,6 +939,7 @@ mod tests {
             &env(&[
                 ("DATABASE_URL", DB),
                 ("ENCRYPTION_KEY", GOOD_KEY),
+                ("SESSION_SIGNING_KEY", GOOD_SESSION_KEY),
                 ("PUBLIC_URL", "https://console.example.com"),
                 ("TRUSTED_PROXIES", "127.0.0.1"),
             ]),
@@ -859,6 +947,62 @@ mod tests {
         )
         .expect("loads");
         assert!(good.warnings.is_empty(), "{:?}", good.warnings);
+    }
+
+    #[test]
+    fn the_session_signing_key_is_required_strong_and_its_own_in_production() {
+        let mut pairs = production(&[]);
+        pairs.retain(|(k, _)| *k != "SESSION_SIGNING_KEY");
+        let err = load(pairs).expect_err("missing key refused");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Missing {
+                    name: "SESSION_SIGNING_KEY",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let zeros = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+        let err = load(production(&[("SESSION_SIGNING_KEY", zeros.as_str())])).expect_err("weak");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Weak {
+                    name: "SESSION_SIGNING_KEY",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = load(production(&[("SESSION_SIGNING_KEY", GOOD_KEY)])).expect_err("shared");
+        assert!(err.to_string().contains("same as ENCRYPTION_KEY"), "{err}");
+        let err = load(production(&[(
+            "SESSION_SIGNING_KEY_PREVIOUS",
+            GOOD_SESSION_KEY,
+        )]))
+        .expect_err("previous = current");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Malformed {
+                    name: "SESSION_SIGNING_KEY_PREVIOUS",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let rotating = load(production(&[(
+            "SESSION_SIGNING_KEY_PREVIOUS",
+            OTHER_SESSION_KEY,
+        )]))
+        .expect("a rotation loads");
+        assert!(rotating.session_signing_key_previous.is_some());
+        assert!(load(production(&[]))
+            .expect("loads")
+            .session_signing_key_previous
+            .is_none());
     }
 
     #[test]

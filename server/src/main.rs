@@ -63,6 +63,30 @@ enum Command {
         #[command(subcommand)]
         command: ServiceTokenCommand,
     },
+    /// Freeze high-risk operations (runbook 001), or lift the freeze.
+    Freeze {
+        #[command(subcommand)]
+        command: FreezeCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FreezeCommand {
+    /// Turn a freeze on: operations that add access or remove a protection are refused.
+    Start {
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+        /// Lift it by itself after this many minutes (1 to 10080).
+        #[arg(long)]
+        expires_minutes: Option<u32>,
+    },
+    /// Lift the freeze.
+    Lift {
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -194,6 +218,36 @@ async fn service_token_command(command: ServiceTokenCommand) -> Result<String, S
         ServiceTokenCommand::Revoke { name } => service_token::revoke(&actor, &name)
             .await
             .map(|()| format!("service token “{name}” revoked")),
+    };
+    pool.close().await;
+    result.map_err(|e| e.to_string())
+}
+
+async fn freeze_command(command: FreezeCommand) -> Result<String, String> {
+    use app::panels::freeze::{ops, CONFIRM_LIFT};
+    let (pool, actor) = command_line_actor().await?;
+    let result = match command {
+        FreezeCommand::Start {
+            reason,
+            expires_minutes,
+        } => {
+            let minutes = expires_minutes.map(|m| m.to_string()).unwrap_or_default();
+            ops::start(&actor, &reason, &minutes).await.map(|freeze| {
+                let until = freeze
+                    .expires_at
+                    .map(|at| {
+                        format!(
+                            "; it lifts by itself at {}",
+                            app::components::time::utc_minutes(at)
+                        )
+                    })
+                    .unwrap_or_default();
+                format!("high-risk operations are frozen{until}")
+            })
+        }
+        FreezeCommand::Lift { reason } => ops::lift(&actor, &reason, CONFIRM_LIFT)
+            .await
+            .map(|()| "the freeze is lifted".to_owned()),
     };
     pool.close().await;
     result.map_err(|e| e.to_string())
@@ -374,6 +428,7 @@ async fn main() -> ExitCode {
         }
         Command::Staff { command } => report(staff_command(command).await),
         Command::ServiceToken { command } => report(service_token_command(command).await),
+        Command::Freeze { command } => report(freeze_command(command).await),
         Command::Audit { command } => report(audit_command(command).await),
         Command::Smoke { pat, url } => smoke(pat, url).await,
         Command::CheckConfig { database } => {

@@ -271,6 +271,13 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         },
         verifier: verifier.clone(),
         controls,
+        session_keys: Arc::new(web::session_keys::SessionKeys::new(
+            config.session_signing_key.expose(),
+            config
+                .session_signing_key_previous
+                .as_ref()
+                .map(|k| k.expose()),
+        )),
     };
     let listener = TcpListener::bind(config.listen_addr)
         .await

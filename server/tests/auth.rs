@@ -36,6 +36,7 @@ pub(crate) fn app_with_policy(pool: PgPool, policy: SignInPolicy) -> axum::Route
         sign_in_policy: policy,
         verifier: common::verifier(pool.clone()),
         controls: common::controls(pool),
+        session_keys: common::session_keys(),
     })
 }
 

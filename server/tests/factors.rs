@@ -407,3 +407,61 @@ async fn a_factor_reset_hands_over_a_new_password_so_the_old_one_enrols_nothing(
     assert_eq!(reset[0].3["one_time_password"], true);
     assert!(!reset[0].3.to_string().contains(&handed));
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_password_checked_while_a_reset_commits_opens_nothing(pool: PgPool) {
+    let app = common::app(pool.clone());
+    let email = email();
+    let id = common::staff(&pool, &email, Role::Operator, common::PERSON_PASSWORD).await;
+    // Hold the account row, as a reset in progress would, while a sign-in with the old
+    // password computes its hash and then waits for the row.
+    let mut reset = common::fixture(&pool).await;
+    sqlx::query("BEGIN").execute(&mut reset).await.unwrap();
+    sqlx::query("SELECT 1 FROM staff WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(&mut reset)
+        .await
+        .unwrap();
+    let attempt = {
+        let app = app.clone();
+        let email = email.clone();
+        tokio::spawn(async move { common::sign_in(&app, &email, common::PERSON_PASSWORD).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sign-in never waited for the row"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let new_hash = app::auth::password::hash("a new password after the reset")
+        .await
+        .unwrap();
+    sqlx::query("UPDATE staff SET password_hash = $2, must_change_password = true WHERE id = $1")
+        .bind(id)
+        .bind(&new_hash)
+        .execute(&mut reset)
+        .await
+        .unwrap();
+    sqlx::query("COMMIT").execute(&mut reset).await.unwrap();
+
+    let (answer, cookie) = attempt.await.unwrap();
+    assert!(cookie.is_none(), "{} {}", answer.status, answer.body);
+    assert_eq!(
+        answer.json()["kind"],
+        "invalid_credentials",
+        "{}",
+        answer.body
+    );
+}

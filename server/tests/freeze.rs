@@ -22,8 +22,10 @@ struct Fixture {
     disabled: Uuid,
     /// A suspended client, to reactivate.
     client: Uuid,
-    /// An active client, to suspend (protective).
+    /// An active client, to suspend (protective), allowlist and rotate.
     active_client: Uuid,
+    /// An operator, to own a token.
+    operator: Uuid,
 }
 
 async fn fixture(pool: &PgPool, cli: &Actor) -> Fixture {
@@ -67,12 +69,26 @@ async fn fixture(pool: &PgPool, cli: &Actor) -> Fixture {
     app::panels::limits::ops::add_block(cli, "10.9.9.0/24", "scanner", "")
         .await
         .unwrap();
+    app::panels::limits::ops::add_block(cli, "10.8.8.8", "scanner", "")
+        .await
+        .unwrap();
+    app::panels::limits::ops::set_override(cli, ip_limit("60"))
+        .await
+        .unwrap();
+    let operator = common::staff(
+        pool,
+        "op@example.com",
+        Role::Operator,
+        common::PERSON_PASSWORD,
+    )
+    .await;
     Fixture {
         tenant,
         viewer,
         disabled,
         client,
         active_client,
+        operator,
     }
 }
 
@@ -124,7 +140,57 @@ async fn attempt(op: FrozenOp, cli: &Actor, f: &Fixture) -> Result<(), AppError>
         )
         .await
         .map(drop),
+        FrozenOp::MintToken => {
+            let tenant = app::domain::tenants::queries::find(&pool_of(cli), "acme").await?;
+            app::panels::integrations::ops::mint(
+                cli,
+                &tenant,
+                &app::panels::integrations::MintForm {
+                    name: "incident bot".into(),
+                    owner: format!("staff:{}", f.operator),
+                    scopes: vec!["agent:read".into()],
+                    lifetime_days: "7".into(),
+                },
+                &master,
+            )
+            .await
+            .map(drop)
+        }
+        FrozenOp::CreateClient => agent_ops::ops::create(cli, f.tenant, "new-bot", false)
+            .await
+            .map(drop),
+        FrozenOp::AllowlistClient => {
+            agent_ops::ops::set_allowlisted(cli, f.tenant, f.active_client, true, "partner").await
+        }
+        FrozenOp::RotateClientKey => {
+            agent_ops::ops::rotate_key(cli, f.tenant, f.active_client, "0", "schedule")
+                .await
+                .map(drop)
+        }
+        FrozenOp::ShortenBlock => limits::ops::add_block(cli, "10.8.8.8", "scanner", "5").await,
+        FrozenOp::LoosenRateLimit => limits::ops::set_override(cli, ip_limit("600"))
+            .await
+            .map(drop),
     }
+}
+
+/// An override of 10.7.7.7's rate.
+fn ip_limit(per_minute: &str) -> app::panels::limits::ops::OverrideRequest<'_> {
+    app::panels::limits::ops::OverrideRequest {
+        scope: "ip",
+        tenant: "",
+        client: "",
+        network: "10.7.7.7",
+        limit_per_minute: per_minute,
+        burst: "6",
+        reason: "noisy scanner",
+        expires_minutes: "",
+    }
+}
+
+/// The pool behind a command-line actor, for look-ups in the table.
+fn pool_of(actor: &Actor) -> app::auth::Reader {
+    actor.reader().clone()
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
@@ -221,6 +287,12 @@ async fn protective_actions_keep_working_during_a_freeze(pool: PgPool) {
     )
     .await
     .expect("turning the agent API off");
+    staff::ops::change_role(&cli, f.operator, Role::Viewer)
+        .await
+        .expect("lowering a role");
+    limits::ops::set_override(&cli, ip_limit("30"))
+        .await
+        .expect("tightening a rate limit");
     staff::ops::end_all_sessions(&cli, f.viewer, "contain")
         .await
         .expect("ending someone's sessions");

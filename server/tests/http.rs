@@ -201,6 +201,7 @@ async fn responses_carry_a_request_id(pool: PgPool) {
         },
         verifier: common::verifier(pool.clone()),
         controls: common::controls(pool.clone()),
+        session_keys: common::session_keys(),
     });
     let echoed = send(&behind_proxy, from_client([10, 0, 0, 2], "lb-abc123")).await;
     assert_eq!(echoed.header("x-request-id"), "lb-abc123");
@@ -622,4 +623,53 @@ async fn pages_render_while_other_runtimes_build_routers(pool: PgPool) {
         .map(|b| b.join().expect("builder"))
         .sum();
     assert!(built > 0, "routers were built meanwhile");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn rotating_the_session_signing_key_keeps_sessions_only_with_the_previous_one(pool: PgPool) {
+    use app::auth::api::Whoami;
+    use server::web::session_keys::SessionKeys;
+    const OLD: [u8; 32] = common::SESSION_KEY;
+    const NEW: [u8; 32] = [0x77; 32];
+    let before = common::app(pool.clone());
+    common::staff(
+        &pool,
+        "rot@example.com",
+        app::auth::Role::Viewer,
+        common::PERSON_PASSWORD,
+    )
+    .await;
+    let (_, cookie) = common::sign_in(&before, "rot@example.com", common::PERSON_PASSWORD).await;
+    let cookie = cookie.unwrap();
+    let whoami = |router: &axum::Router, cookie: &str| {
+        let router = router.clone();
+        let cookie = cookie.to_owned();
+        async move { common::call(&router, Whoami::PATH, &cookie, "").await }
+    };
+
+    // During the rotation: the old cookie still works, and comes back signed with the new key.
+    let rotating = common::app_with_session_keys(pool.clone(), SessionKeys::new(&NEW, Some(&OLD)));
+    let answer = whoami(&rotating, &cookie).await;
+    assert_eq!(answer.json()["email"], "rot@example.com", "{}", answer.body);
+    let resigned = common::session_cookie(&answer).expect("the cookie is re-signed");
+    let id = cookie.split_once('=').unwrap().1;
+    let id = &id[id.len() - 22..];
+    assert_eq!(resigned, common::signed_session_cookie_with(&NEW, id));
+
+    // After it: the re-signed cookie works with the new key alone; the old one does not,
+    // and is dropped without a look-up (as every cookie whose signature fails).
+    let after = common::app_with_session_keys(pool.clone(), SessionKeys::new(&NEW, None));
+    assert_eq!(
+        whoami(&after, &resigned).await.json()["email"],
+        "rot@example.com"
+    );
+    let (counted, acquired) = common::counting_pool(&pool).await;
+    let after_counted = common::app_with_session_keys(counted, SessionKeys::new(&NEW, None));
+    let start = common::count(&acquired);
+    assert!(whoami(&after_counted, &cookie).await.json().is_null());
+    assert_eq!(
+        common::count(&acquired) - start,
+        0,
+        "a stale cookie reached the store"
+    );
 }

@@ -102,6 +102,7 @@ fn secret_holders() -> (Vec<(&'static str, String)>, Vec<String>) {
         "STAFF_CONSOLE_ENV" => Some("production".to_owned()),
         "DATABASE_URL" => Some("postgres://app:Db-Passw0rd-Heron@db:5432/sc".to_owned()),
         "ENCRYPTION_KEY" => Some(key_b64.clone()),
+        "SESSION_SIGNING_KEY" => Some("Zm9vYmFyYmF6cXV4MDEyMzQ1Njc4OWFiY2RlZmdoaWo=".to_owned()),
         "PUBLIC_URL" => Some("https://console.example.com".to_owned()),
         _ => None,
     };

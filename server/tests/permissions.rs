@@ -20,7 +20,7 @@ use app::panels::agent_ops::api::{
 use app::panels::audit::api::{
     AuditEvent, AuditHistogram, AuditOverview, AuditPage, SetAuditRetention,
 };
-use app::panels::freeze::api::{CurrentFreeze, FreezeOverview, LiftFreeze, StartFreeze};
+use app::panels::freeze::api::{FreezeOverview, LiftFreeze, StartFreeze};
 use app::panels::integrations::api::{
     GetToken, IntegrationsContext, ListTokens, MintToken, PreviewRevokeAll, RevokeAllTokens,
     RevokeToken,
@@ -98,13 +98,13 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
             "code=12".into(),
         ),
         (NewRecoveryCodes::PATH, SteppedUp(OwnAccount), String::new()),
-        (MySessions::PATH, Staff(OwnAccount), String::new()),
+        (MySessions::PATH, Staff(ViewConsole), String::new()),
         (
             EndMySession::PATH,
-            Staff(OwnAccount),
+            Staff(ViewConsole),
             format!("session_id={nil}"),
         ),
-        (EndMyOtherSessions::PATH, Staff(OwnAccount), String::new()),
+        (EndMyOtherSessions::PATH, Staff(ViewConsole), String::new()),
         (StaffSessions::PATH, Staff(ManageStaff), String::new()),
         (
             EndStaffSession::PATH,
@@ -265,7 +265,6 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
             format!("staff_id={nil}"),
         ),
         (ListSwitches::PATH, Staff(ViewConsole), String::new()),
-        (CurrentFreeze::PATH, Staff(ViewConsole), String::new()),
         (FreezeOverview::PATH, Staff(ViewConsole), String::new()),
         (
             StartFreeze::PATH,

@@ -126,6 +126,7 @@ fn check_config(env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
 }
 
 const KEY: &str = "q83vEjRWeJq8/xEiM0RVZneImaq7zN3u/wABAgMEBQY=";
+const SESSION_KEY: &str = "Zm9vYmFyYmF6cXV4MDEyMzQ1Njc4OWFiY2RlZmdoaWo=";
 
 #[test]
 fn check_config_lists_every_problem_and_exits_2() {
@@ -142,6 +143,7 @@ fn check_config_lists_every_problem_and_exits_2() {
         "DATABASE_URL",
         "PUBLIC_URL",
         "ENCRYPTION_KEY",
+        "SESSION_SIGNING_KEY",
         "TRUSTED_PROXIES",
     ] {
         assert!(
@@ -150,7 +152,7 @@ fn check_config_lists_every_problem_and_exits_2() {
             "{variable} not reported: {out}"
         );
     }
-    assert!(out.contains("configuration refused: 4 problems"), "{out}");
+    assert!(out.contains("configuration refused: 5 problems"), "{out}");
     assert!(!out.contains("c2hvcnQ="), "a secret was echoed: {out}");
 }
 
@@ -161,6 +163,7 @@ fn check_config_passes_a_good_environment_without_a_database() {
         &[
             ("DATABASE_URL", "postgres://app@127.0.0.1:1/none"),
             ("ENCRYPTION_KEY", KEY),
+            ("SESSION_SIGNING_KEY", SESSION_KEY),
             ("PUBLIC_URL", "https://console.example.com"),
             ("TRUSTED_PROXIES", "127.0.0.1"),
         ],
@@ -187,6 +190,7 @@ fn check_config_refuses_a_missing_front_end() {
         .env("LEPTOS_OUTPUT_NAME", "staff_console")
         .env("DATABASE_URL", "postgres://app@127.0.0.1:1/none")
         .env("ENCRYPTION_KEY", KEY)
+        .env("SESSION_SIGNING_KEY", SESSION_KEY)
         .env("PUBLIC_URL", "https://console.example.com")
         .env("TRUSTED_PROXIES", "127.0.0.1")
         .output()
@@ -207,6 +211,7 @@ async fn check_config_with_the_database_refuses_to_serve_as_a_superuser(pool: Pg
     let good = [
         ("DATABASE_URL", url.as_str()),
         ("ENCRYPTION_KEY", KEY),
+        ("SESSION_SIGNING_KEY", SESSION_KEY),
         ("PUBLIC_URL", "https://console.example.com"),
         ("TRUSTED_PROXIES", "127.0.0.1"),
     ];
@@ -223,6 +228,7 @@ async fn check_config_with_the_database_refuses_to_serve_as_a_superuser(pool: Pg
                 "postgres://app:Hunter2-Secret@127.0.0.1:1/none",
             ),
             ("ENCRYPTION_KEY", KEY),
+            ("SESSION_SIGNING_KEY", SESSION_KEY),
             ("PUBLIC_URL", "https://console.example.com"),
             ("TRUSTED_PROXIES", "127.0.0.1"),
         ],

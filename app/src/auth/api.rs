@@ -38,10 +38,18 @@ impl Default for SignInPolicy {
     }
 }
 
-/// Who is signed in, or `None`. Needs no permission: it only tells callers about themselves.
+/// Who is signed in, or `None`, with the freeze on now if there is one (for the top bar).
+/// Needs no permission: it only tells callers about themselves.
 #[server]
 pub async fn whoami() -> Result<Option<StaffIdentity>, AppError> {
-    super::current_staff().await
+    let pool = crate::db::pool()?;
+    let Some(mut staff) = super::current_staff().await? else {
+        return Ok(None);
+    };
+    staff.freeze = crate::domain::freeze::active(&pool)
+        .await?
+        .map(|freeze| crate::domain::freeze::describe(&freeze));
+    Ok(Some(staff))
 }
 
 /// Signs in with email and password, then goes to `next` (a console path) or home.
@@ -163,7 +171,10 @@ pub async fn sign_in(
         return Err(AppError::InvalidCredentials);
     }
 
-    if !password_ok {
+    // The password was checked against the hash read before the wait for the hasher: if a
+    // reset or change committed meanwhile, it is not the account's password any more (an
+    // attempt queued with the old password must not open a session in the new epoch).
+    if !password_ok || fresh.password_hash != account.password_hash {
         if let Some(ip) = &ip {
             queries::record_ip_failure(&mut change, ip).await?;
         }

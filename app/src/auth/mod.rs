@@ -161,6 +161,10 @@ pub struct StaffIdentity {
     /// The server runs with `MFA_REQUIRED=false` (development only): the console says so.
     #[serde(default)]
     pub mfa_optional: bool,
+    /// The freeze of high-risk operations on now, in a sentence, for the top bar (filled
+    /// by `whoami` only).
+    #[serde(default)]
+    pub freeze: Option<String>,
 }
 
 /// A live staff session, as the sessions lists show it.

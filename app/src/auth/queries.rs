@@ -60,6 +60,7 @@ pub async fn active_identity(
             must_change_password: r.must_change_password,
             must_enrol_factor: mfa_required && !r.has_factor,
             mfa_optional: !mfa_required,
+            freeze: None,
         };
         let facts = SessionFacts {
             row,
@@ -144,6 +145,8 @@ pub async fn live_sessions(
                   ss.last_seen_at, ss.stepped_up_at, host(ss.ip) AS ip, ss.user_agent
            FROM staff_sessions ss JOIN staff s ON s.id = ss.staff_id
            WHERE ss.ended_at IS NULL AND ss.epoch = s.session_epoch AND s.status = 'active'
+             AND NOT (ss.factor = 'none' AND EXISTS (SELECT 1 FROM staff_totp t
+                          WHERE t.staff_id = s.id AND t.confirmed_at IS NOT NULL))
              AND ss.signed_in_at > now() - make_interval(secs => $2)
              AND ss.last_seen_at > now() - make_interval(secs => $3)
              AND ($1::uuid IS NULL OR ss.staff_id = $1)
@@ -278,13 +281,17 @@ pub struct Fresh {
     pub session_epoch: i32,
     /// The sign-in email, for the audit events.
     pub email: String,
+    /// The password hash now: a password checked against an older one (a reset or change
+    /// committed while the hash was computed) is no longer the account's password.
+    pub password_hash: String,
 }
 
 /// Re-reads and locks the account, after the password was hashed.
 pub async fn lock_for_sign_in(change: &mut Change, id: Uuid) -> sqlx::Result<Option<Fresh>> {
     sqlx::query_as!(
         Fresh,
-        r#"SELECT status::text AS "status!: StaffStatus", locked_until, session_epoch, email
+        r#"SELECT status::text AS "status!: StaffStatus", locked_until, session_epoch, email,
+                  password_hash
            FROM staff WHERE id = $1 FOR UPDATE"#,
         id
     )

@@ -18,7 +18,7 @@ pub const ABSOLUTE_TIMEOUT: time::Duration = time::Duration::hours(12);
 
 const KEY: &str = "staff";
 
-/// What the session cookie's signing key is derived for (from `ENCRYPTION_KEY`).
+/// What the session cookie's signing key is derived for (from `SESSION_SIGNING_KEY`).
 pub const COOKIE_KEY_PURPOSE: &str = "staff-console session cookie signature v1";
 
 /// The session cookie's name.

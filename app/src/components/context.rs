@@ -16,7 +16,9 @@ pub struct StaffResource(pub Resource<Result<Option<StaffIdentity>, AppError>>);
 #[derive(Clone, Copy)]
 pub struct TenantsResource(pub Resource<Result<Vec<Tenant>, AppError>>);
 
-/// The freeze on now, as the top bar shows it: read again on every navigation, and by the
-/// Freeze page after it turns one on or lifts it.
+/// The freeze notice of the top bar, once it changed since the frame was drawn: `None`
+/// until then (the frame shows what `whoami` said when it was drawn); `Some(None)` when no
+/// freeze is on. Set after every navigation, and by the Freeze page after a change, so a
+/// freeze never rebuilds the frame.
 #[derive(Clone, Copy)]
-pub struct FreezeResource(pub Resource<Result<Option<crate::domain::freeze::Freeze>, AppError>>);
+pub struct FreezeNotice(pub RwSignal<Option<Option<String>>>);

@@ -3,11 +3,10 @@
 use crate::auth::api::whoami;
 use crate::auth::view::UserMenu;
 use crate::auth::{Permission, StaffIdentity};
-use crate::components::context::{FreezeResource, StaffResource, TenantsResource};
+use crate::components::context::{FreezeNotice, StaffResource, TenantsResource};
 use crate::components::feedback::ErrorNotice;
 use crate::components::loaded::loaded;
 use crate::components::tenant_switcher::TenantSwitcher;
-use crate::panels::freeze::api::current_freeze;
 use crate::panels::freeze::view::FreezeBanner;
 use crate::panels::overview::api::list_tenants;
 use leptos::prelude::*;
@@ -41,6 +40,8 @@ pub const SECURITY_PATH: &str = "/account/security";
 pub fn ConsoleLayout() -> impl IntoView {
     let staff = Resource::new(|| (), |_| whoami());
     provide_context(StaffResource(staff));
+    let notice = RwSignal::new(None::<Option<String>>);
+    provide_context(FreezeNotice(notice));
     let location = use_location();
     Effect::new(move |previous: Option<String>| {
         let path = location.pathname.get();
@@ -53,7 +54,16 @@ pub fn ConsoleLayout() -> impl IntoView {
                 // A failed check (network down) keeps what we knew: the server refuses
                 // whatever the answer would have changed anyway.
                 let Ok(fresh) = whoami().await else { return };
-                if known.as_ref() != Some(&Ok(fresh.clone())) {
+                // A freeze turned on or lifted shows in the top bar; it does not redraw
+                // the frame (only who is signed in, and as what, does).
+                let _ = notice.try_set(Some(fresh.as_ref().and_then(|s| s.freeze.clone())));
+                let same = match &known {
+                    Some(Ok(known)) => {
+                        known.as_ref().map(without_freeze) == fresh.as_ref().map(without_freeze)
+                    }
+                    _ => false,
+                };
+                if !same {
                     let _ = staff.try_set(Some(Ok(fresh)));
                 }
             });
@@ -129,6 +139,14 @@ fn OneTaskChrome(staff: StaffIdentity, path: &'static str) -> impl IntoView {
     .into_any()
 }
 
+/// Who is signed in, leaving out the freeze notice.
+fn without_freeze(staff: &StaffIdentity) -> StaffIdentity {
+    StaffIdentity {
+        freeze: None,
+        ..staff.clone()
+    }
+}
+
 /// Percent-encodes what a path may hold that a query value may not.
 pub fn encode_path(path: &str) -> String {
     path.chars()
@@ -151,10 +169,7 @@ fn Chrome(staff: StaffIdentity) -> impl IntoView {
     let location = use_location();
     let current = Memo::new(move |_| tenant_from_path(&location.pathname.get()));
     provide_context(TenantsResource(Resource::new(|| (), |_| list_tenants())));
-    // Read again on every navigation (and by the Freeze page after a change): a freeze
-    // another commander turns on shows at the next page.
-    let freeze = Resource::new(move || location.pathname.get(), |_| current_freeze());
-    provide_context(FreezeResource(freeze));
+    let freeze = staff.freeze.clone();
     let can_manage_staff = staff.can(Permission::ManageStaff);
     let mfa_optional = staff.mfa_optional;
 
@@ -166,7 +181,7 @@ fn Chrome(staff: StaffIdentity) -> impl IntoView {
                     "Second factors are optional on this server (MFA_REQUIRED=false, for development only): a password alone opens accounts without one."
                 </p>
             })}
-            <FreezeBanner freeze />
+            <FreezeBanner initial=freeze />
             <header class="flex items-center gap-6 border-b border-slate-800 bg-slate-900 px-4 py-2 text-slate-100">
                 <a href="/" class="flex items-center gap-2 rounded font-semibold tracking-tight">
                     <img src="/favicon.svg" alt="" class="h-6 w-6" />

@@ -23,13 +23,28 @@ pub struct Freeze {
     pub expires_at: Option<OffsetDateTime>,
 }
 
+/// What the freeze is, in one sentence: since when, by whom, why, until when (UTC).
+pub fn describe(freeze: &Freeze) -> String {
+    use crate::components::time::utc_minutes;
+    let until = match freeze.expires_at {
+        Some(at) => format!(" It lifts by itself at {} UTC.", utc_minutes(at)),
+        None => " It stays on until someone lifts it.".to_owned(),
+    };
+    format!(
+        "High-risk operations are frozen since {} UTC, by {}: “{}”.{until}",
+        utc_minutes(freeze.started_at),
+        freeze.started_by,
+        freeze.reason
+    )
+}
+
 /// The operations a freeze refuses: each adds access or removes a protection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FrozenOp {
     /// Adding a staff member.
     CreateStaff,
-    /// Changing someone's role.
+    /// Raising someone's role (lowering it is protective).
     ChangeStaffRole,
     /// Enabling a disabled staff member again.
     EnableStaff,
@@ -47,13 +62,26 @@ pub enum FrozenOp {
     ReactivateClient,
     /// Keeping a tenant's audit events for less time.
     LowerRetention,
-    /// Flipping a kill switch, or removing an override, so that a protection goes.
+    /// Flipping a kill switch, or removing an override, so that a protection goes (or
+    /// ends sooner).
     RemoveSwitchProtection,
+    /// Minting a personal access token.
+    MintToken,
+    /// Adding an API client (a new key).
+    CreateClient,
+    /// Putting a client on the allowlist (past `strictAllowlist`).
+    AllowlistClient,
+    /// Rotating a client's key (a new secret).
+    RotateClientKey,
+    /// Making an IP block end sooner (a shorter expiry on a block in force).
+    ShortenBlock,
+    /// Raising a rate-limit override in force, or making it end sooner.
+    LoosenRateLimit,
 }
 
 impl FrozenOp {
     /// Every frozen operation.
-    pub const ALL: [FrozenOp; 11] = [
+    pub const ALL: [FrozenOp; 17] = [
         Self::CreateStaff,
         Self::ChangeStaffRole,
         Self::EnableStaff,
@@ -65,6 +93,12 @@ impl FrozenOp {
         Self::ReactivateClient,
         Self::LowerRetention,
         Self::RemoveSwitchProtection,
+        Self::MintToken,
+        Self::CreateClient,
+        Self::AllowlistClient,
+        Self::RotateClientKey,
+        Self::ShortenBlock,
+        Self::LoosenRateLimit,
     ];
 
     /// The wire and audit spelling.
@@ -81,6 +115,12 @@ impl FrozenOp {
             Self::ReactivateClient => "reactivate_client",
             Self::LowerRetention => "lower_retention",
             Self::RemoveSwitchProtection => "remove_switch_protection",
+            Self::MintToken => "mint_token",
+            Self::CreateClient => "create_client",
+            Self::AllowlistClient => "allowlist_client",
+            Self::RotateClientKey => "rotate_client_key",
+            Self::ShortenBlock => "shorten_block",
+            Self::LoosenRateLimit => "loosen_rate_limit",
         }
     }
 
@@ -88,7 +128,7 @@ impl FrozenOp {
     pub fn label(self) -> &'static str {
         match self {
             Self::CreateStaff => "Adding staff",
-            Self::ChangeStaffRole => "Changing a staff role",
+            Self::ChangeStaffRole => "Raising a staff role",
             Self::EnableStaff => "Enabling a disabled staff member",
             Self::ResetStaffPassword => "Resetting a staff password",
             Self::ResetStaffFactors => "Resetting someone's second factors",
@@ -97,7 +137,15 @@ impl FrozenOp {
             Self::UnblockAddress => "Unblocking an address",
             Self::ReactivateClient => "Reactivating an API client",
             Self::LowerRetention => "Shortening audit retention",
-            Self::RemoveSwitchProtection => "A kill switch flip that removes a protection",
+            Self::RemoveSwitchProtection => {
+                "A kill switch flip or override removal that removes a protection, or ends one sooner"
+            }
+            Self::MintToken => "Minting a personal access token",
+            Self::CreateClient => "Adding an API client",
+            Self::AllowlistClient => "Putting an API client on the allowlist",
+            Self::RotateClientKey => "Rotating an API client's key",
+            Self::ShortenBlock => "Making an IP block end sooner",
+            Self::LoosenRateLimit => "Raising a rate-limit override, or making it end sooner",
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod audit_export;
 pub mod health;
 pub mod middleware;
 pub mod pasted_token;
+pub mod session_keys;
 
 use app::auth::api::SignInPolicy;
 use app::domain::gateway::controls::state::Controls;
@@ -42,6 +43,9 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// The gateway's kill switches, rate limits and blocks.
     pub controls: Arc<Controls>,
+    /// The session cookie's signing keys (`SESSION_SIGNING_KEY`, and the previous one
+    /// during a rotation).
+    pub session_keys: Arc<session_keys::SessionKeys>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -159,19 +163,18 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// `__Host-` over HTTPS, expiring after 30 idle minutes (`current_staff` renews the expiry
 /// on every signed-in request).
 ///
-/// The cookie is signed (an HMAC of the id under a key derived from `ENCRYPTION_KEY`): a
-/// forged, random or stale-format cookie is dropped before the store is asked, so junk
+/// The cookie is signed (an HMAC of the id under a key derived from `SESSION_SIGNING_KEY`):
+/// a forged, random or stale-format cookie is dropped before the store is asked, so junk
 /// cookies cost no database query, and every instance with the same key accepts every
-/// session.
+/// session. During a rotation, [`session_keys::accept_previous`] runs first.
 fn session_layer(
     pool: PgPool,
     https: bool,
-    key: &app::domain::tokens::pepper::MasterKey,
+    keys: &session_keys::SessionKeys,
 ) -> SessionManagerLayer<PostgresStore, tower_sessions::service::SignedCookie> {
     let idle = app::auth::session::IDLE_TIMEOUT;
-    let signing = key.derive(app::auth::session::COOKIE_KEY_PURPOSE);
     SessionManagerLayer::new(PostgresStore::new(pool))
-        .with_signed(tower_sessions::cookie::Key::from(&signing[..]))
+        .with_signed(keys.current())
         .with_name(app::auth::session::cookie_name(https))
         .with_http_only(true)
         .with_same_site(SameSite::Strict)
@@ -219,7 +222,14 @@ pub fn router(state: AppState) -> Router {
         .layer(session_layer(
             state.pool.clone(),
             state.security.https,
-            state.verifier.master_key(),
+            &state.session_keys,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            session_keys::Rotation {
+                keys: state.session_keys.clone(),
+                name: app::auth::session::cookie_name(state.security.https),
+            },
+            session_keys::accept_previous,
         ))
         .layer(axum::middleware::from_fn_with_state(
             state.security.clone(),

@@ -72,12 +72,12 @@ pub fn app_parts_with_site(
     Arc<app::domain::gateway::verify::Verifier>,
     Arc<app::domain::gateway::controls::state::Controls>,
 ) {
-    app_parts_full(pool, https, site_root, hash_files, false)
+    app_parts_full(pool, https, site_root, hash_files, false, session_keys())
 }
 
 /// The router as production builds it: every person must have a second factor.
 pub fn app_requiring_mfa(pool: PgPool) -> Router {
-    app_parts_full(pool, false, "target/site", false, true).0
+    app_parts_full(pool, false, "target/site", false, true, session_keys()).0
 }
 
 fn app_parts_full(
@@ -86,6 +86,7 @@ fn app_parts_full(
     site_root: &str,
     hash_files: bool,
     mfa: bool,
+    keys: Arc<server::web::session_keys::SessionKeys>,
 ) -> (
     Router,
     Arc<app::domain::gateway::verify::Verifier>,
@@ -114,8 +115,25 @@ fn app_parts_full(
         },
         verifier: verifier.clone(),
         controls: controls.clone(),
+        session_keys: keys,
     });
     (router, verifier, controls)
+}
+
+/// The tests' SESSION_SIGNING_KEY.
+pub const SESSION_KEY: [u8; 32] = [0x3c; 32];
+
+/// The session cookie keys of the tests' routers: [`SESSION_KEY`], no previous one.
+pub fn session_keys() -> Arc<server::web::session_keys::SessionKeys> {
+    Arc::new(server::web::session_keys::SessionKeys::new(
+        &SESSION_KEY,
+        None,
+    ))
+}
+
+/// The router with these session cookie keys (a key rotation).
+pub fn app_with_session_keys(pool: PgPool, keys: server::web::session_keys::SessionKeys) -> Router {
+    app_parts_full(pool, false, "target/site", false, false, Arc::new(keys)).0
 }
 
 /// The ENCRYPTION_KEY of the tests.
@@ -420,10 +438,16 @@ pub fn some_session() -> String {
     signed_session_cookie("AAAAAAAAAAAAAAAAAAAAAA")
 }
 
-/// `sc_session=<id, signed with the tests' ENCRYPTION_KEY>`, as the session layer would set.
+/// `sc_session=<id, signed with the tests' SESSION_SIGNING_KEY>`, as the session layer
+/// would set.
 pub fn signed_session_cookie(id: &str) -> String {
+    signed_session_cookie_with(&SESSION_KEY, id)
+}
+
+/// `sc_session=<id>` signed with the session key `secret`.
+pub fn signed_session_cookie_with(secret: &[u8; 32], id: &str) -> String {
     use tower_sessions::cookie::{Cookie, CookieJar, Key};
-    let key = app::domain::tokens::pepper::MasterKey::new(MASTER_KEY)
+    let key = app::domain::tokens::pepper::MasterKey::new(*secret)
         .derive(app::auth::session::COOKIE_KEY_PURPOSE);
     let key = Key::from(&key[..]);
     let mut jar = CookieJar::new();

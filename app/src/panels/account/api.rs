@@ -97,7 +97,9 @@ pub async fn remove_totp() -> Result<(), AppError> {
 #[server]
 pub async fn my_sessions() -> Result<Vec<crate::auth::StaffSession>, AppError> {
     use crate::auth::{require, Permission};
-    let actor = require(Permission::OwnAccount).await?;
+    // A fully signed-in session (not one confined to replacing a handed-over password
+    // or enrolling a factor): that one must not read or end the owner's sessions.
+    let actor = require(Permission::ViewConsole).await?;
     let staff = actor.staff().ok_or(AppError::Forbidden)?;
     let mut sessions = crate::auth::queries::live_sessions(actor.reader(), Some(staff.id)).await?;
     for s in &mut sessions {
@@ -110,7 +112,9 @@ pub async fn my_sessions() -> Result<Vec<crate::auth::StaffSession>, AppError> {
 #[server]
 pub async fn end_my_session(session_id: String) -> Result<(), AppError> {
     use crate::auth::{require, Permission};
-    let actor = require(Permission::OwnAccount).await?;
+    // A fully signed-in session (not one confined to replacing a handed-over password
+    // or enrolling a factor): that one must not read or end the owner's sessions.
+    let actor = require(Permission::ViewConsole).await?;
     let id = uuid::Uuid::parse_str(session_id.trim())
         .map_err(|_| AppError::validation("session_id", "That is not a session id."))?;
     super::ops::end_own_session(&actor, id).await
@@ -120,6 +124,8 @@ pub async fn end_my_session(session_id: String) -> Result<(), AppError> {
 #[server]
 pub async fn end_my_other_sessions() -> Result<usize, AppError> {
     use crate::auth::{require, Permission};
-    let actor = require(Permission::OwnAccount).await?;
+    // A fully signed-in session (not one confined to replacing a handed-over password
+    // or enrolling a factor): that one must not read or end the owner's sessions.
+    let actor = require(Permission::ViewConsole).await?;
     super::ops::end_other_sessions(&actor).await
 }

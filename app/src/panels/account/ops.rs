@@ -147,6 +147,11 @@ pub async fn change_own_password(
 /// again replaces a secret not yet confirmed; a confirmed one is never replaced here.
 pub async fn start_totp(actor: &Actor, master: &MasterKey) -> Result<TotpEnrolment, AppError> {
     let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
+    // A handed-over password first: whoever else saw it (intercepted it, or is signed in
+    // with it) loses their session when the owner replaces it, before any factor exists.
+    if staff.must_change_password {
+        return Err(AppError::PasswordChangeRequired);
+    }
     let secret = TotpSecret::generate();
     let (nonce, sealed) = secret.seal(master, staff.id);
     let mut change = actor.change().await?;
@@ -180,6 +185,9 @@ pub async fn confirm_totp(
     code: &str,
 ) -> Result<RecoveryCodes, AppError> {
     let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
+    if staff.must_change_password {
+        return Err(AppError::PasswordChangeRequired);
+    }
     let code = Code::parse_totp(code).map_err(|message| AppError::validation("code", message))?;
     let mut change = actor.change().await?;
     // Only the session that started the set-up confirms it: another session with the same

@@ -57,7 +57,12 @@ pub async fn create(
     allowlisted: bool,
 ) -> Result<MintedKey, AppError> {
     let name = normalize_name(name)?;
-    let mut change = actor.change().await?;
+    let mut change = crate::domain::freeze::guard(
+        actor,
+        actor.change().await?,
+        crate::domain::freeze::FrozenOp::CreateClient,
+    )
+    .await?;
     let id = queries::insert_client(&mut change, tenant, &name, allowlisted, &actor.label())
         .await?
         .ok_or_else(|| {
@@ -150,6 +155,14 @@ pub async fn set_allowlisted(
 ) -> Result<(), AppError> {
     let reason = normalize_reason(reason)?;
     let mut change = actor.change().await?;
+    if allowlisted {
+        change = crate::domain::freeze::guard(
+            actor,
+            change,
+            crate::domain::freeze::FrozenOp::AllowlistClient,
+        )
+        .await?;
+    }
     let client = lock(&mut change, tenant, id).await?;
     if client.status == ClientStatus::Revoked {
         return Err(revoked_is_final(&client.name));
@@ -191,7 +204,12 @@ pub async fn rotate_key(
 ) -> Result<MintedKey, AppError> {
     let grace = parse_grace_hours(grace_hours)?;
     let reason = normalize_reason(reason)?;
-    let mut change = actor.change().await?;
+    let mut change = crate::domain::freeze::guard(
+        actor,
+        actor.change().await?,
+        crate::domain::freeze::FrozenOp::RotateClientKey,
+    )
+    .await?;
     let client = lock(&mut change, tenant, id).await?;
     if client.status == ClientStatus::Revoked {
         return Err(revoked_is_final(&client.name));

@@ -1,6 +1,6 @@
-//! Server functions of the Freeze panel. Reading needs `ViewConsole` (the top bar of every
-//! page shows the freeze); turning it on and lifting it `CommandIncident` and a recent
-//! second factor.
+//! Server functions of the Freeze panel. Reading needs `ViewConsole`; turning it on and
+//! lifting it `CommandIncident` and a recent second factor. (The top bar learns of the
+//! freeze from `whoami`.)
 
 use super::{Freeze, FreezeState};
 #[cfg(feature = "ssr")]
@@ -8,28 +8,12 @@ use crate::auth::{require, require_stepped_up, Permission};
 use crate::error::AppError;
 use leptos::prelude::*;
 
-/// The freeze on now, if any: what the top bar shows.
-#[server]
-pub async fn current_freeze() -> Result<Option<Freeze>, AppError> {
-    let actor = require(Permission::ViewConsole).await?;
-    Ok(crate::domain::freeze::active(actor.reader()).await?)
-}
-
 /// The freeze on now and the last ones.
 #[server]
 pub async fn freeze_overview() -> Result<FreezeState, AppError> {
     let actor = require(Permission::ViewConsole).await?;
     let history = super::queries::history(actor.reader()).await?;
-    let on = history
-        .iter()
-        .find(|past| {
-            past.lifted_at.is_none()
-                && past
-                    .freeze
-                    .expires_at
-                    .is_none_or(|at| at > time::OffsetDateTime::now_utc())
-        })
-        .map(|past| past.freeze.clone());
+    let on = crate::domain::freeze::active(actor.reader()).await?;
     Ok(FreezeState { on, history })
 }
 

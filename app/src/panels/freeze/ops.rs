@@ -6,7 +6,6 @@ use crate::auth::Actor;
 use crate::domain::input::normalize_reason;
 use crate::error::AppError;
 use crate::panels::switches::parse_expiry_minutes;
-use time::{Duration, OffsetDateTime};
 
 fn target(freeze: &Freeze) -> String {
     format!("freeze:{}", freeze.id)
@@ -22,11 +21,8 @@ pub async fn start(actor: &Actor, reason: &str, expires_minutes: &str) -> Result
     let mut change = actor.change().await?;
     queries::lock_out_frozen_operations(&mut change).await?;
     let mut replaced = None;
-    if let Some(on) = queries::lock_unlifted(&mut change).await? {
-        if on
-            .expires_at
-            .is_none_or(|at| at > OffsetDateTime::now_utc())
-        {
+    if let Some((on, expired)) = queries::lock_unlifted(&mut change).await? {
+        if !expired {
             return Err(AppError::Conflict {
                 field: None,
                 message: format!(
@@ -39,8 +35,8 @@ pub async fn start(actor: &Actor, reason: &str, expires_minutes: &str) -> Result
         queries::lift(&mut change, on.id, "system", "expired", true).await?;
         replaced = Some(on.id);
     }
-    let expires_at = minutes.map(|m| OffsetDateTime::now_utc() + Duration::minutes(m));
-    let freeze = queries::insert(&mut change, &reason, &actor.label(), expires_at).await?;
+    let freeze = queries::insert(&mut change, &reason, &actor.label(), minutes).await?;
+    let expires_at = freeze.expires_at;
     change
         .commit(
             actor
@@ -66,12 +62,9 @@ pub async fn lift(actor: &Actor, reason: &str, confirmation: &str) -> Result<(),
         ));
     }
     let mut change = actor.change().await?;
-    let on = queries::lock_unlifted(&mut change)
+    let (on, _) = queries::lock_unlifted(&mut change)
         .await?
-        .filter(|on| {
-            on.expires_at
-                .is_none_or(|at| at > OffsetDateTime::now_utc())
-        })
+        .filter(|(_, expired)| !expired)
         .ok_or_else(|| AppError::Conflict {
             field: None,
             message: "No freeze is on.".into(),

@@ -2,7 +2,6 @@
 
 use super::{Freeze, PastFreeze};
 use crate::auth::Change;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// How many past freezes the panel lists.
@@ -47,31 +46,46 @@ pub async fn lock_out_frozen_operations(change: &mut Change) -> sqlx::Result<()>
     .map(drop)
 }
 
-/// The row not lifted yet, locked (on, or past its expiry and waiting for the timer).
-pub async fn lock_unlifted(change: &mut Change) -> sqlx::Result<Option<Freeze>> {
-    sqlx::query_as!(
-        Freeze,
-        r#"SELECT id, reason, started_by, started_at, expires_at FROM freezes
-           WHERE lifted_at IS NULL FOR UPDATE"#
+/// The row not lifted yet, locked (on, or past its expiry and waiting for the timer), and
+/// whether its expiry passed, by the database's clock (the one the guard reads).
+pub async fn lock_unlifted(change: &mut Change) -> sqlx::Result<Option<(Freeze, bool)>> {
+    Ok(sqlx::query!(
+        r#"SELECT id, reason, started_by, started_at, expires_at,
+                  coalesce(expires_at <= now(), false) AS "expired!"
+           FROM freezes WHERE lifted_at IS NULL FOR UPDATE"#
     )
     .fetch_optional(change.db())
-    .await
+    .await?
+    .map(|r| {
+        (
+            Freeze {
+                id: r.id,
+                reason: r.reason,
+                started_by: r.started_by,
+                started_at: r.started_at,
+                expires_at: r.expires_at,
+            },
+            r.expired,
+        )
+    }))
 }
 
-/// Turns a freeze on.
+/// Turns a freeze on, lifting by itself after `minutes` when given (by the database's
+/// clock, like every check of it).
 pub async fn insert(
     change: &mut Change,
     reason: &str,
     by: &str,
-    expires_at: Option<OffsetDateTime>,
+    minutes: Option<i64>,
 ) -> sqlx::Result<Freeze> {
     sqlx::query_as!(
         Freeze,
-        r#"INSERT INTO freezes (reason, started_by, expires_at) VALUES ($1, $2, $3)
+        r#"INSERT INTO freezes (reason, started_by, expires_at)
+           VALUES ($1, $2, now() + make_interval(mins => $3::bigint::int))
            RETURNING id, reason, started_by, started_at, expires_at"#,
         reason,
         by,
-        expires_at
+        minutes
     )
     .fetch_one(change.db())
     .await

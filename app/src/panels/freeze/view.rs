@@ -1,10 +1,10 @@
 //! The Freeze page (`/freeze`) and the top bar's notice of a freeze.
 
 use super::api::{freeze_overview, LiftFreeze, StartFreeze};
-use super::{Freeze, FreezeState, FrozenOp, CONFIRM_LIFT};
+use super::{FreezeState, FrozenOp, CONFIRM_LIFT};
 use crate::auth::view::allowed;
 use crate::auth::Permission;
-use crate::components::context::FreezeResource;
+use crate::components::context::FreezeNotice;
 use crate::components::feedback::ErrorNotice;
 use crate::components::form::{
     successes, Field, FormErrors, FormFeedback, ReasonField, TypedConfirm,
@@ -13,44 +13,29 @@ use crate::components::loaded::loaded;
 use crate::components::step_up::{redispatch, StepUp};
 use crate::components::table::{Col, DataTable};
 use crate::components::time::utc_minutes;
-use crate::error::AppError;
+use crate::domain::freeze::describe;
 use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-/// What the freeze is, in one sentence: since when, by whom, why, until when.
-fn describe(freeze: &Freeze) -> String {
-    let until = match freeze.expires_at {
-        Some(at) => format!(" It lifts by itself at {} UTC.", utc_minutes(at)),
-        None => " It stays on until someone lifts it.".to_owned(),
-    };
-    format!(
-        "High-risk operations are frozen since {} UTC, by {}: “{}”.{until}",
-        utc_minutes(freeze.started_at),
-        freeze.started_by,
-        freeze.reason
-    )
-}
-
-/// The top bar's notice while a freeze is on, on every page of the console.
+/// The top bar's notice while a freeze is on, on every page of the console: what `whoami`
+/// said when the frame was drawn (`initial`), until the [`FreezeNotice`] has news.
 #[component]
-pub fn FreezeBanner(freeze: Resource<Result<Option<Freeze>, AppError>>) -> impl IntoView {
+pub fn FreezeBanner(initial: Option<String>) -> impl IntoView {
+    let notice = use_context::<FreezeNotice>().map(|n| n.0);
+    let text = move || {
+        notice
+            .and_then(|n| n.get())
+            .unwrap_or_else(|| initial.clone())
+    };
     view! {
-        <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
-                match loaded(freeze).await {
-                    Ok(Some(on)) => view! {
-                        <p role="status" data-testid="freeze-banner"
-                            class="bg-red-700 px-4 py-1 text-center text-sm font-medium text-white">
-                            {describe(&on)} " "
-                            <a href="/freeze" class="underline">"See the freeze"</a>
-                        </p>
-                    }.into_any(),
-                    // Not known (signed out mid-way, the network): the server still refuses.
-                    _ => ().into_any(),
-                }
-            })}
-        </Transition>
+        <Show when={let text = text.clone(); move || text().is_some()}>
+            <p role="status" data-testid="freeze-banner"
+                class="bg-red-700 px-4 py-1 text-center text-sm font-medium text-white">
+                {text.clone()} " "
+                <a href="/freeze" class="underline">"See the freeze"</a>
+            </p>
+        </Show>
     }
 }
 
@@ -63,15 +48,16 @@ pub fn FreezePage() -> impl IntoView {
     let lifted = successes(lift.value());
     let state = Resource::new(move || (started.get(), lifted.get()), |_| freeze_overview());
     // The top bar follows at once.
-    let banner = use_context::<FreezeResource>();
-    Effect::new(move |previous: Option<(u32, u32)>| {
-        let now = (started.get(), lifted.get());
-        if previous.is_some_and(|p| p != now) {
-            if let Some(FreezeResource(banner)) = banner {
-                banner.refetch();
-            }
+    let banner = use_context::<FreezeNotice>().map(|n| n.0);
+    Effect::new(move |_| {
+        if let (Some(banner), Some(Ok(on))) = (banner, start.value().get()) {
+            banner.set(Some(Some(describe(&on))));
         }
-        now
+    });
+    Effect::new(move |_| {
+        if let (Some(banner), Some(Ok(()))) = (banner, lift.value().get()) {
+            banner.set(Some(None));
+        }
     });
     view! {
         <Title text="Freeze" />

@@ -39,7 +39,12 @@ pub async fn mint(
             ));
         }
     }
-    let mut change = actor.change().await?;
+    let mut change = crate::domain::freeze::guard(
+        actor,
+        actor.change().await?,
+        crate::domain::freeze::FrozenOp::MintToken,
+    )
+    .await?;
     let owner_state = queries::lock_owner(&mut change, tenant.id, owner)
         .await?
         .ok_or_else(|| {

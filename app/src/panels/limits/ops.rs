@@ -125,6 +125,21 @@ pub async fn set_override(actor: &Actor, req: OverrideRequest<'_>) -> Result<App
         {
             return Ok(Applied::Unchanged);
         }
+        // Loosening a limit in force (a higher rate or burst, or an end sooner) lets more
+        // through: frozen like the other operations that remove a protection.
+        let sooner = match (p.expires_at, expires_at) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(old), Some(new)) => new < old,
+        };
+        if live && (per_minute as i32 > p.limit_per_minute || burst as i32 > p.burst || sooner) {
+            change = crate::domain::freeze::guard(
+                actor,
+                change,
+                crate::domain::freeze::FrozenOp::LoosenRateLimit,
+            )
+            .await?;
+        }
     }
     queries::upsert_override(
         &mut change,
@@ -197,6 +212,24 @@ pub async fn add_block(
     let reason = normalize_reason(reason)?;
     let expires_at = expiry(expires_minutes)?;
     let mut change = actor.change().await?;
+    // Replacing a block in force with one that ends sooner is an unblock on a timer: as
+    // dangerous as unblocking, and frozen like it.
+    if let Some(current) = queries::lock_live_block(&mut change, &net.to_string()).await? {
+        let sooner = match (current, expires_at) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(old), Some(new)) => new < old,
+        };
+        if sooner {
+            actor.require_step_up()?;
+            change = crate::domain::freeze::guard(
+                actor,
+                change,
+                crate::domain::freeze::FrozenOp::ShortenBlock,
+            )
+            .await?;
+        }
+    }
     let replaced = queries::upsert_block(
         &mut change,
         &net.to_string(),

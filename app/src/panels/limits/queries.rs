@@ -196,6 +196,23 @@ pub async fn upsert_block(
     .await
 }
 
+/// The expiry of the block in force on `network`, locked: `None` when there is none,
+/// `Some(None)` for a block without an expiry.
+pub async fn lock_live_block(
+    change: &mut Change,
+    network: &str,
+) -> sqlx::Result<Option<Option<OffsetDateTime>>> {
+    Ok(sqlx::query!(
+        r#"SELECT expires_at FROM ip_blocks
+           WHERE network = $1::text::cidr AND (expires_at IS NULL OR expires_at > now())
+           FOR UPDATE"#,
+        network
+    )
+    .fetch_optional(change.db())
+    .await?
+    .map(|r| r.expires_at))
+}
+
 /// Lifts the block of `network`; returns its reason, `None` when it was not blocked.
 pub async fn delete_block(change: &mut Change, network: &str) -> sqlx::Result<Option<String>> {
     sqlx::query_scalar!(

@@ -77,7 +77,7 @@ async fn keep_an_admin(
 
 /// Changes someone's role.
 pub async fn change_role(actor: &Actor, id: Uuid, role: Role) -> Result<(), AppError> {
-    let mut change = guard(actor, actor.change().await?, FrozenOp::ChangeStaffRole).await?;
+    let mut change = actor.change().await?;
     if role != Role::Admin {
         keep_an_admin(
             &mut change,
@@ -92,6 +92,10 @@ pub async fn change_role(actor: &Actor, id: Uuid, role: Role) -> Result<(), AppE
             field: None,
             message: format!("{} already has the role {}.", current.email, role.label()),
         });
+    }
+    // Raising a role adds access; lowering it (a suspected compromise) stays allowed.
+    if role > current.role {
+        change = guard(actor, change, FrozenOp::ChangeStaffRole).await?;
     }
     queries::set_role(&mut change, id, role).await?;
     change
@@ -254,6 +258,14 @@ pub async fn reset_factors(
     queries::set_password(&mut change, id, &hash).await?;
     crate::auth::queries::end_sessions(&mut change, id, &actor.label(), "second factors reset")
         .await?;
+    // Like a password reset, it answers a suspected compromise: their tokens go too.
+    crate::panels::integrations::ops::revoke_owned_by_staff(
+        &mut change,
+        actor,
+        id,
+        "second factors reset",
+    )
+    .await?;
     change
         .commit(
             actor
@@ -269,6 +281,7 @@ pub async fn reset_factors(
                 })),
         )
         .await?;
+    actor.forget_cached_tokens_of(id);
     Ok(OneTimePassword {
         email: current.email,
         password: secret,

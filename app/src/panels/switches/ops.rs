@@ -123,6 +123,18 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
         (None, Some(_), None) => Some(key.default_value()),
         (_, _, r) => r,
     };
+    // Keeping a protection on a shorter timer (to a value without it) removes it sooner:
+    // as dangerous as removing it, and frozen like it.
+    let ends_sooner = value == key.protective_value()
+        && revert_to.is_some_and(|r| removes_protection(key, r))
+        && match (stored.as_ref().and_then(|s| s.expires_at), expires_at) {
+            (Some(old), Some(new)) => new < old,
+            _ => false,
+        };
+    if ends_sooner {
+        actor.require_step_up()?;
+        change = guard(actor, change, FrozenOp::RemoveSwitchProtection).await?;
+    }
     let set_by = actor.label();
     queries::upsert(
         &mut change,

@@ -55,7 +55,8 @@ test('a freeze refuses adding staff, shows in the top bar of every page, and lif
   await expect(page.getByTestId('freeze-banner')).toHaveCount(0);
   await expect(page.getByTestId('freeze-history')).toContainText(reason);
   await expect(page.getByTestId('freeze-history')).toContainText('keys rotated');
-  expect(problems).toEqual([]);
+  // The refused answers themselves (422 for the missing reason, 423 for the frozen add).
+  expect(problems.filter((p) => !p.includes('422') && !p.includes('423'))).toEqual([]);
 });
 
 test('a person ends their other session, and an admin ends someone else’s', async ({ page, browser }) => {
@@ -96,5 +97,5 @@ test('a person ends their other session, and an admin ends someone else’s', as
   await elsewhere.goto('/');
   await expect(elsewhere).toHaveURL(/\/sign-in/);
   await other.close();
-  expect(problems).toEqual([]);
+  expect(problems.filter((p) => !p.includes('422'))).toEqual([]);
 });

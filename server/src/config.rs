@@ -445,6 +445,10 @@ impl Config {
             None => Ok(None),
             Some(raw) if raw.trim().is_empty() => Ok(None),
             Some(raw) => parse_key("SESSION_SIGNING_KEY_PREVIOUS", &raw).and_then(|key| {
+                // Anyone holding it can make cookies that pass the signature check.
+                if strict == Mode::Production {
+                    check_strength("SESSION_SIGNING_KEY_PREVIOUS", &key)?;
+                }
                 if session_key.as_ref().is_some_and(|current| current.expose() == key.expose()) {
                     return Err(ConfigError::Malformed {
                         name: "SESSION_SIGNING_KEY_PREVIOUS",
@@ -559,6 +563,11 @@ impl Config {
                 );
             }
             return out;
+        }
+        if self.session_signing_key_previous.is_some() {
+            out.push(
+                "SESSION_SIGNING_KEY_PREVIOUS is set: cookies signed with the replaced key are still accepted. Remove it once the rotation is done (after 12 hours no session of the old key is left).".to_owned(),
+            );
         }
         let local_listener = self.listen_addr.ip().is_loopback();
         if !self.https {

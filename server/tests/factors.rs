@@ -464,4 +464,10 @@ async fn a_password_checked_while_a_reset_commits_opens_nothing(pool: PgPool) {
         "{}",
         answer.body
     );
+    // Told apart in the log: someone still holds the replaced password.
+    let refused = common::audit(&pool, "staff.sign_in").await;
+    assert_eq!(
+        refused.last().unwrap().1.as_deref(),
+        Some("PASSWORD_REPLACED")
+    );
 }

@@ -163,7 +163,7 @@ async fn attempt(op: FrozenOp, cli: &Actor, f: &Fixture) -> Result<(), AppError>
             agent_ops::ops::set_allowlisted(cli, f.tenant, f.active_client, true, "partner").await
         }
         FrozenOp::RotateClientKey => {
-            agent_ops::ops::rotate_key(cli, f.tenant, f.active_client, "0", "schedule")
+            agent_ops::ops::rotate_key(cli, f.tenant, f.active_client, "24", "schedule")
                 .await
                 .map(drop)
         }
@@ -293,6 +293,9 @@ async fn protective_actions_keep_working_during_a_freeze(pool: PgPool) {
     limits::ops::set_override(&cli, ip_limit("30"))
         .await
         .expect("tightening a rate limit");
+    agent_ops::ops::rotate_key(&cli, f.tenant, f.active_client, "0", "leaked key")
+        .await
+        .expect("re-keying a client, the old key retired at once");
     staff::ops::end_all_sessions(&cli, f.viewer, "contain")
         .await
         .expect("ending someone's sessions");
@@ -407,4 +410,57 @@ async fn the_console_answers_423_and_the_switches_api_carries_the_freeze(pool: P
     controls.reload_switches().await.unwrap();
     let document: serde_json::Value = serde_json::from_str(&controls.switches().document).unwrap();
     assert!(document["freeze"].is_null(), "{document}");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn loosening_through_a_side_door_is_frozen_too(pool: PgPool) {
+    use app::panels::{limits, switches};
+    let cli = Actor::command_line_unchecked(pool.clone(), "ic");
+    // The tenant acme and the 60/min limit on 10.7.7.7.
+    let _fixture = fixture(&pool, &cli).await;
+    // A tenant kept on the strict allowlist for an hour (the global value is off).
+    let strict = |minutes: &'static str| switches::ops::FlipRequest {
+        key: "strictAllowlist",
+        tenant: "acme",
+        value: "on",
+        reason: "contain",
+        expires_minutes: minutes,
+        ..Default::default()
+    };
+    switches::ops::flip(&cli, strict("60")).await.unwrap();
+    ops::start(&cli, "incident 9", "").await.unwrap();
+    let frozen = |result: Result<(), AppError>, what: &str| {
+        assert!(
+            matches!(result, Err(AppError::Frozen { .. })),
+            "{what}: {result:?}"
+        );
+    };
+    // The same protection on a one-minute timer would end it sooner.
+    frozen(
+        switches::ops::flip(&cli, strict("1")).await.map(drop),
+        "a shorter timer on a tenant's protection",
+    );
+    // Removing the 60/min limit, or a new limit far above the default.
+    let id: Uuid =
+        sqlx::query_scalar("SELECT id FROM rate_limit_overrides WHERE network = '10.7.7.7/32'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    frozen(
+        limits::ops::remove_override(&cli, &id.to_string(), "done").await,
+        "removing a strict limit",
+    );
+    let mut generous = ip_limit("100000");
+    generous.network = "10.6.6.6";
+    generous.burst = "5000";
+    frozen(
+        limits::ops::set_override(&cli, generous).await.map(drop),
+        "a new limit above the default",
+    );
+    // A longer protection, or a new limit below the default, still go through.
+    switches::ops::flip(&cli, strict("120")).await.unwrap();
+    let mut tight = ip_limit("10");
+    tight.network = "10.6.6.6";
+    limits::ops::set_override(&cli, tight).await.unwrap();
+    assert_eq!(common::audit(&pool, "freeze.refused").await.len(), 3);
 }

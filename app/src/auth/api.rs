@@ -46,9 +46,14 @@ pub async fn whoami() -> Result<Option<StaffIdentity>, AppError> {
     let Some(mut staff) = super::current_staff().await? else {
         return Ok(None);
     };
-    staff.freeze = crate::domain::freeze::active(&pool)
-        .await?
-        .map(|freeze| crate::domain::freeze::describe(&freeze));
+    // Only for a fully signed-in session: one confined to replacing a handed-over password
+    // or enrolling a factor sees nothing of the console (`require(ViewConsole)` would
+    // refuse it), the freeze's reason and its commander included.
+    if !staff.must_change_password && !staff.must_enrol_factor {
+        staff.freeze = crate::domain::freeze::active(&pool)
+            .await?
+            .map(|freeze| crate::domain::freeze::describe(&freeze));
+    }
     Ok(Some(staff))
 }
 
@@ -187,7 +192,17 @@ pub async fn sign_in(
         )
         .await?;
         let mut events = vec![
-            event(actor.clone(), Some("INVALID_CREDENTIALS")).actor_name(account.email.clone())
+            // The old password, right, after a reset or change replaced it: worth telling
+            // apart in the log (someone still has it).
+            event(
+                actor.clone(),
+                Some(if password_ok {
+                    "PASSWORD_REPLACED"
+                } else {
+                    "INVALID_CREDENTIALS"
+                }),
+            )
+            .actor_name(account.email.clone()),
         ];
         if let Some(until) = locked {
             let lock = meta

@@ -71,7 +71,8 @@ pub enum FrozenOp {
     CreateClient,
     /// Putting a client on the allowlist (past `strictAllowlist`).
     AllowlistClient,
-    /// Rotating a client's key (a new secret).
+    /// Rotating a client's key with a grace period (the old one still working; retiring it
+    /// at once, the answer to a leak, stays allowed).
     RotateClientKey,
     /// Making an IP block end sooner (a shorter expiry on a block in force).
     ShortenBlock,
@@ -143,7 +144,7 @@ impl FrozenOp {
             Self::MintToken => "Minting a personal access token",
             Self::CreateClient => "Adding an API client",
             Self::AllowlistClient => "Putting an API client on the allowlist",
-            Self::RotateClientKey => "Rotating an API client's key",
+            Self::RotateClientKey => "Rotating an API client's key with a grace period",
             Self::ShortenBlock => "Making an IP block end sooner",
             Self::LoosenRateLimit => "Raising a rate-limit override, or making it end sooner",
         }

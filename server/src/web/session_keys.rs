@@ -83,8 +83,11 @@ fn resign(headers: &mut HeaderMap, name: &str, current: &Key, previous: &Key) {
     let mut pairs = Vec::new();
     let mut resigned = false;
     for value in headers.get_all(COOKIE) {
-        // A header that is not text is left as it is: the session layer reads none of it.
-        let Ok(text) = value.to_str() else { return };
+        // Read as the session layer reads it (UTF-8, not only visible ASCII); a header that
+        // is not UTF-8 is skipped, as it skips it.
+        let Ok(text) = std::str::from_utf8(value.as_bytes()) else {
+            continue;
+        };
         for cookie in Cookie::split_parse(text).flatten() {
             if cookie.name() == name && !resigned {
                 if let Some(fresh) = under_current(&cookie, name, current, previous) {

@@ -204,12 +204,17 @@ pub async fn rotate_key(
 ) -> Result<MintedKey, AppError> {
     let grace = parse_grace_hours(grace_hours)?;
     let reason = normalize_reason(reason)?;
-    let mut change = crate::domain::freeze::guard(
-        actor,
-        actor.change().await?,
-        crate::domain::freeze::FrozenOp::RotateClientKey,
-    )
-    .await?;
+    let mut change = actor.change().await?;
+    // Retiring the old key at once answers a leaked key, and stays allowed; a rotation
+    // that keeps the old key working is not a response to a leak.
+    if grace > 0 {
+        change = crate::domain::freeze::guard(
+            actor,
+            change,
+            crate::domain::freeze::FrozenOp::RotateClientKey,
+        )
+        .await?;
+    }
     let client = lock(&mut change, tenant, id).await?;
     if client.status == ClientStatus::Revoked {
         return Err(revoked_is_final(&client.name));

@@ -141,6 +141,23 @@ pub async fn set_override(actor: &Actor, req: OverrideRequest<'_>) -> Result<App
             .await?;
         }
     }
+    // Without an override in force, the default applies: an override above it loosens too
+    // (a tenant has no default: a tenant override only ever restricts).
+    let in_force = previous
+        .as_ref()
+        .is_some_and(|p| p.expires_at.is_none_or(|at| at > OffsetDateTime::now_utc()));
+    if !in_force {
+        if let Some(default) = default_for(actor, scope) {
+            if per_minute > default.per_minute || burst > default.burst {
+                change = crate::domain::freeze::guard(
+                    actor,
+                    change,
+                    crate::domain::freeze::FrozenOp::LoosenRateLimit,
+                )
+                .await?;
+            }
+        }
+    }
     queries::upsert_override(
         &mut change,
         &queries::NewOverride {
@@ -175,11 +192,40 @@ pub async fn set_override(actor: &Actor, req: OverrideRequest<'_>) -> Result<App
     Ok(Applied::Written)
 }
 
+/// The default limit of `scope` (`None` for a tenant, which has none): this instance's
+/// configured defaults, or the built-in ones for the command line.
+fn default_for(actor: &Actor, scope: &str) -> Option<crate::domain::gateway::controls::Limit> {
+    let defaults = actor.controls().map(|c| c.defaults()).unwrap_or_default();
+    match scope {
+        "ip" => Some(defaults.ip),
+        "client" => Some(defaults.owner),
+        _ => None,
+    }
+}
+
 /// Removes an override by id.
 pub async fn remove_override(actor: &Actor, id: &str, reason: &str) -> Result<(), AppError> {
     let reason = normalize_reason(reason)?;
     let id = Uuid::parse_str(id.trim()).map_err(|_| AppError::not_found("This override"))?;
     let mut change = actor.change().await?;
+    // Removing a limit stricter than the default (or any tenant limit) loosens it.
+    if let Some(held) = queries::lock_live_override(&mut change, id).await? {
+        let stricter = match default_for(actor, &held.scope) {
+            None => true,
+            Some(default) => {
+                held.limit_per_minute < default.per_minute as i32
+                    || held.burst < default.burst as i32
+            }
+        };
+        if stricter {
+            change = crate::domain::freeze::guard(
+                actor,
+                change,
+                crate::domain::freeze::FrozenOp::LoosenRateLimit,
+            )
+            .await?;
+        }
+    }
     let removed = queries::delete_override(&mut change, id)
         .await?
         .ok_or_else(|| AppError::not_found("This override"))?;

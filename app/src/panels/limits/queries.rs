@@ -92,6 +92,31 @@ pub async fn lock_override(
     .await
 }
 
+/// An override still in force, locked, by id: its scope and limit.
+pub struct HeldOverride {
+    /// `tenant`, `client` or `ip`.
+    pub scope: String,
+    /// Requests per minute.
+    pub limit_per_minute: i32,
+    /// Burst.
+    pub burst: i32,
+}
+
+/// The override `id` if it is still in force, locked until the change ends.
+pub async fn lock_live_override(
+    change: &mut Change,
+    id: Uuid,
+) -> sqlx::Result<Option<HeldOverride>> {
+    sqlx::query_as!(
+        HeldOverride,
+        r#"SELECT scope, limit_per_minute, burst FROM rate_limit_overrides
+           WHERE id = $1 AND (expires_at IS NULL OR expires_at > now()) FOR UPDATE"#,
+        id
+    )
+    .fetch_optional(change.db())
+    .await
+}
+
 /// What setting an override stores.
 pub struct NewOverride<'a> {
     /// `tenant`, `client` or `ip`.

@@ -89,6 +89,11 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
     // The global row always exists (the migration seeds it); locking it also serialises
     // flips of the same switch's overrides.
     let global = queries::lock_row(&mut change, key, None).await?;
+    // What a tenant's override falls back to when its timer ends and it is removed.
+    let global_value = global
+        .as_ref()
+        .map(|g| g.value)
+        .unwrap_or(key.default_value());
     let stored = match tenant_uuid {
         None => global,
         Some(id) => queries::lock_row(&mut change, key, Some(id)).await?,
@@ -126,7 +131,7 @@ pub async fn flip(actor: &Actor, req: FlipRequest<'_>) -> Result<Flipped, AppErr
     // Keeping a protection on a shorter timer (to a value without it) removes it sooner:
     // as dangerous as removing it, and frozen like it.
     let ends_sooner = value == key.protective_value()
-        && revert_to.is_some_and(|r| removes_protection(key, r))
+        && removes_protection(key, revert_to.unwrap_or(global_value))
         && match (stored.as_ref().and_then(|s| s.expires_at), expires_at) {
             (Some(old), Some(new)) => new < old,
             _ => false,

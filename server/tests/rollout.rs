@@ -157,3 +157,68 @@ async fn a_contract_migration_breaks_the_old_binary(pool: PgPool) {
         .expect_err("a renamed column breaks the old binary's queries");
     assert!(err.starts_with("sign-in"), "{err}");
 }
+
+/// The deadlock the traffic above once hit (in a CI run). A sign-in had locked its staff
+/// row (`FOR UPDATE`: the table's ROW SHARE lock) when the migration created a table
+/// referencing `staff` (SHARE ROW EXCLUSIVE on it, which ROW SHARE lets through); the
+/// sign-in's `UPDATE` then waited for ROW EXCLUSIVE behind the migration, and the
+/// migration's `ALTER TABLE staff` for ACCESS EXCLUSIVE behind the sign-in. PostgreSQL ended
+/// one of them. Driven step by step here: the sign-in's lock, the migration waiting, then
+/// the sign-in's update and commit; both must go through.
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_sign_in_holding_its_row_lets_a_waiting_migration_wait(pool: PgPool) {
+    let id = staff(
+        &pool,
+        EMAIL,
+        app::auth::Role::Operator,
+        "rollout password, long enough",
+    )
+    .await;
+    let actor = app::auth::Actor::command_line_unchecked(pool.clone(), "test");
+    let mut change = actor.change().await.unwrap();
+    app::auth::queries::lock_for_sign_in(&mut change, id)
+        .await
+        .unwrap()
+        .expect("the account");
+    let migration = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let mut tx = pool.begin().await?;
+            sqlx::query("CREATE TABLE next_release (staff_id uuid NOT NULL REFERENCES staff (id))")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "ALTER TABLE staff ADD COLUMN next_release_flag boolean NOT NULL DEFAULT false",
+            )
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the migration never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    app::auth::queries::record_success(&mut change, id)
+        .await
+        .expect("the sign-in's update goes through, no deadlock");
+    change.commit(actor.event("test.sign_in")).await.unwrap();
+    migration
+        .await
+        .unwrap()
+        .expect("then the migration, no deadlock");
+}

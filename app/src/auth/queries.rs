@@ -286,8 +286,23 @@ pub struct Fresh {
     pub password_hash: String,
 }
 
+/// Takes the staff table's `ROW EXCLUSIVE` lock, for a change that locks a staff row and
+/// then updates it. `SELECT ... FOR UPDATE` alone holds the weaker `ROW SHARE`, and the
+/// `UPDATE` after it then asks for `ROW EXCLUSIVE`: a migration's `ALTER TABLE staff`
+/// queued between the two (it waits for the `ROW SHARE`, the `UPDATE` waits behind it)
+/// deadlocks with the change, and PostgreSQL ends the change with an error. Holding the
+/// stronger lock from the start, the migration just waits for the change to commit (seen
+/// in the rolling-upgrade test, `rollout.rs`).
+pub async fn lock_staff_table(change: &mut Change) -> sqlx::Result<()> {
+    sqlx::query("LOCK TABLE staff IN ROW EXCLUSIVE MODE")
+        .execute(change.db())
+        .await
+        .map(drop)
+}
+
 /// Re-reads and locks the account, after the password was hashed.
 pub async fn lock_for_sign_in(change: &mut Change, id: Uuid) -> sqlx::Result<Option<Fresh>> {
+    lock_staff_table(change).await?;
     sqlx::query_as!(
         Fresh,
         r#"SELECT status::text AS "status!: StaffStatus", locked_until, session_epoch, email,
@@ -341,6 +356,7 @@ pub async fn record_failure(
     window_secs: f64,
     lock_secs: f64,
 ) -> sqlx::Result<Option<OffsetDateTime>> {
+    lock_staff_table(change).await?;
     let current = sqlx::query!(
         r#"SELECT failed_sign_ins,
                   (failed_window_start IS NULL

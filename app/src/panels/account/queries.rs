@@ -32,6 +32,7 @@ pub async fn current(
 /// Locks the person's row and reads their current hash, if their session's `epoch` is
 /// still current (a disable and re-enable in between ends it).
 pub async fn lock(change: &mut Change, id: Uuid, epoch: i32) -> sqlx::Result<Option<String>> {
+    crate::auth::queries::lock_staff_table(change).await?;
     sqlx::query_scalar!(
         "SELECT password_hash FROM staff
          WHERE id = $1 AND status = 'active' AND session_epoch = $2 FOR UPDATE",

@@ -73,6 +73,7 @@ pub struct Locked {
 
 /// Locks and reads one staff member by id.
 pub async fn lock(change: &mut Change, id: Uuid) -> sqlx::Result<Option<Locked>> {
+    crate::auth::queries::lock_staff_table(change).await?;
     let row = sqlx::query!(
         r#"SELECT email, role::text AS "role!", status = 'active' AS "active!"
            FROM staff WHERE id = $1 FOR UPDATE"#,
@@ -106,6 +107,7 @@ pub async fn email_of(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<
 /// Locks every active admin and returns their ids: two admins demoting each other at once
 /// queue here, so the second sees the first's change.
 pub async fn lock_active_admins(change: &mut Change) -> sqlx::Result<Vec<Uuid>> {
+    crate::auth::queries::lock_staff_table(change).await?;
     sqlx::query_scalar!(
         "SELECT id FROM staff WHERE role = 'admin' AND status = 'active' ORDER BY id FOR UPDATE"
     )

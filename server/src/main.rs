@@ -165,6 +165,13 @@ enum StaffCommand {
         #[arg(long)]
         reason: String,
     },
+    /// End every staff session at once, everyone's (runbook 004: sessions believed stolen
+    /// in bulk); each session is refused at its next request, on every instance.
+    EndAllSessions {
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 fn parse_role(raw: &str) -> Result<Role, String> {
@@ -387,6 +394,12 @@ async fn staff_command(command: StaffCommand) -> Result<String, String> {
                 ));
             }
             out
+        }
+        StaffCommand::EndAllSessions { reason } => {
+            let (people, sessions) = ops::end_everyones_sessions(&actor, &reason)
+                .await
+                .map_err(shown)?;
+            format!("every staff session has ended ({sessions} live, of {people} people); everyone signs in again")
         }
         StaffCommand::Disable { email } => {
             let id = ops::id_by_email(&actor, &email).await.map_err(shown)?;

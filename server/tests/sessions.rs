@@ -199,3 +199,30 @@ async fn admins_end_anyones_session_with_a_reason_seen_on_every_instance(pool: P
     );
     assert!(signed_in(&a, &admin).await);
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn everyones_sessions_end_at_once_from_the_command_line(pool: PgPool) {
+    let a = common::app(pool.clone());
+    let b = common::app(pool.clone());
+    let (_, viewer) = common::person(&pool, &a, Role::Viewer).await;
+    let (_, admin) = common::person(&pool, &b, Role::Admin).await;
+    let cli = app::auth::Actor::command_line_unchecked(pool.clone(), "ic");
+    let refused = app::panels::staff::ops::end_everyones_sessions(&cli, " ").await;
+    assert!(
+        matches!(refused, Err(app::error::AppError::Validation { ref field, .. }) if field == "reason"),
+        "{refused:?}"
+    );
+    assert!(signed_in(&a, &viewer).await && signed_in(&b, &admin).await);
+
+    let (people, sessions) =
+        app::panels::staff::ops::end_everyones_sessions(&cli, "session store leaked")
+            .await
+            .unwrap();
+    assert_eq!((people, sessions), (2, 2));
+    assert!(!signed_in(&a, &viewer).await);
+    assert!(!signed_in(&b, &admin).await);
+    let events = common::audit(&pool, "staff.all_sessions_ended").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].2, "cli:ic");
+    assert_eq!(events[0].3["sessions"], 2);
+}

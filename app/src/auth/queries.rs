@@ -197,6 +197,30 @@ pub async fn end_session_rows(
     .await
 }
 
+/// Ends every staff session: every person's epoch moves on (so even a session without a
+/// row ends) and every row not ended yet is ended. Returns how many people and rows.
+pub async fn end_everyones_sessions(
+    change: &mut Change,
+    by: &str,
+    reason: &str,
+) -> sqlx::Result<(u64, u64)> {
+    lock_staff_table(change).await?;
+    let people = sqlx::query!("UPDATE staff SET session_epoch = session_epoch + 1")
+        .execute(change.db())
+        .await?
+        .rows_affected();
+    let sessions = sqlx::query!(
+        "UPDATE staff_sessions SET ended_at = now(), ended_by = $1, end_reason = $2
+         WHERE ended_at IS NULL",
+        by,
+        reason
+    )
+    .execute(change.db())
+    .await?
+    .rows_affected();
+    Ok((people, sessions))
+}
+
 /// Whose session `row` is, if it is not ended yet (locked, for ending it).
 pub async fn lock_session_owner(
     change: &mut Change,

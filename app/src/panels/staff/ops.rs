@@ -328,3 +328,24 @@ pub async fn end_all_sessions(actor: &Actor, id: Uuid, reason: &str) -> Result<u
         .await?;
     Ok(ended)
 }
+
+/// Ends every staff session, everyone's, in one action (runbook 004's emergency: sessions
+/// believed stolen in bulk, or a signing key believed known), with a reason: each one is
+/// refused at its next request, on every instance, whatever key signed it. Returns how many
+/// people and how many live sessions.
+pub async fn end_everyones_sessions(actor: &Actor, reason: &str) -> Result<(u64, u64), AppError> {
+    let reason = crate::domain::input::normalize_reason(reason)?;
+    let mut change = actor.change().await?;
+    let (people, sessions) =
+        crate::auth::queries::end_everyones_sessions(&mut change, &actor.label(), &reason).await?;
+    change
+        .commit(
+            actor
+                .event("staff.all_sessions_ended")
+                .target("staff:*".to_owned())
+                .reason(reason)
+                .details(serde_json::json!({ "people": people, "sessions": sessions })),
+        )
+        .await?;
+    Ok((people, sessions))
+}

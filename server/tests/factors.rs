@@ -427,24 +427,7 @@ async fn a_password_checked_while_a_reset_commits_opens_nothing(pool: PgPool) {
         let email = email.clone();
         tokio::spawn(async move { common::sign_in(&app, &email, common::PERSON_PASSWORD).await })
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sign-in never waited for the row"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    common::until_a_session_waits_for_a_lock(&pool, "the sign-in never waited for the row").await;
     let new_hash = app::auth::password::hash("a new password after the reset")
         .await
         .unwrap();

@@ -195,24 +195,7 @@ async fn a_sign_in_holding_its_row_lets_a_waiting_migration_wait(pool: PgPool) {
             tx.commit().await
         }
     });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the migration never waited"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    common::until_a_session_waits_for_a_lock(&pool, "the migration never waited").await;
     app::auth::queries::record_success(&mut change, id)
         .await
         .expect("the sign-in's update goes through, no deadlock");

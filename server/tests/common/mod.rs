@@ -669,3 +669,23 @@ pub async fn stepped_up_ago(pool: &PgPool, staff: uuid::Uuid, secs_ago: f64) {
     .await
     .expect("age the step-up");
 }
+
+/// Returns once a session of `pool`'s database waits for a lock (a step of a test that
+/// drives two transactions into a given interleaving); fails with `what` after 30 s.
+pub async fn until_a_session_waits_for_a_lock(pool: &PgPool, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(pool)
+        .await
+        .expect("pg_stat_activity");
+        if waiting > 0 {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -30,7 +30,11 @@ export PSQL DATABASE_URL SQLX_OFFLINE=true STAFF_CONSOLE_ENV=development RUST_LO
 # accounts an authenticator app, which they are then always asked for.
 export MFA_REQUIRED=false
 export LEPTOS_SITE_ADDR=${E2E_ADDR:-127.0.0.1:3917}
-export E2E_BASE_URL="http://$LEPTOS_SITE_ADDR" STAFF_CONSOLE_BIN="$ROOT/$dist/staff-console"
+# Browsers offer passkeys only to a site reached by a domain name, not an IP address: the
+# console is browsed as localhost (which /etc/hosts and Chromium resolve to 127.0.0.1,
+# where it listens), and knows itself by that name.
+export PUBLIC_URL="http://localhost:${LEPTOS_SITE_ADDR##*:}"
+export E2E_BASE_URL="$PUBLIC_URL" STAFF_CONSOLE_BIN="$ROOT/$dist/staff-console"
 # The build folder finds its site and file hashes beside the binary.
 unset LEPTOS_SITE_ROOT LEPTOS_HASH_FILES LEPTOS_OUTPUT_NAME LEPTOS_SITE_PKG_DIR
 

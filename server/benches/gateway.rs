@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//!     cargo bench -p server --bench gateway [-- verify|http|revoke|switch|flip|controls]
+//!     cargo bench -p server --bench gateway [-- verify|http|revoke|switch|flip|controls|passkey]
 //! ```
 //!
 //! - `verify`: in-process verification of a valid token from the cache (parse, checksum,
@@ -19,6 +19,9 @@
 //!   value (503, then 200 again).
 //! - `controls`: `GET /agent/v1/whoami` with switches, blocks and rate limits checked
 //!   against the same route with the checks off, alternating rounds in one run.
+//! - `passkey`: the server's check of a staff passkey assertion (webauthn-rs: client data,
+//!   origin, RP id hash, user verification, P-256 signature), one thread, alone and with
+//!   the JSON reading a request does (the browser's answer, the stored ceremony state).
 //!
 //! - `router` (not run by default): the router driven in-process, no sockets, per-request
 //!   cost of each route.
@@ -46,6 +49,8 @@ use std::time::{Duration, Instant};
 
 #[path = "gateway/audit.rs"]
 mod audit;
+#[path = "../tests/common/authenticator.rs"]
+mod authenticator;
 
 const KEY: [u8; 32] = [0x42; 32];
 
@@ -81,12 +86,74 @@ fn main() {
     if wants("controls") {
         bench_controls_http();
     }
+    if wants("passkey") {
+        bench_passkey();
+    }
     if which.iter().any(|w| w == "router") {
         bench_router();
     }
     if which.iter().any(|w| w == "audit") {
         audit::bench_audit();
     }
+}
+
+/// The server's cost of checking a passkey assertion: webauthn-rs's checks alone, and with
+/// the JSON a request reads (the browser's answer, the ceremony state stored as JSONB).
+fn bench_passkey() {
+    use webauthn_rs::prelude::{
+        PasskeyAuthentication, PublicKeyCredential, RegisterPublicKeyCredential,
+    };
+    const ORIGIN: &str = "https://console.example.com";
+    let rp = app::domain::factors::passkey::RelyingParty::for_origin(ORIGIN).unwrap();
+    let webauthn = rp.webauthn().unwrap();
+    let mut key = authenticator::SoftAuthenticator::new(ORIGIN);
+    let (creation, registration) = webauthn
+        .start_passkey_registration(uuid::Uuid::new_v4(), "bench@example.com", "Bench", None)
+        .unwrap();
+    let made: RegisterPublicKeyCredential =
+        serde_json::from_str(&key.register(&serde_json::to_string(&creation).unwrap())).unwrap();
+    let passkey = webauthn
+        .finish_passkey_registration(&made, &registration)
+        .unwrap();
+    let (request, state) = webauthn.start_passkey_authentication(&[passkey]).unwrap();
+    let answer_json = key.assert(&serde_json::to_string(&request).unwrap());
+    let state_json = serde_json::to_value(&state).unwrap();
+    let answer: PublicKeyCredential = serde_json::from_str(&answer_json).unwrap();
+    let check_only = |n: u32| {
+        let started = Instant::now();
+        for _ in 0..n {
+            let result =
+                webauthn.finish_passkey_authentication(std::hint::black_box(&answer), &state);
+            std::hint::black_box(result.unwrap());
+        }
+        started.elapsed() / n
+    };
+    let with_json = |n: u32| {
+        let started = Instant::now();
+        for _ in 0..n {
+            let answer: PublicKeyCredential =
+                serde_json::from_str(std::hint::black_box(&answer_json)).unwrap();
+            let state: PasskeyAuthentication =
+                serde_json::from_value(std::hint::black_box(state_json.clone())).unwrap();
+            std::hint::black_box(
+                webauthn
+                    .finish_passkey_authentication(&answer, &state)
+                    .unwrap(),
+            );
+        }
+        started.elapsed() / n
+    };
+    check_only(200);
+    let mut alone: Vec<Duration> = (0..7).map(|_| check_only(2000)).collect();
+    let mut read: Vec<Duration> = (0..7).map(|_| with_json(2000)).collect();
+    alone.sort();
+    read.sort();
+    println!(
+        "passkey assertion check: median {:.1} µs (min {:.1}); with the request's JSON reading: median {:.1} µs (7 rounds of 2000, one thread)",
+        alone[3].as_secs_f64() * 1e6,
+        alone[0].as_secs_f64() * 1e6,
+        read[3].as_secs_f64() * 1e6,
+    );
 }
 
 /// Server-side cost per request, without sockets: the router driven in-process.
@@ -116,6 +183,7 @@ fn bench_router() {
             verifier: verifier.clone(),
             controls,
             session_keys: Arc::new(server::web::session_keys::SessionKeys::new(&KEY, None)),
+            passkeys: app::domain::factors::passkey::RelyingParty::unavailable(),
         });
         for (path, auth) in [
             ("/healthz", None),
@@ -344,6 +412,7 @@ async fn instance(db_url: &str, checks: Checks) -> (SocketAddr, Arc<Verifier>) {
         verifier: verifier.clone(),
         controls,
         session_keys: Arc::new(server::web::session_keys::SessionKeys::new(&KEY, None)),
+        passkeys: app::domain::factors::passkey::RelyingParty::unavailable(),
     };
     let app = router(state);
     tokio::spawn(async move {

@@ -256,7 +256,16 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         .await
         .map_err(|e| ServeError::Bootstrap(e.to_string()))?;
 
+    let passkeys = app::domain::factors::passkey::RelyingParty::for_origin(&config.public_origin)
+        .map_err(ServeError::Bootstrap)?;
+    if !passkeys.available() {
+        tracing::warn!(
+            public_origin = %config.public_origin,
+            "passkeys are off: browsers offer them only to a site reached by a domain name, and PUBLIC_URL is an IP address; staff can use an authenticator app"
+        );
+    }
     let state = AppState {
+        passkeys,
         leptos_options,
         pool: pool.clone(),
         security: Arc::new(SecurityPolicy {

@@ -37,6 +37,7 @@ pub(crate) fn app_with_policy(pool: PgPool, policy: SignInPolicy) -> axum::Route
         verifier: common::verifier(pool.clone()),
         controls: common::controls(pool),
         session_keys: common::session_keys(),
+        passkeys: common::relying_party(),
     })
 }
 

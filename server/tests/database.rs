@@ -307,6 +307,10 @@ const UNAUDITED_BY_DESIGN: &[(&str, &str)] = &[
         "counters of failed sign-ins; each failure is audited as an attempt",
     ),
     (
+        "staff_webauthn_ceremonies",
+        "a passkey ceremony's state between its two requests; its answer is audited",
+    ),
+    (
         "session",
         "tower-sessions' store: a sign-in is audited, its session row is not state",
     ),

@@ -17,6 +17,7 @@ mod freeze;
 mod http;
 mod integrations;
 mod logs;
+mod passkeys;
 mod permissions;
 mod release;
 mod rollout;

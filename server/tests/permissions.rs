@@ -7,11 +7,15 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)] // Tests fail loudly by design.
 
 use crate::common;
-use app::auth::api::{SignIn, SignOut, StepUp, VerifySecondFactor, Whoami};
+use app::auth::api::{
+    SignIn, SignOut, StartPasskeySignIn, StartPasskeyStepUp, StepUp, StepUpWithPasskey,
+    VerifyPasskey, VerifySecondFactor, Whoami,
+};
 use app::auth::{Permission, Role};
 use app::panels::account::api::{
-    ChangePassword, ConfirmTotpEnrolment, EndMyOtherSessions, EndMySession, MySessions,
-    NewRecoveryCodes, RemoveTotp, Security, StartTotpEnrolment,
+    ChangePassword, ConfirmTotpEnrolment, EndMyOtherSessions, EndMySession,
+    FinishPasskeyRegistration, MySessions, NewRecoveryCodes, RemovePasskey, RemoveTotp, Security,
+    StartPasskeyRegistration, StartTotpEnrolment,
 };
 use app::panels::agent_ops::api::{
     CreateClient, GetClient, ListClients, PreviewClientRevoke, RevokeClient, RotateClientKey,
@@ -117,6 +121,38 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
             format!("staff_id={nil}&reason=r"),
         ),
         (RemoveTotp::PATH, SteppedUp(OwnAccount), String::new()),
+        (
+            StartPasskeySignIn::PATH,
+            Needs::PasswordFirst,
+            String::new(),
+        ),
+        (
+            VerifyPasskey::PATH,
+            Needs::PasswordFirst,
+            "ceremony=x&credential=x".into(),
+        ),
+        (StartPasskeyStepUp::PATH, Staff(OwnAccount), String::new()),
+        (
+            StepUpWithPasskey::PATH,
+            Staff(OwnAccount),
+            "ceremony=x&credential=x".into(),
+        ),
+        // Adding a factor beside another needs a recent one (the first is the enrolment).
+        (
+            StartPasskeyRegistration::PATH,
+            SteppedUp(OwnAccount),
+            "name=k".into(),
+        ),
+        (
+            FinishPasskeyRegistration::PATH,
+            Staff(OwnAccount),
+            "ceremony=x&credential=x".into(),
+        ),
+        (
+            RemovePasskey::PATH,
+            SteppedUp(OwnAccount),
+            format!("passkey_id={nil}"),
+        ),
         (
             ResetStaffFactors::PATH,
             SteppedUp(ManageStaff),

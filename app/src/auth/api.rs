@@ -285,17 +285,89 @@ pub async fn verify_second_factor(
     code: crate::secret::SecretString,
     next: Option<String>,
 ) -> Result<(), AppError> {
+    use crate::domain::factors::Code;
+    let proof = Code::parse(code.expose())
+        .map(super::factor::Proof::Code)
+        .map_err(|message| AppError::validation("code", message));
+    second_step(proof, next).await
+}
+
+/// The second step of signing in with a passkey: the options for the browser's
+/// `navigator.credentials.get`, listing the person's passkeys, or `None` when they have
+/// none (or passkeys are off here). Needs the password step, like [`verify_passkey`].
+#[server]
+pub async fn start_passkey_sign_in(
+) -> Result<Option<crate::domain::factors::PasskeyChallenge>, AppError> {
+    use super::{passkey, request_meta, session, Actor};
+    use crate::domain::factors::passkey::RelyingParty;
+    let rp = RelyingParty::from_context();
+    let Ok(webauthn) = rp.webauthn() else {
+        return Ok(None);
+    };
+    let Some(session) = session::from_context().await else {
+        return Err(AppError::internal(&"session layer missing"));
+    };
+    let Some(pending) = session::pending(&session).await? else {
+        return Err(AppError::SignInExpired);
+    };
+    if pending.expired(time::OffsetDateTime::now_utc()) {
+        return Err(AppError::SignInExpired);
+    }
+    let pool = crate::db::pool()?;
+    let previous = session::sign_in_ceremony(&session).await?;
+    let mut change = Actor::sign_in_attempt(pool, request_meta())
+        .change()
+        .await?;
+    let challenge = passkey::start_assertion(
+        &mut change,
+        webauthn,
+        pending.staff_id,
+        passkey::Purpose::SignIn,
+        None,
+        previous,
+    )
+    .await?;
+    // Nothing audited: the answer is.
+    change.commit_all(&[]).await?;
+    if let Some(challenge) = &challenge {
+        session::set_sign_in_ceremony(&session, passkey::ceremony_id(&challenge.ceremony)?).await?;
+    }
+    Ok(challenge)
+}
+
+/// The second step of signing in, answered by a passkey: `credential` is the browser's
+/// `PublicKeyCredential` (its `toJSON()`) for `ceremony`. Refusals count toward the lock
+/// like a wrong code (but for a request that merely lapsed), and are audited.
+#[server]
+pub async fn verify_passkey(
+    ceremony: String,
+    credential: String,
+    next: Option<String>,
+) -> Result<(), AppError> {
+    let proof = super::factor::Proof::passkey(&ceremony, &credential);
+    second_step(proof, next).await
+}
+
+/// The second step of signing in, whatever the factor: after the password was right in
+/// this browser within the last five minutes, `proof` (read already: a proof that did not
+/// read is answered once the pending sign-in is known to be live).
+#[cfg(feature = "ssr")]
+async fn second_step(
+    proof: Result<super::factor::Proof, AppError>,
+    next: Option<String>,
+) -> Result<(), AppError> {
     use super::factor::{self, Accepted};
     use super::{queries, request_meta, session};
     use crate::auth::Actor;
     use crate::domain::audit::{NewEvent, Source};
-    use crate::domain::factors::Code;
+    use crate::domain::factors::passkey::RelyingParty;
     use time::OffsetDateTime;
 
     let policy = use_context::<SignInPolicy>().unwrap_or_default();
     let pool = crate::db::pool()?;
     let verifier = use_context::<std::sync::Arc<crate::domain::gateway::verify::Verifier>>()
         .ok_or_else(|| AppError::internal(&"token verifier missing from Leptos context"))?;
+    let rp = RelyingParty::from_context();
     let meta = request_meta();
     let attempt = Actor::sign_in_attempt(pool.clone(), meta.clone());
     let ip = meta.ip.map(throttle_subject);
@@ -309,8 +381,14 @@ pub async fn verify_second_factor(
         session::clear_pending(&session).await?;
         return Err(AppError::SignInExpired);
     }
-    let code =
-        Code::parse(code.expose()).map_err(|message| AppError::validation("code", message))?;
+    let mut proof = proof?;
+    // A passkey answers the ceremony this browser started, not one another browser with
+    // the same password did: any other is refused like a challenge answered already.
+    if let super::factor::Proof::Passkey { ceremony, .. } = &mut proof {
+        if session::sign_in_ceremony(&session).await? != Some(*ceremony) {
+            *ceremony = uuid::Uuid::nil();
+        }
+    }
 
     if let Some(ip) = &ip {
         if queries::ip_failures(&pool, ip, policy.window_secs).await? >= policy.max_failures_per_ip
@@ -351,7 +429,17 @@ pub async fn verify_second_factor(
         return Err(AppError::SignInExpired);
     }
 
-    match factor::check(&mut change, verifier.master_key(), pending.staff_id, &code).await? {
+    match factor::check(
+        &mut change,
+        verifier.master_key(),
+        &rp,
+        pending.staff_id,
+        &proof,
+        super::passkey::Purpose::SignIn,
+        None,
+    )
+    .await?
+    {
         Ok(accepted) => {
             queries::record_success(&mut change, pending.staff_id).await?;
             let row = queries::insert_session(
@@ -362,8 +450,7 @@ pub async fn verify_second_factor(
                 &meta,
             )
             .await?;
-            let mut events = vec![event("staff.sign_in")
-                .details(serde_json::json!({ "factor": accepted.factor().as_str() }))];
+            let mut events = vec![event("staff.sign_in").details(accepted.details())];
             if let Accepted::Recovery { left } = accepted {
                 events.push(
                     event("staff.recovery_code_used")
@@ -380,22 +467,25 @@ pub async fn verify_second_factor(
                     crate::components::layout::SECURITY_PATH,
                     crate::components::layout::encode_path(&next)
                 )),
-                Accepted::Totp => leptos_axum::redirect(&next),
+                Accepted::Totp | Accepted::Passkey { .. } => leptos_axum::redirect(&next),
             }
             Ok(())
         }
         Err(refused) => {
-            if let Some(ip) = &ip {
-                queries::record_ip_failure(&mut change, ip).await?;
+            let mut locked = None;
+            if refused.counts_as_failure() {
+                if let Some(ip) = &ip {
+                    queries::record_ip_failure(&mut change, ip).await?;
+                }
+                locked = queries::record_failure(
+                    &mut change,
+                    pending.staff_id,
+                    policy.max_failures,
+                    policy.window_secs,
+                    policy.lock_secs,
+                )
+                .await?;
             }
-            let locked = queries::record_failure(
-                &mut change,
-                pending.staff_id,
-                policy.max_failures,
-                policy.window_secs,
-                policy.lock_secs,
-            )
-            .await?;
             let mut events = vec![event("staff.sign_in").denied(refused.code())];
             if let Some(until) = locked {
                 events.push(
@@ -412,7 +502,7 @@ pub async fn verify_second_factor(
                     until: crate::components::time::utc_minutes(until),
                 });
             }
-            Err(AppError::validation("code", refused.message()))
+            Err(refused.error())
         }
     }
 }
@@ -422,47 +512,115 @@ pub async fn verify_second_factor(
 /// toward the account's lock; the failure that locks it also ends this session.
 #[server]
 pub async fn step_up(code: crate::secret::SecretString) -> Result<(), AppError> {
-    use super::factor::{self, Accepted};
-    use super::{queries, require, session, Permission};
     use crate::domain::factors::Code;
+    let proof = Code::parse_totp(code.expose())
+        .map(|code| super::factor::Proof::Code(Code::Totp(code)))
+        .map_err(|message| AppError::validation("code", message));
+    finish_step_up(proof).await
+}
+
+/// Starts a step-up with a passkey: the options for `navigator.credentials.get`, or `None`
+/// when the person has no passkey (or passkeys are off here).
+#[server]
+pub async fn start_passkey_step_up(
+) -> Result<Option<crate::domain::factors::PasskeyChallenge>, AppError> {
+    use super::{passkey, require, Permission};
+    use crate::domain::factors::passkey::RelyingParty;
+    let actor = require(Permission::OwnAccount).await?;
+    let (Some(staff), Some(row)) = (actor.staff().cloned(), actor.session_row()) else {
+        return Err(AppError::Unauthenticated);
+    };
+    let rp = RelyingParty::from_context();
+    let Ok(webauthn) = rp.webauthn() else {
+        return Ok(None);
+    };
+    let mut change = actor.change().await?;
+    let challenge = passkey::start_assertion(
+        &mut change,
+        webauthn,
+        staff.id,
+        passkey::Purpose::StepUp,
+        Some(row),
+        None,
+    )
+    .await?;
+    change.commit_all(&[]).await?;
+    Ok(challenge)
+}
+
+/// Steps the session up with a passkey's answer (`credential`, its `toJSON()`) to
+/// `ceremony`, started in this session. Refusals count like wrong codes.
+#[server]
+pub async fn step_up_with_passkey(ceremony: String, credential: String) -> Result<(), AppError> {
+    finish_step_up(super::factor::Proof::passkey(&ceremony, &credential)).await
+}
+
+/// Steps the session up with `proof` (read already; a proof that did not read is answered
+/// once the session is known).
+#[cfg(feature = "ssr")]
+async fn finish_step_up(proof: Result<super::factor::Proof, AppError>) -> Result<(), AppError> {
+    use super::{queries, require, session, Permission};
+    use crate::domain::factors::passkey::RelyingParty;
 
     let policy = use_context::<SignInPolicy>().unwrap_or_default();
     let actor = require(Permission::OwnAccount).await?;
     let (Some(staff), Some(row)) = (actor.staff().cloned(), actor.session_row()) else {
         return Err(AppError::Unauthenticated);
     };
-    let code =
-        Code::parse_totp(code.expose()).map_err(|message| AppError::validation("code", message))?;
+    let proof = proof?;
     let verifier = actor.verifier()?;
+    let rp = RelyingParty::from_context();
     let mut change = actor.change().await?;
     let target = format!("staff:{}", staff.id);
-    match factor::check(
+    // A locked account takes no factor here either, as at sign-in: a session must not be
+    // a way around the lock. (The session stays: someone else's guesses may have locked
+    // the account, and they must not sign its owner out.)
+    if let Some(until) = queries::locked_until(change.db(), staff.id).await? {
+        change
+            .commit(
+                actor
+                    .event("staff.stepped_up")
+                    .target(target)
+                    .denied("ACCOUNT_LOCKED"),
+            )
+            .await?;
+        return Err(AppError::Locked {
+            until: crate::components::time::utc_minutes(until),
+        });
+    }
+    match super::factor::check(
         &mut change,
         verifier.master_key(),
+        &rp,
         staff.id,
-        &Code::Totp(code),
+        &proof,
+        super::passkey::Purpose::StepUp,
+        Some(row),
     )
     .await?
     {
-        Ok(accepted) => {
-            debug_assert_eq!(accepted, Accepted::Totp);
+        Ok(accepted) if accepted.factor().steps_up() => {
             queries::stamp_step_up(&mut change, row).await?;
             let event = actor
                 .event("staff.stepped_up")
                 .target(target)
-                .details(serde_json::json!({ "factor": accepted.factor().as_str() }));
+                .details(accepted.details());
             change.commit(event).await?;
             Ok(())
         }
+        Ok(_) => Err(AppError::internal(&"a recovery code reached step-up")),
         Err(refused) => {
-            let locked = queries::record_failure(
-                &mut change,
-                staff.id,
-                policy.max_failures,
-                policy.window_secs,
-                policy.lock_secs,
-            )
-            .await?;
+            let mut locked = None;
+            if refused.counts_as_failure() {
+                locked = queries::record_failure(
+                    &mut change,
+                    staff.id,
+                    policy.max_failures,
+                    policy.window_secs,
+                    policy.lock_secs,
+                )
+                .await?;
+            }
             let mut events = vec![actor
                 .event("staff.stepped_up")
                 .target(target.clone())
@@ -492,7 +650,7 @@ pub async fn step_up(code: crate::secret::SecretString) -> Result<(), AppError> 
                     until: crate::components::time::utc_minutes(until),
                 });
             }
-            Err(AppError::validation("code", refused.message()))
+            Err(refused.error())
         }
     }
 }

@@ -1,16 +1,44 @@
 //! Checking a second factor, for the second step of sign-in and for step-up: a TOTP code
 //! is accepted once (its time step must be later than the last one accepted, compared and
-//! set under the row's lock), a recovery code is used up.
+//! set under the row's lock), a recovery code is used up, a passkey's assertion answers
+//! a ceremony that is used up as it is checked.
 
+use super::passkey::{self, Purpose};
 use super::Change;
+use crate::domain::factors::passkey::{Refusal, RelyingParty};
 use crate::domain::factors::totp::TotpSecret;
 use crate::domain::factors::{recovery, Code, Factor};
 use crate::domain::tokens::pepper::MasterKey;
 use crate::error::AppError;
 use uuid::Uuid;
+use webauthn_rs::prelude::PublicKeyCredential;
+
+/// What a person offers as their second factor.
+#[derive(Debug)]
+pub enum Proof {
+    /// A code typed in.
+    Code(Code),
+    /// A passkey's answer to the ceremony `ceremony`.
+    Passkey {
+        /// The ceremony answered.
+        ceremony: Uuid,
+        /// The browser's `PublicKeyCredential`.
+        credential: Box<PublicKeyCredential>,
+    },
+}
+
+impl Proof {
+    /// Reads a passkey's answer sent by the browser.
+    pub fn passkey(ceremony: &str, credential: &str) -> Result<Self, AppError> {
+        Ok(Self::Passkey {
+            ceremony: passkey::ceremony_id(ceremony)?,
+            credential: Box::new(passkey::answer(credential)?),
+        })
+    }
+}
 
 /// A factor that was accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
     /// An authenticator app's code.
     Totp,
@@ -19,25 +47,43 @@ pub enum Accepted {
         /// Unused codes left after this one.
         left: i64,
     },
+    /// A passkey, by its name.
+    Passkey {
+        /// The name its owner gave it.
+        name: String,
+    },
 }
 
 impl Accepted {
     /// The factor, as sessions record it.
-    pub fn factor(self) -> Factor {
+    pub fn factor(&self) -> Factor {
         match self {
             Self::Totp => Factor::Totp,
             Self::Recovery { .. } => Factor::RecoveryCode,
+            Self::Passkey { .. } => Factor::Passkey,
+        }
+    }
+
+    /// What the audit event says about it.
+    pub fn details(&self) -> serde_json::Value {
+        match self {
+            Self::Passkey { name } => {
+                serde_json::json!({ "factor": self.factor().as_str(), "passkey": name })
+            }
+            _ => serde_json::json!({ "factor": self.factor().as_str() }),
         }
     }
 }
 
-/// Why a code was refused: the audit code, and the message beside the field.
+/// Why a factor was refused: the audit code, and the message beside the field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
     /// Not a code of this person's app now, nor one of their unused recovery codes.
     Wrong,
     /// The app's code for a time step already used: each code works once.
     Replayed,
+    /// A passkey's answer, refused.
+    Passkey(Refusal),
 }
 
 impl Refused {
@@ -46,15 +92,38 @@ impl Refused {
         match self {
             Self::Wrong => "INVALID_SECOND_FACTOR",
             Self::Replayed => "SECOND_FACTOR_REPLAYED",
+            Self::Passkey(refusal) => refusal.code(),
         }
     }
 
-    /// The message beside the code field.
+    /// The message beside the field.
     pub fn message(self) -> &'static str {
         match self {
             Self::Wrong => "That code is not right. Type the code your authenticator app shows now (check that the phone's clock is set automatically), or a recovery code you have not used.",
             Self::Replayed => "That code was already used: each code works once. Wait for the app to show the next one.",
+            Self::Passkey(refusal) => refusal.message(),
         }
+    }
+
+    /// The field the message goes beside.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::Passkey(_) => "passkey",
+            _ => "code",
+        }
+    }
+
+    /// Whether it counts toward the account's lock (a lapsed passkey request does not).
+    pub fn counts_as_failure(self) -> bool {
+        match self {
+            Self::Passkey(refusal) => refusal.counts_as_failure(),
+            _ => true,
+        }
+    }
+
+    /// The validation error the person sees.
+    pub fn error(self) -> AppError {
+        AppError::validation(self.field(), self.message())
     }
 }
 
@@ -62,14 +131,33 @@ fn now_unix() -> u64 {
     u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or_default()
 }
 
-/// Checks `code` for `staff` inside `change` (whose row locks make it atomic), and marks it
-/// used when it is accepted. Recovery codes only when `allow_recovery`.
+/// Checks `proof` for `staff` inside `change` (whose row locks make it atomic), and marks
+/// it used when it is accepted. A passkey answers a ceremony of `purpose` started in
+/// `session` (none for a sign-in).
 pub async fn check(
     change: &mut Change,
     master: &MasterKey,
+    rp: &RelyingParty,
     staff: Uuid,
-    code: &Code,
+    proof: &Proof,
+    purpose: Purpose,
+    session: Option<Uuid>,
 ) -> Result<Result<Accepted, Refused>, AppError> {
+    let code = match proof {
+        Proof::Code(code) => code,
+        Proof::Passkey {
+            ceremony,
+            credential,
+        } => {
+            let webauthn = rp.webauthn()?;
+            return Ok(passkey::check_assertion(
+                change, webauthn, staff, purpose, session, *ceremony, credential,
+            )
+            .await?
+            .map(|name| Accepted::Passkey { name })
+            .map_err(Refused::Passkey));
+        }
+    };
     match code {
         Code::Totp(digits) => {
             let Some(row) = sqlx::query!(
@@ -136,13 +224,9 @@ pub async fn check(
     }
 }
 
-/// Whether `staff` has a second factor to sign in with.
+/// Whether `staff` has a second factor to sign in with (an authenticator app or a passkey).
 pub async fn has_factor(db: impl sqlx::PgExecutor<'_>, staff: Uuid) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(
-        r#"SELECT EXISTS (SELECT 1 FROM staff_totp
-                          WHERE staff_id = $1 AND confirmed_at IS NOT NULL) AS "has!""#,
-        staff
-    )
-    .fetch_one(db)
-    .await
+    sqlx::query_scalar!(r#"SELECT staff_has_factor($1) AS "has!""#, staff)
+        .fetch_one(db)
+        .await
 }

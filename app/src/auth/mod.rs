@@ -9,6 +9,8 @@ pub mod api;
 #[cfg(feature = "ssr")]
 pub mod factor;
 #[cfg(feature = "ssr")]
+pub mod passkey;
+#[cfg(feature = "ssr")]
 pub mod password;
 /// The password rules both builds need (the form shows them; the server enforces them).
 pub mod password_policy {
@@ -27,8 +29,8 @@ pub mod view;
 
 #[cfg(feature = "ssr")]
 pub use require::{
-    current_staff, request_meta, require, require_stepped_up, Actor, Change, Reader, Recorded,
-    RequestMeta,
+    current_staff, request_meta, require, require_session_stepped_up, require_stepped_up, Actor,
+    Change, Reader, Recorded, RequestMeta,
 };
 
 use serde::{Deserialize, Serialize};

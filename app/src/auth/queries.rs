@@ -35,16 +35,14 @@ pub async fn active_identity(
     let found = sqlx::query!(
         r#"SELECT s.id, s.email, s.display_name, s.role::text AS "role!", s.must_change_password,
                   ss.factor AS "factor!: Factor", ss.stepped_up_at,
-                  EXISTS (SELECT 1 FROM staff_totp t
-                          WHERE t.staff_id = s.id AND t.confirmed_at IS NOT NULL) AS "has_factor!"
+                  staff_has_factor(s.id) AS "has_factor!"
            FROM staff s
            JOIN staff_sessions ss ON ss.id = $3 AND ss.staff_id = s.id
            WHERE s.id = $1 AND s.status = 'active' AND s.session_epoch = $2
              AND ss.epoch = $2 AND ss.ended_at IS NULL
              -- A session opened without a factor ends once the person has one: whoever
              -- signed in with the password alone must not gain what enrolling unlocks.
-             AND NOT (ss.factor = 'none' AND EXISTS (SELECT 1 FROM staff_totp t
-                          WHERE t.staff_id = s.id AND t.confirmed_at IS NOT NULL))"#,
+             AND NOT (ss.factor = 'none' AND staff_has_factor(s.id))"#,
         id,
         epoch,
         row
@@ -109,14 +107,15 @@ pub async fn insert_session(
     .await
 }
 
-/// Records that session `row` just confirmed the person's first authenticator app: it is
-/// now a session opened with that factor, stepped up now (every other factor-less session
-/// of theirs ends at its next request, see [`active_identity`]).
-pub async fn enrolled_in(change: &mut Change, row: Uuid) -> sqlx::Result<()> {
+/// Records that session `row` just enrolled the person's first second factor: it is now a
+/// session opened with that factor, stepped up now (every other factor-less session of
+/// theirs ends at its next request, see [`active_identity`]).
+pub async fn enrolled_in(change: &mut Change, row: Uuid, factor: Factor) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE staff_sessions SET factor = 'totp', stepped_up_at = now()
+        "UPDATE staff_sessions SET factor = $2, stepped_up_at = now()
          WHERE id = $1 AND ended_at IS NULL",
-        row
+        row,
+        factor.as_str()
     )
     .execute(change.db())
     .await?;
@@ -145,8 +144,7 @@ pub async fn live_sessions(
                   ss.last_seen_at, ss.stepped_up_at, host(ss.ip) AS ip, ss.user_agent
            FROM staff_sessions ss JOIN staff s ON s.id = ss.staff_id
            WHERE ss.ended_at IS NULL AND ss.epoch = s.session_epoch AND s.status = 'active'
-             AND NOT (ss.factor = 'none' AND EXISTS (SELECT 1 FROM staff_totp t
-                          WHERE t.staff_id = s.id AND t.confirmed_at IS NOT NULL))
+             AND NOT (ss.factor = 'none' AND staff_has_factor(s.id))
              AND ss.signed_in_at > now() - make_interval(secs => $2)
              AND ss.last_seen_at > now() - make_interval(secs => $3)
              AND ($1::uuid IS NULL OR ss.staff_id = $1)
@@ -322,6 +320,20 @@ pub async fn lock_staff_table(change: &mut Change) -> sqlx::Result<()> {
         .execute(change.db())
         .await
         .map(drop)
+}
+
+/// Until when the account is locked, if it is now.
+pub async fn locked_until(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> sqlx::Result<Option<OffsetDateTime>> {
+    Ok(sqlx::query_scalar!(
+        "SELECT locked_until FROM staff WHERE id = $1 AND locked_until > now()",
+        id
+    )
+    .fetch_optional(db)
+    .await?
+    .flatten())
 }
 
 /// Re-reads and locks the account, after the password was hashed.

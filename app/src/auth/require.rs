@@ -230,6 +230,33 @@ pub async fn require_stepped_up(permission: Permission) -> Result<Actor, AppErro
     Ok(actor)
 }
 
+/// `StepUpRequired` unless the actor's session, read again now inside `change` (after the
+/// caller took the person's lock), was opened with a second factor and stepped up within
+/// `STEP_UP_SECONDS`: for a change whose need of a step-up another session's commit may
+/// have created since the request began (a factor added beside one enrolled meanwhile).
+pub async fn require_session_stepped_up(
+    actor: &Actor,
+    change: &mut Change,
+) -> Result<(), AppError> {
+    let Some(row) = actor.session_row() else {
+        return actor.require_step_up();
+    };
+    let recent = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM staff_sessions
+                          WHERE id = $1 AND ended_at IS NULL AND factor <> 'none'
+                            AND stepped_up_at > now() - make_interval(secs => $2)) AS "recent!""#,
+        row,
+        actor.policy.step_up_secs as f64
+    )
+    .fetch_one(change.db())
+    .await?;
+    if recent {
+        Ok(())
+    } else {
+        Err(AppError::StepUpRequired)
+    }
+}
+
 impl Actor {
     /// An actor for the operators' command line, which runs with database access and so
     /// needs no session: it checks nothing, the operator's shell is the check. In a server

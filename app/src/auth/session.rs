@@ -129,6 +129,19 @@ pub async fn pending(session: &Session) -> Result<Option<Pending>, AppError> {
     session.get::<Pending>(PENDING_KEY).await.map_err(internal)
 }
 
+const CEREMONY_KEY: &str = "passkey_sign_in";
+
+/// Remembers the passkey ceremony this browser's sign-in started: only this browser answers
+/// it, and its next one replaces only it.
+pub async fn set_sign_in_ceremony(session: &Session, id: Uuid) -> Result<(), AppError> {
+    session.insert(CEREMONY_KEY, id).await.map_err(internal)
+}
+
+/// The passkey ceremony this browser's sign-in started, if any.
+pub async fn sign_in_ceremony(session: &Session) -> Result<Option<Uuid>, AppError> {
+    session.get::<Uuid>(CEREMONY_KEY).await.map_err(internal)
+}
+
 /// Forgets a sign-in waiting for its second factor (it lapsed, or the account locked).
 pub async fn clear_pending(session: &Session) -> Result<(), AppError> {
     session

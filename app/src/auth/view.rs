@@ -48,23 +48,52 @@ pub fn SignInPage() -> impl IntoView {
 /// again.
 #[component]
 pub fn SecondFactorPage() -> impl IntoView {
+    use super::api::{start_passkey_sign_in, VerifyPasskey};
+    use crate::components::passkey::PasskeyButton;
     let action = ServerAction::<VerifySecondFactor>::new();
+    let passkey = ServerAction::<VerifyPasskey>::new();
     let query = use_query_map();
     let next = move || query.read().get("next").unwrap_or_default();
     let errors = FormErrors::of(action.value());
+    let passkey_errors = FormErrors::of(passkey.value());
+    // Fetched in the browser (passkeys need it anyway), and again after each refused
+    // answer: a challenge is used once.
+    let challenge = LocalResource::new(start_passkey_sign_in);
+    Effect::new(move |_| {
+        if matches!(passkey.value().get(), Some(Err(_))) {
+            challenge.refetch();
+        }
+    });
+    let answer = Callback::new(move |(ceremony, credential): (String, String)| {
+        passkey.dispatch(VerifyPasskey {
+            ceremony,
+            credential,
+            next: Some(query.read_untracked().get("next").unwrap_or_default()),
+        });
+    });
+    let passkey_error = Signal::derive(move || {
+        passkey_errors
+            .field("passkey")
+            .get()
+            .or_else(|| passkey_errors.other().get())
+    });
     let expired = move || {
-        matches!(
-            action.value().get(),
-            Some(Err(crate::error::AppError::SignInExpired))
-        )
+        [action.value().get(), passkey.value().get()]
+            .into_iter()
+            .any(|v| matches!(v, Some(Err(crate::error::AppError::SignInExpired))))
+            || matches!(
+                challenge.get(),
+                Some(Err(crate::error::AppError::SignInExpired))
+            )
     };
 
     view! {
         <Title text="Second factor" />
         <section class="mx-auto mt-16 max-w-sm rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200">
             <h1 class="text-xl font-semibold">"Confirm it is you"</h1>
-            <p class="mt-2 text-sm text-slate-600">
-                "Enter the 6-digit code your authenticator app shows for staff-console. Lost the app? Enter one of your recovery codes instead."
+            <PasskeyButton challenge answer checking=passkey.pending() id="use-passkey" error=passkey_error />
+            <p class="mt-3 text-sm text-slate-600">
+                "Or enter the 6-digit code your authenticator app shows for staff-console. Lost both? Enter one of your recovery codes instead."
             </p>
             <ActionForm action attr:class="mt-4 space-y-4" attr:novalidate="true">
                 <input type="hidden" name="next" value=next />
@@ -83,7 +112,7 @@ pub fn SecondFactorPage() -> impl IntoView {
                 </button>
             </ActionForm>
             <p class="mt-4 text-xs text-slate-500">
-                "No app and no recovery codes left? An admin can reset your second factors."
+                "No passkey, no app and no recovery codes left? An admin can reset your second factors."
             </p>
         </section>
     }

@@ -6,6 +6,7 @@ pub mod form;
 pub mod layout;
 pub mod loaded;
 pub mod not_found;
+pub mod passkey;
 pub mod sessions;
 pub mod step_up;
 pub mod table;

@@ -1,6 +1,7 @@
-//! Step-up: when a dangerous action answers `StepUpRequired`, the page asks for a code from
-//! the authenticator app, steps the session up, and sends the same request again, once,
-//! with what was typed for it. The server decides which actions need it; this only asks.
+//! Step-up: when a dangerous action answers `StepUpRequired`, the page asks for the
+//! person's passkey or a code from their authenticator app, steps the session up, and sends
+//! the same request again, once, with what was typed for it. The server decides which
+//! actions need it; this only asks.
 
 use super::form::{Field, FormErrors};
 use crate::auth::api::StepUp as StepUpAction;
@@ -23,9 +24,48 @@ pub fn StepUp(
     #[prop(into, default = "step-up".into())]
     id: String,
 ) -> impl IntoView {
+    use super::passkey::PasskeyButton;
+    use crate::auth::api::{start_passkey_step_up, StepUpWithPasskey};
     let needed =
         Signal::derive(move || matches!(errors.error().get(), Some(AppError::StepUpRequired)));
     let action = ServerAction::<StepUpAction>::new();
+    let passkey = ServerAction::<StepUpWithPasskey>::new();
+    let passkey_errors = FormErrors::of(passkey.value());
+    // Asked for only while the prompt shows, and again after each refused answer (a
+    // challenge is used once): `Ok(None)` for a person without a passkey.
+    let challenge = LocalResource::new(move || {
+        let needed = needed.get();
+        async move {
+            if needed {
+                start_passkey_step_up().await
+            } else {
+                Ok(None)
+            }
+        }
+    });
+    Effect::new(move |_| {
+        if matches!(passkey.value().get(), Some(Err(_))) {
+            challenge.refetch();
+        }
+    });
+    Effect::new(move |_| {
+        if matches!(passkey.value().get(), Some(Ok(()))) {
+            passkey.value().set(None);
+            retry.run(());
+        }
+    });
+    let answer = Callback::new(move |(ceremony, credential): (String, String)| {
+        passkey.dispatch(StepUpWithPasskey {
+            ceremony,
+            credential,
+        });
+    });
+    let passkey_error = Signal::derive(move || {
+        passkey_errors
+            .field("passkey")
+            .get()
+            .or_else(|| passkey_errors.other().get())
+    });
     let code = RwSignal::new(String::new());
     let input = NodeRef::<html::Input>::new();
     let step_errors = FormErrors::of(action.value());
@@ -58,8 +98,9 @@ pub fn StepUp(
                 class="mt-3 max-w-xl rounded-md border border-amber-300 bg-amber-50 p-3 text-amber-950">
                 <p id=title_id() class="font-medium">"Confirm it is you"</p>
                 <p class="mt-1 text-sm">
-                    "This action needs a second factor used in the last few minutes. Enter the code your authenticator app shows: the action then goes ahead as you filled it in."
+                    "This action needs a second factor used in the last few minutes. Use your passkey, or enter the code your authenticator app shows: the action then goes ahead as you filled it in."
                 </p>
+                <PasskeyButton challenge answer checking=passkey.pending() id=format!("{id}-passkey") error=passkey_error />
                 <Field id=code_id() label="Authenticator code" error=step_errors.field("code")>
                     <input id=code_id() node_ref=input type="text" inputmode="numeric"
                         autocomplete="one-time-code" maxlength="8" spellcheck="false"

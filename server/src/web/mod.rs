@@ -46,6 +46,9 @@ pub struct AppState {
     /// The session cookie's signing keys (`SESSION_SIGNING_KEY`, and the previous one
     /// during a rotation).
     pub session_keys: Arc<session_keys::SessionKeys>,
+    /// The WebAuthn relying party of staff passkeys (`PUBLIC_URL`'s origin), or none where
+    /// `PUBLIC_URL` is an IP address.
+    pub passkeys: app::domain::factors::passkey::RelyingParty,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -73,7 +76,9 @@ fn request_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'stati
     let sign_in_policy = state.sign_in_policy;
     let verifier = state.verifier.clone();
     let controls = state.controls.clone();
+    let passkeys = state.passkeys.clone();
     move || {
+        provide_context(passkeys.clone());
         provide_context(pool.clone());
         provide_context(sign_in_policy);
         provide_context(verifier.clone());

@@ -15,6 +15,8 @@ use sqlx::PgPool;
 use std::sync::Arc;
 use tower::ServiceExt as _;
 
+pub mod authenticator;
+
 /// The console's origin in tests; requests that change state send it.
 pub const ORIGIN: &str = "http://127.0.0.1:3000";
 
@@ -116,8 +118,18 @@ fn app_parts_full(
         verifier: verifier.clone(),
         controls: controls.clone(),
         session_keys: keys,
+        passkeys: relying_party(),
     });
     (router, verifier, controls)
+}
+
+/// The origin passkeys answer to in tests (browsers refuse an IP address as the RP id, so
+/// not [`ORIGIN`]'s host: the test authenticator signs for this one).
+pub const PASSKEY_ORIGIN: &str = "http://localhost:3000";
+
+/// The tests' WebAuthn relying party, at [`PASSKEY_ORIGIN`].
+pub fn relying_party() -> app::domain::factors::passkey::RelyingParty {
+    app::domain::factors::passkey::RelyingParty::for_origin(PASSKEY_ORIGIN).expect("relying party")
 }
 
 /// The tests' SESSION_SIGNING_KEY.

@@ -1,8 +1,10 @@
-//! Staff second factors: TOTP (RFC 6238) and single-use recovery codes; passkeys follow.
-//! What a code looks like, how a secret is sealed and checked, and how recovery codes are
-//! made and hashed. The sign-in, step-up and enrolment flows in `auth` and the account
-//! panel build on it.
+//! Staff second factors: passkeys (WebAuthn), TOTP (RFC 6238) and single-use recovery
+//! codes. What a code looks like, how a secret is sealed and checked, how recovery codes
+//! are made and hashed, and the relying party passkeys answer to. The sign-in, step-up and
+//! enrolment flows in `auth` and the account panel build on it.
 
+#[cfg(feature = "ssr")]
+pub mod passkey;
 #[cfg(feature = "ssr")]
 pub mod recovery;
 #[cfg(feature = "ssr")]
@@ -39,6 +41,17 @@ impl Factor {
     pub fn steps_up(self) -> bool {
         matches!(self, Self::Totp | Self::Passkey)
     }
+}
+
+/// A WebAuthn ceremony the browser is to perform: the handle of its state on the server,
+/// and the options for `navigator.credentials` (JSON, as `PublicKeyCredential`'s
+/// `parseCreationOptionsFromJSON` / `parseRequestOptionsFromJSON` read it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PasskeyChallenge {
+    /// The ceremony's id, sent back with the answer.
+    pub ceremony: String,
+    /// `{"publicKey": {...}}`: challenge, relying party, credentials allowed or excluded.
+    pub options: String,
 }
 
 /// What a person typed into a code field, by its shape.

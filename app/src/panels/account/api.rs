@@ -50,10 +50,14 @@ pub async fn security() -> Result<super::Security, AppError> {
     let policy = use_context::<crate::auth::api::SignInPolicy>().unwrap_or_default();
     let actor = require(Permission::OwnAccount).await?;
     let staff = actor.staff().ok_or(AppError::Forbidden)?;
-    let factors = super::queries::factors(actor.reader(), staff.id).await?;
+    let mut snapshot = actor.reader().snapshot().await?;
+    let factors = super::queries::factors(&mut snapshot, staff.id).await?;
+    let rp = crate::domain::factors::passkey::RelyingParty::from_context();
     Ok(super::Security {
         factors,
         required: policy.mfa_required,
+        passkeys_unavailable: (!rp.available())
+            .then(|| crate::domain::factors::passkey::UNAVAILABLE_ON_IP.to_owned()),
     })
 }
 
@@ -91,6 +95,43 @@ pub async fn remove_totp() -> Result<(), AppError> {
     use crate::auth::{require_stepped_up, Permission};
     let actor = require_stepped_up(Permission::OwnAccount).await?;
     super::ops::remove_totp(&actor).await
+}
+
+/// Starts adding a passkey named `name`: the options for the browser's
+/// `navigator.credentials.create`. Beside another factor it needs a recent one.
+#[server]
+pub async fn start_passkey_registration(
+    name: String,
+) -> Result<crate::domain::factors::PasskeyChallenge, AppError> {
+    use crate::auth::{require, Permission};
+    let actor = require(Permission::OwnAccount).await?;
+    let rp = crate::domain::factors::passkey::RelyingParty::from_context();
+    super::ops::start_passkey(&actor, &rp, &name).await
+}
+
+/// Adds the passkey the browser made (`credential`, its `toJSON()`) for `ceremony`; the first
+/// second factor answers the recovery codes, once (otherwise none).
+#[server]
+pub async fn finish_passkey_registration(
+    ceremony: String,
+    credential: String,
+) -> Result<super::RecoveryCodes, AppError> {
+    use crate::auth::{require, Permission};
+    let actor = require(Permission::OwnAccount).await?;
+    let verifier = actor.verifier()?;
+    let rp = crate::domain::factors::passkey::RelyingParty::from_context();
+    super::ops::finish_passkey(&actor, &rp, verifier.master_key(), &ceremony, &credential).await
+}
+
+/// Removes one of the person's passkeys, unless it is the last second factor. Needs a
+/// recent second factor.
+#[server]
+pub async fn remove_passkey(passkey_id: String) -> Result<(), AppError> {
+    use crate::auth::{require_stepped_up, Permission};
+    let actor = require_stepped_up(Permission::OwnAccount).await?;
+    let id = uuid::Uuid::parse_str(passkey_id.trim())
+        .map_err(|_| AppError::validation("passkey", "That is not a passkey id."))?;
+    super::ops::remove_passkey(&actor, id).await
 }
 
 /// The signed-in person's live sessions, this one marked.

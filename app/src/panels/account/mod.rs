@@ -16,9 +16,24 @@ pub mod view;
 use crate::secret::SecretString;
 use serde::{Deserialize, Serialize};
 
+/// One of the person's passkeys, as the security page lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyInfo {
+    /// Its row (what removing it names).
+    pub id: uuid::Uuid,
+    /// The name its owner gave it.
+    pub name: String,
+    /// When it was added.
+    pub created_at: time::OffsetDateTime,
+    /// When it last signed in or stepped up.
+    pub last_used_at: Option<time::OffsetDateTime>,
+}
+
 /// The person's second factors, as the security page shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Factors {
+    /// Their passkeys, oldest first.
+    pub passkeys: Vec<PasskeyInfo>,
     /// When the authenticator app was added, if one is.
     pub totp_added_at: Option<time::OffsetDateTime>,
     /// When its last code was accepted.
@@ -34,6 +49,8 @@ pub struct Security {
     pub factors: Factors,
     /// Whether this server requires a second factor of everyone.
     pub required: bool,
+    /// Why passkeys cannot be added here, when they cannot (PUBLIC_URL an IP address).
+    pub passkeys_unavailable: Option<String>,
 }
 
 /// What an authenticator app needs to be set up: shown once, while enrolment waits for

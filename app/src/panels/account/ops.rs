@@ -2,9 +2,11 @@
 //! shared by the server functions and the tests.
 
 use super::{queries, PasswordChange, RecoveryCodes, TotpEnrolment};
+use crate::auth::passkey::Purpose;
 use crate::auth::{password, Actor};
+use crate::domain::factors::passkey::{self, Refusal, RelyingParty};
 use crate::domain::factors::totp::{qr_svg, TotpSecret};
-use crate::domain::factors::{recovery, Code};
+use crate::domain::factors::{recovery, Code, Factor, PasskeyChallenge};
 use crate::domain::tokens::pepper::MasterKey;
 use crate::error::AppError;
 
@@ -155,6 +157,13 @@ pub async fn start_totp(actor: &Actor, master: &MasterKey) -> Result<TotpEnrolme
     let secret = TotpSecret::generate();
     let (nonce, sealed) = secret.seal(master, staff.id);
     let mut change = actor.change().await?;
+    // A factor added beside another changes how the account opens: a recent factor first
+    // (ASVS V7.5.1). The first one is the enrolment itself. (An app confirmed already is
+    // refused below, stepped up or not.)
+    let factors = queries::factors(change.db(), staff.id).await?;
+    if factors.totp_added_at.is_none() && !factors.passkeys.is_empty() {
+        actor.require_step_up()?;
+    }
     if !queries::stage_totp(&mut change, staff.id, &nonce, &sealed, actor.session_row()).await? {
         return Err(AppError::Conflict {
             field: None,
@@ -210,16 +219,21 @@ pub async fn confirm_totp(
             "That code does not match. Scan the QR code again (or type the secret), check that the phone's clock is set automatically, and enter the code the app shows now.",
         ));
     };
+    queries::lock_person(&mut change, staff.id).await?;
+    let first = !crate::auth::factor::has_factor(change.db(), staff.id).await?;
+    if !first {
+        // Beside a passkey (perhaps one enrolled a moment ago in another session): only a
+        // session stepped up with one adds the app, checked now, under the person's lock.
+        crate::auth::require_session_stepped_up(actor, &mut change).await?;
+    }
     queries::confirm_totp(
         &mut change,
         staff.id,
         i64::try_from(step).unwrap_or(i64::MAX),
     )
     .await?;
-    let codes = replace_recovery_codes(&mut change, master, staff.id).await?;
-    if let Some(row) = actor.session_row() {
-        crate::auth::queries::enrolled_in(&mut change, row).await?;
-    }
+    let codes =
+        first_factor_added(&mut change, actor, master, staff.id, first, Factor::Totp).await?;
     change
         .commit(
             actor
@@ -229,6 +243,27 @@ pub async fn confirm_totp(
         )
         .await?;
     Ok(RecoveryCodes(codes))
+}
+
+/// What the first second factor of a person brings: their recovery codes (returned to be
+/// shown once), and the enrolling session counted as opened with it. A factor added beside
+/// another keeps the codes the person has (none are returned).
+async fn first_factor_added(
+    change: &mut crate::auth::Change,
+    actor: &Actor,
+    master: &MasterKey,
+    staff: uuid::Uuid,
+    first: bool,
+    factor: Factor,
+) -> Result<Vec<String>, AppError> {
+    if !first {
+        return Ok(Vec::new());
+    }
+    let codes = replace_recovery_codes(change, master, staff).await?;
+    if let Some(row) = actor.session_row() {
+        crate::auth::queries::enrolled_in(change, row, factor).await?;
+    }
+    Ok(codes)
 }
 
 /// A new set of recovery codes for `staff`, stored hashed in place of the old set: the
@@ -255,14 +290,12 @@ pub async fn new_recovery_codes(
 ) -> Result<RecoveryCodes, AppError> {
     let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
     let mut change = actor.change().await?;
-    if queries::factors(change.db(), staff.id)
-        .await?
-        .totp_added_at
-        .is_none()
-    {
+    if !crate::auth::factor::has_factor(change.db(), staff.id).await? {
         return Err(AppError::Conflict {
             field: None,
-            message: "Set up an authenticator app first: recovery codes are its fallback.".into(),
+            message:
+                "Add a passkey or an authenticator app first: recovery codes are their fallback."
+                    .into(),
         });
     }
     let codes = replace_recovery_codes(&mut change, master, staff.id).await?;
@@ -277,22 +310,251 @@ pub async fn new_recovery_codes(
     Ok(RecoveryCodes(codes))
 }
 
-/// Removes the person's authenticator app, unless it is their last second factor (it is,
-/// until passkeys exist): a person without a factor would be one stolen password away.
+/// Removes the person's authenticator app, unless it is their last second factor: a person
+/// without one would be one stolen password away (their passkeys stay).
 pub async fn remove_totp(actor: &Actor) -> Result<(), AppError> {
     let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
-    let factors = queries::factors(actor.reader(), staff.id).await?;
+    let mut change = actor.change().await?;
+    // Removals of one person's factors take turns: two at once must not both see the
+    // other factor still there.
+    queries::lock_person(&mut change, staff.id).await?;
+    let factors = queries::factors(change.db(), staff.id).await?;
     if factors.totp_added_at.is_none() {
         return Err(AppError::validation(
             "totp",
             "You have no authenticator app to remove.",
         ));
     }
-    // The only kind of second factor so far: removing it always leaves none.
-    Err(AppError::validation(
-        "totp",
-        "This is your only second factor, so it cannot be removed: the console would then open with your password alone. Ask an admin to reset your second factors if the phone is lost.",
-    ))
+    if factors.passkeys.is_empty() {
+        return Err(AppError::validation("totp", LAST_FACTOR));
+    }
+    queries::delete_totp(&mut change, staff.id).await?;
+    change
+        .commit(
+            actor
+                .event("staff.factor_removed")
+                .target(format!("staff:{}", staff.id))
+                .details(serde_json::json!({ "factor": Factor::Totp.as_str() })),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Why the last second factor stays.
+const LAST_FACTOR: &str = "This is your only second factor, so it cannot be removed: the console would then open with your password alone. Add another first (a passkey or an authenticator app), or ask an admin to reset your second factors if it is lost.";
+
+/// Starts adding a passkey named `name` (checked here, so a bad name is answered before
+/// the browser asks for the authenticator): the options for `navigator.credentials.create`,
+/// excluding the person's passkeys so one authenticator is not registered twice. Beside an
+/// existing factor it needs a recent one.
+pub async fn start_passkey(
+    actor: &Actor,
+    rp: &RelyingParty,
+    name: &str,
+) -> Result<PasskeyChallenge, AppError> {
+    let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
+    if staff.must_change_password {
+        return Err(AppError::PasswordChangeRequired);
+    }
+    let name = passkey::check_name(name)?;
+    let webauthn = rp.webauthn()?;
+    let mut change = actor.change().await?;
+    if crate::auth::factor::has_factor(change.db(), staff.id).await? {
+        actor.require_step_up()?;
+    }
+    let existing = crate::auth::passkey::of(change.db(), staff.id).await?;
+    if existing.len() as i64 >= passkey::MAX_PER_PERSON {
+        return Err(AppError::validation(
+            "name",
+            format!(
+                "You have {} passkeys, the most one person may have: remove one you no longer use first.",
+                existing.len()
+            ),
+        ));
+    }
+    if existing.iter().any(|k| k.name == name) {
+        return Err(AppError::validation("name", SAME_NAME));
+    }
+    let exclude = existing
+        .iter()
+        .map(|k| k.passkey.cred_id().clone())
+        .collect();
+    let (options, state) = webauthn
+        .start_passkey_registration(staff.id, &staff.email, &staff.display_name, Some(exclude))
+        .map_err(|e| AppError::internal(&format!("starting a passkey registration: {e}")))?;
+    let challenge = crate::auth::passkey::start(
+        &mut change,
+        staff.id,
+        Purpose::Register,
+        actor.session_row(),
+        None,
+        Some(&name),
+        &options,
+        &state,
+    )
+    .await?;
+    // Nothing audited changed: the passkey is added (and audited) when the browser answers.
+    change.commit_all(&[]).await?;
+    Ok(challenge)
+}
+
+/// Adds the passkey the browser made for the ceremony `ceremony` (started in this session).
+/// The first second factor of the person also brings their recovery codes (returned, to be
+/// shown once; empty otherwise) and counts as this session's step-up.
+pub async fn finish_passkey(
+    actor: &Actor,
+    rp: &RelyingParty,
+    master: &MasterKey,
+    ceremony: &str,
+    credential: &str,
+) -> Result<RecoveryCodes, AppError> {
+    use webauthn_rs::prelude::{PasskeyRegistration, RegisterPublicKeyCredential};
+    let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
+    if staff.must_change_password {
+        return Err(AppError::PasswordChangeRequired);
+    }
+    let webauthn = rp.webauthn()?;
+    let id = crate::auth::passkey::ceremony_id(ceremony)?;
+    let answer: RegisterPublicKeyCredential = crate::auth::passkey::answer(credential)?;
+    let mut change = actor.change().await?;
+    let target = format!("staff:{}", staff.id);
+    let refused = |code: &str, name: &str| {
+        actor
+            .event("staff.factor_added")
+            .target(target.clone())
+            .denied(code)
+            .details(serde_json::json!({ "factor": "passkey", "passkey": name }))
+    };
+    let taken = match crate::auth::passkey::take::<PasskeyRegistration>(
+        &mut change,
+        id,
+        staff.id,
+        Purpose::Register,
+        actor.session_row(),
+    )
+    .await?
+    {
+        Ok(taken) => taken,
+        Err(refusal) => {
+            change.commit(refused(refusal.code(), "")).await?;
+            return Err(AppError::validation("passkey", refusal.message()));
+        }
+    };
+    let name = taken.name.unwrap_or_default();
+    let made = match webauthn.finish_passkey_registration(&answer, &taken.state) {
+        Ok(made) => made,
+        Err(e) => {
+            // One of the person's own passkeys again (webauthn-rs refuses a credential it
+            // was told to exclude as an altered algorithm): said as such.
+            let own = crate::auth::passkey::of(change.db(), staff.id)
+                .await?
+                .iter()
+                .any(|k| k.passkey.cred_id().as_slice() == answer.raw_id.as_slice());
+            let (code, error) = if own {
+                ("PASSKEY_ALREADY_REGISTERED", already_registered())
+            } else {
+                let refusal = Refusal::of(&e);
+                (
+                    refusal.code(),
+                    AppError::validation("passkey", refusal.message()),
+                )
+            };
+            change.commit(refused(code, &name)).await?;
+            return Err(error);
+        }
+    };
+    if !(16..=1023).contains(&made.cred_id().len()) {
+        change.commit(refused("INVALID_PASSKEY", &name)).await?;
+        return Err(AppError::validation(
+            "passkey",
+            "This authenticator's credential id is not one the console can store: use another device.",
+        ));
+    }
+    queries::lock_person(&mut change, staff.id).await?;
+    let first = !crate::auth::factor::has_factor(change.db(), staff.id).await?;
+    if !first {
+        // Beside a factor (perhaps one enrolled a moment ago in another session): only a
+        // session stepped up with one adds another, checked now, under the person's lock.
+        // Unanswered, the ceremony stays for the retry after the step-up.
+        crate::auth::require_session_stepped_up(actor, &mut change).await?;
+        if crate::auth::passkey::of(change.db(), staff.id).await?.len() as i64
+            >= passkey::MAX_PER_PERSON
+        {
+            return Err(AppError::validation(
+                "name",
+                "You have the most passkeys one person may have: remove one you no longer use first.",
+            ));
+        }
+    }
+    let stored =
+        serde_json::to_value(&made).map_err(|e| AppError::internal(&format!("a passkey: {e}")))?;
+    if !queries::insert_passkey(&mut change, staff.id, &name, made.cred_id(), &stored).await? {
+        let registered = queries::passkey_registered(change.db(), made.cred_id()).await?;
+        let (code, error) = if registered {
+            ("PASSKEY_ALREADY_REGISTERED", already_registered())
+        } else {
+            (
+                "PASSKEY_NAME_TAKEN",
+                AppError::validation("name", SAME_NAME),
+            )
+        };
+        change.commit(refused(code, &name)).await?;
+        return Err(error);
+    }
+    let codes =
+        first_factor_added(&mut change, actor, master, staff.id, first, Factor::Passkey).await?;
+    change
+        .commit(
+            actor
+                .event("staff.factor_added")
+                .target(target.clone())
+                .details(serde_json::json!({
+                    "factor": "passkey",
+                    "passkey": name,
+                    "recovery_codes": codes.len(),
+                })),
+        )
+        .await?;
+    Ok(RecoveryCodes(codes))
+}
+
+/// Why a name is refused that another of the person's passkeys has.
+const SAME_NAME: &str =
+    "You already have a passkey of that name: choose another, so the list tells them apart.";
+
+/// A passkey registered already (to this person or anyone).
+fn already_registered() -> AppError {
+    AppError::Conflict {
+        field: Some("passkey".into()),
+        message: "That passkey is already registered on this console. Use it, or make a new one on another device.".into(),
+    }
+}
+
+/// Removes one of the person's passkeys, unless it is their last second factor.
+pub async fn remove_passkey(actor: &Actor, id: uuid::Uuid) -> Result<(), AppError> {
+    let staff = actor.staff().ok_or(AppError::Forbidden)?.clone();
+    let mut change = actor.change().await?;
+    queries::lock_person(&mut change, staff.id).await?;
+    let factors = queries::factors(change.db(), staff.id).await?;
+    let Some(key) = factors.passkeys.iter().find(|k| k.id == id) else {
+        return Err(AppError::not_found("That passkey"));
+    };
+    if factors.passkeys.len() == 1 && factors.totp_added_at.is_none() {
+        return Err(AppError::validation("passkey", LAST_FACTOR));
+    }
+    let name = key.name.clone();
+    queries::delete_passkey(&mut change, staff.id, id).await?;
+    change
+        .commit(
+            actor
+                .event("staff.factor_removed")
+                .target(format!("staff:{}", staff.id))
+                .details(
+                    serde_json::json!({ "factor": Factor::Passkey.as_str(), "passkey": name }),
+                ),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Ends one of the person's own sessions (a browser left signed in elsewhere). Not the one

@@ -71,10 +71,10 @@ pub async fn move_session(change: &mut Change, row: Uuid, epoch: i32) -> sqlx::R
     Ok(())
 }
 
-/// The person's authenticator app and recovery codes, as the security page shows them.
-pub async fn factors(db: impl sqlx::PgExecutor<'_>, id: Uuid) -> sqlx::Result<super::Factors> {
-    sqlx::query_as!(
-        super::Factors,
+/// The person's passkeys, authenticator app and recovery codes, as the security page
+/// shows them.
+pub async fn factors(db: &mut sqlx::PgConnection, id: Uuid) -> sqlx::Result<super::Factors> {
+    let app = sqlx::query!(
         r#"SELECT t.confirmed_at AS totp_added_at, t.last_used_at AS totp_last_used_at,
                   (SELECT count(*) FROM staff_recovery_codes r
                    WHERE r.staff_id = $1 AND r.used_at IS NULL) AS "recovery_codes_left!"
@@ -82,8 +82,87 @@ pub async fn factors(db: impl sqlx::PgExecutor<'_>, id: Uuid) -> sqlx::Result<su
            LEFT JOIN staff_totp t ON t.staff_id = $1 AND t.confirmed_at IS NOT NULL"#,
         id
     )
+    .fetch_one(&mut *db)
+    .await?;
+    let passkeys = sqlx::query_as!(
+        super::PasskeyInfo,
+        "SELECT id, name, created_at, last_used_at FROM staff_passkeys
+         WHERE staff_id = $1 ORDER BY created_at, id",
+        id
+    )
+    .fetch_all(&mut *db)
+    .await?;
+    Ok(super::Factors {
+        passkeys,
+        totp_added_at: app.totp_added_at,
+        totp_last_used_at: app.totp_last_used_at,
+        recovery_codes_left: app.recovery_codes_left,
+    })
+}
+
+/// Locks the person's row until the change ends: changes to one person's factors take
+/// turns (two removals at once must not each see the other's factor still there).
+pub async fn lock_person(change: &mut Change, id: Uuid) -> sqlx::Result<()> {
+    crate::auth::queries::lock_staff_table(change).await?;
+    sqlx::query!("SELECT id FROM staff WHERE id = $1 FOR UPDATE", id)
+        .fetch_optional(change.db())
+        .await?;
+    Ok(())
+}
+
+/// Stores a new passkey; `false` when its credential is registered already (to anyone).
+pub async fn insert_passkey(
+    change: &mut Change,
+    staff: Uuid,
+    name: &str,
+    credential_id: &[u8],
+    credential: &serde_json::Value,
+) -> sqlx::Result<bool> {
+    Ok(sqlx::query!(
+        "INSERT INTO staff_passkeys (staff_id, name, credential_id, credential)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (credential_id) DO NOTHING",
+        staff,
+        name,
+        credential_id,
+        credential
+    )
+    .execute(change.db())
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// Whether a passkey with this credential id is registered (to anyone).
+pub async fn passkey_registered(
+    db: impl sqlx::PgExecutor<'_>,
+    credential_id: &[u8],
+) -> sqlx::Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM staff_passkeys WHERE credential_id = $1) AS "found!""#,
+        credential_id
+    )
     .fetch_one(db)
     .await
+}
+
+/// Deletes one of the person's passkeys.
+pub async fn delete_passkey(change: &mut Change, staff: Uuid, id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "DELETE FROM staff_passkeys WHERE id = $1 AND staff_id = $2",
+        id,
+        staff
+    )
+    .execute(change.db())
+    .await?;
+    Ok(())
+}
+
+/// Deletes the person's authenticator app.
+pub async fn delete_totp(change: &mut Change, staff: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM staff_totp WHERE staff_id = $1", staff)
+        .execute(change.db())
+        .await?;
+    Ok(())
 }
 
 /// Starts (or starts again) enrolling an authenticator app: the sealed secret waits for

@@ -73,12 +73,16 @@ pub fn AccountPasswordPage() -> impl IntoView {
 }
 
 /// `/account/security`: the person's second factors. A first sign-in where one is required
-/// is kept here until an authenticator app is set up; afterwards it is where the app and
-/// the recovery codes are managed.
+/// is kept here until a passkey or an authenticator app is set up; afterwards it is where
+/// passkeys, the app and the recovery codes are managed.
 #[component]
 pub fn AccountSecurityPage() -> impl IntoView {
-    use super::api::{security, ConfirmTotpEnrolment, NewRecoveryCodes, StartTotpEnrolment};
+    use super::api::{
+        security, ConfirmTotpEnrolment, FinishPasskeyRegistration, NewRecoveryCodes, RemovePasskey,
+        RemoveTotp, StartPasskeyRegistration, StartTotpEnrolment,
+    };
     use crate::components::feedback::ErrorNotice;
+    use crate::components::form::successes;
     use crate::components::loaded::loaded;
     use crate::components::time::utc_minutes;
 
@@ -88,7 +92,27 @@ pub fn AccountSecurityPage() -> impl IntoView {
     let start = ServerAction::<StartTotpEnrolment>::new();
     let confirm = ServerAction::<ConfirmTotpEnrolment>::new();
     let renew = ServerAction::<NewRecoveryCodes>::new();
-    let data = Resource::new(|| (), |_| security());
+    let add_key = ServerAction::<StartPasskeyRegistration>::new();
+    let finish_key = ServerAction::<FinishPasskeyRegistration>::new();
+    let remove_key = ServerAction::<RemovePasskey>::new();
+    let remove_app = ServerAction::<RemoveTotp>::new();
+    let (confirmed_n, finished_n, removed_key_n, removed_app_n) = (
+        successes(confirm.value()),
+        successes(finish_key.value()),
+        successes(remove_key.value()),
+        successes(remove_app.value()),
+    );
+    let data = Resource::new(
+        move || {
+            (
+                confirmed_n.get(),
+                finished_n.get(),
+                removed_key_n.get(),
+                removed_app_n.get(),
+            )
+        },
+        |_| security(),
+    );
     let staff = use_context::<crate::components::context::StaffResource>().map(|s| s.0);
     let must_enrol = move || {
         staff
@@ -98,39 +122,53 @@ pub fn AccountSecurityPage() -> impl IntoView {
             .is_some_and(|s| s.must_enrol_factor)
     };
     // Views switch on these once, never on each answer: a branch rebuilt while the form
-    // in it still handles its answer would dispose what that form is using.
-    let confirmed = Memo::new(move |_| confirm.value().get().and_then(Result::ok));
+    // in it still handles its answer would dispose what that form is using. The first
+    // factor (app or passkey) brings the recovery codes; a later one brings none.
+    let first_codes = Memo::new(move |_| {
+        [
+            confirm.value().get().and_then(Result::ok),
+            finish_key.value().get().and_then(Result::ok),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|codes| !codes.0.is_empty())
+    });
     let renewed = Memo::new(move |_| renew.value().get().and_then(Result::ok));
     let confirm_errors = FormErrors::of(confirm.value());
     let renew_errors = FormErrors::of(renew.value());
     let renew_retry = redispatch(renew);
+    let remove_app_errors = FormErrors::of(remove_app.value());
+    let remove_app_retry = redispatch(remove_app);
 
     view! {
         <Title text="Security" />
         <h1 class="text-2xl font-semibold">"Security"</h1>
         <Show when=must_enrol>
             <p role="status" class="mt-2 max-w-prose rounded-md bg-amber-50 p-3 text-sm text-amber-900" data-testid="enrol-required">
-                "Set up a second factor before you continue: this console can turn off the agent API and revoke every token, so a password alone must not open it. Nothing else opens until you do."
+                "Set up a second factor before you continue (a passkey, or an authenticator app): this console can turn off the agent API and revoke every token, so a password alone must not open it. Nothing else opens until you do."
             </p>
         </Show>
         {move || recovery_left().map(|left| view! {
             <p role="status" class="mt-2 max-w-prose rounded-md bg-amber-50 p-3 text-sm text-amber-900" data-testid="recovery-used">
-                {format!("You signed in with a recovery code: {left} left. If your phone is lost, ask an admin to reset your second factors, then set up the app again; make new recovery codes below when few are left.")}
+                {format!("You signed in with a recovery code: {left} left. If your passkeys and phone are lost, ask an admin to reset your second factors, then set them up again; make new recovery codes below when few are left.")}
             </p>
         })}
-        {move || confirmed.get().map(|codes| view! {
+        {move || first_codes.get().map(|codes| view! {
             <RecoveryCodesReveal codes=codes.0 />
             <p class="mt-4"><a class="btn-primary" href=next.get() rel="external" data-testid="enrol-continue">"I have saved them: continue"</a></p>
         })}
-        <div class:hidden=move || confirmed.get().is_some()>
+        <div class:hidden=move || first_codes.get().is_some()>
             <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match loaded(data).await {
                         Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
                         Ok(sec) => {
                             let has_app = sec.factors.totp_added_at.is_some();
+                            let has_factor = has_app || !sec.factors.passkeys.is_empty();
                             let left = sec.factors.recovery_codes_left;
                             view! {
+                                <PasskeysSection keys=sec.factors.passkeys.clone() unavailable=sec.passkeys_unavailable.clone()
+                                    add=add_key finish=finish_key remove=remove_key />
                                 <section class="mt-6 max-w-2xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="totp-heading">
                                     <h2 id="totp-heading" class="font-semibold">"Authenticator app"</h2>
                                     {match sec.factors.totp_added_at {
@@ -139,6 +177,12 @@ pub fn AccountSecurityPage() -> impl IntoView {
                                                 {format!("Set up {} UTC", utc_minutes(added))}
                                                 {sec.factors.totp_last_used_at.map(|at| format!(" · last used {} UTC", utc_minutes(at)))}
                                             </p>
+                                            <ActionForm action=remove_app attr:class="mt-3" attr:novalidate="true">
+                                                <StepUp errors=remove_app_errors retry=remove_app_retry id="remove-app-step-up" />
+                                                <p id="totp-error" role="alert" class="mt-1 text-sm text-red-800">{move || remove_app_errors.field("totp").get()}</p>
+                                                <FormFeedback error=remove_app_errors.other() />
+                                                <button type="submit" class="btn" disabled=move || remove_app.pending().get()>"Remove the authenticator app"</button>
+                                            </ActionForm>
                                         }.into_any(),
                                         None => view! { <TotpSetUp start confirm errors=confirm_errors /> }.into_any(),
                                     }}
@@ -147,11 +191,11 @@ pub fn AccountSecurityPage() -> impl IntoView {
                                     <h2 id="recovery-heading" class="font-semibold">"Recovery codes"</h2>
                                     <p class="mt-1 text-sm text-slate-700" data-testid="recovery-left">
                                         {move || format!(
-                                            "{} unused. Each one signs you in once when the app is not at hand; they do not confirm dangerous actions.",
+                                            "{} unused. Each one signs you in once when your passkey and app are not at hand; they do not confirm dangerous actions.",
                                             renewed.get().map_or(left, |codes| codes.0.len() as i64)
                                         )}
                                     </p>
-                                    <ActionForm action=renew attr:class=if has_app { "mt-3" } else { "hidden" } attr:novalidate="true">
+                                    <ActionForm action=renew attr:class=if has_factor { "mt-3" } else { "hidden" } attr:novalidate="true">
                                         <StepUp errors=renew_errors retry=renew_retry id="renew-step-up" />
                                         <FormFeedback error=renew_errors.other() />
                                         <button type="submit" class="btn" disabled=move || renew.pending().get()>"Make new recovery codes"</button>
@@ -164,6 +208,123 @@ pub fn AccountSecurityPage() -> impl IntoView {
                 })}
             </Transition>
         </div>
+    }
+    .into_any()
+}
+
+/// The person's passkeys: the list (name, added, last used, remove), and adding one by
+/// name. Adding asks the server for the options (it checks the name first, and a step-up
+/// beside another factor), has the browser make the passkey, and sends it back.
+#[component]
+fn PasskeysSection(
+    keys: Vec<super::PasskeyInfo>,
+    unavailable: Option<String>,
+    add: ServerAction<super::api::StartPasskeyRegistration>,
+    finish: ServerAction<super::api::FinishPasskeyRegistration>,
+    remove: ServerAction<super::api::RemovePasskey>,
+) -> impl IntoView {
+    use super::api::{FinishPasskeyRegistration, StartPasskeyRegistration};
+    use crate::components::passkey::{perform, Ceremony};
+    use crate::components::time::utc_minutes;
+    let name = RwSignal::new(String::new());
+    let browser_error = RwSignal::new(None::<String>);
+    let waiting = RwSignal::new(false);
+    let add_errors = FormErrors::of(add.value());
+    let finish_errors = FormErrors::of(finish.value());
+    let remove_errors = FormErrors::of(remove.value());
+    let add_retry = redispatch(add);
+    let remove_retry = redispatch(remove);
+    // The server's options arrived: the browser makes the passkey, then it goes back.
+    Effect::new(move |_| {
+        let Some(Ok(challenge)) = add.value().get() else {
+            return;
+        };
+        add.value().set(None);
+        waiting.set(true);
+        browser_error.set(None);
+        leptos::task::spawn_local(async move {
+            match perform(Ceremony::Create, &challenge.options).await {
+                Ok(credential) => {
+                    finish.dispatch(FinishPasskeyRegistration {
+                        ceremony: challenge.ceremony,
+                        credential,
+                    });
+                }
+                Err(message) => browser_error.set(Some(message)),
+            }
+            waiting.set(false);
+        });
+    });
+    let added = Signal::derive(move || match finish.value().get() {
+        Some(Ok(codes)) if codes.0.is_empty() => Some("Passkey added.".to_owned()),
+        _ => None,
+    });
+    let passkey_error = Signal::derive(move || {
+        browser_error
+            .get()
+            .or_else(|| finish_errors.field("passkey").get())
+            .or_else(|| finish_errors.other().get())
+    });
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        browser_error.set(None);
+        add.dispatch(StartPasskeyRegistration {
+            name: name.get_untracked(),
+        });
+    };
+    let empty = keys.is_empty();
+    view! {
+        <section class="mt-6 max-w-2xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="passkeys-heading">
+            <h2 id="passkeys-heading" class="font-semibold">"Passkeys"</h2>
+            <p class="mt-1 text-sm text-slate-700">
+                "A passkey is kept by this device, a security key or your password manager, and unlocked with your fingerprint, face or PIN. It cannot be phished: it answers only to this console's address."
+            </p>
+            {(!empty).then(|| view! {
+                <ul class="mt-3 divide-y divide-slate-200" data-testid="passkeys">
+                    {keys.into_iter().map(|key| {
+                        let label = format!("Remove the passkey {}", key.name);
+                        view! {
+                            <li class="flex flex-wrap items-center gap-3 py-2">
+                                <span class="font-medium">{key.name.clone()}</span>
+                                <span class="text-sm text-slate-600">
+                                    {format!("added {} UTC", utc_minutes(key.created_at))}
+                                    {key.last_used_at.map(|at| format!(" · last used {} UTC", utc_minutes(at)))}
+                                </span>
+                                <ActionForm action=remove attr:class="ml-auto">
+                                    <input type="hidden" name="passkey_id" value=key.id.to_string() />
+                                    <button type="submit" class="btn" aria-label=label disabled=move || remove.pending().get()>"Remove"</button>
+                                </ActionForm>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ul>
+            })}
+            <StepUp errors=remove_errors retry=remove_retry id="remove-passkey-step-up" />
+            <p id="remove-passkey-error" role="alert" class="mt-1 text-sm text-red-800">
+                {move || remove_errors.field("passkey").get().or_else(|| remove_errors.other().get())}
+            </p>
+            {match unavailable {
+                Some(why) => view! { <p class="mt-3 text-sm text-amber-900" data-testid="passkeys-unavailable">{why}</p> }.into_any(),
+                None => view! {
+                    <form class="mt-3 space-y-3" novalidate on:submit=submit>
+                        <Field id="passkey-name" label="Name of the new passkey" error=add_errors.field("name")>
+                            <input id="passkey-name" type="text" maxlength="120" autocomplete="off"
+                                placeholder="Work laptop" class="input mt-1 w-64"
+                                aria-describedby="passkey-name-error"
+                                prop:value=move || name.get()
+                                on:input=move |ev| name.set(event_target_value(&ev)) />
+                        </Field>
+                        <StepUp errors=add_errors retry=add_retry id="add-passkey-step-up" />
+                        <p id="passkey-error" role="alert" class="text-sm text-red-800">{move || passkey_error.get()}</p>
+                        <FormFeedback error=add_errors.other() done=added />
+                        <button type="submit" class="btn-primary"
+                            disabled=move || add.pending().get() || finish.pending().get() || waiting.get()>
+                            {move || if waiting.get() { "Waiting for the passkey…" } else if finish.pending().get() { "Adding…" } else { "Add a passkey" }}
+                        </button>
+                    </form>
+                }.into_any(),
+            }}
+        </section>
     }
     .into_any()
 }

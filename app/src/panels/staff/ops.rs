@@ -248,8 +248,8 @@ pub async fn reset_factors(
     let hash = password::hash(&secret).await?;
     let mut change = guard(actor, actor.change().await?, FrozenOp::ResetStaffFactors).await?;
     let current = lock_target(&mut change, id).await?;
-    let (totp, codes) = queries::delete_factors(&mut change, id).await?;
-    if totp == 0 && codes == 0 {
+    let removed = queries::delete_factors(&mut change, id).await?;
+    if removed.passkeys == 0 && removed.totp == 0 && removed.recovery_codes == 0 {
         return Err(AppError::Conflict {
             field: None,
             message: format!("{} has no second factor to reset.", current.email),
@@ -274,8 +274,9 @@ pub async fn reset_factors(
                 .reason(reason)
                 .details(serde_json::json!({
                     "email": current.email,
-                    "authenticator_apps": totp,
-                    "recovery_codes": codes,
+                    "passkeys": removed.passkeys,
+                    "authenticator_apps": removed.totp,
+                    "recovery_codes": removed.recovery_codes,
                     "sessions_ended": true,
                     "one_time_password": true,
                 })),

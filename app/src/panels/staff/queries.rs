@@ -157,8 +157,30 @@ pub async fn set_password(change: &mut Change, id: Uuid, hash: &str) -> sqlx::Re
     Ok(())
 }
 
-/// Deletes someone's second factors (authenticator app, recovery codes): how many of each.
-pub async fn delete_factors(change: &mut Change, id: Uuid) -> sqlx::Result<(u64, u64)> {
+/// How many second factors of each kind a reset removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Removed {
+    /// Passkeys.
+    pub passkeys: u64,
+    /// Authenticator apps (0 or 1).
+    pub totp: u64,
+    /// Recovery codes, used or not.
+    pub recovery_codes: u64,
+}
+
+/// Deletes someone's second factors (passkeys, authenticator app, recovery codes, and any
+/// passkey ceremony waiting for an answer): how many of each.
+pub async fn delete_factors(change: &mut Change, id: Uuid) -> sqlx::Result<Removed> {
+    sqlx::query!(
+        "DELETE FROM staff_webauthn_ceremonies WHERE staff_id = $1",
+        id
+    )
+    .execute(change.db())
+    .await?;
+    let passkeys = sqlx::query!("DELETE FROM staff_passkeys WHERE staff_id = $1", id)
+        .execute(change.db())
+        .await?
+        .rows_affected();
     let totp = sqlx::query!("DELETE FROM staff_totp WHERE staff_id = $1", id)
         .execute(change.db())
         .await?
@@ -167,5 +189,9 @@ pub async fn delete_factors(change: &mut Change, id: Uuid) -> sqlx::Result<(u64,
         .execute(change.db())
         .await?
         .rows_affected();
-    Ok((totp, codes))
+    Ok(Removed {
+        passkeys,
+        totp,
+        recovery_codes: codes,
+    })
 }

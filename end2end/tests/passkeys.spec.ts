@@ -87,6 +87,7 @@ test('a passkey is added, signs in, and gives the step-up a dangerous action ask
   // Signing in: the password, then the passkey.
   await admin.getByRole('button', { name: 'Sign out' }).click();
   await expect(admin).toHaveURL(/\/sign-in$/);
+  await admin.goto('/sign-in');
   await waitForHydration(admin);
   await admin.getByLabel('Email').fill(email);
   await admin.getByLabel('Password').fill(password);

@@ -526,11 +526,13 @@ pub async fn start_passkey_step_up(
 ) -> Result<Option<crate::domain::factors::PasskeyChallenge>, AppError> {
     use super::{passkey, require, Permission};
     use crate::domain::factors::passkey::RelyingParty;
+    // Read from context before the first await: after one, a server render's resource
+    // may no longer see it.
+    let rp = RelyingParty::from_context();
     let actor = require(Permission::OwnAccount).await?;
     let (Some(staff), Some(row)) = (actor.staff().cloned(), actor.session_row()) else {
         return Err(AppError::Unauthenticated);
     };
-    let rp = RelyingParty::from_context();
     let Ok(webauthn) = rp.webauthn() else {
         return Ok(None);
     };
@@ -563,13 +565,14 @@ async fn finish_step_up(proof: Result<super::factor::Proof, AppError>) -> Result
     use crate::domain::factors::passkey::RelyingParty;
 
     let policy = use_context::<SignInPolicy>().unwrap_or_default();
+    // Before the first await (see `start_passkey_step_up`).
+    let rp = RelyingParty::from_context();
     let actor = require(Permission::OwnAccount).await?;
     let (Some(staff), Some(row)) = (actor.staff().cloned(), actor.session_row()) else {
         return Err(AppError::Unauthenticated);
     };
     let proof = proof?;
     let verifier = actor.verifier()?;
-    let rp = RelyingParty::from_context();
     let mut change = actor.change().await?;
     let target = format!("staff:{}", staff.id);
     // A locked account takes no factor here either, as at sign-in: a session must not be

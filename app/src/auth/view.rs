@@ -49,7 +49,7 @@ pub fn SignInPage() -> impl IntoView {
 #[component]
 pub fn SecondFactorPage() -> impl IntoView {
     use super::api::{start_passkey_sign_in, VerifyPasskey};
-    use crate::components::passkey::PasskeyButton;
+    use crate::components::passkey::{Fetched, PasskeyButton};
     let action = ServerAction::<VerifySecondFactor>::new();
     let passkey = ServerAction::<VerifyPasskey>::new();
     let query = use_query_map();
@@ -58,10 +58,10 @@ pub fn SecondFactorPage() -> impl IntoView {
     let passkey_errors = FormErrors::of(passkey.value());
     // Fetched in the browser (passkeys need it anyway), and again after each refused
     // answer: a challenge is used once.
-    let challenge = LocalResource::new(start_passkey_sign_in);
+    let fetched = Fetched::new(start_passkey_sign_in, None);
     Effect::new(move |_| {
         if matches!(passkey.value().get(), Some(Err(_))) {
-            challenge.refetch();
+            fetched.refetch.run(());
         }
     });
     let answer = Callback::new(move |(ceremony, credential): (String, String)| {
@@ -82,8 +82,8 @@ pub fn SecondFactorPage() -> impl IntoView {
             .into_iter()
             .any(|v| matches!(v, Some(Err(crate::error::AppError::SignInExpired))))
             || matches!(
-                challenge.get(),
-                Some(Err(crate::error::AppError::SignInExpired))
+                fetched.error.get(),
+                Some(crate::error::AppError::SignInExpired)
             )
     };
 
@@ -91,7 +91,7 @@ pub fn SecondFactorPage() -> impl IntoView {
         <Title text="Second factor" />
         <section class="mx-auto mt-16 max-w-sm rounded-lg bg-white p-6 shadow-sm ring-1 ring-slate-200">
             <h1 class="text-xl font-semibold">"Confirm it is you"</h1>
-            <PasskeyButton challenge answer checking=passkey.pending() id="use-passkey" error=passkey_error />
+            <PasskeyButton fetched answer checking=passkey.pending() id="use-passkey" error=passkey_error />
             <p class="mt-3 text-sm text-slate-600">
                 "Or enter the 6-digit code your authenticator app shows for staff-console. Lost both? Enter one of your recovery codes instead."
             </p>

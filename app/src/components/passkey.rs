@@ -103,17 +103,72 @@ fn describe(ceremony: Ceremony, error: &wasm_bindgen::JsValue) -> String {
     }
 }
 
-/// "Use your passkey": shown once `challenge` (fetched in the browser) holds one. A click
-/// runs the ceremony and hands `(ceremony, credential)` to `answer`; what the browser
-/// refuses is said beside the button (`{id}-error`) and a new challenge is fetched. The
-/// caller fetches a new one, too, after the server refused an answer (each is used once).
+/// A challenge fetched in the browser after the page is live (an effect: never during the
+/// server render or hydration, so both render the same), and fetched again on demand.
+#[derive(Clone, Copy)]
+pub struct Fetched {
+    /// The challenge, once fetched, if the person has a passkey to answer it with.
+    pub challenge: RwSignal<Option<crate::domain::factors::PasskeyChallenge>>,
+    /// What the last fetch answered instead, if it failed.
+    pub error: RwSignal<Option<crate::error::AppError>>,
+    /// Fetches a new one.
+    pub refetch: Callback<()>,
+}
+
+impl Fetched {
+    /// Fetches with `start` (a server function) now that the page is live, and whenever
+    /// [`Fetched::refetch`] runs. `when` gates it (`None`: always).
+    pub fn new<F, Fut>(start: F, when: Option<Signal<bool>>) -> Self
+    where
+        F: Fn() -> Fut + Copy + Send + Sync + 'static,
+        Fut: std::future::Future<
+                Output = Result<
+                    Option<crate::domain::factors::PasskeyChallenge>,
+                    crate::error::AppError,
+                >,
+            > + 'static,
+    {
+        let challenge = RwSignal::new(None);
+        let error = RwSignal::new(None);
+        let refetch = Callback::new(move |()| {
+            leptos::task::spawn_local(async move {
+                let answer = start().await;
+                // The page may have gone meanwhile: then there is nothing to show.
+                match answer {
+                    Ok(found) => {
+                        let _ = challenge.try_set(found);
+                        let _ = error.try_set(None);
+                    }
+                    Err(e) => {
+                        let _ = challenge.try_set(None);
+                        let _ = error.try_set(Some(e));
+                    }
+                }
+            });
+        });
+        Effect::new(move |_| {
+            if when.is_none_or(|w| w.get()) {
+                refetch.run(());
+            } else {
+                challenge.set(None);
+            }
+        });
+        Self {
+            challenge,
+            error,
+            refetch,
+        }
+    }
+}
+
+/// "Use your passkey": shown once `fetched` holds a challenge. A click runs the ceremony
+/// and hands `(ceremony, credential)` to `answer`; what the browser refuses is said beside
+/// the button (`{id}-error`) and a new challenge is fetched. The caller fetches a new one,
+/// too, after the server refused an answer (each is used once).
 #[component]
 pub fn PasskeyButton(
-    /// The challenge to answer (`None` while loading, `Ok(None)` when the person has no
-    /// passkey: no button then).
-    challenge: LocalResource<
-        Result<Option<crate::domain::factors::PasskeyChallenge>, crate::error::AppError>,
-    >,
+    /// The challenge to answer.
+    fetched: Fetched,
     /// Sends the answer to the server.
     answer: Callback<(String, String)>,
     /// Whether the server is checking an answer.
@@ -128,20 +183,26 @@ pub fn PasskeyButton(
 ) -> impl IntoView {
     let refused = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let ready = move || challenge.get().and_then(Result::ok).flatten();
+    let ready = move || fetched.challenge.get();
     let run = move |_| {
-        let Some(ch) = ready() else { return };
+        let Some(ch) = fetched.challenge.get_untracked() else {
+            return;
+        };
         busy.set(true);
         refused.set(None);
         leptos::task::spawn_local(async move {
-            match perform(Ceremony::Get, &ch.options).await {
+            let outcome = perform(Ceremony::Get, &ch.options).await;
+            // The page may have gone while the browser asked: then nothing is left to tell.
+            if busy.try_set(false).is_some() {
+                return;
+            }
+            match outcome {
                 Ok(credential) => answer.run((ch.ceremony, credential)),
                 Err(message) => {
                     refused.set(Some(message));
-                    challenge.refetch();
+                    fetched.refetch.run(());
                 }
             }
-            busy.set(false);
         });
     };
     let message = move || refused.get().or_else(|| error.get());

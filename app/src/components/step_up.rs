@@ -24,7 +24,7 @@ pub fn StepUp(
     #[prop(into, default = "step-up".into())]
     id: String,
 ) -> impl IntoView {
-    use super::passkey::PasskeyButton;
+    use super::passkey::{Fetched, PasskeyButton};
     use crate::auth::api::{start_passkey_step_up, StepUpWithPasskey};
     let needed =
         Signal::derive(move || matches!(errors.error().get(), Some(AppError::StepUpRequired)));
@@ -33,19 +33,10 @@ pub fn StepUp(
     let passkey_errors = FormErrors::of(passkey.value());
     // Asked for only while the prompt shows, and again after each refused answer (a
     // challenge is used once): `Ok(None)` for a person without a passkey.
-    let challenge = LocalResource::new(move || {
-        let needed = needed.get();
-        async move {
-            if needed {
-                start_passkey_step_up().await
-            } else {
-                Ok(None)
-            }
-        }
-    });
+    let fetched = Fetched::new(start_passkey_step_up, Some(needed));
     Effect::new(move |_| {
         if matches!(passkey.value().get(), Some(Err(_))) {
-            challenge.refetch();
+            fetched.refetch.run(());
         }
     });
     Effect::new(move |_| {
@@ -100,7 +91,7 @@ pub fn StepUp(
                 <p class="mt-1 text-sm">
                     "This action needs a second factor used in the last few minutes. Use your passkey, or enter the code your authenticator app shows: the action then goes ahead as you filled it in."
                 </p>
-                <PasskeyButton challenge answer checking=passkey.pending() id=format!("{id}-passkey") error=passkey_error />
+                <PasskeyButton fetched answer checking=passkey.pending() id=format!("{id}-passkey") error=passkey_error />
                 <Field id=code_id() label="Authenticator code" error=step_errors.field("code")>
                     <input id=code_id() node_ref=input type="text" inputmode="numeric"
                         autocomplete="one-time-code" maxlength="8" spellcheck="false"

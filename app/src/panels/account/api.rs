@@ -48,11 +48,13 @@ pub async fn change_password(
 pub async fn security() -> Result<super::Security, AppError> {
     use crate::auth::{require, Permission};
     let policy = use_context::<crate::auth::api::SignInPolicy>().unwrap_or_default();
+    // Before the first await: after one, this page's server render may no longer see the
+    // context, and would say passkeys are off while the browser's copy says they are on.
+    let rp = crate::domain::factors::passkey::RelyingParty::from_context();
     let actor = require(Permission::OwnAccount).await?;
     let staff = actor.staff().ok_or(AppError::Forbidden)?;
     let mut snapshot = actor.reader().snapshot().await?;
     let factors = super::queries::factors(&mut snapshot, staff.id).await?;
-    let rp = crate::domain::factors::passkey::RelyingParty::from_context();
     Ok(super::Security {
         factors,
         required: policy.mfa_required,
@@ -104,8 +106,10 @@ pub async fn start_passkey_registration(
     name: String,
 ) -> Result<crate::domain::factors::PasskeyChallenge, AppError> {
     use crate::auth::{require, Permission};
-    let actor = require(Permission::OwnAccount).await?;
+    // Read from context before the first await: after one, a server render's resource
+    // may no longer see it.
     let rp = crate::domain::factors::passkey::RelyingParty::from_context();
+    let actor = require(Permission::OwnAccount).await?;
     super::ops::start_passkey(&actor, &rp, &name).await
 }
 
@@ -117,9 +121,9 @@ pub async fn finish_passkey_registration(
     credential: String,
 ) -> Result<super::RecoveryCodes, AppError> {
     use crate::auth::{require, Permission};
+    let rp = crate::domain::factors::passkey::RelyingParty::from_context();
     let actor = require(Permission::OwnAccount).await?;
     let verifier = actor.verifier()?;
-    let rp = crate::domain::factors::passkey::RelyingParty::from_context();
     super::ops::finish_passkey(&actor, &rp, verifier.master_key(), &ceremony, &credential).await
 }
 

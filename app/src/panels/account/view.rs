@@ -174,8 +174,12 @@ pub fn AccountSecurityPage() -> impl IntoView {
                                     {match sec.factors.totp_added_at {
                                         Some(added) => view! {
                                             <p class="mt-1 text-sm text-slate-700" data-testid="totp-status">
-                                                {format!("Set up {} UTC", utc_minutes(added))}
-                                                {sec.factors.totp_last_used_at.map(|at| format!(" · last used {} UTC", utc_minutes(at)))}
+                                                // One text: two adjacent ones would hydrate as one.
+                                                {format!(
+                                                    "Set up {}{}",
+                                                    utc_minutes(added),
+                                                    sec.factors.totp_last_used_at.map(|at| format!(" · last used {}", utc_minutes(at))).unwrap_or_default()
+                                                )}
                                             </p>
                                             <ActionForm action=remove_app attr:class="mt-3" attr:novalidate="true">
                                                 <StepUp errors=remove_app_errors retry=remove_app_retry id="remove-app-step-up" />
@@ -243,7 +247,12 @@ fn PasskeysSection(
         waiting.set(true);
         browser_error.set(None);
         leptos::task::spawn_local(async move {
-            match perform(Ceremony::Create, &challenge.options).await {
+            let outcome = perform(Ceremony::Create, &challenge.options).await;
+            // The page may have gone while the browser asked: then nothing is left to do.
+            if waiting.try_set(false).is_some() {
+                return;
+            }
+            match outcome {
                 Ok(credential) => {
                     finish.dispatch(FinishPasskeyRegistration {
                         ceremony: challenge.ceremony,
@@ -252,7 +261,6 @@ fn PasskeysSection(
                 }
                 Err(message) => browser_error.set(Some(message)),
             }
-            waiting.set(false);
         });
     });
     let added = Signal::derive(move || match finish.value().get() {
@@ -287,8 +295,12 @@ fn PasskeysSection(
                             <li class="flex flex-wrap items-center gap-3 py-2">
                                 <span class="font-medium">{key.name.clone()}</span>
                                 <span class="text-sm text-slate-600">
-                                    {format!("added {} UTC", utc_minutes(key.created_at))}
-                                    {key.last_used_at.map(|at| format!(" · last used {} UTC", utc_minutes(at)))}
+                                    // One text: two adjacent ones would hydrate as one.
+                                    {format!(
+                                        "added {}{}",
+                                        utc_minutes(key.created_at),
+                                        key.last_used_at.map(|at| format!(" · last used {}", utc_minutes(at))).unwrap_or_default()
+                                    )}
                                 </span>
                                 <ActionForm action=remove attr:class="ml-auto">
                                     <input type="hidden" name="passkey_id" value=key.id.to_string() />

@@ -45,6 +45,10 @@ scripts/setup.sh --browser
 # write dependency graphs nobody reads again (about a tenth of the workspace's compile time).
 if [ -n "${CI:-}" ]; then
   export CARGO_INCREMENTAL=0
+  # No line tables for the workspace's own crates either: a failing test still names its
+  # file and line (the panic's location needs no debug info), only backtraces lose them,
+  # and the development builds compile and link faster without (CI only).
+  export CARGO_PROFILE_DEV_DEBUG=false
 fi
 clippy_driver=$(command -v clippy-driver || rustup which clippy-driver)
 export RUSTC_WORKSPACE_WRAPPER=$clippy_driver

@@ -121,7 +121,9 @@ macro_rules! lazy_pages {
 // and instantiate, which cost more time than their smaller size saved (README, The bundle).
 lazy_pages! {
     SignIn => SignInPage in sign_in, by load_sign_in, preload_sign_in;
-    SecondFactor => SecondFactorPage in sign_in, by load_second_factor, preload_second_factor;
+    // Its own group: the passkey ceremony's code is not part of the first page a browser
+    // opens (the sign-in form).
+    SecondFactor => SecondFactorPage in second_factor, by load_second_factor, preload_second_factor;
     Home => HomePage in overview, by load_home, preload_home;
     TenantOverview => TenantOverviewPage in overview, by load_tenant_overview, preload_tenant_overview;
     AccountPassword => AccountPasswordPage in overview, by load_account_password, preload_account_password;
@@ -189,6 +191,7 @@ pub async fn first_page_chunks_arrive() -> bool {
         }
         let loaded = match segments.as_slice() {
             ["sign-in"] => preload_sign_in().await,
+            ["sign-in", "verify"] => preload_second_factor().await,
             [] | ["t", _] | ["account", _] => preload_home().await,
             ["t", _, "integrations"] | ["t", _, "integrations", _] => preload_integrations().await,
             ["t", _, "agent-ops"] | ["t", _, "agent-ops", _] => preload_agent_ops().await,

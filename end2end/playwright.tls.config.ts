@@ -8,6 +8,9 @@ import base from './playwright.config';
 export default defineConfig({
   ...base,
   testDir: './tls',
+  // Its own output folder: it runs beside the browser suite (scripts/test.sh), which
+  // empties `test-results` when it starts.
+  outputDir: './test-results-tls',
   globalSetup: undefined,
   timeout: 60_000,
   use: {

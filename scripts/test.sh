@@ -20,9 +20,12 @@ step() { printf '\n\033[1;34m==> %s\033[0m (at %ss)\n' "$*" "$(( $(date +%s) - s
 # set), so check.sh leaves it running for the browser tests.
 started_db=false
 front_pid=
+tls_pid=
 cleanup() {
   # The front end's build runs in a process group of its own: stop all of it.
   if [ -n "$front_pid" ]; then kill -- "-$front_pid" 2>/dev/null || true; fi
+  # The TLS suite stops its server and Caddy on TERM (its own EXIT trap).
+  if [ -n "$tls_pid" ]; then kill "$tls_pid" 2>/dev/null || true; wait "$tls_pid" 2>/dev/null || true; fi
   if $started_db; then DATABASE_URL= scripts/db.sh stop; fi
 }
 trap cleanup EXIT
@@ -71,11 +74,23 @@ front_pid=
 tail -n 3 "$front_log"
 scripts/release.sh --test-assemble
 
-step "browser tests (Playwright in Chromium)"
-scripts/e2e.sh
-
-step "behind TLS: the release front end behind Caddy, as production runs it (scripts/tls-test.sh)"
-scripts/tls-test.sh --dist target/test-dist
+# The two browser suites at once: each has its own server, port, database and Chromium, and
+# both mostly wait (on the browser, the server, the network emulation), so side by side they
+# take about as long as the longer one. The TLS suite's output is shown when both are done.
+step "browser tests (Playwright in Chromium), and behind TLS alongside: the release front end behind Caddy, as production runs it (scripts/tls-test.sh)"
+tls_log=$(mktemp)
+scripts/tls-test.sh --dist target/test-dist >"$tls_log" 2>&1 &
+tls_pid=$!
+e2e_status=0
+scripts/e2e.sh || e2e_status=$?
+tls_status=0
+wait "$tls_pid" || tls_status=$?
+tls_pid=
+step "behind TLS (ran alongside the browser tests): its output"
+cat "$tls_log"
+rm -f "$tls_log"
+[ "$e2e_status" = 0 ] || { echo "the browser tests failed" >&2; exit 1; }
+[ "$tls_status" = 0 ] || { echo "the test behind TLS failed" >&2; exit 1; }
 
 echo
 echo "all tests passed in $(( $(date +%s) - started ))s"

@@ -1,4 +1,4 @@
-import { expect, type APIRequestContext, type Page } from '@playwright/test';
+import { expect, type APIRequestContext, type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { createHmac } from 'node:crypto';
 
 export const ADMIN_EMAIL = 'admin@e2e.test';
@@ -98,4 +98,45 @@ export function totpCode(base32: string, steps = 0): string {
   const offset = mac[mac.length - 1] & 0xf;
   const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
   return n.toString().padStart(6, '0');
+}
+
+/**
+ * The fixture admin (signed in on `page`) adds a viewer to act on and an admin for the test;
+ * the new admin signs in, in a browser context of its own, with the one-time password, and
+ * replaces it with `password`. `prepare` runs on the new page before it signs in (a virtual
+ * authenticator, say). Returns the new admin's context and page, and both emails.
+ */
+export async function newAdmin(
+  page: Page,
+  browser: Browser,
+  label: string,
+  password: string,
+  prepare?: (context: BrowserContext, page: Page) => Promise<void>,
+): Promise<{ context: BrowserContext; admin: Page; email: string; target: string }> {
+  await page.goto('/staff');
+  await waitForHydration(page);
+  const stamp = Date.now();
+  const email = `${label}-admin-${stamp}@e2e.test`;
+  const target = `${label}-target-${stamp}@e2e.test`;
+  // The admin last: the page reveals the last one-time password.
+  for (const [who, role] of [[target, 'viewer'], [email, 'admin']]) {
+    await page.getByLabel('Email').fill(who);
+    await page.getByLabel('Name').fill(`${label} ${role}`);
+    await page.getByLabel('Role', { exact: true }).selectOption(role);
+    await page.getByRole('button', { name: 'Add' }).click();
+    await expect(page.getByTestId('staff-table')).toContainText(who);
+  }
+  const oneTime = (await page.getByTestId('one-time-password').textContent())!.trim();
+
+  const context = await browser.newContext();
+  const admin = await context.newPage();
+  if (prepare) await prepare(context, admin);
+  await signIn(admin, email, oneTime);
+  await waitForHydration(admin);
+  await admin.getByLabel('Current password').fill(oneTime);
+  await admin.getByLabel('New password', { exact: true }).fill(password);
+  await admin.getByLabel('New password again').fill(password);
+  await admin.getByRole('button', { name: 'Change password' }).click();
+  await expect(admin.getByRole('navigation', { name: 'Panels' })).toBeVisible();
+  return { context, admin, email, target };
 }

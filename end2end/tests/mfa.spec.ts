@@ -1,5 +1,5 @@
 import { test, expect, type Page } from '@playwright/test';
-import { signIn, totpCode, waitForHydration, watchConsole } from './helpers';
+import { newAdmin, signIn, totpCode, waitForHydration, watchConsole } from './helpers';
 
 // Second factors in the browser: an admin sets up an authenticator app, signs in with it
 // and with a recovery code, and a dangerous action asks for a fresh code before it goes
@@ -31,32 +31,11 @@ test('an authenticator app, a recovery code and a step-up before a dangerous act
   const problems = watchConsole(page);
   // The fixture admin adds the admin this test is about, and someone for them to disable.
   await signIn(page);
-  await page.goto('/staff');
-  await waitForHydration(page);
-  const stamp = Date.now();
-  const email = `mfa-admin-${stamp}@e2e.test`;
-  const target = `mfa-target-${stamp}@e2e.test`;
-  // The admin last: the page reveals the last one-time password.
-  for (const [who, role] of [[target, 'viewer'], [email, 'admin']]) {
-    await page.getByLabel('Email').fill(who);
-    await page.getByLabel('Name').fill(`MFA ${role}`);
-    await page.getByLabel('Role', { exact: true }).selectOption(role);
-    await page.getByRole('button', { name: 'Add' }).click();
-    await expect(page.getByTestId('staff-table')).toContainText(who);
-  }
-  const oneTime = (await page.getByTestId('one-time-password').textContent())!.trim();
-
-  const context = await browser.newContext();
-  const admin = await context.newPage();
-  const adminProblems = watchConsole(admin);
-  await signIn(admin, email, oneTime);
-  await waitForHydration(admin);
   const password = 'violet harbour lanterns drift';
-  await admin.getByLabel('Current password').fill(oneTime);
-  await admin.getByLabel('New password', { exact: true }).fill(password);
-  await admin.getByLabel('New password again').fill(password);
-  await admin.getByRole('button', { name: 'Change password' }).click();
-  await expect(admin.getByRole('navigation', { name: 'Panels' })).toBeVisible();
+  let adminProblems: string[] = [];
+  const { context, admin, email, target } = await newAdmin(page, browser, 'mfa', password, async (_, p) => {
+    adminProblems = watchConsole(p);
+  });
 
   // Set up: the QR code drawn by the server, the secret in text, a wrong code first.
   await admin.getByRole('link', { name: 'Security' }).click();

@@ -1,6 +1,6 @@
 import { test, expect, type Page, type BrowserContext } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
-import { signIn, waitForHydration, watchConsole } from './helpers';
+import { newAdmin, signIn, waitForHydration, watchConsole } from './helpers';
 
 // Passkeys in the browser: an admin adds one through Chromium's virtual authenticator (the
 // DevTools protocol's WebAuthn domain), signs in with it, and a dangerous action asks for
@@ -38,32 +38,12 @@ test('a passkey is added, signs in, and gives the step-up a dangerous action ask
   test.setTimeout(90_000);
   const problems = watchConsole(page);
   await signIn(page);
-  await page.goto('/staff');
-  await waitForHydration(page);
-  const stamp = Date.now();
-  const email = `passkey-admin-${stamp}@e2e.test`;
-  const target = `passkey-target-${stamp}@e2e.test`;
-  for (const [who, role] of [[target, 'viewer'], [email, 'admin']]) {
-    await page.getByLabel('Email').fill(who);
-    await page.getByLabel('Name').fill(`Passkey ${role}`);
-    await page.getByLabel('Role', { exact: true }).selectOption(role);
-    await page.getByRole('button', { name: 'Add' }).click();
-    await expect(page.getByTestId('staff-table')).toContainText(who);
-  }
-  const oneTime = (await page.getByTestId('one-time-password').textContent())!.trim();
-
-  const context = await browser.newContext();
-  const admin = await context.newPage();
-  const adminProblems = watchConsole(admin);
-  await virtualAuthenticator(context, admin);
-  await signIn(admin, email, oneTime);
-  await waitForHydration(admin);
   const password = 'amber meadow kettles hum';
-  await admin.getByLabel('Current password').fill(oneTime);
-  await admin.getByLabel('New password', { exact: true }).fill(password);
-  await admin.getByLabel('New password again').fill(password);
-  await admin.getByRole('button', { name: 'Change password' }).click();
-  await expect(admin.getByRole('navigation', { name: 'Panels' })).toBeVisible();
+  let adminProblems: string[] = [];
+  const { context, admin, email, target } = await newAdmin(page, browser, 'passkey', password, async (c, p) => {
+    adminProblems = watchConsole(p);
+    await virtualAuthenticator(c, p);
+  });
 
   // A name is required, and short: said at the field, before the browser asks anything.
   await admin.getByRole('link', { name: 'Security' }).click();

@@ -70,6 +70,22 @@ async fn password_step(app: &Router, email: &str) -> (String, serde_json::Value)
     (cookie, challenge.json())
 }
 
+/// The second step answered by `key`'s assertion of `challenge`, in the pending sign-in
+/// `pending`.
+async fn answer_sign_in(
+    app: &Router,
+    pending: &str,
+    challenge: &serde_json::Value,
+    key: &mut SoftAuthenticator,
+) -> common::Answer {
+    let body = answer_body(challenge, &key.assert(options(challenge)));
+    common::send(
+        app,
+        common::post_form(VerifyPasskey::PATH, Some(pending), &body),
+    )
+    .await
+}
+
 /// A person with one passkey (registered through the console), signed out: their id,
 /// email and authenticator.
 async fn person_with_passkey(
@@ -163,16 +179,7 @@ async fn a_passkey_enrolled_at_first_sign_in_signs_in_and_steps_up(pool: PgPool)
         Some(1)
     );
     assert_eq!(listed["publicKey"]["userVerification"], "required");
-    let assertion = key.assert(options(&challenge));
-    let signed_in = common::send(
-        &app,
-        common::post_form(
-            VerifyPasskey::PATH,
-            Some(&pending),
-            &answer_body(&challenge, &assertion),
-        ),
-    )
-    .await;
+    let signed_in = answer_sign_in(&app, &pending, &challenge, &mut key).await;
     assert!(
         signed_in.status.is_success() || signed_in.status.is_redirection(),
         "{}",
@@ -258,26 +265,14 @@ async fn refused_passkey_answers_say_why_and_count_toward_the_lock(pool: PgPool)
     // A credential the console never registered (another authenticator).
     let (pending, challenge) = password_step(&app, &email).await;
     let mut stranger = SoftAuthenticator::new(common::PASSKEY_ORIGIN);
-    let answer = common::call(
-        &app,
-        VerifyPasskey::PATH,
-        &pending,
-        &answer_body(&challenge, &stranger.assert(options(&challenge))),
-    )
-    .await;
+    let answer = answer_sign_in(&app, &pending, &challenge, &mut stranger).await;
     refused(&answer, "That passkey is not one of yours");
     assert_eq!(failures(&pool, id).await, 1);
 
     // The right passkey, answering a phishing site's page: its client data names that site.
     let (pending, challenge) = password_step(&app, &email).await;
     key.origin = "https://console.example.evil".into();
-    let answer = common::call(
-        &app,
-        VerifyPasskey::PATH,
-        &pending,
-        &answer_body(&challenge, &key.assert(options(&challenge))),
-    )
-    .await;
+    let answer = answer_sign_in(&app, &pending, &challenge, &mut key).await;
     key.origin = common::PASSKEY_ORIGIN.into();
     refused(&answer, "The passkey answered for another site");
     assert_eq!(failures(&pool, id).await, 2);
@@ -301,13 +296,7 @@ async fn refused_passkey_answers_say_why_and_count_toward_the_lock(pool: PgPool)
         .execute(&mut common::fixture(&pool).await)
         .await
         .unwrap();
-    let late = common::call(
-        &app,
-        VerifyPasskey::PATH,
-        &pending,
-        &answer_body(&challenge, &key.assert(options(&challenge))),
-    )
-    .await;
+    let late = answer_sign_in(&app, &pending, &challenge, &mut key).await;
     refused(&late, "This passkey request expired");
     assert_eq!(failures(&pool, id).await, before);
 
@@ -336,15 +325,7 @@ async fn refused_passkey_answers_say_why_and_count_toward_the_lock(pool: PgPool)
     let mut last = None;
     for _ in 0..5 {
         let (pending, challenge) = password_step(&app, &email).await;
-        last = Some(
-            common::call(
-                &app,
-                VerifyPasskey::PATH,
-                &pending,
-                &answer_body(&challenge, &stranger.assert(options(&challenge))),
-            )
-            .await,
-        );
+        last = Some(answer_sign_in(&app, &pending, &challenge, &mut stranger).await);
     }
     let last = last.unwrap();
     assert_eq!(last.status.as_u16(), 423, "{}", last.body);
@@ -356,15 +337,7 @@ async fn the_last_factor_stays_and_a_second_passkey_needs_a_step_up(pool: PgPool
     let app = common::app_requiring_mfa(pool.clone());
     let (id, email, mut key) = person_with_passkey(&pool, &app).await;
     let (pending, challenge) = password_step(&app, &email).await;
-    let signed_in = common::send(
-        &app,
-        common::post_form(
-            VerifyPasskey::PATH,
-            Some(&pending),
-            &answer_body(&challenge, &key.assert(options(&challenge))),
-        ),
-    )
-    .await;
+    let signed_in = answer_sign_in(&app, &pending, &challenge, &mut key).await;
     let cookie = common::session_cookie(&signed_in).expect("signed in");
     let only: uuid::Uuid = sqlx::query_scalar("SELECT id FROM staff_passkeys WHERE staff_id = $1")
         .bind(id)

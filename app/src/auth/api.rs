@@ -381,14 +381,15 @@ async fn second_step(
         session::clear_pending(&session).await?;
         return Err(AppError::SignInExpired);
     }
-    let mut proof = proof?;
+    let proof = proof?;
     // A passkey answers the ceremony this browser started, not one another browser with
     // the same password did: any other is refused like a challenge answered already.
-    if let super::factor::Proof::Passkey { ceremony, .. } = &mut proof {
-        if session::sign_in_ceremony(&session).await? != Some(*ceremony) {
-            *ceremony = uuid::Uuid::nil();
+    let foreign_ceremony = match &proof {
+        super::factor::Proof::Passkey { ceremony, .. } => {
+            session::sign_in_ceremony(&session).await? != Some(*ceremony)
         }
-    }
+        super::factor::Proof::Code(_) => false,
+    };
 
     if let Some(ip) = &ip {
         if queries::ip_failures(&pool, ip, policy.window_secs).await? >= policy.max_failures_per_ip
@@ -429,17 +430,23 @@ async fn second_step(
         return Err(AppError::SignInExpired);
     }
 
-    match factor::check(
-        &mut change,
-        verifier.master_key(),
-        &rp,
-        pending.staff_id,
-        &proof,
-        super::passkey::Purpose::SignIn,
-        None,
-    )
-    .await?
-    {
+    let outcome = if foreign_ceremony {
+        Err(factor::Refused::Passkey(
+            crate::domain::factors::passkey::Refusal::ChallengeUsed,
+        ))
+    } else {
+        factor::check(
+            &mut change,
+            verifier.master_key(),
+            &rp,
+            pending.staff_id,
+            &proof,
+            super::passkey::Purpose::SignIn,
+            None,
+        )
+        .await?
+    };
+    match outcome {
         Ok(accepted) => {
             queries::record_success(&mut change, pending.staff_id).await?;
             let row = queries::insert_session(

@@ -363,15 +363,7 @@ pub async fn start_passkey(
         actor.require_step_up()?;
     }
     let existing = crate::auth::passkey::of(change.db(), staff.id).await?;
-    if existing.len() as i64 >= passkey::MAX_PER_PERSON {
-        return Err(AppError::validation(
-            "name",
-            format!(
-                "You have {} passkeys, the most one person may have: remove one you no longer use first.",
-                existing.len()
-            ),
-        ));
-    }
+    room_for_another(existing.len())?;
     if existing.iter().any(|k| k.name == name) {
         return Err(AppError::validation("name", SAME_NAME));
     }
@@ -477,14 +469,7 @@ pub async fn finish_passkey(
         // session stepped up with one adds another, checked now, under the person's lock.
         // Unanswered, the ceremony stays for the retry after the step-up.
         crate::auth::require_session_stepped_up(actor, &mut change).await?;
-        if crate::auth::passkey::of(change.db(), staff.id).await?.len() as i64
-            >= passkey::MAX_PER_PERSON
-        {
-            return Err(AppError::validation(
-                "name",
-                "You have the most passkeys one person may have: remove one you no longer use first.",
-            ));
-        }
+        room_for_another(crate::auth::passkey::of(change.db(), staff.id).await?.len())?;
     }
     let stored =
         serde_json::to_value(&made).map_err(|e| AppError::internal(&format!("a passkey: {e}")))?;
@@ -516,6 +501,17 @@ pub async fn finish_passkey(
         )
         .await?;
     Ok(RecoveryCodes(codes))
+}
+
+/// Refuses another passkey to a person who has `count`, the most one may have.
+fn room_for_another(count: usize) -> Result<(), AppError> {
+    if count as i64 >= passkey::MAX_PER_PERSON {
+        return Err(AppError::validation(
+            "name",
+            format!("You have {count} passkeys, the most one person may have: remove one you no longer use first."),
+        ));
+    }
+    Ok(())
 }
 
 /// Why a name is refused that another of the person's passkeys has.

@@ -184,6 +184,7 @@ fn bench_router() {
             controls,
             session_keys: Arc::new(server::web::session_keys::SessionKeys::new(&KEY, None)),
             passkeys: app::domain::factors::passkey::RelyingParty::unavailable(),
+            key_policy: app::domain::keys::KeyPolicy::default(),
         });
         for (path, auth) in [
             ("/healthz", None),
@@ -413,6 +414,7 @@ async fn instance(db_url: &str, checks: Checks) -> (SocketAddr, Arc<Verifier>) {
         controls,
         session_keys: Arc::new(server::web::session_keys::SessionKeys::new(&KEY, None)),
         passkeys: app::domain::factors::passkey::RelyingParty::unavailable(),
+        key_policy: app::domain::keys::KeyPolicy::default(),
     };
     let app = router(state);
     tokio::spawn(async move {

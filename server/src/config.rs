@@ -144,6 +144,10 @@ pub struct Config {
     /// `SESSION_SIGNING_KEY_PREVIOUS`: during a rotation, the key replaced; cookies signed
     /// with it are still accepted (and re-signed with the new one).
     pub session_signing_key_previous: Option<EncryptionKey>,
+    /// `JWKS_MAX_AGE_SECONDS` (default 300, 60 to 86400) and `DELEGATED_TOKEN_TTL_SECONDS`
+    /// (default 600, 60 to 900): how long relying services may cache a JWKS (and a staged
+    /// key waits before it may sign), and how long a delegated token lives.
+    pub key_policy: app::domain::keys::KeyPolicy,
 }
 
 /// The gateway's rate limits: defaults per token owner and per address, and the runbook's
@@ -482,6 +486,21 @@ impl Config {
             }),
         });
         let step_up_secs = problems.take(parse_number(env, "STEP_UP_SECONDS", 600, 30..=3600));
+        let jwks_max_age =
+            problems.take(parse_number(env, "JWKS_MAX_AGE_SECONDS", 300, 60..=86_400));
+        let token_ttl = problems.take(parse_number(
+            env,
+            "DELEGATED_TOKEN_TTL_SECONDS",
+            600,
+            60..=900,
+        ));
+        let key_policy =
+            jwks_max_age
+                .zip(token_ttl)
+                .map(|(max_age, ttl)| app::domain::keys::KeyPolicy {
+                    jwks_max_age_secs: i64::from(max_age),
+                    token_ttl_secs: i64::from(ttl),
+                });
         let trusted_proxies = problems.take(parse_proxies(
             env.get("TRUSTED_PROXIES").as_deref().unwrap_or(""),
         ));
@@ -507,6 +526,7 @@ impl Config {
             Some(step_up_secs),
             Some(session_signing_key),
             Some(session_signing_key_previous),
+            Some(key_policy),
         ) = (
             mode,
             database,
@@ -521,6 +541,7 @@ impl Config {
             step_up_secs,
             session_key,
             session_key_previous,
+            key_policy,
         )
         else {
             return Err(ConfigErrors(problems.0));
@@ -541,6 +562,7 @@ impl Config {
             step_up_secs,
             session_signing_key,
             session_signing_key_previous,
+            key_policy,
         };
         let warnings = config.warnings();
         Ok(Checked {

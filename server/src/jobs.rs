@@ -38,13 +38,15 @@ fn ticker(every: Duration) -> tokio::time::Interval {
     tick
 }
 
-/// Reverts switches whose expiry passed, lifts a freeze whose expiry passed, and retires
-/// client keys whose grace period ended, every [`TIMERS_EVERY`], until the pool is closed.
+/// Reverts switches whose expiry passed, lifts a freeze whose expiry passed, retires
+/// client keys whose grace period ended, and removes signing keys past their
+/// `verify_until`, every [`TIMERS_EVERY`], until the pool is closed.
 pub async fn timers(pool: PgPool, controls: Arc<Controls>) {
     let mut tick = ticker(TIMERS_EVERY);
     let switch_timer = Actor::system(pool.clone(), "switch timer");
     let key_timer = Actor::system(pool.clone(), "client key timer");
     let freeze_timer = Actor::system(pool.clone(), "freeze timer");
+    let signing_key_timer = Actor::system(pool.clone(), "signing key timer");
     while !pool.is_closed() {
         tick.tick().await;
         match app::panels::switches::ops::revert_expired(&switch_timer).await {
@@ -74,6 +76,14 @@ pub async fn timers(pool: PgPool, controls: Arc<Controls>) {
             Ok(0) => {}
             Ok(retired) => tracing::info!(retired, "client keys retired after their grace period"),
             Err(err) => tracing::warn!(error = %err, "retiring client keys failed"),
+        }
+        match app::panels::keys::ops::remove_expired(&signing_key_timer).await {
+            Ok(removed) if removed.is_empty() => {}
+            Ok(removed) => tracing::info!(
+                ?removed,
+                "retired signing keys removed at their verify_until"
+            ),
+            Err(err) => tracing::warn!(error = %err, "removing retired signing keys failed"),
         }
     }
 }

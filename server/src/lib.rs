@@ -7,6 +7,7 @@ pub mod db;
 pub mod gateway;
 pub mod jobs;
 pub mod logging;
+pub mod published;
 pub mod serve;
 pub mod smoke;
 pub mod switches_api;

@@ -63,11 +63,44 @@ enum Command {
         #[command(subcommand)]
         command: ServiceTokenCommand,
     },
+    /// Create and list tenants (audited as the command line).
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
     /// Freeze high-risk operations (runbook 001), or lift the freeze.
     Freeze {
         #[command(subcommand)]
         command: FreezeCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant with its first active signing key. Needs the server's
+    /// configuration: the key is sealed under ENCRYPTION_KEY.
+    Create {
+        /// Its slug: 2 to 40 lowercase letters, digits and hyphens, starting with a letter.
+        #[arg(long)]
+        slug: String,
+        /// Its display name.
+        #[arg(long)]
+        name: String,
+        /// How long its audit events are kept, in months (1, 3, 6, 12, 24 or 84).
+        #[arg(long, default_value = "12")]
+        retention_months: String,
+        /// The longest lifetime of its personal access tokens, in days.
+        #[arg(long, default_value = "90")]
+        max_token_days: String,
+        /// Audiences its delegated tokens may be issued for, comma-separated.
+        #[arg(long, default_value = "agent-api")]
+        audiences: String,
+        /// Its signing keys' algorithm: ES256 or EdDSA.
+        #[arg(long, default_value = "ES256")]
+        algorithm: String,
+    },
+    /// List every tenant with its settings and active key.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -228,6 +261,73 @@ async fn service_token_command(command: ServiceTokenCommand) -> Result<String, S
     };
     pool.close().await;
     result.map_err(|e| e.to_string())
+}
+
+async fn tenant_command(command: TenantCommand) -> Result<String, String> {
+    use app::panels::tenants::{ops, NewTenantForm};
+    let (pool, actor) = command_line_actor().await?;
+    let result = match command {
+        TenantCommand::Create {
+            slug,
+            name,
+            retention_months,
+            max_token_days,
+            audiences,
+            algorithm,
+        } => {
+            let form = NewTenantForm {
+                slug,
+                name,
+                retention_months,
+                max_token_days,
+                audiences,
+                algorithm,
+            };
+            match encryption_key(&pool).await {
+                Ok(master) => ops::create(&actor, &master, &form)
+                    .await
+                    .map(|(tenant, kid)| {
+                        format!("tenant “{}” created; its active signing key is {kid}", tenant.slug)
+                    })
+                    .map_err(|e| e.to_string()),
+                Err(err) => Err(err),
+            }
+        }
+        TenantCommand::List => ops::list(&actor)
+            .await
+            .map(|tenants| {
+                let mut out = String::from("slug\tname\tretention_months\tmax_token_days\taudiences\talgorithm\tactive_kid");
+                for t in tenants {
+                    out.push_str(&format!(
+                        "\n{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        t.slug,
+                        t.name,
+                        t.audit_retention_months,
+                        t.max_token_lifetime_days,
+                        t.allowed_audiences.join(","),
+                        t.signing_algorithm,
+                        t.active_kid.as_deref().unwrap_or("-"),
+                    ));
+                }
+                out
+            })
+            .map_err(|e| e.to_string()),
+    };
+    pool.close().await;
+    result
+}
+
+/// The server's ENCRYPTION_KEY, checked against the database before anything is sealed
+/// under it: a key the server cannot open would stop it at its next start.
+async fn encryption_key(
+    pool: &sqlx::PgPool,
+) -> Result<app::domain::tokens::pepper::MasterKey, String> {
+    let config = Config::from_env(&ProcessEnv).map_err(|e| e.to_string())?;
+    let key = *config.encryption_key.expose();
+    app::domain::tokens::pepper::load(pool, &key)
+        .await
+        .map_err(|e| format!("ENCRYPTION_KEY does not match this database: {e}"))?;
+    Ok(app::domain::tokens::pepper::MasterKey::new(key))
 }
 
 async fn freeze_command(command: FreezeCommand) -> Result<String, String> {
@@ -442,6 +542,7 @@ async fn main() -> ExitCode {
         Command::Staff { command } => report(staff_command(command).await),
         Command::ServiceToken { command } => report(service_token_command(command).await),
         Command::Freeze { command } => report(freeze_command(command).await),
+        Command::Tenant { command } => report(tenant_command(command).await),
         Command::Audit { command } => report(audit_command(command).await),
         Command::Smoke { pat, url } => smoke(pat, url).await,
         Command::CheckConfig { database } => {

@@ -67,6 +67,24 @@ async fn load_peppers(pool: &sqlx::PgPool, key: &[u8; 32]) -> Result<(), ServeEr
     Ok(())
 }
 
+/// Gives every tenant without an active signing key one, then checks that every stored
+/// private key opens with this ENCRYPTION_KEY: a wrong key stops the server here.
+async fn load_signing_keys(pool: &sqlx::PgPool, key: &[u8; 32]) -> Result<(), ServeError> {
+    let master = MasterKey::new(*key);
+    let system = app::auth::Actor::system(pool.clone(), "signing keys");
+    let given = app::panels::keys::ops::ensure_active_keys(&system, &master)
+        .await
+        .map_err(|e| ServeError::Bootstrap(format!("signing keys: {e}")))?;
+    if !given.is_empty() {
+        tracing::info!(tenants = ?given, "tenants without an active signing key got one");
+    }
+    let opened = app::panels::keys::ops::check_all_open(pool, &master)
+        .await
+        .map_err(|e| ServeError::Bootstrap(e.to_string()))?;
+    tracing::info!(keys = opened, "signing keys open with this ENCRYPTION_KEY");
+    Ok(())
+}
+
 /// Email of the admin created on an empty development database.
 pub const FIRST_ADMIN_EMAIL: &str = "admin@staff-console.local";
 
@@ -227,6 +245,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         bootstrap_first_admin(&pool, &config.public_origin).await?;
     }
     load_peppers(&pool, config.encryption_key.expose()).await?;
+    load_signing_keys(&pool, config.encryption_key.expose()).await?;
     let verifier = Arc::new(Verifier::new(
         pool.clone(),
         MasterKey::new(*config.encryption_key.expose()),
@@ -266,6 +285,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     }
     let state = AppState {
         passkeys,
+        key_policy: config.key_policy,
         leptos_options,
         pool: pool.clone(),
         security: Arc::new(SecurityPolicy {

@@ -176,11 +176,7 @@ async fn document(
     };
     let (body, tag) = body_for(&controls.switches(), tenant.as_ref());
     let etag_header = HeaderValue::from_str(&tag).unwrap_or(HeaderValue::from_static("\"\""));
-    let matches = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == &*tag || t.trim() == "*"));
-    let mut res = if matches {
+    let mut res = if crate::web::etag_matches(&headers, &tag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         (

@@ -38,6 +38,7 @@ pub(crate) fn app_with_policy(pool: PgPool, policy: SignInPolicy) -> axum::Route
         controls: common::controls(pool),
         session_keys: common::session_keys(),
         passkeys: common::relying_party(),
+        key_policy: app::domain::keys::KeyPolicy::default(),
     })
 }
 

@@ -26,6 +26,8 @@ struct Fixture {
     active_client: Uuid,
     /// An operator, to own a token.
     operator: Uuid,
+    /// A staged signing key of `acme`, to activate.
+    staged_kid: String,
 }
 
 async fn fixture(pool: &PgPool, cli: &Actor) -> Fixture {
@@ -82,7 +84,14 @@ async fn fixture(pool: &PgPool, cli: &Actor) -> Fixture {
         common::PERSON_PASSWORD,
     )
     .await;
+    let master = app::domain::tokens::pepper::MasterKey::new(common::MASTER_KEY);
+    let staged_kid = app::panels::keys::ops::stage(cli, &master, "acme", "next rotation")
+        .await
+        .unwrap()
+        .staged
+        .unwrap();
     Fixture {
+        staged_kid,
         tenant,
         viewer,
         disabled,
@@ -171,6 +180,36 @@ async fn attempt(op: FrozenOp, cli: &Actor, f: &Fixture) -> Result<(), AppError>
         FrozenOp::LoosenRateLimit => limits::ops::set_override(cli, ip_limit("600"))
             .await
             .map(drop),
+        FrozenOp::CreateTenant => app::panels::tenants::ops::create(
+            cli,
+            &master,
+            &app::panels::tenants::NewTenantForm {
+                slug: "newco".into(),
+                name: "NewCo".into(),
+                retention_months: "12".into(),
+                max_token_days: "90".into(),
+                audiences: "agent-api".into(),
+                algorithm: "ES256".into(),
+            },
+        )
+        .await
+        .map(drop),
+        FrozenOp::WidenTenantSettings => {
+            app::panels::tenants::ops::update_settings(cli, "acme", "365", "agent-api", "")
+                .await
+                .map(drop)
+        }
+        FrozenOp::ActivateSigningKey => app::panels::keys::ops::activate(
+            cli,
+            app::domain::keys::KeyPolicy::default(),
+            "acme",
+            &f.staged_kid,
+            "compromise: the active key leaked",
+            true,
+            "acme",
+        )
+        .await
+        .map(drop),
     }
 }
 

@@ -203,6 +203,7 @@ async fn responses_carry_a_request_id(pool: PgPool) {
         controls: common::controls(pool.clone()),
         session_keys: common::session_keys(),
         passkeys: common::relying_party(),
+        key_policy: app::domain::keys::KeyPolicy::default(),
     });
     let echoed = send(&behind_proxy, from_client([10, 0, 0, 2], "lb-abc123")).await;
     assert_eq!(echoed.header("x-request-id"), "lb-abc123");

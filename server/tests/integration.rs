@@ -16,6 +16,7 @@ mod factors;
 mod freeze;
 mod http;
 mod integrations;
+mod keys;
 mod logs;
 mod passkeys;
 mod permissions;

@@ -29,6 +29,10 @@ use app::panels::integrations::api::{
     GetToken, IntegrationsContext, ListTokens, MintToken, PreviewRevokeAll, RevokeAllTokens,
     RevokeToken,
 };
+use app::panels::keys::api::{
+    ActivateSigningKey, PreviewKeyRevocation, RevokeAllSigningKeys, RevokeSigningKey, SigningKeys,
+    StageSigningKey,
+};
 use app::panels::limits::api::{BlockIp, GetLimits, RemoveRateLimit, SetRateLimit, UnblockIp};
 use app::panels::overview::api::RecentActivity;
 use app::panels::overview::api::{GetTenant, ListTenants};
@@ -40,6 +44,9 @@ use app::panels::staff::api::{
     ResetStaffFactors, ResetStaffPassword, SetStaffActive, StaffSessions,
 };
 use app::panels::switches::api::{FlipSwitch, ListSwitches, RemoveSwitchOverride};
+use app::panels::tenants::api::{
+    CreateTenant, GetTenantSettings, RenameTenant, UpdateTenantSettings,
+};
 use axum::http::StatusCode;
 use leptos::server_fn::ServerFn as _;
 use sqlx::PgPool;
@@ -323,6 +330,48 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
             RemoveSwitchOverride::PATH,
             Staff(CommandIncident),
             "key=agentApiEnabled&tenant=acme&reason=r".into(),
+        ),
+        (GetTenantSettings::PATH, Staff(ViewConsole), "tenant=acme".into()),
+        (
+            CreateTenant::PATH,
+            Staff(ManageTenants),
+            "form[slug]=x&form[name]=&form[retention_months]=&form[max_token_days]=&form[audiences]=&form[algorithm]=".into(),
+        ),
+        (
+            RenameTenant::PATH,
+            Staff(ManageTenants),
+            "tenant=acme&name=".into(),
+        ),
+        (
+            UpdateTenantSettings::PATH,
+            Staff(ManageTenants),
+            "tenant=acme&max_token_days=&audiences=&algorithm=".into(),
+        ),
+        (SigningKeys::PATH, Staff(ViewConsole), "tenant=acme".into()),
+        (
+            StageSigningKey::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&reason=".into(),
+        ),
+        (
+            ActivateSigningKey::PATH,
+            SteppedUp(CommandIncident),
+            "tenant=acme&kid=x&reason=r".into(),
+        ),
+        (
+            PreviewKeyRevocation::PATH,
+            Staff(CommandIncident),
+            "tenant=acme".into(),
+        ),
+        (
+            RevokeSigningKey::PATH,
+            SteppedUp(CommandIncident),
+            "tenant=acme&kid=x&reason=r&confirmation=x".into(),
+        ),
+        (
+            RevokeAllSigningKeys::PATH,
+            SteppedUp(CommandIncident),
+            "tenant=acme&reason=r&confirmation=x&expected=0".into(),
         ),
     ]
 }

@@ -111,6 +111,8 @@ pub enum Permission {
     ManageStaff,
     /// Set how long a tenant's audit events are kept.
     ManageRetention,
+    /// Create tenants, rename them, change their settings.
+    ManageTenants,
     /// Act on one's own account only: change one's password, sign out. The one permission a
     /// person who must still change a handed-over password holds.
     OwnAccount,
@@ -124,7 +126,7 @@ impl Permission {
             Self::ExportAudit => Role::Auditor,
             Self::Operate => Role::Operator,
             Self::CommandIncident => Role::IncidentCommander,
-            Self::ManageStaff | Self::ManageRetention => Role::Admin,
+            Self::ManageStaff | Self::ManageRetention | Self::ManageTenants => Role::Admin,
         }
     }
 
@@ -137,6 +139,7 @@ impl Permission {
             Self::CommandIncident => "command_incident",
             Self::ManageStaff => "manage_staff",
             Self::ManageRetention => "manage_retention",
+            Self::ManageTenants => "manage_tenants",
             Self::OwnAccount => "own_account",
         }
     }

@@ -1,6 +1,6 @@
 //! How times are shown. Everything is stored and sent in UTC.
 
-pub use crate::domain::input::utc_minutes;
+pub use crate::domain::input::{utc_minutes, utc_seconds};
 use time::OffsetDateTime;
 
 /// `59 min 05 s`, `3 h 20 min`: what is left of `secs`.

@@ -78,11 +78,18 @@ pub enum FrozenOp {
     ShortenBlock,
     /// Raising a rate-limit override in force, or making it end sooner.
     LoosenRateLimit,
+    /// Creating a tenant (a new signing key, new tokens to mint).
+    CreateTenant,
+    /// Raising a tenant's longest token lifetime, or allowing it a new audience.
+    WidenTenantSettings,
+    /// Activating a staged signing key (normally or in an emergency). Revoking keys, and
+    /// the fresh key that replaces revoked ones, stay allowed.
+    ActivateSigningKey,
 }
 
 impl FrozenOp {
     /// Every frozen operation.
-    pub const ALL: [FrozenOp; 17] = [
+    pub const ALL: [FrozenOp; 20] = [
         Self::CreateStaff,
         Self::ChangeStaffRole,
         Self::EnableStaff,
@@ -100,6 +107,9 @@ impl FrozenOp {
         Self::RotateClientKey,
         Self::ShortenBlock,
         Self::LoosenRateLimit,
+        Self::CreateTenant,
+        Self::WidenTenantSettings,
+        Self::ActivateSigningKey,
     ];
 
     /// The wire and audit spelling.
@@ -122,6 +132,9 @@ impl FrozenOp {
             Self::RotateClientKey => "rotate_client_key",
             Self::ShortenBlock => "shorten_block",
             Self::LoosenRateLimit => "loosen_rate_limit",
+            Self::CreateTenant => "create_tenant",
+            Self::WidenTenantSettings => "widen_tenant_settings",
+            Self::ActivateSigningKey => "activate_signing_key",
         }
     }
 
@@ -147,6 +160,9 @@ impl FrozenOp {
             Self::RotateClientKey => "Rotating an API client's key with a grace period",
             Self::ShortenBlock => "Making an IP block end sooner",
             Self::LoosenRateLimit => "Raising a rate-limit override, or making it end sooner",
+            Self::CreateTenant => "Creating a tenant",
+            Self::WidenTenantSettings => "Raising a tenant's token lifetime, or allowing an audience",
+            Self::ActivateSigningKey => "Activating a staged signing key",
         }
     }
 }

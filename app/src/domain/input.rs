@@ -54,6 +54,15 @@ pub fn parse_instant(raw: &str, field: &str) -> Result<OffsetDateTime, AppError>
     ))
 }
 
+/// `2026-11-22 10:20:05 UTC`: second precision, for times a few minutes apart matter.
+pub fn utc_seconds(at: OffsetDateTime) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
 /// `2026-11-22 10:20 UTC`: minute precision, explicit zone.
 pub fn utc_minutes(at: OffsetDateTime) -> String {
     let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");

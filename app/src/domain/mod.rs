@@ -8,6 +8,7 @@
 //!   listener, and the controls (kill switches, rate limits, IP blocks) it decides with;
 //! - [`factors`]: staff second factors (TOTP, recovery codes);
 //! - [`freeze`]: the platform-wide freeze of high-risk operations, and its guard;
+//! - [`keys`]: tenants' signing keys, their JWKs and JWS signatures;
 //! - [`sealed`]: secrets sealed under `ENCRYPTION_KEY` (peppers, TOTP secrets);
 //! - [`input`]: input rules shared by the panels and the command line.
 //!
@@ -19,6 +20,8 @@ pub mod factors;
 pub mod freeze;
 pub mod gateway;
 pub mod input;
+#[cfg(feature = "ssr")]
+pub mod keys;
 #[cfg(feature = "ssr")]
 pub mod sealed;
 pub mod status;

@@ -166,3 +166,50 @@ mod tests {
         assert_eq!(PepperState::parse(""), None);
     }
 }
+
+status! {
+    /// A signing key's state (`signing_key_state`): `staged` (published, not signing) →
+    /// `active` (signs; one per tenant) → `retired` (published, verifies until its
+    /// `verify_until`) → `removed`; `revoked` from any of the first three.
+    SigningKeyState {
+        /// Published in the JWKS, not signing yet.
+        Staged = "staged",
+        /// The tenant's one signing key.
+        Active = "active",
+        /// Published and verifying until its `verify_until`; signs nothing.
+        Retired = "retired",
+        /// Past its `verify_until`: unpublished, its private part erased.
+        Removed = "removed",
+        /// Unpublished at once, its tokens refused at once, its private part erased.
+        Revoked = "revoked",
+    }
+}
+
+impl SigningKeyState {
+    /// Whether the key is in the published JWKS.
+    pub fn published(self) -> bool {
+        matches!(self, Self::Staged | Self::Active | Self::Retired)
+    }
+
+    /// Whether `self → to` is a transition a person may ask for (removal is the server's,
+    /// at `verify_until`; revocation is open to every published key).
+    pub fn may_become(self, to: Self) -> bool {
+        matches!(
+            (self, to),
+            (Self::Staged, Self::Active)
+                | (Self::Active, Self::Retired)
+                | (Self::Staged | Self::Active | Self::Retired, Self::Revoked)
+        )
+    }
+}
+
+status! {
+    /// The algorithm of a tenant's signing keys (JOSE `alg`): ES256 (ECDSA P-256 with
+    /// SHA-256) by default, EdDSA (Ed25519) as an option.
+    SigningAlgorithm {
+        /// ECDSA on P-256 with SHA-256.
+        Es256 = "ES256",
+        /// Ed25519.
+        EdDsa = "EdDSA",
+    }
+}

@@ -49,6 +49,8 @@ pub struct AppState {
     /// The WebAuthn relying party of staff passkeys (`PUBLIC_URL`'s origin), or none where
     /// `PUBLIC_URL` is an IP address.
     pub passkeys: app::domain::factors::passkey::RelyingParty,
+    /// `JWKS_MAX_AGE_SECONDS` and `DELEGATED_TOKEN_TTL_SECONDS`.
+    pub key_policy: app::domain::keys::KeyPolicy,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -77,8 +79,10 @@ fn request_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'stati
     let verifier = state.verifier.clone();
     let controls = state.controls.clone();
     let passkeys = state.passkeys.clone();
+    let key_policy = state.key_policy;
     move || {
         provide_context(passkeys.clone());
+        provide_context(key_policy);
         provide_context(pool.clone());
         provide_context(sign_in_policy);
         provide_context(verifier.clone());
@@ -93,6 +97,14 @@ fn request_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'stati
 
 async fn server_fns(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
     handle_server_fns_with_context(request_context(&state), req).await
+}
+
+/// Whether the request's `If-None-Match` names `tag` (or `*`): the answer is then `304`.
+pub fn etag_matches(headers: &http::HeaderMap, tag: &str) -> bool {
+    headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
 }
 
 /// `Cache-Control` of a built asset whose name carries its content's hash: a new build
@@ -256,6 +268,11 @@ pub fn router(state: AppState) -> Router {
             controls: state.controls.clone(),
         }))
         .merge(crate::switches_api::router(state.controls.clone()))
+        .merge(crate::published::router(crate::published::Published {
+            pool: state.pool.clone(),
+            public_origin: state.security.public_origin.clone(),
+            policy: state.key_policy,
+        }))
         .merge(assets(&state.leptos_options))
         .merge(console)
         .layer(axum::middleware::from_fn_with_state(

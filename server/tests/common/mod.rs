@@ -119,6 +119,7 @@ fn app_parts_full(
         controls: controls.clone(),
         session_keys: keys,
         passkeys: relying_party(),
+        key_policy: app::domain::keys::KeyPolicy::default(),
     });
     (router, verifier, controls)
 }

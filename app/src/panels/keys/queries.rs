@@ -1,0 +1,257 @@
+//! SQL of the signing keys. Mutations take the [`Change`] they are part of.
+
+use super::SigningKey;
+use crate::auth::Change;
+use crate::domain::status::{SigningAlgorithm, SigningKeyState};
+use sqlx::PgExecutor;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Most keys the panel lists (every published key, and the newest ended ones).
+pub const LIST_LIMIT: i64 = 50;
+
+/// A tenant whose keys a change works on, locked for that change.
+#[derive(Debug, Clone)]
+pub struct LockedTenant {
+    /// Its id.
+    pub id: Uuid,
+    /// Its slug.
+    pub slug: String,
+    /// The algorithm of its new keys.
+    pub algorithm: SigningAlgorithm,
+}
+
+/// Locks the tenant `slug` for a key change, so two changes to its keys run one after the
+/// other (the one-active-key rule holds between them).
+pub async fn lock_tenant(change: &mut Change, slug: &str) -> sqlx::Result<Option<LockedTenant>> {
+    sqlx::query_as!(
+        LockedTenant,
+        r#"SELECT id, slug, signing_algorithm AS "algorithm: SigningAlgorithm"
+           FROM tenants WHERE slug = $1 FOR UPDATE"#,
+        slug
+    )
+    .fetch_optional(change.db())
+    .await
+}
+
+/// A tenant's keys: the published ones first (active, staged, retired), then the newest
+/// ended ones, at most [`LIST_LIMIT`].
+pub async fn list(db: impl PgExecutor<'_>, tenant: Uuid) -> sqlx::Result<Vec<SigningKey>> {
+    sqlx::query_as!(
+        SigningKey,
+        r#"SELECT kid, algorithm AS "algorithm: SigningAlgorithm",
+                  state::text AS "state!: SigningKeyState", staged_at, created_by,
+                  activated_at, retired_at, verify_until,
+                  coalesce(revoked_at, removed_at) AS ended_at, revoke_reason
+           FROM signing_keys WHERE tenant_id = $1
+           ORDER BY CASE state WHEN 'active' THEN 0 WHEN 'staged' THEN 1 WHEN 'retired' THEN 2 ELSE 3 END,
+                    coalesce(revoked_at, removed_at, staged_at) DESC, kid
+           LIMIT $2"#,
+        tenant,
+        LIST_LIMIT
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The keys of `tenant` in `states`, locked for the change.
+pub async fn lock_keys(
+    change: &mut Change,
+    tenant: Uuid,
+    states: &[SigningKeyState],
+) -> sqlx::Result<Vec<SigningKey>> {
+    let states: Vec<String> = states.iter().map(|s| s.as_str().to_owned()).collect();
+    sqlx::query_as!(
+        SigningKey,
+        r#"SELECT kid, algorithm AS "algorithm: SigningAlgorithm",
+                  state::text AS "state!: SigningKeyState", staged_at, created_by,
+                  activated_at, retired_at, verify_until,
+                  coalesce(revoked_at, removed_at) AS ended_at, revoke_reason
+           FROM signing_keys WHERE tenant_id = $1 AND state::text = ANY($2)
+           ORDER BY staged_at, kid
+           FOR UPDATE"#,
+        tenant,
+        &states
+    )
+    .fetch_all(change.db())
+    .await
+}
+
+/// A new key's row.
+pub struct NewKey<'a> {
+    /// Its thumbprint.
+    pub kid: &'a str,
+    /// Its tenant.
+    pub tenant: Uuid,
+    /// Its algorithm.
+    pub algorithm: SigningAlgorithm,
+    /// The public JWK.
+    pub jwk: serde_json::Value,
+    /// The seal's nonce.
+    pub nonce: &'a [u8],
+    /// The sealed private key.
+    pub sealed: &'a [u8],
+    /// `staged` or `active`.
+    pub state: SigningKeyState,
+    /// Who made it.
+    pub created_by: &'a str,
+}
+
+/// Inserts a key, staged or active (active: activated now).
+pub async fn insert(change: &mut Change, key: NewKey<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        r#"INSERT INTO signing_keys
+               (kid, tenant_id, algorithm, public_jwk, nonce, sealed, state, activated_at, created_by)
+           VALUES ($1, $2, $3, $4, $5, $6, $7::text::signing_key_state,
+                   CASE WHEN $7 = 'active' THEN now() END, $8)"#,
+        key.kid,
+        key.tenant,
+        key.algorithm.as_str(),
+        key.jwk,
+        key.nonce,
+        key.sealed,
+        key.state.as_str(),
+        key.created_by
+    )
+    .execute(change.db())
+    .await?;
+    Ok(())
+}
+
+/// Makes a staged key the active one.
+pub async fn activate(change: &mut Change, kid: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE signing_keys SET state = 'active', activated_at = now()
+         WHERE kid = $1 AND state = 'staged'",
+        kid
+    )
+    .execute(change.db())
+    .await?;
+    Ok(())
+}
+
+/// Retires the active key `kid`; it verifies until `verify_until`. Returns that time as
+/// the database set it.
+pub async fn retire(
+    change: &mut Change,
+    kid: &str,
+    grace: time::Duration,
+) -> sqlx::Result<OffsetDateTime> {
+    let seconds = grace.whole_seconds() as f64;
+    sqlx::query_scalar!(
+        r#"UPDATE signing_keys SET state = 'retired', retired_at = now(),
+                  verify_until = now() + make_interval(secs => $2)
+           WHERE kid = $1 AND state = 'active'
+           RETURNING verify_until AS "verify_until!""#,
+        kid,
+        seconds
+    )
+    .fetch_one(change.db())
+    .await
+}
+
+/// Revokes the published keys `kids`: unpublished at once, their private parts erased.
+pub async fn revoke(change: &mut Change, kids: &[String], reason: &str) -> sqlx::Result<u64> {
+    Ok(sqlx::query!(
+        "UPDATE signing_keys SET state = 'revoked', revoked_at = now(), revoke_reason = $2,
+                nonce = NULL, sealed = NULL
+         WHERE kid = ANY($1) AND state IN ('staged', 'active', 'retired')",
+        kids,
+        reason
+    )
+    .execute(change.db())
+    .await?
+    .rows_affected())
+}
+
+/// Whether some retired key's `verify_until` has passed (a cheap check before the job
+/// takes locks).
+pub async fn removal_due(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM signing_keys
+                          WHERE state = 'retired' AND verify_until <= now()) AS "due!""#
+    )
+    .fetch_one(db)
+    .await?)
+}
+
+/// Removes the retired keys whose `verify_until` has passed, skipping any another
+/// instance is removing: (kid, tenant, verify_until) of each.
+pub async fn remove_due(change: &mut Change) -> sqlx::Result<Vec<(String, Uuid, OffsetDateTime)>> {
+    let rows = sqlx::query!(
+        r#"UPDATE signing_keys SET state = 'removed', removed_at = now(), nonce = NULL, sealed = NULL
+           WHERE kid IN (SELECT kid FROM signing_keys
+                         WHERE state = 'retired' AND verify_until <= now()
+                         FOR UPDATE SKIP LOCKED)
+           RETURNING kid, tenant_id, verify_until AS "verify_until!""#
+    )
+    .fetch_all(change.db())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.kid, r.tenant_id, r.verify_until))
+        .collect())
+}
+
+/// Tenants that have no active key (created before keys existed, or by hand).
+pub async fn tenants_without_active_key(
+    db: impl PgExecutor<'_>,
+) -> sqlx::Result<Vec<(Uuid, String)>> {
+    let rows = sqlx::query!(
+        "SELECT id, slug FROM tenants t
+         WHERE NOT EXISTS (SELECT 1 FROM signing_keys k WHERE k.tenant_id = t.id AND k.state = 'active')
+         ORDER BY slug"
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.slug)).collect())
+}
+
+/// A sealed key, as stored.
+pub struct SealedKey {
+    /// Its kid.
+    pub kid: String,
+    /// Its tenant.
+    pub tenant_id: Uuid,
+    /// Its algorithm.
+    pub algorithm: SigningAlgorithm,
+    /// The seal's nonce.
+    pub nonce: Vec<u8>,
+    /// The sealed private key.
+    pub sealed: Vec<u8>,
+}
+
+/// Every key that still has a private part (staged, active, retired).
+pub async fn sealed_keys(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<SealedKey>> {
+    sqlx::query_as!(
+        SealedKey,
+        r#"SELECT kid, tenant_id, algorithm AS "algorithm: SigningAlgorithm",
+                  nonce AS "nonce!", sealed AS "sealed!"
+           FROM signing_keys WHERE sealed IS NOT NULL ORDER BY kid"#
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The published keys of the tenant `slug` (staged, active, and retired ones before their
+/// `verify_until`) as JWKs, active first: `None` when no such tenant.
+pub async fn published(
+    db: impl PgExecutor<'_>,
+    slug: &str,
+) -> sqlx::Result<Option<Vec<serde_json::Value>>> {
+    let row = sqlx::query!(
+        r#"SELECT t.id,
+                  coalesce(array_agg(k.public_jwk ORDER BY
+                      CASE k.state WHEN 'active' THEN 0 WHEN 'staged' THEN 1 ELSE 2 END, k.staged_at, k.kid)
+                      FILTER (WHERE k.kid IS NOT NULL), '{}') AS "keys!: Vec<serde_json::Value>"
+           FROM tenants t
+           LEFT JOIN signing_keys k ON k.tenant_id = t.id AND k.state IN ('staged', 'active', 'retired')
+                                     AND (k.state <> 'retired' OR k.verify_until > now())
+           WHERE t.slug = $1
+           GROUP BY t.id"#,
+        slug
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|r| r.keys))
+}

@@ -1,0 +1,134 @@
+//! What relying services read without credentials: each tenant's JWKS and its
+//! authorization-server metadata (runbook 001). Plain axum routes, no session.
+//!
+//! - `GET /a/{tenant}/.well-known/jwks.json`: the staged, active and retired keys (never a
+//!   revoked or removed one), cacheable for `JWKS_MAX_AGE_SECONDS`, with an `ETag` and
+//!   `304` on `If-None-Match`. A revoked key leaves the document at once; caches that
+//!   still hold it are why the gateway, not the JWKS, is what refuses its tokens.
+//! - `GET /a/{tenant}/.well-known/openid-configuration`: issuer, `jwks_uri`, supported
+//!   algorithms and audiences.
+
+use app::domain::keys::KeyPolicy;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+use sqlx::PgPool;
+
+/// What the published routes need.
+#[derive(Clone)]
+pub struct Published {
+    /// The database.
+    pub pool: PgPool,
+    /// `PUBLIC_URL`'s origin: issuers and URLs are built on it.
+    pub public_origin: String,
+    /// The JWKS max-age.
+    pub policy: KeyPolicy,
+}
+
+/// The routes.
+pub fn router(published: Published) -> Router {
+    Router::new()
+        .route("/a/{tenant}/.well-known/jwks.json", get(jwks))
+        .route(
+            "/a/{tenant}/.well-known/openid-configuration",
+            get(configuration),
+        )
+        .with_state(published)
+}
+
+/// A tenant's issuer: `PUBLIC_URL/a/{tenant}`.
+pub fn issuer(public_origin: &str, slug: &str) -> String {
+    format!("{}/a/{slug}", public_origin.trim_end_matches('/'))
+}
+
+fn not_found(slug: &str) -> Response {
+    crate::gateway::json_error(
+        StatusCode::NOT_FOUND,
+        "TENANT_NOT_FOUND",
+        &format!("No tenant “{slug}”."),
+        "Bearer",
+    )
+}
+
+fn unavailable() -> Response {
+    crate::gateway::json_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "UNAVAILABLE",
+        "The key set could not be read; try again.",
+        "Bearer",
+    )
+}
+
+/// A slug that could name a tenant (anything else is not looked up).
+fn plausible(slug: &str) -> bool {
+    app::domain::tenants::validate_slug(slug).is_ok()
+}
+
+async fn jwks(
+    State(published): State<Published>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !plausible(&slug) {
+        return not_found(&slug);
+    }
+    let keys = match app::panels::keys::queries::published(&published.pool, &slug).await {
+        Ok(Some(keys)) => keys,
+        Ok(None) => return not_found(&slug),
+        Err(err) => {
+            tracing::error!(error = %err, tenant = %slug, "reading a JWKS failed");
+            return unavailable();
+        }
+    };
+    let body = json!({ "keys": keys }).to_string();
+    let tag = app::domain::gateway::controls::state::etag(&body);
+    let mut res = if crate::web::etag_matches(&headers, &tag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/jwk-set+json")], body).into_response()
+    };
+    if let Ok(tag) = HeaderValue::from_str(&tag) {
+        res.headers_mut().insert(header::ETAG, tag);
+    }
+    let cache = format!("public, max-age={}", published.policy.jwks_max_age_secs);
+    if let Ok(cache) = HeaderValue::from_str(&cache) {
+        res.headers_mut().insert(header::CACHE_CONTROL, cache);
+    }
+    res
+}
+
+async fn configuration(State(published): State<Published>, Path(slug): Path<String>) -> Response {
+    if !plausible(&slug) {
+        return not_found(&slug);
+    }
+    let settings = match app::panels::tenants::queries::settings(&published.pool, &slug).await {
+        Ok(Some(settings)) => settings,
+        Ok(None) => return not_found(&slug),
+        Err(err) => {
+            tracing::error!(error = %err, tenant = %slug, "reading a tenant's metadata failed");
+            return unavailable();
+        }
+    };
+    let issuer = issuer(&published.public_origin, &settings.slug);
+    let algorithms: Vec<&str> = app::domain::status::SigningAlgorithm::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    let body = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        // The token endpoint (RFC 8693 exchange) is listed here when it is served.
+        "access_token_signing_alg_values_supported": algorithms,
+        "id_token_signing_alg_values_supported": algorithms,
+        "audiences_supported": settings.allowed_audiences,
+    });
+    let mut res = axum::Json(body).into_response();
+    let cache = format!("public, max-age={}", published.policy.jwks_max_age_secs);
+    if let Ok(cache) = HeaderValue::from_str(&cache) {
+        res.headers_mut().insert(header::CACHE_CONTROL, cache);
+    }
+    res
+}

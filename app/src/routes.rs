@@ -8,11 +8,13 @@ use crate::panels::agent_ops::view::{AgentOpsPage, ClientDetailPage};
 use crate::panels::audit::view::{AuditEventPage, AuditPage};
 use crate::panels::freeze::view::FreezePage;
 use crate::panels::integrations::view::{IntegrationsPage, TokenDetailPage};
+use crate::panels::keys::view::SigningKeysPage;
 use crate::panels::limits::view::LimitsPage;
 use crate::panels::overview::view::{HomePage, TenantOverviewPage};
 use crate::panels::pepper::view::PepperPage;
 use crate::panels::staff::view::{StaffPage, StaffSessionsPage};
 use crate::panels::switches::view::SwitchesPage;
+use crate::panels::tenants::view::{NewTenantPage, TenantSettingsPage};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, Link, MetaTags, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
@@ -61,6 +63,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/t/:tenant/integrations/:id") view={Lazy::<TokenDetail>::new()} />
                     <Route path=path!("/t/:tenant/agent-ops") view={Lazy::<AgentOps>::new()} />
                     <Route path=path!("/t/:tenant/agent-ops/:id") view={Lazy::<ClientDetail>::new()} />
+                    <Route path=path!("/t/:tenant/keys") view={Lazy::<SigningKeys>::new()} />
+                    <Route path=path!("/t/:tenant/settings") view={Lazy::<TenantSettings>::new()} />
+                    <Route path=path!("/tenants/new") view={Lazy::<NewTenant>::new()} />
                     <Route path=path!("/audit") view={Lazy::<Audit>::new()} />
                     <Route path=path!("/audit/:seq") view={Lazy::<AuditEvent>::new()} />
                     <Route path=path!("/switches") view={Lazy::<Switches>::new()} />
@@ -133,6 +138,9 @@ lazy_pages! {
     TokenDetail => TokenDetailPage in tenant, by load_token_detail, preload_token_detail;
     AgentOps => AgentOpsPage in tenant, by load_agent_ops, preload_agent_ops;
     ClientDetail => ClientDetailPage in tenant, by load_client_detail, preload_client_detail;
+    SigningKeys => SigningKeysPage in tenant, by load_signing_keys, preload_signing_keys;
+    TenantSettings => TenantSettingsPage in tenant, by load_tenant_settings, preload_tenant_settings;
+    NewTenant => NewTenantPage in platform, by load_new_tenant, preload_new_tenant;
     Audit => AuditPage in audit, by load_audit, preload_audit;
     AuditEvent => AuditEventPage in audit, by load_audit_event, preload_audit_event;
     Switches => SwitchesPage in platform, by load_switches, preload_switches;
@@ -195,10 +203,11 @@ pub async fn first_page_chunks_arrive() -> bool {
             [] | ["t", _] | ["account", _] => preload_home().await,
             ["t", _, "integrations"] | ["t", _, "integrations", _] => preload_integrations().await,
             ["t", _, "agent-ops"] | ["t", _, "agent-ops", _] => preload_agent_ops().await,
+            ["t", _, "keys" | "settings"] => preload_signing_keys().await,
             ["audit"] | ["audit", _] => preload_audit().await,
-            ["switches" | "limits" | "staff" | "pepper" | "freeze"] | ["staff", "sessions"] => {
-                preload_switches().await
-            }
+            ["switches" | "limits" | "staff" | "pepper" | "freeze"]
+            | ["staff", "sessions"]
+            | ["tenants", "new"] => preload_switches().await,
             _ => Ok(()),
         };
         if loaded.is_ok() {

@@ -230,6 +230,8 @@ fn SideNav(current: Memo<Option<String>>, can_manage_staff: bool) -> impl IntoVi
                     {link(format!("/t/{slug}"), "Overview")}
                     {link(format!("/t/{slug}/integrations"), "Integrations")}
                     {link(format!("/t/{slug}/agent-ops"), "Agent Ops")}
+                    {link(format!("/t/{slug}/keys"), "Signing keys")}
+                    {link(format!("/t/{slug}/settings"), "Settings")}
                 })}
             </ul>
             <p class="mt-6 px-3 text-xs font-semibold uppercase tracking-wide text-slate-500">"Platform"</p>

@@ -1,1 +1,361 @@
+//! The signing keys page: the tenant's keys, and the buttons their states allow.
 
+use super::api::{
+    preview_key_revocation, signing_keys, ActivateSigningKey, RevokeAllSigningKeys,
+    RevokeSigningKey, StageSigningKey,
+};
+use super::{KeyChanged, KeysPage, RevokePreview, SigningKey};
+use crate::auth::view::allowed;
+use crate::auth::Permission;
+use crate::components::feedback::{status_badge, ErrorNotice};
+use crate::components::form::{
+    successes, DangerousAction, FormErrors, FormFeedback, ReasonField, TypedConfirm,
+};
+use crate::components::loaded::loaded;
+use crate::components::step_up::{redispatch, StepUp};
+use crate::components::table::{Col, DataTable};
+use crate::components::time::{utc_seconds, Countdown};
+use crate::domain::status::SigningKeyState;
+use crate::error::AppError;
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+/// What a row's button asked for.
+#[derive(Clone, PartialEq)]
+enum Chosen {
+    Activate(SigningKey),
+    Revoke(String),
+}
+
+fn changed_message(changed: &KeyChanged) -> String {
+    let mut parts = Vec::new();
+    if let Some(kid) = &changed.staged {
+        parts.push(format!("Key {kid} is staged: it is published and will be ready to sign once relying services have had time to fetch it."));
+    }
+    if let Some(kid) = &changed.activated {
+        parts.push(format!("Key {kid} is now active."));
+    }
+    if let Some(kid) = &changed.retired {
+        parts.push(format!(
+            "Key {kid} is retired: it verifies until its countdown ends."
+        ));
+    }
+    if !changed.revoked.is_empty() {
+        parts.push(format!("Revoked: {}.", changed.revoked.join(", ")));
+    }
+    parts.join(" ")
+}
+
+/// `/t/{tenant}/keys`: a tenant's signing keys.
+#[component]
+pub fn SigningKeysPage() -> impl IntoView {
+    let params = use_params_map();
+    let tenant = Memo::new(move |_| params.read().get("tenant").unwrap_or_default());
+    let stage = ServerAction::<StageSigningKey>::new();
+    let activate = ServerAction::<ActivateSigningKey>::new();
+    let revoke = ServerAction::<RevokeSigningKey>::new();
+    let revoke_all = ServerAction::<RevokeAllSigningKeys>::new();
+    let changes = [
+        successes(stage.value()),
+        successes(activate.value()),
+        successes(revoke.value()),
+        successes(revoke_all.value()),
+    ];
+    let page = Resource::new(
+        move || (tenant.get(), changes.map(|c| c.get())),
+        |(tenant, _)| signing_keys(tenant),
+    );
+    let chosen = RwSignal::new(None::<Chosen>);
+    // What the last change did, whichever form made it.
+    let done = Signal::derive(move || {
+        [
+            stage.value().get(),
+            activate.value().get(),
+            revoke.value().get(),
+            revoke_all.value().get(),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .last()
+        .map(|c| changed_message(&c))
+    });
+    Effect::new(move |_| {
+        if done.get().is_some() {
+            chosen.set(None);
+        }
+    });
+    view! {
+        <Title text="Signing keys" />
+        <h1 class="text-2xl font-semibold">"Signing keys"</h1>
+        <p class="mt-1 max-w-prose text-slate-600">
+            "The keys that sign this tenant's delegated tokens. A staged key is published but does not sign until relying services have had time to fetch it; activating it retires the active key, which keeps verifying until its countdown ends. Revoking a key unpublishes it at once."
+        </p>
+        <p class="mt-1 text-sm">
+            <a class="link" href=move || format!("/a/{}/.well-known/jwks.json", tenant.get()) rel="external">"The published JWKS"</a>
+        </p>
+        <p role="status" class="mt-2 text-sm text-emerald-800" data-testid="key-done">{move || done.get()}</p>
+        <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match loaded(page).await {
+                    Ok(page) => view! {
+                        <KeyTable page=page.clone() chosen />
+                        <Show when=move || allowed(Permission::CommandIncident).get()>
+                            <Actions page=page.clone() chosen stage activate revoke revoke_all />
+                        </Show>
+                    }.into_any(),
+                    Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+    .into_any()
+}
+
+#[component]
+fn KeyTable(page: KeysPage, chosen: RwSignal<Option<Chosen>>) -> impl IntoView {
+    let can = allowed(Permission::CommandIncident);
+    let max_age = page.jwks_max_age_secs;
+    view! {
+        <DataTable caption="Signing keys" testid="signing-keys" class="mt-4"
+            rows=page.keys.len()
+            empty=("No signing keys", "The server gives a tenant an active key when it starts; stage one below.")
+            columns=vec![Col::new("Kid"), Col::new("Algorithm"), Col::new("State"), Col::new("Staged (UTC)"), Col::new("Activated / retired (UTC)"), Col::new("Verifies"), Col::new("Actions")]>
+                {page.keys.into_iter().map(|key| {
+                    let state = key.state;
+                    let badge = match state {
+                        SigningKeyState::Active => status_badge("active"),
+                        SigningKeyState::Revoked => status_badge("revoked"),
+                        _ => status_badge("other"),
+                    };
+                    let times = match (key.activated_at, key.retired_at) {
+                        (Some(a), Some(r)) => format!("{} / {}", utc_seconds(a), utc_seconds(r)),
+                        (Some(a), None) => utc_seconds(a),
+                        _ => String::new(),
+                    };
+                    let verifies = match (state, key.verify_until, key.ended_at) {
+                        (SigningKeyState::Retired, Some(until), _) => view! { <Countdown until label="removed in" /> }.into_any(),
+                        (SigningKeyState::Staged, _, _) => {
+                            let ready = key.activatable_at(max_age);
+                            view! { <span>{format!("no (signs from {} at the earliest)", utc_seconds(ready))}</span> }.into_any()
+                        }
+                        (SigningKeyState::Active, _, _) => view! { <span>"signs and verifies"</span> }.into_any(),
+                        (_, _, Some(ended)) => view! { <span>{format!("no: {} {}{}", state, utc_seconds(ended), key.revoke_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default())}</span> }.into_any(),
+                        _ => view! { <span>"no"</span> }.into_any(),
+                    };
+                    let kid = key.kid.clone();
+                    let for_activate = key.clone();
+                    view! {
+                        <tr data-kid=key.kid.clone()>
+                            <td class="font-mono text-xs break-all">{key.kid.clone()}</td>
+                            <td>{key.algorithm.as_str()}</td>
+                            <td><span class=badge>{state.as_str()}</span></td>
+                            <td>{format!("{} by {}", utc_seconds(key.staged_at), key.created_by)}</td>
+                            <td>{times}</td>
+                            <td>{verifies}</td>
+                            <td class="space-x-2 whitespace-nowrap">
+                                <Show when=move || can.get() && state == SigningKeyState::Staged>
+                                    <button type="button" class="btn" on:click={
+                                        let key = for_activate.clone();
+                                        move |_| chosen.set(Some(Chosen::Activate(key.clone())))
+                                    }>"Activate"</button>
+                                </Show>
+                                <Show when=move || can.get() && state.published()>
+                                    <button type="button" class="btn-danger" on:click={
+                                        let kid = kid.clone();
+                                        move |_| chosen.set(Some(Chosen::Revoke(kid.clone())))
+                                    }>"Revoke"</button>
+                                </Show>
+                            </td>
+                        </tr>
+                    }
+                }).collect_view()}
+            </DataTable>
+    }
+    .into_any()
+}
+
+#[component]
+fn Actions(
+    page: KeysPage,
+    chosen: RwSignal<Option<Chosen>>,
+    stage: ServerAction<StageSigningKey>,
+    activate: ServerAction<ActivateSigningKey>,
+    revoke: ServerAction<RevokeSigningKey>,
+    revoke_all: ServerAction<RevokeAllSigningKeys>,
+) -> impl IntoView {
+    let slug = page.slug.clone();
+    let stage_errors = FormErrors::of(stage.value());
+    let (max_age, now) = (page.jwks_max_age_secs, page.now);
+    let slug_for_chosen = slug.clone();
+    let slug_for_stage = slug.clone();
+    view! {
+        {move || chosen.get().map(|c| match c {
+            Chosen::Activate(key) => view! { <ActivateForm slug=slug_for_chosen.clone() key max_age now action=activate /> }.into_any(),
+            Chosen::Revoke(kid) => view! { <RevokeForm slug=slug_for_chosen.clone() kid action=revoke /> }.into_any(),
+        })}
+        <section class="mt-8 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="stage-heading">
+            <h2 id="stage-heading" class="font-semibold">"Stage a new key"</h2>
+            <p class="mt-1 text-sm text-slate-600">{format!("A new {} key, published at once; it may be activated after {} s (JWKS_MAX_AGE_SECONDS).", page.algorithm, max_age)}</p>
+            <ActionForm action=stage attr:class="mt-3 space-y-3" attr:novalidate="true">
+                <input type="hidden" name="tenant" value=slug_for_stage />
+                <ReasonField id="stage-reason" name="reason" error=stage_errors.field("reason") />
+                <button type="submit" class="btn-primary" disabled=move || stage.pending().get()>"Stage a key"</button>
+            </ActionForm>
+            <FormFeedback error=stage_errors.other() />
+        </section>
+        <RevokeAll slug action=revoke_all />
+    }
+    .into_any()
+}
+
+#[component]
+fn ActivateForm(
+    slug: String,
+    key: SigningKey,
+    max_age: i64,
+    now: time::OffsetDateTime,
+    action: ServerAction<ActivateSigningKey>,
+) -> impl IntoView {
+    let errors = FormErrors::of(action.value());
+    let emergency = RwSignal::new(false);
+    let ready = key.activatable_at(max_age);
+    let waiting = ready > now;
+    view! {
+        <section class="mt-8 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-amber-300" aria-labelledby="activate-heading">
+            <h2 id="activate-heading" class="font-semibold">"Activate a staged key"</h2>
+            <p class="mt-1 break-all font-mono text-xs">{key.kid.clone()}</p>
+            <p class="mt-1 text-sm text-slate-600">
+                {if waiting {
+                    format!("Published at {}: relying services may not have it until {}. Activating now needs an emergency activation.", utc_seconds(key.staged_at), utc_seconds(ready))
+                } else {
+                    format!("Published at {}, long enough for relying services to have it. The active key will be retired.", utc_seconds(key.staged_at))
+                }}
+            </p>
+            <ActionForm action attr:class="mt-3 space-y-3" attr:novalidate="true">
+                <input type="hidden" name="tenant" value=slug.clone() />
+                <input type="hidden" name="kid" value=key.kid.clone() />
+                <ReasonField id="activate-reason" name="reason" error=errors.field("reason") />
+                <label class="flex items-center gap-2 text-sm">
+                    <input type="checkbox" name="emergency" value="on" on:change=move |ev| emergency.set(event_target_checked(&ev)) />
+                    "Emergency activation: sign with it now, without waiting for relying services"
+                </label>
+                <Show when=move || emergency.get()>
+                    <TypedConfirm id="activate-confirm" name="confirmation" word=slug.clone() error=errors.field("confirmation") />
+                </Show>
+                <StepUp errors retry=redispatch(action) id="activate-step-up" />
+                <button type="submit" class="btn-primary" disabled=move || action.pending().get()>"Activate this key"</button>
+            </ActionForm>
+            <FormFeedback error=errors.other() />
+        </section>
+    }
+    .into_any()
+}
+
+fn preview_list(preview: &RevokePreview) -> impl IntoView {
+    let replaces = preview.replaces_active;
+    let keys = preview.keys.clone();
+    view! {
+        <div data-testid="revoke-preview">
+            <p class="text-sm font-medium">{format!("{} key(s) would be unpublished at once, and tokens they signed refused:", keys.len())}</p>
+            <ul class="mt-1 list-disc pl-6 text-sm">
+                {keys.into_iter().map(|(kid, state)| view! { <li class="break-all font-mono text-xs">{format!("{kid} ({state})")}</li> }).collect_view()}
+            </ul>
+            {replaces.then(|| view! { <p class="mt-1 text-sm">"The active key is among them: a fresh key is activated in its place, in the same change."</p> })}
+        </div>
+    }
+}
+
+#[component]
+fn RevokeForm(slug: String, kid: String, action: ServerAction<RevokeSigningKey>) -> impl IntoView {
+    let preview = RwSignal::new(None::<Result<RevokePreview, AppError>>);
+    let reason = RwSignal::new(String::new());
+    let confirmation = RwSignal::new(String::new());
+    let errors = FormErrors::of(action.value());
+    {
+        let (slug, kid) = (slug.clone(), kid.clone());
+        leptos::task::spawn_local(async move {
+            let answer = preview_key_revocation(slug, Some(kid)).await;
+            let _ = preview.try_set(Some(answer));
+        });
+    }
+    view! {
+        <section class="mt-8 max-w-3xl rounded-lg border border-red-200 bg-white p-4" aria-labelledby="revoke-heading">
+            <h2 id="revoke-heading" class="font-semibold text-red-900">"Revoke by kid"</h2>
+            {move || preview.get().map(|result| match result {
+                Err(error) => view! { <div class="mt-3"><ErrorNotice error /></div> }.into_any(),
+                Ok(p) => {
+                    let (slug, kid) = (slug.clone(), kid.clone());
+                    let shown = p.clone();
+                    let on_submit = Callback::new(move |_| {
+                        action.dispatch(RevokeSigningKey {
+                            tenant: slug.clone(),
+                            kid: kid.clone(),
+                            reason: reason.get_untracked(),
+                            confirmation: confirmation.get_untracked(),
+                        });
+                    });
+                    view! {
+                        <DangerousAction id="revoke" count=1 preview=move || preview_list(&shown)
+                            confirm_with=p.keys.first().map(|(k, _)| k.clone()).unwrap_or_default()
+                            button="Revoke this key".to_owned()
+                            reason confirmation errors pending=action.pending() on_submit />
+                    }.into_any()
+                }
+            })}
+            <FormFeedback error=errors.other() />
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn RevokeAll(slug: String, action: ServerAction<RevokeAllSigningKeys>) -> impl IntoView {
+    let preview = RwSignal::new(None::<Result<RevokePreview, AppError>>);
+    let reason = RwSignal::new(String::new());
+    let confirmation = RwSignal::new(String::new());
+    let errors = FormErrors::of(action.value());
+    let load = {
+        let slug = slug.clone();
+        move |_| {
+            let slug = slug.clone();
+            leptos::task::spawn_local(async move {
+                let answer = preview_key_revocation(slug, None).await;
+                let _ = preview.try_set(Some(answer));
+            });
+        }
+    };
+    view! {
+        <section class="mt-6 max-w-3xl rounded-lg border border-red-200 bg-white p-4" aria-labelledby="revoke-all-heading">
+            <h2 id="revoke-all-heading" class="font-semibold text-red-900">"Revoke all keys"</h2>
+            <p class="mt-1 text-sm text-slate-600">"For a signing key compromise: a fresh key is activated at once and every other published key revoked, in one change. Every delegated token signed so far is refused."</p>
+            <button type="button" class="btn mt-3" on:click=load>"Preview what it revokes"</button>
+            {move || preview.get().map(|result| match result {
+                Err(error) => view! { <div class="mt-3"><ErrorNotice error /></div> }.into_any(),
+                Ok(p) => {
+                    let count = p.keys.len() as i64;
+                    let shown = p.clone();
+                    let tenant = slug.clone();
+                    let on_submit = Callback::new(move |expected| {
+                        action.dispatch(RevokeAllSigningKeys {
+                            tenant: tenant.clone(),
+                            reason: reason.get_untracked(),
+                            confirmation: confirmation.get_untracked(),
+                            expected,
+                        });
+                    });
+                    view! {
+                        <DangerousAction id="revoke-all" count preview=move || preview_list(&shown)
+                            confirm_with=slug.clone()
+                            button=format!("Revoke {count} key(s) and activate a fresh one")
+                            reason confirmation errors pending=action.pending() on_submit />
+                    }.into_any()
+                }
+            })}
+            <FormFeedback error=errors.other() />
+        </section>
+    }
+    .into_any()
+}

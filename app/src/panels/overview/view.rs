@@ -21,6 +21,9 @@ pub fn HomePage() -> impl IntoView {
         <Title text="Tenants" />
         <h1 class="text-2xl font-semibold">"Tenants"</h1>
         <p class="mt-1 text-slate-600">"Pick the tenant you are working on."</p>
+        <Show when=move || crate::auth::view::allowed(crate::auth::Permission::ManageTenants).get()>
+            <p class="mt-2"><a class="link" href="/tenants/new">"Create a tenant"</a></p>
+        </Show>
         <div class="mt-6">
             <Transition fallback=|| view! { <p class="text-slate-500">"Loading tenants…"</p> }>
                 {move || Suspend::new(async move {
@@ -92,7 +95,7 @@ fn TenantTable(list: Vec<Tenant>) -> impl IntoView {
     view! {
         <DataTable caption="Tenants" testid="tenants"
             rows=list.len()
-            empty=("No tenants yet", "Every API client, token and switch belongs to a tenant. Start the console with the run command to create the demo tenant.")
+            empty=("No tenants yet", "Every API client, token and switch belongs to a tenant. An admin creates one here or with `staff-console tenant create`.")
             columns=vec![Col::new("Name"), Col::new("Slug"), Col::new("Created")]>
                 {list
                     .into_iter()

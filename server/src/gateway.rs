@@ -9,8 +9,15 @@
 //! answers JSON with a stable code; every decision is recorded in the audit log as
 //! `token.used`, `token.failed_auth` or `agent_api.refused`. The token itself never appears
 //! in a response, a log line or an event.
+//!
+//! A delegated token (a JWT from the tenant's token endpoint, [`crate::exchange`]) is
+//! accepted beside personal access tokens: checked from memory against the instance's key
+//! set, then as the personal access token it came from (`delegated.used`,
+//! `delegated.failed_auth`, with its kid and jti).
 
 use app::domain::gateway::controls::state::{Controls, Denied};
+use app::domain::gateway::decision::Refusal;
+use app::domain::gateway::delegated::{self, Delegated};
 use app::domain::gateway::ledger::GatewayEvent;
 use app::domain::gateway::verify::{CallMeta, Verified, Verifier};
 use app::request::{ClientIp, RequestId};
@@ -28,13 +35,24 @@ pub const PAYMENTS_SCOPE: &str = "payments:write";
 /// Largest request body the agent API reads.
 const MAX_BODY: usize = 16 * 1024;
 
-/// What the gateway decides with: the token verifier and the controls.
+/// What the gateway decides with: the token verifier (and its key set) and the controls.
 #[derive(Clone)]
 pub struct Gateway {
     /// Tokens.
     pub verifier: Arc<Verifier>,
     /// Switches, limits, blocks.
     pub controls: Arc<Controls>,
+    /// `PUBLIC_URL`'s origin: delegated tokens' issuers are built on it.
+    pub public_origin: Arc<str>,
+    /// The delegated tokens' lifetime.
+    pub key_policy: app::domain::keys::KeyPolicy,
+}
+
+/// A call the guard let through: the personal access token it rests on, and the delegated
+/// token it came as, if it did.
+pub(crate) struct Authorized {
+    verified: Verified,
+    delegated: Option<Arc<Delegated>>,
 }
 
 /// The gateway's routes.
@@ -43,6 +61,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/agent/v1/whoami", get(whoami))
         .route("/agent/v1/payments", post(payments))
         .route("/agent/v1/{*rest}", any(not_found))
+        .route("/a/{tenant}/oauth/token", post(crate::exchange::token))
         .with_state(gateway)
 }
 
@@ -75,7 +94,7 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     )
 }
 
-fn refusal(denied: Denied) -> Response {
+pub(crate) fn refusal(denied: Denied) -> Response {
     let refusal = denied.refusal;
     let status = StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::UNAUTHORIZED);
     let mut res = error(status, refusal.code(), refusal.message());
@@ -95,7 +114,7 @@ async fn not_found() -> Response {
 }
 
 /// The bearer token of `headers`, or an empty string (which the guard refuses as malformed).
-fn bearer(headers: &HeaderMap) -> &str {
+pub(crate) fn bearer(headers: &HeaderMap) -> &str {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -107,7 +126,7 @@ fn bearer(headers: &HeaderMap) -> &str {
         .unwrap_or_default()
 }
 
-fn call_meta(parts: &axum::http::request::Parts, route: &'static str) -> CallMeta {
+pub(crate) fn call_meta(parts: &axum::http::request::Parts, route: &'static str) -> CallMeta {
     CallMeta {
         ip: parts.extensions.get::<ClientIp>().map(|ip| ip.0),
         request_id: parts.extensions.get::<RequestId>().map(|id| id.0.clone()),
@@ -115,15 +134,16 @@ fn call_meta(parts: &axum::http::request::Parts, route: &'static str) -> CallMet
     }
 }
 
-/// Checks the caller, then the request's token for `scope`, then the controls that depend
-/// on the token; the refusal is the response to send.
+/// Checks the caller, then the request's token for `scope` (a personal access token, or a
+/// delegated token), then the controls that depend on the token; the refusal is the
+/// response to send.
 async fn guard(
     gateway: &Gateway,
     parts: &axum::http::request::Parts,
     scope: Option<&str>,
     route: &'static str,
     payments: bool,
-) -> Result<Verified, Response> {
+) -> Result<Authorized, Response> {
     let call = call_meta(parts, route);
     let now = time::OffsetDateTime::now_utc();
     let secs = now.unix_timestamp();
@@ -134,11 +154,15 @@ async fn guard(
         );
         return Err(refusal(denied));
     }
+    let raw = bearer(&parts.headers);
+    if delegated::looks_like_jwt(raw) {
+        return guard_delegated(gateway, raw, scope, &call, payments, now).await;
+    }
     // Retry-After of a rate limit met after the token check (0: none).
     let retry_after = AtomicU64::new(0);
     gateway
         .verifier
-        .verify_with(bearer(&parts.headers), scope, &call, |token| {
+        .verify_with(raw, scope, &call, |token| {
             gateway
                 .controls
                 .admit_token(token, payments, secs)
@@ -148,6 +172,10 @@ async fn guard(
                 })
         })
         .await
+        .map(|verified| Authorized {
+            verified,
+            delegated: None,
+        })
         .map_err(|refused| {
             let secs = retry_after.load(Ordering::Relaxed);
             refusal(Denied {
@@ -157,11 +185,128 @@ async fn guard(
         })
 }
 
+/// A delegated token: its own checks from memory ([`delegated::check`]), then the scope,
+/// the personal access token it came from, the controls, and on a route that changes
+/// state its single use. Every decision goes to the ledger with the kid, jti and token.
+async fn guard_delegated(
+    gateway: &Gateway,
+    raw: &str,
+    scope: Option<&str>,
+    call: &CallMeta,
+    payments: bool,
+    now: time::OffsetDateTime,
+) -> Result<Authorized, Response> {
+    let verifier = &gateway.verifier;
+    let check = || {
+        delegated::check(
+            &verifier.keys().snapshot(),
+            &gateway.public_origin,
+            verifier.signatures(),
+            raw,
+            now,
+        )
+    };
+    let mut checked = check();
+    if matches!(&checked, Err(r) if r.refusal == Refusal::DelegatedKeyUnknown)
+        && verifier.keys().reload_for_unknown_kid().await
+    {
+        checked = check();
+    }
+    let token = match checked {
+        Ok(token) => token,
+        Err(rejected) => {
+            verifier.ledger().record_at(
+                GatewayEvent::delegated_refused(
+                    rejected.refusal,
+                    None,
+                    rejected.tenant,
+                    rejected.kid,
+                    rejected.jti,
+                    call,
+                ),
+                now,
+            );
+            return Err(refusal(Denied {
+                refusal: rejected.refusal,
+                retry_after: None,
+            }));
+        }
+    };
+    let jti: Arc<str> = token.claims.jti.to_string().into();
+    let refuse = |denied: Denied, pat: Option<&app::domain::gateway::decision::CachedToken>| {
+        verifier.ledger().record_at(
+            GatewayEvent::delegated_refused(
+                denied.refusal,
+                pat,
+                Some(token.tenant),
+                Some(token.kid.clone()),
+                Some(jti.clone()),
+                call,
+            ),
+            now,
+        );
+        refusal(denied)
+    };
+    let denied = |refusal| Denied {
+        refusal,
+        retry_after: None,
+    };
+    if scope.is_some_and(|scope| !token.claims.has_scope(scope)) {
+        return Err(refuse(denied(Refusal::InsufficientScope), None));
+    }
+    // The personal access token behind it: revoked, expired, its client suspended or its
+    // owner demoted since the exchange, and the delegated token goes with it.
+    let pat = match verifier.token_by_id(&token.claims.pat).await {
+        Ok(Some(pat)) if pat.tenant_id == token.tenant => pat,
+        Ok(_) | Err(()) => return Err(refuse(denied(Refusal::RevokedOrInvalid), None)),
+    };
+    if let Err(refused) = app::domain::gateway::verify::standing(&pat, None, now) {
+        return Err(refuse(denied(refused), Some(&pat)));
+    }
+    if let Err(limited) = gateway
+        .controls
+        .admit_token(&pat, payments, now.unix_timestamp())
+    {
+        return Err(refuse(limited, Some(&pat)));
+    }
+    if payments {
+        let expires = time::OffsetDateTime::from_unix_timestamp(token.claims.exp).unwrap_or(now);
+        match verifier.first_use_of(token.claims.jti, expires).await {
+            Ok(true) => {}
+            Ok(false) => return Err(refuse(denied(Refusal::DelegatedNonceReplay), Some(&pat))),
+            Err(err) => {
+                // Fail closed: a use that cannot be recorded as the first is refused.
+                tracing::error!(error = %err, "recording a delegated token's use failed: refusing");
+                return Err(error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "UNAVAILABLE",
+                    "The call could not be checked for replay; try again with a fresh token.",
+                ));
+            }
+        }
+    }
+    verifier.ledger().record_at(
+        GatewayEvent::delegated("delegated.used", &pat, token.kid.clone(), jti, call),
+        now,
+    );
+    Ok(Authorized {
+        verified: Verified {
+            token: pat,
+            rehash: None,
+        },
+        delegated: Some(token),
+    })
+}
+
 /// `GET /agent/v1/whoami`: who this token is. Any valid token may ask.
 async fn whoami(State(gateway): State<Gateway>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     match guard(&gateway, &parts, None, "GET /agent/v1/whoami", false).await {
-        Ok(verified) => {
+        Ok(Authorized {
+            delegated: Some(delegated),
+            verified,
+        }) => delegated_whoami(&verified, &delegated),
+        Ok(Authorized { verified, .. }) => {
             let token = &verified.token;
             let body = token.whoami.get_or_init(|| {
                 let (kind, id, client) = match token.owner {
@@ -205,7 +350,7 @@ async fn payments(State(gateway): State<Gateway>, req: Request) -> Response {
     )
     .await
     {
-        Ok(verified) => verified,
+        Ok(authorized) => authorized.verified,
         Err(res) => return res,
     };
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
@@ -238,6 +383,32 @@ async fn payments(State(gateway): State<Gateway>, req: Request) -> Response {
         })),
     )
         .into_response()
+}
+
+/// `whoami` for a delegated token: the personal access token's facts, with the delegated
+/// token's own scopes, kid, jti and expiry.
+fn delegated_whoami(verified: &Verified, delegated: &Delegated) -> Response {
+    let token = &verified.token;
+    let client = match token.owner {
+        app::domain::tokens::Owner::Client(id) => Some(id),
+        app::domain::tokens::Owner::Staff(_) => None,
+    };
+    let claims = &delegated.claims;
+    Json(json!({
+        "tenant": &*token.tenant_slug,
+        "tenant_id": token.tenant_id,
+        "client": client,
+        "owner": claims.sub,
+        "token_id": &*token.id,
+        "scopes": claims.scope.split(' ').collect::<Vec<_>>(),
+        "delegated": {
+            "kid": &*delegated.kid,
+            "jti": claims.jti,
+            "aud": claims.aud,
+            "exp": claims.exp,
+        },
+    }))
+    .into_response()
 }
 
 /// `whoami`'s answer.

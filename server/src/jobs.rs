@@ -144,13 +144,17 @@ pub async fn expired_sessions(pool: PgPool) {
 }
 
 /// Deletes per-address sign-in failures older than a day (far longer than any throttle
-/// window), every [`SIGN_IN_FAILURES_EVERY`].
+/// window), and the single-use records of expired delegated tokens, every
+/// [`SIGN_IN_FAILURES_EVERY`].
 pub async fn sign_in_failures(pool: PgPool) {
     let mut tick = ticker(SIGN_IN_FAILURES_EVERY);
     while !pool.is_closed() {
         tick.tick().await;
         if let Err(err) = app::auth::queries::prune_ip_failures(&pool, 86_400.0).await {
             tracing::warn!(error = %err, "pruning sign-in failures failed");
+        }
+        if let Err(err) = app::domain::gateway::delegated::purge_used(&pool).await {
+            tracing::warn!(error = %err, "purging the uses of expired delegated tokens failed");
         }
     }
 }

@@ -251,6 +251,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         MasterKey::new(*config.encryption_key.expose()),
     ));
     verifier.reload_ring().await?;
+    let epoch = verifier
+        .keys()
+        .reload()
+        .await
+        .map_err(|e| ServeError::Bootstrap(e.to_string()))?;
+    tracing::info!(epoch, "key set loaded");
     let controls = Arc::new(Controls::new(
         pool.clone(),
         config.rate_limits.defaults,

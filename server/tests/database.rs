@@ -307,6 +307,10 @@ const UNAUDITED_BY_DESIGN: &[(&str, &str)] = &[
         "counters of failed sign-ins; each failure is audited as an attempt",
     ),
     (
+        "delegated_token_uses",
+        "the ids of delegated tokens used on a route that changes state (a replay guard); each use is audited by the gateway",
+    ),
+    (
         "staff_webauthn_ceremonies",
         "a passkey ceremony's state between its two requests; its answer is audited",
     ),

@@ -12,6 +12,7 @@ mod audit_panel;
 mod audit_verify;
 mod auth;
 mod database;
+mod delegated;
 mod factors;
 mod freeze;
 mod http;

@@ -266,6 +266,8 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::gateway::router(crate::gateway::Gateway {
             verifier: state.verifier.clone(),
             controls: state.controls.clone(),
+            public_origin: state.security.public_origin.as_str().into(),
+            key_policy: state.key_policy,
         }))
         .merge(crate::switches_api::router(state.controls.clone()))
         .merge(crate::published::router(crate::published::Published {

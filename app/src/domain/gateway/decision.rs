@@ -42,6 +42,21 @@ pub enum Refusal {
     /// A staff-owned token whose owner no longer holds the role tokens need
     /// ([`crate::domain::tokens::STAFF_TOKEN_MIN_ROLE`]), after a demotion.
     OwnerRoleInsufficient,
+    /// A delegated token that is not a JWT the console issues: too long, not base64url
+    /// JSON, no kid, an algorithm other than ES256 or EdDSA (`none`, HMAC), another issuer.
+    DelegatedMalformed,
+    /// A delegated token naming a kid no published key has.
+    DelegatedKeyUnknown,
+    /// A delegated token signed by a revoked key, or a retired one past its `verify_until`.
+    DelegatedKeyRevoked,
+    /// A delegated token whose signature does not hold.
+    DelegatedSignatureInvalid,
+    /// A delegated token for another audience than the agent API.
+    DelegatedAudienceMismatch,
+    /// A delegated token past its `exp` (or before its `nbf`), beyond the clock skew.
+    DelegatedExpired,
+    /// A delegated token used a second time on a route that changes state.
+    DelegatedNonceReplay,
 }
 
 impl Refusal {
@@ -62,6 +77,13 @@ impl Refusal {
             Self::AgentPaymentsDisabled => "AGENT_PAYMENTS_DISABLED",
             Self::RateLimited => "RATE_LIMITED",
             Self::OwnerRoleInsufficient => "OWNER_ROLE_INSUFFICIENT",
+            Self::DelegatedMalformed => "DELEGATED_MALFORMED",
+            Self::DelegatedKeyUnknown => "DELEGATED_KEY_UNKNOWN",
+            Self::DelegatedKeyRevoked => "DELEGATED_KEY_REVOKED",
+            Self::DelegatedSignatureInvalid => "DELEGATED_SIGNATURE_INVALID",
+            Self::DelegatedAudienceMismatch => "DELEGATED_AUDIENCE_MISMATCH",
+            Self::DelegatedExpired => "DELEGATED_EXPIRED",
+            Self::DelegatedNonceReplay => "DELEGATED_NONCE_REPLAY",
         }
     }
 
@@ -110,6 +132,13 @@ impl Refusal {
             Self::AgentPaymentsDisabled => "Agent payments are switched off during an incident. Retry later.",
             Self::RateLimited => "Too many calls. Retry after the number of seconds in Retry-After.",
             Self::OwnerRoleInsufficient => "This token's owner no longer holds a role that may use tokens (operator or above).",
+            Self::DelegatedMalformed => "Send a delegated token as issued by the tenant's token endpoint: a JWT signed with ES256 or EdDSA, naming its kid; this one is not.",
+            Self::DelegatedKeyUnknown => "No published signing key has this token's kid.",
+            Self::DelegatedKeyRevoked => "The key that signed this token has been revoked or retired. Exchange the personal access token again.",
+            Self::DelegatedSignatureInvalid => "This token's signature does not hold.",
+            Self::DelegatedAudienceMismatch => "This token is not for the agent API (aud must be agent-api).",
+            Self::DelegatedExpired => "This delegated token has expired. Exchange the personal access token again.",
+            Self::DelegatedNonceReplay => "This delegated token was used already on a route that changes state; each one is single-use there.",
         }
     }
 }
@@ -186,6 +215,13 @@ impl OwnerStatus {
             "revoked" => Self::Revoked,
             _ => Self::Disabled,
         }
+    }
+}
+
+impl CachedToken {
+    /// Its expiry (unix seconds).
+    pub fn expires_at(&self) -> i64 {
+        self.expires_at
     }
 }
 

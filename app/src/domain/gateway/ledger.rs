@@ -36,6 +36,8 @@ pub struct GatewayEvent {
     ip: Option<IpAddr>,
     request_id: Option<Arc<str>>,
     route: &'static str,
+    /// A delegated token's kid and jti.
+    delegated: Option<(Option<Arc<str>>, Option<Arc<str>>)>,
 }
 
 impl GatewayEvent {
@@ -49,6 +51,54 @@ impl GatewayEvent {
             ip: call.ip,
             request_id: call.request_id.clone(),
             route: call.route,
+            delegated: None,
+        }
+    }
+
+    /// A successful call with a delegated token (`kid`, `jti`) exchanged for `token`; or,
+    /// with `action` `delegated.issued`, the exchange itself.
+    pub fn delegated(
+        action: &'static str,
+        token: &CachedToken,
+        kid: Arc<str>,
+        jti: Arc<str>,
+        call: &CallMeta,
+    ) -> Self {
+        Self {
+            action,
+            code: None,
+            token_id: Some(token.id.clone()),
+            tenant_id: Some(token.tenant_id),
+            ip: call.ip,
+            request_id: call.request_id.clone(),
+            route: call.route,
+            delegated: Some((Some(kid), Some(jti))),
+        }
+    }
+
+    /// A refused delegated token: `delegated.failed_auth` (or `agent_api.refused` for the
+    /// controls), with what is known of it.
+    pub fn delegated_refused(
+        refusal: Refusal,
+        token: Option<&CachedToken>,
+        tenant: Option<Uuid>,
+        kid: Option<Arc<str>>,
+        jti: Option<Arc<str>>,
+        call: &CallMeta,
+    ) -> Self {
+        Self {
+            action: if refusal.is_policy() {
+                "agent_api.refused"
+            } else {
+                "delegated.failed_auth"
+            },
+            code: Some(refusal.code()),
+            token_id: token.map(|t| t.id.clone()),
+            tenant_id: token.map(|t| t.tenant_id).or(tenant),
+            ip: call.ip,
+            request_id: call.request_id.clone(),
+            route: call.route,
+            delegated: Some((kid, jti)),
         }
     }
 
@@ -71,6 +121,7 @@ impl GatewayEvent {
             ip: call.ip,
             request_id: call.request_id.clone(),
             route: call.route,
+            delegated: None,
         }
     }
 }
@@ -83,6 +134,7 @@ struct Key {
     tenant_id: Option<Uuid>,
     ip: Option<IpAddr>,
     route: &'static str,
+    delegated: Option<(Option<Arc<str>>, Option<Arc<str>>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -153,6 +205,7 @@ impl Ledger {
             tenant_id: event.tenant_id,
             ip: event.ip,
             route: event.route,
+            delegated: event.delegated,
         };
         if state.groups.len() >= MAX_GROUPS && !state.groups.contains_key(&key) {
             if key.tenant_id.is_none() {
@@ -161,6 +214,7 @@ impl Ledger {
                 state.overflowed += 1;
                 key.token_id = None;
                 key.ip = None;
+                key.delegated = key.delegated.map(|_| (None, None));
             } else if state.groups.len() >= MAX_GROUPS * 2 {
                 // Decisions about real tokens keep their token and tenant; past twice the
                 // cap, only the caller's address is dropped.
@@ -267,13 +321,19 @@ fn events(state: &State) -> Vec<NewEvent> {
             event.ip = key.ip.map(|ip| ip.to_string());
             event.request_id = group.request_id.as_deref().map(str::to_owned);
             let overflow = key.ip.is_none() && state.overflowed > 0;
-            event.details(serde_json::json!({
+            let mut details = serde_json::json!({
                 "count": group.count,
                 "first_at": rfc3339(group.first_at),
                 "last_at": rfc3339(group.last_at),
                 "route": key.route,
                 "folded": overflow,
-            }))
+            });
+            if let (Some((kid, jti)), Some(map)) = (&key.delegated, details.as_object_mut()) {
+                map.insert("kid".into(), kid.as_deref().into());
+                map.insert("jti".into(), jti.as_deref().into());
+                map.insert("pat".into(), key.token_id.as_deref().into());
+            }
+            event.details(details)
         })
         .collect()
 }

@@ -2,11 +2,17 @@
 //! token against its cache ([`verify`]), the controls add the kill switches, rate limits
 //! and blocks ([`controls`]), each decision is one of the types in [`decision`] (the leaf
 //! the others share), the ledger batches the decisions into the audit log ([`ledger`]), and
-//! the change listener keeps every instance's caches current ([`sync`]).
+//! the change listener keeps every instance's caches current ([`sync`]). Delegated agent
+//! tokens are issued and checked in [`delegated`] against each instance's key set
+//! ([`keyset`]).
 
 pub mod controls;
 #[cfg(feature = "ssr")]
 pub mod decision;
+#[cfg(feature = "ssr")]
+pub mod delegated;
+#[cfg(feature = "ssr")]
+pub mod keyset;
 #[cfg(feature = "ssr")]
 pub mod ledger;
 #[cfg(feature = "ssr")]

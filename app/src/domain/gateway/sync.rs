@@ -6,7 +6,8 @@
 //! token owner's status (or a staff owner's role) notifies `owner:<id>`; a pepper change
 //! notifies `pepper`. When the listening connection drops, notifications sent meanwhile are
 //! lost: the whole cache is dropped on reconnect. Kill switches (`switches`) and rate limits
-//! and blocks (`limits`) arrive on the same channel and reload [`Controls`]. Independently, every
+//! and blocks (`limits`) arrive on the same channel and reload [`Controls`]; signing key
+//! changes (`keys`) reload the key set. Independently, every
 //! [`REVALIDATE_EVERY`] the cached revisions are compared with the database, so a token whose
 //! notification went astray is refused within that time all the same.
 
@@ -43,6 +44,8 @@ pub fn apply(verifier: &Verifier, payload: &str) -> Apply {
         Apply::Switches
     } else if payload == "limits" {
         Apply::Limits
+    } else if payload == "keys" {
+        Apply::Keys
     } else {
         verifier.invalidate_all();
         Apply::All
@@ -62,6 +65,8 @@ pub enum Apply {
     Switches,
     /// The rate-limit overrides and IP blocks must be reloaded.
     Limits,
+    /// The key set must be reloaded.
+    Keys,
     /// Everything was dropped.
     All,
 }
@@ -88,6 +93,7 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
         // Anything cached before LISTEN took effect may have missed a notification.
         verifier.invalidate_all();
         reload_ring(&verifier).await;
+        reload_keys(&verifier).await;
         reload_controls(&controls).await;
         verifier.set_listening(true);
         loop {
@@ -104,6 +110,7 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
                             tracing::error!(error = %err, "reloading rate limits failed");
                         }
                     }
+                    Apply::Keys => reload_keys(&verifier).await,
                     Apply::Token | Apply::Owner | Apply::All => {}
                 },
                 Ok(None) => {
@@ -113,6 +120,7 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
                     verifier.set_listening(false);
                     verifier.invalidate_all();
                     reload_ring(&verifier).await;
+                    reload_keys(&verifier).await;
                     reload_controls(&controls).await;
                     verifier.set_listening(true);
                 }
@@ -144,6 +152,28 @@ impl Drop for NotListeningOnDrop {
 async fn reload_controls(controls: &Controls) {
     if let Err(err) = controls.reload().await {
         tracing::error!(error = %err, "reloading switches and limits failed");
+    }
+}
+
+async fn reload_keys(verifier: &Verifier) {
+    if let Err(err) = verifier.keys().reload().await {
+        tracing::error!(error = %err, "reloading the key set failed");
+    }
+}
+
+/// Reloads the key set when the database's key epoch moved past the one held (a missed
+/// notification).
+async fn keys_current(verifier: &Verifier) {
+    match verifier.keys().database_epoch().await {
+        Ok(epoch) if epoch != verifier.keys().epoch() => {
+            tracing::warn!(
+                epoch,
+                "the key epoch moved without a notification: reloading keys"
+            );
+            reload_keys(verifier).await;
+        }
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "reading the key epoch failed"),
     }
 }
 
@@ -202,8 +232,8 @@ pub async fn revalidate(verifier: &Verifier) -> sqlx::Result<usize> {
     Ok(dropped)
 }
 
-/// Runs the revalidation poll until the pool is closed. Also reloads the pepper ring, so a
-/// missed pepper notification is caught too.
+/// Runs the revalidation poll until the pool is closed. Also reloads the pepper ring, and
+/// the key set when its epoch moved, so a missed notification of either is caught too.
 pub async fn poll(verifier: Arc<Verifier>) {
     let mut tick = tokio::time::interval(REVALIDATE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -216,6 +246,7 @@ pub async fn poll(verifier: Arc<Verifier>) {
         }
         if rounds.is_multiple_of(10) {
             reload_ring(&verifier).await;
+            keys_current(&verifier).await;
         }
     }
 }

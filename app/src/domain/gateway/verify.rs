@@ -41,6 +41,10 @@ pub struct Verifier {
     /// Whether this instance's change listener has LISTEN in effect (set by
     /// `sync::listen` once it listens and has reloaded, cleared when it lost the connection).
     listening: tokio::sync::watch::Sender<bool>,
+    /// The signing keys delegated tokens are issued and checked with.
+    keys: super::keyset::KeySet,
+    /// Delegated tokens whose signature held.
+    signatures: super::delegated::SignatureCache,
 }
 
 fn now_secs() -> i64 {
@@ -52,6 +56,8 @@ impl Verifier {
     pub fn new(pool: PgPool, master: MasterKey) -> Self {
         Self {
             ledger: Ledger::new(pool.clone()),
+            keys: super::keyset::KeySet::new(pool.clone(), master.clone()),
+            signatures: super::delegated::SignatureCache::default(),
             pool,
             master,
             ring: RwLock::new(None),
@@ -60,6 +66,22 @@ impl Verifier {
             lookups: AtomicU64::new(0),
             listening: tokio::sync::watch::Sender::new(false),
         }
+    }
+
+    /// Records the first use of a delegated token's `jti` (see
+    /// [`super::delegated::first_use`]).
+    pub async fn first_use_of(&self, jti: Uuid, expires_at: OffsetDateTime) -> sqlx::Result<bool> {
+        super::delegated::first_use(&self.pool, jti, expires_at).await
+    }
+
+    /// This instance's key set.
+    pub fn keys(&self) -> &super::keyset::KeySet {
+        &self.keys
+    }
+
+    /// Delegated tokens whose signature held.
+    pub fn signatures(&self) -> &super::delegated::SignatureCache {
+        &self.signatures
     }
 
     /// Records whether the change listener is listening (see [`Verifier::until_listening`]).
@@ -292,6 +314,34 @@ impl Verifier {
         decide(&ring, loaded, &presented, scope, now)
     }
 
+    /// The token row with this id, from the cache or the database (and cached): for a
+    /// delegated token, the personal access token it came from. `Err` when the database
+    /// could not be asked (fail closed).
+    pub async fn token_by_id(&self, id: &str) -> Result<Option<Arc<CachedToken>>, ()> {
+        if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(id).cloned()) {
+            return Ok(Some(hit));
+        }
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        self.lookups.fetch_add(1, Ordering::Relaxed);
+        let loaded = match load(&self.pool, id).await {
+            Ok(Some(entry)) => Arc::new(entry),
+            Ok(None) => return Ok(None),
+            Err(err) => {
+                tracing::error!(error = %err, "token lookup failed: refusing");
+                return Err(());
+            }
+        };
+        if let Ok(mut cache) = self.cache.write() {
+            if self.epoch.load(Ordering::SeqCst) == epoch {
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
+                cache.insert(loaded.id.clone(), loaded.clone());
+            }
+        }
+        Ok(Some(loaded))
+    }
+
     fn after_success(&self, verified: &Verified, call: &CallMeta, now: OffsetDateTime) {
         let token = &verified.token;
         let secs = now.unix_timestamp();
@@ -329,19 +379,38 @@ fn decide(
     if !pepper.verify(presented.secret(), &entry.secret_hash) {
         return Err((Refusal::HashMismatch, Some(entry)));
     }
+    if let Err(refusal) = standing(&entry, scope, now) {
+        return Err((refusal, Some(entry)));
+    }
+    let rehash = (entry.pepper_version != ring.current.version)
+        .then(|| (ring.current.version, ring.current.hash(presented.secret())));
+    Ok(Verified {
+        token: entry,
+        rehash,
+    })
+}
+
+/// Whether a token that proved its secret may be used now for `scope`: its owner, its
+/// status and expiry, a staff owner's role, the scope. A delegated token asks the same of
+/// the personal access token it came from (with no scope: its own is checked).
+pub fn standing(
+    entry: &CachedToken,
+    scope: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<(), Refusal> {
     // The owner first: a revoked client's tokens are revoked with it, and its callers should
     // learn that the client is gone rather than that one token is.
     match entry.owner_status {
         OwnerStatus::Active => {}
-        OwnerStatus::Disabled => return Err((Refusal::RevokedOrInvalid, Some(entry))),
-        OwnerStatus::Suspended => return Err((Refusal::ClientSuspended, Some(entry))),
-        OwnerStatus::Revoked => return Err((Refusal::ClientRevoked, Some(entry))),
+        OwnerStatus::Disabled => return Err(Refusal::RevokedOrInvalid),
+        OwnerStatus::Suspended => return Err(Refusal::ClientSuspended),
+        OwnerStatus::Revoked => return Err(Refusal::ClientRevoked),
     }
     if !entry.active {
-        return Err((Refusal::RevokedOrInvalid, Some(entry)));
+        return Err(Refusal::RevokedOrInvalid);
     }
     if now.unix_timestamp() >= entry.expires_at {
-        return Err((Refusal::Expired, Some(entry)));
+        return Err(Refusal::Expired);
     }
     // A staff-owned token acts with its owner's current role: a demotion below what tokens
     // need refuses it (the cache entry is dropped when the role changes, see `sync`).
@@ -350,19 +419,14 @@ fn decide(
             .owner_role
             .is_none_or(|role| role < STAFF_TOKEN_MIN_ROLE)
     {
-        return Err((Refusal::OwnerRoleInsufficient, Some(entry)));
+        return Err(Refusal::OwnerRoleInsufficient);
     }
     if let Some(scope) = scope {
         if !entry.scopes.iter().any(|s| s == scope) {
-            return Err((Refusal::InsufficientScope, Some(entry)));
+            return Err(Refusal::InsufficientScope);
         }
     }
-    let rehash = (entry.pepper_version != ring.current.version)
-        .then(|| (ring.current.version, ring.current.hash(presented.secret())));
-    Ok(Verified {
-        token: entry,
-        rehash,
-    })
+    Ok(())
 }
 
 /// Reads one token row for the cache.

@@ -4,17 +4,28 @@
 -- checked against (its slug, its audiences). Every instance reloads its key set when it
 -- moves (notified at once; compared by a poll in case a notification was lost), and
 -- reports the epoch it holds, so operators see which instance still holds an old set.
-CREATE SEQUENCE signing_key_epoch;
-GRANT USAGE, SELECT ON SEQUENCE signing_key_epoch TO staff_console_app;
+--
+-- A row, not a sequence: a sequence moves before the change commits (and stays moved if it
+-- rolls back), so a poll could read the new epoch with the old rows and never look again.
+-- The row moves with the change, and the key set reads it in the same snapshot as the keys.
+-- Only the trigger below moves it (as the schema owner): the serving role reads it.
+CREATE TABLE signing_key_epoch (
+    one   boolean PRIMARY KEY DEFAULT true CHECK (one),
+    epoch bigint  NOT NULL
+);
+INSERT INTO signing_key_epoch VALUES (true, 0);
+GRANT SELECT ON signing_key_epoch TO staff_console_app;
 
 CREATE FUNCTION signing_keys_changed() RETURNS trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
 BEGIN
-    PERFORM nextval('public.signing_key_epoch');
+    UPDATE public.signing_key_epoch SET epoch = epoch + 1;
     PERFORM pg_notify('sc_gateway', 'keys');
     RETURN NULL;
 END
 $$;
+
+REVOKE ALL ON FUNCTION signing_keys_changed() FROM PUBLIC;
 
 DROP TRIGGER signing_keys_changed ON signing_keys;
 CREATE TRIGGER signing_keys_changed AFTER INSERT OR UPDATE OR DELETE ON signing_keys

@@ -22,6 +22,9 @@
 //! - `passkey`: the server's check of a staff passkey assertion (webauthn-rs: client data,
 //!   origin, RP id hash, user verification, P-256 signature), one thread, alone and with
 //!   the JSON reading a request does (the browser's answer, the stored ceremony state).
+//! - `delegated`: delegated agent tokens: ES256 verification from memory, fresh and from
+//!   the verified-signature cache; key revocation on instance A to refusal on B; the token
+//!   exchange's throughput and latency (see `gateway/delegated.rs`).
 //!
 //! - `router` (not run by default): the router driven in-process, no sockets, per-request
 //!   cost of each route.
@@ -51,6 +54,8 @@ use std::time::{Duration, Instant};
 mod audit;
 #[path = "../tests/common/authenticator.rs"]
 mod authenticator;
+#[path = "gateway/delegated.rs"]
+mod delegated;
 
 const KEY: [u8; 32] = [0x42; 32];
 
@@ -88,6 +93,9 @@ fn main() {
     }
     if wants("passkey") {
         bench_passkey();
+    }
+    if wants("delegated") {
+        delegated::bench_delegated();
     }
     if which.iter().any(|w| w == "router") {
         bench_router();
@@ -387,6 +395,7 @@ async fn instance(db_url: &str, checks: Checks) -> (SocketAddr, Arc<Verifier>) {
         .unwrap();
     let verifier = Arc::new(Verifier::new(pool.clone(), MasterKey::new(KEY)));
     verifier.reload_ring().await.unwrap();
+    verifier.keys().reload().await.unwrap();
     let controls = match checks {
         Checks::Default => bench_controls(&pool, false).await,
         Checks::Enforced => bench_controls(&pool, true).await,

@@ -116,7 +116,18 @@ pub async fn token(
             &format!("subject_token_type must be {ACCESS_TOKEN_TYPE} (a personal access token)."),
         );
     }
-    let snapshot = gateway.verifier.keys().snapshot();
+    let snapshot = match gateway.verifier.keys().loaded().await {
+        Ok(snapshot) => snapshot,
+        Err(err) => {
+            tracing::error!(error = %err, "the key set could not be loaded");
+            return oauth_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "UNAVAILABLE",
+                "The key set could not be read; try again.",
+            );
+        }
+    };
     let Some(tenant) = snapshot.tenants.get(slug.as_str()).cloned() else {
         return oauth_error(
             StatusCode::NOT_FOUND,

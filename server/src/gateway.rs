@@ -258,7 +258,15 @@ async fn guard_delegated(
     // owner demoted since the exchange, and the delegated token goes with it.
     let pat = match verifier.token_by_id(&token.claims.pat).await {
         Ok(Some(pat)) if pat.tenant_id == token.tenant => pat,
-        Ok(_) | Err(()) => return Err(refuse(denied(Refusal::RevokedOrInvalid), None)),
+        Ok(_) => return Err(refuse(denied(Refusal::RevokedOrInvalid), None)),
+        // Fail closed, and say the server could not check rather than that the token is bad.
+        Err(()) => {
+            return Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "The token behind this delegated token could not be checked; try again.",
+            ))
+        }
     };
     if let Err(refused) = app::domain::gateway::verify::standing(&pat, None, now) {
         return Err(refuse(denied(refused), Some(&pat)));

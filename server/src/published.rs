@@ -5,8 +5,11 @@
 //!   revoked or removed one), cacheable for `JWKS_MAX_AGE_SECONDS`, with an `ETag` and
 //!   `304` on `If-None-Match`. A revoked key leaves the document at once; caches that
 //!   still hold it are why the gateway, not the JWKS, is what refuses its tokens.
-//! - `GET /a/{tenant}/.well-known/openid-configuration`: issuer, `jwks_uri`, supported
-//!   algorithms and audiences.
+//!
+//! Both answer from the instance's key set in memory (reloaded on every key change), never
+//! from the database: anyone may ask, as often as they like.
+//! - `GET /a/{tenant}/.well-known/openid-configuration`: issuer, `jwks_uri`, the token
+//!   endpoint and its grant, supported algorithms and audiences.
 
 use app::domain::keys::KeyPolicy;
 use axum::extract::{Path, State};
@@ -15,13 +18,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
-use sqlx::PgPool;
 
 /// What the published routes need.
 #[derive(Clone)]
 pub struct Published {
-    /// The database.
-    pub pool: PgPool,
+    /// The verifier, whose key set they read.
+    pub verifier: std::sync::Arc<app::domain::gateway::verify::Verifier>,
     /// `PUBLIC_URL`'s origin: issuers and URLs are built on it.
     pub public_origin: String,
     /// The JWKS max-age.
@@ -37,11 +39,6 @@ pub fn router(published: Published) -> Router {
             get(configuration),
         )
         .with_state(published)
-}
-
-/// A tenant's issuer: `PUBLIC_URL/a/{tenant}`.
-pub fn issuer(public_origin: &str, slug: &str) -> String {
-    format!("{}/a/{slug}", public_origin.trim_end_matches('/'))
 }
 
 fn not_found(slug: &str) -> Response {
@@ -75,15 +72,17 @@ async fn jwks(
     if !plausible(&slug) {
         return not_found(&slug);
     }
-    let keys = match app::panels::keys::queries::published(&published.pool, &slug).await {
-        Ok(Some(keys)) => keys,
-        Ok(None) => return not_found(&slug),
+    let snapshot = match published.verifier.keys().loaded().await {
+        Ok(snapshot) => snapshot,
         Err(err) => {
-            tracing::error!(error = %err, tenant = %slug, "reading a JWKS failed");
+            tracing::error!(error = %err, "the key set could not be loaded");
             return unavailable();
         }
     };
-    let body = json!({ "keys": keys }).to_string();
+    let Some(jwks) = snapshot.jwks(&slug, time::OffsetDateTime::now_utc()) else {
+        return not_found(&slug);
+    };
+    let body = jwks.to_string();
     let tag = app::domain::gateway::controls::state::etag(&body);
     let mut res = if crate::web::etag_matches(&headers, &tag) {
         StatusCode::NOT_MODIFIED.into_response()
@@ -104,15 +103,17 @@ async fn configuration(State(published): State<Published>, Path(slug): Path<Stri
     if !plausible(&slug) {
         return not_found(&slug);
     }
-    let settings = match app::panels::tenants::queries::settings(&published.pool, &slug).await {
-        Ok(Some(settings)) => settings,
-        Ok(None) => return not_found(&slug),
+    let snapshot = match published.verifier.keys().loaded().await {
+        Ok(snapshot) => snapshot,
         Err(err) => {
-            tracing::error!(error = %err, tenant = %slug, "reading a tenant's metadata failed");
+            tracing::error!(error = %err, "the key set could not be loaded");
             return unavailable();
         }
     };
-    let issuer = issuer(&published.public_origin, &settings.slug);
+    let Some(tenant) = snapshot.tenants.get(slug.as_str()) else {
+        return not_found(&slug);
+    };
+    let issuer = app::domain::gateway::delegated::issuer(&published.public_origin, &tenant.slug);
     let algorithms: Vec<&str> = app::domain::status::SigningAlgorithm::ALL
         .iter()
         .map(|a| a.as_str())
@@ -120,10 +121,13 @@ async fn configuration(State(published): State<Published>, Path(slug): Path<Stri
     let body = json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        // The token endpoint (RFC 8693 exchange) is listed here when it is served.
+        "token_endpoint": format!("{issuer}/oauth/token"),
+        "grant_types_supported": [app::domain::gateway::delegated::TOKEN_EXCHANGE_GRANT],
+        // The subject token is the credential: a personal access token of the tenant.
+        "token_endpoint_auth_methods_supported": ["none"],
         "access_token_signing_alg_values_supported": algorithms,
         "id_token_signing_alg_values_supported": algorithms,
-        "audiences_supported": settings.allowed_audiences,
+        "audiences_supported": tenant.audiences,
     });
     let mut res = axum::Json(body).into_response();
     let cache = format!("public, max-age={}", published.policy.jwks_max_age_secs);

@@ -349,6 +349,31 @@ async fn forged_and_malformed_tokens_are_refused_with_their_own_code(pool: PgPoo
             format!("eyJhbGciOi.{payload}.{signature}"),
             "DELEGATED_MALFORMED",
         ),
+        // No typ (RFC 9068 wants at+jwt), an extension we do not know, a kid not shaped
+        // like a thumbprint: refused before any key is looked up.
+        (
+            format!(
+                "{}.{payload}.{signature}",
+                b64(serde_json::json!({"alg": "ES256", "kid": w.kid}))
+            ),
+            "DELEGATED_MALFORMED",
+        ),
+        (
+            format!(
+                "{}.{payload}.{signature}",
+                b64(
+                    serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": w.kid, "crit": ["exp"]})
+                )
+            ),
+            "DELEGATED_MALFORMED",
+        ),
+        (
+            format!(
+                "{}.{payload}.{signature}",
+                b64(serde_json::json!({"alg": "ES256", "typ": "at+jwt", "kid": "x".repeat(3000)}))
+            ),
+            "DELEGATED_MALFORMED",
+        ),
     ];
     for (token, code) in cases {
         let me = whoami(&w.app, &token).await;
@@ -415,6 +440,45 @@ async fn forged_and_malformed_tokens_are_refused_with_their_own_code(pool: PgPoo
     assert_eq!(
         common::code(&whoami(&w.app, &other_issuer).await),
         "DELEGATED_MALFORMED"
+    );
+
+    // A staged key signs nothing: a token claiming it is refused (its private key would
+    // have to have leaked).
+    let staged = app::panels::keys::ops::stage(&w.cli, &master(), "acme", "next")
+        .await
+        .unwrap()
+        .staged
+        .unwrap();
+    w.verifier.keys().reload().await.unwrap();
+    let sealed: (uuid::Uuid, Vec<u8>, Vec<u8>) =
+        sqlx::query_as("SELECT tenant_id, nonce, sealed FROM signing_keys WHERE kid = $1")
+            .bind(&staged)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let staged_key = app::domain::keys::open(
+        &common::MASTER_KEY,
+        sealed.0,
+        &staged,
+        SigningAlgorithm::Es256,
+        &sealed.1,
+        &sealed.2,
+    )
+    .unwrap();
+    let by_staged = forged(&good, &staged_key, &staged, |_| {});
+    assert_eq!(
+        common::code(&whoami(&w.app, &by_staged).await),
+        "DELEGATED_KEY_UNKNOWN"
+    );
+
+    // Taking agent-api from the tenant's audiences ends the tokens issued for it.
+    app::panels::tenants::ops::update_settings(&w.cli, "acme", "90", "billing", "")
+        .await
+        .unwrap();
+    w.verifier.keys().reload().await.unwrap();
+    assert_eq!(
+        common::code(&whoami(&w.app, &good).await),
+        "DELEGATED_AUDIENCE_MISMATCH"
     );
 }
 
@@ -570,8 +634,19 @@ async fn a_delegated_token_pays_once(pool: PgPool) {
         pay(delegated(&w, "").await).await.status,
         StatusCode::ACCEPTED
     );
-    // Expired uses are purged.
+    // Uses are kept well past their token's expiry (an instance whose clock runs behind
+    // must not accept a replay after the record is gone), then purged.
     sqlx::query("UPDATE delegated_token_uses SET expires_at = now() - interval '1 minute'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        app::domain::gateway::delegated::purge_used(&pool)
+            .await
+            .unwrap(),
+        0
+    );
+    sqlx::query("UPDATE delegated_token_uses SET expires_at = now() - interval '11 minutes'")
         .execute(&pool)
         .await
         .unwrap();

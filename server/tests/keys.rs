@@ -48,9 +48,11 @@ async fn states(pool: &PgPool, slug: &str) -> Vec<(String, String)> {
     .unwrap()
 }
 
-async fn jwks(app: &axum::Router, slug: &str) -> common::Answer {
+/// The JWKS as an instance that has just loaded its key set answers it (the tests run no
+/// change listener, so each call asks a fresh one).
+async fn jwks(pool: &PgPool, slug: &str) -> common::Answer {
     common::send(
-        app,
+        &common::app(pool.clone()),
         Request::get(format!("/a/{slug}/.well-known/jwks.json"))
             .body(Body::empty())
             .unwrap(),
@@ -105,7 +107,7 @@ async fn a_new_tenant_has_one_active_key_published_under_its_thumbprint(pool: Pg
     assert_eq!(common::audit(&pool, "signing_key.activated").await.len(), 1);
 
     let app = common::app(pool.clone());
-    let answer = jwks(&app, "acme").await;
+    let answer = jwks(&pool, "acme").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.header("cache-control"), "public, max-age=300");
     assert_eq!(answer.header("content-type"), "application/jwk-set+json");
@@ -138,7 +140,7 @@ async fn a_new_tenant_has_one_active_key_published_under_its_thumbprint(pool: Pg
     );
 
     for missing in ["nobody", "NOT_A_SLUG"] {
-        let answer = jwks(&app, missing).await;
+        let answer = jwks(&pool, missing).await;
         assert_eq!(answer.status, StatusCode::NOT_FOUND, "{missing}");
         assert_eq!(common::code(&answer), "TENANT_NOT_FOUND");
     }
@@ -152,7 +154,7 @@ async fn an_eddsa_tenant_publishes_ed25519_keys(pool: PgPool) {
         ..form("edge")
     };
     let (_, kid) = tenants::create(&cli, &master(), &form).await.unwrap();
-    let answer = jwks(&common::app(pool.clone()), "edge").await;
+    let answer = jwks(&pool, "edge").await;
     let jwk = &answer.json()["keys"][0];
     assert_eq!(
         (jwk["kty"].as_str(), jwk["crv"].as_str()),
@@ -162,7 +164,7 @@ async fn an_eddsa_tenant_publishes_ed25519_keys(pool: PgPool) {
     assert_eq!(PublicKey::from_jwk(jwk).unwrap().thumbprint(), kid);
     // A staged key takes the tenant's algorithm too.
     stage(&cli, "edge").await;
-    assert!(jwks(&common::app(pool), "edge").await.json()["keys"]
+    assert!(jwks(&pool, "edge").await.json()["keys"]
         .as_array()
         .unwrap()
         .iter()
@@ -338,7 +340,7 @@ async fn activation_waits_for_the_jwks_max_age_unless_it_is_an_emergency(pool: P
     assert_eq!(activated.last().unwrap().3["emergency"], false);
 
     // Both are published: the retired key still verifies tokens it signed.
-    let published = kids(&jwks(&common::app(pool.clone()), "acme").await);
+    let published = kids(&jwks(&pool, "acme").await);
     assert_eq!(
         published,
         vec![second.clone(), first.clone()],
@@ -415,10 +417,9 @@ async fn illegal_transitions_and_unknown_kids_are_refused_as_such(pool: PgPool) 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn a_revoked_key_leaves_the_jwks_at_once_and_the_active_one_is_replaced(pool: PgPool) {
     let cli = Actor::command_line_unchecked(pool.clone(), "ic");
-    let app = common::app(pool.clone());
     let active = create(&cli, "acme").await;
     let staged = stage(&cli, "acme").await;
-    let before = jwks(&app, "acme").await;
+    let before = jwks(&pool, "acme").await;
     assert_eq!(kids(&before).len(), 2);
 
     let untyped = keys::revoke(&cli, &master(), "acme", &staged, "leak", "nope")
@@ -430,7 +431,7 @@ async fn a_revoked_key_leaves_the_jwks_at_once_and_the_active_one_is_replaced(po
         .unwrap();
     assert_eq!(changed.revoked, vec![staged.clone()]);
     assert_eq!(changed.activated, None, "the active key was not touched");
-    let after = jwks(&app, "acme").await;
+    let after = jwks(&pool, "acme").await;
     assert_eq!(kids(&after), vec![active.clone()]);
     assert_ne!(after.header("etag"), before.header("etag"));
     let erased: bool = sqlx::query_scalar(
@@ -454,7 +455,7 @@ async fn a_revoked_key_leaves_the_jwks_at_once_and_the_active_one_is_replaced(po
     .await
     .unwrap();
     let fresh = changed.activated.expect("a fresh key");
-    assert_eq!(kids(&jwks(&app, "acme").await), vec![fresh.clone()]);
+    assert_eq!(kids(&jwks(&pool, "acme").await), vec![fresh.clone()]);
     let revoked = common::audit(&pool, "signing_key.revoked").await;
     assert_eq!(revoked.len(), 2);
     assert_eq!(revoked[1].3["before"], "active");
@@ -504,10 +505,7 @@ async fn revoke_all_leaves_one_fresh_active_key_in_one_change(pool: PgPool) {
     let now: Vec<(String, String)> = states(&pool, "acme").await;
     assert_eq!(now.iter().filter(|(_, s)| s == "active").count(), 1);
     assert!(now.iter().any(|(k, s)| k == &fresh && s == "active"));
-    assert_eq!(
-        kids(&jwks(&common::app(pool.clone()), "acme").await),
-        vec![fresh]
-    );
+    assert_eq!(kids(&jwks(&pool, "acme").await), vec![fresh]);
     let last = common::audit(&pool, "signing_key.activated").await;
     assert_eq!(last.last().unwrap().3["revoke_all"], true);
 }
@@ -541,8 +539,7 @@ async fn a_retired_key_is_removed_by_the_system_once_its_verify_until_passes(poo
     .await
     .unwrap();
     // Past verify_until it is unpublished even before the job runs.
-    let app = common::app(pool.clone());
-    assert_eq!(kids(&jwks(&app, "acme").await), vec![second.clone()]);
+    assert_eq!(kids(&jwks(&pool, "acme").await), vec![second.clone()]);
     assert_eq!(
         keys::remove_expired(&system).await.unwrap(),
         vec![first.clone()]
@@ -565,7 +562,7 @@ async fn the_jwks_answers_304_to_its_etag(pool: PgPool) {
     let cli = Actor::command_line_unchecked(pool.clone(), "ic");
     create(&cli, "acme").await;
     let app = common::app(pool.clone());
-    let first = jwks(&app, "acme").await;
+    let first = jwks(&pool, "acme").await;
     let tag = first.header("etag").to_owned();
     assert!(tag.starts_with('"'), "{tag}");
     let again = common::send(
@@ -579,10 +576,12 @@ async fn the_jwks_answers_304_to_its_etag(pool: PgPool) {
     assert_eq!(again.status, StatusCode::NOT_MODIFIED);
     assert!(again.body.is_empty());
     assert_eq!(again.header("etag"), tag);
-    // A new key changes the document, so the old tag no longer matches.
+    // A new key changes the document, so the old tag no longer matches (another instance,
+    // or this one once its key set has reloaded: the tag is the document's, not the
+    // instance's).
     stage(&cli, "acme").await;
     let changed = common::send(
-        &app,
+        &common::app(pool.clone()),
         Request::get("/a/acme/.well-known/jwks.json")
             .header("if-none-match", &tag)
             .body(Body::empty())

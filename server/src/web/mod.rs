@@ -271,7 +271,7 @@ pub fn router(state: AppState) -> Router {
         }))
         .merge(crate::switches_api::router(state.controls.clone()))
         .merge(crate::published::router(crate::published::Published {
-            pool: state.pool.clone(),
+            verifier: state.verifier.clone(),
             public_origin: state.security.public_origin.clone(),
             policy: state.key_policy,
         }))

@@ -13,6 +13,7 @@
 use super::decision::{CachedToken, Refusal};
 use super::keyset::{KnownKey, Snapshot, TenantKeys};
 use crate::domain::keys::{PrivateKey, CLOCK_SKEW_SECS};
+use crate::domain::status::SigningKeyState;
 use crate::domain::tokens::Owner;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -186,6 +187,10 @@ struct Header {
     kid: Option<String>,
     #[serde(default)]
     typ: Option<String>,
+    /// RFC 7515 §4.1.11: extensions the recipient must understand. The console defines
+    /// none, so a token naming any is refused.
+    #[serde(default)]
+    crit: Option<serde_json::Value>,
 }
 
 /// Verified tokens by the SHA-256 of their text. An entry saves the signature check and the
@@ -231,11 +236,25 @@ fn usable<'a>(
     kid: &str,
     now: OffsetDateTime,
 ) -> Result<&'a KnownKey, Refusal> {
-    match snapshot.keys.get(kid) {
-        None => Err(Refusal::DelegatedKeyUnknown),
-        Some(key) if key.verifies_at(now) => Ok(key),
-        Some(_) => Err(Refusal::DelegatedKeyRevoked),
+    let key = snapshot.keys.get(kid).ok_or(Refusal::DelegatedKeyUnknown)?;
+    if key.verifies_at(now) {
+        return Ok(key);
     }
+    match key.state {
+        // Staged here, so not signing yet as far as this instance knows: another instance
+        // may have activated it a moment ago (the caller reloads, as for an unknown kid).
+        SigningKeyState::Staged => Err(Refusal::DelegatedKeyUnknown),
+        _ => Err(Refusal::DelegatedKeyRevoked),
+    }
+}
+
+/// Whether the tenant behind `key` still lets its delegated tokens reach the agent API.
+fn agent_api_allowed(snapshot: &Snapshot, key: &KnownKey) -> bool {
+    snapshot
+        .slugs
+        .get(&key.tenant)
+        .and_then(|slug| snapshot.tenants.get(slug))
+        .is_some_and(|t| t.audiences.iter().any(|a| a == AGENT_API_AUDIENCE))
 }
 
 /// The time checks: `exp` and `nbf` with [`CLOCK_SKEW_SECS`].
@@ -264,7 +283,10 @@ pub fn check(
             jti: Some(hit.claims.jti.to_string().into()),
             tenant: Some(hit.tenant),
         };
-        usable(snapshot, &hit.kid, now).map_err(with)?;
+        let key = usable(snapshot, &hit.kid, now).map_err(with)?;
+        if !agent_api_allowed(snapshot, key) {
+            return Err(with(Refusal::DelegatedAudienceMismatch));
+        }
         if !timely(&hit.claims, now.unix_timestamp()) {
             return Err(with(Refusal::DelegatedExpired));
         }
@@ -274,6 +296,19 @@ pub fn check(
     let checked = Arc::new(checked);
     cache.put(hash, checked.clone());
     Ok(checked)
+}
+
+/// Every check of [`check`], without the cache (benchmarks; the gateway uses [`check`]).
+pub fn check_fresh(
+    snapshot: &Snapshot,
+    public_origin: &str,
+    raw: &str,
+    now: OffsetDateTime,
+) -> Result<Delegated, Rejected> {
+    if raw.len() > MAX_TOKEN_LEN {
+        return Err(rejected(Refusal::DelegatedMalformed));
+    }
+    check_uncached(snapshot, public_origin, raw, now)
 }
 
 fn check_uncached(
@@ -296,12 +331,19 @@ fn check_uncached(
     let Some(alg) = crate::domain::status::SigningAlgorithm::parse(&header.alg) else {
         return Err(rejected(Refusal::DelegatedMalformed));
     };
-    if header.typ.as_deref().is_some_and(|t| {
-        !t.eq_ignore_ascii_case(TYP) && !t.eq_ignore_ascii_case("application/at+jwt")
-    }) {
+    // RFC 9068: an access token says it is one.
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    if !typ_ok || header.crit.is_some() {
         return Err(rejected(Refusal::DelegatedMalformed));
     }
-    let Some(kid) = header.kid else {
+    // A kid is a thumbprint: anything else is not looked up, nor recorded.
+    let Some(kid) = header.kid.filter(|k| {
+        k.len() == 43
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }) else {
         return Err(rejected(Refusal::DelegatedMalformed));
     };
     let kid: Arc<str> = kid.into();
@@ -338,7 +380,9 @@ fn check_uncached(
     if claims.iss != issuer(public_origin, slug) || claims.tenant != **slug {
         return Err(fail(Refusal::DelegatedMalformed, Some(jti)));
     }
-    if claims.aud != AGENT_API_AUDIENCE {
+    // For the agent API, and the tenant still allows that (removing the audience ends
+    // the tokens already issued for it).
+    if claims.aud != AGENT_API_AUDIENCE || !agent_api_allowed(snapshot, key) {
         return Err(fail(Refusal::DelegatedAudienceMismatch, Some(jti)));
     }
     if !timely(&claims, now.unix_timestamp()) {
@@ -369,11 +413,16 @@ pub async fn first_use(
     Ok(inserted == 1)
 }
 
-/// Deletes the single-use records of tokens expired (with the clock skew) for good.
+/// How long past a token's expiry its single-use record is kept: far beyond the clock skew,
+/// so an instance whose clock runs behind the database's cannot accept a replay after the
+/// record is gone.
+pub const USED_KEPT_SECS: i64 = 600;
+
+/// Deletes the single-use records of tokens expired for good.
 pub async fn purge_used(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<u64> {
     Ok(sqlx::query!(
         "DELETE FROM delegated_token_uses WHERE expires_at < now() - make_interval(secs => $1)",
-        CLOCK_SKEW_SECS as f64
+        (CLOCK_SKEW_SECS + USED_KEPT_SECS) as f64
     )
     .execute(db)
     .await?

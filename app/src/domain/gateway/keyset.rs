@@ -35,14 +35,20 @@ pub struct KnownKey {
 }
 
 impl KnownKey {
-    /// Whether tokens it signed verify at `now`: active or staged (published), or retired
-    /// before its `verify_until`.
+    /// Whether tokens it signed verify at `now`: the active key, or a retired one before
+    /// its `verify_until`. A staged key signs nothing yet, so nothing it signed is accepted.
     pub fn verifies_at(&self, now: OffsetDateTime) -> bool {
         match self.state {
-            SigningKeyState::Active | SigningKeyState::Staged => true,
+            SigningKeyState::Active => true,
             SigningKeyState::Retired => self.verify_until.is_some_and(|until| now < until),
-            SigningKeyState::Removed | SigningKeyState::Revoked => false,
+            SigningKeyState::Staged | SigningKeyState::Removed | SigningKeyState::Revoked => false,
         }
+    }
+
+    /// Whether it is in the published JWKS at `now`: staged, active, or retired before its
+    /// `verify_until`.
+    pub fn published_at(&self, now: OffsetDateTime) -> bool {
+        self.state == SigningKeyState::Staged || self.verifies_at(now)
     }
 }
 
@@ -57,6 +63,9 @@ pub struct TenantKeys {
     pub audiences: Vec<String>,
     /// Its active key: kid and private key, when it has one.
     pub signer: Option<(Arc<str>, Arc<PrivateKey>)>,
+    /// Its keys that are or may be published, in JWKS order (active, staged, retired; by
+    /// staging time): kid and JWK.
+    pub jwks: Vec<(Arc<str>, serde_json::Value)>,
 }
 
 /// One snapshot of the key set.
@@ -70,6 +79,20 @@ pub struct Snapshot {
     pub tenants: HashMap<Arc<str>, Arc<TenantKeys>>,
     /// Tenant slugs by id.
     pub slugs: HashMap<Uuid, Arc<str>>,
+}
+
+impl Snapshot {
+    /// The tenant `slug`'s published JWKS at `now` (`None`: no such tenant).
+    pub fn jwks(&self, slug: &str, now: OffsetDateTime) -> Option<serde_json::Value> {
+        let tenant = self.tenants.get(slug)?;
+        let keys: Vec<&serde_json::Value> = tenant
+            .jwks
+            .iter()
+            .filter(|(kid, _)| self.keys.get(kid).is_some_and(|k| k.published_at(now)))
+            .map(|(_, jwk)| jwk)
+            .collect();
+        Some(serde_json::json!({ "keys": keys }))
+    }
 }
 
 /// Why the key set could not be loaded.
@@ -132,6 +155,15 @@ impl KeySet {
         self.current.load().epoch
     }
 
+    /// The snapshot in force, loading it first if this key set never loaded (a router built
+    /// without `serve`, as the tests do).
+    pub async fn loaded(&self) -> Result<arc_swap::Guard<Arc<Snapshot>>, KeySetError> {
+        if self.reloads() == 0 {
+            self.reload().await?;
+        }
+        Ok(self.snapshot())
+    }
+
     /// Reads the whole key set and swaps it in. Returns the new epoch.
     pub async fn reload(&self) -> Result<i64, KeySetError> {
         let _one_at_a_time = self.reloading.lock().await;
@@ -184,15 +216,13 @@ impl KeySet {
 }
 
 async fn database_epoch(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<i64> {
-    Ok(sqlx::query_scalar!(
-        r#"SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS "epoch!" FROM signing_key_epoch"#
-    )
-    .fetch_one(db)
-    .await?)
+    Ok(sqlx::query_scalar!("SELECT epoch FROM signing_key_epoch")
+        .fetch_one(db)
+        .await?)
 }
 
-/// Reads tenants and keys in one snapshot of the database (the epoch first: a change
-/// committed while reading moves it again, so the next poll reads once more).
+/// Reads the epoch, the tenants and the keys in one snapshot of the database, so the epoch
+/// held always describes the rows held.
 async fn load(pool: &PgPool, master: &MasterKey) -> Result<Snapshot, KeySetError> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -207,29 +237,51 @@ async fn load(pool: &PgPool, master: &MasterKey) -> Result<Snapshot, KeySetError
                   state::text AS "state!: SigningKeyState", verify_until,
                   CASE WHEN state = 'active' THEN nonce END AS nonce,
                   CASE WHEN state = 'active' THEN sealed END AS sealed
-           FROM signing_keys WHERE state <> 'removed'"#
+           FROM signing_keys WHERE state <> 'removed'
+           ORDER BY tenant_id,
+                    CASE state WHEN 'active' THEN 0 WHEN 'staged' THEN 1 ELSE 2 END, staged_at, kid"#
     )
     .fetch_all(&mut *tx)
     .await?;
     tx.commit().await?;
     let mut signers: HashMap<Uuid, (Arc<str>, Arc<PrivateKey>)> = HashMap::new();
+    let mut published: HashMap<Uuid, Vec<(Arc<str>, serde_json::Value)>> = HashMap::new();
     let mut known = HashMap::with_capacity(rows.len());
     for row in rows {
-        let public = PublicKey::from_jwk(&row.public_jwk)
+        // A row this build cannot read is left out, and said loudly: its tokens are then
+        // refused (an unknown kid), and every other key still applies, revocations first.
+        let Some(public) = PublicKey::from_jwk(&row.public_jwk)
             .filter(|k| k.algorithm() == row.algorithm && k.thumbprint() == row.kid)
-            .ok_or_else(|| KeySetError::BadJwk(row.kid.clone()))?;
+        else {
+            tracing::error!(error = %KeySetError::BadJwk(row.kid.clone()), "a signing key is left out of the key set");
+            continue;
+        };
         let kid: Arc<str> = row.kid.as_str().into();
         if let (Some(nonce), Some(sealed)) = (&row.nonce, &row.sealed) {
-            let private = keys::open(
+            match keys::open(
                 master.expose(),
                 row.tenant_id,
                 &row.kid,
                 row.algorithm,
                 nonce,
                 sealed,
-            )
-            .ok_or_else(|| KeySetError::Undecryptable(row.kid.clone()))?;
-            signers.insert(row.tenant_id, (kid.clone(), Arc::new(private)));
+            ) {
+                Some(private) => {
+                    signers.insert(row.tenant_id, (kid.clone(), Arc::new(private)));
+                }
+                // The tenant cannot sign (its exchanges answer so) until the key is
+                // replaced; the key still verifies what it signed.
+                None => tracing::error!(
+                    error = %KeySetError::Undecryptable(row.kid.clone()),
+                    "a tenant's active signing key does not open: it cannot sign"
+                ),
+            }
+        }
+        if row.state.published() {
+            published
+                .entry(row.tenant_id)
+                .or_default()
+                .push((kid.clone(), public.jwk()));
         }
         known.insert(
             kid,
@@ -253,6 +305,7 @@ async fn load(pool: &PgPool, master: &MasterKey) -> Result<Snapshot, KeySetError
                 slug,
                 audiences: t.allowed_audiences,
                 signer: signers.remove(&t.id),
+                jwks: published.remove(&t.id).unwrap_or_default(),
             }),
         );
     }

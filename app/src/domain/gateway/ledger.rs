@@ -217,9 +217,11 @@ impl Ledger {
                 key.delegated = key.delegated.map(|_| (None, None));
             } else if state.groups.len() >= MAX_GROUPS * 2 {
                 // Decisions about real tokens keep their token and tenant; past twice the
-                // cap, only the caller's address is dropped.
+                // cap, the caller's address and a delegated token's jti are dropped (one
+                // token holder minting tokens cannot grow the groups without bound).
                 state.overflowed += 1;
                 key.ip = None;
+                key.delegated = key.delegated.map(|(kid, _)| (kid, None));
             }
         }
         state

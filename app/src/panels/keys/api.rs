@@ -15,6 +15,23 @@ fn policy() -> crate::domain::keys::KeyPolicy {
     use_context::<crate::domain::keys::KeyPolicy>().unwrap_or_default()
 }
 
+/// After a key change: this instance signs and verifies with the new key set at once (the
+/// others reload on the notification the change sent).
+#[cfg(feature = "ssr")]
+async fn changed_here(
+    actor: &crate::auth::Actor,
+    changed: Result<KeyChanged, AppError>,
+) -> Result<KeyChanged, AppError> {
+    if changed.is_ok() {
+        if let Ok(verifier) = actor.verifier() {
+            if let Err(err) = verifier.keys().reload().await {
+                tracing::error!(error = %err, "reloading the key set after a key change failed");
+            }
+        }
+    }
+    changed
+}
+
 /// A tenant's keys.
 #[server]
 pub async fn signing_keys(tenant: String) -> Result<KeysPage, AppError> {
@@ -40,7 +57,8 @@ pub async fn signing_keys(tenant: String) -> Result<KeysPage, AppError> {
 pub async fn stage_signing_key(tenant: String, reason: String) -> Result<KeyChanged, AppError> {
     let actor = require(Permission::CommandIncident).await?;
     let verifier = actor.verifier()?;
-    super::ops::stage(&actor, verifier.master_key(), &tenant, &reason).await
+    let changed = super::ops::stage(&actor, verifier.master_key(), &tenant, &reason).await;
+    changed_here(&actor, changed).await
 }
 
 /// Activates a staged key (`emergency`: before the JWKS max-age has passed, with the
@@ -56,7 +74,7 @@ pub async fn activate_signing_key(
     let policy = policy();
     let actor = require_stepped_up(Permission::CommandIncident).await?;
     let emergency = emergency.is_some_and(|v| matches!(v.as_str(), "on" | "true"));
-    super::ops::activate(
+    let changed = super::ops::activate(
         &actor,
         policy,
         &tenant,
@@ -65,7 +83,8 @@ pub async fn activate_signing_key(
         emergency,
         confirmation.as_deref().unwrap_or_default(),
     )
-    .await
+    .await;
+    changed_here(&actor, changed).await
 }
 
 /// What revoking `kid` (or every published key, with none) would revoke.
@@ -93,7 +112,7 @@ pub async fn revoke_signing_key(
 ) -> Result<KeyChanged, AppError> {
     let actor = require_stepped_up(Permission::CommandIncident).await?;
     let verifier = actor.verifier()?;
-    super::ops::revoke(
+    let changed = super::ops::revoke(
         &actor,
         verifier.master_key(),
         &tenant,
@@ -101,7 +120,8 @@ pub async fn revoke_signing_key(
         &reason,
         &confirmation,
     )
-    .await
+    .await;
+    changed_here(&actor, changed).await
 }
 
 /// Revokes every published key of the tenant and activates a fresh one.
@@ -114,7 +134,7 @@ pub async fn revoke_all_signing_keys(
 ) -> Result<KeyChanged, AppError> {
     let actor = require_stepped_up(Permission::CommandIncident).await?;
     let verifier = actor.verifier()?;
-    super::ops::revoke_all(
+    let changed = super::ops::revoke_all(
         &actor,
         verifier.master_key(),
         &tenant,
@@ -122,5 +142,6 @@ pub async fn revoke_all_signing_keys(
         &confirmation,
         expected,
     )
-    .await
+    .await;
+    changed_here(&actor, changed).await
 }

@@ -232,26 +232,3 @@ pub async fn sealed_keys(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<SealedKey>
     .fetch_all(db)
     .await
 }
-
-/// The published keys of the tenant `slug` (staged, active, and retired ones before their
-/// `verify_until`) as JWKs, active first: `None` when no such tenant.
-pub async fn published(
-    db: impl PgExecutor<'_>,
-    slug: &str,
-) -> sqlx::Result<Option<Vec<serde_json::Value>>> {
-    let row = sqlx::query!(
-        r#"SELECT t.id,
-                  coalesce(array_agg(k.public_jwk ORDER BY
-                      CASE k.state WHEN 'active' THEN 0 WHEN 'staged' THEN 1 ELSE 2 END, k.staged_at, k.kid)
-                      FILTER (WHERE k.kid IS NOT NULL), '{}') AS "keys!: Vec<serde_json::Value>"
-           FROM tenants t
-           LEFT JOIN signing_keys k ON k.tenant_id = t.id AND k.state IN ('staged', 'active', 'retired')
-                                     AND (k.state <> 'retired' OR k.verify_until > now())
-           WHERE t.slug = $1
-           GROUP BY t.id"#,
-        slug
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(row.map(|r| r.keys))
-}

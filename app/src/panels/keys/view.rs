@@ -48,6 +48,20 @@ fn changed_message(changed: &KeyChanged) -> String {
     parts.join(" ")
 }
 
+/// When `value` (an action's answer) becomes a success: says what it did, closes the row's
+/// form.
+fn on_success<S>(value: S, done: RwSignal<Option<String>>, chosen: RwSignal<Option<Chosen>>)
+where
+    S: Get<Value = Option<Result<KeyChanged, AppError>>> + Send + Sync + 'static,
+{
+    Effect::new(move |_| {
+        if let Some(Ok(changed)) = value.get() {
+            done.set(Some(changed_message(&changed)));
+            chosen.set(None);
+        }
+    });
+}
+
 /// `/t/{tenant}/keys`: a tenant's signing keys.
 #[component]
 pub fn SigningKeysPage() -> impl IntoView {
@@ -68,25 +82,13 @@ pub fn SigningKeysPage() -> impl IntoView {
         |(tenant, _)| signing_keys(tenant),
     );
     let chosen = RwSignal::new(None::<Chosen>);
-    // What the last change did, whichever form made it.
-    let done = Signal::derive(move || {
-        [
-            stage.value().get(),
-            activate.value().get(),
-            revoke.value().get(),
-            revoke_all.value().get(),
-        ]
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .last()
-        .map(|c| changed_message(&c))
-    });
-    Effect::new(move |_| {
-        if done.get().is_some() {
-            chosen.set(None);
-        }
-    });
+    // What the last change did, whichever form made it; a change that went through also
+    // closes the row's form. A refusal leaves both as they are.
+    let done = RwSignal::new(None::<String>);
+    on_success(stage.value(), done, chosen);
+    on_success(activate.value(), done, chosen);
+    on_success(revoke.value(), done, chosen);
+    on_success(revoke_all.value(), done, chosen);
     view! {
         <Title text="Signing keys" />
         <h1 class="text-2xl font-semibold">"Signing keys"</h1>

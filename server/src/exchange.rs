@@ -43,18 +43,15 @@ fn invalid_request(code: &str, description: &str) -> Response {
 }
 
 /// The form's fields; a field given twice is refused (RFC 6749 §3.2: parameters must not
-/// repeat).
-fn form(bytes: &[u8]) -> Result<HashMap<String, String>, Response> {
+/// repeat): `Err` names it.
+fn form(bytes: &[u8]) -> Result<HashMap<String, String>, String> {
     let mut fields = HashMap::new();
     for (name, value) in url::form_urlencoded::parse(bytes) {
         if fields
             .insert(name.to_string(), value.into_owned())
             .is_some()
         {
-            return Err(invalid_request(
-                "DELEGATED_REQUEST_INVALID",
-                &format!("The parameter `{name}` is given more than once."),
-            ));
+            return Err(name.into_owned());
         }
     }
     Ok(fields)
@@ -88,7 +85,12 @@ pub async fn token(
     };
     let fields = match form(&bytes) {
         Ok(fields) => fields,
-        Err(res) => return res,
+        Err(name) => {
+            return invalid_request(
+                "DELEGATED_REQUEST_INVALID",
+                &format!("The parameter `{name}` is given more than once."),
+            )
+        }
     };
     let field = |name: &str| {
         fields

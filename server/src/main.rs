@@ -47,6 +47,10 @@ enum Command {
         /// The console's address.
         #[arg(long, default_value = "http://127.0.0.1:3000")]
         url: String,
+        /// Also exchange the token for a delegated token (the tenant's token endpoint) and
+        /// call whoami with that.
+        #[arg(long)]
+        delegated: bool,
     },
     /// Manage staff accounts (audited as the command line).
     Staff {
@@ -544,7 +548,11 @@ async fn main() -> ExitCode {
         Command::Freeze { command } => report(freeze_command(command).await),
         Command::Tenant { command } => report(tenant_command(command).await),
         Command::Audit { command } => report(audit_command(command).await),
-        Command::Smoke { pat, url } => smoke(pat, url).await,
+        Command::Smoke {
+            pat,
+            url,
+            delegated,
+        } => smoke(pat, url, delegated).await,
         Command::CheckConfig { database } => {
             let report =
                 server::check_config::check(&ProcessEnv, database, Duration::from_secs(5)).await;
@@ -578,7 +586,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn smoke(pat: Option<String>, url: String) -> ExitCode {
+async fn smoke(pat: Option<String>, url: String, delegated: bool) -> ExitCode {
     let token = match pat.as_deref() {
         Some("-") => {
             let mut line = Zeroizing::new(String::new());
@@ -591,7 +599,14 @@ async fn smoke(pat: Option<String>, url: String) -> ExitCode {
         Some(given) => Zeroizing::new(given.to_owned()),
         None => Zeroizing::new(std::env::var("STAFF_CONSOLE_PAT").unwrap_or_default()),
     };
-    let report = tokio::task::spawn_blocking(move || server::smoke::run(&url, &token)).await;
+    let report = tokio::task::spawn_blocking(move || {
+        if delegated {
+            server::smoke::run_delegated(&url, &token)
+        } else {
+            server::smoke::run(&url, &token)
+        }
+    })
+    .await;
     match report {
         Ok(Ok(report)) => {
             for line in &report.lines {

@@ -1,5 +1,6 @@
-//! `staff-console smoke --pat <TOKEN> [--url URL]`: the runbook's smoke test. Calls the
-//! gateway's `GET /agent/v1/whoami` with the token and says what happened.
+//! `staff-console smoke --pat <TOKEN> [--url URL] [--delegated]`: the runbook's smoke test.
+//! Calls the gateway's `GET /agent/v1/whoami` with the token and says what happened; with
+//! `--delegated`, also exchanges it for a delegated token and calls `whoami` with that.
 //!
 //! The token is checked locally first (format and checksum), so a mistyped or badly pasted
 //! token is explained without a network call. It is sent only in the `Authorization`
@@ -14,6 +15,8 @@ pub struct Report {
     pub lines: Vec<String>,
     /// Whether the gateway accepted the token.
     pub passed: bool,
+    /// The tenant the gateway named, when it accepted the token.
+    pub tenant: Option<String>,
 }
 
 /// Why the smoke test could not run at all.
@@ -64,6 +67,86 @@ pub fn check_token(raw: &str) -> Result<String, SmokeError> {
 /// Runs the smoke test against the console at `base` (blocking).
 pub fn run(base: &str, raw_token: &str) -> Result<Report, SmokeError> {
     let token = check_token(raw_token)?;
+    let base = checked_base(base)?;
+    whoami(&agent(), &base, &token, "token")
+}
+
+/// `smoke --delegated`: the personal access token's `whoami` (which names its tenant),
+/// then the tenant's token exchange, then `whoami` with the delegated token it answered.
+/// Passes only when all three do. Neither token is printed.
+pub fn run_delegated(base: &str, raw_token: &str) -> Result<Report, SmokeError> {
+    let token = check_token(raw_token)?;
+    let base = checked_base(base)?;
+    let agent = agent();
+    let mut report = whoami(&agent, &base, &token, "token")?;
+    if !report.passed {
+        return Ok(report);
+    }
+    let tenant = report.tenant.clone().unwrap_or_default();
+    let url = format!("{base}/a/{tenant}/oauth/token");
+    let started = Instant::now();
+    let mut response = agent
+        .post(&url)
+        .header("user-agent", USER_AGENT)
+        .send_form([
+            (
+                "grant_type",
+                app::domain::gateway::delegated::TOKEN_EXCHANGE_GRANT,
+            ),
+            ("subject_token", token.as_str()),
+            (
+                "subject_token_type",
+                app::domain::gateway::delegated::ACCESS_TOKEN_TYPE,
+            ),
+        ])
+        .map_err(|e| SmokeError::Unreachable {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+    let status = response.status();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(64 * 1024)
+        .read_to_string()
+        .unwrap_or_default();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    report.lines.push(format!("POST {url}"));
+    report
+        .lines
+        .push(format!("{status} in {} ms", started.elapsed().as_millis()));
+    let Some(delegated) = body["access_token"]
+        .as_str()
+        .filter(|_| status.is_success())
+    else {
+        report.lines.push(format!(
+            "refused: {} ({}) — {}",
+            body["code"].as_str().unwrap_or("(no code)"),
+            body["error"].as_str().unwrap_or("?"),
+            body["error_description"]
+                .as_str()
+                .unwrap_or("(no description)"),
+        ));
+        report
+            .lines
+            .push("FAIL: the token exchange refused the token".into());
+        report.passed = false;
+        return Ok(report);
+    };
+    report.lines.push(format!(
+        "delegated token issued: expires in {} s, scope {}",
+        body["expires_in"].as_i64().unwrap_or(0),
+        body["scope"].as_str().unwrap_or("?")
+    ));
+    let second = whoami(&agent, &base, delegated, "delegated token")?;
+    report.lines.extend(second.lines);
+    report.passed = second.passed;
+    Ok(report)
+}
+
+const USER_AGENT: &str = concat!("staff-console-smoke/", env!("CARGO_PKG_VERSION"));
+
+fn checked_base(base: &str) -> Result<String, SmokeError> {
     let base = base.trim().trim_end_matches('/');
     let parsed = url::Url::parse(base).map_err(|e| SmokeError::BadUrl(e.to_string()))?;
     if !matches!(parsed.scheme(), "http" | "https") {
@@ -71,20 +154,25 @@ pub fn run(base: &str, raw_token: &str) -> Result<Report, SmokeError> {
             "must start with http:// or https://".into(),
         ));
     }
-    let url = format!("{base}/agent/v1/whoami");
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    Ok(base.to_owned())
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(10)))
         .build()
-        .into();
+        .into()
+}
+
+/// `GET /agent/v1/whoami` with `token` (`what` it is, for the lines).
+fn whoami(agent: &ureq::Agent, base: &str, token: &str, what: &str) -> Result<Report, SmokeError> {
+    let url = format!("{base}/agent/v1/whoami");
     let started = Instant::now();
     let mut response = agent
         .get(&url)
         .header("authorization", &format!("Bearer {token}"))
-        .header(
-            "user-agent",
-            concat!("staff-console-smoke/", env!("CARGO_PKG_VERSION")),
-        )
+        .header("user-agent", USER_AGENT)
         .call()
         .map_err(|e| SmokeError::Unreachable {
             url: url.clone(),
@@ -123,25 +211,38 @@ pub fn run(base: &str, raw_token: &str) -> Result<Report, SmokeError> {
                     .join(" ")
             })
             .unwrap_or_default();
+        let owner = match body["owner"].as_str() {
+            Some(owner) => owner.to_owned(),
+            None => format!(
+                "{} {}",
+                body["owner"]["kind"].as_str().unwrap_or("?"),
+                body["owner"]["id"].as_str().unwrap_or("?")
+            ),
+        };
         lines.push(format!(
-            "token {} of tenant {} ({} {}), scopes: {scopes}",
+            "token {} of tenant {} ({owner}), scopes: {scopes}",
             body["token_id"].as_str().unwrap_or("?"),
             body["tenant"].as_str().unwrap_or("?"),
-            body["owner"]["kind"].as_str().unwrap_or("?"),
-            body["owner"]["id"].as_str().unwrap_or("?"),
         ));
-        lines.push("PASS: the gateway accepted the token; its use is recorded as `used`".into());
+        lines.push(format!(
+            "PASS: the gateway accepted the {what}; its use is recorded as `used`"
+        ));
     } else {
         lines.push(format!(
             "refused: {} — {}",
             body["error"]["code"].as_str().unwrap_or("(no code)"),
             body["error"]["message"].as_str().unwrap_or("(no message)"),
         ));
-        lines.push(
-            "FAIL: the gateway refused the token; the refusal is recorded as `failed_auth`".into(),
-        );
+        lines.push(format!(
+            "FAIL: the gateway refused the {what}; the refusal is recorded as `failed_auth`"
+        ));
     }
-    Ok(Report { lines, passed })
+    let tenant = body["tenant"].as_str().map(str::to_owned);
+    Ok(Report {
+        lines,
+        passed,
+        tenant,
+    })
 }
 
 #[cfg(test)]

@@ -657,3 +657,49 @@ async fn a_delegated_token_pays_once(pool: PgPool) {
         2
     );
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_smoke_command_exchanges_and_calls_whoami_with_the_delegated_token(pool: PgPool) {
+    let w = world(&pool, &["agent:read"], "agent-api").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let served = w.app.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            served.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    let smoke = |token: String| {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || server::smoke::run_delegated(&url, &token))
+    };
+    let report = smoke(w.pat.clone()).await.unwrap().unwrap();
+    assert!(report.passed, "{:?}", report.lines);
+    let text = report.lines.join("\n");
+    assert!(text.contains("/a/acme/oauth/token"), "{text}");
+    assert!(
+        text.contains("delegated token issued: expires in 600 s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("PASS: the gateway accepted the delegated token"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&w.pat) && !text.contains("eyJ"),
+        "no token printed: {text}"
+    );
+
+    // With the tenant's agent-api audience gone, the exchange refuses, and smoke says so.
+    app::panels::tenants::ops::update_settings(&w.cli, "acme", "90", "billing", "")
+        .await
+        .unwrap();
+    w.verifier.keys().reload().await.unwrap();
+    let report = smoke(w.pat.clone()).await.unwrap().unwrap();
+    assert!(!report.passed);
+    let text = report.lines.join("\n");
+    assert!(text.contains("DELEGATED_AUDIENCE_NOT_ALLOWED"), "{text}");
+    server.abort();
+}

@@ -216,9 +216,9 @@ impl KeySet {
 }
 
 async fn database_epoch(db: impl sqlx::PgExecutor<'_>) -> sqlx::Result<i64> {
-    Ok(sqlx::query_scalar!("SELECT epoch FROM signing_key_epoch")
+    sqlx::query_scalar!("SELECT epoch FROM signing_key_epoch")
         .fetch_one(db)
-        .await?)
+        .await
 }
 
 /// Reads the epoch, the tenants and the keys in one snapshot of the database, so the epoch

@@ -26,6 +26,9 @@ use uuid::Uuid;
 /// the cap they lose only the caller's address).
 pub const MAX_GROUPS: usize = 2_000;
 
+/// A delegated token's kid and jti, as far as they are known.
+type DelegatedIds = Option<(Option<Arc<str>>, Option<Arc<str>>)>;
+
 /// One gateway decision.
 #[derive(Debug, Clone)]
 pub struct GatewayEvent {
@@ -37,7 +40,7 @@ pub struct GatewayEvent {
     request_id: Option<Arc<str>>,
     route: &'static str,
     /// A delegated token's kid and jti.
-    delegated: Option<(Option<Arc<str>>, Option<Arc<str>>)>,
+    delegated: DelegatedIds,
 }
 
 impl GatewayEvent {
@@ -134,7 +137,7 @@ struct Key {
     tenant_id: Option<Uuid>,
     ip: Option<IpAddr>,
     route: &'static str,
-    delegated: Option<(Option<Arc<str>>, Option<Arc<str>>)>,
+    delegated: DelegatedIds,
 }
 
 #[derive(Debug, Clone)]

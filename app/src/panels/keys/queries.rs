@@ -167,12 +167,12 @@ pub async fn revoke(change: &mut Change, kids: &[String], reason: &str) -> sqlx:
 /// Whether some retired key's `verify_until` has passed (a cheap check before the job
 /// takes locks).
 pub async fn removal_due(db: impl PgExecutor<'_>) -> sqlx::Result<bool> {
-    Ok(sqlx::query_scalar!(
+    sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM signing_keys
                           WHERE state = 'retired' AND verify_until <= now()) AS "due!""#
     )
     .fetch_one(db)
-    .await?)
+    .await
 }
 
 /// Removes the retired keys whose `verify_until` has passed, skipping any another

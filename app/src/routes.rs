@@ -140,7 +140,9 @@ lazy_pages! {
     ClientDetail => ClientDetailPage in tenant, by load_client_detail, preload_client_detail;
     SigningKeys => SigningKeysPage in tenant, by load_signing_keys, preload_signing_keys;
     TenantSettings => TenantSettingsPage in tenant, by load_tenant_settings, preload_tenant_settings;
-    NewTenant => NewTenantPage in platform, by load_new_tenant, preload_new_tenant;
+    // With the tenant pages: the platform group (every platform panel's first load) does
+    // not carry tenant management's code.
+    NewTenant => NewTenantPage in tenant, by load_new_tenant, preload_new_tenant;
     Audit => AuditPage in audit, by load_audit, preload_audit;
     AuditEvent => AuditEventPage in audit, by load_audit_event, preload_audit_event;
     Switches => SwitchesPage in platform, by load_switches, preload_switches;
@@ -203,11 +205,11 @@ pub async fn first_page_chunks_arrive() -> bool {
             [] | ["t", _] | ["account", _] => preload_home().await,
             ["t", _, "integrations"] | ["t", _, "integrations", _] => preload_integrations().await,
             ["t", _, "agent-ops"] | ["t", _, "agent-ops", _] => preload_agent_ops().await,
-            ["t", _, "keys" | "settings"] => preload_signing_keys().await,
+            ["t", _, "keys" | "settings"] | ["tenants", "new"] => preload_signing_keys().await,
             ["audit"] | ["audit", _] => preload_audit().await,
-            ["switches" | "limits" | "staff" | "pepper" | "freeze"]
-            | ["staff", "sessions"]
-            | ["tenants", "new"] => preload_switches().await,
+            ["switches" | "limits" | "staff" | "pepper" | "freeze"] | ["staff", "sessions"] => {
+                preload_switches().await
+            }
             _ => Ok(()),
         };
         if loaded.is_ok() {

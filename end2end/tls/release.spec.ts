@@ -16,10 +16,11 @@ const tenant = need('TLS_TENANT');
 /** The goal (issue 13): 400 KB gzipped for what the first page needs. Pages are lazy routes,
  * so that is the shell plus the page's own chunks (README, The bundle). */
 const GZIP_GOAL = 400_000;
-/** The whole front end, every page group's chunks included, gzipped: its size after the freeze
- * and the sessions pages of issue 15 (992 KB; 939 KB after its second factors, 865 KB when the
- * routes were split) and about 5% more, so it cannot grow unnoticed. Lower it as it shrinks. */
-const GZIP_BUDGET = Number(process.env.BUNDLE_GZIP_BUDGET ?? 1_040_000);
+/** The whole front end, every page group's chunks included, gzipped: its size after the tenant
+ * and signing-key pages of issue 16 (1,103 KB; 1,035 KB after the passkeys of issue 15, 865 KB
+ * when the routes were split) and about 5% more, so it cannot grow unnoticed. Lower it as it
+ * shrinks. */
+const GZIP_BUDGET = Number(process.env.BUNDLE_GZIP_BUDGET ?? 1_160_000);
 /** The release folder's built files (scripts/tls-test.sh). */
 const pkgDir = need('TLS_SITE_PKG');
 const figures: Record<string, unknown> = { shell: {} };

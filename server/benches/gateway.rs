@@ -187,7 +187,11 @@ fn bench_router() {
                 .build(),
             pool,
             security: Arc::new(SecurityPolicy::default()),
-            sign_in_policy: Default::default(),
+            // Second factors optional, as in development: the bench signs in with a password.
+        sign_in_policy: app::auth::api::SignInPolicy {
+            mfa_required: false,
+            ..Default::default()
+        },
             verifier: verifier.clone(),
             controls,
             session_keys: Arc::new(server::web::session_keys::SessionKeys::new(&KEY, None)),
@@ -342,10 +346,21 @@ async fn bench_db() -> PgPool {
         "bench@example.com",
         "Bench",
         Role::IncidentCommander,
-        Some("bench password, long enough"),
+        Some("gateway load test passphrase"),
     )
     .await
     .unwrap();
+    // As if the person had since chosen the password: a handed-over one opens nothing else.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL staff_console.unaudited = 'benchmark seed'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE staff SET must_change_password = false")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
     pool
 }
 
@@ -418,7 +433,11 @@ async fn instance(db_url: &str, checks: Checks) -> (SocketAddr, Arc<Verifier>) {
             public_origin: format!("http://{addr}"),
             trusted_proxies: Vec::new(),
         }),
-        sign_in_policy: Default::default(),
+        // Second factors optional, as in development: the bench signs in with a password.
+        sign_in_policy: app::auth::api::SignInPolicy {
+            mfa_required: false,
+            ..Default::default()
+        },
         verifier: verifier.clone(),
         controls,
         session_keys: Arc::new(server::web::session_keys::SessionKeys::new(&KEY, None)),
@@ -882,7 +901,7 @@ async fn console_session(addr: SocketAddr) -> String {
                     "application/x-www-form-urlencoded".to_owned(),
                 ),
             ],
-            "email=bench%40example.com&password=bench+password%2C+long+enough",
+            "email=bench%40example.com&password=gateway+load+test+passphrase",
         ),
     )
     .await;

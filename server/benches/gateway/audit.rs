@@ -103,7 +103,7 @@ async fn database() -> (PgPool, String) {
         "bench@example.com",
         "Bench",
         Role::IncidentCommander,
-        Some("bench password, long enough"),
+        Some("gateway load test passphrase"),
     )
     .await
     .unwrap();

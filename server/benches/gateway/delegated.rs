@@ -53,13 +53,13 @@ fn memory() {
     let kid: Arc<str> = key.public().thumbprint().into();
     let tenant_id = uuid::Uuid::new_v4();
     let slug: Arc<str> = "bench".into();
-    let tenant = TenantKeys {
+    let tenant = Arc::new(TenantKeys {
         id: tenant_id,
         slug: slug.clone(),
         audiences: vec![delegated::AGENT_API_AUDIENCE.to_owned()],
         signer: None,
         jwks: Vec::new(),
-    };
+    });
     let mut keys = HashMap::new();
     keys.insert(
         kid.clone(),
@@ -73,7 +73,7 @@ fn memory() {
     let snapshot = Snapshot {
         epoch: 1,
         keys,
-        tenants: HashMap::new(),
+        tenants: [(slug.clone(), tenant.clone())].into_iter().collect(),
         slugs: [(tenant_id, slug.clone())].into_iter().collect(),
     };
     let pat = app::domain::gateway::verify::cached_for_test(

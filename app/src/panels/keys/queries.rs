@@ -22,12 +22,15 @@ pub struct LockedTenant {
 }
 
 /// Locks the tenant `slug` for a key change, so two changes to its keys run one after the
-/// other (the one-active-key rule holds between them).
+/// other (the one-active-key rule holds between them). `NO KEY UPDATE`: an audit event of
+/// the tenant written meanwhile (the gateway's ledger, holding the chain's lock) takes a
+/// key-share lock on the row for its foreign key, which a `FOR UPDATE` here would block
+/// while this change waits for the chain: a deadlock.
 pub async fn lock_tenant(change: &mut Change, slug: &str) -> sqlx::Result<Option<LockedTenant>> {
     sqlx::query_as!(
         LockedTenant,
         r#"SELECT id, slug, signing_algorithm AS "algorithm: SigningAlgorithm"
-           FROM tenants WHERE slug = $1 FOR UPDATE"#,
+           FROM tenants WHERE slug = $1 FOR NO KEY UPDATE"#,
         slug
     )
     .fetch_optional(change.db())

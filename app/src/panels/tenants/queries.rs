@@ -59,13 +59,15 @@ pub async fn settings(db: impl PgExecutor<'_>, slug: &str) -> sqlx::Result<Optio
     .await
 }
 
-/// A tenant's settings as they are, locked for a change: (id, settings).
+/// A tenant's settings as they are, locked for a change: (id, settings). `NO KEY UPDATE`,
+/// so audit events of the tenant written meanwhile (their foreign key takes a key-share
+/// lock) do not deadlock with this change waiting for the audit chain.
 pub async fn lock(change: &mut Change, slug: &str) -> sqlx::Result<Option<(Uuid, TenantSettings)>> {
     let row = sqlx::query!(
         r#"SELECT t.id, t.slug, t.name, t.audit_retention_months, t.max_token_lifetime_days,
                   t.allowed_audiences, t.signing_algorithm AS "signing_algorithm: SigningAlgorithm",
                   t.created_at
-           FROM tenants t WHERE t.slug = $1 FOR UPDATE"#,
+           FROM tenants t WHERE t.slug = $1 FOR NO KEY UPDATE"#,
         slug
     )
     .fetch_optional(change.db())

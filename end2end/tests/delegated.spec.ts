@@ -1,5 +1,5 @@
 import { test, expect, type APIRequestContext } from '@playwright/test';
-import { createLocalJWKSet, jwtVerify } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { mintToken, signIn, waitForHydration, watchConsole } from './helpers';
 
 // Delegated agent tokens, checked by an independent JWT library (jose, not the console's
@@ -57,8 +57,16 @@ test('a PAT is exchanged for a delegated token that an independent library verif
   expect(wider.status()).toBe(400);
   expect(await wider.json()).toMatchObject({ error: 'invalid_scope', code: 'DELEGATED_SCOPE_TOO_WIDE' });
 
-  // Runbook 000 without a body: revoke every key in the console.
+  // The keys page counts the token signed and the call verified with its kid (the
+  // gateway's events are written each second).
+  const kid = decodeProtectedHeader(token).kid!;
   await page.goto(`/t/${slug}/keys`);
+  await expect(async () => {
+    await page.reload();
+    await expect(page.locator(`tr[data-kid="${kid}"]`).getByTestId('key-use')).toHaveText('1 / 1', { timeout: 1_000 });
+  }).toPass({ timeout: 15_000 });
+
+  // Runbook 000 without a body: revoke every key in the console.
   await waitForHydration(page);
   const all = page.getByRole('region', { name: 'Revoke all keys' });
   await all.getByRole('button', { name: 'Preview what it revokes' }).click();

@@ -188,10 +188,10 @@ fn bench_router() {
             pool,
             security: Arc::new(SecurityPolicy::default()),
             // Second factors optional, as in development: the bench signs in with a password.
-        sign_in_policy: app::auth::api::SignInPolicy {
-            mfa_required: false,
-            ..Default::default()
-        },
+            sign_in_policy: app::auth::api::SignInPolicy {
+                mfa_required: false,
+                ..Default::default()
+            },
             verifier: verifier.clone(),
             controls,
             session_keys: Arc::new(server::web::session_keys::SessionKeys::new(&KEY, None)),

@@ -194,6 +194,21 @@ async fn a_pat_is_exchanged_for_a_delegated_token_the_gateway_accepts(pool: PgPo
     let used = common::audit(&pool, "delegated.used").await;
     assert_eq!(used.len(), 1);
     assert_eq!(used[0].3["pat"], w.pat.split('.').nth(1).unwrap());
+    // The keys panel counts them per kid.
+    let tenant = app::domain::tenants::queries::find(&pool, "acme")
+        .await
+        .unwrap();
+    let usage = app::panels::keys::queries::usage(&pool, tenant.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        usage,
+        vec![app::panels::keys::KeyUse {
+            kid: w.kid.clone(),
+            signed: 1,
+            verified: 1
+        }]
+    );
     let failed = common::audit(&pool, "delegated.failed_auth").await;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].1.as_deref(), Some("INSUFFICIENT_SCOPE"));

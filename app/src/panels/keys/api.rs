@@ -44,6 +44,7 @@ pub async fn signing_keys(tenant: String) -> Result<KeysPage, AppError> {
         .unwrap_or(crate::domain::status::SigningAlgorithm::Es256);
     Ok(KeysPage {
         keys: super::queries::list(actor.reader(), found.id).await?,
+        usage: super::queries::usage(actor.reader(), found.id).await?,
         slug: found.slug,
         name: found.name,
         algorithm,

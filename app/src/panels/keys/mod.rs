@@ -60,6 +60,17 @@ impl SigningKey {
     }
 }
 
+/// How much a key was used in the last 24 hours, from the gateway's audit events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyUse {
+    /// The key.
+    pub kid: String,
+    /// Delegated tokens it signed (`delegated.issued`).
+    pub signed: i64,
+    /// Calls accepted with tokens it signed (`delegated.used`).
+    pub verified: i64,
+}
+
 /// The keys page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeysPage {
@@ -71,6 +82,8 @@ pub struct KeysPage {
     pub algorithm: SigningAlgorithm,
     /// Its keys, newest first.
     pub keys: Vec<SigningKey>,
+    /// Their use in the last 24 hours (keys not used are absent).
+    pub usage: Vec<KeyUse>,
     /// `JWKS_MAX_AGE_SECONDS`.
     pub jwks_max_age_secs: i64,
     /// The server's clock when the page was read (countdowns count from it).

@@ -1,6 +1,6 @@
 //! SQL of the signing keys. Mutations take the [`Change`] they are part of.
 
-use super::SigningKey;
+use super::{KeyUse, SigningKey};
 use crate::auth::Change;
 use crate::domain::status::{SigningAlgorithm, SigningKeyState};
 use sqlx::PgExecutor;
@@ -231,6 +231,28 @@ pub async fn sealed_keys(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<SealedKey>
         r#"SELECT kid, tenant_id, algorithm AS "algorithm: SigningAlgorithm",
                   nonce AS "nonce!", sealed AS "sealed!"
            FROM signing_keys WHERE sealed IS NOT NULL ORDER BY kid"#
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Each key's use by the tenant's delegated tokens in the last 24 hours: tokens signed
+/// (`delegated.issued`) and calls accepted (`delegated.used`), from the gateway's events
+/// (each counts its calls in `details.count`).
+pub async fn usage(db: impl PgExecutor<'_>, tenant: Uuid) -> sqlx::Result<Vec<KeyUse>> {
+    sqlx::query_as!(
+        KeyUse,
+        r#"SELECT details->>'kid' AS "kid!",
+                  coalesce(sum((details->>'count')::bigint)
+                           FILTER (WHERE action = 'delegated.issued'), 0)::bigint AS "signed!",
+                  coalesce(sum((details->>'count')::bigint)
+                           FILTER (WHERE action = 'delegated.used'), 0)::bigint AS "verified!"
+           FROM audit_events
+           WHERE tenant_id = $1 AND ts > now() - interval '24 hours'
+             AND action IN ('delegated.issued', 'delegated.used')
+             AND details ? 'kid'
+           GROUP BY 1"#,
+        tenant
     )
     .fetch_all(db)
     .await

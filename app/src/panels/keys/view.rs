@@ -120,11 +120,12 @@ pub fn SigningKeysPage() -> impl IntoView {
 fn KeyTable(page: KeysPage, chosen: RwSignal<Option<Chosen>>) -> impl IntoView {
     let can = allowed(Permission::CommandIncident);
     let max_age = page.jwks_max_age_secs;
+    let usage = page.usage;
     view! {
         <DataTable caption="Signing keys" testid="signing-keys" class="mt-4"
             rows=page.keys.len()
             empty=("No signing keys", "The server gives a tenant an active key when it starts; stage one below.")
-            columns=vec![Col::new("Kid"), Col::new("Algorithm"), Col::new("State"), Col::new("Staged (UTC)"), Col::new("Activated / retired (UTC)"), Col::new("Verifies"), Col::new("Actions")]>
+            columns=vec![Col::new("Kid"), Col::new("Algorithm"), Col::new("State"), Col::new("Staged (UTC)"), Col::new("Activated / retired (UTC)"), Col::new("Verifies"), Col::new("Signed / verified, 24 h"), Col::new("Actions")]>
                 {page.keys.into_iter().map(|key| {
                     let state = key.state;
                     let badge = match state {
@@ -149,6 +150,11 @@ fn KeyTable(page: KeysPage, chosen: RwSignal<Option<Chosen>>) -> impl IntoView {
                     };
                     let kid = key.kid.clone();
                     let for_activate = key.clone();
+                    let used = usage
+                        .iter()
+                        .find(|u| u.kid == key.kid)
+                        .map(|u| format!("{} / {}", u.signed, u.verified))
+                        .unwrap_or_else(|| "0 / 0".to_owned());
                     view! {
                         <tr data-kid=key.kid.clone()>
                             <td class="font-mono text-xs break-all">{key.kid.clone()}</td>
@@ -157,6 +163,7 @@ fn KeyTable(page: KeysPage, chosen: RwSignal<Option<Chosen>>) -> impl IntoView {
                             <td>{format!("{} by {}", utc_seconds(key.staged_at), key.created_by)}</td>
                             <td>{times}</td>
                             <td>{verifies}</td>
+                            <td data-testid="key-use">{used}</td>
                             <td class="space-x-2 whitespace-nowrap">
                                 <Show when=move || can.get() && state == SigningKeyState::Staged>
                                     <button type="button" class="btn" on:click={

@@ -197,6 +197,7 @@ fn bench_router() {
             session_keys: Arc::new(server::web::session_keys::SessionKeys::new(&KEY, None)),
             passkeys: app::domain::factors::passkey::RelyingParty::unavailable(),
             key_policy: app::domain::keys::KeyPolicy::default(),
+            jwks_refresh_token: None,
         });
         for (path, auth) in [
             ("/healthz", None),
@@ -443,6 +444,7 @@ async fn instance(db_url: &str, checks: Checks) -> (SocketAddr, Arc<Verifier>) {
         session_keys: Arc::new(server::web::session_keys::SessionKeys::new(&KEY, None)),
         passkeys: app::domain::factors::passkey::RelyingParty::unavailable(),
         key_policy: app::domain::keys::KeyPolicy::default(),
+        jwks_refresh_token: None,
     };
     let app = router(state);
     tokio::spawn(async move {

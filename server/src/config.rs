@@ -148,6 +148,9 @@ pub struct Config {
     /// (default 600, 60 to 900): how long relying services may cache a JWKS (and a staged
     /// key waits before it may sign), and how long a delegated token lives.
     pub key_policy: app::domain::keys::KeyPolicy,
+    /// `INTERNAL_JWKS_REFRESH_TOKEN` (at least 32 characters): the bearer token of
+    /// `POST /internal/auth/jwks/refresh` (runbook 001). Unset: that route answers 404.
+    pub internal_jwks_refresh_token: Option<app::secret::SecretString>,
 }
 
 /// The gateway's rate limits: defaults per token owner and per address, and the runbook's
@@ -494,6 +497,23 @@ impl Config {
             600,
             60..=900,
         ));
+        let refresh_token = problems.take(match env.get("INTERNAL_JWKS_REFRESH_TOKEN") {
+            None => Ok(None),
+            Some(token) if token.trim().is_empty() => Ok(None),
+            Some(token)
+                if token.trim().chars().count() < 32
+                    || token.trim().chars().any(char::is_whitespace) =>
+            {
+                Err(ConfigError::Malformed {
+                    name: "INTERNAL_JWKS_REFRESH_TOKEN",
+                    reason: "use at least 32 characters without spaces (`openssl rand -base64 32`)"
+                        .into(),
+                })
+            }
+            Some(token) => Ok(Some(app::secret::SecretString::new(
+                token.trim().to_owned(),
+            ))),
+        });
         let key_policy =
             jwks_max_age
                 .zip(token_ttl)
@@ -527,6 +547,7 @@ impl Config {
             Some(session_signing_key),
             Some(session_signing_key_previous),
             Some(key_policy),
+            Some(internal_jwks_refresh_token),
         ) = (
             mode,
             database,
@@ -542,6 +563,7 @@ impl Config {
             session_key,
             session_key_previous,
             key_policy,
+            refresh_token,
         )
         else {
             return Err(ConfigErrors(problems.0));
@@ -563,6 +585,7 @@ impl Config {
             session_signing_key,
             session_signing_key_previous,
             key_policy,
+            internal_jwks_refresh_token,
         };
         let warnings = config.warnings();
         Ok(Checked {

@@ -24,10 +24,14 @@ use serde_json::json;
 pub struct Published {
     /// The verifier, whose key set they read.
     pub verifier: std::sync::Arc<app::domain::gateway::verify::Verifier>,
+    /// The database, for the refresh's audit events.
+    pub pool: sqlx::PgPool,
     /// `PUBLIC_URL`'s origin: issuers and URLs are built on it.
     pub public_origin: String,
     /// The JWKS max-age.
     pub policy: KeyPolicy,
+    /// `INTERNAL_JWKS_REFRESH_TOKEN`, when the forced refresh is on.
+    pub refresh_token: Option<std::sync::Arc<app::secret::SecretString>>,
 }
 
 /// The routes.
@@ -38,6 +42,7 @@ pub fn router(published: Published) -> Router {
             "/a/{tenant}/.well-known/openid-configuration",
             get(configuration),
         )
+        .route("/internal/auth/jwks/refresh", axum::routing::post(refresh))
         .with_state(published)
 }
 
@@ -135,4 +140,83 @@ async fn configuration(State(published): State<Published>, Path(slug): Path<Stri
         res.headers_mut().insert(header::CACHE_CONTROL, cache);
     }
     res
+}
+
+/// `POST /internal/auth/jwks/refresh` (runbook 001): reloads this instance's key set now and
+/// answers the kids it holds and their epoch. Only when `INTERNAL_JWKS_REFRESH_TOKEN` is set
+/// (404 otherwise), with that token as the bearer, compared in constant time. Each refresh is
+/// audited (so the runbook's timestamps are in the log); a refused one is logged.
+async fn refresh(State(published): State<Published>, headers: HeaderMap) -> Response {
+    use subtle::ConstantTimeEq as _;
+    let Some(expected) = &published.refresh_token else {
+        return crate::gateway::json_error(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "No such route.",
+            "Bearer",
+        );
+    };
+    let given = crate::gateway::bearer(&headers);
+    let matches: bool = given.as_bytes().ct_eq(expected.expose().as_bytes()).into();
+    if !matches {
+        // Logged, not audited: anyone can call this route, and an audit event each would let
+        // them queue writes on the audit chain.
+        tracing::warn!(
+            bearer_present = !given.is_empty(),
+            "a JWKS refresh with a wrong token was refused"
+        );
+        return crate::gateway::json_error(
+            StatusCode::UNAUTHORIZED,
+            "REFRESH_TOKEN_INVALID",
+            "Send INTERNAL_JWKS_REFRESH_TOKEN as the bearer token.",
+            r#"Bearer realm="internal""#,
+        );
+    }
+    let actor = app::auth::Actor::system(published.pool.clone(), "jwks refresh");
+    let keys = published.verifier.keys();
+    let epoch = match keys.reload().await {
+        Ok(epoch) => epoch,
+        Err(err) => {
+            tracing::error!(error = %err, "a forced key set refresh failed");
+            return unavailable();
+        }
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let snapshot = keys.snapshot();
+    let mut held: Vec<serde_json::Value> = snapshot
+        .keys
+        .iter()
+        .map(|(kid, key)| {
+            json!({
+                "kid": &**kid,
+                "tenant": snapshot.slugs.get(&key.tenant).map(|s| &**s),
+                "state": key.state.as_str(),
+                "verifies": key.verifies_at(now),
+            })
+        })
+        .collect();
+    held.sort_by(|a, b| a["kid"].as_str().cmp(&b["kid"].as_str()));
+    let event = actor.event("jwks.refreshed").details(json!({
+        "epoch": epoch,
+        "keys": held.len(),
+    }));
+    if let Err(err) = record(&actor, event).await {
+        tracing::error!(error = %err, "recording a JWKS refresh failed");
+    }
+    let mut res = axum::Json(json!({
+        "epoch": epoch,
+        "refreshed_at": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+        "keys": held,
+    }))
+    .into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+async fn record(
+    actor: &app::auth::Actor,
+    event: app::domain::audit::NewEvent,
+) -> Result<i64, app::error::AppError> {
+    actor.change().await?.commit(event).await
 }

@@ -292,6 +292,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
     let state = AppState {
         passkeys,
         key_policy: config.key_policy,
+        jwks_refresh_token: config.internal_jwks_refresh_token.clone().map(Arc::new),
         leptos_options,
         pool: pool.clone(),
         security: Arc::new(SecurityPolicy {

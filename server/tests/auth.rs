@@ -39,6 +39,7 @@ pub(crate) fn app_with_policy(pool: PgPool, policy: SignInPolicy) -> axum::Route
         session_keys: common::session_keys(),
         passkeys: common::relying_party(),
         key_policy: app::domain::keys::KeyPolicy::default(),
+        jwks_refresh_token: None,
     })
 }
 

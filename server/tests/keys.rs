@@ -618,3 +618,83 @@ async fn tenants_without_a_key_get_one_at_start_and_a_wrong_master_key_is_caught
         .expect_err("wrong key");
     assert!(err.to_string().contains("does not decrypt"), "{err}");
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn the_forced_refresh_reloads_this_instance_for_its_token_only(pool: PgPool) {
+    const TOKEN: &str = "refresh-token-of-the-tests-0123456789abcdef";
+    let cli = Actor::command_line_unchecked(pool.clone(), "ic");
+    let first = create(&cli, "acme").await;
+    let refresh = |token: Option<&str>| {
+        let mut req = Request::post("/internal/auth/jwks/refresh");
+        if let Some(token) = token {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        req.body(Body::empty()).unwrap()
+    };
+    // Off unless configured.
+    let off = common::send(&common::app(pool.clone()), refresh(Some(TOKEN))).await;
+    assert_eq!(off.status, StatusCode::NOT_FOUND);
+
+    let (app, verifier) = common::app_with_refresh_token(pool.clone(), TOKEN);
+    verifier.keys().reload().await.unwrap();
+    let epoch = verifier.keys().epoch();
+    // A key staged elsewhere: this instance (no listener in the tests) does not know it.
+    let second = stage(&cli, "acme").await;
+    assert!(!verifier
+        .keys()
+        .snapshot()
+        .keys
+        .contains_key(second.as_str()));
+    for wrong in [
+        None,
+        Some("refresh-token-of-the-tests-0123456789abcdeX"),
+        Some("short"),
+    ] {
+        let answer = common::send(&app, refresh(wrong)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{wrong:?}");
+        assert_eq!(common::code(&answer), "REFRESH_TOKEN_INVALID");
+    }
+    assert!(
+        !verifier
+            .keys()
+            .snapshot()
+            .keys
+            .contains_key(second.as_str()),
+        "refused: nothing reloaded"
+    );
+    let answer = common::send(&app, refresh(Some(TOKEN))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.header("cache-control"), "no-store");
+    let json = answer.json();
+    assert!(json["epoch"].as_i64().unwrap() > epoch);
+    let held: Vec<(String, String)> = json["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["kid"].as_str().unwrap().to_owned(),
+                k["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(held.contains(&(first.clone(), "active".into())), "{held:?}");
+    assert!(
+        held.contains(&(second.clone(), "staged".into())),
+        "{held:?}"
+    );
+    assert!(verifier
+        .keys()
+        .snapshot()
+        .keys
+        .contains_key(second.as_str()));
+    // The refresh is audited with the epoch it reached (refusals are only logged: anyone may
+    // call the route).
+    assert!(common::audit(&pool, "jwks.refresh_refused")
+        .await
+        .is_empty());
+    let refreshed = common::audit(&pool, "jwks.refreshed").await;
+    assert_eq!(refreshed.len(), 1);
+    assert_eq!(refreshed[0].3["epoch"], json["epoch"]);
+    assert!(!answer.body.contains(TOKEN));
+}

@@ -51,6 +51,8 @@ pub struct AppState {
     pub passkeys: app::domain::factors::passkey::RelyingParty,
     /// `JWKS_MAX_AGE_SECONDS` and `DELEGATED_TOKEN_TTL_SECONDS`.
     pub key_policy: app::domain::keys::KeyPolicy,
+    /// `INTERNAL_JWKS_REFRESH_TOKEN`: the forced refresh's bearer token, if it is on.
+    pub jwks_refresh_token: Option<Arc<app::secret::SecretString>>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -272,8 +274,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::switches_api::router(state.controls.clone()))
         .merge(crate::published::router(crate::published::Published {
             verifier: state.verifier.clone(),
+            pool: state.pool.clone(),
             public_origin: state.security.public_origin.clone(),
             policy: state.key_policy,
+            refresh_token: state.jwks_refresh_token.clone(),
         }))
         .merge(assets(&state.leptos_options))
         .merge(console)

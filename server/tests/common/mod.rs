@@ -74,12 +74,46 @@ pub fn app_parts_with_site(
     Arc<app::domain::gateway::verify::Verifier>,
     Arc<app::domain::gateway::controls::state::Controls>,
 ) {
-    app_parts_full(pool, https, site_root, hash_files, false, session_keys())
+    app_parts_full(
+        pool,
+        https,
+        site_root,
+        hash_files,
+        false,
+        session_keys(),
+        None,
+    )
+}
+
+/// The router with `POST /internal/auth/jwks/refresh` on, answering `token`.
+pub fn app_with_refresh_token(
+    pool: PgPool,
+    token: &str,
+) -> (Router, Arc<app::domain::gateway::verify::Verifier>) {
+    let (router, verifier, _) = app_parts_full(
+        pool,
+        false,
+        "target/site",
+        false,
+        false,
+        session_keys(),
+        Some(token),
+    );
+    (router, verifier)
 }
 
 /// The router as production builds it: every person must have a second factor.
 pub fn app_requiring_mfa(pool: PgPool) -> Router {
-    app_parts_full(pool, false, "target/site", false, true, session_keys()).0
+    app_parts_full(
+        pool,
+        false,
+        "target/site",
+        false,
+        true,
+        session_keys(),
+        None,
+    )
+    .0
 }
 
 fn app_parts_full(
@@ -89,6 +123,7 @@ fn app_parts_full(
     hash_files: bool,
     mfa: bool,
     keys: Arc<server::web::session_keys::SessionKeys>,
+    refresh_token: Option<&str>,
 ) -> (
     Router,
     Arc<app::domain::gateway::verify::Verifier>,
@@ -120,6 +155,7 @@ fn app_parts_full(
         session_keys: keys,
         passkeys: relying_party(),
         key_policy: app::domain::keys::KeyPolicy::default(),
+        jwks_refresh_token: refresh_token.map(|t| Arc::new(app::secret::SecretString::new(t))),
     });
     (router, verifier, controls)
 }
@@ -146,7 +182,16 @@ pub fn session_keys() -> Arc<server::web::session_keys::SessionKeys> {
 
 /// The router with these session cookie keys (a key rotation).
 pub fn app_with_session_keys(pool: PgPool, keys: server::web::session_keys::SessionKeys) -> Router {
-    app_parts_full(pool, false, "target/site", false, false, Arc::new(keys)).0
+    app_parts_full(
+        pool,
+        false,
+        "target/site",
+        false,
+        false,
+        Arc::new(keys),
+        None,
+    )
+    .0
 }
 
 /// The ENCRYPTION_KEY of the tests.

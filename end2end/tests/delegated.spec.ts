@@ -71,6 +71,7 @@ test('a PAT is exchanged for a delegated token that an independent library verif
   const all = page.getByRole('region', { name: 'Revoke all keys' });
   await all.getByRole('button', { name: 'Preview what it revokes' }).click();
   await expect(all.getByTestId('revoke-preview')).toContainText('1 key(s) would be unpublished');
+  await expect(all.getByTestId('live-tokens')).toHaveText(/^1 delegated token\(s\) they signed may still be live/);
   await all.getByLabel('Reason').fill('e2e: signing key compromise');
   await all.getByLabel(`Type ${slug} to confirm`).fill(slug);
   await all.getByRole('button', { name: 'Revoke 1 key(s) and activate a fresh one' }).click();

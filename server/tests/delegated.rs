@@ -209,6 +209,12 @@ async fn a_pat_is_exchanged_for_a_delegated_token_the_gateway_accepts(pool: PgPo
             verified: 1
         }]
     );
+    // A revocation's preview counts the delegated tokens the key signed that may be live.
+    let preview =
+        app::panels::keys::ops::preview(&w.cli, KeyPolicy::default(), "acme", Some(&w.kid))
+            .await
+            .unwrap();
+    assert_eq!(preview.live_tokens, 1);
     let failed = common::audit(&pool, "delegated.failed_auth").await;
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].1.as_deref(), Some("INSUFFICIENT_SCOPE"));

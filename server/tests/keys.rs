@@ -477,7 +477,10 @@ async fn revoke_all_leaves_one_fresh_active_key_in_one_change(pool: PgPool) {
         .unwrap();
     let third = stage(&cli, "acme").await;
 
-    let preview = keys::preview(&cli, "acme", None).await.unwrap();
+    let preview = keys::preview(&cli, KeyPolicy::default(), "acme", None)
+        .await
+        .unwrap();
+    assert_eq!(preview.live_tokens, 0, "no delegated token was issued");
     assert_eq!(preview.keys.len(), 3);
     assert!(preview.replaces_active);
     let stale = keys::revoke_all(&cli, &master(), "acme", "JWKS compromise", "acme", 2)

@@ -287,27 +287,12 @@ impl Verifier {
         scope: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<Verified, (Refusal, Option<Arc<CachedToken>>)> {
-        let epoch = self.epoch.load(Ordering::SeqCst);
-        self.lookups.fetch_add(1, Ordering::Relaxed);
-        let loaded = match load(&self.pool, &presented.id).await {
-            Ok(Some(entry)) => Arc::new(entry),
+        let loaded = match self.lookup(&presented.id).await {
+            Ok(Some(entry)) => entry,
             Ok(None) => return Err((Refusal::NotFound, None)),
-            Err(err) => {
-                // Fail closed: a token that cannot be checked is refused.
-                tracing::error!(error = %err, "token lookup failed: refusing");
-                return Err((Refusal::RevokedOrInvalid, None));
-            }
+            // Fail closed: a token that cannot be checked is refused.
+            Err(()) => return Err((Refusal::RevokedOrInvalid, None)),
         };
-        if let Ok(mut cache) = self.cache.write() {
-            // Cache only when no invalidation happened during the lookup: the row read may
-            // predate it.
-            if self.epoch.load(Ordering::SeqCst) == epoch {
-                if cache.len() >= CACHE_CAPACITY {
-                    cache.clear();
-                }
-                cache.insert(loaded.id.clone(), loaded.clone());
-            }
-        }
         let Some(ring) = self.ring() else {
             return Err((Refusal::RevokedOrInvalid, Some(loaded)));
         };
@@ -321,6 +306,13 @@ impl Verifier {
         if let Some(hit) = self.cache.read().ok().and_then(|c| c.get(id).cloned()) {
             return Ok(Some(hit));
         }
+        self.lookup(id).await
+    }
+
+    /// Reads the token row `id` from the database and caches it, unless an invalidation
+    /// happened during the read (the row read may predate it). `Err` (logged) when the
+    /// database could not be asked.
+    async fn lookup(&self, id: &str) -> Result<Option<Arc<CachedToken>>, ()> {
         let epoch = self.epoch.load(Ordering::SeqCst);
         self.lookups.fetch_add(1, Ordering::Relaxed);
         let loaded = match load(&self.pool, id).await {

@@ -94,9 +94,11 @@ pub async fn preview_key_revocation(
     tenant: String,
     kid: Option<String>,
 ) -> Result<RevokePreview, AppError> {
+    let policy = policy();
     let actor = require(Permission::CommandIncident).await?;
     super::ops::preview(
         &actor,
+        policy,
         &tenant,
         kid.as_deref().filter(|k| !k.trim().is_empty()),
     )

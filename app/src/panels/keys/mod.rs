@@ -98,6 +98,10 @@ pub struct RevokePreview {
     pub keys: Vec<(String, SigningKeyState)>,
     /// Whether it revokes the active key, so that a fresh key is activated in its place.
     pub replaces_active: bool,
+    /// Delegated tokens those keys signed that may still be live (issued within the token
+    /// lifetime and its clock skew, from the gateway's `delegated.issued` events): refused
+    /// from the revocation on.
+    pub live_tokens: i64,
 }
 
 /// What a key change did.

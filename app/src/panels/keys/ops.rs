@@ -66,18 +66,11 @@ async fn locked(change: &mut Change, slug: &str) -> Result<LockedTenant, AppErro
 
 /// The published key `kid` of the locked tenant: a message at the `kid` field when the
 /// tenant has no such key.
-fn find<'a>(
-    keys: &'a [SigningKey],
-    kid: &str,
-    tenant: &LockedTenant,
-) -> Result<&'a SigningKey, AppError> {
+fn find<'a>(keys: &'a [SigningKey], kid: &str, tenant: &str) -> Result<&'a SigningKey, AppError> {
     keys.iter().find(|k| k.kid == kid).ok_or_else(|| {
         AppError::validation(
             "kid",
-            format!(
-                "Tenant “{}” has no published key with this kid.",
-                tenant.slug
-            ),
+            format!("Tenant “{tenant}” has no published key with this kid."),
         )
     })
 }
@@ -161,7 +154,7 @@ pub async fn activate(
     let mut change = freeze::guard(actor, change, FrozenOp::ActivateSigningKey).await?;
     let tenant = locked(&mut change, slug).await?;
     let keys = queries::lock_keys(&mut change, tenant.id, &PUBLISHED).await?;
-    let key = find(&keys, &kid, &tenant)?;
+    let key = find(&keys, &kid, &tenant.slug)?;
     if !key.state.may_become(SigningKeyState::Active) {
         return Err(AppError::Conflict {
             field: None,
@@ -219,34 +212,34 @@ pub async fn activate(
     })
 }
 
-/// What revoking `kid` (or, with `None`, every published key) would do.
+/// What revoking `kid` (or, with `None`, every published key) would do: the keys, and the
+/// delegated tokens they signed that may still be live.
 pub async fn preview(
     actor: &Actor,
+    policy: KeyPolicy,
     slug: &str,
     kid: Option<&str>,
 ) -> Result<RevokePreview, AppError> {
     let kid = kid.map(check_kid).transpose()?;
     let tenant = crate::domain::tenants::queries::find(actor.reader(), slug.trim()).await?;
     let keys = queries::list(actor.reader(), tenant.id).await?;
-    let published: Vec<&SigningKey> = keys.iter().filter(|k| k.state.published()).collect();
-    let chosen: Vec<&SigningKey> = match &kid {
-        Some(kid) => {
-            let key = published.iter().find(|k| &k.kid == kid).ok_or_else(|| {
-                AppError::validation(
-                    "kid",
-                    format!(
-                        "Tenant “{}” has no published key with this kid.",
-                        tenant.slug
-                    ),
-                )
-            })?;
-            vec![*key]
-        }
+    let published: Vec<SigningKey> = keys.into_iter().filter(|k| k.state.published()).collect();
+    let chosen: Vec<SigningKey> = match &kid {
+        Some(kid) => vec![find(&published, kid, &tenant.slug)?.clone()],
         None => published,
     };
+    let kids: Vec<String> = chosen.iter().map(|k| k.kid.clone()).collect();
+    let live_tokens = queries::issued_since(
+        actor.reader(),
+        tenant.id,
+        &kids,
+        policy.token_ttl_secs + crate::domain::keys::CLOCK_SKEW_SECS,
+    )
+    .await?;
     Ok(RevokePreview {
         replaces_active: chosen.iter().any(|k| k.state == SigningKeyState::Active),
-        keys: chosen.iter().map(|k| (k.kid.clone(), k.state)).collect(),
+        keys: chosen.into_iter().map(|k| (k.kid, k.state)).collect(),
+        live_tokens,
     })
 }
 
@@ -272,7 +265,7 @@ pub async fn revoke(
     let mut change = actor.change().await?;
     let tenant = locked(&mut change, slug).await?;
     let keys = queries::lock_keys(&mut change, tenant.id, &PUBLISHED).await?;
-    let key = find(&keys, &kid, &tenant)?.clone();
+    let key = find(&keys, &kid, &tenant.slug)?.clone();
     revoke_keys(actor, master, change, &tenant, &[key], &reason, None).await
 }
 

@@ -257,3 +257,24 @@ pub async fn usage(db: impl PgExecutor<'_>, tenant: Uuid) -> sqlx::Result<Vec<Ke
     .fetch_all(db)
     .await
 }
+
+/// Delegated tokens signed by `kids` within the last `secs` seconds (those that may still
+/// be live), from the gateway's `delegated.issued` events.
+pub async fn issued_since(
+    db: impl PgExecutor<'_>,
+    tenant: Uuid,
+    kids: &[String],
+    secs: i64,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT coalesce(sum((details->>'count')::bigint), 0)::bigint AS "n!"
+           FROM audit_events
+           WHERE tenant_id = $1 AND action = 'delegated.issued'
+             AND ts > now() - make_interval(secs => $3) AND details->>'kid' = ANY($2)"#,
+        tenant,
+        kids,
+        secs as f64
+    )
+    .fetch_one(db)
+    .await
+}

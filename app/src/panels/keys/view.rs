@@ -265,6 +265,7 @@ fn ActivateForm(
 
 fn preview_list(preview: &RevokePreview) -> impl IntoView {
     let replaces = preview.replaces_active;
+    let live = preview.live_tokens;
     let keys = preview.keys.clone();
     view! {
         <div data-testid="revoke-preview">
@@ -272,6 +273,7 @@ fn preview_list(preview: &RevokePreview) -> impl IntoView {
             <ul class="mt-1 list-disc pl-6 text-sm">
                 {keys.into_iter().map(|(kid, state)| view! { <li class="break-all font-mono text-xs">{format!("{kid} ({state})")}</li> }).collect_view()}
             </ul>
+            <p class="mt-1 text-sm" data-testid="live-tokens">{format!("{live} delegated token(s) they signed may still be live: each is refused from the revocation on.")}</p>
             {replaces.then(|| view! { <p class="mt-1 text-sm">"The active key is among them: a fresh key is activated in its place, in the same change."</p> })}
         </div>
     }

@@ -334,8 +334,16 @@ async fn a_step_up_opens_dangerous_actions_for_ten_minutes(pool: PgPool) {
         "{}",
         refused.body
     );
-    // The code that signed in cannot step up again; the next one can, once.
-    let same = format!("code={}", common::totp_code(&secret, 0));
+    // The code that signed in cannot step up again; the next one can, once. Both from the
+    // step the sign-in used, as recorded: computed from the clock instead, a 30-second
+    // boundary passing since the sign-in would make "the same code" a fresh one.
+    let used: i64 = sqlx::query_scalar("SELECT last_step FROM staff_totp WHERE staff_id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let used = u64::try_from(used).unwrap();
+    let same = format!("code={}", secret.code_at(used * 30));
     let replayed = common::call(&app, StepUp::PATH, &cookie, &same).await;
     assert_eq!(
         replayed.status,
@@ -343,7 +351,7 @@ async fn a_step_up_opens_dangerous_actions_for_ten_minutes(pool: PgPool) {
         "{}",
         replayed.body
     );
-    let next = format!("code={}", common::totp_code(&secret, 1));
+    let next = format!("code={}", secret.code_at((used + 1) * 30));
     let stepped = common::call(&app, StepUp::PATH, &cookie, &next).await;
     assert_eq!(stepped.status, StatusCode::OK, "{}", stepped.body);
     let done = common::call(&app, SetStaffActive::PATH, &cookie, &disable).await;

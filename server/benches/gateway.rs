@@ -338,9 +338,12 @@ async fn bench_db() -> PgPool {
         .unwrap();
     tx.commit().await.unwrap();
     let system = Actor::system(pool.clone(), "bench");
-    app::domain::tokens::pepper::create_first_if_none(&system, &KEY)
-        .await
-        .unwrap();
+    app::domain::tokens::pepper::create_first_if_none(
+        &system,
+        &app::domain::tokens::pepper::MasterKey::new(KEY),
+    )
+    .await
+    .unwrap();
     let actor = Actor::command_line_unchecked(pool.clone(), "bench");
     app::panels::staff::ops::create(
         &actor,

@@ -164,7 +164,7 @@ async fn check_database(config: &Config, patience: Duration, report: &mut Report
             crate::logging::redact(&err.to_string())
         )),
     }
-    match app::domain::tokens::pepper::load(&pool, config.encryption_key.expose()).await {
+    match app::domain::tokens::pepper::load(&pool, &config.master_key()).await {
         Ok(ring) => report.notes.push(format!(
             "token pepper version {} opens with this ENCRYPTION_KEY",
             ring.current.version

@@ -144,6 +144,9 @@ pub struct Config {
     /// `SESSION_SIGNING_KEY_PREVIOUS`: during a rotation, the key replaced; cookies signed
     /// with it are still accepted (and re-signed with the new one).
     pub session_signing_key_previous: Option<EncryptionKey>,
+    /// `ENCRYPTION_KEY_PREVIOUS`: during a rotation, the key replaced; secrets still sealed
+    /// under it open until `staff-console secrets reseal` moved them.
+    pub encryption_key_previous: Option<EncryptionKey>,
     /// `JWKS_MAX_AGE_SECONDS` (default 300, 60 to 86400) and `DELEGATED_TOKEN_TTL_SECONDS`
     /// (default 600, 60 to 900): how long relying services may cache a JWKS (and a staged
     /// key waits before it may sign), and how long a delegated token lives.
@@ -350,6 +353,15 @@ pub struct Checked {
 }
 
 impl Config {
+    /// `ENCRYPTION_KEY`, with `ENCRYPTION_KEY_PREVIOUS` beside it during a rotation: what
+    /// every secret at rest is sealed (current) and opened (either) with.
+    pub fn master_key(&self) -> app::domain::tokens::pepper::MasterKey {
+        app::domain::tokens::pepper::MasterKey::with_previous(
+            *self.encryption_key.expose(),
+            self.encryption_key_previous.as_ref().map(|k| *k.expose()),
+        )
+    }
+
     /// Reads and checks every variable `serve` uses; the error lists every problem found.
     pub fn from_env(env: &impl Env) -> Result<Self, ConfigErrors> {
         Self::read(env, DevSecrets::Generate).map(|checked| checked.config)
@@ -466,6 +478,22 @@ impl Config {
             }),
         });
 
+        // ENCRYPTION_KEY rotation (runbook 004): secrets sealed under the key replaced still
+        // open until `staff-console secrets reseal` has moved them to the new one.
+        let encryption_key_previous = problems.take(match env.get("ENCRYPTION_KEY_PREVIOUS") {
+            None => Ok(None),
+            Some(raw) if raw.trim().is_empty() => Ok(None),
+            Some(raw) => parse_key("ENCRYPTION_KEY_PREVIOUS", &raw).and_then(|key| {
+                if encryption_key.as_ref().is_some_and(|current| current.expose() == key.expose()) {
+                    return Err(ConfigError::Malformed {
+                        name: "ENCRYPTION_KEY_PREVIOUS",
+                        reason: "it is the same as ENCRYPTION_KEY: during a rotation it holds the key that was replaced".into(),
+                    });
+                }
+                Ok(Some(key))
+            }),
+        });
+
         let auto_migrate = problems.take(match env.get("AUTO_MIGRATE").as_deref() {
             None => Ok(strict == Mode::Development),
             Some("true" | "1") => Ok(true),
@@ -548,6 +576,7 @@ impl Config {
             Some(session_signing_key_previous),
             Some(key_policy),
             Some(internal_jwks_refresh_token),
+            Some(encryption_key_previous),
         ) = (
             mode,
             database,
@@ -564,6 +593,7 @@ impl Config {
             session_key_previous,
             key_policy,
             refresh_token,
+            encryption_key_previous,
         )
         else {
             return Err(ConfigErrors(problems.0));
@@ -572,6 +602,7 @@ impl Config {
             mode,
             database,
             encryption_key,
+            encryption_key_previous,
             public_origin,
             https,
             listen_addr,
@@ -608,6 +639,11 @@ impl Config {
                 );
             }
             return out;
+        }
+        if self.encryption_key_previous.is_some() {
+            out.push(
+                "ENCRYPTION_KEY_PREVIOUS is set: secrets sealed under the replaced key still open. Run `staff-console secrets reseal`, then remove it.".to_owned(),
+            );
         }
         if self.session_signing_key_previous.is_some() {
             out.push(

@@ -77,6 +77,22 @@ enum Command {
         #[command(subcommand)]
         command: FreezeCommand,
     },
+    /// Secrets at rest across an ENCRYPTION_KEY rotation (runbook 004).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Say how many peppers, signing keys and TOTP secrets are sealed under
+    /// ENCRYPTION_KEY and under ENCRYPTION_KEY_PREVIOUS (exit 1 while any is on the
+    /// previous key).
+    Status,
+    /// Re-seal everything still under ENCRYPTION_KEY_PREVIOUS under ENCRYPTION_KEY, a
+    /// batch per transaction (audited as `secrets.resealed`); safe to stop and run again.
+    Reseal,
 }
 
 #[derive(Subcommand)]
@@ -252,6 +268,92 @@ async fn command_line_actor() -> Result<(sqlx::PgPool, Actor), String> {
     Ok((pool, actor))
 }
 
+fn census_report(census: &app::domain::secrets::Census) -> String {
+    let line = |name: &str, c: &app::domain::secrets::Count| {
+        format!(
+            "{name}: {} on ENCRYPTION_KEY, {} on ENCRYPTION_KEY_PREVIOUS{}",
+            c.current,
+            c.previous,
+            if c.unopened > 0 {
+                format!(", {} opening under neither", c.unopened)
+            } else {
+                String::new()
+            }
+        )
+    };
+    let mut out = [
+        line("token peppers", &census.peppers),
+        line("signing keys", &census.signing_keys),
+        line("TOTP secrets", &census.totp),
+    ]
+    .join("\n");
+    let recovery = census.recovery_note();
+    if !recovery.is_empty() {
+        out.push_str(&format!(
+            "\nrecovery codes{}",
+            recovery.replacen(';', ":", 1)
+        ));
+    }
+    out
+}
+
+async fn secrets_command(command: SecretsCommand) -> Result<String, String> {
+    let (pool, actor) = command_line_actor().await?;
+    let result = async {
+        let master = encryption_key(&pool).await?;
+        let census = app::domain::secrets::census(&pool, &master)
+            .await
+            .map_err(|e| e.to_string())?;
+        match command {
+            SecretsCommand::Status => {
+                let report = census_report(&census);
+                if census.on_previous() > 0 || census.unopened().is_some() {
+                    Err(format!("{report}\nrun `staff-console secrets reseal`"))
+                } else {
+                    Ok(report)
+                }
+            }
+            SecretsCommand::Reseal => {
+                let done = app::domain::secrets::reseal(&actor, &pool, &master, |kind, n| {
+                    eprintln!("re-sealed {n} of {kind}");
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+                let after = app::domain::secrets::census(&pool, &master)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let summary = format!(
+                    "re-sealed {} token pepper(s), {} signing key(s), {} TOTP secret(s){}\n{}",
+                    done.peppers,
+                    done.signing_keys,
+                    done.totp,
+                    if done.skipped > 0 {
+                        format!("; {} changed meanwhile: run it again", done.skipped)
+                    } else {
+                        String::new()
+                    },
+                    census_report(&after)
+                );
+                if after.on_previous() > 0 || after.unopened().is_some() {
+                    Err(format!("{summary}\nsome secrets are left: run it again"))
+                } else {
+                    Ok(format!(
+                        "{summary}\nnothing is sealed under ENCRYPTION_KEY_PREVIOUS any more{}",
+                        if after.recovery_staff_previous + after.recovery_staff_unknown == 0 {
+                            ": remove it from the environment"
+                        } else {
+                            ""
+                        }
+                    ))
+                }
+            }
+        }
+    }
+    .await;
+    pool.close().await;
+    result
+}
+
 async fn service_token_command(command: ServiceTokenCommand) -> Result<String, String> {
     use app::domain::gateway::controls::service_token;
     let (pool, actor) = command_line_actor().await?;
@@ -327,11 +429,11 @@ async fn encryption_key(
     pool: &sqlx::PgPool,
 ) -> Result<app::domain::tokens::pepper::MasterKey, String> {
     let config = Config::from_env(&ProcessEnv).map_err(|e| e.to_string())?;
-    let key = *config.encryption_key.expose();
-    app::domain::tokens::pepper::load(pool, &key)
+    let master = config.master_key();
+    app::domain::tokens::pepper::load(pool, &master)
         .await
         .map_err(|e| format!("ENCRYPTION_KEY does not match this database: {e}"))?;
-    Ok(app::domain::tokens::pepper::MasterKey::new(key))
+    Ok(master)
 }
 
 async fn freeze_command(command: FreezeCommand) -> Result<String, String> {
@@ -546,6 +648,7 @@ async fn main() -> ExitCode {
         Command::Staff { command } => report(staff_command(command).await),
         Command::ServiceToken { command } => report(service_token_command(command).await),
         Command::Freeze { command } => report(freeze_command(command).await),
+        Command::Secrets { command } => report(secrets_command(command).await),
         Command::Tenant { command } => report(tenant_command(command).await),
         Command::Audit { command } => report(audit_command(command).await),
         Command::Smoke {

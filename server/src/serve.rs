@@ -52,7 +52,7 @@ pub enum ServeError {
 /// Creates the first token pepper on a new database, then checks that every pepper still in
 /// use opens with this ENCRYPTION_KEY: a wrong key stops the server here, not at the first
 /// token check.
-async fn load_peppers(pool: &sqlx::PgPool, key: &[u8; 32]) -> Result<(), ServeError> {
+async fn load_peppers(pool: &sqlx::PgPool, key: &MasterKey) -> Result<(), ServeError> {
     use app::domain::tokens::pepper;
     let system = app::auth::Actor::system(pool.clone(), "first pepper");
     if pepper::create_first_if_none(&system, key).await? {
@@ -69,19 +69,51 @@ async fn load_peppers(pool: &sqlx::PgPool, key: &[u8; 32]) -> Result<(), ServeEr
 
 /// Gives every tenant without an active signing key one, then checks that every stored
 /// private key opens with this ENCRYPTION_KEY: a wrong key stops the server here.
-async fn load_signing_keys(pool: &sqlx::PgPool, key: &[u8; 32]) -> Result<(), ServeError> {
-    let master = MasterKey::new(*key);
+async fn load_signing_keys(pool: &sqlx::PgPool, master: &MasterKey) -> Result<(), ServeError> {
     let system = app::auth::Actor::system(pool.clone(), "signing keys");
-    let given = app::panels::keys::ops::ensure_active_keys(&system, &master)
+    let given = app::panels::keys::ops::ensure_active_keys(&system, master)
         .await
         .map_err(|e| ServeError::Bootstrap(format!("signing keys: {e}")))?;
     if !given.is_empty() {
         tracing::info!(tenants = ?given, "tenants without an active signing key got one");
     }
-    let opened = app::panels::keys::ops::check_all_open(pool, &master)
+    let opened = app::panels::keys::ops::check_all_open(pool, master)
         .await
         .map_err(|e| ServeError::Bootstrap(e.to_string()))?;
     tracing::info!(keys = opened, "signing keys open with this ENCRYPTION_KEY");
+    Ok(())
+}
+
+/// During an ENCRYPTION_KEY rotation, says what is still sealed under the previous key
+/// (until `staff-console secrets reseal` has moved it); a secret that opens under neither
+/// key stops the server.
+async fn warn_while_resealing(pool: &sqlx::PgPool, master: &MasterKey) -> Result<(), ServeError> {
+    let census = app::domain::secrets::census(pool, master)
+        .await
+        .map_err(|e| ServeError::Bootstrap(format!("secrets at rest: {e}")))?;
+    if let Some(unopened) = census.unopened() {
+        return Err(ServeError::Bootstrap(format!(
+            "{unopened} does not open with ENCRYPTION_KEY{}: it is not the key this database was set up with",
+            if master.previous().is_some() { " nor ENCRYPTION_KEY_PREVIOUS" } else { "" }
+        )));
+    }
+    if master.previous().is_none() {
+        return Ok(());
+    }
+    if census.on_previous() == 0 {
+        tracing::warn!(
+            "ENCRYPTION_KEY_PREVIOUS is set but nothing is sealed under it any more{}: remove it",
+            census.recovery_note()
+        );
+    } else {
+        tracing::warn!(
+            remaining = census.on_previous(),
+            peppers = census.peppers.previous,
+            signing_keys = census.signing_keys.previous,
+            totp_secrets = census.totp.previous,
+            "secrets are still sealed under ENCRYPTION_KEY_PREVIOUS: run `staff-console secrets reseal`"
+        );
+    }
     Ok(())
 }
 
@@ -244,12 +276,12 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         }
         bootstrap_first_admin(&pool, &config.public_origin).await?;
     }
-    load_peppers(&pool, config.encryption_key.expose()).await?;
-    load_signing_keys(&pool, config.encryption_key.expose()).await?;
-    let verifier = Arc::new(Verifier::new(
-        pool.clone(),
-        MasterKey::new(*config.encryption_key.expose()),
-    ));
+    let master = config.master_key();
+    load_peppers(&pool, &master).await?;
+    load_signing_keys(&pool, &master).await?;
+    warn_while_resealing(&pool, &master).await?;
+    let verifier =
+        Arc::new(Verifier::new(pool.clone(), master).for_instance(&config.public_origin));
     verifier.reload_ring().await?;
     let epoch = verifier
         .keys()
@@ -338,6 +370,10 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         addr: config.listen_addr,
         source,
     })?;
+    // No longer listed as live: requests to every instance stop waiting for this one.
+    if let Err(err) = app::domain::gateway::instances::deregister(&verifier).await {
+        tracing::warn!(error = %err, "removing this instance from the instances list failed");
+    }
     // Gateway decisions of the last second are still in memory: write them before closing.
     match verifier.ledger().flush().await {
         Ok(flushed) => tracing::info!(events = flushed.events, "gateway audit events written"),

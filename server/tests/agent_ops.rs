@@ -37,9 +37,12 @@ async fn world(pool: PgPool) -> World {
     tenant(&pool, "acme", "Acme Agents").await;
     tenant(&pool, "globex", "Globex").await;
     let system = app::auth::Actor::system(pool.clone(), "test");
-    app::domain::tokens::pepper::create_first_if_none(&system, &common::MASTER_KEY)
-        .await
-        .unwrap();
+    app::domain::tokens::pepper::create_first_if_none(
+        &system,
+        &app::domain::tokens::pepper::MasterKey::new(common::MASTER_KEY),
+    )
+    .await
+    .unwrap();
     let (app, verifier, controls) = common::app_parts(pool.clone(), false);
     controls.reload().await.unwrap();
     let (_, operator) = person(&pool, &app, Role::Operator).await;

@@ -311,6 +311,10 @@ const UNAUDITED_BY_DESIGN: &[(&str, &str)] = &[
         "the ids of delegated tokens used on a route that changes state (a replay guard); each use is audited by the gateway",
     ),
     (
+        "instances",
+        "each running instance's heartbeat (presence, not state); requests to the instances and their answers are audited",
+    ),
+    (
         "staff_webauthn_ceremonies",
         "a passkey ceremony's state between its two requests; its answer is audited",
     ),
@@ -475,9 +479,12 @@ async fn renaming_a_token_owes_an_event_like_any_other_change(pool: PgPool) {
     // A revoked token, as the console leaves one.
     common::tenant(&pool, "acme", "Acme Agents").await;
     let system = Actor::system(pool.clone(), "test");
-    app::domain::tokens::pepper::create_first_if_none(&system, &common::MASTER_KEY)
-        .await
-        .unwrap();
+    app::domain::tokens::pepper::create_first_if_none(
+        &system,
+        &app::domain::tokens::pepper::MasterKey::new(common::MASTER_KEY),
+    )
+    .await
+    .unwrap();
     let app = common::app(pool.clone());
     let (operator_id, operator) = common::person(&pool, &app, app::auth::Role::Operator).await;
     let body = common::mint_body(

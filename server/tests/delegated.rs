@@ -33,9 +33,12 @@ struct World {
 
 async fn world(pool: &PgPool, scopes: &[&str], audiences: &str) -> World {
     let cli = Actor::command_line_unchecked(pool.clone(), "ic");
-    app::domain::tokens::pepper::create_first_if_none(&cli, &common::MASTER_KEY)
-        .await
-        .unwrap();
+    app::domain::tokens::pepper::create_first_if_none(
+        &cli,
+        &app::domain::tokens::pepper::MasterKey::new(common::MASTER_KEY),
+    )
+    .await
+    .unwrap();
     let form = app::panels::tenants::NewTenantForm {
         slug: "acme".into(),
         name: "Acme".into(),
@@ -422,7 +425,7 @@ async fn forged_and_malformed_tokens_are_refused_with_their_own_code(pool: PgPoo
     assert_eq!(whoami(&w.app, &good).await.status, StatusCode::OK);
     // Expired beyond the skew, and not yet valid.
     let key = app::domain::keys::open(
-        &common::MASTER_KEY,
+        &app::domain::tokens::pepper::MasterKey::new(common::MASTER_KEY),
         sqlx::query_scalar("SELECT tenant_id FROM signing_keys WHERE kid = $1")
             .bind(&w.kid)
             .fetch_one(&pool)
@@ -478,7 +481,7 @@ async fn forged_and_malformed_tokens_are_refused_with_their_own_code(pool: PgPoo
             .await
             .unwrap();
     let staged_key = app::domain::keys::open(
-        &common::MASTER_KEY,
+        &app::domain::tokens::pepper::MasterKey::new(common::MASTER_KEY),
         sealed.0,
         &staged,
         SigningAlgorithm::Es256,

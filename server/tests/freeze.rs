@@ -36,9 +36,12 @@ async fn fixture(pool: &PgPool, cli: &Actor) -> Fixture {
         .fetch_one(pool)
         .await
         .unwrap();
-    app::domain::tokens::pepper::create_first_if_none(cli, &common::MASTER_KEY)
-        .await
-        .unwrap();
+    app::domain::tokens::pepper::create_first_if_none(
+        cli,
+        &app::domain::tokens::pepper::MasterKey::new(common::MASTER_KEY),
+    )
+    .await
+    .unwrap();
     let viewer = common::staff(
         pool,
         "viewer@example.com",

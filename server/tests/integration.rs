@@ -23,6 +23,7 @@ mod passkeys;
 mod permissions;
 mod release;
 mod rollout;
+mod secrets;
 mod sessions;
 mod shutdown;
 mod tokens;

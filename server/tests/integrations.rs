@@ -29,9 +29,12 @@ struct World {
 async fn world(pool: PgPool) -> World {
     tenant(&pool, "acme", "Acme Agents").await;
     let system = app::auth::Actor::system(pool.clone(), "test");
-    app::domain::tokens::pepper::create_first_if_none(&system, &common::MASTER_KEY)
-        .await
-        .unwrap();
+    app::domain::tokens::pepper::create_first_if_none(
+        &system,
+        &app::domain::tokens::pepper::MasterKey::new(common::MASTER_KEY),
+    )
+    .await
+    .unwrap();
     let (app, verifier) = app_and_verifier(pool.clone(), false);
     let (operator_id, operator) = person(&pool, &app, Role::Operator).await;
     World {

@@ -701,3 +701,214 @@ async fn the_forced_refresh_reloads_this_instance_for_its_token_only(pool: PgPoo
     assert_eq!(refreshed[0].3["epoch"], json["epoch"]);
     assert!(!answer.body.contains(TOKEN));
 }
+
+/// An instance of the server for a test: its verifier and change listener, listed once it
+/// listens.
+async fn instance(
+    pool: &PgPool,
+) -> (
+    std::sync::Arc<app::domain::gateway::verify::Verifier>,
+    tokio::task::JoinHandle<()>,
+) {
+    let verifier = common::verifier(pool.clone());
+    let listener = tokio::spawn(app::domain::gateway::sync::listen(
+        verifier.clone(),
+        common::controls(pool.clone()),
+    ));
+    verifier.until_listening().await;
+    // The listener lists the instance right after LISTEN took effect.
+    for _ in 0..200 {
+        let listed: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM instances WHERE id = $1)")
+                .bind(verifier.instance().id)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        if listed {
+            return (verifier, listener);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("the instance never listed itself");
+}
+
+/// Reads the request `id` until `n` instances answered (at most 10 s).
+async fn answered(cli: &Actor, id: &str, n: usize) -> app::panels::keys::InstanceRequest {
+    for _ in 0..500 {
+        let request = keys::request(cli, "acme", id).await.unwrap();
+        if request.acks.len() >= n {
+            return request;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("fewer than {n} instances answered request {id}");
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn refresh_and_verify_reach_every_live_instance_and_each_answer_is_audited(pool: PgPool) {
+    use app::panels::keys::InstanceRequestKind::{Refresh, Verify};
+    let cli = Actor::command_line_unchecked(pool.clone(), "ic");
+    let first = create(&cli, "acme").await;
+    let staged = stage(&cli, "acme").await;
+    let (a, listen_a) = instance(&pool).await;
+    let (b, listen_b) = instance(&pool).await;
+    // The active key is revoked: a fresh one signs; the staged key is revoked too.
+    let changed = keys::revoke(&cli, &master(), "acme", &first, "compromise", &first)
+        .await
+        .unwrap();
+    let fresh = changed.activated.unwrap();
+    keys::revoke(&cli, &master(), "acme", &staged, "compromise", &staged)
+        .await
+        .unwrap();
+    let epoch: i64 = sqlx::query_scalar("SELECT epoch FROM signing_key_epoch")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+
+    let id = keys::ask_instances(&cli, "acme", Refresh).await.unwrap();
+    // A second click at once joins the first request rather than asking again.
+    assert_eq!(
+        keys::ask_instances(&cli, "acme", Refresh).await.unwrap(),
+        id
+    );
+    let refreshed = answered(&cli, &id, 2).await;
+    let expected: Vec<String> = refreshed.expected.iter().map(|i| i.id.clone()).collect();
+    for v in [&a, &b] {
+        assert!(
+            expected.contains(&v.instance().id.to_string()),
+            "{expected:?}"
+        );
+    }
+    assert!(refreshed.waiting().is_empty());
+    for ack in &refreshed.acks {
+        assert_eq!(
+            ack.epoch, epoch,
+            "each instance reloaded to the current epoch"
+        );
+        assert_eq!(ack.passed, None);
+    }
+    assert_eq!(
+        common::audit(&pool, "keys.refresh_requested").await.len(),
+        1
+    );
+    let acked = common::audit(&pool, "keys.refresh_acknowledged").await;
+    assert_eq!(acked.len(), 2);
+    assert_eq!(acked[0].3["epoch"], epoch);
+
+    let id = keys::ask_instances(&cli, "acme", Verify).await.unwrap();
+    let verified = answered(&cli, &id, 2).await;
+    for ack in &verified.acks {
+        assert_eq!(ack.passed, Some(true), "{:?}", ack.probes);
+        let outcome = |kid: &str| {
+            ack.probes
+                .iter()
+                .find(|p| p.kid == kid)
+                .map(|p| (p.outcome.clone(), p.passed))
+        };
+        assert_eq!(outcome(&fresh), Some(("accepted".into(), true)));
+        assert_eq!(
+            outcome(&first),
+            Some(("DELEGATED_KEY_REVOKED".into(), true))
+        );
+        assert_eq!(
+            outcome(&staged),
+            Some(("DELEGATED_KEY_REVOKED".into(), true))
+        );
+    }
+    let events = common::audit(&pool, "keys.verified").await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].3["passed"], true);
+    assert_eq!(events[0].3["probes"].as_array().unwrap().len(), 3);
+
+    // An instance that stops is no longer expected.
+    listen_b.abort();
+    app::domain::gateway::instances::deregister(&b)
+        .await
+        .unwrap();
+    let live = app::panels::keys::queries::live_instances(&pool)
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].id, a.instance().id.to_string());
+    listen_a.abort();
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn an_instance_holding_an_old_key_set_fails_verification_and_says_why(pool: PgPool) {
+    use app::panels::keys::InstanceRequestKind::Verify;
+    let cli = Actor::command_line_unchecked(pool.clone(), "ic");
+    let first = create(&cli, "acme").await;
+    // This instance loaded its keys, then heard of no change (no listener).
+    let stale = common::verifier(pool.clone());
+    stale.keys().reload().await.unwrap();
+    let changed = keys::revoke(&cli, &master(), "acme", &first, "compromise", &first)
+        .await
+        .unwrap();
+    let fresh = changed.activated.unwrap();
+    let id = keys::ask_instances(&cli, "acme", Verify).await.unwrap();
+    app::domain::gateway::instances::answer(
+        stale.clone(),
+        Verify,
+        uuid::Uuid::parse_str(&id).unwrap(),
+    )
+    .await;
+    let request = keys::request(&cli, "acme", &id).await.unwrap();
+    assert_eq!(request.acks.len(), 1);
+    let ack = &request.acks[0];
+    assert_eq!(ack.passed, Some(false));
+    let probe = |kid: &str| ack.probes.iter().find(|p| p.kid == kid).unwrap().clone();
+    // Its private half is erased, so the probe names its kid with a throwaway key's
+    // signature: an instance that still trusts the kid refuses it for the signature.
+    let revoked = probe(&first);
+    assert_eq!(
+        (revoked.outcome.as_str(), revoked.passed),
+        ("DELEGATED_SIGNATURE_INVALID", false)
+    );
+    assert!(revoked.note.contains("still trusts"), "{}", revoked.note);
+    let new = probe(&fresh);
+    assert_eq!(
+        (new.outcome.as_str(), new.passed),
+        ("DELEGATED_KEY_UNKNOWN", false)
+    );
+    assert!(new.note.contains("out of date"), "{}", new.note);
+    assert_eq!(
+        common::audit(&pool, "keys.verified").await[0].3["passed"],
+        false
+    );
+
+    // Once it reloads, it passes.
+    stale.keys().reload().await.unwrap();
+    let probes = app::domain::gateway::instances::probe(
+        &stale.keys().snapshot(),
+        common::ORIGIN,
+        "acme",
+        &app::domain::gateway::instances::tenant_keys(&stale, tenant_id(&pool, "acme").await)
+            .await
+            .unwrap(),
+        time::OffsetDateTime::now_utc(),
+    );
+    assert!(probes.iter().all(|p| p.passed), "{probes:?}");
+
+    // Bad input: another tenant's request, a made-up id, a kind that does not exist.
+    assert!(matches!(
+        keys::request(&cli, "acme", "not-a-uuid").await,
+        Err(AppError::Validation { .. })
+    ));
+    assert!(matches!(
+        keys::request(&cli, "acme", &uuid::Uuid::new_v4().to_string()).await,
+        Err(AppError::NotFound { .. })
+    ));
+    create(&cli, "other").await;
+    assert!(matches!(
+        keys::request(&cli, "other", &id).await,
+        Err(AppError::NotFound { .. })
+    ));
+}
+
+async fn tenant_id(pool: &PgPool, slug: &str) -> uuid::Uuid {
+    sqlx::query_scalar("SELECT id FROM tenants WHERE slug = $1")
+        .bind(slug)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}

@@ -30,8 +30,8 @@ use app::panels::integrations::api::{
     RevokeToken,
 };
 use app::panels::keys::api::{
-    ActivateSigningKey, PreviewKeyRevocation, RevokeAllSigningKeys, RevokeSigningKey, SigningKeys,
-    StageSigningKey,
+    ActivateSigningKey, AskInstances, InstanceRequest, KeyInstances, PreviewKeyRevocation,
+    RevokeAllSigningKeys, RevokeSigningKey, SigningKeys, StageSigningKey,
 };
 use app::panels::limits::api::{BlockIp, GetLimits, RemoveRateLimit, SetRateLimit, UnblockIp};
 use app::panels::overview::api::RecentActivity;
@@ -372,6 +372,17 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
             RevokeAllSigningKeys::PATH,
             SteppedUp(CommandIncident),
             "tenant=acme&reason=r&confirmation=x&expected=0".into(),
+        ),
+        (KeyInstances::PATH, Staff(ViewConsole), "tenant=acme".into()),
+        (
+            AskInstances::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&kind=verify".into(),
+        ),
+        (
+            InstanceRequest::PATH,
+            Staff(ViewConsole),
+            "tenant=acme&id=x".into(),
         ),
     ]
 }

@@ -13,9 +13,10 @@ async fn the_first_pepper_is_created_once_even_by_instances_starting_together(po
     // first's key and then does nothing.
     let a = app::auth::Actor::system(pool.clone(), "instance a");
     let b = app::auth::Actor::system(pool.clone(), "instance b");
+    let master = app::domain::tokens::pepper::MasterKey::new(KEY);
     let (first, second) = tokio::join!(
-        pepper::create_first_if_none(&a, &KEY),
-        pepper::create_first_if_none(&b, &KEY)
+        pepper::create_first_if_none(&a, &master),
+        pepper::create_first_if_none(&b, &master)
     );
     let mut created = [first.unwrap(), second.unwrap()];
     created.sort_unstable();
@@ -36,21 +37,30 @@ async fn the_first_pepper_is_created_once_even_by_instances_starting_together(po
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn peppers_open_with_their_key_only(pool: PgPool) {
     let system = app::auth::Actor::system(pool.clone(), "test");
-    pepper::create_first_if_none(&system, &KEY).await.unwrap();
+    pepper::create_first_if_none(&system, &app::domain::tokens::pepper::MasterKey::new(KEY))
+        .await
+        .unwrap();
 
-    let ring = pepper::load(&pool, &KEY).await.expect("opens with its key");
+    let ring = pepper::load(&pool, &app::domain::tokens::pepper::MasterKey::new(KEY))
+        .await
+        .expect("opens with its key");
     assert_eq!(ring.current.version, 1);
     assert!(ring.previous.is_none());
 
-    let err = pepper::load(&pool, &[0x5b; 32])
-        .await
-        .expect_err("wrong key");
+    let err = pepper::load(
+        &pool,
+        &app::domain::tokens::pepper::MasterKey::new([0x5b; 32]),
+    )
+    .await
+    .expect_err("wrong key");
     assert!(matches!(err, PepperError::Undecryptable(1)), "{err}");
     assert!(err.to_string().contains("ENCRYPTION_KEY"));
 }
 
 #[sqlx::test(migrator = "server::db::MIGRATOR")]
 async fn no_pepper_means_no_ring(pool: PgPool) {
-    let err = pepper::load(&pool, &KEY).await.expect_err("empty");
+    let err = pepper::load(&pool, &app::domain::tokens::pepper::MasterKey::new(KEY))
+        .await
+        .expect_err("empty");
     assert!(matches!(err, PepperError::NoCurrent));
 }

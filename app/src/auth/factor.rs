@@ -199,13 +199,15 @@ pub async fn check(
             })
         }
         Code::Recovery(typed) => {
-            let hash = recovery::hash(master, typed);
+            // Under the current key, and under the previous one during a rotation (codes
+            // are hashes: they cannot be re-sealed, only replaced).
+            let hashes = recovery::hashes(master, typed);
             let used = sqlx::query_scalar!(
                 "UPDATE staff_recovery_codes SET used_at = now()
-                 WHERE staff_id = $1 AND code_hash = $2 AND used_at IS NULL
+                 WHERE staff_id = $1 AND code_hash = ANY($2) AND used_at IS NULL
                  RETURNING id",
                 staff,
-                &hash[..]
+                &hashes
             )
             .fetch_optional(change.db())
             .await?;

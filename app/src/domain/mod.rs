@@ -10,6 +10,8 @@
 //! - [`freeze`]: the platform-wide freeze of high-risk operations, and its guard;
 //! - [`keys`]: tenants' signing keys, their JWKs and JWS signatures;
 //! - [`sealed`]: secrets sealed under `ENCRYPTION_KEY` (peppers, TOTP secrets);
+//! - [`secrets`]: what is sealed under which key during an `ENCRYPTION_KEY` rotation, and
+//!   the re-sealing that ends it;
 //! - [`input`]: input rules shared by the panels and the command line.
 //!
 //! Data types used by the browser too (a tenant, a switch key, the scopes) compile in both
@@ -24,6 +26,8 @@ pub mod input;
 pub mod keys;
 #[cfg(feature = "ssr")]
 pub mod sealed;
+#[cfg(feature = "ssr")]
+pub mod secrets;
 pub mod status;
 pub mod tenants;
 pub mod tokens;

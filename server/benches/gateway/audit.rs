@@ -108,9 +108,12 @@ async fn database() -> (PgPool, String) {
     .await
     .unwrap();
     let system = Actor::system(pool.clone(), "bench");
-    app::domain::tokens::pepper::create_first_if_none(&system, &KEY)
-        .await
-        .unwrap();
+    app::domain::tokens::pepper::create_first_if_none(
+        &system,
+        &app::domain::tokens::pepper::MasterKey::new(KEY),
+    )
+    .await
+    .unwrap();
     sqlx::query("CREATE TABLE bench_audit_seeded (n bigint NOT NULL)")
         .execute(&pool)
         .await

@@ -71,6 +71,7 @@ fn memory() {
         },
     );
     let snapshot = Snapshot {
+        loaded_at: None,
         epoch: 1,
         keys,
         tenants: [(slug.clone(), tenant.clone())].into_iter().collect(),

@@ -199,10 +199,13 @@ pub const MASTER_KEY: [u8; 32] = [0x5a; 32];
 
 /// A verifier over `pool` with the tests' key; its ring loads on first use.
 pub fn verifier(pool: PgPool) -> std::sync::Arc<app::domain::gateway::verify::Verifier> {
-    std::sync::Arc::new(app::domain::gateway::verify::Verifier::new(
-        pool,
-        app::domain::tokens::pepper::MasterKey::new(MASTER_KEY),
-    ))
+    std::sync::Arc::new(
+        app::domain::gateway::verify::Verifier::new(
+            pool,
+            app::domain::tokens::pepper::MasterKey::new(MASTER_KEY),
+        )
+        .for_instance(ORIGIN),
+    )
 }
 
 /// A pool whose server never answers: the database is unreachable.

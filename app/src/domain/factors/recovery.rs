@@ -37,6 +37,14 @@ pub fn hash(master: &MasterKey, code: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// The hashes a typed code may be stored as: under the current key and, during an
+/// ENCRYPTION_KEY rotation, under the previous one.
+pub fn hashes(master: &MasterKey, code: &str) -> Vec<Vec<u8>> {
+    std::iter::once(hash(master, code).to_vec())
+        .chain(master.previous().map(|p| hash(&p, code).to_vec()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::{generate, hash, COUNT};

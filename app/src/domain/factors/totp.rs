@@ -60,9 +60,22 @@ impl TotpSecret {
     /// Opens `staff`'s sealed secret; `None` when the key differs or the row was altered
     /// or belongs to someone else.
     pub fn open(master: &MasterKey, staff: Uuid, nonce: &[u8], sealed: &[u8]) -> Option<Self> {
-        crate::domain::sealed::open(&seal_key(master), &aad(staff), nonce, sealed)
-            .filter(|plain| plain.len() >= 16)
-            .map(Self)
+        Self::open_either(master, staff, nonce, sealed).map(|(secret, _)| secret)
+    }
+
+    /// [`TotpSecret::open`], saying which key it opened under (the current one, or the
+    /// previous during an ENCRYPTION_KEY rotation).
+    pub fn open_either(
+        master: &MasterKey,
+        staff: Uuid,
+        nonce: &[u8],
+        sealed: &[u8],
+    ) -> Option<(Self, crate::domain::tokens::pepper::SealedUnder)> {
+        master.open_either(|key| {
+            crate::domain::sealed::open(&seal_key(key), &aad(staff), nonce, sealed)
+                .filter(|plain| plain.len() >= 16)
+                .map(Self)
+        })
     }
 
     fn totp(&self, account: &str) -> Totp {

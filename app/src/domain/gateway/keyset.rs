@@ -73,6 +73,8 @@ pub struct TenantKeys {
 pub struct Snapshot {
     /// The database's key epoch it was read at (0: never loaded).
     pub epoch: i64,
+    /// When it was read.
+    pub loaded_at: Option<OffsetDateTime>,
     /// Every key that is or was published, by kid.
     pub keys: HashMap<Arc<str>, KnownKey>,
     /// Tenants by slug.
@@ -259,7 +261,7 @@ async fn load(pool: &PgPool, master: &MasterKey) -> Result<Snapshot, KeySetError
         let kid: Arc<str> = row.kid.as_str().into();
         if let (Some(nonce), Some(sealed)) = (&row.nonce, &row.sealed) {
             match keys::open(
-                master.expose(),
+                master,
                 row.tenant_id,
                 &row.kid,
                 row.algorithm,
@@ -311,6 +313,7 @@ async fn load(pool: &PgPool, master: &MasterKey) -> Result<Snapshot, KeySetError
     }
     Ok(Snapshot {
         epoch,
+        loaded_at: Some(OffsetDateTime::now_utc()),
         keys: known,
         tenants: by_slug,
         slugs,

@@ -4,13 +4,16 @@
 //! the others share), the ledger batches the decisions into the audit log ([`ledger`]), and
 //! the change listener keeps every instance's caches current ([`sync`]). Delegated agent
 //! tokens are issued and checked in [`delegated`] against each instance's key set
-//! ([`keyset`]).
+//! ([`keyset`]). Each instance registers itself and answers operators' requests to every
+//! instance in [`instances`].
 
 pub mod controls;
 #[cfg(feature = "ssr")]
 pub mod decision;
 #[cfg(feature = "ssr")]
 pub mod delegated;
+#[cfg(feature = "ssr")]
+pub mod instances;
 #[cfg(feature = "ssr")]
 pub mod keyset;
 #[cfg(feature = "ssr")]

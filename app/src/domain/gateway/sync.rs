@@ -14,6 +14,7 @@
 use super::verify::{OwnerStatus, Revalidated, Verifier};
 use crate::auth::Role;
 use crate::domain::gateway::controls::state::Controls;
+use crate::panels::keys::InstanceRequestKind;
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,10 +47,21 @@ pub fn apply(verifier: &Verifier, payload: &str) -> Apply {
         Apply::Limits
     } else if payload == "keys" {
         Apply::Keys
+    } else if let Some(request) = request(payload) {
+        Apply::Request(request.0, request.1)
     } else {
         verifier.invalidate_all();
         Apply::All
     }
+}
+
+/// An operator's request to every instance: `refresh:<id>` or `verify:<id>`.
+fn request(payload: &str) -> Option<(InstanceRequestKind, uuid::Uuid)> {
+    let (kind, id) = payload.split_once(':')?;
+    Some((
+        InstanceRequestKind::parse(kind)?,
+        uuid::Uuid::parse_str(id).ok()?,
+    ))
 }
 
 /// What a notification asked for.
@@ -67,6 +79,8 @@ pub enum Apply {
     Limits,
     /// The key set must be reloaded.
     Keys,
+    /// An operator asked every instance to refresh its key set or verify it.
+    Request(InstanceRequestKind, uuid::Uuid),
     /// Everything was dropped.
     All,
 }
@@ -96,6 +110,8 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
         reload_keys(&verifier).await;
         reload_controls(&controls).await;
         verifier.set_listening(true);
+        // Listed once it can hear requests.
+        beat(&verifier).await;
         loop {
             match listener.try_recv().await {
                 Ok(Some(notification)) => match apply(&verifier, notification.payload()) {
@@ -111,6 +127,10 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
                         }
                     }
                     Apply::Keys => reload_keys(&verifier).await,
+                    // Answered beside the listener, which goes on listening.
+                    Apply::Request(kind, id) => {
+                        tokio::spawn(super::instances::answer(verifier.clone(), kind, id));
+                    }
                     Apply::Token | Apply::Owner | Apply::All => {}
                 },
                 Ok(None) => {
@@ -158,6 +178,12 @@ async fn reload_controls(controls: &Controls) {
 async fn reload_keys(verifier: &Verifier) {
     if let Err(err) = verifier.keys().reload().await {
         tracing::error!(error = %err, "reloading the key set failed");
+    }
+}
+
+async fn beat(verifier: &Verifier) {
+    if let Err(err) = super::instances::heartbeat(verifier).await {
+        tracing::warn!(error = %err, "writing this instance's heartbeat failed");
     }
 }
 
@@ -247,6 +273,10 @@ pub async fn poll(verifier: Arc<Verifier>) {
         if rounds.is_multiple_of(10) {
             reload_ring(&verifier).await;
             keys_current(&verifier).await;
+            // Only while the listener is in effect: an instance listed is one a request reaches.
+            if verifier.is_listening() {
+                beat(&verifier).await;
+            }
         }
     }
 }

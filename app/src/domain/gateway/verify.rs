@@ -45,6 +45,8 @@ pub struct Verifier {
     keys: super::keyset::KeySet,
     /// Delegated tokens whose signature held.
     signatures: super::delegated::SignatureCache,
+    /// This instance, as the others see it.
+    instance: super::instances::Instance,
 }
 
 fn now_secs() -> i64 {
@@ -65,7 +67,20 @@ impl Verifier {
             epoch: AtomicU64::new(0),
             lookups: AtomicU64::new(0),
             listening: tokio::sync::watch::Sender::new(false),
+            instance: super::instances::Instance::new(""),
         }
+    }
+
+    /// This verifier as the instance serving `public_origin` (`PUBLIC_URL`): the issuer its
+    /// verifications' probe tokens name.
+    pub fn for_instance(mut self, public_origin: &str) -> Self {
+        self.instance = super::instances::Instance::new(public_origin);
+        self
+    }
+
+    /// This instance.
+    pub fn instance(&self) -> &super::instances::Instance {
+        &self.instance
     }
 
     /// Records the first use of a delegated token's `jti` (see
@@ -125,7 +140,7 @@ impl Verifier {
 
     /// Reads and opens the peppers again (after a rotation, or on start).
     pub async fn reload_ring(&self) -> Result<(), pepper::PepperError> {
-        let ring = pepper::load(&self.pool, self.master.expose()).await?;
+        let ring = pepper::load(&self.pool, &self.master).await?;
         if let Ok(mut slot) = self.ring.write() {
             *slot = Some(Arc::new(ring));
         }

@@ -276,6 +276,20 @@ pub fn seal(
 /// Opens what [`seal`] sealed; `None` when the master key is wrong, the row was altered,
 /// or the opened key is not the one `kid` names.
 pub fn open(
+    master: &crate::domain::tokens::pepper::MasterKey,
+    tenant: uuid::Uuid,
+    kid: &str,
+    algorithm: SigningAlgorithm,
+    nonce: &[u8],
+    sealed: &[u8],
+) -> Option<PrivateKey> {
+    master
+        .open_either(|key| open_under(key.expose(), tenant, kid, algorithm, nonce, sealed))
+        .map(|(key, _)| key)
+}
+
+/// Opens what [`seal`] sealed under exactly `master`.
+pub fn open_under(
     master: &[u8; 32],
     tenant: uuid::Uuid,
     kid: &str,
@@ -373,19 +387,19 @@ mod tests {
         let kid = key.public().thumbprint();
         let (nonce, sealed) = seal(&MASTER, tenant, &kid, &key);
         let es = SigningAlgorithm::Es256;
-        let opened = open(&MASTER, tenant, &kid, es, &nonce, &sealed).expect("opens");
+        let opened = open_under(&MASTER, tenant, &kid, es, &nonce, &sealed).expect("opens");
         assert_eq!(opened.public(), key.public());
         assert!(
-            open(&[1; 32], tenant, &kid, es, &nonce, &sealed).is_none(),
+            open_under(&[1; 32], tenant, &kid, es, &nonce, &sealed).is_none(),
             "master key"
         );
         assert!(
-            open(&MASTER, uuid::Uuid::new_v4(), &kid, es, &nonce, &sealed).is_none(),
+            open_under(&MASTER, uuid::Uuid::new_v4(), &kid, es, &nonce, &sealed).is_none(),
             "tenant"
         );
         let other = PrivateKey::generate(es).public().thumbprint();
         assert!(
-            open(&MASTER, tenant, &other, es, &nonce, &sealed).is_none(),
+            open_under(&MASTER, tenant, &other, es, &nonce, &sealed).is_none(),
             "kid"
         );
     }

@@ -10,20 +10,72 @@ use std::fmt;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-/// `ENCRYPTION_KEY`: the 32-byte key peppers are sealed under. Cheap to clone, redacted in
-/// `Debug`, wiped when the last copy is dropped.
+/// `ENCRYPTION_KEY`: the 32-byte key secrets at rest are sealed under (peppers, signing
+/// keys, TOTP secrets), and during a rotation `ENCRYPTION_KEY_PREVIOUS`, the key it
+/// replaced: secrets are sealed under the current key only, and opened under either until
+/// `staff-console secrets reseal` has moved them. Cheap to clone, redacted in `Debug`,
+/// wiped when the last copy is dropped.
 #[derive(Clone)]
-pub struct MasterKey(std::sync::Arc<Zeroizing<[u8; 32]>>);
+pub struct MasterKey(std::sync::Arc<Keys>);
+
+struct Keys {
+    current: Zeroizing<[u8; 32]>,
+    previous: Option<Zeroizing<[u8; 32]>>,
+}
+
+/// Which key a secret opened under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedUnder {
+    /// `ENCRYPTION_KEY`.
+    Current,
+    /// `ENCRYPTION_KEY_PREVIOUS`: to be re-sealed.
+    Previous,
+}
 
 impl MasterKey {
-    /// Wraps the key bytes.
+    /// Wraps the key bytes (no rotation under way).
     pub fn new(key: [u8; 32]) -> Self {
-        Self(std::sync::Arc::new(Zeroizing::new(key)))
+        Self::with_previous(key, None)
     }
 
-    /// The key bytes, for the cipher.
+    /// The current key and, during a rotation, the one it replaced.
+    pub fn with_previous(key: [u8; 32], previous: Option<[u8; 32]>) -> Self {
+        Self(std::sync::Arc::new(Keys {
+            current: Zeroizing::new(key),
+            previous: previous.map(Zeroizing::new),
+        }))
+    }
+
+    /// The current key's bytes, for the cipher: everything is sealed under it.
     pub fn expose(&self) -> &[u8; 32] {
-        &self.0
+        &self.0.current
+    }
+
+    /// The key replaced, alone, while a rotation is under way.
+    pub fn previous(&self) -> Option<MasterKey> {
+        self.0.previous.as_ref().map(|key| Self::new(**key))
+    }
+
+    /// Opens a secret with `open` under the current key, then under the previous one:
+    /// what it opened to, and under which.
+    pub fn open_either<T>(
+        &self,
+        open: impl Fn(&MasterKey) -> Option<T>,
+    ) -> Option<(T, SealedUnder)> {
+        if let Some(opened) = open(self) {
+            return Some((opened, SealedUnder::Current));
+        }
+        let previous = self.previous()?;
+        open(&previous).map(|opened| (opened, SealedUnder::Previous))
+    }
+
+    /// 16 bytes that name the current key without revealing it (stored beside what is
+    /// hashed under it, so a rotation knows what it leaves behind).
+    pub fn fingerprint(&self) -> [u8; 16] {
+        let derived = self.derive("staff-console key fingerprint v1");
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&derived[..16]);
+        out
     }
 
     /// 64 bytes for `purpose` (such as signing session cookies), independent of the
@@ -145,15 +197,23 @@ pub fn seal(master: &[u8; 32], version: i32, pepper: &[u8; 32]) -> ([u8; 12], Ve
     crate::domain::sealed::seal(master, &aad(version), pepper)
 }
 
-/// Opens a sealed pepper; `None` when the key is wrong or the data was altered.
-pub fn open(master: &[u8; 32], version: i32, nonce: &[u8], sealed: &[u8]) -> Option<Pepper> {
-    let plain = crate::domain::sealed::open(master, &aad(version), nonce, sealed)?;
+/// Opens a sealed pepper under `master` (the current key, or the previous during a
+/// rotation); `None` when neither key opens it or the data was altered.
+pub fn open(master: &MasterKey, version: i32, nonce: &[u8], sealed: &[u8]) -> Option<Pepper> {
+    master
+        .open_either(|key| open_under(key.expose(), version, nonce, sealed))
+        .map(|(pepper, _)| pepper)
+}
+
+/// Opens a sealed pepper under exactly `key`.
+pub fn open_under(key: &[u8; 32], version: i32, nonce: &[u8], sealed: &[u8]) -> Option<Pepper> {
+    let plain = crate::domain::sealed::open(key, &aad(version), nonce, sealed)?;
     let key: [u8; 32] = plain.as_slice().try_into().ok()?;
     Some(Pepper::new(version, key))
 }
 
 /// Loads and decrypts the current and previous peppers.
-pub async fn load(db: impl PgExecutor<'_>, master: &[u8; 32]) -> Result<PepperRing, PepperError> {
+pub async fn load(db: impl PgExecutor<'_>, master: &MasterKey) -> Result<PepperRing, PepperError> {
     let rows = sqlx::query!(
         r#"SELECT version, nonce, sealed, state AS "state!", grace_until
            FROM token_peppers WHERE state IN ('current', 'previous')
@@ -183,11 +243,11 @@ pub async fn load(db: impl PgExecutor<'_>, master: &[u8; 32]) -> Result<PepperRi
 /// the insert is conditional and the version is the primary key.
 pub async fn create_first_if_none(
     system: &crate::auth::Actor,
-    master: &[u8; 32],
+    master: &MasterKey,
 ) -> Result<bool, PepperError> {
     let mut key = Zeroizing::new([0u8; 32]);
     rand::fill(&mut key[..]);
-    let (nonce, sealed) = seal(master, 1, &key);
+    let (nonce, sealed) = seal(master.expose(), 1, &key);
     let mut change = system.change().await?;
     let created = sqlx::query_scalar!(
         r#"INSERT INTO token_peppers (version, nonce, sealed, state, created_by)
@@ -240,21 +300,46 @@ mod tests {
             !sealed.windows(32).any(|w| w == pepper),
             "ciphertext hides the pepper"
         );
-        let opened = open(&MASTER, 3, &nonce, &sealed).expect("opens");
+        let master = MasterKey::new(MASTER);
+        let opened = open(&master, 3, &nonce, &sealed).expect("opens");
         assert_eq!(opened.key(), &pepper);
         assert!(
-            open(&[0x43; 32], 3, &nonce, &sealed).is_none(),
+            open(&MasterKey::new([0x43; 32]), 3, &nonce, &sealed).is_none(),
             "other master key"
         );
         assert!(
-            open(&MASTER, 4, &nonce, &sealed).is_none(),
+            open(&master, 4, &nonce, &sealed).is_none(),
             "moved to another version"
         );
         let mut tampered = sealed.clone();
         tampered[0] ^= 1;
         assert!(
-            open(&MASTER, 3, &nonce, &tampered).is_none(),
+            open(&master, 3, &nonce, &tampered).is_none(),
             "altered ciphertext"
+        );
+    }
+
+    #[test]
+    fn during_a_rotation_secrets_open_under_either_key_and_say_which() {
+        let (nonce, sealed) = seal(&MASTER, 3, &[7u8; 32]);
+        let rotating = MasterKey::with_previous([0x43; 32], Some(MASTER));
+        assert!(open(&rotating, 3, &nonce, &sealed).is_some());
+        let under = rotating
+            .open_either(|key| open_under(key.expose(), 3, &nonce, &sealed))
+            .map(|(_, under)| under);
+        assert_eq!(under, Some(SealedUnder::Previous));
+        let (nonce, sealed) = seal(rotating.expose(), 3, &[7u8; 32]);
+        let under = rotating
+            .open_either(|key| open_under(key.expose(), 3, &nonce, &sealed))
+            .map(|(_, under)| under);
+        assert_eq!(under, Some(SealedUnder::Current));
+        // Without the previous key, what it sealed no longer opens.
+        let (nonce, sealed) = seal(&MASTER, 3, &[7u8; 32]);
+        assert!(open(&MasterKey::new([0x43; 32]), 3, &nonce, &sealed).is_none());
+        assert_ne!(rotating.fingerprint(), MasterKey::new(MASTER).fingerprint());
+        assert_eq!(
+            rotating.previous().map(|p| p.fingerprint()),
+            Some(MasterKey::new(MASTER).fingerprint())
         );
     }
 

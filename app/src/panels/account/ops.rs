@@ -278,7 +278,7 @@ async fn replace_recovery_codes(
         .iter()
         .map(|c| recovery::hash(master, c).to_vec())
         .collect();
-    queries::replace_recovery_codes(change, staff, &hashes).await?;
+    queries::replace_recovery_codes(change, staff, &hashes, &master.fingerprint()).await?;
     Ok(codes)
 }
 

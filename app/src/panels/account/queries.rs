@@ -226,14 +226,17 @@ pub async fn replace_recovery_codes(
     change: &mut Change,
     id: Uuid,
     hashes: &[Vec<u8>],
+    key_fingerprint: &[u8; 16],
 ) -> sqlx::Result<()> {
     sqlx::query!("DELETE FROM staff_recovery_codes WHERE staff_id = $1", id)
         .execute(change.db())
         .await?;
     sqlx::query!(
-        "INSERT INTO staff_recovery_codes (staff_id, code_hash) SELECT $1, unnest($2::bytea[])",
+        "INSERT INTO staff_recovery_codes (staff_id, code_hash, key_fingerprint)
+         SELECT $1, unnest($2::bytea[]), $3",
         id,
-        hashes
+        hashes,
+        &key_fingerprint[..]
     )
     .execute(change.db())
     .await?;

@@ -79,13 +79,8 @@ pub async fn mint(
             .await?
             .ok_or_else(|| AppError::internal(&"no current token pepper"))?,
     };
-    let current = pepper::open(
-        master.expose(),
-        sealed.version,
-        &sealed.nonce,
-        &sealed.sealed,
-    )
-    .ok_or_else(|| AppError::internal(&"the current token pepper does not open"))?;
+    let current = pepper::open(master, sealed.version, &sealed.nonce, &sealed.sealed)
+        .ok_or_else(|| AppError::internal(&"the current token pepper does not open"))?;
     let minted = token::mint();
     let hash = token::hash(current.key(), minted.secret());
     let expires_at = queries::insert(

@@ -148,3 +148,31 @@ pub async fn revoke_all_signing_keys(
     .await;
     changed_here(&actor, changed).await
 }
+
+/// The live instances, the key epoch, and the tenant's latest request to them.
+#[server]
+pub async fn key_instances(tenant: String) -> Result<super::InstancesView, AppError> {
+    let actor = require(Permission::ViewConsole).await?;
+    super::ops::instances(&actor, &tenant).await
+}
+
+/// Asks every live instance to refresh its key set (`refresh`) or verify it (`verify`):
+/// the request's id.
+#[server]
+pub async fn ask_instances(tenant: String, kind: String) -> Result<String, AppError> {
+    let actor = require(Permission::CommandIncident).await?;
+    let kind = super::InstanceRequestKind::parse(kind.trim()).ok_or_else(|| {
+        AppError::validation("kind", "Ask the instances to refresh or to verify.")
+    })?;
+    super::ops::ask_instances(&actor, &tenant, kind).await
+}
+
+/// A request to the instances and their answers so far.
+#[server]
+pub async fn instance_request(
+    tenant: String,
+    id: String,
+) -> Result<super::InstanceRequest, AppError> {
+    let actor = require(Permission::ViewConsole).await?;
+    super::ops::request(&actor, &tenant, &id).await
+}

@@ -117,6 +117,142 @@ pub struct KeyChanged {
     pub revoked: Vec<String>,
 }
 
+/// What an operator asks every live instance to do (runbook 001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceRequestKind {
+    /// Reload the key set now, and answer the epoch it then holds.
+    Refresh,
+    /// Check, with the key set it holds, that tokens of keys no longer trusted are refused
+    /// and a fresh one accepted.
+    Verify,
+}
+
+impl InstanceRequestKind {
+    /// As stored and sent.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Refresh => "refresh",
+            Self::Verify => "verify",
+        }
+    }
+
+    /// From its stored form.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "refresh" => Some(Self::Refresh),
+            "verify" => Some(Self::Verify),
+            _ => None,
+        }
+    }
+}
+
+/// A running instance of the server, as its heartbeat last said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceRow {
+    /// Its id (new at every start).
+    pub id: String,
+    /// Its host name.
+    pub host: String,
+    /// Its version.
+    pub version: String,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// Its last heartbeat.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    /// The key epoch it held then.
+    pub key_epoch: i64,
+}
+
+/// One probe of a verification: a token naming one key, and what the instance made of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Probe {
+    /// The key the token names.
+    pub kid: String,
+    /// The key's state in the database.
+    pub state: SigningKeyState,
+    /// Whether it should be accepted.
+    pub expect_accepted: bool,
+    /// What the instance answered: `accepted`, or the refusal's code.
+    pub outcome: String,
+    /// Whether that is what it should answer.
+    pub passed: bool,
+    /// Why it is expected so, or what a failure means.
+    pub note: String,
+}
+
+/// One instance's answer to a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceAck {
+    /// The instance.
+    pub instance_id: String,
+    /// Its host name.
+    pub host: String,
+    /// The key epoch it held when it answered (after reloading, for a refresh).
+    pub epoch: i64,
+    /// When it answered.
+    #[serde(with = "time::serde::rfc3339")]
+    pub acked_at: OffsetDateTime,
+    /// For a verification: whether every probe passed.
+    pub passed: Option<bool>,
+    /// For a verification: its probes.
+    pub probes: Vec<Probe>,
+}
+
+/// A request to every live instance, and the answers so far.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceRequest {
+    /// Its id.
+    pub id: String,
+    /// What it asks.
+    pub kind: InstanceRequestKind,
+    /// Who asked.
+    pub requested_by: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    /// The database's key epoch then.
+    pub epoch: i64,
+    /// The instances live then: the ones expected to answer.
+    pub expected: Vec<InstanceRow>,
+    /// The answers so far.
+    pub acks: Vec<InstanceAck>,
+    /// The server's clock when this was read.
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: OffsetDateTime,
+}
+
+impl InstanceRequest {
+    /// The expected instances that have not answered.
+    pub fn waiting(&self) -> Vec<&InstanceRow> {
+        self.expected
+            .iter()
+            .filter(|i| !self.acks.iter().any(|a| a.instance_id == i.id))
+            .collect()
+    }
+}
+
+/// Seconds without a heartbeat after which an instance is no longer counted live.
+pub const INSTANCE_LIVE_SECS: i64 = 20;
+/// Seconds the panel waits for every instance to answer before calling the silent ones so.
+pub const ANSWER_WITHIN_SECS: i64 = 15;
+
+/// The instances section of the keys page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstancesView {
+    /// The database's key epoch now.
+    pub database_epoch: i64,
+    /// The live instances.
+    pub instances: Vec<InstanceRow>,
+    /// The tenant's latest request, with its answers.
+    pub latest: Option<InstanceRequest>,
+    /// The server's clock.
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: OffsetDateTime,
+}
+
 /// Checks the shape of a typed kid: 43 characters of the base64url alphabet.
 pub fn check_kid(raw: &str) -> Result<String, AppError> {
     let kid = raw.trim();

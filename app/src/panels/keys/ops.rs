@@ -464,7 +464,7 @@ pub async fn check_all_open(
     let sealed = queries::sealed_keys(db).await?;
     for key in &sealed {
         keys::open(
-            master.expose(),
+            master,
             key.tenant_id,
             &key.kid,
             key.algorithm,
@@ -474,4 +474,87 @@ pub async fn check_all_open(
         .ok_or_else(|| KeyCheckError::Undecryptable(key.kid.clone()))?;
     }
     Ok(sealed.len())
+}
+
+/// A second request of the same kind within this many seconds joins the first.
+pub const JOIN_REQUEST_SECS: i64 = 3;
+
+/// Asks every live instance to refresh its key set or verify it (runbook 001), for the
+/// tenant `slug`: the request's id, whose answers [`request`] reads. Audited as
+/// `keys.refresh_requested` / `keys.verify_requested`; each instance's answer is audited
+/// by that instance. Allowed during a freeze: it changes no access.
+pub async fn ask_instances(
+    actor: &Actor,
+    slug: &str,
+    kind: super::InstanceRequestKind,
+) -> Result<String, AppError> {
+    let mut change = actor.change().await?;
+    let tenant = locked(&mut change, slug).await?;
+    if let Some(joined) =
+        queries::recent_request(&mut change, tenant.id, kind, JOIN_REQUEST_SECS).await?
+    {
+        // Nothing written: dropping the change ends its transaction.
+        return Ok(joined.to_string());
+    }
+    let live = queries::live_instances(change.db()).await?;
+    let expected: Vec<Uuid> = live
+        .iter()
+        .filter_map(|i| Uuid::parse_str(&i.id).ok())
+        .collect();
+    let epoch = queries::key_epoch(change.db()).await?;
+    let id = Uuid::new_v4();
+    queries::insert_request(
+        &mut change,
+        id,
+        tenant.id,
+        kind,
+        &actor.label(),
+        epoch,
+        &expected,
+    )
+    .await?;
+    let action = match kind {
+        super::InstanceRequestKind::Refresh => "keys.refresh_requested",
+        super::InstanceRequestKind::Verify => "keys.verify_requested",
+    };
+    let event = actor
+        .event(action)
+        .tenant(tenant.id)
+        .target(format!("instance_request:{id}"))
+        .details(serde_json::json!({
+            "kind": kind.as_str(),
+            "epoch": epoch,
+            "instances": expected,
+        }));
+    change.commit(event).await?;
+    Ok(id.to_string())
+}
+
+/// A request of the tenant `slug` and its answers so far.
+pub async fn request(
+    actor: &Actor,
+    slug: &str,
+    id: &str,
+) -> Result<super::InstanceRequest, AppError> {
+    let tenant = crate::domain::tenants::queries::find(actor.reader(), slug.trim()).await?;
+    let id = Uuid::parse_str(id.trim())
+        .map_err(|_| AppError::validation("request", "That is not a request id."))?;
+    queries::request(actor.reader(), tenant.id, id)
+        .await?
+        .ok_or_else(|| AppError::not_found("That request"))
+}
+
+/// The live instances, the database's key epoch, and the tenant's latest request.
+pub async fn instances(actor: &Actor, slug: &str) -> Result<super::InstancesView, AppError> {
+    let tenant = crate::domain::tenants::queries::find(actor.reader(), slug.trim()).await?;
+    let latest = match queries::latest_request(actor.reader(), tenant.id).await? {
+        Some(id) => queries::request(actor.reader(), tenant.id, id).await?,
+        None => None,
+    };
+    Ok(super::InstancesView {
+        database_epoch: queries::key_epoch(actor.reader()).await?,
+        instances: queries::live_instances(actor.reader()).await?,
+        latest,
+        now: OffsetDateTime::now_utc(),
+    })
 }

@@ -278,3 +278,153 @@ pub async fn issued_since(
     .fetch_one(db)
     .await
 }
+
+/// The instances whose heartbeat is at most [`super::INSTANCE_LIVE_SECS`] old.
+pub async fn live_instances(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<super::InstanceRow>> {
+    sqlx::query_as!(
+        super::InstanceRow,
+        r#"SELECT id::text AS "id!", host, version, started_at, last_seen, key_epoch
+           FROM instances WHERE last_seen > now() - make_interval(secs => $1)
+           ORDER BY started_at, id"#,
+        super::INSTANCE_LIVE_SECS as f64
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The database's key epoch.
+pub async fn key_epoch(db: impl PgExecutor<'_>) -> sqlx::Result<i64> {
+    sqlx::query_scalar!("SELECT epoch FROM signing_key_epoch")
+        .fetch_one(db)
+        .await
+}
+
+/// The id of a request of `kind` for `tenant` made in the last `secs` seconds, if any (a
+/// second click joins it rather than asking every instance again).
+pub async fn recent_request(
+    change: &mut Change,
+    tenant: Uuid,
+    kind: super::InstanceRequestKind,
+    secs: i64,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM instance_requests
+         WHERE tenant_id = $1 AND kind::text = $2 AND requested_at > now() - make_interval(secs => $3)
+         ORDER BY requested_at DESC LIMIT 1",
+        tenant,
+        kind.as_str(),
+        secs as f64
+    )
+    .fetch_optional(change.db())
+    .await
+}
+
+/// Records a request to the instances `expected`; every instance hears of it on commit.
+pub async fn insert_request(
+    change: &mut Change,
+    id: Uuid,
+    tenant: Uuid,
+    kind: super::InstanceRequestKind,
+    by: &str,
+    epoch: i64,
+    expected: &[Uuid],
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO instance_requests (id, kind, tenant_id, requested_by, epoch, instances)
+         VALUES ($1, $2::text::instance_request_kind, $3, $4, $5, $6)",
+        id,
+        kind.as_str(),
+        tenant,
+        by,
+        epoch,
+        expected
+    )
+    .execute(change.db())
+    .await?;
+    Ok(())
+}
+
+/// A request of the tenant and its answers (`None`: no such request of this tenant).
+pub async fn request(
+    db: &crate::auth::Reader,
+    tenant: Uuid,
+    id: Uuid,
+) -> sqlx::Result<Option<super::InstanceRequest>> {
+    let Some(row) = sqlx::query!(
+        r#"SELECT id, kind::text AS "kind!", requested_by, requested_at, epoch, instances, now() AS "now!"
+           FROM instance_requests WHERE id = $1 AND tenant_id = $2"#,
+        id,
+        tenant
+    )
+    .fetch_optional(db)
+    .await?
+    else {
+        return Ok(None);
+    };
+    // The instances expected, as they were last seen (one that stopped since has no row:
+    // it is shown by id).
+    let seen = sqlx::query_as!(
+        super::InstanceRow,
+        r#"SELECT id::text AS "id!", host, version, started_at, last_seen, key_epoch
+           FROM instances WHERE id = ANY($1)"#,
+        &row.instances
+    )
+    .fetch_all(db)
+    .await?;
+    let expected = row
+        .instances
+        .iter()
+        .map(|id| {
+            let id = id.to_string();
+            seen.iter()
+                .find(|i| i.id == id)
+                .cloned()
+                .unwrap_or(super::InstanceRow {
+                    id,
+                    host: "(stopped)".into(),
+                    version: String::new(),
+                    started_at: row.requested_at,
+                    last_seen: row.requested_at,
+                    key_epoch: 0,
+                })
+        })
+        .collect();
+    let acks = sqlx::query!(
+        r#"SELECT instance_id, host, epoch, acked_at, passed, results
+           FROM instance_acks WHERE request_id = $1 ORDER BY acked_at, instance_id"#,
+        id
+    )
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(|a| super::InstanceAck {
+        instance_id: a.instance_id.to_string(),
+        host: a.host,
+        epoch: a.epoch,
+        acked_at: a.acked_at,
+        passed: a.passed,
+        probes: serde_json::from_value(a.results).unwrap_or_default(),
+    })
+    .collect();
+    Ok(Some(super::InstanceRequest {
+        id: row.id.to_string(),
+        kind: super::InstanceRequestKind::parse(&row.kind)
+            .unwrap_or(super::InstanceRequestKind::Refresh),
+        requested_by: row.requested_by,
+        requested_at: row.requested_at,
+        epoch: row.epoch,
+        expected,
+        acks,
+        now: row.now,
+    }))
+}
+
+/// The tenant's latest request, if any.
+pub async fn latest_request(db: &crate::auth::Reader, tenant: Uuid) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM instance_requests WHERE tenant_id = $1 ORDER BY requested_at DESC LIMIT 1",
+        tenant
+    )
+    .fetch_optional(db)
+    .await
+}

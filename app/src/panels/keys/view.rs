@@ -1,10 +1,13 @@
 //! The signing keys page: the tenant's keys, and the buttons their states allow.
 
 use super::api::{
-    preview_key_revocation, signing_keys, ActivateSigningKey, RevokeAllSigningKeys,
-    RevokeSigningKey, StageSigningKey,
+    key_instances, preview_key_revocation, signing_keys, ActivateSigningKey, AskInstances,
+    RevokeAllSigningKeys, RevokeSigningKey, StageSigningKey,
 };
-use super::{KeyChanged, KeysPage, RevokePreview, SigningKey};
+use super::{
+    InstanceRequest, InstanceRequestKind, InstancesView, KeyChanged, KeysPage, RevokePreview,
+    SigningKey, ANSWER_WITHIN_SECS,
+};
 use crate::auth::view::allowed;
 use crate::auth::Permission;
 use crate::components::feedback::{status_badge, ErrorNotice};
@@ -103,6 +106,7 @@ pub fn SigningKeysPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match loaded(page).await {
                     Ok(page) => view! {
+                        <Instances slug=page.slug.clone() />
                         <KeyTable page=page.clone() chosen />
                         <Show when=move || allowed(Permission::CommandIncident).get()>
                             <Actions page=page.clone() chosen stage activate revoke revoke_all />
@@ -367,6 +371,206 @@ fn RevokeAll(slug: String, action: ServerAction<RevokeAllSigningKeys>) -> impl I
             })}
             <FormFeedback error=errors.other() />
         </section>
+    }
+    .into_any()
+}
+
+/// `12 s ago`, from the server's clock at reading.
+fn ago(then: time::OffsetDateTime, now: time::OffsetDateTime) -> String {
+    format!("{} s ago", (now - then).whole_seconds().max(0))
+}
+
+/// The instances: each one's key epoch, and the buttons that ask all of them to refresh
+/// or to verify (runbook 001), with their answers as they arrive.
+#[component]
+fn Instances(slug: String) -> impl IntoView {
+    let can = allowed(Permission::CommandIncident);
+    let ask = ServerAction::<AskInstances>::new();
+    let errors = FormErrors::of(ask.value());
+    // Every second while a request waits for answers, every five otherwise.
+    let tick = RwSignal::new(0u32);
+    let fast = RwSignal::new(false);
+    Effect::new(move |_| {
+        #[cfg(feature = "hydrate")]
+        if let Ok(handle) = set_interval_with_handle(
+            move || tick.update(|t| *t += 1),
+            std::time::Duration::from_secs(1),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let beat = Memo::new(move |_| {
+        let t = tick.get();
+        if fast.get() {
+            t
+        } else {
+            t / 5
+        }
+    });
+    let asked = successes(ask.value());
+    let tenant = slug.clone();
+    let view_of = Resource::new(
+        move || (tenant.clone(), beat.get(), asked.get()),
+        |(tenant, _, _)| key_instances(tenant),
+    );
+    let dispatch = move |kind: InstanceRequestKind| {
+        let tenant = slug.clone();
+        move |_| {
+            fast.set(true);
+            ask.dispatch(AskInstances {
+                tenant: tenant.clone(),
+                kind: kind.as_str().to_owned(),
+            });
+        }
+    };
+    let refresh = dispatch.clone()(InstanceRequestKind::Refresh);
+    let verify = dispatch(InstanceRequestKind::Verify);
+    view! {
+        <section class="mt-8 max-w-6xl" aria-labelledby="instances-heading">
+            <h2 id="instances-heading" class="text-lg font-semibold">"Instances"</h2>
+            <p class="mt-1 max-w-prose text-sm text-slate-600">
+                "Every running instance of the server and the key epoch it holds. Refresh makes every instance reload its keys now; Verify checks on each one that tokens of the keys no longer trusted are refused and the active key's accepted. Requests and answers are recorded in the audit log."
+            </p>
+            <Show when=move || can.get()>
+                <div class="mt-3 flex gap-2">
+                    <button type="button" class="btn" data-testid="refresh-instances" on:click=refresh.clone() disabled=move || ask.pending().get()>"Refresh on all instances"</button>
+                    <button type="button" class="btn" data-testid="verify-instances" on:click=verify.clone() disabled=move || ask.pending().get()>"Verify on all instances"</button>
+                </div>
+            </Show>
+            <FormFeedback error=errors.other() />
+            <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match loaded(view_of).await {
+                        Ok(shown) => {
+                            let waiting = shown.latest.as_ref().is_some_and(|r| {
+                                !r.waiting().is_empty()
+                                    && (r.now - r.requested_at).whole_seconds() <= ANSWER_WITHIN_SECS
+                            });
+                            fast.set(waiting);
+                            view! { <InstancesShown shown /> }.into_any()
+                        }
+                        Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn InstancesShown(shown: InstancesView) -> impl IntoView {
+    let InstancesView {
+        database_epoch,
+        instances,
+        latest,
+        now,
+    } = shown;
+    view! {
+        <DataTable caption="Running instances" testid="instances" class="mt-4"
+            rows=instances.len()
+            empty=("No instance is live", "An instance lists itself once it listens for changes, and every 5 s after; none has in the last 20 s.")
+            columns=vec![Col::new("Instance"), Col::new("Host"), Col::new("Version"), Col::new("Started (UTC)"), Col::new("Last seen"), Col::new("Key epoch")]>
+            {instances.into_iter().map(|i| {
+                let epoch = if i.key_epoch == database_epoch {
+                    format!("{} (current)", i.key_epoch)
+                } else {
+                    format!("{} (the database is at {database_epoch})", i.key_epoch)
+                };
+                view! {
+                    <tr data-instance=i.id.clone()>
+                        <td class="font-mono text-xs">{i.id.chars().take(8).collect::<String>()}</td>
+                        <td>{i.host}</td>
+                        <td>{i.version}</td>
+                        <td>{utc_seconds(i.started_at)}</td>
+                        <td>{ago(i.last_seen, now)}</td>
+                        <td data-testid="instance-epoch">{epoch}</td>
+                    </tr>
+                }
+            }).collect_view()}
+        </DataTable>
+        {latest.map(|request| view! { <RequestShown request /> })}
+    }
+    .into_any()
+}
+
+#[component]
+fn RequestShown(request: InstanceRequest) -> impl IntoView {
+    let waiting: Vec<super::InstanceRow> = request.waiting().into_iter().cloned().collect();
+    let late = (request.now - request.requested_at).whole_seconds() > ANSWER_WITHIN_SECS;
+    let answered = request.acks.len();
+    let expected = request.expected.len();
+    let what = match request.kind {
+        InstanceRequestKind::Refresh => "Refresh",
+        InstanceRequestKind::Verify => "Verification",
+    };
+    let verdict = match request.kind {
+        InstanceRequestKind::Verify if waiting.is_empty() && answered > 0 => {
+            if request.acks.iter().all(|a| a.passed == Some(true)) {
+                " Every instance passed."
+            } else {
+                " Some instance FAILED: see below."
+            }
+        }
+        _ => "",
+    };
+    let summary = format!(
+        "{what} requested by {} at {} UTC (key epoch {}): {answered} of {expected} instance(s) answered.{}{verdict}",
+        request.requested_by,
+        utc_seconds(request.requested_at),
+        request.epoch,
+        match (waiting.is_empty(), late) {
+            (true, _) => "",
+            (false, false) => " Waiting for the others…",
+            (false, true) => " The others did not answer within 15 s: they may have stopped, or lost their connection to the database.",
+        },
+    );
+    let requested_at = request.requested_at;
+    let kind = request.kind;
+    view! {
+        <div class="mt-4 rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" data-testid="instance-request" data-kind=kind.as_str()>
+            <p role="status" class="text-sm" data-testid="instance-request-summary">{summary}</p>
+            <ul class="mt-2 space-y-2 text-sm">
+                {request.acks.into_iter().map(|ack| {
+                    let after_ms = (ack.acked_at - requested_at).whole_milliseconds().max(0);
+                    let result = match ack.passed {
+                        Some(true) => "passed",
+                        Some(false) => "FAILED",
+                        None => "refreshed",
+                    };
+                    let badge = if ack.passed == Some(false) { "badge badge-error" } else { "badge badge-success" };
+                    view! {
+                        <li data-testid="instance-ack" data-passed=ack.passed.map(|p| p.to_string()).unwrap_or_default()>
+                            <span class=badge>{result}</span>
+                            <span class="ml-2 font-mono text-xs">{ack.instance_id.chars().take(8).collect::<String>()}</span>
+                            <span>{format!(" on {}: key epoch {}, answered at {} UTC ({after_ms} ms after the request)", ack.host, ack.epoch, utc_seconds(ack.acked_at))}</span>
+                            {(!ack.probes.is_empty()).then(|| view! {
+                                <ul class="mt-1 list-disc pl-6 text-xs" aria-label="Probes">
+                                    {ack.probes.into_iter().map(|p| {
+                                        let mark = if p.passed { "ok" } else { "FAIL" };
+                                        let expected = if p.expect_accepted { "accepted" } else { "refused" };
+                                        view! {
+                                            <li data-testid="probe" data-passed=p.passed.to_string()>
+                                                <span class="font-medium">{mark}</span>
+                                                <span class="font-mono">{format!(" {} ", p.kid)}</span>
+                                                <span>{format!("({}): expected {expected}, got {}. {}", p.state, p.outcome, p.note)}</span>
+                                            </li>
+                                        }
+                                    }).collect_view()}
+                                </ul>
+                            })}
+                        </li>
+                    }
+                }).collect_view()}
+                {waiting.into_iter().map(|i| view! {
+                    <li data-testid="instance-waiting">
+                        <span class="badge badge-deny">{if late { "no answer" } else { "waiting" }}</span>
+                        <span class="ml-2 font-mono text-xs">{i.id.chars().take(8).collect::<String>()}</span>
+                        <span>{format!(" on {}", i.host)}</span>
+                    </li>
+                }).collect_view()}
+            </ul>
+        </div>
     }
     .into_any()
 }

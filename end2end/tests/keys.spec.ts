@@ -128,3 +128,44 @@ test('keys are staged, activated in an emergency, revoked by kid and all revoked
   // failed requests.
   expect(problems.filter((p) => !/status of (409|422)/.test(p))).toEqual([]);
 });
+
+test('every instance refreshes its key set and verifies that a revoked key is refused and the active one accepted', async ({ page, request }) => {
+  const problems = watchConsole(page);
+  await signIn(page);
+  const slug = await createTenant(page, 'instances');
+  const [first] = await published(request, slug);
+  await page.goto(`/t/${slug}/keys`);
+  await expect(page.getByRole('heading', { level: 1, name: 'Signing keys' })).toBeVisible();
+  await waitForHydration(page);
+  const instances = page.getByRole('region', { name: 'Instances' });
+  // The server under test lists itself with the key epoch it holds.
+  await expect(instances.getByTestId('instances').locator('tbody tr')).not.toHaveCount(0);
+
+  // Revoke the active key: a fresh one replaces it.
+  const all = page.getByRole('region', { name: 'Revoke all keys' });
+  await all.getByRole('button', { name: 'Preview what it revokes' }).click();
+  await all.getByLabel('Reason').fill('e2e: JWKS compromise');
+  await all.getByLabel(`Type ${slug} to confirm`).fill(slug);
+  await all.getByRole('button', { name: 'Revoke 1 key(s) and activate a fresh one' }).click();
+  await expect(page.getByTestId('key-done')).toContainText(`Revoked: ${first}.`);
+  const [fresh] = await published(request, slug);
+
+  // Refresh: every live instance answers with the epoch it reloaded.
+  await instances.getByRole('button', { name: 'Refresh on all instances' }).click();
+  const answer = instances.getByTestId('instance-request');
+  await expect(answer).toHaveAttribute('data-kind', 'refresh');
+  await expect(answer.getByTestId('instance-request-summary')).toContainText(/Refresh requested by .*: (\d+) of \1 instance\(s\) answered\./);
+  await expect(answer.getByTestId('instance-ack').first()).toContainText('refreshed');
+  await expect(answer.getByTestId('instance-ack').first()).toContainText('key epoch');
+
+  // Verify: on every instance the revoked key's token is refused and the fresh key's accepted.
+  await instances.getByRole('button', { name: 'Verify on all instances' }).click();
+  await expect(answer).toHaveAttribute('data-kind', 'verify');
+  await expect(answer.getByTestId('instance-request-summary')).toContainText('Every instance passed.');
+  const probes = answer.getByTestId('instance-ack').first().getByTestId('probe');
+  await expect(probes.filter({ hasText: first })).toContainText('expected refused, got DELEGATED_KEY_REVOKED');
+  await expect(probes.filter({ hasText: fresh })).toContainText('expected accepted, got accepted');
+  await expect(probes.filter({ hasText: first })).toHaveAttribute('data-passed', 'true');
+  // The bad slug the tenant form refused is the only failed request.
+  expect(problems.filter((p) => !p.includes('status of 422'))).toEqual([]);
+});

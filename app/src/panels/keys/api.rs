@@ -15,19 +15,26 @@ fn policy() -> crate::domain::keys::KeyPolicy {
     use_context::<crate::domain::keys::KeyPolicy>().unwrap_or_default()
 }
 
-/// After a key change: this instance signs and verifies with the new key set at once (the
-/// others reload on the notification the change sent).
+/// After a change to keys or to what tenants' tokens are checked against: this instance
+/// signs, verifies and publishes with the new key set before it answers (the others reload
+/// on the notification the change sent), so the next request anyone makes here sees it.
+#[cfg(feature = "ssr")]
+pub(crate) async fn reload_keys_here(actor: &crate::auth::Actor) {
+    if let Ok(verifier) = actor.verifier() {
+        if let Err(err) = verifier.keys().reload().await {
+            tracing::error!(error = %err, "reloading the key set after a key change failed");
+        }
+    }
+}
+
+/// [`reload_keys_here`] after a key change that went through.
 #[cfg(feature = "ssr")]
 async fn changed_here(
     actor: &crate::auth::Actor,
     changed: Result<KeyChanged, AppError>,
 ) -> Result<KeyChanged, AppError> {
     if changed.is_ok() {
-        if let Ok(verifier) = actor.verifier() {
-            if let Err(err) = verifier.keys().reload().await {
-                tracing::error!(error = %err, "reloading the key set after a key change failed");
-            }
-        }
+        reload_keys_here(actor).await;
     }
     changed
 }

@@ -106,7 +106,6 @@ pub fn SigningKeysPage() -> impl IntoView {
             {move || Suspend::new(async move {
                 match loaded(page).await {
                     Ok(page) => view! {
-                        <Instances slug=page.slug.clone() />
                         <KeyTable page=page.clone() chosen />
                         <Show when=move || allowed(Permission::CommandIncident).get()>
                             <Actions page=page.clone() chosen stage activate revoke revoke_all />
@@ -116,6 +115,7 @@ pub fn SigningKeysPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        <Instances tenant />
     }
     .into_any()
 }
@@ -383,7 +383,7 @@ fn ago(then: time::OffsetDateTime, now: time::OffsetDateTime) -> String {
 /// The instances: each one's key epoch, and the buttons that ask all of them to refresh
 /// or to verify (runbook 001), with their answers as they arrive.
 #[component]
-fn Instances(slug: String) -> impl IntoView {
+fn Instances(tenant: Memo<String>) -> impl IntoView {
     let can = allowed(Permission::CommandIncident);
     let ask = ServerAction::<AskInstances>::new();
     let errors = FormErrors::of(ask.value());
@@ -408,22 +408,32 @@ fn Instances(slug: String) -> impl IntoView {
         }
     });
     let asked = successes(ask.value());
-    let tenant = slug.clone();
     let view_of = Resource::new(
-        move || (tenant.clone(), beat.get(), asked.get()),
+        move || (tenant.get(), beat.get(), asked.get()),
         |(tenant, _, _)| key_instances(tenant),
     );
+    // Follow a request closely while some instance has yet to answer it.
+    Effect::new(move |_| {
+        let waiting = view_of
+            .get()
+            .and_then(Result::ok)
+            .and_then(|shown| shown.latest)
+            .is_some_and(|r| {
+                !r.waiting().is_empty()
+                    && (r.now - r.requested_at).whole_seconds() <= ANSWER_WITHIN_SECS
+            });
+        fast.set(waiting);
+    });
     let dispatch = move |kind: InstanceRequestKind| {
-        let tenant = slug.clone();
         move |_| {
             fast.set(true);
             ask.dispatch(AskInstances {
-                tenant: tenant.clone(),
+                tenant: tenant.get_untracked(),
                 kind: kind.as_str().to_owned(),
             });
         }
     };
-    let refresh = dispatch.clone()(InstanceRequestKind::Refresh);
+    let refresh = dispatch(InstanceRequestKind::Refresh);
     let verify = dispatch(InstanceRequestKind::Verify);
     view! {
         <section class="mt-8 max-w-6xl" aria-labelledby="instances-heading">
@@ -433,22 +443,15 @@ fn Instances(slug: String) -> impl IntoView {
             </p>
             <Show when=move || can.get()>
                 <div class="mt-3 flex gap-2">
-                    <button type="button" class="btn" data-testid="refresh-instances" on:click=refresh.clone() disabled=move || ask.pending().get()>"Refresh on all instances"</button>
-                    <button type="button" class="btn" data-testid="verify-instances" on:click=verify.clone() disabled=move || ask.pending().get()>"Verify on all instances"</button>
+                    <button type="button" class="btn" data-testid="refresh-instances" on:click=refresh disabled=move || ask.pending().get()>"Refresh on all instances"</button>
+                    <button type="button" class="btn" data-testid="verify-instances" on:click=verify disabled=move || ask.pending().get()>"Verify on all instances"</button>
                 </div>
             </Show>
             <FormFeedback error=errors.other() />
             <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match loaded(view_of).await {
-                        Ok(shown) => {
-                            let waiting = shown.latest.as_ref().is_some_and(|r| {
-                                !r.waiting().is_empty()
-                                    && (r.now - r.requested_at).whole_seconds() <= ANSWER_WITHIN_SECS
-                            });
-                            fast.set(waiting);
-                            view! { <InstancesShown shown /> }.into_any()
-                        }
+                        Ok(shown) => view! { <InstancesShown shown /> }.into_any(),
                         Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
                     }
                 })}

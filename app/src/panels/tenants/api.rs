@@ -24,6 +24,7 @@ pub async fn create_tenant(form: NewTenantForm) -> Result<String, AppError> {
     let actor = require(Permission::ManageTenants).await?;
     let verifier = actor.verifier()?;
     let (tenant, _kid) = super::ops::create(&actor, verifier.master_key(), &form).await?;
+    crate::panels::keys::api::reload_keys_here(&actor).await;
     Ok(tenant.slug)
 }
 
@@ -43,5 +44,9 @@ pub async fn update_tenant_settings(
     algorithm: String,
 ) -> Result<TenantSettings, AppError> {
     let actor = require(Permission::ManageTenants).await?;
-    super::ops::update_settings(&actor, &tenant, &max_token_days, &audiences, &algorithm).await
+    let saved =
+        super::ops::update_settings(&actor, &tenant, &max_token_days, &audiences, &algorithm)
+            .await?;
+    crate::panels::keys::api::reload_keys_here(&actor).await;
+    Ok(saved)
 }

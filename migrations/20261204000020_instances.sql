@@ -1,17 +1,22 @@
 -- Every instance's key set, seen from the console (issue 16, runbook 001), and the key
 -- fingerprint of recovery codes (ENCRYPTION_KEY rotation).
 
--- The instances of the server now running. Each one writes its row when its change
--- listener is in effect and every few seconds after (its heartbeat), with the key epoch it
--- holds, and deletes it when it shuts down. Not audited: presence, not state.
+-- The instances of the server now running. Each one writes its row every few seconds (its
+-- heartbeat), with the key epoch it holds, whether its change listener is in effect (only
+-- then do requests reach it), and a fingerprint of its ENCRYPTION_KEY (16 bytes derived
+-- from the key, never the key: `secrets reseal` refuses to move secrets to a key the
+-- running instances do not hold); it deletes its row when it shuts down. Not audited:
+-- presence, not state.
 CREATE TABLE instances (
-    id             uuid        PRIMARY KEY,
-    host           text        NOT NULL CHECK (length(host) BETWEEN 1 AND 255),
-    version        text        NOT NULL CHECK (length(version) BETWEEN 1 AND 64),
-    started_at     timestamptz NOT NULL,
-    last_seen      timestamptz NOT NULL DEFAULT now(),
-    key_epoch      bigint      NOT NULL,
-    keys_loaded_at timestamptz
+    id                         uuid        PRIMARY KEY,
+    host                       text        NOT NULL CHECK (length(host) BETWEEN 1 AND 255),
+    version                    text        NOT NULL CHECK (length(version) BETWEEN 1 AND 64),
+    started_at                 timestamptz NOT NULL,
+    last_seen                  timestamptz NOT NULL DEFAULT now(),
+    key_epoch                  bigint      NOT NULL,
+    keys_loaded_at             timestamptz,
+    listening                  boolean     NOT NULL,
+    encryption_key_fingerprint bytea       NOT NULL CHECK (length(encryption_key_fingerprint) = 16)
 );
 CREATE INDEX instances_last_seen ON instances (last_seen);
 GRANT SELECT, INSERT, UPDATE, DELETE ON instances TO staff_console_app;

@@ -91,7 +91,14 @@ async fn warn_while_resealing(pool: &sqlx::PgPool, master: &MasterKey) -> Result
     let census = app::domain::secrets::census(pool, master)
         .await
         .map_err(|e| ServeError::Bootstrap(format!("secrets at rest: {e}")))?;
-    if let Some(unopened) = census.unopened() {
+    if census.totp.unopened > 0 {
+        tracing::error!(
+            count = census.totp.unopened,
+            first = census.totp.first_unopened.as_deref().unwrap_or_default(),
+            "TOTP secrets that open under no ENCRYPTION_KEY: those staff cannot sign in with their authenticator app (reset their factors)"
+        );
+    }
+    if let Some(unopened) = census.unopened_required() {
         return Err(ServeError::Bootstrap(format!(
             "{unopened} does not open with ENCRYPTION_KEY{}: it is not the key this database was set up with",
             if master.previous().is_some() { " nor ENCRYPTION_KEY_PREVIOUS" } else { "" }

@@ -850,6 +850,7 @@ async fn an_instance_holding_an_old_key_set_fails_verification_and_says_why(pool
         stale.clone(),
         Verify,
         uuid::Uuid::parse_str(&id).unwrap(),
+        std::time::Instant::now(),
     )
     .await;
     let request = keys::request(&cli, "acme", &id).await.unwrap();
@@ -878,13 +879,17 @@ async fn an_instance_holding_an_old_key_set_fails_verification_and_says_why(pool
 
     // Once it reloads, it passes.
     stale.keys().reload().await.unwrap();
+    let (keys, agent_api) =
+        app::domain::gateway::instances::tenant_keys(&stale, tenant_id(&pool, "acme").await)
+            .await
+            .unwrap();
+    assert!(agent_api);
     let probes = app::domain::gateway::instances::probe(
         &stale.keys().snapshot(),
         common::ORIGIN,
         "acme",
-        &app::domain::gateway::instances::tenant_keys(&stale, tenant_id(&pool, "acme").await)
-            .await
-            .unwrap(),
+        agent_api,
+        &keys,
         time::OffsetDateTime::now_utc(),
     );
     assert!(probes.iter().all(|p| p.passed), "{probes:?}");
@@ -911,4 +916,78 @@ async fn tenant_id(pool: &PgPool, slug: &str) -> uuid::Uuid {
         .fetch_one(pool)
         .await
         .unwrap()
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn verification_expects_what_the_tenant_allows_and_requests_are_bounded(pool: PgPool) {
+    use app::panels::keys::InstanceRequestKind::{Refresh, Verify};
+    let cli = Actor::command_line_unchecked(pool.clone(), "ic");
+    let active = create(&cli, "acme").await;
+    // The tenant stops allowing the agent API: no delegated token of it is accepted, so an
+    // up-to-date instance refuses the active key's probe for its audience, and passes.
+    app::panels::tenants::ops::update_settings(&cli, "acme", "90", "billing", "ES256")
+        .await
+        .unwrap();
+    let (a, listen_a) = instance(&pool).await;
+    a.keys().reload().await.unwrap();
+    let id = keys::ask_instances(&cli, "acme", Verify).await.unwrap();
+    let verified = answered(&cli, &id, 1).await;
+    let ack = &verified.acks[0];
+    assert_eq!(ack.passed, Some(true), "{:?}", ack.probes);
+    let probe = ack.probes.iter().find(|p| p.kid == active).unwrap();
+    assert_eq!(probe.outcome, "DELEGATED_AUDIENCE_MISMATCH");
+    assert!(!probe.expect_accepted);
+    assert!(
+        probe.note.contains("does not allow agent-api"),
+        "{}",
+        probe.note
+    );
+
+    // A burst of refreshes costs at most a couple of reloads, not one each.
+    let before = a.keys().reloads();
+    let id = keys::ask_instances(&cli, "acme", Refresh).await.unwrap();
+    answered(&cli, &id, 1).await;
+    let heard = std::time::Instant::now();
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            let a = a.clone();
+            tokio::spawn(async move { a.keys().reload_unless_since(heard).await.unwrap() })
+        })
+        .collect();
+    for one in burst {
+        one.await.unwrap();
+    }
+    assert!(
+        a.keys().reloads() - before <= 3,
+        "{} reloads",
+        a.keys().reloads() - before
+    );
+
+    // Requests to every instance are bounded platform-wide.
+    for n in 0..20 {
+        let slug = format!("t{n}");
+        create(&cli, &slug).await;
+        match keys::ask_instances(&cli, &slug, Refresh).await {
+            Ok(_) => assert!(n < 10, "request {n} went through"),
+            Err(AppError::Conflict { message, .. }) => {
+                assert!(message.contains("wait for their answers"), "{message}");
+                assert!(n >= 8, "refused already at {n}");
+                break;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    // An instance that deregistered is not listed again by its heartbeat.
+    app::domain::gateway::instances::deregister(&a)
+        .await
+        .unwrap();
+    app::domain::gateway::instances::heartbeat(&a)
+        .await
+        .unwrap();
+    assert!(app::panels::keys::queries::live_instances(&pool)
+        .await
+        .unwrap()
+        .is_empty());
+    listen_a.abort();
 }

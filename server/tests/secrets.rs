@@ -212,3 +212,46 @@ async fn reseal_without_the_previous_key_is_refused_and_changes_nothing(pool: Pg
     assert!(common::audit(&pool, "secrets.resealed").await.is_empty());
     assert!(pepper::load(&pool, &MasterKey::new(OLD)).await.is_ok());
 }
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn reseal_waits_until_every_running_instance_holds_the_new_key(pool: PgPool) {
+    set_up_under_old(&pool).await;
+    let cli = Actor::command_line_unchecked(pool.clone(), "ops");
+    // An instance still running with the old key alone.
+    let old_instance =
+        app::domain::gateway::verify::Verifier::new(pool.clone(), MasterKey::new(OLD))
+            .for_instance(common::ORIGIN);
+    app::domain::gateway::instances::heartbeat(&old_instance)
+        .await
+        .unwrap();
+    let rotating = MasterKey::with_previous(NEW, Some(OLD));
+    let err = secrets::reseal(&cli, &pool, &rotating, |_, _| {})
+        .await
+        .expect_err("an instance holds another key");
+    let message = err.to_string();
+    assert!(message.contains("use another ENCRYPTION_KEY"), "{message}");
+    assert!(
+        message.contains(&old_instance.instance().id.to_string()),
+        "{message}"
+    );
+    assert_eq!(
+        secrets::census(&pool, &rotating)
+            .await
+            .unwrap()
+            .on_previous(),
+        4
+    );
+    // Restarted with the new key (and the old one as previous): the re-seal goes ahead.
+    app::domain::gateway::instances::deregister(&old_instance)
+        .await
+        .unwrap();
+    let new_instance = app::domain::gateway::verify::Verifier::new(pool.clone(), rotating.clone())
+        .for_instance(common::ORIGIN);
+    app::domain::gateway::instances::heartbeat(&new_instance)
+        .await
+        .unwrap();
+    let done = secrets::reseal(&cli, &pool, &rotating, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(done.peppers + done.signing_keys + done.totp, 4);
+}

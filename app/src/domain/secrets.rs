@@ -73,6 +73,15 @@ impl Census {
             .find_map(|c| c.first_unopened.clone())
     }
 
+    /// The first pepper or signing key that opens under neither key: the server cannot
+    /// check tokens or sign without them, so it does not start. (A TOTP secret that does
+    /// not open locks out one person, who is named in a warning instead.)
+    pub fn unopened_required(&self) -> Option<String> {
+        [&self.peppers, &self.signing_keys]
+            .into_iter()
+            .find_map(|c| c.first_unopened.clone())
+    }
+
     /// What the recovery codes still need, as a sentence's tail ("" when nothing).
     pub fn recovery_note(&self) -> String {
         match (self.recovery_staff_previous, self.recovery_staff_unknown) {
@@ -157,6 +166,27 @@ pub async fn reseal(
             "ENCRYPTION_KEY_PREVIOUS",
             "Set ENCRYPTION_KEY_PREVIOUS to the key being replaced: without it nothing sealed under that key opens.",
         ));
+    }
+    // Moving secrets to a key the running servers do not hold would leave them unable to
+    // open them: every live instance must already run with this ENCRYPTION_KEY.
+    let others = sqlx::query!(
+        r#"SELECT id::text AS "id!", host FROM instances
+           WHERE last_seen > now() - interval '20 seconds' AND encryption_key_fingerprint <> $1
+           ORDER BY started_at"#,
+        &master.fingerprint()[..]
+    )
+    .fetch_all(pool)
+    .await?;
+    if let Some(other) = others.first() {
+        return Err(AppError::Conflict {
+            field: None,
+            message: format!(
+                "{} running instance(s) use another ENCRYPTION_KEY (the first: {} on {}): start every instance with the new key as ENCRYPTION_KEY and the replaced one as ENCRYPTION_KEY_PREVIOUS, then re-seal with the same two.",
+                others.len(),
+                other.id,
+                other.host
+            ),
+        });
     }
     let mut done = Resealed::default();
     let moved: Vec<Moved> = peppers(pool)

@@ -16,7 +16,9 @@ use crate::domain::keys::{self, PrivateKey};
 use crate::domain::status::{SigningAlgorithm, SigningKeyState};
 use crate::error::AppError;
 use crate::panels::keys::{InstanceRequestKind, Probe};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -25,6 +27,10 @@ pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 /// Most keys no longer trusted a verification probes (the most recently ended first).
 pub const MAX_ENDED_PROBES: i64 = 20;
+
+/// Verifications one instance runs at once (each opens keys and signs a probe per key);
+/// more wait their turn.
+pub const VERIFICATIONS_AT_ONCE: usize = 2;
 
 /// This instance, as the others and the console see it.
 #[derive(Debug, Clone)]
@@ -39,6 +45,10 @@ pub struct Instance {
     pub started_at: OffsetDateTime,
     /// `PUBLIC_URL`: the issuer of its tenants' tokens, which a verification's probes use.
     pub public_origin: String,
+    /// Set when it deregisters (shutting down): no heartbeat lists it again.
+    stopping: Arc<AtomicBool>,
+    /// Bounds the verifications it runs at once.
+    verifying: Arc<tokio::sync::Semaphore>,
 }
 
 impl Instance {
@@ -50,6 +60,8 @@ impl Instance {
             version: env!("CARGO_PKG_VERSION"),
             started_at: OffsetDateTime::now_utc(),
             public_origin: public_origin.trim_end_matches('/').to_owned(),
+            stopping: Arc::new(AtomicBool::new(false)),
+            verifying: Arc::new(tokio::sync::Semaphore::new(VERIFICATIONS_AT_ONCE)),
         }
     }
 }
@@ -64,22 +76,30 @@ fn host_name() -> String {
     name.chars().take(255).collect()
 }
 
-/// Writes this instance's row: alive now, holding the key epoch it holds.
+/// Writes this instance's row: alive now, holding the key epoch it holds, listening or
+/// not. Nothing once it has deregistered.
 pub async fn heartbeat(verifier: &Verifier) -> sqlx::Result<()> {
     let me = verifier.instance();
+    if me.stopping.load(Ordering::Acquire) {
+        return Ok(());
+    }
     let snapshot = verifier.keys().snapshot();
     sqlx::query!(
-        "INSERT INTO instances (id, host, version, started_at, last_seen, key_epoch, keys_loaded_at)
-         VALUES ($1, $2, $3, $4, now(), $5, $6)
+        "INSERT INTO instances (id, host, version, started_at, last_seen, key_epoch, keys_loaded_at,
+                                listening, encryption_key_fingerprint)
+         VALUES ($1, $2, $3, $4, now(), $5, $6, $7, $8)
          ON CONFLICT (id) DO UPDATE
              SET last_seen = now(), key_epoch = EXCLUDED.key_epoch,
-                 keys_loaded_at = EXCLUDED.keys_loaded_at",
+                 keys_loaded_at = EXCLUDED.keys_loaded_at, listening = EXCLUDED.listening,
+                 encryption_key_fingerprint = EXCLUDED.encryption_key_fingerprint",
         me.id,
         me.host,
         me.version,
         me.started_at,
         snapshot.epoch,
-        snapshot.loaded_at
+        snapshot.loaded_at,
+        verifier.is_listening(),
+        &verifier.master_key().fingerprint()[..]
     )
     .execute(verifier.pool())
     .await?;
@@ -90,8 +110,9 @@ pub async fn heartbeat(verifier: &Verifier) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Deletes this instance's row (at shutdown).
+/// Deletes this instance's row (at shutdown); its heartbeat stops.
 pub async fn deregister(verifier: &Verifier) -> sqlx::Result<()> {
+    verifier.instance().stopping.store(true, Ordering::Release);
     sqlx::query!(
         "DELETE FROM instances WHERE id = $1",
         verifier.instance().id
@@ -101,15 +122,35 @@ pub async fn deregister(verifier: &Verifier) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Answers the request `id`: reloads first for a refresh, probes for a verification; then
-/// records the answer. Failures are logged: the panel shows the instance as silent.
-pub async fn answer(verifier: std::sync::Arc<Verifier>, kind: InstanceRequestKind, id: Uuid) {
+/// Answers the request `id`, heard at `heard`: reloads first for a refresh (once for
+/// every refresh heard before a reload began), probes for a verification; then records
+/// the answer. A failure is recorded as a failed answer when the database allows.
+pub async fn answer(verifier: Arc<Verifier>, kind: InstanceRequestKind, id: Uuid, heard: Instant) {
     let answered = match kind {
-        InstanceRequestKind::Refresh => refresh(&verifier, id).await,
-        InstanceRequestKind::Verify => verify(&verifier, id).await,
+        InstanceRequestKind::Refresh => refresh(&verifier, id, heard).await,
+        InstanceRequestKind::Verify => {
+            let Ok(_turn) = verifier.instance().verifying.clone().acquire_owned().await else {
+                return;
+            };
+            verify(&verifier, id).await
+        }
     };
     if let Err(err) = answered {
         tracing::error!(error = %err, request = %id, kind = kind.as_str(), "answering an instance request failed");
+        let failed = Probe {
+            kid: String::new(),
+            state: SigningKeyState::Active,
+            expect_accepted: true,
+            outcome: "ERROR".to_owned(),
+            passed: false,
+            note: "this instance could not carry out the request (see its log)".to_owned(),
+        };
+        if let Ok(Some((tenant, _))) = request_tenant(&verifier, id).await {
+            let epoch = verifier.keys().epoch();
+            if let Err(err) = record(&verifier, id, tenant, epoch, Some(false), &[failed]).await {
+                tracing::error!(error = %err, request = %id, "recording a failed answer failed");
+            }
+        }
     }
 }
 
@@ -124,15 +165,15 @@ async fn request_tenant(verifier: &Verifier, id: Uuid) -> Result<Option<(Uuid, S
     .map(|r| (r.tenant_id, r.slug)))
 }
 
-async fn refresh(verifier: &Verifier, id: Uuid) -> Result<(), AppError> {
-    let epoch = verifier
-        .keys()
-        .reload()
-        .await
-        .map_err(|e| AppError::internal(&e))?;
+async fn refresh(verifier: &Verifier, id: Uuid, heard: Instant) -> Result<(), AppError> {
     let Some((tenant, _)) = request_tenant(verifier, id).await? else {
         return Ok(());
     };
+    let epoch = verifier
+        .keys()
+        .reload_unless_since(heard)
+        .await
+        .map_err(|e| AppError::internal(&e))?;
     record(verifier, id, tenant, epoch, None, &[]).await?;
     heartbeat(verifier).await?;
     Ok(())
@@ -142,13 +183,14 @@ async fn verify(verifier: &Verifier, id: Uuid) -> Result<(), AppError> {
     let Some((tenant, slug)) = request_tenant(verifier, id).await? else {
         return Ok(());
     };
-    let keys = tenant_keys(verifier, tenant).await?;
+    let (keys, agent_api) = tenant_keys(verifier, tenant).await?;
     // What this instance holds now, as it is: a verification must not repair what it checks.
     let snapshot = verifier.keys().snapshot();
     let probes = probe(
         &snapshot,
         &verifier.instance().public_origin,
         &slug,
+        agent_api,
         &keys,
         OffsetDateTime::now_utc(),
     );
@@ -224,8 +266,19 @@ pub struct ProbedKey {
 }
 
 /// The tenant's active and retired keys, and the most recently ended revoked and removed
-/// ones, from the database (the truth the instance's key set is checked against).
-pub async fn tenant_keys(verifier: &Verifier, tenant: Uuid) -> Result<Vec<ProbedKey>, AppError> {
+/// ones, from the database (the truth the instance's key set is checked against); and
+/// whether the tenant lets delegated tokens reach the agent API.
+pub async fn tenant_keys(
+    verifier: &Verifier,
+    tenant: Uuid,
+) -> Result<(Vec<ProbedKey>, bool), AppError> {
+    let agent_api = sqlx::query_scalar!(
+        r#"SELECT $2 = ANY(allowed_audiences) AS "allowed!" FROM tenants WHERE id = $1"#,
+        tenant,
+        AGENT_API_AUDIENCE
+    )
+    .fetch_one(verifier.pool())
+    .await?;
     let rows = sqlx::query!(
         r#"(SELECT kid AS "kid!", algorithm AS "algorithm!: SigningAlgorithm",
                    state::text AS "state!: SigningKeyState", verify_until, nonce, sealed
@@ -233,13 +286,13 @@ pub async fn tenant_keys(verifier: &Verifier, tenant: Uuid) -> Result<Vec<Probed
            UNION ALL
            (SELECT kid, algorithm, state::text, verify_until, NULL, NULL
             FROM signing_keys WHERE tenant_id = $1 AND state IN ('revoked', 'removed')
-            ORDER BY coalesce(revoked_at, removed_at) DESC LIMIT $2)"#,
+            ORDER BY coalesce(revoked_at, removed_at) DESC NULLS LAST LIMIT $2)"#,
         tenant,
         MAX_ENDED_PROBES
     )
     .fetch_all(verifier.pool())
     .await?;
-    Ok(rows
+    let keys = rows
         .into_iter()
         .map(|row| {
             let private = match (&row.nonce, &row.sealed) {
@@ -261,11 +314,13 @@ pub async fn tenant_keys(verifier: &Verifier, tenant: Uuid) -> Result<Vec<Probed
                 private,
             }
         })
-        .collect())
+        .collect();
+    Ok((keys, agent_api))
 }
 
 /// Checks a token of each key against `snapshot` (the instance's key set) as the gateway
-/// would: the active key's and a retired key's within its `verify_until` must be accepted;
+/// would: the active key's and a retired key's within its `verify_until` must be accepted
+/// (refused for its audience when the tenant does not allow `agent-api`: `agent_api`);
 /// one naming a revoked, removed or expired retired key must be refused because the key is
 /// not trusted. A key whose private half is gone (revoked, removed) cannot sign: its probe
 /// is signed by a throwaway key and names its kid, so it passes only when the instance
@@ -275,6 +330,7 @@ pub fn probe(
     snapshot: &Snapshot,
     public_origin: &str,
     slug: &str,
+    agent_api: bool,
     keys: &[ProbedKey],
     now: OffsetDateTime,
 ) -> Vec<Probe> {
@@ -321,8 +377,22 @@ pub fn probe(
                 Ok(_) => "accepted".to_owned(),
                 Err(rejected) => rejected.refusal.code().to_owned(),
             };
+            // A tenant without the agent API audience has none of its tokens accepted,
+            // whatever the key: its trusted keys' probes are refused for the audience.
+            let audience_refused = expect_accepted && !agent_api;
+            let expect_accepted = expect_accepted && agent_api;
+            if audience_refused {
+                note = format!("{note}; but the tenant does not allow agent-api, so it is refused for its audience");
+            }
             let passed = match (&answer, expect_accepted) {
                 (Ok(_), true) => true,
+                (Err(rejected), false) if audience_refused => {
+                    let right = rejected.refusal == Refusal::DelegatedAudienceMismatch;
+                    if !right {
+                        note = format!("{note}; this instance refused it for another reason: its key set may be out of date");
+                    }
+                    right
+                }
                 (Err(_), true) => {
                     note = format!("{note}; this instance refused it: its key set may be out of date");
                     false
@@ -345,7 +415,8 @@ pub fn probe(
                     untrusted
                 }
             };
-            if expect_accepted && !signed_by_it {
+            let trusted = expect_accepted || audience_refused;
+            if trusted && !signed_by_it {
                 note = format!("{note}; its private key does not open with this ENCRYPTION_KEY");
             }
             Probe {
@@ -353,7 +424,7 @@ pub fn probe(
                 state: key.state,
                 expect_accepted,
                 outcome,
-                passed: passed && (signed_by_it || !expect_accepted),
+                passed: passed && (signed_by_it || !trusted),
                 note,
             }
         })

@@ -118,8 +118,9 @@ pub struct KeySet {
     current: ArcSwap<Snapshot>,
     /// Unix seconds of the last reload an unknown kid asked for.
     last_unknown_reload: AtomicI64,
-    /// Serialises reloads, so a burst of notifications does not read the database in parallel.
-    reloading: tokio::sync::Mutex<()>,
+    /// Serialises reloads, so a burst of notifications does not read the database in
+    /// parallel; holds when the last successful reload began.
+    reloading: tokio::sync::Mutex<Option<std::time::Instant>>,
     /// Reloads so far.
     reloads: std::sync::atomic::AtomicU64,
 }
@@ -142,7 +143,7 @@ impl KeySet {
             master,
             current: ArcSwap::from_pointee(Snapshot::default()),
             last_unknown_reload: AtomicI64::new(0),
-            reloading: tokio::sync::Mutex::new(()),
+            reloading: tokio::sync::Mutex::new(None),
             reloads: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -168,12 +169,27 @@ impl KeySet {
 
     /// Reads the whole key set and swaps it in. Returns the new epoch.
     pub async fn reload(&self) -> Result<i64, KeySetError> {
-        let _one_at_a_time = self.reloading.lock().await;
+        let mut last_began = self.reloading.lock().await;
+        let began = std::time::Instant::now();
         let snapshot = load(&self.pool, &self.master).await?;
         let epoch = snapshot.epoch;
         self.current.store(Arc::new(snapshot));
+        *last_began = Some(began);
         self.reloads.fetch_add(1, Ordering::Relaxed);
         Ok(epoch)
+    }
+
+    /// Reloads, unless a reload that began at or after `since` has completed meanwhile
+    /// (then what it read is as new as asked): a burst of refresh requests costs one or
+    /// two reloads, not one each. Returns the epoch held.
+    pub async fn reload_unless_since(&self, since: std::time::Instant) -> Result<i64, KeySetError> {
+        {
+            let last_began = self.reloading.lock().await;
+            if last_began.is_some_and(|began| began >= since) {
+                return Ok(self.epoch());
+            }
+        }
+        self.reload().await
     }
 
     /// How many reloads this key set has done (the unknown-kid throttle's evidence).

@@ -110,7 +110,7 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
         reload_keys(&verifier).await;
         reload_controls(&controls).await;
         verifier.set_listening(true);
-        // Listed once it can hear requests.
+        // Listed as listening at once: requests reach it from now on.
         beat(&verifier).await;
         loop {
             match listener.try_recv().await {
@@ -129,7 +129,8 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
                     Apply::Keys => reload_keys(&verifier).await,
                     // Answered beside the listener, which goes on listening.
                     Apply::Request(kind, id) => {
-                        tokio::spawn(super::instances::answer(verifier.clone(), kind, id));
+                        let heard = std::time::Instant::now();
+                        tokio::spawn(super::instances::answer(verifier.clone(), kind, id, heard));
                     }
                     Apply::Token | Apply::Owner | Apply::All => {}
                 },
@@ -273,10 +274,8 @@ pub async fn poll(verifier: Arc<Verifier>) {
         if rounds.is_multiple_of(10) {
             reload_ring(&verifier).await;
             keys_current(&verifier).await;
-            // Only while the listener is in effect: an instance listed is one a request reaches.
-            if verifier.is_listening() {
-                beat(&verifier).await;
-            }
+            // Listening or not: an instance whose listener is down is the one to see.
+            beat(&verifier).await;
         }
     }
 }

@@ -20,7 +20,7 @@ pub struct MasterKey(std::sync::Arc<Keys>);
 
 struct Keys {
     current: Zeroizing<[u8; 32]>,
-    previous: Option<Zeroizing<[u8; 32]>>,
+    previous: Option<MasterKey>,
 }
 
 /// Which key a secret opened under.
@@ -42,7 +42,7 @@ impl MasterKey {
     pub fn with_previous(key: [u8; 32], previous: Option<[u8; 32]>) -> Self {
         Self(std::sync::Arc::new(Keys {
             current: Zeroizing::new(key),
-            previous: previous.map(Zeroizing::new),
+            previous: previous.map(MasterKey::new),
         }))
     }
 
@@ -53,7 +53,7 @@ impl MasterKey {
 
     /// The key replaced, alone, while a rotation is under way.
     pub fn previous(&self) -> Option<MasterKey> {
-        self.0.previous.as_ref().map(|key| Self::new(**key))
+        self.0.previous.clone()
     }
 
     /// Opens a secret with `open` under the current key, then under the previous one:
@@ -65,8 +65,8 @@ impl MasterKey {
         if let Some(opened) = open(self) {
             return Some((opened, SealedUnder::Current));
         }
-        let previous = self.previous()?;
-        open(&previous).map(|opened| (opened, SealedUnder::Previous))
+        let previous = self.0.previous.as_ref()?;
+        open(previous).map(|opened| (opened, SealedUnder::Previous))
     }
 
     /// 16 bytes that name the current key without revealing it (stored beside what is

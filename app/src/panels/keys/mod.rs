@@ -164,6 +164,8 @@ pub struct InstanceRow {
     pub last_seen: OffsetDateTime,
     /// The key epoch it held then.
     pub key_epoch: i64,
+    /// Whether its change listener was in effect (requests reach only such instances).
+    pub listening: bool,
 }
 
 /// One probe of a verification: a token naming one key, and what the instance made of it.
@@ -248,7 +250,7 @@ pub struct InstancesView {
     pub instances: Vec<InstanceRow>,
     /// The tenant's latest request, with its answers.
     pub latest: Option<InstanceRequest>,
-    /// The server's clock.
+    /// The database's clock (heartbeats are stamped with it).
     #[serde(with = "time::serde::rfc3339")]
     pub now: OffsetDateTime,
 }

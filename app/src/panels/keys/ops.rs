@@ -478,6 +478,11 @@ pub async fn check_all_open(
 
 /// A second request of the same kind within this many seconds joins the first.
 pub const JOIN_REQUEST_SECS: i64 = 3;
+/// At most this many requests to the instances in [`REQUESTS_WINDOW_SECS`], every
+/// tenant's: each one makes every instance reload or probe.
+pub const MAX_REQUESTS: i64 = 10;
+/// The window of [`MAX_REQUESTS`].
+pub const REQUESTS_WINDOW_SECS: i64 = 10;
 
 /// Asks every live instance to refresh its key set or verify it (runbook 001), for the
 /// tenant `slug`: the request's id, whose answers [`request`] reads. Audited as
@@ -496,9 +501,19 @@ pub async fn ask_instances(
         // Nothing written: dropping the change ends its transaction.
         return Ok(joined.to_string());
     }
+    if queries::requests_since(&mut change, REQUESTS_WINDOW_SECS).await? >= MAX_REQUESTS {
+        return Err(AppError::Conflict {
+            field: None,
+            message: format!(
+                "The instances were asked {MAX_REQUESTS} times in the last {REQUESTS_WINDOW_SECS} s: wait for their answers, then ask again."
+            ),
+        });
+    }
+    // Requests reach only the instances whose listener is in effect.
     let live = queries::live_instances(change.db()).await?;
     let expected: Vec<Uuid> = live
         .iter()
+        .filter(|i| i.listening)
         .filter_map(|i| Uuid::parse_str(&i.id).ok())
         .collect();
     let epoch = queries::key_epoch(change.db()).await?;
@@ -555,6 +570,6 @@ pub async fn instances(actor: &Actor, slug: &str) -> Result<super::InstancesView
         database_epoch: queries::key_epoch(actor.reader()).await?,
         instances: queries::live_instances(actor.reader()).await?,
         latest,
-        now: OffsetDateTime::now_utc(),
+        now: queries::database_now(actor.reader()).await?,
     })
 }

@@ -283,7 +283,7 @@ pub async fn issued_since(
 pub async fn live_instances(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<super::InstanceRow>> {
     sqlx::query_as!(
         super::InstanceRow,
-        r#"SELECT id::text AS "id!", host, version, started_at, last_seen, key_epoch
+        r#"SELECT id::text AS "id!", host, version, started_at, last_seen, key_epoch, listening
            FROM instances WHERE last_seen > now() - make_interval(secs => $1)
            ORDER BY started_at, id"#,
         super::INSTANCE_LIVE_SECS as f64
@@ -365,7 +365,7 @@ pub async fn request(
     // it is shown by id).
     let seen = sqlx::query_as!(
         super::InstanceRow,
-        r#"SELECT id::text AS "id!", host, version, started_at, last_seen, key_epoch
+        r#"SELECT id::text AS "id!", host, version, started_at, last_seen, key_epoch, listening
            FROM instances WHERE id = ANY($1)"#,
         &row.instances
     )
@@ -386,6 +386,7 @@ pub async fn request(
                     started_at: row.requested_at,
                     last_seen: row.requested_at,
                     key_epoch: 0,
+                    listening: false,
                 })
         })
         .collect();
@@ -427,4 +428,22 @@ pub async fn latest_request(db: &crate::auth::Reader, tenant: Uuid) -> sqlx::Res
     )
     .fetch_optional(db)
     .await
+}
+
+/// How many requests to the instances were made in the last `secs` seconds, every tenant's.
+pub async fn requests_since(change: &mut Change, secs: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM instance_requests
+           WHERE requested_at > now() - make_interval(secs => $1)"#,
+        secs as f64
+    )
+    .fetch_one(change.db())
+    .await
+}
+
+/// The database's clock.
+pub async fn database_now(db: impl PgExecutor<'_>) -> sqlx::Result<OffsetDateTime> {
+    sqlx::query_scalar!(r#"SELECT now() AS "now!""#)
+        .fetch_one(db)
+        .await
 }

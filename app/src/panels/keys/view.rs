@@ -475,10 +475,10 @@ fn InstancesShown(shown: InstancesView) -> impl IntoView {
             empty=("No instance is live", "An instance lists itself once it listens for changes, and every 5 s after; none has in the last 20 s.")
             columns=vec![Col::new("Instance"), Col::new("Host"), Col::new("Version"), Col::new("Started (UTC)"), Col::new("Last seen"), Col::new("Key epoch")]>
             {instances.into_iter().map(|i| {
-                let epoch = if i.key_epoch == database_epoch {
-                    format!("{} (current)", i.key_epoch)
-                } else {
-                    format!("{} (the database is at {database_epoch})", i.key_epoch)
+                let epoch = match (i.key_epoch == database_epoch, i.listening) {
+                    (_, false) => format!("{}: NOT LISTENING for changes (it reloads by its 5 s poll; requests do not reach it)", i.key_epoch),
+                    (true, true) => format!("{} (current)", i.key_epoch),
+                    (false, true) => format!("{} (the database is at {database_epoch})", i.key_epoch),
                 };
                 view! {
                     <tr data-instance=i.id.clone()>

@@ -198,6 +198,9 @@ fn bench_router() {
             passkeys: app::domain::factors::passkey::RelyingParty::unavailable(),
             key_policy: app::domain::keys::KeyPolicy::default(),
             jwks_refresh_token: None,
+            end_users: std::sync::Arc::new(app::domain::endusers::Policy::with_captcha(
+                app::domain::endusers::captcha::Captcha::new(None, "http://127.0.0.1:9/", true),
+            )),
         });
         for (path, auth) in [
             ("/healthz", None),
@@ -448,6 +451,9 @@ async fn instance(db_url: &str, checks: Checks) -> (SocketAddr, Arc<Verifier>) {
         passkeys: app::domain::factors::passkey::RelyingParty::unavailable(),
         key_policy: app::domain::keys::KeyPolicy::default(),
         jwks_refresh_token: None,
+        end_users: std::sync::Arc::new(app::domain::endusers::Policy::with_captcha(
+            app::domain::endusers::captcha::Captcha::new(None, "http://127.0.0.1:9/", true),
+        )),
     };
     let app = router(state);
     tokio::spawn(async move {

@@ -154,6 +154,39 @@ pub struct Config {
     /// `INTERNAL_JWKS_REFRESH_TOKEN` (at least 32 characters): the bearer token of
     /// `POST /internal/auth/jwks/refresh` (runbook 001). Unset: that route answers 404.
     pub internal_jwks_refresh_token: Option<app::secret::SecretString>,
+    /// End users: `ACCESS_TOKEN_TTL_SECONDS` (default 300, 60 to 3600),
+    /// `REFRESH_TOKEN_TTL_DAYS` (default 30, 1 to 365), `TURNSTILE_SECRET` and
+    /// `TURNSTILE_VERIFY_URL` (default Cloudflare's siteverify).
+    pub end_users: EndUserConfig,
+}
+
+/// End users' token lifetimes and captcha provider.
+#[derive(Debug, Clone)]
+pub struct EndUserConfig {
+    /// `ACCESS_TOKEN_TTL_SECONDS`.
+    pub access_ttl_secs: u32,
+    /// `REFRESH_TOKEN_TTL_DAYS`.
+    pub refresh_ttl_days: u32,
+    /// `TURNSTILE_SECRET`: without it, development skips the captcha (each sign-in says so)
+    /// and production refuses sign-ins unless `TURNSTILE_DISABLED` is on.
+    pub turnstile_secret: Option<app::secret::SecretString>,
+    /// `TURNSTILE_VERIFY_URL`.
+    pub turnstile_verify_url: String,
+}
+
+impl EndUserConfig {
+    /// The policy the gateway runs with.
+    pub fn policy(&self, mode: Mode) -> app::domain::endusers::Policy {
+        app::domain::endusers::Policy {
+            access_ttl_secs: i64::from(self.access_ttl_secs),
+            refresh_ttl_days: i64::from(self.refresh_ttl_days),
+            captcha: app::domain::endusers::captcha::Captcha::new(
+                self.turnstile_secret.clone(),
+                &self.turnstile_verify_url,
+                mode == Mode::Development,
+            ),
+        }
+    }
 }
 
 /// The gateway's rate limits: defaults per token owner and per address, and the runbook's
@@ -542,6 +575,42 @@ impl Config {
                 token.trim().to_owned(),
             ))),
         });
+        let access_ttl = problems.take(parse_number(
+            env,
+            "ACCESS_TOKEN_TTL_SECONDS",
+            300,
+            60..=3600,
+        ));
+        let refresh_days = problems.take(parse_number(env, "REFRESH_TOKEN_TTL_DAYS", 30, 1..=365));
+        let verify_url = problems.take(
+            match env
+                .get("TURNSTILE_VERIFY_URL")
+                .filter(|v| !v.trim().is_empty())
+            {
+                None => Ok(app::domain::endusers::captcha::TURNSTILE_VERIFY_URL.to_owned()),
+                Some(raw) => match url::Url::parse(raw.trim()) {
+                    Ok(url) if matches!(url.scheme(), "http" | "https") => {
+                        Ok(raw.trim().to_owned())
+                    }
+                    _ => Err(ConfigError::Malformed {
+                        name: "TURNSTILE_VERIFY_URL",
+                        reason: "expected an http:// or https:// URL".into(),
+                    }),
+                },
+            },
+        );
+        let end_users = access_ttl.zip(refresh_days).zip(verify_url).map(
+            |((access_ttl_secs, refresh_ttl_days), turnstile_verify_url)| EndUserConfig {
+                access_ttl_secs,
+                refresh_ttl_days,
+                turnstile_secret: env
+                    .get("TURNSTILE_SECRET")
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .map(app::secret::SecretString::new),
+                turnstile_verify_url,
+            },
+        );
         let key_policy =
             jwks_max_age
                 .zip(token_ttl)
@@ -577,6 +646,7 @@ impl Config {
             Some(key_policy),
             Some(internal_jwks_refresh_token),
             Some(encryption_key_previous),
+            Some(end_users),
         ) = (
             mode,
             database,
@@ -594,6 +664,7 @@ impl Config {
             key_policy,
             refresh_token,
             encryption_key_previous,
+            end_users,
         )
         else {
             return Err(ConfigErrors(problems.0));
@@ -617,6 +688,7 @@ impl Config {
             session_signing_key_previous,
             key_policy,
             internal_jwks_refresh_token,
+            end_users,
         };
         let warnings = config.warnings();
         Ok(Checked {
@@ -639,6 +711,11 @@ impl Config {
                 );
             }
             return out;
+        }
+        if self.end_users.turnstile_secret.is_none() {
+            out.push(
+                "TURNSTILE_SECRET is not set: end users' sign-ins are refused with CAPTCHA_VERIFICATION_FAILED unless a tenant's TURNSTILE_DISABLED switch is on. Set it to the Turnstile site's secret key.".to_owned(),
+            );
         }
         if self.encryption_key_previous.is_some() {
             out.push(
@@ -1032,11 +1109,17 @@ mod tests {
                 ("SESSION_SIGNING_KEY", GOOD_SESSION_KEY),
                 ("PUBLIC_URL", "https://console.example.com"),
                 ("TRUSTED_PROXIES", "127.0.0.1"),
+                ("TURNSTILE_SECRET", "0x4AAAAAAA-site-secret"),
             ]),
             DevSecrets::ReadOnly,
         )
         .expect("loads");
         assert!(good.warnings.is_empty(), "{:?}", good.warnings);
+        // Without a captcha secret, end users' sign-ins are refused: said at start.
+        assert!(proxied
+            .warnings
+            .iter()
+            .any(|w| w.contains("TURNSTILE_SECRET")));
     }
 
     #[test]

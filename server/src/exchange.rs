@@ -98,12 +98,17 @@ pub async fn token(
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     };
+    // End users' refresh tokens (RFC 6749 §6), beside the token exchange.
+    if field("grant_type") == Some("refresh_token") {
+        let caller = crate::endusers::caller(&parts, route);
+        return crate::endusers::refresh(&gateway, &slug, field("refresh_token"), &caller).await;
+    }
     if field("grant_type") != Some(TOKEN_EXCHANGE_GRANT) {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
             "DELEGATED_GRANT_UNSUPPORTED",
-            &format!("grant_type must be {TOKEN_EXCHANGE_GRANT}."),
+            &format!("grant_type must be {TOKEN_EXCHANGE_GRANT} or refresh_token."),
         );
     }
     let Some(subject) = field("subject_token") else {

@@ -46,6 +46,8 @@ pub struct Gateway {
     pub public_origin: Arc<str>,
     /// The delegated tokens' lifetime.
     pub key_policy: app::domain::keys::KeyPolicy,
+    /// End users' token lifetimes and captcha.
+    pub identity: Arc<app::domain::endusers::Policy>,
 }
 
 /// A call the guard let through: the personal access token it rests on, and the delegated
@@ -62,6 +64,8 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/agent/v1/payments", post(payments))
         .route("/agent/v1/{*rest}", any(not_found))
         .route("/a/{tenant}/oauth/token", post(crate::exchange::token))
+        .route("/a/{tenant}/auth/sign-in", post(crate::endusers::sign_in))
+        .route("/a/{tenant}/api/v1/me", get(crate::endusers::me))
         .with_state(gateway)
 }
 

@@ -156,5 +156,32 @@ pub async fn sign_in_failures(pool: PgPool) {
         if let Err(err) = app::domain::gateway::delegated::purge_used(&pool).await {
             tracing::warn!(error = %err, "purging the uses of expired delegated tokens failed");
         }
+        if let Err(err) =
+            sqlx::query("DELETE FROM end_user_sign_in_failures WHERE at < now() - interval '1 day'")
+                .execute(&pool)
+                .await
+        {
+            tracing::warn!(error = %err, "pruning end users' sign-in failures failed");
+        }
+        end_user_sessions(&pool).await;
+    }
+}
+
+/// The end users' background marking: successors' sealed copies erased once their grace
+/// window is over, and the sessions a revocation epoch covers marked ended (a batch at a
+/// time, until none is left).
+async fn end_user_sessions(pool: &PgPool) {
+    if let Err(err) = app::domain::endusers::sessions::forget_successors(pool).await {
+        tracing::warn!(error = %err, "erasing refresh successors' copies failed");
+    }
+    loop {
+        match app::domain::endusers::ops::mark_revoked_sessions(pool, 10_000).await {
+            Ok(10_000) => continue,
+            Ok(_) => break,
+            Err(err) => {
+                tracing::warn!(error = %err, "marking revoked end-user sessions failed");
+                break;
+            }
+        }
     }
 }

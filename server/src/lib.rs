@@ -4,6 +4,7 @@
 pub mod check_config;
 pub mod config;
 pub mod db;
+pub mod endusers;
 pub mod exchange;
 pub mod gateway;
 pub mod jobs;

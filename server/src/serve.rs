@@ -332,6 +332,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
         passkeys,
         key_policy: config.key_policy,
         jwks_refresh_token: config.internal_jwks_refresh_token.clone().map(Arc::new),
+        end_users: Arc::new(config.end_users.policy(config.mode)),
         leptos_options,
         pool: pool.clone(),
         security: Arc::new(SecurityPolicy {

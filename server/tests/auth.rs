@@ -40,6 +40,7 @@ pub(crate) fn app_with_policy(pool: PgPool, policy: SignInPolicy) -> axum::Route
         passkeys: common::relying_party(),
         key_policy: app::domain::keys::KeyPolicy::default(),
         jwks_refresh_token: None,
+        end_users: common::end_users(),
     })
 }
 

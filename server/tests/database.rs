@@ -311,6 +311,18 @@ const UNAUDITED_BY_DESIGN: &[(&str, &str)] = &[
         "the ids of delegated tokens used on a route that changes state (a replay guard); each use is audited by the gateway",
     ),
     (
+        "end_user_sessions",
+        "end users' sessions: each sign-in, revocation and reuse is audited; a rotation's last-used time is not",
+    ),
+    (
+        "refresh_tokens",
+        "rotation state of end users' refresh tokens (2,000 a second are normal traffic); sign-ins, revocations and reuse detection are audited",
+    ),
+    (
+        "end_user_sign_in_failures",
+        "counters of failed end-user sign-ins; each failure is audited as an attempt",
+    ),
+    (
         "instances",
         "each running instance's heartbeat (presence, not state); requests to the instances and their answers are audited",
     ),

@@ -205,6 +205,7 @@ async fn responses_carry_a_request_id(pool: PgPool) {
         passkeys: common::relying_party(),
         key_policy: app::domain::keys::KeyPolicy::default(),
         jwks_refresh_token: None,
+        end_users: common::end_users(),
     });
     let echoed = send(&behind_proxy, from_client([10, 0, 0, 2], "lb-abc123")).await;
     assert_eq!(echoed.header("x-request-id"), "lb-abc123");

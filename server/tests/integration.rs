@@ -13,6 +13,7 @@ mod audit_verify;
 mod auth;
 mod database;
 mod delegated;
+mod endusers;
 mod factors;
 mod freeze;
 mod http;

@@ -166,6 +166,7 @@ fn check_config_passes_a_good_environment_without_a_database() {
             ("SESSION_SIGNING_KEY", SESSION_KEY),
             ("PUBLIC_URL", "https://console.example.com"),
             ("TRUSTED_PROXIES", "127.0.0.1"),
+            ("TURNSTILE_SECRET", "0x4AAAAAAA-site-secret"),
         ],
         &[],
     );

@@ -20,6 +20,16 @@ static HASHING: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
     ))
 });
 
+/// End users' sign-ins hash on their own permits, one fewer than the cores (at least one):
+/// a flood of end-user sign-ins queues there and never takes the staff console's.
+static END_USER_HASHING: LazyLock<Arc<Semaphore>> = LazyLock::new(|| {
+    Arc::new(Semaphore::new(
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get().saturating_sub(1))
+            .max(1),
+    ))
+});
+
 /// A hash of a password nobody knows: unknown emails are checked against it, so they take
 /// as long as known ones.
 static DUMMY_HASH: LazyLock<Option<String>> = LazyLock::new(|| {
@@ -53,9 +63,16 @@ fn verify_blocking(password: &str, hash: &str) -> bool {
 async fn on_blocking_pool<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AppError> {
+    on_pool(&HASHING, work).await
+}
+
+async fn on_pool<T: Send + 'static>(
+    permits: &Arc<Semaphore>,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
     // The permit moves into the blocking job: a request dropped mid-hash (client gone,
     // shutdown) does not free a slot while its hash is still running.
-    let permit = Arc::clone(&HASHING)
+    let permit = Arc::clone(permits)
         .acquire_owned()
         .await
         .map_err(|e| AppError::internal(&e))?;
@@ -78,9 +95,17 @@ pub async fn hash(password: &str) -> Result<String, AppError> {
 /// Checks `password` against `hash`; with no hash (unknown account), spends the same time
 /// against a dummy hash and answers `false`.
 pub async fn verify(password: &str, hash: Option<&str>) -> Result<bool, AppError> {
+    verify_on(&HASHING, password, hash).await
+}
+
+async fn verify_on(
+    permits: &Arc<Semaphore>,
+    password: &str,
+    hash: Option<&str>,
+) -> Result<bool, AppError> {
     let password = Zeroizing::new(password.to_owned());
     let hash = hash.map(str::to_owned);
-    on_blocking_pool(move || match hash {
+    on_pool(permits, move || match hash {
         Some(hash) => verify_blocking(&password, &hash),
         None => {
             if let Some(dummy) = DUMMY_HASH.as_deref() {
@@ -90,6 +115,19 @@ pub async fn verify(password: &str, hash: Option<&str>) -> Result<bool, AppError
         }
     })
     .await
+}
+
+/// [`verify`] for an end user's sign-in, on the end users' own permits.
+pub async fn verify_end_user(password: &str, hash: Option<&str>) -> Result<bool, AppError> {
+    verify_on(&END_USER_HASHING, password, hash).await
+}
+
+/// [`hash`] for an end user's password, on the end users' own permits.
+pub async fn hash_end_user(password: &str) -> Result<String, AppError> {
+    let password = Zeroizing::new(password.to_owned());
+    on_pool(&END_USER_HASHING, move || hash_blocking(&password))
+        .await?
+        .map_err(|e| AppError::internal(&e))
 }
 
 /// Computes the dummy hash ahead of the first unknown-email sign-in. Without it unknown

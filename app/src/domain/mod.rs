@@ -7,6 +7,8 @@
 //! - [`gateway`]: the data plane: the token verifier, its cache and audit ledger, the change
 //!   listener, and the controls (kill switches, rate limits, IP blocks) it decides with;
 //! - [`factors`]: staff second factors (TOTP, recovery codes);
+//! - [`endusers`]: each tenant's end users: sign-in, sessions, refresh tokens, access
+//!   tokens and the revocation epochs that end them;
 //! - [`freeze`]: the platform-wide freeze of high-risk operations, and its guard;
 //! - [`keys`]: tenants' signing keys, their JWKs and JWS signatures;
 //! - [`sealed`]: secrets sealed under `ENCRYPTION_KEY` (peppers, TOTP secrets);
@@ -18,6 +20,8 @@
 //! builds; everything that touches the database is server-only (`ssr`).
 
 pub mod audit;
+#[cfg(feature = "ssr")]
+pub mod endusers;
 pub mod factors;
 pub mod freeze;
 pub mod gateway;

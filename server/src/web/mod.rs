@@ -53,6 +53,8 @@ pub struct AppState {
     pub key_policy: app::domain::keys::KeyPolicy,
     /// `INTERNAL_JWKS_REFRESH_TOKEN`: the forced refresh's bearer token, if it is on.
     pub jwks_refresh_token: Option<Arc<app::secret::SecretString>>,
+    /// End users' token lifetimes and captcha check.
+    pub end_users: Arc<app::domain::endusers::Policy>,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -270,6 +272,7 @@ pub fn router(state: AppState) -> Router {
             controls: state.controls.clone(),
             public_origin: state.security.public_origin.as_str().into(),
             key_policy: state.key_policy,
+            identity: state.end_users.clone(),
         }))
         .merge(crate::switches_api::router(state.controls.clone()))
         .merge(crate::published::router(crate::published::Published {

@@ -129,6 +129,54 @@ fn app_parts_full(
     Arc<app::domain::gateway::verify::Verifier>,
     Arc<app::domain::gateway::controls::state::Controls>,
 ) {
+    app_parts_identity(
+        pool,
+        https,
+        site_root,
+        hash_files,
+        mfa,
+        keys,
+        refresh_token,
+        end_users(),
+    )
+}
+
+/// The router, its verifier and controls, with end users' `identity` policy.
+pub fn app_with_identity(
+    pool: PgPool,
+    identity: Arc<app::domain::endusers::Policy>,
+) -> (
+    Router,
+    Arc<app::domain::gateway::verify::Verifier>,
+    Arc<app::domain::gateway::controls::state::Controls>,
+) {
+    app_parts_identity(
+        pool,
+        false,
+        "target/site",
+        false,
+        false,
+        session_keys(),
+        None,
+        identity,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn app_parts_identity(
+    pool: PgPool,
+    https: bool,
+    site_root: &str,
+    hash_files: bool,
+    mfa: bool,
+    keys: Arc<server::web::session_keys::SessionKeys>,
+    refresh_token: Option<&str>,
+    identity: Arc<app::domain::endusers::Policy>,
+) -> (
+    Router,
+    Arc<app::domain::gateway::verify::Verifier>,
+    Arc<app::domain::gateway::controls::state::Controls>,
+) {
     let controls = controls(pool.clone());
     let leptos_options = LeptosOptions::builder()
         .output_name("staff_console")
@@ -156,6 +204,7 @@ fn app_parts_full(
         passkeys: relying_party(),
         key_policy: app::domain::keys::KeyPolicy::default(),
         jwks_refresh_token: refresh_token.map(|t| Arc::new(app::secret::SecretString::new(t))),
+        end_users: identity,
     });
     (router, verifier, controls)
 }
@@ -749,4 +798,11 @@ pub async fn until_a_session_waits_for_a_lock(pool: &PgPool, what: &str) {
         assert!(std::time::Instant::now() < deadline, "{what}");
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+}
+
+/// End users' policy in tests: the defaults, the captcha not configured (development).
+pub fn end_users() -> Arc<app::domain::endusers::Policy> {
+    Arc::new(app::domain::endusers::Policy::with_captcha(
+        app::domain::endusers::captcha::Captcha::new(None, "http://127.0.0.1:9/", true),
+    ))
 }

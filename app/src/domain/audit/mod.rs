@@ -29,6 +29,8 @@ crate::domain::status::status! {
         AgentApi = "agent_api",
         /// The REST admin API used by runbook automation.
         AdminApi = "admin_api",
+        /// Tenants' end users: their sign-ins, refreshes and sessions (the identity routes).
+        Identity = "identity",
         /// The server itself or its command line (timed reverts, bootstrap, `staff-console staff`).
         System = "system",
     }

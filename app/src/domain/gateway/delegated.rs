@@ -311,12 +311,25 @@ pub fn check_fresh(
     check_uncached(snapshot, public_origin, raw, now)
 }
 
-fn check_uncached(
-    snapshot: &Snapshot,
-    public_origin: &str,
+/// A compact JWS whose header, kid and signature held against the key set: its kid, the
+/// key and the decoded payload (claims not checked yet).
+pub struct Signed<'a> {
+    /// The kid it named.
+    pub kid: Arc<str>,
+    /// The key that signed it.
+    pub key: &'a KnownKey,
+    /// The payload's bytes.
+    pub payload: Vec<u8>,
+}
+
+/// Checks a compact JWS's shape, header (`alg` of the console's, `typ` an access token's,
+/// no `crit`, a thumbprint `kid`), key (known and verifying at `now`) and signature; the
+/// claims are the caller's. `jku`, `x5u` and `jwk` headers are never read.
+pub fn verify_signed<'a>(
+    snapshot: &'a Snapshot,
     raw: &str,
     now: OffsetDateTime,
-) -> Result<Delegated, Rejected> {
+) -> Result<Signed<'a>, Rejected> {
     let mut parts = raw.split('.');
     let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -353,24 +366,40 @@ fn check_uncached(
         jti: None,
         tenant: snapshot.keys.get(&*kid).map(|k| k.tenant),
     })?;
+    let fail = |refusal| Rejected {
+        refusal,
+        kid: Some(kid.clone()),
+        jti: None,
+        tenant: Some(key.tenant),
+    };
+    // The key decides the algorithm: a header naming another is not this key's token.
+    if key.public.algorithm() != alg {
+        return Err(fail(Refusal::DelegatedSignatureInvalid));
+    }
+    let signature = decode(signature_b64).ok_or_else(|| fail(Refusal::DelegatedMalformed))?;
+    let signing_input = &raw[..header_b64.len() + 1 + payload_b64.len()];
+    if !key.public.verify(signing_input.as_bytes(), &signature) {
+        return Err(fail(Refusal::DelegatedSignatureInvalid));
+    }
+    let payload = decode(payload_b64).ok_or_else(|| fail(Refusal::DelegatedMalformed))?;
+    Ok(Signed { kid, key, payload })
+}
+
+fn check_uncached(
+    snapshot: &Snapshot,
+    public_origin: &str,
+    raw: &str,
+    now: OffsetDateTime,
+) -> Result<Delegated, Rejected> {
+    let Signed { kid, key, payload } = verify_signed(snapshot, raw, now)?;
     let fail = |refusal, jti: Option<Arc<str>>| Rejected {
         refusal,
         kid: Some(kid.clone()),
         jti,
         tenant: Some(key.tenant),
     };
-    // The key decides the algorithm: a header naming another is not this key's token.
-    if key.public.algorithm() != alg {
-        return Err(fail(Refusal::DelegatedSignatureInvalid, None));
-    }
-    let signature = decode(signature_b64).ok_or_else(|| fail(Refusal::DelegatedMalformed, None))?;
-    let signing_input = &raw[..header_b64.len() + 1 + payload_b64.len()];
-    if !key.public.verify(signing_input.as_bytes(), &signature) {
-        return Err(fail(Refusal::DelegatedSignatureInvalid, None));
-    }
-    let claims: Claims = decode(payload_b64)
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| fail(Refusal::DelegatedMalformed, None))?;
+    let claims: Claims =
+        serde_json::from_slice(&payload).map_err(|_| fail(Refusal::DelegatedMalformed, None))?;
     let jti: Arc<str> = claims.jti.to_string().into();
     let slug = snapshot
         .slugs

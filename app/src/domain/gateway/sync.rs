@@ -49,6 +49,8 @@ pub fn apply(verifier: &Verifier, payload: &str) -> Apply {
         Apply::Keys
     } else if let Some(request) = request(payload) {
         Apply::Request(request.0, request.1)
+    } else if verifier.epochs().apply(payload) {
+        Apply::Epoch
     } else {
         verifier.invalidate_all();
         Apply::All
@@ -81,6 +83,8 @@ pub enum Apply {
     Keys,
     /// An operator asked every instance to refresh its key set or verify it.
     Request(InstanceRequestKind, uuid::Uuid),
+    /// An end user's or a tenant's revocation epoch moved (applied).
+    Epoch,
     /// Everything was dropped.
     All,
 }
@@ -109,6 +113,7 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
         reload_ring(&verifier).await;
         reload_keys(&verifier).await;
         reload_controls(&controls).await;
+        poll_epochs(&verifier).await;
         verifier.set_listening(true);
         // Listed as listening at once: requests reach it from now on.
         beat(&verifier).await;
@@ -132,7 +137,7 @@ pub async fn listen(verifier: Arc<Verifier>, controls: Arc<Controls>) {
                         let heard = std::time::Instant::now();
                         tokio::spawn(super::instances::answer(verifier.clone(), kind, id, heard));
                     }
-                    Apply::Token | Apply::Owner | Apply::All => {}
+                    Apply::Token | Apply::Owner | Apply::Epoch | Apply::All => {}
                 },
                 Ok(None) => {
                     // The listener has already reconnected and listens again (sqlx's eager
@@ -179,6 +184,12 @@ async fn reload_controls(controls: &Controls) {
 async fn reload_keys(verifier: &Verifier) {
     if let Err(err) = verifier.keys().reload().await {
         tracing::error!(error = %err, "reloading the key set failed");
+    }
+}
+
+async fn poll_epochs(verifier: &Verifier) {
+    if let Err(err) = verifier.epochs().poll(verifier.pool()).await {
+        tracing::warn!(error = %err, "reading end users' revocation epochs failed");
     }
 }
 
@@ -270,6 +281,10 @@ pub async fn poll(verifier: Arc<Verifier>) {
         rounds += 1;
         if let Err(err) = revalidate(&verifier).await {
             tracing::warn!(error = %err, "token revalidation failed");
+        }
+        // A revocation epoch whose notification went astray is held within a second.
+        if rounds.is_multiple_of(2) {
+            poll_epochs(&verifier).await;
         }
         if rounds.is_multiple_of(10) {
             reload_ring(&verifier).await;

@@ -47,6 +47,8 @@ pub struct Verifier {
     signatures: super::delegated::SignatureCache,
     /// This instance, as the others see it.
     instance: super::instances::Instance,
+    /// End users' revocation epochs (per user, per tenant).
+    epochs: crate::domain::endusers::access::Epochs,
 }
 
 fn now_secs() -> i64 {
@@ -68,6 +70,7 @@ impl Verifier {
             lookups: AtomicU64::new(0),
             listening: tokio::sync::watch::Sender::new(false),
             instance: super::instances::Instance::new(""),
+            epochs: Default::default(),
         }
     }
 
@@ -122,9 +125,9 @@ impl Verifier {
         &self.master
     }
 
-    /// The pool, for the gateway's own background work in this crate (the listener, the
-    /// polls). Not handed out: changes go through an `Actor`.
-    pub(crate) fn pool(&self) -> &PgPool {
+    /// The pool, for the gateway's own reads and background work (the listener, the polls,
+    /// end users' sign-in look-ups). Changes go through an `Actor`.
+    pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
@@ -149,6 +152,21 @@ impl Verifier {
 
     fn ring(&self) -> Option<Arc<PepperRing>> {
         self.ring.read().ok().and_then(|r| r.clone())
+    }
+
+    /// The pepper ring, loaded first if it never was (end users' refresh tokens hash
+    /// under it as personal access tokens do).
+    pub async fn pepper_ring(&self) -> Result<Arc<PepperRing>, pepper::PepperError> {
+        if let Some(ring) = self.ring() {
+            return Ok(ring);
+        }
+        self.reload_ring().await?;
+        self.ring().ok_or(pepper::PepperError::NoCurrent)
+    }
+
+    /// The end users' revocation epochs this instance holds.
+    pub fn epochs(&self) -> &crate::domain::endusers::access::Epochs {
+        &self.epochs
     }
 
     /// Drops one token from the cache.

@@ -77,9 +77,9 @@ impl fmt::Debug for Minted {
     }
 }
 
-fn checksum(id: &str, secret: &[u8]) -> [u8; CHECKSUM_BYTES] {
+fn checksum(prefix: &str, id: &str, secret: &[u8]) -> [u8; CHECKSUM_BYTES] {
     let mut crc = crc32fast::Hasher::new();
-    crc.update(PREFIX.as_bytes());
+    crc.update(prefix.as_bytes());
     crc.update(b".");
     crc.update(id.as_bytes());
     crc.update(b".");
@@ -89,6 +89,12 @@ fn checksum(id: &str, secret: &[u8]) -> [u8; CHECKSUM_BYTES] {
 
 /// Mints a new token from the operating system's random source.
 pub fn mint() -> Minted {
+    mint_as(PREFIX)
+}
+
+/// Mints a token of the same construction under another prefix (end users' refresh
+/// tokens are `mf_rt_v1.<id>.<secret>`).
+pub fn mint_as(prefix: &str) -> Minted {
     let mut id_bytes = [0u8; ID_BYTES];
     rand::fill(&mut id_bytes);
     let mut secret = Zeroizing::new([0u8; SECRET_BYTES]);
@@ -96,9 +102,9 @@ pub fn mint() -> Minted {
     let id = bs58::encode(id_bytes).into_string();
     let mut tail = Zeroizing::new([0u8; SECRET_BYTES + CHECKSUM_BYTES]);
     tail[..SECRET_BYTES].copy_from_slice(&secret[..]);
-    tail[SECRET_BYTES..].copy_from_slice(&checksum(&id, &secret[..]));
+    tail[SECRET_BYTES..].copy_from_slice(&checksum(prefix, &id, &secret[..]));
     let plaintext = Zeroizing::new(format!(
-        "{PREFIX}.{id}.{}",
+        "{prefix}.{id}.{}",
         bs58::encode(&tail[..]).into_string()
     ));
     Minted {
@@ -110,15 +116,23 @@ pub fn mint() -> Minted {
 
 /// Parses a presented token and checks its checksum; no I/O.
 pub fn parse(token: &str) -> Result<Presented, Malformed> {
+    parse_as(PREFIX, token)
+}
+
+/// [`parse`] for a token minted by [`mint_as`] with `prefix`.
+pub fn parse_as(prefix: &str, token: &str) -> Result<Presented, Malformed> {
     if token.len() > MAX_TOKEN_LEN || !token.is_ascii() {
         return Err(Malformed::Shape);
     }
     let mut parts = token.split('.');
-    let (Some(PREFIX), Some(id), Some(tail), None) =
+    let (Some(given), Some(id), Some(tail), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(Malformed::Shape);
     };
+    if given != prefix {
+        return Err(Malformed::Shape);
+    }
     let mut id_buf = [0u8; ID_BYTES + 1];
     if bs58::decode(id).onto(&mut id_buf[..]) != Ok(ID_BYTES) {
         return Err(Malformed::Shape);
@@ -131,7 +145,7 @@ pub fn parse(token: &str) -> Result<Presented, Malformed> {
         return Err(Malformed::Shape);
     }
     let (secret_bytes, sum) = buf[..len].split_at(SECRET_BYTES);
-    if checksum(id, secret_bytes) != sum {
+    if checksum(prefix, id, secret_bytes) != sum {
         return Err(Malformed::Checksum);
     }
     let mut secret = Zeroizing::new([0u8; SECRET_BYTES]);

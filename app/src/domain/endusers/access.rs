@@ -1,0 +1,284 @@
+//! End users' access tokens: JWTs (`typ: at+jwt`) the tenant's active key signs, checked
+//! from memory (the key set and the revocation epochs), and refused at once when an epoch
+//! covering them moves, not only at their expiry.
+
+use crate::domain::gateway::decision::Refusal;
+use crate::domain::gateway::delegated::{self, TYP};
+use crate::domain::gateway::keyset::Snapshot;
+use crate::domain::keys::{PrivateKey, CLOCK_SKEW_SECS};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::RwLock;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// Longest access token looked at.
+pub const MAX_TOKEN_LEN: usize = 4096;
+
+/// An access token's claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// `PUBLIC_URL/a/{tenant}`.
+    pub iss: String,
+    /// The end user.
+    pub sub: Uuid,
+    /// The tenant's API: `PUBLIC_URL/a/{tenant}/api`.
+    pub aud: String,
+    /// The session.
+    pub sid: Uuid,
+    /// Issued at (unix seconds).
+    pub iat: i64,
+    /// Expiry (unix seconds).
+    pub exp: i64,
+    /// Unique id.
+    pub jti: Uuid,
+    /// The tenant's slug.
+    pub tenant: String,
+}
+
+/// The audience of a tenant's end users' access tokens.
+pub fn audience(public_origin: &str, slug: &str) -> String {
+    format!("{}/api", delegated::issuer(public_origin, slug))
+}
+
+/// Signs an access token for `user`'s session `sid` with the tenant's active key.
+pub fn issue(
+    (kid, key): (&str, &PrivateKey),
+    public_origin: &str,
+    slug: &str,
+    user: Uuid,
+    sid: Uuid,
+    ttl_secs: i64,
+    now: OffsetDateTime,
+) -> (String, AccessClaims) {
+    let iat = now.unix_timestamp();
+    let claims = AccessClaims {
+        iss: delegated::issuer(public_origin, slug),
+        sub: user,
+        aud: audience(public_origin, slug),
+        sid,
+        iat,
+        exp: iat + ttl_secs,
+        jti: Uuid::new_v4(),
+        tenant: slug.to_owned(),
+    };
+    let value = serde_json::to_value(&claims).unwrap_or_default();
+    (
+        crate::domain::keys::sign_compact(key, kid, TYP, &value),
+        claims,
+    )
+}
+
+/// Why an access token is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessRefusal {
+    /// Not a token of this tenant's API: shape, header, issuer, audience, signature.
+    Invalid,
+    /// Its kid is not in the key set.
+    KeyUnknown,
+    /// Its key was revoked (or retired past `verify_until`).
+    KeyRevoked,
+    /// Past its `exp` (with the clock skew).
+    Expired,
+    /// A revocation epoch of its user or tenant covers it.
+    Revoked,
+}
+
+impl AccessRefusal {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Invalid => "ACCESS_TOKEN_INVALID",
+            Self::KeyUnknown => "ACCESS_TOKEN_KEY_UNKNOWN",
+            Self::KeyRevoked => "ACCESS_TOKEN_KEY_REVOKED",
+            Self::Expired => "ACCESS_TOKEN_EXPIRED",
+            Self::Revoked => "ACCESS_TOKEN_REVOKED",
+        }
+    }
+
+    /// What to tell the caller.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Invalid => "The access token is not one of this tenant's.",
+            Self::KeyUnknown => "The access token names a signing key this tenant does not have.",
+            Self::KeyRevoked => "The key that signed the access token was revoked: sign in again.",
+            Self::Expired => "The access token has expired: refresh it.",
+            Self::Revoked => "The session was revoked: sign in again.",
+        }
+    }
+}
+
+/// Checks an end user's access token for the tenant `slug` against the key set and the
+/// revocation epochs, all in memory.
+pub fn check(
+    snapshot: &Snapshot,
+    epochs: &Epochs,
+    public_origin: &str,
+    slug: &str,
+    raw: &str,
+    now: OffsetDateTime,
+) -> Result<AccessClaims, AccessRefusal> {
+    if raw.len() > MAX_TOKEN_LEN {
+        return Err(AccessRefusal::Invalid);
+    }
+    let tenant = snapshot.tenants.get(slug).ok_or(AccessRefusal::Invalid)?;
+    let signed = delegated::verify_signed(snapshot, raw, now).map_err(|r| match r.refusal {
+        Refusal::DelegatedKeyUnknown => AccessRefusal::KeyUnknown,
+        Refusal::DelegatedKeyRevoked => AccessRefusal::KeyRevoked,
+        _ => AccessRefusal::Invalid,
+    })?;
+    if signed.key.tenant != tenant.id {
+        return Err(AccessRefusal::Invalid);
+    }
+    let claims: AccessClaims =
+        serde_json::from_slice(&signed.payload).map_err(|_| AccessRefusal::Invalid)?;
+    if claims.iss != delegated::issuer(public_origin, slug)
+        || claims.tenant != slug
+        || claims.aud != audience(public_origin, slug)
+    {
+        return Err(AccessRefusal::Invalid);
+    }
+    let now = now.unix_timestamp();
+    if now >= claims.exp + CLOCK_SKEW_SECS || claims.iat > now + CLOCK_SKEW_SECS {
+        return Err(AccessRefusal::Expired);
+    }
+    if epochs
+        .not_before(claims.sub, tenant.id)
+        .is_some_and(|nb| claims.iat <= nb)
+    {
+        return Err(AccessRefusal::Revoked);
+    }
+    Ok(claims)
+}
+
+/// The revocation epochs this instance holds (unix seconds): a user's and a tenant's.
+/// A token is covered by the later of its user's and its tenant's, never by one alone.
+/// Epochs only move forward.
+#[derive(Debug, Default)]
+pub struct Epochs {
+    users: RwLock<HashMap<Uuid, i64>>,
+    tenants: RwLock<HashMap<Uuid, i64>>,
+    /// The latest epoch read by the poll, per table: the next poll reads from there.
+    seen_users: AtomicI64,
+    seen_tenants: AtomicI64,
+}
+
+fn raise(map: &RwLock<HashMap<Uuid, i64>>, id: Uuid, secs: i64) {
+    if let Ok(mut map) = map.write() {
+        let held = map.entry(id).or_insert(secs);
+        *held = (*held).max(secs);
+    }
+}
+
+impl Epochs {
+    /// Raises `user`'s epoch to `secs`.
+    pub fn raise_user(&self, user: Uuid, secs: i64) {
+        raise(&self.users, user, secs);
+    }
+
+    /// Raises `tenant`'s epoch to `secs`.
+    pub fn raise_tenant(&self, tenant: Uuid, secs: i64) {
+        raise(&self.tenants, tenant, secs);
+    }
+
+    /// The epoch covering `user` of `tenant`: the later of both, if either is set.
+    pub fn not_before(&self, user: Uuid, tenant: Uuid) -> Option<i64> {
+        let user = self.users.read().ok().and_then(|m| m.get(&user).copied());
+        let tenant = self
+            .tenants
+            .read()
+            .ok()
+            .and_then(|m| m.get(&tenant).copied());
+        user.max(tenant)
+    }
+
+    /// Applies a notification payload `nb:user:<id>:<secs>` or `nb:tenant:<id>:<secs>`;
+    /// whether it was one.
+    pub fn apply(&self, payload: &str) -> bool {
+        let Some(rest) = payload.strip_prefix("nb:") else {
+            return false;
+        };
+        let mut parts = rest.splitn(3, ':');
+        let (Some(kind), Some(id), Some(secs)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let (Ok(id), Ok(secs)) = (Uuid::parse_str(id), secs.parse::<i64>()) else {
+            return false;
+        };
+        match kind {
+            "user" => self.raise_user(id, secs),
+            "tenant" => self.raise_tenant(id, secs),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Reads the epochs set since the last read (all of them the first time): the poll
+    /// behind the notifications. Returns how many rows it read.
+    pub async fn poll(&self, pool: &PgPool) -> sqlx::Result<usize> {
+        let since_users = self.seen_users.load(Ordering::Acquire);
+        let users = sqlx::query!(
+            r#"SELECT id, floor(extract(epoch FROM not_before))::bigint AS "secs!"
+               FROM end_users WHERE not_before >= to_timestamp($1)"#,
+            since_users as f64
+        )
+        .fetch_all(pool)
+        .await?;
+        let since_tenants = self.seen_tenants.load(Ordering::Acquire);
+        let tenants = sqlx::query!(
+            r#"SELECT id, floor(extract(epoch FROM sessions_not_before))::bigint AS "secs!"
+               FROM tenants WHERE sessions_not_before >= to_timestamp($1)"#,
+            since_tenants as f64
+        )
+        .fetch_all(pool)
+        .await?;
+        let read = users.len() + tenants.len();
+        for row in users {
+            self.raise_user(row.id, row.secs);
+            self.seen_users.fetch_max(row.secs, Ordering::AcqRel);
+        }
+        for row in tenants {
+            self.raise_tenant(row.id, row.secs);
+            self.seen_tenants.fetch_max(row.secs, Ordering::AcqRel);
+        }
+        Ok(read)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Epochs;
+
+    #[test]
+    fn the_later_of_the_users_and_the_tenants_epoch_covers_a_token() {
+        let epochs = Epochs::default();
+        let (user, tenant) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        assert_eq!(epochs.not_before(user, tenant), None);
+        epochs.raise_tenant(tenant, 100);
+        assert_eq!(epochs.not_before(user, tenant), Some(100));
+        epochs.raise_user(user, 50);
+        assert_eq!(
+            epochs.not_before(user, tenant),
+            Some(100),
+            "the tenant's is later"
+        );
+        epochs.raise_user(user, 200);
+        assert_eq!(
+            epochs.not_before(user, tenant),
+            Some(200),
+            "the user's is later"
+        );
+        epochs.raise_user(user, 10);
+        assert_eq!(
+            epochs.not_before(user, tenant),
+            Some(200),
+            "epochs never go back"
+        );
+        assert!(epochs.apply(&format!("nb:tenant:{tenant}:300")));
+        assert_eq!(epochs.not_before(user, tenant), Some(300));
+        assert!(!epochs.apply("nb:tenant:not-a-uuid:1"));
+        assert!(!epochs.apply("pat:abc"));
+    }
+}

@@ -1,0 +1,768 @@
+//! Sign-in and the refresh grant.
+//!
+//! A sign-in checks the caller's throttle, the captcha (unless `TURNSTILE_DISABLED` is on
+//! for the tenant), then the password (Argon2id, unknown accounts taking as long as known
+//! ones), and opens a session with its first refresh token; both it and every failure are
+//! audited. A refresh rotates: the token is marked used and a successor issued, in one
+//! transaction that locks the token's row (parallel uses of one token take turns). Rotations
+//! are not audited one by one (they are the normal traffic); a reuse is.
+
+use super::access;
+use super::{Policy, REFRESH_GRACE_SECS, REFRESH_PREFIX};
+use crate::auth::Actor;
+use crate::domain::audit::{NewEvent, Source};
+use crate::domain::gateway::controls::state::Controls;
+use crate::domain::gateway::controls::SwitchKey;
+use crate::domain::gateway::verify::Verifier;
+use crate::domain::tokens::token;
+use crate::error::AppError;
+use sqlx::PgPool;
+use std::net::IpAddr;
+use time::OffsetDateTime;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// What a sign-in or a refresh works with: one instance's pool, key set, epochs, switches
+/// and policy.
+#[derive(Clone, Copy)]
+pub struct Identity<'a> {
+    /// The database.
+    pub pool: &'a PgPool,
+    /// Keys, peppers, epochs, the master key.
+    pub verifier: &'a Verifier,
+    /// The switches (`TURNSTILE_DISABLED`).
+    pub controls: &'a Controls,
+    /// Lifetimes and the captcha.
+    pub policy: &'a Policy,
+    /// `PUBLIC_URL`.
+    pub public_origin: &'a str,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The address (through trusted proxies).
+    pub ip: Option<IpAddr>,
+    /// The User-Agent, cut to 256 characters.
+    pub user_agent: Option<String>,
+    /// The request id.
+    pub request_id: Option<String>,
+}
+
+impl Caller {
+    fn apply(&self, mut event: NewEvent) -> NewEvent {
+        event.ip = self.ip.map(|ip| ip.to_string());
+        event.user_agent = self.user_agent.clone();
+        event.request_id = self.request_id.clone();
+        event
+    }
+}
+
+/// What a sign-in or a refresh answers.
+pub struct Tokens {
+    /// The access token.
+    pub access_token: String,
+    /// Its lifetime in seconds.
+    pub expires_in: i64,
+    /// The refresh token (shown once).
+    pub refresh_token: Zeroizing<String>,
+    /// The session.
+    pub session_id: Uuid,
+    /// The user.
+    pub user_id: Uuid,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("session_id", &self.session_id)
+            .field("user_id", &self.user_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a sign-in was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInError {
+    /// No such tenant.
+    TenantNotFound,
+    /// A field is missing or malformed.
+    BadInput {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Too many failures from this caller.
+    Throttled,
+    /// The captcha provider refused the token.
+    CaptchaRejected,
+    /// The captcha provider failed or timed out.
+    CaptchaUnavailable,
+    /// Unknown email or wrong password (the same answer).
+    InvalidCredentials,
+    /// Too many failures in a row: locked for a while.
+    TemporarilyLocked,
+    /// An operator locked the account.
+    AccountLocked,
+    /// The account must set a new password (recovery) first.
+    PasswordResetRequired,
+    /// The tenant has no key to sign with.
+    NoSigningKey,
+    /// Our side failed.
+    Internal,
+}
+
+impl SignInError {
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::TenantNotFound => 404,
+            Self::BadInput { .. } => 400,
+            Self::Throttled => 429,
+            Self::CaptchaRejected => 403,
+            Self::CaptchaUnavailable | Self::NoSigningKey => 503,
+            Self::InvalidCredentials => 401,
+            Self::TemporarilyLocked | Self::AccountLocked => 423,
+            Self::PasswordResetRequired => 403,
+            Self::Internal => 500,
+        }
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::TenantNotFound => "TENANT_NOT_FOUND",
+            Self::BadInput { .. } => "INVALID_REQUEST",
+            Self::Throttled => "TOO_MANY_ATTEMPTS",
+            Self::CaptchaRejected => "CAPTCHA_INVALID",
+            Self::CaptchaUnavailable => "CAPTCHA_VERIFICATION_FAILED",
+            Self::InvalidCredentials => "INVALID_CREDENTIALS",
+            Self::TemporarilyLocked => "ACCOUNT_TEMPORARILY_LOCKED",
+            Self::AccountLocked => "ACCOUNT_LOCKED",
+            Self::PasswordResetRequired => "PASSWORD_RESET_REQUIRED",
+            Self::NoSigningKey => "NO_ACTIVE_SIGNING_KEY",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// What to tell the caller.
+    pub fn message(&self) -> String {
+        match self {
+            Self::TenantNotFound => "No such tenant.".into(),
+            Self::BadInput { message, .. } => message.clone(),
+            Self::Throttled => {
+                "Too many failed sign-ins from your network. Try again in a few minutes.".into()
+            }
+            Self::CaptchaRejected => "The captcha was not solved or has expired. Try again.".into(),
+            Self::CaptchaUnavailable => {
+                "The captcha could not be verified right now. Try again in a moment.".into()
+            }
+            Self::InvalidCredentials => "Wrong email or password.".into(),
+            Self::TemporarilyLocked => {
+                "Too many failed sign-ins: this account is locked for 15 minutes.".into()
+            }
+            Self::AccountLocked => {
+                "This account is locked. Use the recovery email to set a new password.".into()
+            }
+            Self::PasswordResetRequired => {
+                "This account must set a new password first: use the recovery email.".into()
+            }
+            Self::NoSigningKey => "Sign-in is unavailable right now.".into(),
+            Self::Internal => "Something failed on our side.".into(),
+        }
+    }
+
+    /// The field it is about, for bad input.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            Self::BadInput { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for SignInError {
+    fn from(err: sqlx::Error) -> Self {
+        tracing::error!(error = %err, "end-user sign-in failed on the database");
+        Self::Internal
+    }
+}
+
+impl From<AppError> for SignInError {
+    fn from(err: AppError) -> Self {
+        tracing::error!(error = %err, "end-user sign-in failed");
+        Self::Internal
+    }
+}
+
+/// Checks an email's shape: lowercased and trimmed.
+pub fn normalize_email(raw: &str) -> Result<String, SignInError> {
+    let email = raw.trim().to_lowercase();
+    let bad = |message: &str| SignInError::BadInput {
+        field: "email",
+        message: message.to_owned(),
+    };
+    if email.is_empty() {
+        return Err(bad("Enter your email address."));
+    }
+    let shaped = email.len() <= 254
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !shaped {
+        return Err(bad("Enter an email address such as name@example.com."));
+    }
+    Ok(email)
+}
+
+/// Checks a password's length (12 to 128 characters).
+pub fn check_password(password: &str) -> Result<(), SignInError> {
+    let n = password.chars().count();
+    if !(crate::auth::password::MIN_LEN..=crate::auth::password::MAX_LEN).contains(&n) {
+        return Err(SignInError::BadInput {
+            field: "password",
+            message: format!(
+                "A password has {} to {} characters.",
+                crate::auth::password::MIN_LEN,
+                crate::auth::password::MAX_LEN
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn end_user(id: Uuid) -> String {
+    format!("end_user:{id}")
+}
+
+/// Signs `email` in to the tenant `slug`.
+pub async fn sign_in(
+    id: Identity<'_>,
+    slug: &str,
+    email: &str,
+    password: &str,
+    captcha_token: &str,
+    caller: &Caller,
+) -> Result<Tokens, SignInError> {
+    let snapshot = id
+        .verifier
+        .keys()
+        .loaded()
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    let tenant = snapshot
+        .tenants
+        .get(slug)
+        .cloned()
+        .ok_or(SignInError::TenantNotFound)?;
+    let email = normalize_email(email)?;
+    check_password(password)?;
+    let subject = caller
+        .ip
+        .map(crate::auth::api::throttle_subject)
+        .unwrap_or_else(|| "unknown".to_owned());
+    let failures = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM end_user_sign_in_failures
+           WHERE tenant_id = $1 AND subject = $2 AND at > now() - make_interval(secs => $3)"#,
+        tenant.id,
+        subject,
+        super::THROTTLE_WINDOW_SECS as f64
+    )
+    .fetch_one(id.pool)
+    .await?;
+    if failures >= super::THROTTLE_MAX {
+        return Err(SignInError::Throttled);
+    }
+    let captcha = if id.controls.switch(SwitchKey::TurnstileDisabled, tenant.id) {
+        "disabled"
+    } else {
+        match id.policy.captcha.verify(captcha_token, caller.ip).await {
+            super::captcha::Verdict::Passed => "verified",
+            super::captcha::Verdict::NotConfigured => "not_configured",
+            super::captcha::Verdict::Rejected => {
+                refuse(
+                    id,
+                    &tenant,
+                    None,
+                    &subject,
+                    caller,
+                    SignInError::CaptchaRejected,
+                    "rejected",
+                )
+                .await?;
+                return Err(SignInError::CaptchaRejected);
+            }
+            // Not the caller's failure: nothing counted against them.
+            super::captcha::Verdict::Unavailable => {
+                let event = caller
+                    .apply(NewEvent::new(
+                        Source::Identity,
+                        "anonymous",
+                        "end_user.sign_in_failed",
+                    ))
+                    .denied(SignInError::CaptchaUnavailable.code())
+                    .tenant(tenant.id)
+                    .details(serde_json::json!({ "captcha": "unavailable" }));
+                Actor::system(id.pool.clone(), "identity")
+                    .change()
+                    .await?
+                    .commit(event)
+                    .await?;
+                return Err(SignInError::CaptchaUnavailable);
+            }
+        }
+    };
+    let user = sqlx::query!(
+        r#"SELECT id, password_hash, state::text AS "state!", locked_until, now() AS "now!"
+           FROM end_users WHERE tenant_id = $1 AND email = $2"#,
+        tenant.id,
+        email
+    )
+    .fetch_optional(id.pool)
+    .await?
+    .filter(|u| u.state != "deleted");
+    let matches = crate::auth::password::verify_end_user(
+        password,
+        user.as_ref().and_then(|u| u.password_hash.as_deref()),
+    )
+    .await?;
+    let Some(user) = user else {
+        refuse(
+            id,
+            &tenant,
+            None,
+            &subject,
+            caller,
+            SignInError::InvalidCredentials,
+            captcha,
+        )
+        .await?;
+        return Err(SignInError::InvalidCredentials);
+    };
+    if user.locked_until.is_some_and(|until| until > user.now) {
+        return Err(SignInError::TemporarilyLocked);
+    }
+    if !matches {
+        let locked = refuse(
+            id,
+            &tenant,
+            Some(user.id),
+            &subject,
+            caller,
+            SignInError::InvalidCredentials,
+            captcha,
+        )
+        .await?;
+        return Err(if locked {
+            SignInError::TemporarilyLocked
+        } else {
+            SignInError::InvalidCredentials
+        });
+    }
+    match user.state.as_str() {
+        "locked" => return Err(SignInError::AccountLocked),
+        "needs_password_reset" => return Err(SignInError::PasswordResetRequired),
+        _ => {}
+    }
+    let Some((kid, key)) = tenant.signer.clone() else {
+        return Err(SignInError::NoSigningKey);
+    };
+    let ring = id
+        .verifier
+        .pepper_ring()
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    let system = Actor::system(id.pool.clone(), "identity");
+    let mut change = system.change().await?;
+    sqlx::query!(
+        "UPDATE end_users SET failed_attempts = 0, locked_until = NULL
+         WHERE id = $1 AND (failed_attempts > 0 OR locked_until IS NOT NULL)",
+        user.id
+    )
+    .execute(change.db())
+    .await?;
+    let session = sqlx::query_scalar!(
+        "INSERT INTO end_user_sessions (tenant_id, user_id, ip, user_agent)
+         VALUES ($1, $2, $3::text::inet, $4) RETURNING id",
+        tenant.id,
+        user.id,
+        caller.ip.map(|ip| ip.to_string()),
+        caller.user_agent.as_deref()
+    )
+    .fetch_one(change.db())
+    .await?;
+    let refresh = insert_refresh(change.db(), session, &ring, id.policy.refresh_ttl_days).await?;
+    let event = caller
+        .apply(NewEvent::new(
+            Source::Identity,
+            end_user(user.id),
+            "end_user.signed_in",
+        ))
+        .tenant(tenant.id)
+        .target(format!("session:{session}"))
+        .details(serde_json::json!({ "captcha": captcha, "session": session }));
+    change.commit(event).await?;
+    let (access_token, _) = access::issue(
+        (&kid, &key),
+        id.public_origin,
+        slug,
+        user.id,
+        session,
+        id.policy.access_ttl_secs,
+        OffsetDateTime::now_utc(),
+    );
+    Ok(Tokens {
+        access_token,
+        expires_in: id.policy.access_ttl_secs,
+        refresh_token: refresh.plaintext,
+        session_id: session,
+        user_id: user.id,
+    })
+}
+
+/// Records a failed sign-in: the caller's throttle row, the account's count (locking it
+/// after too many), and the audit event. Whether the account is now locked.
+async fn refuse(
+    id: Identity<'_>,
+    tenant: &crate::domain::gateway::keyset::TenantKeys,
+    user: Option<Uuid>,
+    subject: &str,
+    caller: &Caller,
+    why: SignInError,
+    captcha: &str,
+) -> Result<bool, SignInError> {
+    let system = Actor::system(id.pool.clone(), "identity");
+    let mut change = system.change().await?;
+    sqlx::query!(
+        "INSERT INTO end_user_sign_in_failures (tenant_id, subject) VALUES ($1, $2)",
+        tenant.id,
+        subject
+    )
+    .execute(change.db())
+    .await?;
+    let mut locked = false;
+    if let Some(user) = user {
+        locked = sqlx::query_scalar!(
+            r#"UPDATE end_users SET failed_attempts = failed_attempts + 1,
+                      locked_until = CASE WHEN failed_attempts + 1 >= $2
+                                          THEN now() + make_interval(secs => $3) END
+               WHERE id = $1
+               RETURNING locked_until IS NOT NULL AS "locked!""#,
+            user,
+            super::MAX_FAILED_SIGN_INS,
+            super::LOCKOUT_SECS as f64
+        )
+        .fetch_one(change.db())
+        .await?;
+    }
+    let actor = user.map(end_user).unwrap_or_else(|| "anonymous".to_owned());
+    let mut event = caller
+        .apply(NewEvent::new(
+            Source::Identity,
+            actor,
+            "end_user.sign_in_failed",
+        ))
+        .denied(why.code())
+        .tenant(tenant.id)
+        .details(serde_json::json!({ "captcha": captcha, "locked": locked }));
+    if let Some(user) = user {
+        event = event.target(end_user(user));
+    }
+    change.commit(event).await?;
+    Ok(locked)
+}
+
+/// A refresh token inserted for `session`: its plaintext (shown once) and id.
+pub struct NewRefresh {
+    /// The token.
+    pub plaintext: Zeroizing<String>,
+    /// Its id.
+    pub id: String,
+}
+
+async fn insert_refresh(
+    db: &mut sqlx::PgConnection,
+    session: Uuid,
+    ring: &crate::domain::tokens::pepper::PepperRing,
+    ttl_days: i64,
+) -> sqlx::Result<NewRefresh> {
+    let minted = token::mint_as(REFRESH_PREFIX);
+    let hash = token::hash(ring.current.key(), minted.secret());
+    sqlx::query!(
+        "INSERT INTO refresh_tokens (id, session_id, secret_hash, pepper_version, expires_at)
+         VALUES ($1, $2, $3, $4, now() + make_interval(days => $5))",
+        minted.id,
+        session,
+        &hash[..],
+        ring.current.version,
+        ttl_days as i32
+    )
+    .execute(db)
+    .await?;
+    Ok(NewRefresh {
+        plaintext: minted.plaintext,
+        id: minted.id,
+    })
+}
+
+/// Why a refresh was refused: RFC 6749's `invalid_grant` with our code, or our failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshError {
+    /// `invalid_grant`: the code and what to say.
+    Invalid(&'static str, &'static str),
+    /// The tenant has no key to sign with.
+    NoSigningKey,
+    /// Our side failed.
+    Internal,
+}
+
+impl From<sqlx::Error> for RefreshError {
+    fn from(err: sqlx::Error) -> Self {
+        tracing::error!(error = %err, "a refresh failed on the database");
+        Self::Internal
+    }
+}
+
+impl From<AppError> for RefreshError {
+    fn from(err: AppError) -> Self {
+        tracing::error!(error = %err, "a refresh failed");
+        Self::Internal
+    }
+}
+
+const INVALID: RefreshError = RefreshError::Invalid(
+    "REFRESH_TOKEN_INVALID",
+    "The refresh token is not valid: sign in again.",
+);
+
+/// The key the grace window's copy of a successor is sealed under.
+fn successor_key(master: &crate::domain::tokens::pepper::MasterKey) -> Zeroizing<[u8; 32]> {
+    let derived = master.derive("staff-console refresh successor v1");
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&derived[..32]);
+    key
+}
+
+/// Exchanges a refresh token of the tenant `slug` for a new access token and its successor.
+pub async fn refresh(
+    id: Identity<'_>,
+    slug: &str,
+    presented: &str,
+    caller: &Caller,
+) -> Result<Tokens, RefreshError> {
+    let presented = token::parse_as(REFRESH_PREFIX, presented.trim()).map_err(|_| INVALID)?;
+    let snapshot = id
+        .verifier
+        .keys()
+        .loaded()
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    let tenant = snapshot.tenants.get(slug).cloned().ok_or(INVALID)?;
+    let ring = id
+        .verifier
+        .pepper_ring()
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    let system = Actor::system(id.pool.clone(), "identity");
+    let mut change = system.change().await?;
+    let Some(row) = sqlx::query!(
+        r#"SELECT r.secret_hash, r.pepper_version, r.expires_at, r.used_at, r.revoked_at,
+                  r.successor_id, r.successor_nonce, r.successor_sealed,
+                  s.id AS session_id, s.user_id, s.tenant_id, s.created_at AS session_created,
+                  s.ended_at, u.state::text AS "state!",
+                  greatest(u.not_before, t.sessions_not_before) AS not_before, now() AS "now!"
+           FROM refresh_tokens r
+           JOIN end_user_sessions s ON s.id = r.session_id
+           JOIN end_users u ON u.id = s.user_id
+           JOIN tenants t ON t.id = s.tenant_id
+           WHERE r.id = $1
+           FOR UPDATE OF r"#,
+        presented.id
+    )
+    .fetch_optional(change.db())
+    .await?
+    else {
+        return Err(INVALID);
+    };
+    let now = row.now;
+    let genuine = row.tenant_id == tenant.id
+        && ring
+            .get(row.pepper_version, now)
+            .is_some_and(|p| token::verify(p.key(), presented.secret(), &row.secret_hash));
+    if !genuine {
+        return Err(INVALID);
+    }
+    let refused = |code, message| Err(RefreshError::Invalid(code, message));
+    if row.revoked_at.is_some() || row.ended_at.is_some() {
+        return refused(
+            "REFRESH_TOKEN_REVOKED",
+            "This session has ended: sign in again.",
+        );
+    }
+    if row.not_before.is_some_and(|nb| row.session_created <= nb) {
+        // Revoked by an epoch: mark it so (the background marking may not have reached it).
+        end_session(change.db(), row.session_id, "revoked").await?;
+        change.commit_all(&[]).await?;
+        return refused(
+            "REFRESH_TOKEN_REVOKED",
+            "This session was revoked: sign in again.",
+        );
+    }
+    match row.state.as_str() {
+        "active" => {}
+        "locked" => return refused("ACCOUNT_LOCKED", "This account is locked."),
+        "needs_password_reset" => {
+            return refused(
+                "PASSWORD_RESET_REQUIRED",
+                "This account must set a new password first.",
+            )
+        }
+        _ => return Err(INVALID),
+    }
+    if row.expires_at <= now {
+        return refused(
+            "REFRESH_TOKEN_EXPIRED",
+            "The refresh token has expired: sign in again.",
+        );
+    }
+    let Some((kid, key)) = tenant.signer.clone() else {
+        return Err(RefreshError::NoSigningKey);
+    };
+    let issue_access = || {
+        access::issue(
+            (&kid, &key),
+            id.public_origin,
+            slug,
+            row.user_id,
+            row.session_id,
+            id.policy.access_ttl_secs,
+            OffsetDateTime::now_utc(),
+        )
+        .0
+    };
+    if let Some(used_at) = row.used_at {
+        let since = (now - used_at).whole_seconds();
+        // A parallel use within the grace window: the same successor.
+        if since <= REFRESH_GRACE_SECS {
+            if let (Some(successor), Some(nonce), Some(sealed)) = (
+                &row.successor_id,
+                &row.successor_nonce,
+                &row.successor_sealed,
+            ) {
+                let opened = crate::domain::sealed::open(
+                    &successor_key(id.verifier.master_key()),
+                    successor.as_bytes(),
+                    nonce,
+                    sealed,
+                )
+                .and_then(|plain| String::from_utf8(plain.to_vec()).ok());
+                if let Some(plaintext) = opened {
+                    change.commit_all(&[]).await?;
+                    return Ok(Tokens {
+                        access_token: issue_access(),
+                        expires_in: id.policy.access_ttl_secs,
+                        refresh_token: Zeroizing::new(plaintext),
+                        session_id: row.session_id,
+                        user_id: row.user_id,
+                    });
+                }
+            }
+        }
+        // A spent token used again: someone else has a copy. The whole family goes.
+        sqlx::query!(
+            "UPDATE refresh_tokens SET revoked_at = now()
+             WHERE session_id = $1 AND revoked_at IS NULL",
+            row.session_id
+        )
+        .execute(change.db())
+        .await?;
+        end_session(change.db(), row.session_id, "reuse_detected").await?;
+        let event = caller
+            .apply(NewEvent::new(
+                Source::Identity,
+                end_user(row.user_id),
+                "token.reuse_detected",
+            ))
+            .denied("REFRESH_TOKEN_REUSED")
+            .tenant(tenant.id)
+            .target(format!("session:{}", row.session_id))
+            .details(serde_json::json!({
+                "refresh_token": presented.id,
+                "session": row.session_id,
+                "seconds_since_first_use": since,
+            }));
+        change.commit(event).await?;
+        return refused(
+            "REFRESH_TOKEN_REUSED",
+            "This refresh token was already used: the session is revoked. Sign in again.",
+        );
+    }
+    let successor = insert_refresh(
+        change.db(),
+        row.session_id,
+        &ring,
+        id.policy.refresh_ttl_days,
+    )
+    .await?;
+    let (nonce, sealed) = crate::domain::sealed::seal(
+        &successor_key(id.verifier.master_key()),
+        successor.id.as_bytes(),
+        successor.plaintext.as_bytes(),
+    );
+    sqlx::query!(
+        "UPDATE refresh_tokens SET used_at = now(), successor_id = $2,
+                successor_nonce = $3, successor_sealed = $4
+         WHERE id = $1",
+        presented.id,
+        successor.id,
+        &nonce[..],
+        sealed
+    )
+    .execute(change.db())
+    .await?;
+    sqlx::query!(
+        "UPDATE end_user_sessions SET last_used_at = now(), ip = coalesce($2::text::inet, ip)
+         WHERE id = $1",
+        row.session_id,
+        caller.ip.map(|ip| ip.to_string())
+    )
+    .execute(change.db())
+    .await?;
+    change.commit_all(&[]).await?;
+    Ok(Tokens {
+        access_token: issue_access(),
+        expires_in: id.policy.access_ttl_secs,
+        refresh_token: successor.plaintext,
+        session_id: row.session_id,
+        user_id: row.user_id,
+    })
+}
+
+async fn end_session(db: &mut sqlx::PgConnection, session: Uuid, reason: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE end_user_sessions SET ended_at = now(), end_reason = $2
+         WHERE id = $1 AND ended_at IS NULL",
+        session,
+        reason
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Erases the sealed copies of successors whose grace window is over (a job).
+pub async fn forget_successors(pool: &PgPool) -> sqlx::Result<u64> {
+    Ok(sqlx::query!(
+        "UPDATE refresh_tokens SET successor_nonce = NULL, successor_sealed = NULL
+         WHERE successor_sealed IS NOT NULL AND used_at < now() - make_interval(secs => $1)",
+        REFRESH_GRACE_SECS as f64
+    )
+    .execute(pool)
+    .await?
+    .rows_affected())
+}

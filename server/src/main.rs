@@ -121,6 +121,24 @@ enum TenantCommand {
     },
     /// List every tenant with its settings and active key.
     List,
+    /// Create an end user of a tenant; the password is read like `staff create`'s.
+    CreateUser {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Revoke every session of every end user of a tenant at once (runbook 000 §1).
+    RevokeSessions {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -398,6 +416,22 @@ async fn tenant_command(command: TenantCommand) -> Result<String, String> {
                     .map_err(|e| e.to_string()),
                 Err(err) => Err(err),
             }
+        }
+        TenantCommand::CreateUser { tenant, email } => match read_password(false) {
+            Ok(Some(password)) => {
+                app::domain::endusers::ops::create_user(&actor, &tenant, &email, password.expose())
+                    .await
+                    .map(|id| format!("end user {id} created in tenant “{tenant}”"))
+                    .map_err(|e| e.to_string())
+            }
+            Ok(None) => Err("no password given".into()),
+            Err(err) => Err(err),
+        },
+        TenantCommand::RevokeSessions { tenant, reason } => {
+            app::domain::endusers::ops::revoke_tenant_sessions(&actor, &tenant, &reason, &tenant)
+                .await
+                .map(|live| format!("every session of tenant “{tenant}” is revoked ({live} were live)"))
+                .map_err(|e| e.to_string())
         }
         TenantCommand::List => ops::list(&actor)
             .await

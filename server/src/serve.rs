@@ -124,6 +124,22 @@ async fn warn_while_resealing(pool: &sqlx::PgPool, master: &MasterKey) -> Result
     Ok(())
 }
 
+/// Development only: a few end users in the new demo tenant, with one one-time password
+/// printed once to standard error.
+async fn seed_demo_users(pool: &sqlx::PgPool, slug: &str) -> Result<(), ServeError> {
+    let actor = app::auth::Actor::command_line_unchecked(pool.clone(), "demo seed");
+    let password = app::auth::password::generate_one_time_password();
+    for email in ["ada@example.com", "bob@example.com", "eve@example.com"] {
+        app::domain::endusers::ops::create_user(&actor, slug, email, &password)
+            .await
+            .map_err(|e| ServeError::Seed(e.to_string()))?;
+    }
+    eprintln!(
+        "Demo end users of tenant “{slug}”: ada@, bob@ and eve@example.com, password {password} (shown only now)"
+    );
+    Ok(())
+}
+
 /// Email of the admin created on an empty development database.
 pub const FIRST_ADMIN_EMAIL: &str = "admin@staff-console.local";
 
@@ -280,6 +296,7 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             .map_err(|e| ServeError::Seed(e.to_string()))?
         {
             tracing::info!(tenant = %tenant.slug, "empty database: created the demo tenant");
+            seed_demo_users(&pool, &tenant.slug).await?;
         }
         bootstrap_first_admin(&pool, &config.public_origin).await?;
     }

@@ -47,6 +47,10 @@ use app::panels::switches::api::{FlipSwitch, ListSwitches, RemoveSwitchOverride}
 use app::panels::tenants::api::{
     CreateTenant, GetTenantSettings, RenameTenant, UpdateTenantSettings,
 };
+use app::panels::users::api::{
+    CreateEndUser, EndUserDetail, ListEndUsers, LockEndUser, RevokeEndUserSessions,
+    RevokeTenantEndUserSessions,
+};
 use axum::http::StatusCode;
 use leptos::server_fn::ServerFn as _;
 use sqlx::PgPool;
@@ -374,6 +378,32 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
             "tenant=acme&reason=r&confirmation=x&expected=0".into(),
         ),
         (KeyInstances::PATH, Staff(ViewConsole), "tenant=acme".into()),
+        (ListEndUsers::PATH, Staff(ViewConsole), "tenant=acme".into()),
+        (
+            EndUserDetail::PATH,
+            Staff(ViewConsole),
+            "tenant=acme&id=x".into(),
+        ),
+        (
+            CreateEndUser::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&email=&password=".into(),
+        ),
+        (
+            RevokeEndUserSessions::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&id=x&reason=".into(),
+        ),
+        (
+            LockEndUser::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&id=x&reason=".into(),
+        ),
+        (
+            RevokeTenantEndUserSessions::PATH,
+            SteppedUp(CommandIncident),
+            "tenant=acme&reason=r&confirmation=acme".into(),
+        ),
         (
             AskInstances::PATH,
             Staff(CommandIncident),

@@ -27,3 +27,4 @@ pub mod pepper;
 pub mod staff;
 pub mod switches;
 pub mod tenants;
+pub mod users;

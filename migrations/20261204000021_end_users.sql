@@ -19,9 +19,6 @@ CREATE TABLE end_users (
     state           end_user_state NOT NULL DEFAULT 'active',
     -- The user's revocation epoch (as the tenant's, for this user alone).
     not_before      timestamptz,
-    -- Failed sign-ins in a row, and the temporary lockout they caused.
-    failed_attempts integer        NOT NULL DEFAULT 0 CHECK (failed_attempts >= 0),
-    locked_until    timestamptz,
     created_at      timestamptz    NOT NULL DEFAULT now(),
     updated_at      timestamptz    NOT NULL DEFAULT now(),
     UNIQUE (tenant_id, email)
@@ -69,14 +66,21 @@ CREATE TABLE refresh_tokens (
 CREATE INDEX refresh_tokens_session ON refresh_tokens (session_id);
 CREATE INDEX refresh_tokens_grace ON refresh_tokens (used_at) WHERE successor_sealed IS NOT NULL;
 
--- Failed end-user sign-ins per caller (an address, an IPv6 /64) and tenant, for the
--- per-address throttle. Not audited: counters; each failure is audited as an attempt.
+-- End-user sign-in attempts not (yet) successful, per caller (an address, an IPv6 /64) and
+-- per account (a keyed hash of the tenant and the email typed, known or not: unknown
+-- emails lock exactly as known ones, so the lockout tells nothing of who has an account).
+-- A row is written before the password is checked, so parallel guesses all count, and
+-- deleted with the account's others when a sign-in succeeds. Not audited: counters; each
+-- failure is audited as an attempt.
 CREATE TABLE end_user_sign_in_failures (
+    id        bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tenant_id uuid        NOT NULL REFERENCES tenants (id),
     subject   text        NOT NULL CHECK (length(subject) <= 64),
+    account   bytea       NOT NULL CHECK (length(account) = 32),
     at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX end_user_sign_in_failures_subject ON end_user_sign_in_failures (tenant_id, subject, at);
+CREATE INDEX end_user_sign_in_failures_account ON end_user_sign_in_failures (account, at);
 
 GRANT SELECT, INSERT, UPDATE ON end_users TO staff_console_app;
 GRANT SELECT, INSERT, UPDATE ON end_user_sessions, refresh_tokens TO staff_console_app;

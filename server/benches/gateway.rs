@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
-//!     cargo bench -p server --bench gateway [-- verify|http|revoke|switch|flip|controls|passkey]
+//!     cargo bench -p server --bench gateway [-- verify|http|revoke|switch|flip|controls|passkey|delegated|endusers]
 //! ```
 //!
 //! - `verify`: in-process verification of a valid token from the cache (parse, checksum,
@@ -25,6 +25,8 @@
 //! - `delegated`: delegated agent tokens: ES256 verification from memory, fresh and from
 //!   the verified-signature cache; key revocation on instance A to refusal on B; the token
 //!   exchange's throughput and latency (see `gateway/delegated.rs`).
+//! - `endusers`: end users' `/me` against `/healthz`, refresh rotations, sign-ins, and a
+//!   tenant's revocation among 1,000,000 sessions (see `gateway/endusers.rs`).
 //!
 //! - `router` (not run by default): the router driven in-process, no sockets, per-request
 //!   cost of each route.
@@ -56,6 +58,8 @@ mod audit;
 mod authenticator;
 #[path = "gateway/delegated.rs"]
 mod delegated;
+#[path = "gateway/endusers.rs"]
+mod endusers;
 
 const KEY: [u8; 32] = [0x42; 32];
 
@@ -96,6 +100,9 @@ fn main() {
     }
     if wants("delegated") {
         delegated::bench_delegated();
+    }
+    if wants("endusers") {
+        endusers::bench_endusers();
     }
     if which.iter().any(|w| w == "router") {
         bench_router();

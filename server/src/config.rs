@@ -589,12 +589,14 @@ impl Config {
             {
                 None => Ok(app::domain::endusers::captcha::TURNSTILE_VERIFY_URL.to_owned()),
                 Some(raw) => match url::Url::parse(raw.trim()) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => {
+                    Ok(url) if url.scheme() == "https" => Ok(raw.trim().to_owned()),
+                    // The secret travels in it: http only to a stand-in in development.
+                    Ok(url) if url.scheme() == "http" && strict == Mode::Development => {
                         Ok(raw.trim().to_owned())
                     }
                     _ => Err(ConfigError::Malformed {
                         name: "TURNSTILE_VERIFY_URL",
-                        reason: "expected an http:// or https:// URL".into(),
+                        reason: "expected an https:// URL (http:// only in development): the secret is sent in it".into(),
                     }),
                 },
             },

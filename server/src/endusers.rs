@@ -32,6 +32,33 @@ pub(crate) fn error(
     res
 }
 
+/// The block list and the caller's rate limit, before anything else: the refusal to send,
+/// if any.
+pub(crate) fn refused(gateway: &Gateway, parts: &axum::http::request::Parts) -> Option<Response> {
+    let ip = call_meta(parts, "").ip;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    gateway
+        .controls
+        .admit_identity_caller(ip, now)
+        .err()
+        .map(|denied| {
+            let status = StatusCode::from_u16(denied.refusal.status())
+                .unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+            let mut res = error(
+                status,
+                denied.refusal.code(),
+                denied.refusal.message(),
+                None,
+            );
+            if let Some(secs) = denied.retry_after {
+                if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
+                    res.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+            }
+            res
+        })
+}
+
 pub(crate) fn identity(gateway: &Gateway) -> Identity<'_> {
     Identity {
         pool: gateway.verifier.pool(),
@@ -78,6 +105,9 @@ pub async fn sign_in(
     req: Request,
 ) -> Response {
     let (parts, body) = req.into_parts();
+    if let Some(refused) = refused(&gateway, &parts) {
+        return refused;
+    }
     let is_json = parts
         .headers
         .get(header::CONTENT_TYPE)
@@ -193,8 +223,12 @@ pub async fn me(
     Path(slug): Path<String>,
     req: Request,
 ) -> Response {
-    let bearer = req
-        .headers()
+    let (parts, _) = req.into_parts();
+    if let Some(refused) = refused(&gateway, &parts) {
+        return refused;
+    }
+    let bearer = parts
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
@@ -233,6 +267,7 @@ pub async fn me(
     match access::check(
         &snapshot,
         gateway.verifier.epochs(),
+        gateway.verifier.access_tokens(),
         &gateway.public_origin,
         &slug,
         bearer,

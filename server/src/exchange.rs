@@ -100,6 +100,9 @@ pub async fn token(
     };
     // End users' refresh tokens (RFC 6749 §6), beside the token exchange.
     if field("grant_type") == Some("refresh_token") {
+        if let Some(refused) = crate::endusers::refused(&gateway, &parts) {
+            return refused;
+        }
         let caller = crate::endusers::caller(&parts, route);
         return crate::endusers::refresh(&gateway, &slug, field("refresh_token"), &caller).await;
     }

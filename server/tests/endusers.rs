@@ -247,6 +247,35 @@ async fn wrong_and_unknown_answer_alike_then_the_account_locks_and_bad_input_is_
     let failed = common::audit(&pool, "end_user.sign_in_failed").await;
     assert_eq!(failed.len(), 6);
     assert_eq!(failed[1].2, "anonymous", "the unknown email names nobody");
+    assert_eq!(failed[5].1.as_deref(), Some("ACCOUNT_TEMPORARILY_LOCKED"));
+    // An email nobody has locks exactly the same way: the lockout tells nothing.
+    for n in 1..=5 {
+        let answer = sign_in(
+            &app,
+            "acme",
+            json!({ "email": "nobody@example.com", "password": "not the password" }),
+        )
+        .await;
+        let expected = if n < 5 {
+            "INVALID_CREDENTIALS"
+        } else {
+            "ACCOUNT_TEMPORARILY_LOCKED"
+        };
+        assert_eq!(code(&answer), expected, "attempt {n}");
+    }
+    let parallel = futures_util::future::join_all((0..10).map(|_| {
+        sign_in(
+            &app,
+            "acme",
+            json!({ "email": "carol@example.com", "password": "not the password" }),
+        )
+    }))
+    .await;
+    let tried = parallel
+        .iter()
+        .filter(|a| code(a) == "INVALID_CREDENTIALS")
+        .count();
+    assert!(tried < 5, "parallel guesses all count: {tried} were tried");
 
     for (body, status, field_name) in [
         (
@@ -534,4 +563,30 @@ async fn revoking_a_users_or_a_tenants_sessions_refuses_their_tokens_at_once_on_
         "TENANT_NOT_FOUND"
     );
     listener.abort();
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_spent_token_used_after_its_successor_moved_on_is_a_reuse_even_within_the_grace(
+    pool: PgPool,
+) {
+    tenant_with_user(&pool, "acme", "ada@example.com").await;
+    let app = common::app(pool.clone());
+    let signed_in = sign_in(
+        &app,
+        "acme",
+        json!({ "email": "ada@example.com", "password": PASSWORD }),
+    )
+    .await;
+    let first = field(&signed_in, "refresh_token");
+    let second = field(&refresh(&app, "acme", &first).await, "refresh_token");
+    let third = refresh(&app, "acme", &second).await;
+    assert_eq!(third.status, StatusCode::OK);
+    // The first again, seconds later: its successor was used, so this is a stolen copy.
+    let stolen = refresh(&app, "acme", &first).await;
+    assert_eq!(code(&stolen), "REFRESH_TOKEN_REUSED");
+    assert_eq!(
+        code(&refresh(&app, "acme", &field(&third, "refresh_token")).await),
+        "REFRESH_TOKEN_REVOKED",
+        "the whole family"
+    );
 }

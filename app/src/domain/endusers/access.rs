@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -110,20 +110,121 @@ impl AccessRefusal {
     }
 }
 
+/// Most access tokens whose signature is remembered; the cache empties when full.
+pub const CACHE_CAPACITY: usize = 100_000;
+
+/// Access tokens whose signature and claims held, by the SHA-256 of their text. A hit
+/// saves the signature check and the parse, never the rest: the key is looked up again (a
+/// revoked key refuses at once), and the expiry and the epochs are compared on every call.
+#[derive(Default)]
+pub struct AccessCache {
+    entries: RwLock<HashMap<[u8; 32], Arc<Remembered>>>,
+}
+
+impl std::fmt::Debug for AccessCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = self.entries.read().map(|e| e.len()).unwrap_or(0);
+        f.debug_struct("AccessCache").field("len", &len).finish()
+    }
+}
+
+/// A verified token: its claims, the key that signed it and its tenant.
+pub struct Remembered {
+    claims: AccessClaims,
+    kid: Arc<str>,
+    tenant: Uuid,
+}
+
+impl AccessCache {
+    fn get(&self, hash: &[u8; 32]) -> Option<Arc<Remembered>> {
+        self.entries.read().ok()?.get(hash).cloned()
+    }
+
+    fn put(&self, hash: [u8; 32], remembered: Arc<Remembered>) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= CACHE_CAPACITY {
+                entries.clear();
+            }
+            entries.insert(hash, remembered);
+        }
+    }
+}
+
+/// The checks of every call, cached or not: the expiry and the revocation epochs.
+fn current(
+    claims: &AccessClaims,
+    epochs: &Epochs,
+    tenant: Uuid,
+    now: i64,
+) -> Result<(), AccessRefusal> {
+    if now >= claims.exp + CLOCK_SKEW_SECS || claims.iat > now + CLOCK_SKEW_SECS {
+        return Err(AccessRefusal::Expired);
+    }
+    if epochs
+        .not_before(claims.sub, tenant)
+        .is_some_and(|nb| claims.iat <= nb)
+    {
+        return Err(AccessRefusal::Revoked);
+    }
+    Ok(())
+}
+
 /// Checks an end user's access token for the tenant `slug` against the key set and the
-/// revocation epochs, all in memory.
+/// revocation epochs, all in memory; a token seen before skips its signature check.
 pub fn check(
     snapshot: &Snapshot,
     epochs: &Epochs,
+    cache: &AccessCache,
     public_origin: &str,
     slug: &str,
     raw: &str,
     now: OffsetDateTime,
 ) -> Result<AccessClaims, AccessRefusal> {
+    use sha2::Digest as _;
     if raw.len() > MAX_TOKEN_LEN {
         return Err(AccessRefusal::Invalid);
     }
     let tenant = snapshot.tenants.get(slug).ok_or(AccessRefusal::Invalid)?;
+    let hash: [u8; 32] = sha2::Sha256::digest(raw.as_bytes()).into();
+    if let Some(hit) = cache.get(&hash) {
+        let key = snapshot
+            .keys
+            .get(&hit.kid)
+            .ok_or(AccessRefusal::KeyUnknown)?;
+        if !key.verifies_at(now) {
+            return Err(AccessRefusal::KeyRevoked);
+        }
+        if hit.tenant != tenant.id || key.tenant != tenant.id || hit.claims.tenant != slug {
+            return Err(AccessRefusal::Invalid);
+        }
+        current(&hit.claims, epochs, tenant.id, now.unix_timestamp())?;
+        return Ok(hit.claims.clone());
+    }
+    let claims = check_fresh(snapshot, public_origin, slug, tenant.id, raw, now)?;
+    current(&claims.0, epochs, tenant.id, now.unix_timestamp())?;
+    let (claims, kid) = claims;
+    cache.put(
+        hash,
+        Arc::new(Remembered {
+            claims: claims.clone(),
+            kid,
+            tenant: tenant.id,
+        }),
+    );
+    Ok(claims)
+}
+
+/// The signature and the claims of a token not seen before.
+fn check_fresh(
+    snapshot: &Snapshot,
+    public_origin: &str,
+    slug: &str,
+    tenant_id: Uuid,
+    raw: &str,
+    now: OffsetDateTime,
+) -> Result<(AccessClaims, Arc<str>), AccessRefusal> {
+    let tenant = snapshot.tenants.get(slug).ok_or(AccessRefusal::Invalid)?;
+    debug_assert_eq!(tenant.id, tenant_id);
     let signed = delegated::verify_signed(snapshot, raw, now).map_err(|r| match r.refusal {
         Refusal::DelegatedKeyUnknown => AccessRefusal::KeyUnknown,
         Refusal::DelegatedKeyRevoked => AccessRefusal::KeyRevoked,
@@ -140,17 +241,7 @@ pub fn check(
     {
         return Err(AccessRefusal::Invalid);
     }
-    let now = now.unix_timestamp();
-    if now >= claims.exp + CLOCK_SKEW_SECS || claims.iat > now + CLOCK_SKEW_SECS {
-        return Err(AccessRefusal::Expired);
-    }
-    if epochs
-        .not_before(claims.sub, tenant.id)
-        .is_some_and(|nb| claims.iat <= nb)
-    {
-        return Err(AccessRefusal::Revoked);
-    }
-    Ok(claims)
+    Ok((claims, signed.kid))
 }
 
 /// The revocation epochs this instance holds (unix seconds): a user's and a tenant's.
@@ -165,11 +256,17 @@ pub struct Epochs {
     seen_tenants: AtomicI64,
 }
 
+/// How far back each poll reads again: a revocation whose transaction began earlier than
+/// another's but committed later lands below the latest epoch seen, and is read all the same.
+pub const POLL_LOOKBACK_SECS: i64 = 60;
+
 fn raise(map: &RwLock<HashMap<Uuid, i64>>, id: Uuid, secs: i64) {
-    if let Ok(mut map) = map.write() {
-        let held = map.entry(id).or_insert(secs);
-        *held = (*held).max(secs);
-    }
+    // A poisoned lock still holds the epochs (they only move forward): never dropped.
+    let mut map = map
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let held = map.entry(id).or_insert(secs);
+    *held = (*held).max(secs);
 }
 
 impl Epochs {
@@ -185,12 +282,18 @@ impl Epochs {
 
     /// The epoch covering `user` of `tenant`: the later of both, if either is set.
     pub fn not_before(&self, user: Uuid, tenant: Uuid) -> Option<i64> {
-        let user = self.users.read().ok().and_then(|m| m.get(&user).copied());
+        let user = self
+            .users
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&user)
+            .copied();
         let tenant = self
             .tenants
             .read()
-            .ok()
-            .and_then(|m| m.get(&tenant).copied());
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&tenant)
+            .copied();
         user.max(tenant)
     }
 
@@ -218,7 +321,7 @@ impl Epochs {
     /// Reads the epochs set since the last read (all of them the first time): the poll
     /// behind the notifications. Returns how many rows it read.
     pub async fn poll(&self, pool: &PgPool) -> sqlx::Result<usize> {
-        let since_users = self.seen_users.load(Ordering::Acquire);
+        let since_users = (self.seen_users.load(Ordering::Acquire) - POLL_LOOKBACK_SECS).max(0);
         let users = sqlx::query!(
             r#"SELECT id, floor(extract(epoch FROM not_before))::bigint AS "secs!"
                FROM end_users WHERE not_before >= to_timestamp($1)"#,
@@ -226,7 +329,7 @@ impl Epochs {
         )
         .fetch_all(pool)
         .await?;
-        let since_tenants = self.seen_tenants.load(Ordering::Acquire);
+        let since_tenants = (self.seen_tenants.load(Ordering::Acquire) - POLL_LOOKBACK_SECS).max(0);
         let tenants = sqlx::query!(
             r#"SELECT id, floor(extract(epoch FROM sessions_not_before))::bigint AS "secs!"
                FROM tenants WHERE sessions_not_before >= to_timestamp($1)"#,

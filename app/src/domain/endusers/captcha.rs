@@ -15,6 +15,9 @@ pub const TURNSTILE_VERIFY_URL: &str = "https://challenges.cloudflare.com/turnst
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest captcha token sent on (Turnstile's are at most 2048 characters).
 pub const MAX_TOKEN_LEN: usize = 2048;
+/// Checks under way at once; more answer [`Verdict::Unavailable`] at once rather than
+/// queue blocking threads behind a slow provider.
+pub const AT_ONCE: usize = 32;
 
 /// The captcha check as configured.
 #[derive(Clone)]
@@ -26,6 +29,10 @@ pub struct Captcha {
     /// Without a secret: skip the check (development) or refuse every sign-in (production).
     skip_unconfigured: bool,
     agent: ureq::Agent,
+    /// Bounds the checks under way.
+    permits: Arc<tokio::sync::Semaphore>,
+    /// Per tenant, the unix second an outage was last recorded.
+    outages: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, i64>>>,
 }
 
 impl std::fmt::Debug for Captcha {
@@ -63,6 +70,25 @@ impl Captcha {
                 .timeout_global(Some(TIMEOUT))
                 .build()
                 .into(),
+            permits: Arc::new(tokio::sync::Semaphore::new(AT_ONCE)),
+            outages: Arc::default(),
+        }
+    }
+
+    /// Whether to record an outage of the provider for `tenant` now: once a minute per
+    /// tenant, however many sign-ins it refuses meanwhile.
+    pub fn should_record_outage(&self, tenant: uuid::Uuid) -> bool {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let mut last = self
+            .outages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match last.get(&tenant) {
+            Some(at) if now - at < 60 => false,
+            _ => {
+                last.insert(tenant, now);
+                true
+            }
         }
     }
 
@@ -78,6 +104,9 @@ impl Captcha {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Verdict::Rejected;
         }
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            return Verdict::Unavailable;
+        };
         let (agent, url, token) = (
             self.agent.clone(),
             self.verify_url.clone(),
@@ -85,6 +114,7 @@ impl Captcha {
         );
         let ip = remote_ip.map(|ip| ip.to_string()).unwrap_or_default();
         let asked = tokio::task::spawn_blocking(move || {
+            let _held = permit;
             let mut fields = vec![("secret", secret.expose()), ("response", token.as_str())];
             if !ip.is_empty() {
                 fields.push(("remoteip", ip.as_str()));

@@ -66,19 +66,9 @@ pub async fn revoke_user_sessions(
     let reason = normalize_reason(reason)?;
     let tenant = tenant(actor, slug).await?;
     let mut change = actor.change().await?;
-    let live = sqlx::query_scalar!(
-        r#"WITH moved AS (
-               UPDATE end_users SET not_before = now(), updated_at = now()
-               WHERE id = $1 AND tenant_id = $2 RETURNING id)
-           SELECT count(s.id) AS "n!" FROM moved
-           LEFT JOIN end_user_sessions s ON s.user_id = moved.id AND s.ended_at IS NULL
-           GROUP BY moved.id"#,
-        user,
-        tenant.id
-    )
-    .fetch_optional(change.db())
-    .await?
-    .ok_or_else(|| AppError::not_found("That user"))?;
+    lock_user(&mut change, tenant.id, user).await?;
+    move_user_epoch(&mut change, user).await?;
+    let live = live_sessions_of(&mut change, user).await?;
     let event = actor
         .event("end_user.sessions_revoked")
         .tenant(tenant.id)
@@ -107,8 +97,13 @@ pub async fn revoke_tenant_sessions(
         ));
     }
     let mut change = actor.change().await?;
+    // The row locked first, then the epoch read from the clock: a refresh holding the row
+    // shared finished before, with an earlier time; one after waits for this commit.
+    sqlx::query!("SELECT id FROM tenants WHERE id = $1 FOR UPDATE", tenant.id)
+        .fetch_one(change.db())
+        .await?;
     sqlx::query!(
-        "UPDATE tenants SET sessions_not_before = now() WHERE id = $1",
+        "UPDATE tenants SET sessions_not_before = clock_timestamp() WHERE id = $1",
         tenant.id
     )
     .execute(change.db())
@@ -135,14 +130,7 @@ pub async fn lock(actor: &Actor, slug: &str, user: Uuid, reason: &str) -> Result
     let reason = normalize_reason(reason)?;
     let tenant = tenant(actor, slug).await?;
     let mut change = actor.change().await?;
-    let before = sqlx::query_scalar!(
-        r#"SELECT state::text AS "state!" FROM end_users WHERE id = $1 AND tenant_id = $2 FOR UPDATE"#,
-        user,
-        tenant.id
-    )
-    .fetch_optional(change.db())
-    .await?
-    .ok_or_else(|| AppError::not_found("That user"))?;
+    let before = lock_user(&mut change, tenant.id, user).await?;
     if before == "deleted" {
         return Err(AppError::Conflict {
             field: None,
@@ -150,17 +138,13 @@ pub async fn lock(actor: &Actor, slug: &str, user: Uuid, reason: &str) -> Result
         });
     }
     sqlx::query!(
-        "UPDATE end_users SET state = 'locked', not_before = now(), updated_at = now() WHERE id = $1",
+        "UPDATE end_users SET state = 'locked', updated_at = now() WHERE id = $1",
         user
     )
     .execute(change.db())
     .await?;
-    let live = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM end_user_sessions WHERE user_id = $1 AND ended_at IS NULL"#,
-        user
-    )
-    .fetch_one(change.db())
-    .await?;
+    move_user_epoch(&mut change, user).await?;
+    let live = live_sessions_of(&mut change, user).await?;
     let event = actor
         .event("end_user.locked")
         .tenant(tenant.id)
@@ -169,6 +153,43 @@ pub async fn lock(actor: &Actor, slug: &str, user: Uuid, reason: &str) -> Result
         .details(serde_json::json!({ "before": before, "after": "locked", "live_sessions": live }));
     change.commit(event).await?;
     Ok(live)
+}
+
+/// Locks the user's row for a change: its state. A user of another tenant is not found.
+async fn lock_user(
+    change: &mut crate::auth::Change,
+    tenant: Uuid,
+    user: Uuid,
+) -> Result<String, AppError> {
+    sqlx::query_scalar!(
+        r#"SELECT state::text AS "state!" FROM end_users WHERE id = $1 AND tenant_id = $2 FOR UPDATE"#,
+        user,
+        tenant
+    )
+    .fetch_optional(change.db())
+    .await?
+    .ok_or_else(|| AppError::not_found("That user"))
+}
+
+/// Moves the (locked) user's epoch to the clock's now: later than any token a refresh
+/// holding the row shared issued before the lock.
+async fn move_user_epoch(change: &mut crate::auth::Change, user: Uuid) -> Result<(), AppError> {
+    sqlx::query!(
+        "UPDATE end_users SET not_before = clock_timestamp(), updated_at = now() WHERE id = $1",
+        user
+    )
+    .execute(change.db())
+    .await?;
+    Ok(())
+}
+
+async fn live_sessions_of(change: &mut crate::auth::Change, user: Uuid) -> Result<i64, AppError> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM end_user_sessions WHERE user_id = $1 AND ended_at IS NULL"#,
+        user
+    )
+    .fetch_one(change.db())
+    .await?)
 }
 
 /// Marks ended, at most `batch` at a time, the sessions an epoch revoked: their tokens are

@@ -18,7 +18,6 @@ use crate::domain::tokens::token;
 use crate::error::AppError;
 use sqlx::PgPool;
 use std::net::IpAddr;
-use time::OffsetDateTime;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -240,7 +239,34 @@ fn end_user(id: Uuid) -> String {
     format!("end_user:{id}")
 }
 
+/// The key the account column of sign-in failures is hashed under.
+fn account_key(master: &crate::domain::tokens::pepper::MasterKey) -> Zeroizing<[u8; 32]> {
+    let derived = master.derive("staff-console end-user sign-in account v1");
+    let mut key = Zeroizing::new([0u8; 32]);
+    key.copy_from_slice(&derived[..32]);
+    key
+}
+
+/// The account an attempt is counted against: a keyed hash of the tenant and the email
+/// typed (known or not).
+fn account(
+    master: &crate::domain::tokens::pepper::MasterKey,
+    tenant: Uuid,
+    email: &str,
+) -> Vec<u8> {
+    use hmac::Mac as _;
+    let mut mac = crate::domain::tokens::token::keyed(&account_key(master));
+    mac.update(tenant.as_bytes());
+    mac.update(email.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
 /// Signs `email` in to the tenant `slug`.
+///
+/// The attempt is recorded before the password is checked, and the caller's and the
+/// account's counts read after, so parallel guesses all count: at most
+/// [`super::MAX_FAILED_SIGN_INS`] are tried per account in [`super::LOCKOUT_SECS`],
+/// whoever sends them. Unknown emails count and lock exactly as known ones.
 pub async fn sign_in(
     id: Identity<'_>,
     slug: &str,
@@ -266,18 +292,6 @@ pub async fn sign_in(
         .ip
         .map(crate::auth::api::throttle_subject)
         .unwrap_or_else(|| "unknown".to_owned());
-    let failures = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "n!" FROM end_user_sign_in_failures
-           WHERE tenant_id = $1 AND subject = $2 AND at > now() - make_interval(secs => $3)"#,
-        tenant.id,
-        subject,
-        super::THROTTLE_WINDOW_SECS as f64
-    )
-    .fetch_one(id.pool)
-    .await?;
-    if failures >= super::THROTTLE_MAX {
-        return Err(SignInError::Throttled);
-    }
     let captcha = if id.controls.switch(SwitchKey::TurnstileDisabled, tenant.id) {
         "disabled"
     } else {
@@ -285,40 +299,68 @@ pub async fn sign_in(
             super::captcha::Verdict::Passed => "verified",
             super::captcha::Verdict::NotConfigured => "not_configured",
             super::captcha::Verdict::Rejected => {
-                refuse(
+                audit_refusal(
                     id,
-                    &tenant,
+                    tenant.id,
                     None,
-                    &subject,
                     caller,
-                    SignInError::CaptchaRejected,
+                    &SignInError::CaptchaRejected,
                     "rejected",
                 )
                 .await?;
                 return Err(SignInError::CaptchaRejected);
             }
-            // Not the caller's failure: nothing counted against them.
+            // Not the caller's failure; recorded at most once a minute per tenant.
             super::captcha::Verdict::Unavailable => {
-                let event = caller
-                    .apply(NewEvent::new(
-                        Source::Identity,
-                        "anonymous",
-                        "end_user.sign_in_failed",
-                    ))
-                    .denied(SignInError::CaptchaUnavailable.code())
-                    .tenant(tenant.id)
-                    .details(serde_json::json!({ "captcha": "unavailable" }));
-                Actor::system(id.pool.clone(), "identity")
-                    .change()
-                    .await?
-                    .commit(event)
+                if id.policy.captcha.should_record_outage(tenant.id) {
+                    audit_refusal(
+                        id,
+                        tenant.id,
+                        None,
+                        caller,
+                        &SignInError::CaptchaUnavailable,
+                        "unavailable",
+                    )
                     .await?;
+                }
                 return Err(SignInError::CaptchaUnavailable);
             }
         }
     };
+    let account = account(id.verifier.master_key(), tenant.id, &email);
+    // The attempt first: committed before anything is checked, so a parallel attempt sees it.
+    let attempt = sqlx::query_scalar!(
+        "INSERT INTO end_user_sign_in_failures (tenant_id, subject, account) VALUES ($1, $2, $3)
+         RETURNING id",
+        tenant.id,
+        subject,
+        account
+    )
+    .fetch_one(id.pool)
+    .await?;
+    let counts = sqlx::query!(
+        r#"SELECT
+             (SELECT count(*) FROM end_user_sign_in_failures
+              WHERE tenant_id = $1 AND subject = $2
+                AND at > now() - make_interval(secs => $4)) AS "by_caller!",
+             (SELECT count(*) FROM end_user_sign_in_failures
+              WHERE account = $3 AND at > now() - make_interval(secs => $5)) AS "by_account!""#,
+        tenant.id,
+        subject,
+        account,
+        super::THROTTLE_WINDOW_SECS as f64,
+        super::LOCKOUT_SECS as f64
+    )
+    .fetch_one(id.pool)
+    .await?;
+    if counts.by_caller > super::THROTTLE_MAX {
+        return Err(SignInError::Throttled);
+    }
+    if counts.by_account > i64::from(super::MAX_FAILED_SIGN_INS) {
+        return Err(SignInError::TemporarilyLocked);
+    }
     let user = sqlx::query!(
-        r#"SELECT id, password_hash, state::text AS "state!", locked_until, now() AS "now!"
+        r#"SELECT id, password_hash, state::text AS "state!"
            FROM end_users WHERE tenant_id = $1 AND email = $2"#,
         tenant.id,
         email
@@ -331,43 +373,26 @@ pub async fn sign_in(
         user.as_ref().and_then(|u| u.password_hash.as_deref()),
     )
     .await?;
-    let Some(user) = user else {
-        refuse(
-            id,
-            &tenant,
-            None,
-            &subject,
-            caller,
-            SignInError::InvalidCredentials,
-            captcha,
-        )
-        .await?;
-        return Err(SignInError::InvalidCredentials);
+    let known = user.as_ref().map(|u| u.id);
+    // This attempt was the last one allowed: say so with the refusal.
+    let wrong = if counts.by_account >= i64::from(super::MAX_FAILED_SIGN_INS) {
+        SignInError::TemporarilyLocked
+    } else {
+        SignInError::InvalidCredentials
     };
-    if user.locked_until.is_some_and(|until| until > user.now) {
-        return Err(SignInError::TemporarilyLocked);
-    }
-    if !matches {
-        let locked = refuse(
-            id,
-            &tenant,
-            Some(user.id),
-            &subject,
-            caller,
-            SignInError::InvalidCredentials,
-            captcha,
-        )
-        .await?;
-        return Err(if locked {
-            SignInError::TemporarilyLocked
-        } else {
-            SignInError::InvalidCredentials
-        });
-    }
-    match user.state.as_str() {
-        "locked" => return Err(SignInError::AccountLocked),
-        "needs_password_reset" => return Err(SignInError::PasswordResetRequired),
-        _ => {}
+    let Some(user) = user.filter(|_| matches) else {
+        audit_refusal(id, tenant.id, known, caller, &wrong, captcha).await?;
+        return Err(wrong);
+    };
+    // The right password of an account that may not sign in: refused, audited, counted.
+    let refused = match user.state.as_str() {
+        "locked" => Some(SignInError::AccountLocked),
+        "needs_password_reset" => Some(SignInError::PasswordResetRequired),
+        _ => None,
+    };
+    if let Some(refused) = refused {
+        audit_refusal(id, tenant.id, Some(user.id), caller, &refused, captcha).await?;
+        return Err(refused);
     }
     let Some((kid, key)) = tenant.signer.clone() else {
         return Err(SignInError::NoSigningKey);
@@ -379,16 +404,22 @@ pub async fn sign_in(
         .map_err(|e| AppError::internal(&e))?;
     let system = Actor::system(id.pool.clone(), "identity");
     let mut change = system.change().await?;
+    // A success ends the account's run of failures (this attempt's row with them).
     sqlx::query!(
-        "UPDATE end_users SET failed_attempts = 0, locked_until = NULL
-         WHERE id = $1 AND (failed_attempts > 0 OR locked_until IS NOT NULL)",
-        user.id
+        "DELETE FROM end_user_sign_in_failures WHERE account = $1 OR id = $2",
+        account,
+        attempt
     )
     .execute(change.db())
     .await?;
-    let session = sqlx::query_scalar!(
+    // Serialised with a revocation of the user (which locks the row first), so a session
+    // made meanwhile is either before the epoch or visible to it.
+    sqlx::query!("SELECT id FROM end_users WHERE id = $1 FOR SHARE", user.id)
+        .fetch_one(change.db())
+        .await?;
+    let session = sqlx::query!(
         "INSERT INTO end_user_sessions (tenant_id, user_id, ip, user_agent)
-         VALUES ($1, $2, $3::text::inet, $4) RETURNING id",
+         VALUES ($1, $2, $3::text::inet, $4) RETURNING id, created_at",
         tenant.id,
         user.id,
         caller.ip.map(|ip| ip.to_string()),
@@ -396,7 +427,8 @@ pub async fn sign_in(
     )
     .fetch_one(change.db())
     .await?;
-    let refresh = insert_refresh(change.db(), session, &ring, id.policy.refresh_ttl_days).await?;
+    let refresh =
+        insert_refresh(change.db(), session.id, &ring, id.policy.refresh_ttl_days).await?;
     let event = caller
         .apply(NewEvent::new(
             Source::Identity,
@@ -404,62 +436,58 @@ pub async fn sign_in(
             "end_user.signed_in",
         ))
         .tenant(tenant.id)
-        .target(format!("session:{session}"))
-        .details(serde_json::json!({ "captcha": captcha, "session": session }));
+        .target(format!("session:{}", session.id))
+        .details(serde_json::json!({ "captcha": captcha, "session": session.id }));
     change.commit(event).await?;
+    // Issued at the database's time of the session: an epoch that covers the session
+    // covers the token.
     let (access_token, _) = access::issue(
         (&kid, &key),
         id.public_origin,
         slug,
         user.id,
-        session,
+        session.id,
         id.policy.access_ttl_secs,
-        OffsetDateTime::now_utc(),
+        session.created_at,
     );
     Ok(Tokens {
         access_token,
         expires_in: id.policy.access_ttl_secs,
         refresh_token: refresh.plaintext,
-        session_id: session,
+        session_id: session.id,
         user_id: user.id,
     })
 }
 
-/// Records a failed sign-in: the caller's throttle row, the account's count (locking it
-/// after too many), and the audit event. Whether the account is now locked.
-async fn refuse(
-    id: Identity<'_>,
-    tenant: &crate::domain::gateway::keyset::TenantKeys,
-    user: Option<Uuid>,
-    subject: &str,
-    caller: &Caller,
-    why: SignInError,
-    captcha: &str,
-) -> Result<bool, SignInError> {
-    let system = Actor::system(id.pool.clone(), "identity");
-    let mut change = system.change().await?;
-    sqlx::query!(
-        "INSERT INTO end_user_sign_in_failures (tenant_id, subject) VALUES ($1, $2)",
-        tenant.id,
-        subject
+/// Until when failed sign-ins lock the account `email` of `tenant` (`None`: they do not).
+pub async fn lockout_until(
+    pool: &PgPool,
+    master: &crate::domain::tokens::pepper::MasterKey,
+    tenant: Uuid,
+    email: &str,
+) -> sqlx::Result<Option<time::OffsetDateTime>> {
+    // The failure that must age out of the window for the count to drop below the limit.
+    sqlx::query_scalar!(
+        r#"SELECT at + make_interval(secs => $3) AS "until!" FROM end_user_sign_in_failures
+           WHERE account = $1 AND at > now() - make_interval(secs => $3)
+           ORDER BY at DESC OFFSET $2 - 1 LIMIT 1"#,
+        account(master, tenant, email),
+        super::MAX_FAILED_SIGN_INS,
+        super::LOCKOUT_SECS as f64
     )
-    .execute(change.db())
-    .await?;
-    let mut locked = false;
-    if let Some(user) = user {
-        locked = sqlx::query_scalar!(
-            r#"UPDATE end_users SET failed_attempts = failed_attempts + 1,
-                      locked_until = CASE WHEN failed_attempts + 1 >= $2
-                                          THEN now() + make_interval(secs => $3) END
-               WHERE id = $1
-               RETURNING locked_until IS NOT NULL AS "locked!""#,
-            user,
-            super::MAX_FAILED_SIGN_INS,
-            super::LOCKOUT_SECS as f64
-        )
-        .fetch_one(change.db())
-        .await?;
-    }
+    .fetch_optional(pool)
+    .await
+}
+
+/// The audit event of a refused sign-in (the attempt's row is already counted).
+async fn audit_refusal(
+    id: Identity<'_>,
+    tenant: Uuid,
+    user: Option<Uuid>,
+    caller: &Caller,
+    why: &SignInError,
+    captcha: &str,
+) -> Result<(), SignInError> {
     let actor = user.map(end_user).unwrap_or_else(|| "anonymous".to_owned());
     let mut event = caller
         .apply(NewEvent::new(
@@ -468,13 +496,17 @@ async fn refuse(
             "end_user.sign_in_failed",
         ))
         .denied(why.code())
-        .tenant(tenant.id)
-        .details(serde_json::json!({ "captcha": captcha, "locked": locked }));
+        .tenant(tenant)
+        .details(serde_json::json!({ "captcha": captcha }));
     if let Some(user) = user {
         event = event.target(end_user(user));
     }
-    change.commit(event).await?;
-    Ok(locked)
+    Actor::system(id.pool.clone(), "identity")
+        .change()
+        .await?
+        .commit(event)
+        .await?;
+    Ok(())
 }
 
 /// A refresh token inserted for `session`: its plaintext (shown once) and id.
@@ -575,13 +607,15 @@ pub async fn refresh(
                   r.successor_id, r.successor_nonce, r.successor_sealed,
                   s.id AS session_id, s.user_id, s.tenant_id, s.created_at AS session_created,
                   s.ended_at, u.state::text AS "state!",
-                  greatest(u.not_before, t.sessions_not_before) AS not_before, now() AS "now!"
+                  greatest(u.not_before, t.sessions_not_before) AS not_before,
+                  n.used_at AS "successor_used_at?", now() AS "now!"
            FROM refresh_tokens r
            JOIN end_user_sessions s ON s.id = r.session_id
            JOIN end_users u ON u.id = s.user_id
            JOIN tenants t ON t.id = s.tenant_id
+           LEFT JOIN refresh_tokens n ON n.id = r.successor_id
            WHERE r.id = $1
-           FOR UPDATE OF r"#,
+           FOR UPDATE OF r FOR SHARE OF u, t"#,
         presented.id
     )
     .fetch_optional(change.db())
@@ -641,14 +675,17 @@ pub async fn refresh(
             row.user_id,
             row.session_id,
             id.policy.access_ttl_secs,
-            OffsetDateTime::now_utc(),
+            // The database's time, under the shared locks a revocation waits for: an epoch
+            // set after this commits is later than this token.
+            now,
         )
         .0
     };
     if let Some(used_at) = row.used_at {
         let since = (now - used_at).whole_seconds();
-        // A parallel use within the grace window: the same successor.
-        if since <= REFRESH_GRACE_SECS {
+        // A parallel use within the grace window (parallel tabs): the same successor, while
+        // it is unused itself. A copy used again after its successor moved on is a reuse.
+        if since <= REFRESH_GRACE_SECS && row.successor_used_at.is_none() {
             if let (Some(successor), Some(nonce), Some(sealed)) = (
                 &row.successor_id,
                 &row.successor_nonce,

@@ -49,6 +49,8 @@ pub struct Verifier {
     instance: super::instances::Instance,
     /// End users' revocation epochs (per user, per tenant).
     epochs: crate::domain::endusers::access::Epochs,
+    /// End users' access tokens whose signature held.
+    access_tokens: crate::domain::endusers::access::AccessCache,
 }
 
 fn now_secs() -> i64 {
@@ -71,6 +73,7 @@ impl Verifier {
             listening: tokio::sync::watch::Sender::new(false),
             instance: super::instances::Instance::new(""),
             epochs: Default::default(),
+            access_tokens: Default::default(),
         }
     }
 
@@ -162,6 +165,11 @@ impl Verifier {
         }
         self.reload_ring().await?;
         self.ring().ok_or(pepper::PepperError::NoCurrent)
+    }
+
+    /// End users' access tokens whose signature held.
+    pub fn access_tokens(&self) -> &crate::domain::endusers::access::AccessCache {
+        &self.access_tokens
     }
 
     /// The end users' revocation epochs this instance holds.

@@ -68,9 +68,17 @@ pub async fn end_user_detail(tenant: String, id: String) -> Result<UserDetail, A
     let actor = require(Permission::ViewConsole).await?;
     let found = crate::domain::tenants::queries::find(actor.reader(), tenant.trim()).await?;
     let id = user_id(&id)?;
-    let user = super::queries::user(actor.reader(), found.id, id)
+    let mut user = super::queries::user(actor.reader(), found.id, id)
         .await?
         .ok_or_else(|| AppError::not_found("That user"))?;
+    let verifier = actor.verifier()?;
+    user.locked_until = crate::domain::endusers::sessions::lockout_until(
+        verifier.pool(),
+        verifier.master_key(),
+        found.id,
+        &user.email,
+    )
+    .await?;
     Ok(UserDetail {
         sessions: super::queries::sessions(actor.reader(), id).await?,
         events: super::queries::events(actor.reader(), found.id, id).await?,

@@ -17,7 +17,7 @@ pub async fn list(
     sqlx::query_as!(
         UserRow,
         r#"SELECT u.id::text AS "id!", u.email, u.state::text AS "state!", u.created_at,
-                  u.locked_until,
+                  NULL::timestamptz AS locked_until,
                   (SELECT count(*) FROM end_user_sessions s
                    WHERE s.user_id = u.id AND s.ended_at IS NULL) AS "live_sessions!"
            FROM end_users u
@@ -57,7 +57,7 @@ pub async fn user(
     sqlx::query_as!(
         UserRow,
         r#"SELECT u.id::text AS "id!", u.email, u.state::text AS "state!", u.created_at,
-                  u.locked_until,
+                  NULL::timestamptz AS locked_until,
                   (SELECT count(*) FROM end_user_sessions s
                    WHERE s.user_id = u.id AND s.ended_at IS NULL) AS "live_sessions!"
            FROM end_users u WHERE u.tenant_id = $1 AND u.id = $2"#,

@@ -504,6 +504,28 @@ impl Controls {
         Ok(())
     }
 
+    /// The checks of end users' routes before anything else: the block list and the
+    /// caller address's rate limit (the agent API's switches do not apply to them).
+    pub fn admit_identity_caller(&self, ip: Option<IpAddr>, now: i64) -> Result<(), Denied> {
+        if !self.enforce {
+            return Ok(());
+        }
+        let Some(ip) = ip.map(|ip| ip.to_canonical()) else {
+            return Ok(());
+        };
+        let limits = self.limits.load();
+        if limits.blocked(ip, now) {
+            return Err(Refusal::IpBlocked.into());
+        }
+        if self.limiting {
+            let limit = limits.ip_limit(ip, now).unwrap_or(self.defaults.ip);
+            self.limiter
+                .check(Subject::ip(ip), limit, self.limiter.now())
+                .map_err(limited)?;
+        }
+        Ok(())
+    }
+
     /// Checks made once the token is known: the tenant's switches, the allowlist posture,
     /// and the owner's and tenant's rate limits.
     pub fn admit_token(&self, token: &CachedToken, payments: bool, now: i64) -> Result<(), Denied> {

@@ -179,16 +179,7 @@ pub(crate) async fn refresh(
     token: Option<&str>,
     caller: &Caller,
 ) -> Response {
-    let oauth = |status, error: &str, code: &str, description: &str| {
-        let mut res = (
-            status,
-            Json(json!({ "error": error, "error_description": description, "code": code })),
-        )
-            .into_response();
-        res.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        res
-    };
+    let oauth = crate::exchange::oauth_error;
     let Some(token) = token else {
         return oauth(
             StatusCode::BAD_REQUEST,

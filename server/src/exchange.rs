@@ -22,7 +22,12 @@ use std::sync::Arc;
 const MAX_FORM: usize = 8 * 1024;
 
 /// An RFC 6749 §5.2 error, with our code beside.
-fn oauth_error(status: StatusCode, error: &str, code: &str, description: &str) -> Response {
+pub(crate) fn oauth_error(
+    status: StatusCode,
+    error: &str,
+    code: &str,
+    description: &str,
+) -> Response {
     let mut res = (
         status,
         Json(json!({ "error": error, "error_description": description, "code": code })),

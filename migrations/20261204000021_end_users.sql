@@ -42,6 +42,9 @@ CREATE TABLE end_user_sessions (
 );
 CREATE INDEX end_user_sessions_user ON end_user_sessions (user_id, created_at DESC);
 CREATE INDEX end_user_sessions_live ON end_user_sessions (tenant_id, created_at) WHERE ended_at IS NULL;
+-- Sessions ended one by one (a reuse detected): every instance refuses their access tokens
+-- at once, not at their expiry (notified, and polled from here).
+CREATE INDEX end_user_sessions_reused ON end_user_sessions (ended_at) WHERE end_reason = 'reuse_detected';
 
 -- Refresh tokens (`mf_rt_v1.<id>.<secret>`): only HMAC-SHA256(pepper, secret) is kept.
 -- Each use rotates: the token is marked used and its successor inserted. For the grace
@@ -113,6 +116,17 @@ $$;
 CREATE TRIGGER end_users_epoch_moved AFTER UPDATE OF not_before ON end_users
     FOR EACH ROW WHEN (NEW.not_before IS DISTINCT FROM OLD.not_before AND NEW.not_before IS NOT NULL)
     EXECUTE FUNCTION end_user_epoch_moved();
+CREATE FUNCTION end_user_session_ended() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, public, pg_temp AS $$
+BEGIN
+    PERFORM pg_notify('sc_gateway', 'nb:session:' || NEW.id::text || ':'
+        || floor(extract(epoch FROM NEW.ended_at))::bigint::text);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER end_user_session_ended AFTER UPDATE OF ended_at ON end_user_sessions
+    FOR EACH ROW WHEN (OLD.ended_at IS NULL AND NEW.end_reason = 'reuse_detected')
+    EXECUTE FUNCTION end_user_session_ended();
 CREATE TRIGGER tenants_epoch_moved AFTER UPDATE OF sessions_not_before ON tenants
     FOR EACH ROW WHEN (NEW.sessions_not_before IS DISTINCT FROM OLD.sessions_not_before
                        AND NEW.sessions_not_before IS NOT NULL)

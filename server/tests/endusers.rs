@@ -96,7 +96,7 @@ async fn a_sign_in_gives_tokens_that_refresh_by_rotation_and_a_reuse_ends_the_se
     pool: PgPool,
 ) {
     let user = tenant_with_user(&pool, "acme", "ada@example.com").await;
-    let app = common::app(pool.clone());
+    let (app, verifier) = common::app_and_verifier(pool.clone(), false);
     let signed_in = sign_in(
         &app,
         "acme",
@@ -156,6 +156,11 @@ async fn a_sign_in_gives_tokens_that_refresh_by_rotation_and_a_reuse_ends_the_se
     assert_eq!(detected[0].1.as_deref(), Some("REFRESH_TOKEN_REUSED"));
     let successor = refresh(&app, "acme", &second).await;
     assert_eq!(code(&successor), "REFRESH_TOKEN_REVOKED");
+    // The access tokens of the session are refused at once too, not at their expiry (the
+    // poll here; the notification on a listening instance).
+    verifier.epochs().poll(&pool).await.unwrap();
+    let stolen_access = me(&app, "acme", &field(&rotated, "access_token")).await;
+    assert_eq!(code(&stolen_access), "ACCESS_TOKEN_REVOKED");
     let ended: String = sqlx::query_scalar("SELECT end_reason FROM end_user_sessions")
         .fetch_one(&pool)
         .await

@@ -163,6 +163,7 @@ fn current(
     if epochs
         .not_before(claims.sub, tenant)
         .is_some_and(|nb| claims.iat <= nb)
+        || epochs.session_ended(claims.sid)
     {
         return Err(AccessRefusal::Revoked);
     }
@@ -251,6 +252,10 @@ fn check_fresh(
 pub struct Epochs {
     users: RwLock<HashMap<Uuid, i64>>,
     tenants: RwLock<HashMap<Uuid, i64>>,
+    /// Sessions ended one by one (a reuse detected), with when: their tokens are refused
+    /// whatever their `iat`. Kept for longer than any access token lives.
+    sessions: RwLock<HashMap<Uuid, i64>>,
+    seen_sessions: AtomicI64,
     /// The latest epoch read by the poll, per table: the next poll reads from there.
     seen_users: AtomicI64,
     seen_tenants: AtomicI64,
@@ -273,6 +278,19 @@ impl Epochs {
     /// Raises `user`'s epoch to `secs`.
     pub fn raise_user(&self, user: Uuid, secs: i64) {
         raise(&self.users, user, secs);
+    }
+
+    /// Records that `session` ended at `secs`.
+    pub fn end_session(&self, session: Uuid, secs: i64) {
+        raise(&self.sessions, session, secs);
+    }
+
+    /// Whether `session` was ended one by one.
+    pub fn session_ended(&self, session: Uuid) -> bool {
+        self.sessions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&session)
     }
 
     /// Raises `tenant`'s epoch to `secs`.
@@ -313,6 +331,7 @@ impl Epochs {
         match kind {
             "user" => self.raise_user(id, secs),
             "tenant" => self.raise_tenant(id, secs),
+            "session" => self.end_session(id, secs),
             _ => return false,
         }
         true
@@ -337,7 +356,27 @@ impl Epochs {
         )
         .fetch_all(pool)
         .await?;
-        let read = users.len() + tenants.len();
+        let since_sessions =
+            (self.seen_sessions.load(Ordering::Acquire) - POLL_LOOKBACK_SECS).max(0);
+        let sessions = sqlx::query!(
+            r#"SELECT id, floor(extract(epoch FROM ended_at))::bigint AS "secs!"
+               FROM end_user_sessions
+               WHERE end_reason = 'reuse_detected' AND ended_at >= to_timestamp($1)"#,
+            since_sessions as f64
+        )
+        .fetch_all(pool)
+        .await?;
+        let read = users.len() + tenants.len() + sessions.len();
+        for row in sessions {
+            self.end_session(row.id, row.secs);
+            self.seen_sessions.fetch_max(row.secs, Ordering::AcqRel);
+        }
+        // Ended sessions' tokens have all expired after the longest access token lifetime.
+        let horizon = OffsetDateTime::now_utc().unix_timestamp() - 2 * 3600;
+        self.sessions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, ended| *ended > horizon);
         for row in users {
             self.raise_user(row.id, row.secs);
             self.seen_users.fetch_max(row.secs, Ordering::AcqRel);
@@ -381,6 +420,10 @@ mod tests {
         );
         assert!(epochs.apply(&format!("nb:tenant:{tenant}:300")));
         assert_eq!(epochs.not_before(user, tenant), Some(300));
+        let session = uuid::Uuid::new_v4();
+        assert!(!epochs.session_ended(session));
+        assert!(epochs.apply(&format!("nb:session:{session}:400")));
+        assert!(epochs.session_ended(session));
         assert!(!epochs.apply("nb:tenant:not-a-uuid:1"));
         assert!(!epochs.apply("pat:abc"));
     }

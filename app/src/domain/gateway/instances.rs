@@ -9,13 +9,13 @@
 
 use super::delegated::{self, Claims, AGENT_API_AUDIENCE, TYP};
 use super::keyset::Snapshot;
+use super::requests::{InstanceRequestKind, Probe};
 use super::verify::Verifier;
 use crate::auth::Actor;
 use crate::domain::gateway::decision::Refusal;
 use crate::domain::keys::{self, PrivateKey};
 use crate::domain::status::{SigningAlgorithm, SigningKeyState};
 use crate::error::AppError;
-use crate::panels::keys::{InstanceRequestKind, Probe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

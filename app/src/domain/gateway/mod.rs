@@ -18,6 +18,7 @@ pub mod instances;
 pub mod keyset;
 #[cfg(feature = "ssr")]
 pub mod ledger;
+pub mod requests;
 #[cfg(feature = "ssr")]
 pub mod sync;
 #[cfg(feature = "ssr")]

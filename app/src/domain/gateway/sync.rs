@@ -11,10 +11,10 @@
 //! [`REVALIDATE_EVERY`] the cached revisions are compared with the database, so a token whose
 //! notification went astray is refused within that time all the same.
 
+use super::requests::InstanceRequestKind;
 use super::verify::{OwnerStatus, Revalidated, Verifier};
 use crate::auth::Role;
 use crate::domain::gateway::controls::state::Controls;
-use crate::panels::keys::InstanceRequestKind;
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
 use std::time::Duration;

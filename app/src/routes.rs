@@ -15,7 +15,7 @@ use crate::panels::pepper::view::PepperPage;
 use crate::panels::staff::view::{StaffPage, StaffSessionsPage};
 use crate::panels::switches::view::SwitchesPage;
 use crate::panels::tenants::view::{NewTenantPage, TenantSettingsPage};
-use crate::panels::users::view::{UserDetailPage, UsersListPage};
+use crate::panels::users::view::{MailQueuePage, UserDetailPage, UsersListPage};
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, Link, MetaTags, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
@@ -68,6 +68,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/t/:tenant/settings") view={Lazy::<TenantSettings>::new()} />
                     <Route path=path!("/t/:tenant/users") view={Lazy::<Users>::new()} />
                     <Route path=path!("/t/:tenant/users/:id") view={Lazy::<UserDetail>::new()} />
+                    <Route path=path!("/t/:tenant/mail") view={Lazy::<MailQueue>::new()} />
                     <Route path=path!("/tenants/new") view={Lazy::<NewTenant>::new()} />
                     <Route path=path!("/audit") view={Lazy::<Audit>::new()} />
                     <Route path=path!("/audit/:seq") view={Lazy::<AuditEvent>::new()} />
@@ -145,6 +146,7 @@ lazy_pages! {
     TenantSettings => TenantSettingsPage in tenant, by load_tenant_settings, preload_tenant_settings;
     Users => UsersListPage in tenant, by load_users, preload_users;
     UserDetail => UserDetailPage in tenant, by load_user_detail, preload_user_detail;
+    MailQueue => MailQueuePage in tenant, by load_mail_queue, preload_mail_queue;
     // With the tenant pages: the platform group (every platform panel's first load) does
     // not carry tenant management's code.
     NewTenant => NewTenantPage in tenant, by load_new_tenant, preload_new_tenant;
@@ -210,9 +212,9 @@ pub async fn first_page_chunks_arrive() -> bool {
             [] | ["t", _] | ["account", _] => preload_home().await,
             ["t", _, "integrations"] | ["t", _, "integrations", _] => preload_integrations().await,
             ["t", _, "agent-ops"] | ["t", _, "agent-ops", _] => preload_agent_ops().await,
-            ["t", _, "keys" | "settings" | "users"] | ["t", _, "users", _] | ["tenants", "new"] => {
-                preload_signing_keys().await
-            }
+            ["t", _, "keys" | "settings" | "users" | "mail"]
+            | ["t", _, "users", _]
+            | ["tenants", "new"] => preload_signing_keys().await,
             ["audit"] | ["audit", _] => preload_audit().await,
             ["switches" | "limits" | "staff" | "pepper" | "freeze"] | ["staff", "sessions"] => {
                 preload_switches().await

@@ -172,12 +172,33 @@ pub struct EndUserConfig {
     pub turnstile_secret: Option<app::secret::SecretString>,
     /// `TURNSTILE_VERIFY_URL`.
     pub turnstile_verify_url: String,
+    /// `SMTP_URL` (`smtp://` or `smtps://`; it may hold the credentials).
+    pub smtp_url: Option<app::secret::SecretString>,
+    /// `SMTP_PASSWORD`, with the user named in `SMTP_URL`.
+    pub smtp_password: Option<app::secret::SecretString>,
+    /// `MAIL_FROM`, default `no-reply@` the public host (`localhost` for an address).
+    pub mail_from: String,
 }
 
 impl EndUserConfig {
-    /// The policy the gateway runs with.
-    pub fn policy(&self, mode: Mode) -> app::domain::endusers::Policy {
-        app::domain::endusers::Policy {
+    /// The policy the gateway runs with: mail through SMTP, or in development without
+    /// `SMTP_URL` to `data_dir/outbox`, or nowhere (queued) in production without it.
+    pub fn policy(
+        &self,
+        mode: Mode,
+        data_dir: &Path,
+    ) -> Result<app::domain::endusers::Policy, String> {
+        use app::domain::endusers::mail::Mailer;
+        let mailer = match (&self.smtp_url, mode) {
+            (Some(url), _) => Mailer::smtp(
+                url.expose(),
+                self.smtp_password.as_ref().map(|p| p.expose()),
+                &self.mail_from,
+            )?,
+            (None, Mode::Development) => Mailer::outbox(data_dir.join("outbox"), &self.mail_from)?,
+            (None, Mode::Production) => Mailer::unconfigured(),
+        };
+        Ok(app::domain::endusers::Policy {
             access_ttl_secs: i64::from(self.access_ttl_secs),
             refresh_ttl_days: i64::from(self.refresh_ttl_days),
             captcha: app::domain::endusers::captcha::Captcha::new(
@@ -185,7 +206,8 @@ impl EndUserConfig {
                 &self.turnstile_verify_url,
                 mode == Mode::Development,
             ),
-        }
+            mailer: std::sync::Arc::new(mailer),
+        })
     }
 }
 
@@ -601,18 +623,43 @@ impl Config {
                 },
             },
         );
-        let end_users = access_ttl.zip(refresh_days).zip(verify_url).map(
-            |((access_ttl_secs, refresh_ttl_days), turnstile_verify_url)| EndUserConfig {
-                access_ttl_secs,
-                refresh_ttl_days,
-                turnstile_secret: env
-                    .get("TURNSTILE_SECRET")
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .map(app::secret::SecretString::new),
-                turnstile_verify_url,
-            },
-        );
+        let smtp_url = problems.take(parse_smtp_url(env.get("SMTP_URL")));
+        let mail_from = env
+            .get("MAIL_FROM")
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| {
+                let host = public
+                    .as_ref()
+                    .and_then(|(origin, _)| url::Url::parse(origin).ok())
+                    .and_then(|u| u.domain().map(str::to_owned))
+                    .unwrap_or_else(|| "localhost".to_owned());
+                format!("no-reply@{host}")
+            });
+        let end_users = access_ttl
+            .zip(refresh_days)
+            .zip(verify_url)
+            .zip(smtp_url)
+            .map(
+                |(((access_ttl_secs, refresh_ttl_days), turnstile_verify_url), smtp_url)| {
+                    EndUserConfig {
+                        access_ttl_secs,
+                        refresh_ttl_days,
+                        turnstile_secret: env
+                            .get("TURNSTILE_SECRET")
+                            .map(|s| s.trim().to_owned())
+                            .filter(|s| !s.is_empty())
+                            .map(app::secret::SecretString::new),
+                        turnstile_verify_url,
+                        smtp_url,
+                        smtp_password: env
+                            .get("SMTP_PASSWORD")
+                            .filter(|s| !s.is_empty())
+                            .map(app::secret::SecretString::new),
+                        mail_from: mail_from.clone(),
+                    }
+                },
+            );
         let key_policy =
             jwks_max_age
                 .zip(token_ttl)
@@ -713,6 +760,11 @@ impl Config {
                 );
             }
             return out;
+        }
+        if self.end_users.smtp_url.is_none() {
+            out.push(
+                "SMTP_URL is not set: recovery and magic-link mail is queued but never sent (the Users panel's mail queue shows it). Set it to smtps://user:password@host:465 or smtp://host:587?tls=required.".to_owned(),
+            );
         }
         if self.end_users.turnstile_secret.is_none() {
             out.push(
@@ -922,6 +974,25 @@ fn check_strength(name: &'static str, key: &EncryptionKey) -> Result<(), ConfigE
     Ok(())
 }
 
+/// `SMTP_URL`: it holds credentials, so only its shape is checked and it is never echoed.
+fn parse_smtp_url(raw: Option<String>) -> Result<Option<app::secret::SecretString>, ConfigError> {
+    let Some(raw) = raw.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let shaped = url::Url::parse(&raw)
+        .map(|u| {
+            matches!(u.scheme(), "smtp" | "smtps") && u.host_str().is_some_and(|h| !h.is_empty())
+        })
+        .unwrap_or(false);
+    if !shaped {
+        return Err(ConfigError::Malformed {
+            name: "SMTP_URL",
+            reason: "expected smtps://[user[:password]@]host[:port] or smtp://host[:port][?tls=required]".into(),
+        });
+    }
+    Ok(Some(app::secret::SecretString::new(raw)))
+}
+
 /// Development only: reads the secret kept under `data_dir/secrets/`, or generates and keeps
 /// a new one, warning loudly either way.
 fn dev_secret(
@@ -1112,11 +1183,31 @@ mod tests {
                 ("PUBLIC_URL", "https://console.example.com"),
                 ("TRUSTED_PROXIES", "127.0.0.1"),
                 ("TURNSTILE_SECRET", "0x4AAAAAAA-site-secret"),
+                ("SMTP_URL", "smtps://mailer:pw@smtp.example.com:465"),
             ]),
             DevSecrets::ReadOnly,
         )
         .expect("loads");
         assert!(good.warnings.is_empty(), "{:?}", good.warnings);
+        // Without SMTP, mail is queued and never sent: said at start. A garbled URL is
+        // refused without echoing it (it holds a password).
+        assert!(proxied.warnings.iter().any(|w| w.contains("SMTP_URL")));
+        let garbled = Config::read(
+            &env(&[
+                ("DATABASE_URL", DB),
+                ("ENCRYPTION_KEY", GOOD_KEY),
+                ("SESSION_SIGNING_KEY", GOOD_SESSION_KEY),
+                ("PUBLIC_URL", "https://console.example.com"),
+                ("SMTP_URL", "https://user:hunter2@smtp.example.com"),
+            ]),
+            DevSecrets::ReadOnly,
+        )
+        .expect_err("garbled SMTP_URL");
+        let said = garbled.to_string();
+        assert!(
+            said.contains("SMTP_URL") && !said.contains("hunter2"),
+            "{said}"
+        );
         // Without a captcha secret, end users' sign-ins are refused: said at start.
         assert!(proxied
             .warnings

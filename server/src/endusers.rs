@@ -1,10 +1,18 @@
 //! End users' routes, per tenant (issue 17): `POST /a/{tenant}/auth/sign-in`, the
-//! `refresh_token` grant of `POST /a/{tenant}/oauth/token` (in [`crate::exchange`]), and
+//! `refresh_token` grant of `POST /a/{tenant}/oauth/token` (in [`crate::exchange`]),
+//! magic links (`POST /a/{tenant}/auth/magic-link`, then `…/magic-link/verify`), recovery
+//! (`POST /a/{tenant}/auth/recovery`, then `…/recovery/complete`), and
 //! `GET /a/{tenant}/api/v1/me`, the protected resource whose access token is checked from
 //! memory (keys and revocation epochs) on every call.
+//!
+//! The links in the mail open `GET …/magic-link?token=` and `GET …/recovery?token=`: a
+//! page with a form that posts the token (a GET never uses a link, so a mail scanner that
+//! follows links spends nothing). Tenants' own apps post the same fields as JSON.
 
 use crate::gateway::{call_meta, Gateway};
 use app::domain::endusers::access;
+use app::domain::endusers::links;
+use app::domain::endusers::mail::Kind;
 use app::domain::endusers::sessions::{self, Caller, Identity, RefreshError, SignInError, Tokens};
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -98,6 +106,78 @@ pub(crate) fn tokens(tokens: &Tokens) -> Response {
     res
 }
 
+/// The body's fields: JSON (`application/json`), or with `forms` a form too (the links'
+/// pages post one; a link's token in it is what a cross-site post cannot have), at most
+/// [`MAX_BODY`]; or the answer refusing it.
+async fn read_fields(
+    parts: &axum::http::request::Parts,
+    body: axum::body::Body,
+    forms: bool,
+) -> Result<serde_json::Map<String, serde_json::Value>, Response> {
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let is_json = content_type.starts_with("application/json");
+    let is_form = forms && content_type.starts_with("application/x-www-form-urlencoded");
+    if !is_json && !is_form {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "INVALID_REQUEST",
+            "Send the request as application/json.",
+            None,
+        ));
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "INVALID_REQUEST",
+            "The request body is over 8 KiB.",
+            None,
+        ));
+    };
+    if is_form {
+        return Ok(url::form_urlencoded::parse(&bytes)
+            .map(|(k, v)| (k.into_owned(), serde_json::Value::String(v.into_owned())))
+            .collect());
+    }
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Ok(serde_json::Value::Object(fields)) => Ok(fields),
+        _ => Err(error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_REQUEST",
+            "The body is not a JSON object.",
+            None,
+        )),
+    }
+}
+
+/// The text fields `names` of `fields`, or the name of the first one missing.
+fn required<'a, const N: usize>(
+    fields: &'a serde_json::Map<String, serde_json::Value>,
+    names: [&'static str; N],
+) -> Result<[&'a str; N], &'static str> {
+    let mut out = [""; N];
+    for (slot, name) in out.iter_mut().zip(names) {
+        *slot = fields
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .ok_or(name)?;
+    }
+    Ok(out)
+}
+
+/// The answer to a request without the field `name`.
+fn missing(name: &str) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "INVALID_REQUEST",
+        &format!("`{name}` is missing."),
+        Some(name),
+    )
+}
+
 /// `POST /a/{tenant}/auth/sign-in` with `{"email", "password", "captcha_token"}`.
 pub async fn sign_in(
     State(gateway): State<Gateway>,
@@ -108,54 +188,230 @@ pub async fn sign_in(
     if let Some(refused) = refused(&gateway, &parts) {
         return refused;
     }
-    let is_json = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "INVALID_REQUEST",
-            "Send the sign-in as application/json.",
-            None,
-        );
-    }
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "INVALID_REQUEST",
-            "The request body is over 8 KiB.",
-            None,
-        );
+    let fields = match read_fields(&parts, body, false).await {
+        Ok(fields) => fields,
+        Err(res) => return res,
     };
-    let Ok(fields) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
-            "The body is not JSON.",
-            None,
-        );
+    let [email, password] = match required(&fields, ["email", "password"]) {
+        Ok(found) => found,
+        Err(name) => return missing(name),
     };
-    let text = |name: &str| fields.get(name).and_then(serde_json::Value::as_str);
-    let (Some(email), Some(password)) = (text("email"), text("password")) else {
-        let field = if text("email").is_none() {
-            "email"
-        } else {
-            "password"
-        };
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_REQUEST",
-            &format!("`{field}` is missing."),
-            Some(field),
-        );
-    };
-    let captcha = text("captcha_token").unwrap_or_default();
+    let captcha = fields
+        .get("captcha_token")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
     let caller = caller(&parts, "POST /a/{tenant}/auth/sign-in");
     match sessions::sign_in(identity(&gateway), &slug, email, password, captcha, &caller).await {
         Ok(signed_in) => tokens(&signed_in),
         Err(err) => sign_in_error(&err),
+    }
+}
+
+/// `POST /a/{tenant}/auth/magic-link` or `…/recovery` with `{"email", "captcha_token"}`:
+/// 202 whether or not the address has an account.
+async fn request_link(gateway: Gateway, slug: String, req: Request, kind: Kind) -> Response {
+    let (parts, body) = req.into_parts();
+    if let Some(refused) = refused(&gateway, &parts) {
+        return refused;
+    }
+    let fields = match read_fields(&parts, body, false).await {
+        Ok(fields) => fields,
+        Err(res) => return res,
+    };
+    let [email] = match required(&fields, ["email"]) {
+        Ok(found) => found,
+        Err(name) => return missing(name),
+    };
+    let captcha = fields
+        .get("captcha_token")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let route = match kind {
+        Kind::MagicLink => "POST /a/{tenant}/auth/magic-link",
+        Kind::Recovery => "POST /a/{tenant}/auth/recovery",
+    };
+    let caller = caller(&parts, route);
+    match links::request(identity(&gateway), &slug, kind, email, captcha, &caller).await {
+        Ok(()) => {
+            let message = match kind {
+                Kind::MagicLink => {
+                    "If this address has an account that may sign in, a sign-in link is on its way."
+                }
+                Kind::Recovery => {
+                    "If this address has an account, a link to set a new password is on its way."
+                }
+            };
+            let mut res = (
+                StatusCode::ACCEPTED,
+                Json(json!({ "status": "accepted", "message": message })),
+            )
+                .into_response();
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(err) => sign_in_error(&err),
+    }
+}
+
+/// `POST /a/{tenant}/auth/magic-link` with `{"email", "captcha_token"}`.
+pub async fn request_magic_link(
+    State(gateway): State<Gateway>,
+    Path(slug): Path<String>,
+    req: Request,
+) -> Response {
+    request_link(gateway, slug, req, Kind::MagicLink).await
+}
+
+/// `POST /a/{tenant}/auth/recovery` with `{"email", "captcha_token"}`.
+pub async fn request_recovery(
+    State(gateway): State<Gateway>,
+    Path(slug): Path<String>,
+    req: Request,
+) -> Response {
+    request_link(gateway, slug, req, Kind::Recovery).await
+}
+
+/// `POST /a/{tenant}/auth/magic-link/verify` with `{"token"}`: the session's tokens.
+pub async fn verify_magic_link(
+    State(gateway): State<Gateway>,
+    Path(slug): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    if let Some(refused) = refused(&gateway, &parts) {
+        return refused;
+    }
+    let fields = match read_fields(&parts, body, true).await {
+        Ok(fields) => fields,
+        Err(res) => return res,
+    };
+    let [token] = match required(&fields, ["token"]) {
+        Ok(found) => found,
+        Err(name) => return missing(name),
+    };
+    let caller = caller(&parts, "POST /a/{tenant}/auth/magic-link/verify");
+    match links::sign_in_with_link(identity(&gateway), &slug, token, &caller).await {
+        Ok(signed_in) => tokens(&signed_in),
+        Err(err) => sign_in_error(&err),
+    }
+}
+
+/// `POST /a/{tenant}/auth/recovery/complete` with `{"token", "password"}`: the account is
+/// active again with the new password, and every session it had is ended.
+pub async fn complete_recovery(
+    State(gateway): State<Gateway>,
+    Path(slug): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    if let Some(refused) = refused(&gateway, &parts) {
+        return refused;
+    }
+    let fields = match read_fields(&parts, body, true).await {
+        Ok(fields) => fields,
+        Err(res) => return res,
+    };
+    let [token, password] = match required(&fields, ["token", "password"]) {
+        Ok(found) => found,
+        Err(name) => return missing(name),
+    };
+    let caller = caller(&parts, "POST /a/{tenant}/auth/recovery/complete");
+    match links::recover(identity(&gateway), &slug, token, password, &caller).await {
+        Ok(ended) => {
+            let mut res = Json(json!({
+                "status": "recovered",
+                "message": "Your new password is set and every other session is signed out. Sign in with it.",
+                "sessions_ended": ended,
+            }))
+            .into_response();
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(err) => sign_in_error(&err),
+    }
+}
+
+fn escape(raw: &str) -> String {
+    raw.chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&#39;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// The page a link opens: a form that posts its token (plain HTML, no script). Never
+/// cached, never sent as a referrer.
+fn link_page(title: &str, action: &str, token: &str, password: bool) -> Response {
+    let password_field = if password {
+        r#"<p><label for="password">New password (12 to 128 characters)</label><br><input id="password" name="password" type="password" autocomplete="new-password" minlength="12" maxlength="128" required></p>"#
+    } else {
+        ""
+    };
+    let html = format!(
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title></head><body><main><h1>{title}</h1><form method="post" action="{action}"><input type="hidden" name="token" value="{token}">{password_field}<p><button type="submit">{title}</button></p></form></main></body></html>"#,
+        title = escape(title),
+        action = escape(action),
+        token = escape(token),
+    );
+    let mut res = axum::response::Html(html).into_response();
+    let headers = res.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
+
+/// The token of a link's `?token=`, if it has the shape of `kind`'s.
+fn link_token(query: &Option<String>, kind: Kind) -> Option<String> {
+    let query = query.as_deref()?;
+    let token = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())?;
+    app::domain::tokens::token::parse_as(kind.prefix(), token.trim()).ok()?;
+    Some(token.trim().to_owned())
+}
+
+fn bad_link() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        SignInError::LinkInvalid.code(),
+        &SignInError::LinkInvalid.message(),
+        Some("token"),
+    )
+}
+
+/// `GET /a/{tenant}/auth/magic-link?token=`: the page that signs in with the link.
+pub async fn magic_link_page(Path(slug): Path<String>, req: Request) -> Response {
+    match link_token(&req.uri().query().map(str::to_owned), Kind::MagicLink) {
+        Some(token) => link_page(
+            "Sign in",
+            &format!("/a/{slug}/auth/magic-link/verify"),
+            &token,
+            false,
+        ),
+        None => bad_link(),
+    }
+}
+
+/// `GET /a/{tenant}/auth/recovery?token=`: the page that sets a new password.
+pub async fn recovery_page(Path(slug): Path<String>, req: Request) -> Response {
+    match link_token(&req.uri().query().map(str::to_owned), Kind::Recovery) {
+        Some(token) => link_page(
+            "Set a new password",
+            &format!("/a/{slug}/auth/recovery/complete"),
+            &token,
+            true,
+        ),
+        None => bad_link(),
     }
 }
 

@@ -65,6 +65,22 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/agent/v1/{*rest}", any(not_found))
         .route("/a/{tenant}/oauth/token", post(crate::exchange::token))
         .route("/a/{tenant}/auth/sign-in", post(crate::endusers::sign_in))
+        .route(
+            "/a/{tenant}/auth/magic-link",
+            post(crate::endusers::request_magic_link).get(crate::endusers::magic_link_page),
+        )
+        .route(
+            "/a/{tenant}/auth/magic-link/verify",
+            post(crate::endusers::verify_magic_link),
+        )
+        .route(
+            "/a/{tenant}/auth/recovery",
+            post(crate::endusers::request_recovery).get(crate::endusers::recovery_page),
+        )
+        .route(
+            "/a/{tenant}/auth/recovery/complete",
+            post(crate::endusers::complete_recovery),
+        )
         .route("/a/{tenant}/api/v1/me", get(crate::endusers::me))
         .with_state(gateway)
 }

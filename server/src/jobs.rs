@@ -185,3 +185,88 @@ async fn end_user_sessions(pool: &PgPool) {
         }
     }
 }
+
+/// How often the mail sender looks for due mail without being woken.
+pub const MAIL_EVERY: Duration = Duration::from_secs(5);
+
+/// Starts this instance's mail sender (see [`mail_sender`]).
+pub fn spawn_mail_sender(
+    pool: PgPool,
+    verifier: Arc<Verifier>,
+    controls: Arc<Controls>,
+    policy: Arc<app::domain::endusers::Policy>,
+    public_origin: String,
+) {
+    tokio::spawn(mail_sender(pool, verifier, controls, policy, public_origin));
+}
+
+/// Sends end users' queued mail: woken by `NOTIFY sc_mail` when mail is queued and by a
+/// change of the switches (`emailSendingEnabled` back on releases what was held), and
+/// every [`MAIL_EVERY`] for retries and missed notifications. Every instance runs one;
+/// each mail is sent by one of them.
+pub async fn mail_sender(
+    pool: PgPool,
+    verifier: Arc<Verifier>,
+    controls: Arc<Controls>,
+    policy: Arc<app::domain::endusers::Policy>,
+    public_origin: String,
+) {
+    use app::domain::endusers::mail;
+    if policy.mailer.describe() == "none" {
+        return;
+    }
+    let mut switches = controls.subscribe();
+    let mut listener = None;
+    while !pool.is_closed() {
+        if listener.is_none() {
+            match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(mut l) => match l.listen("sc_mail").await {
+                    Ok(()) => listener = Some(l),
+                    Err(err) => tracing::warn!(error = %err, "listening for queued mail failed"),
+                },
+                Err(err) => tracing::warn!(error = %err, "listening for queued mail failed"),
+            }
+        }
+        let sender = mail::Sender {
+            pool: &pool,
+            verifier: &verifier,
+            controls: &controls,
+            mailer: &policy.mailer,
+            public_origin: &public_origin,
+        };
+        loop {
+            match mail::send_due(&sender, 50).await {
+                Ok(pass) => {
+                    if pass.sent + pass.failed + pass.dropped > 0 {
+                        tracing::info!(
+                            sent = pass.sent,
+                            failed = pass.failed,
+                            dropped = pass.dropped,
+                            held = pass.held,
+                            "end users' mail"
+                        );
+                    }
+                    // A full batch handled: there may be more at once.
+                    if pass.sent + pass.failed + pass.dropped < 50 {
+                        break;
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "sending end users' mail failed");
+                    break;
+                }
+            }
+        }
+        let woken = async {
+            match listener.as_mut() {
+                Some(l) => l.recv().await.map(|_| ()),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            got = woken => if got.is_err() { listener = None },
+            _ = switches.changed() => {}
+            () = tokio::time::sleep(MAIL_EVERY) => {}
+        }
+    }
+}

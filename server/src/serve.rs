@@ -345,11 +345,25 @@ pub async fn run(config: Config) -> Result<(), ServeError> {
             "passkeys are off: browsers offer them only to a site reached by a domain name, and PUBLIC_URL is an IP address; staff can use an authenticator app"
         );
     }
+    let end_users = Arc::new(
+        config
+            .end_users
+            .policy(config.mode, &config.data_dir)
+            .map_err(ServeError::Bootstrap)?,
+    );
+    tracing::info!(transport = end_users.mailer.describe(), "end users' mail");
+    crate::jobs::spawn_mail_sender(
+        pool.clone(),
+        verifier.clone(),
+        controls.clone(),
+        end_users.clone(),
+        config.public_origin.clone(),
+    );
     let state = AppState {
         passkeys,
         key_policy: config.key_policy,
         jwks_refresh_token: config.internal_jwks_refresh_token.clone().map(Arc::new),
-        end_users: Arc::new(config.end_users.policy(config.mode)),
+        end_users: end_users.clone(),
         leptos_options,
         pool: pool.clone(),
         security: Arc::new(SecurityPolicy {

@@ -534,7 +534,12 @@ async fn revoking_a_users_or_a_tenants_sessions_refuses_their_tokens_at_once_on_
     assert_eq!(live, 0);
 
     // Locking: sign-in refused with its own code.
-    ops::lock(&cli, "acme", bob, "suspicious sign-ins")
+    let options = ops::LockOptions {
+        send_recovery: false,
+        block: vec![],
+        block_for: time::Duration::days(7),
+    };
+    ops::lock(&cli, "acme", bob, "suspicious sign-ins", &options)
         .await
         .unwrap();
     let locked = sign_in(

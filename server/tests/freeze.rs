@@ -28,6 +28,8 @@ struct Fixture {
     operator: Uuid,
     /// A staged signing key of `acme`, to activate.
     staged_kid: String,
+    /// A locked end user of `acme`, to unlock.
+    locked_user: Uuid,
 }
 
 async fn fixture(pool: &PgPool, cli: &Actor) -> Fixture {
@@ -93,7 +95,29 @@ async fn fixture(pool: &PgPool, cli: &Actor) -> Fixture {
         .unwrap()
         .staged
         .unwrap();
+    let locked_user = app::domain::endusers::ops::create_user(
+        cli,
+        "acme",
+        "eve@example.com",
+        common::PERSON_PASSWORD,
+    )
+    .await
+    .unwrap();
+    app::domain::endusers::ops::lock(
+        cli,
+        "acme",
+        locked_user,
+        "credential stuffing",
+        &app::domain::endusers::ops::LockOptions {
+            send_recovery: false,
+            block: vec![],
+            block_for: time::Duration::days(7),
+        },
+    )
+    .await
+    .unwrap();
     Fixture {
+        locked_user,
         staged_kid,
         tenant,
         viewer,
@@ -210,6 +234,16 @@ async fn attempt(op: FrozenOp, cli: &Actor, f: &Fixture) -> Result<(), AppError>
             "compromise: the active key leaked",
             true,
             "acme",
+        )
+        .await
+        .map(drop),
+        FrozenOp::RestoreEndUser => app::domain::endusers::ops::change_state(
+            cli,
+            "acme",
+            f.locked_user,
+            app::domain::endusers::ops::StateChange::Unlock,
+            "false positive",
+            false,
         )
         .await
         .map(drop),

@@ -13,6 +13,7 @@ mod audit_verify;
 mod auth;
 mod database;
 mod delegated;
+mod enduser_mail;
 mod endusers;
 mod factors;
 mod freeze;

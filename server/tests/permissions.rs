@@ -48,8 +48,10 @@ use app::panels::tenants::api::{
     CreateTenant, GetTenantSettings, RenameTenant, UpdateTenantSettings,
 };
 use app::panels::users::api::{
-    CreateEndUser, EndUserDetail, ListEndUsers, LockEndUser, RevokeEndUserSessions,
-    RevokeTenantEndUserSessions,
+    CreateEndUser, DeleteEndUser, DropEndUserMail, EndUserDetail, ForceEndUserPasswordReset,
+    ListEndUsers, LockEndUser, OutboxMail, PlatformSessionsPreview, RestoreEndUser,
+    RevokeEndUserSessions, RevokePlatformEndUserSessions, RevokeTenantEndUserSessions,
+    SendEndUserRecovery, SetTenantEmailDomains, TenantMail, UnlockEndUser,
 };
 use axum::http::StatusCode;
 use leptos::server_fn::ServerFn as _;
@@ -403,6 +405,53 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
             RevokeTenantEndUserSessions::PATH,
             SteppedUp(CommandIncident),
             "tenant=acme&reason=r&confirmation=acme".into(),
+        ),
+        (
+            ForceEndUserPasswordReset::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&id=x&reason=".into(),
+        ),
+        (
+            DeleteEndUser::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&id=x&reason=".into(),
+        ),
+        (
+            UnlockEndUser::PATH,
+            SteppedUp(CommandIncident),
+            "tenant=acme&id=x&reason=r".into(),
+        ),
+        (
+            RestoreEndUser::PATH,
+            SteppedUp(CommandIncident),
+            "tenant=acme&id=x&reason=r".into(),
+        ),
+        (
+            SendEndUserRecovery::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&id=x&reason=".into(),
+        ),
+        (TenantMail::PATH, Staff(ViewConsole), "tenant=acme".into()),
+        (
+            DropEndUserMail::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&reason=".into(),
+        ),
+        (
+            OutboxMail::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&id=x".into(),
+        ),
+        (
+            SetTenantEmailDomains::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&domains=&reason=".into(),
+        ),
+        (PlatformSessionsPreview::PATH, Staff(ViewConsole), "".into()),
+        (
+            RevokePlatformEndUserSessions::PATH,
+            SteppedUp(CommandIncident),
+            "reason=r&confirmation=x".into(),
         ),
         (
             AskInstances::PATH,

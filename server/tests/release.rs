@@ -167,6 +167,7 @@ fn check_config_passes_a_good_environment_without_a_database() {
             ("PUBLIC_URL", "https://console.example.com"),
             ("TRUSTED_PROXIES", "127.0.0.1"),
             ("TURNSTILE_SECRET", "0x4AAAAAAA-site-secret"),
+            ("SMTP_URL", "smtps://mailer:pw@smtp.example.com:465"),
         ],
         &[],
     );

@@ -232,6 +232,7 @@ fn SideNav(current: Memo<Option<String>>, can_manage_staff: bool) -> impl IntoVi
                     {link(format!("/t/{slug}/agent-ops"), "Agent Ops")}
                     {link(format!("/t/{slug}/keys"), "Signing keys")}
                     {link(format!("/t/{slug}/users"), "Users")}
+                    {link(format!("/t/{slug}/mail"), "Mail")}
                     {link(format!("/t/{slug}/settings"), "Settings")}
                 })}
             </ul>

@@ -85,11 +85,13 @@ pub enum FrozenOp {
     /// Activating a staged signing key (normally or in an emergency). Revoking keys, and
     /// the fresh key that replaces revoked ones, stay allowed.
     ActivateSigningKey,
+    /// Unlocking or restoring an end user's account.
+    RestoreEndUser,
 }
 
 impl FrozenOp {
     /// Every frozen operation.
-    pub const ALL: [FrozenOp; 20] = [
+    pub const ALL: [FrozenOp; 21] = [
         Self::CreateStaff,
         Self::ChangeStaffRole,
         Self::EnableStaff,
@@ -110,6 +112,7 @@ impl FrozenOp {
         Self::CreateTenant,
         Self::WidenTenantSettings,
         Self::ActivateSigningKey,
+        Self::RestoreEndUser,
     ];
 
     /// The wire and audit spelling.
@@ -135,6 +138,7 @@ impl FrozenOp {
             Self::CreateTenant => "create_tenant",
             Self::WidenTenantSettings => "widen_tenant_settings",
             Self::ActivateSigningKey => "activate_signing_key",
+            Self::RestoreEndUser => "restore_end_user",
         }
     }
 
@@ -163,6 +167,7 @@ impl FrozenOp {
             Self::CreateTenant => "Creating a tenant",
             Self::WidenTenantSettings => "Raising a tenant's token lifetime, or allowing an audience",
             Self::ActivateSigningKey => "Activating a staged signing key",
+            Self::RestoreEndUser => "Unlocking or restoring an end user's account",
         }
     }
 }

@@ -84,7 +84,9 @@ fn request_context(state: &AppState) -> impl Fn() + Clone + Send + Sync + 'stati
     let controls = state.controls.clone();
     let passkeys = state.passkeys.clone();
     let key_policy = state.key_policy;
+    let end_users = state.end_users.clone();
     move || {
+        provide_context(end_users.clone());
         provide_context(passkeys.clone());
         provide_context(key_policy);
         provide_context(pool.clone());

@@ -8,10 +8,15 @@
 //! - [`access`]: access tokens and the revocation epochs held in memory;
 //! - [`captcha`]: the captcha provider's siteverify client (Cloudflare Turnstile);
 //! - [`sessions`]: sign-in and the refresh grant;
-//! - [`ops`]: the console's and the command line's changes (create users, revoke).
+//! - [`links`]: magic links and recovery, asked for by email and used once;
+//! - [`mail`]: the outgoing queue, held while `emailSendingEnabled` is off, and its sender;
+//! - [`ops`]: the console's and the command line's changes (create users, revoke, lock,
+//!   force a reset, delete and restore, recovery mail, email domains, mass revocation).
 
 pub mod access;
 pub mod captcha;
+pub mod links;
+pub mod mail;
 pub mod ops;
 pub mod sessions;
 
@@ -39,6 +44,8 @@ pub struct Policy {
     pub refresh_ttl_days: i64,
     /// The captcha check.
     pub captcha: captcha::Captcha,
+    /// Where recovery and magic-link mail goes.
+    pub mailer: std::sync::Arc<mail::Mailer>,
 }
 
 impl Policy {
@@ -48,6 +55,13 @@ impl Policy {
             access_ttl_secs: 300,
             refresh_ttl_days: 30,
             captcha,
+            mailer: std::sync::Arc::new(mail::Mailer::unconfigured()),
         }
+    }
+
+    /// The same, sending mail through `mailer`.
+    pub fn with_mailer(mut self, mailer: mail::Mailer) -> Self {
+        self.mailer = std::sync::Arc::new(mailer);
+        self
     }
 }

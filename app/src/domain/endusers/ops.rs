@@ -68,6 +68,7 @@ pub async fn revoke_user_sessions(
     let mut change = actor.change().await?;
     lock_user(&mut change, tenant.id, user).await?;
     move_user_epoch(&mut change, user).await?;
+    super::mail::cancel_links(&mut change, user).await?;
     let live = live_sessions_of(&mut change, user).await?;
     let event = actor
         .event("end_user.sessions_revoked")
@@ -124,18 +125,66 @@ pub async fn revoke_tenant_sessions(
     Ok(live)
 }
 
-/// Locks the account (runbook 004): every session revoked and the account `locked` in one
-/// change; it signs in again only after an operator unlocks it or it recovers.
-pub async fn lock(actor: &Actor, slug: &str, user: Uuid, reason: &str) -> Result<i64, AppError> {
+/// What locking an account does besides revoking its sessions (runbook 004).
+#[derive(Debug, Clone)]
+pub struct LockOptions {
+    /// Queue a recovery mail to the account's email.
+    pub send_recovery: bool,
+    /// Addresses to block (each seen on the account in the last 30 days).
+    pub block: Vec<String>,
+    /// How long the blocks last.
+    pub block_for: time::Duration,
+}
+
+/// What a lock did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locked {
+    /// Sessions that were live.
+    pub live_sessions: i64,
+    /// The recovery mail queued.
+    pub recovery_mail: Option<Uuid>,
+    /// The addresses blocked.
+    pub blocked: Vec<String>,
+}
+
+/// Locks the account (runbook 004) in one change: every session and refresh token revoked,
+/// unused links cancelled, the account `locked` (it signs in again only once unlocked or
+/// recovered); optionally a recovery mail to its email and a block of the addresses chosen.
+pub async fn lock(
+    actor: &Actor,
+    slug: &str,
+    user: Uuid,
+    reason: &str,
+    options: &LockOptions,
+) -> Result<Locked, AppError> {
     let reason = normalize_reason(reason)?;
     let tenant = tenant(actor, slug).await?;
+    let mut block = Vec::new();
+    for raw in &options.block {
+        let ip: std::net::IpAddr = raw
+            .trim()
+            .parse()
+            .map_err(|_| AppError::validation("block", format!("“{raw}” is not an address.")))?;
+        if !block.contains(&ip) {
+            block.push(ip);
+        }
+    }
     let mut change = actor.change().await?;
-    let before = lock_user(&mut change, tenant.id, user).await?;
+    let (before, email) = lock_user(&mut change, tenant.id, user).await?;
     if before == "deleted" {
         return Err(AppError::Conflict {
             field: None,
             message: "This user is deleted: restore it first.".into(),
         });
+    }
+    if !block.is_empty() {
+        let seen = sources_of(&mut change, tenant.id, user).await?;
+        if let Some(unseen) = block.iter().find(|ip| !seen.contains(&ip.to_string())) {
+            return Err(AppError::validation(
+                "block",
+                format!("{unseen} was not seen on this account in the last 30 days: block it from the Limits panel."),
+            ));
+        }
     }
     sqlx::query!(
         "UPDATE end_users SET state = 'locked', updated_at = now() WHERE id = $1",
@@ -144,31 +193,428 @@ pub async fn lock(actor: &Actor, slug: &str, user: Uuid, reason: &str) -> Result
     .execute(change.db())
     .await?;
     move_user_epoch(&mut change, user).await?;
+    super::mail::cancel_links(&mut change, user).await?;
     let live = live_sessions_of(&mut change, user).await?;
+    let recovery_mail = if options.send_recovery {
+        Some(queue_recovery(&mut change, actor, &tenant, user, &email).await?)
+    } else {
+        None
+    };
+    let until = time::OffsetDateTime::now_utc() + options.block_for;
+    let block_reason = format!("account {email} locked: {reason}");
+    let mut blocked = Vec::new();
+    for ip in &block {
+        let net = ipnet::IpNet::from(*ip).to_string();
+        crate::domain::gateway::controls::blocks::upsert(
+            &mut change,
+            &net,
+            &block_reason.chars().take(500).collect::<String>(),
+            Some(until),
+            &actor.label(),
+        )
+        .await?;
+        blocked.push(ip.to_string());
+    }
     let event = actor
         .event("end_user.locked")
         .tenant(tenant.id)
         .target(format!("end_user:{user}"))
         .reason(reason)
-        .details(serde_json::json!({ "before": before, "after": "locked", "live_sessions": live }));
+        .details(serde_json::json!({
+            "before": before,
+            "after": "locked",
+            "live_sessions": live,
+            "recovery_mail": recovery_mail,
+            "blocked": blocked,
+            "blocked_until": blocked.first().map(|_| until.unix_timestamp()),
+        }));
     change.commit(event).await?;
-    Ok(live)
+    Ok(Locked {
+        live_sessions: live,
+        recovery_mail,
+        blocked,
+    })
 }
 
-/// Locks the user's row for a change: its state. A user of another tenant is not found.
+/// The addresses the account's sign-ins, failures and reuses came from in the last 30 days.
+async fn sources_of(
+    change: &mut crate::auth::Change,
+    tenant: Uuid,
+    user: Uuid,
+) -> Result<Vec<String>, AppError> {
+    let who = format!("end_user:{user}");
+    Ok(sqlx::query_scalar!(
+        r#"SELECT DISTINCT host(ip) AS "ip!" FROM audit_events
+           WHERE tenant_id = $1 AND ts > now() - interval '30 days' AND ip IS NOT NULL
+             AND (actor = $2 OR target = $2)
+             AND action IN ('end_user.signed_in', 'end_user.sign_in_failed', 'token.reuse_detected')"#,
+        tenant,
+        who
+    )
+    .fetch_all(change.db())
+    .await?)
+}
+
+/// Queues a recovery mail in `change`, refused outside the tenant's email domains.
+async fn queue_recovery(
+    change: &mut crate::auth::Change,
+    actor: &Actor,
+    tenant: &crate::domain::tenants::Tenant,
+    user: Uuid,
+    email: &str,
+) -> Result<Uuid, AppError> {
+    let domains = sqlx::query_scalar!("SELECT email_domains FROM tenants WHERE id = $1", tenant.id)
+        .fetch_one(change.db())
+        .await?;
+    if !super::mail::domain_allowed(&domains, email) {
+        return Err(AppError::Conflict {
+            field: Some("send_recovery".into()),
+            message: format!(
+                "{email} is outside tenant “{}”'s email domains: no recovery mail can go to it.",
+                tenant.slug
+            ),
+        });
+    }
+    Ok(super::mail::enqueue(
+        change,
+        tenant.id,
+        user,
+        email,
+        super::mail::Kind::Recovery,
+        &actor.label(),
+    )
+    .await?)
+}
+
+/// A change of an account's state by staff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateChange {
+    /// `needs_password_reset`: every session revoked; it signs in again after recovery.
+    ForcePasswordReset,
+    /// `deleted` (recoverable): every session revoked, links cancelled, no sign-in, no mail.
+    Delete,
+    /// `locked` → `active`. Adds access: step-up, refused during a freeze.
+    Unlock,
+    /// `deleted` → `needs_password_reset`: the account comes back through recovery. Adds
+    /// access: step-up, refused during a freeze.
+    Restore,
+}
+
+impl StateChange {
+    /// The audit action.
+    pub fn action(self) -> &'static str {
+        match self {
+            Self::ForcePasswordReset => "end_user.password_reset_forced",
+            Self::Delete => "end_user.deleted",
+            Self::Unlock => "end_user.unlocked",
+            Self::Restore => "end_user.restored",
+        }
+    }
+
+    /// Whether it gives access back (step-up, frozen).
+    pub fn adds_access(self) -> bool {
+        matches!(self, Self::Unlock | Self::Restore)
+    }
+
+    fn to(self) -> &'static str {
+        match self {
+            Self::ForcePasswordReset => "needs_password_reset",
+            Self::Delete => "deleted",
+            Self::Unlock => "active",
+            Self::Restore => "needs_password_reset",
+        }
+    }
+
+    /// The refusal when the account is in `state`, if it may not change from it.
+    fn refusal(self, state: &str) -> Option<&'static str> {
+        match (self, state) {
+            (Self::ForcePasswordReset, "deleted") => {
+                Some("This user is deleted: restore it first.")
+            }
+            (Self::ForcePasswordReset, "needs_password_reset") => {
+                Some("This user must already set a new password.")
+            }
+            (Self::Delete, "deleted") => Some("This user is already deleted."),
+            (Self::Unlock, s) if s != "locked" => Some("This user is not locked."),
+            (Self::Restore, s) if s != "deleted" => Some("This user is not deleted."),
+            _ => None,
+        }
+    }
+}
+
+/// What a state change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChanged {
+    /// The state before.
+    pub before: String,
+    /// The state after.
+    pub after: &'static str,
+    /// Sessions revoked (none for an unlock or a restore).
+    pub revoked_sessions: i64,
+    /// The recovery mail queued.
+    pub recovery_mail: Option<Uuid>,
+}
+
+/// Changes the account's state with a reason; `send_recovery` queues a recovery mail with
+/// a forced password reset or a restore. The caller checks step-up for those that add
+/// access; the freeze is checked here.
+pub async fn change_state(
+    actor: &Actor,
+    slug: &str,
+    user: Uuid,
+    what: StateChange,
+    reason: &str,
+    send_recovery: bool,
+) -> Result<StateChanged, AppError> {
+    let reason = normalize_reason(reason)?;
+    let tenant = tenant(actor, slug).await?;
+    let mut change = actor.change().await?;
+    if what.adds_access() {
+        change = crate::domain::freeze::guard(
+            actor,
+            change,
+            crate::domain::freeze::FrozenOp::RestoreEndUser,
+        )
+        .await?;
+    }
+    let (before, email) = lock_user(&mut change, tenant.id, user).await?;
+    if let Some(message) = what.refusal(&before) {
+        return Err(AppError::Conflict {
+            field: None,
+            message: message.into(),
+        });
+    }
+    sqlx::query!(
+        "UPDATE end_users SET state = $2::text::end_user_state, updated_at = now() WHERE id = $1",
+        user,
+        what.to()
+    )
+    .execute(change.db())
+    .await?;
+    let revoked_sessions = if what.adds_access() {
+        0
+    } else {
+        move_user_epoch(&mut change, user).await?;
+        super::mail::cancel_links(&mut change, user).await?;
+        live_sessions_of(&mut change, user).await?
+    };
+    let recovery_mail = match what {
+        StateChange::ForcePasswordReset | StateChange::Restore if send_recovery => {
+            Some(queue_recovery(&mut change, actor, &tenant, user, &email).await?)
+        }
+        _ => None,
+    };
+    let event = actor
+        .event(what.action())
+        .tenant(tenant.id)
+        .target(format!("end_user:{user}"))
+        .reason(reason)
+        .details(serde_json::json!({
+            "before": before,
+            "after": what.to(),
+            "revoked_sessions": revoked_sessions,
+            "recovery_mail": recovery_mail,
+        }));
+    change.commit(event).await?;
+    Ok(StateChanged {
+        before,
+        after: what.to(),
+        revoked_sessions,
+        recovery_mail,
+    })
+}
+
+/// Queues a recovery mail to the account's email (an operator's request: not limited by
+/// the account's request count). The mail's id.
+pub async fn send_recovery(
+    actor: &Actor,
+    slug: &str,
+    user: Uuid,
+    reason: &str,
+) -> Result<Uuid, AppError> {
+    let reason = normalize_reason(reason)?;
+    let tenant = tenant(actor, slug).await?;
+    let mut change = actor.change().await?;
+    let (state, email) = lock_user(&mut change, tenant.id, user).await?;
+    if state == "deleted" {
+        return Err(AppError::Conflict {
+            field: None,
+            message: "This user is deleted: restore it first.".into(),
+        });
+    }
+    let mail = queue_recovery(&mut change, actor, &tenant, user, &email).await?;
+    let event = actor
+        .event("end_user.recovery_sent")
+        .tenant(tenant.id)
+        .target(format!("end_user:{user}"))
+        .reason(reason)
+        .details(serde_json::json!({ "mail": mail }));
+    change.commit(event).await?;
+    Ok(mail)
+}
+
+/// Reads an allowlist of email domains: one per line or comma-separated, lowercased,
+/// without duplicates. Names the bad entry.
+pub fn parse_domains(raw: &str) -> Result<Vec<String>, AppError> {
+    let mut domains: Vec<String> = Vec::new();
+    for entry in raw.split([',', '\n', ' ', '\t', '\r']) {
+        let domain = entry.trim().trim_start_matches('@').to_lowercase();
+        if domain.is_empty() {
+            continue;
+        }
+        let labels_ok = domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+        if !labels_ok || !domain.contains('.') || domain.len() > 253 {
+            return Err(AppError::validation(
+                "domains",
+                format!("“{}” is not a domain such as example.com.", entry.trim()),
+            ));
+        }
+        if !domains.contains(&domain) {
+            domains.push(domain);
+        }
+    }
+    if domains.len() > 100 {
+        return Err(AppError::validation("domains", "At most 100 domains."));
+    }
+    domains.sort();
+    Ok(domains)
+}
+
+/// Sets the tenant's allowlist of email domains for magic links and recovery mail (empty:
+/// any). Widening it (a domain added, or the list emptied) is refused during a freeze.
+pub async fn set_email_domains(
+    actor: &Actor,
+    slug: &str,
+    raw: &str,
+    reason: &str,
+) -> Result<Vec<String>, AppError> {
+    let reason = normalize_reason(reason)?;
+    let domains = parse_domains(raw)?;
+    let tenant = tenant(actor, slug).await?;
+    let mut change = actor.change().await?;
+    let before = sqlx::query_scalar!(
+        "SELECT email_domains FROM tenants WHERE id = $1 FOR UPDATE",
+        tenant.id
+    )
+    .fetch_one(change.db())
+    .await?;
+    if before == domains {
+        return Err(AppError::Conflict {
+            field: Some("domains".into()),
+            message: "These are the tenant's domains already.".into(),
+        });
+    }
+    let widens = (!before.is_empty() && domains.is_empty())
+        || (!before.is_empty() && domains.iter().any(|d| !before.contains(d)));
+    if widens {
+        actor.require_step_up()?;
+        change = crate::domain::freeze::guard(
+            actor,
+            change,
+            crate::domain::freeze::FrozenOp::WidenTenantSettings,
+        )
+        .await?;
+    }
+    sqlx::query!(
+        "UPDATE tenants SET email_domains = $2 WHERE id = $1",
+        tenant.id,
+        &domains
+    )
+    .execute(change.db())
+    .await?;
+    let event = actor
+        .event("tenant.email_domains_changed")
+        .tenant(tenant.id)
+        .target(format!("tenant:{}", tenant.slug))
+        .reason(reason)
+        .details(serde_json::json!({ "before": before, "after": domains, "widens": widens }));
+    change.commit(event).await?;
+    Ok(domains)
+}
+
+/// Drops queued mail of the tenant with a reason: one mail, or all of it. How many.
+pub async fn drop_mail(
+    actor: &Actor,
+    slug: &str,
+    mail: Option<Uuid>,
+    reason: &str,
+) -> Result<u64, AppError> {
+    let reason = normalize_reason(reason)?;
+    let tenant = tenant(actor, slug).await?;
+    super::mail::drop_pending(actor, tenant.id, mail, &reason).await
+}
+
+/// How many sessions and tenants a platform-wide revocation would reach.
+pub async fn platform_preview(db: impl sqlx::PgExecutor<'_>) -> Result<(i64, i64), AppError> {
+    let row = sqlx::query!(
+        r#"SELECT (SELECT count(*) FROM end_user_sessions WHERE ended_at IS NULL) AS "sessions!",
+                  (SELECT count(*) FROM tenants) AS "tenants!""#
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((row.sessions, row.tenants))
+}
+
+/// The words typed to confirm a platform-wide revocation.
+pub const PLATFORM_CONFIRMATION: &str = "revoke every session";
+
+/// Revokes every session and refresh token of every tenant at once (runbook 004, a
+/// systemic compromise): each tenant's epoch moves, one row per tenant. How many sessions
+/// were live, in how many tenants.
+pub async fn revoke_platform_sessions(
+    actor: &Actor,
+    reason: &str,
+    confirmation: &str,
+) -> Result<(i64, i64), AppError> {
+    let reason = normalize_reason(reason)?;
+    if confirmation.trim() != PLATFORM_CONFIRMATION {
+        return Err(AppError::validation(
+            "confirmation",
+            format!("Type {PLATFORM_CONFIRMATION} to confirm."),
+        ));
+    }
+    let mut change = actor.change().await?;
+    // Rows locked first, then the clock read (as for one tenant).
+    sqlx::query!("SELECT id FROM tenants ORDER BY id FOR UPDATE")
+        .fetch_all(change.db())
+        .await?;
+    let tenants = sqlx::query!("UPDATE tenants SET sessions_not_before = clock_timestamp()")
+        .execute(change.db())
+        .await?
+        .rows_affected() as i64;
+    let (live, _) = platform_preview(change.db()).await?;
+    let event = actor
+        .event("platform.sessions_revoked")
+        .target("platform")
+        .reason(reason)
+        .details(serde_json::json!({ "live_sessions": live, "tenants": tenants }));
+    change.commit(event).await?;
+    Ok((live, tenants))
+}
+
+/// Locks the user's row for a change: its state and email. A user of another tenant is
+/// not found.
 async fn lock_user(
     change: &mut crate::auth::Change,
     tenant: Uuid,
     user: Uuid,
-) -> Result<String, AppError> {
-    sqlx::query_scalar!(
-        r#"SELECT state::text AS "state!" FROM end_users WHERE id = $1 AND tenant_id = $2 FOR UPDATE"#,
+) -> Result<(String, String), AppError> {
+    let row = sqlx::query!(
+        r#"SELECT state::text AS "state!", email FROM end_users
+           WHERE id = $1 AND tenant_id = $2 FOR UPDATE"#,
         user,
         tenant
     )
     .fetch_optional(change.db())
     .await?
-    .ok_or_else(|| AppError::not_found("That user"))
+    .ok_or_else(|| AppError::not_found("That user"))?;
+    Ok((row.state, row.email))
 }
 
 /// Moves the (locked) user's epoch to the clock's now: later than any token a refresh

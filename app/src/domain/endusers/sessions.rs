@@ -49,7 +49,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    fn apply(&self, mut event: NewEvent) -> NewEvent {
+    pub(crate) fn apply(&self, mut event: NewEvent) -> NewEvent {
         event.ip = self.ip.map(|ip| ip.to_string());
         event.user_agent = self.user_agent.clone();
         event.request_id = self.request_id.clone();
@@ -108,6 +108,12 @@ pub enum SignInError {
     PasswordResetRequired,
     /// The tenant has no key to sign with.
     NoSigningKey,
+    /// `magicLinkEnabled` is off for the tenant.
+    MagicLinkDisabled,
+    /// A link's token is unknown, used, cancelled or garbled.
+    LinkInvalid,
+    /// A link's 15 minutes are over.
+    LinkExpired,
     /// Our side failed.
     Internal,
 }
@@ -123,7 +129,8 @@ impl SignInError {
             Self::CaptchaUnavailable | Self::NoSigningKey => 503,
             Self::InvalidCredentials => 401,
             Self::TemporarilyLocked | Self::AccountLocked => 423,
-            Self::PasswordResetRequired => 403,
+            Self::PasswordResetRequired | Self::MagicLinkDisabled => 403,
+            Self::LinkInvalid | Self::LinkExpired => 400,
             Self::Internal => 500,
         }
     }
@@ -141,6 +148,9 @@ impl SignInError {
             Self::AccountLocked => "ACCOUNT_LOCKED",
             Self::PasswordResetRequired => "PASSWORD_RESET_REQUIRED",
             Self::NoSigningKey => "NO_ACTIVE_SIGNING_KEY",
+            Self::MagicLinkDisabled => "MAGIC_LINK_DISABLED",
+            Self::LinkInvalid => "LINK_INVALID",
+            Self::LinkExpired => "LINK_EXPIRED",
             Self::Internal => "INTERNAL",
         }
     }
@@ -168,6 +178,13 @@ impl SignInError {
                 "This account must set a new password first: use the recovery email.".into()
             }
             Self::NoSigningKey => "Sign-in is unavailable right now.".into(),
+            Self::MagicLinkDisabled => {
+                "Sign-in links are turned off for now: sign in with your password.".into()
+            }
+            Self::LinkInvalid => {
+                "This link is not valid or was already used: ask for a new one.".into()
+            }
+            Self::LinkExpired => "This link has expired: ask for a new one.".into(),
             Self::Internal => "Something failed on our side.".into(),
         }
     }
@@ -235,7 +252,7 @@ pub fn check_password(password: &str) -> Result<(), SignInError> {
     Ok(())
 }
 
-fn end_user(id: Uuid) -> String {
+pub(crate) fn end_user(id: Uuid) -> String {
     format!("end_user:{id}")
 }
 
@@ -249,7 +266,7 @@ fn account_key(master: &crate::domain::tokens::pepper::MasterKey) -> Zeroizing<[
 
 /// The account an attempt is counted against: a keyed hash of the tenant and the email
 /// typed (known or not).
-fn account(
+pub(crate) fn account(
     master: &crate::domain::tokens::pepper::MasterKey,
     tenant: Uuid,
     email: &str,
@@ -292,41 +309,7 @@ pub async fn sign_in(
         .ip
         .map(crate::auth::api::throttle_subject)
         .unwrap_or_else(|| "unknown".to_owned());
-    let captcha = if id.controls.switch(SwitchKey::TurnstileDisabled, tenant.id) {
-        "disabled"
-    } else {
-        match id.policy.captcha.verify(captcha_token, caller.ip).await {
-            super::captcha::Verdict::Passed => "verified",
-            super::captcha::Verdict::NotConfigured => "not_configured",
-            super::captcha::Verdict::Rejected => {
-                audit_refusal(
-                    id,
-                    tenant.id,
-                    None,
-                    caller,
-                    &SignInError::CaptchaRejected,
-                    "rejected",
-                )
-                .await?;
-                return Err(SignInError::CaptchaRejected);
-            }
-            // Not the caller's failure; recorded at most once a minute per tenant.
-            super::captcha::Verdict::Unavailable => {
-                if id.policy.captcha.should_record_outage(tenant.id) {
-                    audit_refusal(
-                        id,
-                        tenant.id,
-                        None,
-                        caller,
-                        &SignInError::CaptchaUnavailable,
-                        "unavailable",
-                    )
-                    .await?;
-                }
-                return Err(SignInError::CaptchaUnavailable);
-            }
-        }
-    };
+    let captcha = check_captcha(id, tenant.id, captcha_token, caller).await?;
     let account = account(id.verifier.master_key(), tenant.id, &email);
     // The attempt first: committed before anything is checked, so a parallel attempt sees it.
     let attempt = sqlx::query_scalar!(
@@ -397,11 +380,6 @@ pub async fn sign_in(
     let Some((kid, key)) = tenant.signer.clone() else {
         return Err(SignInError::NoSigningKey);
     };
-    let ring = id
-        .verifier
-        .pepper_ring()
-        .await
-        .map_err(|e| AppError::internal(&e))?;
     let system = Actor::system(id.pool.clone(), "identity");
     let mut change = system.change().await?;
     // A success ends the account's run of failures (this attempt's row with them).
@@ -412,23 +390,16 @@ pub async fn sign_in(
     )
     .execute(change.db())
     .await?;
-    // Serialised with a revocation of the user (which locks the row first), so a session
-    // made meanwhile is either before the epoch or visible to it.
-    sqlx::query!("SELECT id FROM end_users WHERE id = $1 FOR SHARE", user.id)
-        .fetch_one(change.db())
-        .await?;
-    let session = sqlx::query!(
-        "INSERT INTO end_user_sessions (tenant_id, user_id, ip, user_agent)
-         VALUES ($1, $2, $3::text::inet, $4) RETURNING id, created_at",
+    let opened = open_session(
+        id,
+        &mut change,
+        (&kid, &key),
+        slug,
         tenant.id,
         user.id,
-        caller.ip.map(|ip| ip.to_string()),
-        caller.user_agent.as_deref()
+        caller,
     )
-    .fetch_one(change.db())
     .await?;
-    let refresh =
-        insert_refresh(change.db(), session.id, &ring, id.policy.refresh_ttl_days).await?;
     let event = caller
         .apply(NewEvent::new(
             Source::Identity,
@@ -436,16 +407,101 @@ pub async fn sign_in(
             "end_user.signed_in",
         ))
         .tenant(tenant.id)
-        .target(format!("session:{}", session.id))
-        .details(serde_json::json!({ "captcha": captcha, "session": session.id }));
+        .target(format!("session:{}", opened.session_id))
+        .details(serde_json::json!({
+            "method": "password",
+            "captcha": captcha,
+            "session": opened.session_id,
+        }));
     change.commit(event).await?;
+    Ok(opened)
+}
+
+/// The captcha's verdict for a sign-in or a mail request to the tenant: `disabled`
+/// (`TURNSTILE_DISABLED` on), `verified` or `not_configured`, for the event; a refusal is
+/// audited.
+pub(crate) async fn check_captcha(
+    id: Identity<'_>,
+    tenant: Uuid,
+    captcha_token: &str,
+    caller: &Caller,
+) -> Result<&'static str, SignInError> {
+    if id.controls.switch(SwitchKey::TurnstileDisabled, tenant) {
+        return Ok("disabled");
+    }
+    match id.policy.captcha.verify(captcha_token, caller.ip).await {
+        super::captcha::Verdict::Passed => Ok("verified"),
+        super::captcha::Verdict::NotConfigured => Ok("not_configured"),
+        super::captcha::Verdict::Rejected => {
+            audit_refusal(
+                id,
+                tenant,
+                None,
+                caller,
+                &SignInError::CaptchaRejected,
+                "rejected",
+            )
+            .await?;
+            Err(SignInError::CaptchaRejected)
+        }
+        // Not the caller's failure; recorded at most once a minute per tenant.
+        super::captcha::Verdict::Unavailable => {
+            if id.policy.captcha.should_record_outage(tenant) {
+                audit_refusal(
+                    id,
+                    tenant,
+                    None,
+                    caller,
+                    &SignInError::CaptchaUnavailable,
+                    "unavailable",
+                )
+                .await?;
+            }
+            Err(SignInError::CaptchaUnavailable)
+        }
+    }
+}
+
+/// Opens a session of `user` in `change` with its first refresh token: the tokens to
+/// answer once `change` commits (with the caller's event).
+pub(crate) async fn open_session(
+    id: Identity<'_>,
+    change: &mut crate::auth::Change,
+    (kid, key): (&str, &crate::domain::keys::PrivateKey),
+    slug: &str,
+    tenant: Uuid,
+    user: Uuid,
+    caller: &Caller,
+) -> Result<Tokens, SignInError> {
+    let ring = id
+        .verifier
+        .pepper_ring()
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    // Serialised with a revocation of the user (which locks the row first), so a session
+    // made meanwhile is either before the epoch or visible to it.
+    sqlx::query!("SELECT id FROM end_users WHERE id = $1 FOR SHARE", user)
+        .fetch_one(change.db())
+        .await?;
+    let session = sqlx::query!(
+        "INSERT INTO end_user_sessions (tenant_id, user_id, ip, user_agent)
+         VALUES ($1, $2, $3::text::inet, $4) RETURNING id, created_at",
+        tenant,
+        user,
+        caller.ip.map(|ip| ip.to_string()),
+        caller.user_agent.as_deref()
+    )
+    .fetch_one(change.db())
+    .await?;
+    let refresh =
+        insert_refresh(change.db(), session.id, &ring, id.policy.refresh_ttl_days).await?;
     // Issued at the database's time of the session: an epoch that covers the session
     // covers the token.
     let (access_token, _) = access::issue(
-        (&kid, &key),
+        (kid, key),
         id.public_origin,
         slug,
-        user.id,
+        user,
         session.id,
         id.policy.access_ttl_secs,
         session.created_at,
@@ -455,7 +511,7 @@ pub async fn sign_in(
         expires_in: id.policy.access_ttl_secs,
         refresh_token: refresh.plaintext,
         session_id: session.id,
-        user_id: user.id,
+        user_id: user,
     })
 }
 
@@ -480,7 +536,7 @@ pub async fn lockout_until(
 }
 
 /// The audit event of a refused sign-in (the attempt's row is already counted).
-async fn audit_refusal(
+pub(crate) async fn audit_refusal(
     id: Identity<'_>,
     tenant: Uuid,
     user: Option<Uuid>,

@@ -196,30 +196,7 @@ pub async fn delete_override(
     .await
 }
 
-/// Blocks `network`, or replaces its block's reason and expiry; returns whether it replaced
-/// a block.
-pub async fn upsert_block(
-    change: &mut Change,
-    network: &str,
-    reason: &str,
-    expires_at: Option<OffsetDateTime>,
-    by: &str,
-) -> sqlx::Result<bool> {
-    sqlx::query_scalar!(
-        r#"INSERT INTO ip_blocks (network, reason, expires_at, created_by)
-           VALUES ($1::text::cidr, $2, $3, $4)
-           ON CONFLICT (network) DO UPDATE
-           SET reason = EXCLUDED.reason, expires_at = EXCLUDED.expires_at,
-               created_by = EXCLUDED.created_by, created_at = now()
-           RETURNING (xmax <> 0) AS "replaced!""#,
-        network,
-        reason,
-        expires_at,
-        by
-    )
-    .fetch_one(change.db())
-    .await
-}
+pub use crate::domain::gateway::controls::blocks::upsert as upsert_block;
 
 /// The expiry of the block in force on `network`, locked: `None` when there is none,
 /// `Some(None)` for a block without an expiry.

@@ -1,6 +1,9 @@
 //! A tenant's end users (`/t/{tenant}/users`, runbooks 000 and 004): find an account,
-//! see its sessions and recent sign-in events, revoke its sessions or lock it; revoke every
-//! session of the tenant at once; create accounts. The changes themselves are the identity
+//! see its sessions, recent sign-in events and mail; revoke its sessions, lock it (with a
+//! recovery mail and a block of its suspicious addresses), force a password reset, delete
+//! and restore it, unlock it; revoke every session of the tenant, or of every tenant, at
+//! once; create accounts. The tenant's mail (`/t/{tenant}/mail`): the queue held while
+//! `emailSendingEnabled` is off, what was sent, and the email domains links may go to. The changes themselves are the identity
 //! service's ([`crate::domain::endusers::ops`]).
 
 pub mod api;
@@ -13,6 +16,8 @@ use time::OffsetDateTime;
 
 /// Users per page.
 pub const PAGE_SIZE: i64 = 50;
+/// How long a lock's blocks of the account's addresses last.
+pub const LOCK_BLOCK_DAYS: i64 = 7;
 /// The states an account can be in, as the filter offers them.
 pub const STATES: [&str; 4] = ["active", "needs_password_reset", "locked", "deleted"];
 
@@ -92,6 +97,58 @@ pub struct AccountEvent {
     pub actor: String,
 }
 
+/// An address the account's sign-ins, failures or reuses came from (last 30 days): what
+/// the lock offers to block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceRow {
+    /// The address.
+    pub ip: String,
+    /// Failed sign-ins and reuses from it.
+    pub suspicious: i64,
+    /// Successful sign-ins from it.
+    pub signed_in: i64,
+    /// The last one.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen: OffsetDateTime,
+    /// Whether a block covers it now.
+    pub blocked: bool,
+}
+
+/// One mail to an end user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailRow {
+    /// Its id.
+    pub id: String,
+    /// The account's id.
+    pub user_id: String,
+    /// `recovery` or `magic_link`.
+    pub kind: String,
+    /// The address.
+    pub to_address: String,
+    /// `pending` (held while sending is off), `sent`, `dropped`, `failed`.
+    pub state: String,
+    /// Who asked for it.
+    pub requested_by: String,
+    /// When it was queued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// When it was sent.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub sent_at: Option<OffsetDateTime>,
+    /// `smtp` or `outbox`.
+    pub transport: Option<String>,
+    /// The outbox file or the SMTP server's answer.
+    pub message_id: Option<String>,
+    /// Who dropped it, and why.
+    pub dropped_by: Option<String>,
+    /// Why it was dropped.
+    pub dropped_reason: Option<String>,
+}
+
 /// An account's page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UserDetail {
@@ -101,6 +158,55 @@ pub struct UserDetail {
     pub user: UserRow,
     /// Its sessions, newest first.
     pub sessions: Vec<SessionRow>,
+    /// Refresh tokens still usable (its live families' heads).
+    pub live_refresh: i64,
     /// Its recent events, newest first.
     pub events: Vec<AccountEvent>,
+    /// Where its sign-ins came from.
+    pub sources: Vec<SourceRow>,
+    /// Mail sent or queued to it, newest first.
+    pub mail: Vec<MailRow>,
+    /// Whether recovery mail may go to its address (the tenant's email domains).
+    pub mail_allowed: bool,
+}
+
+/// What a lock did, for the page.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockDone {
+    /// Sessions revoked.
+    pub live_sessions: i64,
+    /// Whether a recovery mail was queued.
+    pub recovery_queued: bool,
+    /// Addresses blocked.
+    pub blocked: Vec<String>,
+}
+
+/// The tenant's mail: the queue, what was sent, and where mail may go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MailPage {
+    /// The tenant's slug.
+    pub slug: String,
+    /// `smtp`, `outbox` (development) or `none`.
+    pub transport: String,
+    /// `emailSendingEnabled` for the tenant: off holds the queue.
+    pub sending_enabled: bool,
+    /// `magicLinkEnabled` for the tenant.
+    pub magic_links_enabled: bool,
+    /// Mail not yet sent (held, or waiting for a retry).
+    pub queued: Vec<MailRow>,
+    /// The latest mail sent, dropped or failed.
+    pub recent: Vec<MailRow>,
+    /// The allowlist of email domains (empty: any).
+    pub domains: Vec<String>,
+}
+
+/// What a platform-wide revocation would reach.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformPreview {
+    /// Sessions not ended, every tenant's.
+    pub live_sessions: i64,
+    /// Tenants.
+    pub tenants: i64,
+    /// The words to type.
+    pub confirmation: String,
 }

@@ -7,6 +7,8 @@
 #[cfg(feature = "ssr")]
 pub mod anonymous;
 #[cfg(feature = "ssr")]
+pub mod blocks;
+#[cfg(feature = "ssr")]
 pub mod poll;
 #[cfg(feature = "ssr")]
 pub mod ratelimit;

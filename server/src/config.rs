@@ -623,7 +623,7 @@ impl Config {
                 },
             },
         );
-        let smtp_url = problems.take(parse_smtp_url(env.get("SMTP_URL")));
+        let smtp_url = problems.take(parse_smtp_url(env.get("SMTP_URL"), strict));
         let mail_from = env
             .get("MAIL_FROM")
             .map(|s| s.trim().to_owned())
@@ -975,7 +975,12 @@ fn check_strength(name: &'static str, key: &EncryptionKey) -> Result<(), ConfigE
 }
 
 /// `SMTP_URL`: it holds credentials, so only its shape is checked and it is never echoed.
-fn parse_smtp_url(raw: Option<String>) -> Result<Option<app::secret::SecretString>, ConfigError> {
+/// In production the link and the password never cross the network in the clear:
+/// `smtps://`, or `smtp://` with `tls=required` (STARTTLS that cannot be stripped).
+fn parse_smtp_url(
+    raw: Option<String>,
+    mode: Mode,
+) -> Result<Option<app::secret::SecretString>, ConfigError> {
     let Some(raw) = raw.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
@@ -988,6 +993,15 @@ fn parse_smtp_url(raw: Option<String>) -> Result<Option<app::secret::SecretStrin
         return Err(ConfigError::Malformed {
             name: "SMTP_URL",
             reason: "expected smtps://[user[:password]@]host[:port] or smtp://host[:port][?tls=required]".into(),
+        });
+    }
+    let encrypted = url::Url::parse(&raw).is_ok_and(|u| {
+        u.scheme() == "smtps" || u.query_pairs().any(|(k, v)| k == "tls" && v == "required")
+    });
+    if mode == Mode::Production && !encrypted {
+        return Err(ConfigError::Malformed {
+            name: "SMTP_URL",
+            reason: "in production, use smtps:// or smtp://…?tls=required: links and the password must not cross the network in the clear".into(),
         });
     }
     Ok(Some(app::secret::SecretString::new(raw)))

@@ -154,6 +154,13 @@ fn messages(dir: &PathBuf) -> Vec<String> {
         .collect()
 }
 
+/// Empties the outbox (it stays in place for the next mail).
+fn clear(dir: &PathBuf) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+}
+
 /// The link token in a message.
 fn token_in(message: &str) -> String {
     let at = message.find("token=").expect("a link in the mail") + "token=".len();
@@ -238,6 +245,33 @@ async fn recovery_is_held_while_sending_is_off_sent_when_on_and_its_link_sets_a_
     assert_eq!((held.held, held.sent), (1, 0));
     assert!(messages(&dir).is_empty(), "nothing sent while off");
     assert_eq!(mail_states(&pool).await, ["pending"]);
+    // Another tenant's mail is not held behind it.
+    let cli = Actor::command_line_unchecked(pool.clone(), "ic");
+    let master = app::domain::tokens::pepper::MasterKey::new(common::MASTER_KEY);
+    app::panels::tenants::ops::create(
+        &cli,
+        &master,
+        &app::panels::tenants::NewTenantForm {
+            slug: "globex".into(),
+            name: "Globex".into(),
+            retention_months: "12".into(),
+            max_token_days: "90".into(),
+            audiences: "agent-api".into(),
+            algorithm: "".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let hank = ops::create_user(&cli, "globex", "hank@example.com", PASSWORD)
+        .await
+        .unwrap();
+    ops::send_recovery(&cli, "globex", hank, "user asked")
+        .await
+        .unwrap();
+    let other = pass(&pool, &verifier, &controls, &mailer).await;
+    assert_eq!((other.held, other.sent), (1, 1));
+    assert!(messages(&dir)[0].contains("To: hank@example.com"));
+    clear(&dir);
     let requests = common::audit(&pool, "end_user.recovery_requested").await;
     assert_eq!(requests[0].3["queued"], true);
     assert_eq!(requests[1].3["not_sent"], "unknown_email");
@@ -246,6 +280,16 @@ async fn recovery_is_held_while_sending_is_off_sent_when_on_and_its_link_sets_a_
     flip(&pool, &controls, "emailSendingEnabled", "on").await;
     let sent = pass(&pool, &verifier, &controls, &mailer).await;
     assert_eq!(sent.sent, 1);
+    // A link that went out is not taken while emailing is off again (an SMTP breach).
+    flip(&pool, &controls, "emailSendingEnabled", "off").await;
+    let suspended = post_json(
+        &app,
+        "/a/acme/auth/recovery/complete",
+        json!({ "token": token_in(&messages(&dir)[0]), "password": NEW_PASSWORD }),
+    )
+    .await;
+    assert_eq!(code(&suspended), "EMAIL_LINKS_SUSPENDED");
+    flip(&pool, &controls, "emailSendingEnabled", "on").await;
     let sent_mail = messages(&dir);
     assert_eq!(sent_mail.len(), 1);
     assert!(
@@ -256,7 +300,11 @@ async fn recovery_is_held_while_sending_is_off_sent_when_on_and_its_link_sets_a_
     assert!(sent_mail[0].contains("Subject: Set a new password"));
     assert!(sent_mail[0].contains("http://console.test/a/acme/auth/recovery?token=mf_rc_v1."));
     let token = token_in(&sent_mail[0]);
-    assert_eq!(common::audit(&pool, "mail.sent").await.len(), 1);
+    assert_eq!(
+        common::audit(&pool, "mail.sent").await.len(),
+        2,
+        "Hank's and Ada's"
+    );
 
     // The link's page: a form posting the token; GET spends nothing.
     let page = common::send(
@@ -513,38 +561,66 @@ async fn a_magic_link_signs_in_once_is_refused_while_magic_links_are_off_and_req
     let missing = post_json(&app, "/a/acme/auth/magic-link/verify", json!({})).await;
     assert_eq!(missing.json()["error"]["field"], "token");
 
-    // A link sent, then magic links turned off: asking and using are both refused, and
-    // mail queued before is dropped when its turn comes.
+    // A link made before the account's sessions are revoked does not open one after.
+    let cli = Actor::command_line_unchecked(pool.clone(), "ic");
+    let ada: uuid::Uuid = sqlx::query_scalar("SELECT id FROM end_users")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(ask().await.status, StatusCode::ACCEPTED);
     assert_eq!(pass(&pool, &verifier, &controls, &mailer).await.sent, 1);
-    let second: Vec<String> = messages(&dir)
-        .iter()
-        .map(|m| token_in(m))
-        .filter(|t| t != &token)
-        .collect();
+    let before: Vec<String> = messages(&dir).iter().map(|m| token_in(m)).collect();
+    ops::revoke_user_sessions(&cli, "acme", ada, "phished")
+        .await
+        .unwrap();
+    for old in &before {
+        let refused = post_json(
+            &app,
+            "/a/acme/auth/magic-link/verify",
+            json!({ "token": old }),
+        )
+        .await;
+        assert_eq!(code(&refused), "LINK_INVALID", "{old}");
+    }
+    clear(&dir);
+
+    // Three of a kind per 15 minutes for one account: the fourth is not queued.
     assert_eq!(ask().await.status, StatusCode::ACCEPTED);
+    assert_eq!(pass(&pool, &verifier, &controls, &mailer).await.sent, 1);
+    clear(&dir);
+    assert_eq!(ask().await.status, StatusCode::ACCEPTED);
+    let requests = common::audit(&pool, "end_user.magic_link_requested").await;
+    assert_eq!(requests.last().unwrap().3["not_sent"], "too_many_requests");
+
+    // A link sent, then magic links turned off: asking and using are both refused, and
+    // mail queued before is dropped when its turn comes (Bob, who has asked for none).
+    ops::create_user(&cli, "acme", "bob@example.com", PASSWORD)
+        .await
+        .unwrap();
+    let ask_bob = || {
+        post_json(
+            &app,
+            "/a/acme/auth/magic-link",
+            json!({ "email": "bob@example.com" }),
+        )
+    };
+    assert_eq!(ask_bob().await.status, StatusCode::ACCEPTED);
+    assert_eq!(pass(&pool, &verifier, &controls, &mailer).await.sent, 1);
+    let bobs = token_in(&messages(&dir)[0]);
+    assert_eq!(ask_bob().await.status, StatusCode::ACCEPTED);
     flip(&pool, &controls, "magicLinkEnabled", "off").await;
-    let off = ask().await;
+    let off = ask_bob().await;
     assert_eq!(off.status, StatusCode::FORBIDDEN);
     assert_eq!(code(&off), "MAGIC_LINK_DISABLED");
     let used_off = post_json(
         &app,
         "/a/acme/auth/magic-link/verify",
-        json!({ "token": second[0] }),
+        json!({ "token": bobs }),
     )
     .await;
     assert_eq!(code(&used_off), "MAGIC_LINK_DISABLED");
     assert_eq!(pass(&pool, &verifier, &controls, &mailer).await.dropped, 1);
-
-    // At most three of a kind per 15 minutes for one account: then none is queued.
     flip(&pool, &controls, "magicLinkEnabled", "on").await;
-    // (the dropped one does not count)
-    assert_eq!(ask().await.status, StatusCode::ACCEPTED);
-    let requests = common::audit(&pool, "end_user.magic_link_requested").await;
-    assert_eq!(requests.last().unwrap().3["queued"], true);
-    assert_eq!(ask().await.status, StatusCode::ACCEPTED);
-    let requests = common::audit(&pool, "end_user.magic_link_requested").await;
-    assert_eq!(requests.last().unwrap().3["not_sent"], "too_many_requests");
     let bad_email = post_json(
         &app,
         "/a/acme/auth/magic-link",
@@ -822,4 +898,111 @@ async fn the_platform_wide_revocation_needs_its_words_and_ends_every_tenants_ses
         common::audit(&pool, "platform.sessions_revoked").await[0].3["live_sessions"],
         2
     );
+}
+
+#[sqlx::test(migrator = "server::db::MIGRATOR")]
+async fn a_csv_import_checks_every_line_first_and_creates_all_or_none(pool: PgPool) {
+    tenant_with_user(&pool, "acme", "ada@example.com").await;
+    let cli = Actor::command_line_unchecked(pool.clone(), "ic");
+    let csv = "email\nbob@example.com\nnot-an-email\nada@example.com\nBob@Example.com\ncarol@example.com,secret\n\n";
+    let checked = ops::import_users(&cli, "acme", csv, true, false, "")
+        .await
+        .unwrap();
+    let problems: Vec<(u64, Option<String>)> = checked
+        .lines
+        .iter()
+        .map(|l| (l.line, l.problem.clone()))
+        .collect();
+    assert_eq!(problems.len(), 5, "{problems:?}");
+    assert_eq!(problems[0], (2, None));
+    assert!(
+        problems[1].1.as_deref().unwrap().contains("email address"),
+        "{problems:?}"
+    );
+    assert_eq!(
+        problems[2].1.as_deref(),
+        Some("the tenant already has this user")
+    );
+    assert_eq!(problems[3].1.as_deref(), Some("the same email as line 2"));
+    assert!(problems[4].1.as_deref().unwrap().contains("one column"));
+    assert_eq!(checked.created, 0);
+    // Nothing half-written: the import of a file with a wrong line creates nobody.
+    let refused = ops::import_users(&cli, "acme", csv, false, true, "onboarding")
+        .await
+        .unwrap_err();
+    assert!(refused.field_message("csv").unwrap().contains("4 line(s)"));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM end_users")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
+    assert!(ops::import_users(&cli, "acme", "\n\n", true, false, "")
+        .await
+        .unwrap_err()
+        .field_message("csv")
+        .is_some());
+
+    let good = "bob@example.com\ncarol@example.com\n";
+    let done = ops::import_users(&cli, "acme", good, false, true, "onboarding")
+        .await
+        .unwrap();
+    assert_eq!((done.created, done.mailed), (2, 2));
+    let states: Vec<(String, String)> = sqlx::query_as(
+        "SELECT email, state::text FROM end_users WHERE email <> 'ada@example.com' ORDER BY email",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        states,
+        [
+            (
+                "bob@example.com".to_owned(),
+                "needs_password_reset".to_owned()
+            ),
+            (
+                "carol@example.com".to_owned(),
+                "needs_password_reset".to_owned()
+            )
+        ]
+    );
+    assert_eq!(mail_states(&pool).await, ["pending", "pending"]);
+    assert_eq!(
+        common::audit(&pool, "end_user.imported").await[0].3["created"],
+        2
+    );
+
+    // A locked account does not recover by itself: no mail is queued for it.
+    let (app, _, _, _listener) = listening(&pool).await;
+    let ada: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM end_users WHERE email = 'ada@example.com'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let options = ops::LockOptions {
+        send_recovery: false,
+        block: vec![],
+        block_for: time::Duration::days(7),
+    };
+    assert_eq!(
+        ops::lock(&cli, "acme", ada, "stuffing", &options)
+            .await
+            .unwrap()
+            .after,
+        "locked"
+    );
+    let asked = post_json(
+        &app,
+        "/a/acme/auth/recovery",
+        json!({ "email": "ada@example.com" }),
+    )
+    .await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        common::audit(&pool, "end_user.recovery_requested").await[0].3["not_sent"],
+        "locked"
+    );
+    assert!(ops::send_recovery(&cli, "acme", ada, "asked")
+        .await
+        .is_err());
 }

@@ -49,7 +49,7 @@ use app::panels::tenants::api::{
 };
 use app::panels::users::api::{
     CreateEndUser, DeleteEndUser, DropEndUserMail, EndUserDetail, ForceEndUserPasswordReset,
-    ListEndUsers, LockEndUser, OutboxMail, PlatformSessionsPreview, RestoreEndUser,
+    ImportEndUsers, ListEndUsers, LockEndUser, OutboxMail, PlatformSessionsPreview, RestoreEndUser,
     RevokeEndUserSessions, RevokePlatformEndUserSessions, RevokeTenantEndUserSessions,
     SendEndUserRecovery, SetTenantEmailDomains, TenantMail, UnlockEndUser,
 };
@@ -448,6 +448,11 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
             "tenant=acme&domains=&reason=".into(),
         ),
         (PlatformSessionsPreview::PATH, Staff(ViewConsole), "".into()),
+        (
+            ImportEndUsers::PATH,
+            Staff(CommandIncident),
+            "tenant=acme&csv=".into(),
+        ),
         (
             RevokePlatformEndUserSessions::PATH,
             SteppedUp(CommandIncident),

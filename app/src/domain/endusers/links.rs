@@ -6,6 +6,10 @@
 //! request is audited with what became of it. A link works once, for
 //! [`mail::LINK_TTL_SECS`] after its mail is sent; a magic link opens a session, a recovery
 //! link sets a new password, makes the account `active` again and ends all its sessions.
+//! A link is refused once the account's or the tenant's sessions are revoked after it was
+//! made, when its address is outside the tenant's email domains now, while
+//! `emailSendingEnabled` is off (links that went through a breached provider), and for a
+//! locked account (which comes back only through an operator).
 
 use super::mail::{self, Kind};
 use super::sessions::{
@@ -61,6 +65,8 @@ pub async fn request(
     let not_sent = match &user {
         None => Some("unknown_email"),
         Some(u) if u.state == "deleted" => Some("deleted"),
+        // A locked account comes back only through an operator (step-up, not frozen).
+        Some(u) if u.state == "locked" => Some("locked"),
         Some(u) if kind == Kind::MagicLink && u.state != "active" => Some("may_not_sign_in"),
         Some(u) if !mail::domain_allowed(&u.email_domains, &email) => Some("domain_not_allowed"),
         Some(u) if mail::recent(&mut change, u.id, kind).await? >= mail::MAX_REQUESTS => {
@@ -104,6 +110,10 @@ struct Link {
     state: String,
     used: bool,
     expired: bool,
+    /// Made before a revocation of the user's or the tenant's sessions: cancelled.
+    revoked: bool,
+    /// The address is outside the tenant's email domains now.
+    outside: bool,
 }
 
 /// The link `presented` names, if it is genuine (this tenant's, this purpose, the secret
@@ -118,8 +128,12 @@ async fn find_link(
     let row = sqlx::query!(
         r#"SELECT l.tenant_id, l.user_id, l.purpose::text AS "purpose!", l.secret_hash,
                   l.pepper_version, l.used_at, l.expires_at <= now() AS "expired!",
-                  u.email, u.state::text AS "state!", now() AS "now!"
-           FROM end_user_links l JOIN end_users u ON u.id = l.user_id
+                  coalesce(l.created_at <= greatest(u.not_before, t.sessions_not_before), false)
+                      AS "revoked!",
+                  u.email, u.state::text AS "state!", t.email_domains, now() AS "now!"
+           FROM end_user_links l
+           JOIN end_users u ON u.id = l.user_id
+           JOIN tenants t ON t.id = l.tenant_id
            WHERE l.id = $1
            FOR UPDATE OF l, u"#,
         presented.id
@@ -135,11 +149,13 @@ async fn find_link(
                     .is_some_and(|p| token::verify(p.key(), presented.secret(), &r.secret_hash))
         })
         .map(|r| Link {
+            outside: !mail::domain_allowed(&r.email_domains, &r.email),
             user_id: r.user_id,
             email: r.email,
             state: r.state,
             used: r.used_at.is_some(),
             expired: r.expired,
+            revoked: r.revoked,
         }))
 }
 
@@ -148,14 +164,14 @@ fn refusal(link: Option<&Link>, kind: Kind) -> Option<SignInError> {
     let Some(link) = link else {
         return Some(SignInError::LinkInvalid);
     };
-    if link.used || link.state == "deleted" {
+    if link.used || link.revoked || link.outside || link.state == "deleted" {
         return Some(SignInError::LinkInvalid);
     }
     if link.expired {
         return Some(SignInError::LinkExpired);
     }
     match (kind, link.state.as_str()) {
-        (Kind::MagicLink, "locked") => Some(SignInError::AccountLocked),
+        (_, "locked") => Some(SignInError::AccountLocked),
         (Kind::MagicLink, "needs_password_reset") => Some(SignInError::PasswordResetRequired),
         _ => None,
     }
@@ -183,6 +199,12 @@ pub async fn sign_in_with_link(
         .ok_or(SignInError::TenantNotFound)?;
     if !id.controls.switch(SwitchKey::MagicLinkEnabled, tenant.id) {
         return Err(SignInError::MagicLinkDisabled);
+    }
+    if !id
+        .controls
+        .switch(SwitchKey::EmailSendingEnabled, tenant.id)
+    {
+        return Err(SignInError::LinksSuspended);
     }
     let Some((kid, key)) = tenant.signer.clone() else {
         return Err(SignInError::NoSigningKey);
@@ -268,6 +290,12 @@ pub async fn recover(
         .cloned()
         .ok_or(SignInError::TenantNotFound)?;
     check_password(password)?;
+    if !id
+        .controls
+        .switch(SwitchKey::EmailSendingEnabled, tenant.id)
+    {
+        return Err(SignInError::LinksSuspended);
+    }
     let ring = id
         .verifier
         .pepper_ring()
@@ -302,6 +330,14 @@ pub async fn recover(
     .execute(change.db())
     .await?;
     mail::cancel_links(&mut change, link.user_id).await?;
+    mail::drop_queued_of_user(
+        &mut change,
+        link.user_id,
+        None,
+        "identity",
+        "the account recovered",
+    )
+    .await?;
     sqlx::query!(
         "DELETE FROM end_user_sign_in_failures WHERE account = $1",
         account(id.verifier.master_key(), tenant.id, &link.email)

@@ -137,7 +137,10 @@ impl Mailer {
             .map_err(|e| format!("SMTP_URL is not usable: {e}"))?
             .timeout(Some(SMTP_TIMEOUT));
         if let Some(password) = password.filter(|p| !p.is_empty()) {
-            let user = percent_decode(parsed.username());
+            let user = percent_encoding::percent_decode_str(parsed.username())
+                .decode_utf8()
+                .map_err(|_| "SMTP_URL's user name is not UTF-8".to_owned())?
+                .into_owned();
             if user.is_empty() {
                 return Err("SMTP_PASSWORD is set but SMTP_URL names no user".into());
             }
@@ -205,13 +208,6 @@ impl Mailer {
     }
 }
 
-fn percent_decode(raw: &str) -> String {
-    url::form_urlencoded::parse(format!("u={raw}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
 /// Whether `email` may be sent links under the tenant's allowlist (empty: any domain).
 pub fn domain_allowed(domains: &[String], email: &str) -> bool {
     if domains.is_empty() {
@@ -258,6 +254,50 @@ pub async fn recent(change: &mut Change, user: Uuid, kind: Kind) -> sqlx::Result
     .await
 }
 
+/// Drops the user's queued mail (a lock, a reset, a deletion, a recovery): mail asked for
+/// before must not go out after, with a fresh link. How many.
+pub async fn drop_queued_of_user(
+    change: &mut Change,
+    user: Uuid,
+    kind: Option<Kind>,
+    by: &str,
+    why: &str,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query!(
+        "UPDATE outbound_mail SET state = 'dropped', dropped_at = now(), dropped_by = $2,
+                dropped_reason = $3
+         WHERE user_id = $1 AND state = 'pending'
+           AND ($4::text IS NULL OR kind = $4::text::end_user_link_purpose)",
+        user,
+        by,
+        why,
+        kind.map(Kind::as_str)
+    )
+    .execute(change.db())
+    .await?
+    .rows_affected())
+}
+
+/// Drops the tenants' queued magic-link mail (a tenant's or the platform's revocation).
+pub async fn drop_queued_magic_links(
+    change: &mut Change,
+    tenant: Option<Uuid>,
+    by: &str,
+    why: &str,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query!(
+        "UPDATE outbound_mail SET state = 'dropped', dropped_at = now(), dropped_by = $2,
+                dropped_reason = $3
+         WHERE state = 'pending' AND kind = 'magic_link' AND ($1::uuid IS NULL OR tenant_id = $1)",
+        tenant,
+        by,
+        why
+    )
+    .execute(change.db())
+    .await?
+    .rows_affected())
+}
+
 /// Cancels the user's unused links (a lock, a recovery, a deletion).
 pub async fn cancel_links(change: &mut Change, user: Uuid) -> sqlx::Result<u64> {
     Ok(sqlx::query!(
@@ -292,7 +332,7 @@ pub struct Pass {
     pub failed: u32,
     /// Mail no longer to send (the account deleted, the domain no longer allowed).
     pub dropped: u32,
-    /// Mail held by `emailSendingEnabled`.
+    /// Mail held by `emailSendingEnabled` (due, of the tenants where it is off).
     pub held: u32,
 }
 
@@ -302,27 +342,49 @@ pub async fn send_due(sender: &Sender<'_>, max: i64) -> Result<Pass, AppError> {
     let Some(from) = &sender.mailer.from else {
         return Ok(pass);
     };
-    let due = sqlx::query!(
-        "SELECT id, tenant_id FROM outbound_mail
-         WHERE state = 'pending' AND next_attempt_at <= now()
-         ORDER BY next_attempt_at LIMIT $1",
+    // The tenants with mail due, and which of them hold it: held mail is left out of the
+    // batch, so however much piles up it never stands in front of another tenant's.
+    let tenants = sqlx::query!(
+        r#"SELECT tenant_id, count(*) AS "due!" FROM outbound_mail
+           WHERE state = 'pending' AND next_attempt_at <= now()
+           GROUP BY tenant_id"#
+    )
+    .fetch_all(sender.pool)
+    .await?;
+    let mut sending = Vec::new();
+    for t in tenants {
+        if sender
+            .controls
+            .switch(SwitchKey::EmailSendingEnabled, t.tenant_id)
+        {
+            sending.push(t.tenant_id);
+        } else {
+            pass.held += u32::try_from(t.due).unwrap_or(u32::MAX);
+        }
+    }
+    if sending.is_empty() {
+        return Ok(pass);
+    }
+    let due = sqlx::query_scalar!(
+        "SELECT id FROM outbound_mail
+         WHERE state = 'pending' AND next_attempt_at <= now() AND tenant_id = ANY($1)
+         ORDER BY next_attempt_at LIMIT $2",
+        &sending,
         max
     )
     .fetch_all(sender.pool)
     .await?;
-    for mail in due {
-        if !sender
-            .controls
-            .switch(SwitchKey::EmailSendingEnabled, mail.tenant_id)
-        {
-            pass.held += 1;
-            continue;
-        }
-        match send_one(sender, from, mail.id).await? {
-            Some(Outcome::Sent) => pass.sent += 1,
-            Some(Outcome::Failed) => pass.failed += 1,
-            Some(Outcome::Dropped) => pass.dropped += 1,
-            None => {}
+    for id in due {
+        // One mail's failure on our side does not hold up the others.
+        match send_one(sender, from, id).await {
+            Ok(Some(Outcome::Sent)) => pass.sent += 1,
+            Ok(Some(Outcome::Failed)) => pass.failed += 1,
+            Ok(Some(Outcome::Dropped)) => pass.dropped += 1,
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(mail = %id, error = %err, "a mail could not be handled");
+                pass.failed += 1;
+            }
         }
     }
     Ok(pass)
@@ -347,7 +409,7 @@ async fn send_one(
            FROM outbound_mail m
            JOIN end_users u ON u.id = m.user_id
            JOIN tenants t ON t.id = m.tenant_id
-           WHERE m.id = $1 AND m.state = 'pending'
+           WHERE m.id = $1 AND m.state = 'pending' AND m.next_attempt_at <= now()
            FOR UPDATE OF m SKIP LOCKED"#,
         id
     )
@@ -372,6 +434,7 @@ async fn send_one(
     let to = mail.to_address.parse::<Mailbox>().ok();
     let not_now = match (kind, mail.state.as_str()) {
         (_, "deleted") => Some("the account is deleted"),
+        (_, "locked") => Some("the account is locked"),
         (Kind::MagicLink, state) if state != "active" => Some("the account may not sign in"),
         _ if magic_off => Some("magic links are off (magicLinkEnabled)"),
         _ if !domain_allowed(&mail.email_domains, &mail.to_address) => {

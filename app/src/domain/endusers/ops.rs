@@ -69,6 +69,14 @@ pub async fn revoke_user_sessions(
     lock_user(&mut change, tenant.id, user).await?;
     move_user_epoch(&mut change, user).await?;
     super::mail::cancel_links(&mut change, user).await?;
+    super::mail::drop_queued_of_user(
+        &mut change,
+        user,
+        Some(super::mail::Kind::MagicLink),
+        &actor.label(),
+        "the account's sessions were revoked",
+    )
+    .await?;
     let live = live_sessions_of(&mut change, user).await?;
     let event = actor
         .event("end_user.sessions_revoked")
@@ -109,6 +117,13 @@ pub async fn revoke_tenant_sessions(
     )
     .execute(change.db())
     .await?;
+    super::mail::drop_queued_magic_links(
+        &mut change,
+        Some(tenant.id),
+        &actor.label(),
+        "the tenant's sessions were revoked",
+    )
+    .await?;
     let live = sqlx::query_scalar!(
         r#"SELECT count(*) AS "n!" FROM end_user_sessions WHERE tenant_id = $1 AND ended_at IS NULL"#,
         tenant.id
@@ -139,6 +154,8 @@ pub struct LockOptions {
 /// What a lock did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Locked {
+    /// The state it is in now (`needs_password_reset` with a recovery mail, else `locked`).
+    pub after: &'static str,
     /// Sessions that were live.
     pub live_sessions: i64,
     /// The recovery mail queued.
@@ -148,8 +165,10 @@ pub struct Locked {
 }
 
 /// Locks the account (runbook 004) in one change: every session and refresh token revoked,
-/// unused links cancelled, the account `locked` (it signs in again only once unlocked or
-/// recovered); optionally a recovery mail to its email and a block of the addresses chosen.
+/// unused links and queued mail cancelled, and optionally a block of the addresses chosen.
+/// With `send_recovery` the account becomes `needs_password_reset` and a recovery mail goes
+/// to its email (only the mailbox's owner gets back in); without, it is `locked` and comes
+/// back only through an operator's unlock.
 pub async fn lock(
     actor: &Actor,
     slug: &str,
@@ -186,14 +205,28 @@ pub async fn lock(
             ));
         }
     }
+    let after = if options.send_recovery {
+        "needs_password_reset"
+    } else {
+        "locked"
+    };
     sqlx::query!(
-        "UPDATE end_users SET state = 'locked', updated_at = now() WHERE id = $1",
-        user
+        "UPDATE end_users SET state = $2::text::end_user_state, updated_at = now() WHERE id = $1",
+        user,
+        after
     )
     .execute(change.db())
     .await?;
     move_user_epoch(&mut change, user).await?;
     super::mail::cancel_links(&mut change, user).await?;
+    super::mail::drop_queued_of_user(
+        &mut change,
+        user,
+        None,
+        &actor.label(),
+        "the account was locked",
+    )
+    .await?;
     let live = live_sessions_of(&mut change, user).await?;
     let recovery_mail = if options.send_recovery {
         Some(queue_recovery(&mut change, actor, &tenant, user, &email).await?)
@@ -222,7 +255,7 @@ pub async fn lock(
         .reason(reason)
         .details(serde_json::json!({
             "before": before,
-            "after": "locked",
+            "after": after,
             "live_sessions": live,
             "recovery_mail": recovery_mail,
             "blocked": blocked,
@@ -230,6 +263,7 @@ pub async fn lock(
         }));
     change.commit(event).await?;
     Ok(Locked {
+        after,
         live_sessions: live,
         recovery_mail,
         blocked,
@@ -334,6 +368,11 @@ impl StateChange {
             (Self::ForcePasswordReset, "needs_password_reset") => {
                 Some("This user must already set a new password.")
             }
+            // Recoverable by mail would give a locked account back to its mailbox: that is
+            // an unlock (step-up, frozen).
+            (Self::ForcePasswordReset, "locked") => {
+                Some("This user is locked: unlock it first (or leave it locked).")
+            }
             (Self::Delete, "deleted") => Some("This user is already deleted."),
             (Self::Unlock, s) if s != "locked" => Some("This user is not locked."),
             (Self::Restore, s) if s != "deleted" => Some("This user is not deleted."),
@@ -396,6 +435,14 @@ pub async fn change_state(
     } else {
         move_user_epoch(&mut change, user).await?;
         super::mail::cancel_links(&mut change, user).await?;
+        super::mail::drop_queued_of_user(
+            &mut change,
+            user,
+            None,
+            &actor.label(),
+            "the account's state changed",
+        )
+        .await?;
         live_sessions_of(&mut change, user).await?
     };
     let recovery_mail = match what {
@@ -436,10 +483,17 @@ pub async fn send_recovery(
     let tenant = tenant(actor, slug).await?;
     let mut change = actor.change().await?;
     let (state, email) = lock_user(&mut change, tenant.id, user).await?;
-    if state == "deleted" {
+    let refused = match state.as_str() {
+        "deleted" => Some("This user is deleted: restore it first."),
+        "locked" => {
+            Some("This user is locked: unlock it first, or lock it again with a recovery mail.")
+        }
+        _ => None,
+    };
+    if let Some(message) = refused {
         return Err(AppError::Conflict {
             field: None,
-            message: "This user is deleted: restore it first.".into(),
+            message: message.into(),
         });
     }
     let mail = queue_recovery(&mut change, actor, &tenant, user, &email).await?;
@@ -588,6 +642,13 @@ pub async fn revoke_platform_sessions(
         .execute(change.db())
         .await?
         .rows_affected() as i64;
+    super::mail::drop_queued_magic_links(
+        &mut change,
+        None,
+        &actor.label(),
+        "every session was revoked",
+    )
+    .await?;
     let (live, _) = platform_preview(change.db()).await?;
     let event = actor
         .event("platform.sessions_revoked")
@@ -656,4 +717,220 @@ pub async fn mark_revoked_sessions(pool: &sqlx::PgPool, batch: i64) -> sqlx::Res
     .execute(pool)
     .await?
     .rows_affected())
+}
+
+/// Largest CSV import, in lines.
+pub const MAX_IMPORT_LINES: usize = 5_000;
+/// Largest CSV import, in bytes.
+pub const MAX_IMPORT_BYTES: usize = 1024 * 1024;
+
+/// One line of a CSV import, as checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportLine {
+    /// Its line number in the file (1-based, the header counted).
+    pub line: u64,
+    /// The email, normalised (or as typed when it is wrong).
+    pub email: String,
+    /// What is wrong with it, if anything.
+    pub problem: Option<String>,
+}
+
+/// What an import found, and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// Every line, in order.
+    pub lines: Vec<ImportLine>,
+    /// Accounts created (none for a dry run, or when a line is wrong).
+    pub created: u64,
+    /// Recovery mail queued.
+    pub mailed: u64,
+}
+
+/// Reads a CSV of end users: one `email` column, an optional `email` header. Every line
+/// is checked (its shape, duplicates in the file, accounts the tenant already has).
+async fn check_import(
+    db: impl sqlx::PgExecutor<'_>,
+    tenant: Uuid,
+    csv_text: &str,
+) -> Result<Vec<ImportLine>, AppError> {
+    if csv_text.len() > MAX_IMPORT_BYTES {
+        return Err(AppError::validation(
+            "csv",
+            "The file is over 1 MiB: split it.",
+        ));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(csv_text.as_bytes());
+    let mut lines: Vec<ImportLine> = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let line = record
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map_or(i as u64 + 1, |p| p.line());
+        let record = match record {
+            Ok(record) => record,
+            Err(err) => {
+                lines.push(ImportLine {
+                    line,
+                    email: String::new(),
+                    problem: Some(format!("not CSV: {err}")),
+                });
+                continue;
+            }
+        };
+        let first = record.get(0).unwrap_or_default();
+        if i == 0 && first.eq_ignore_ascii_case("email") {
+            continue;
+        }
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        let problem = if record.len() > 1 && record.iter().skip(1).any(|f| !f.is_empty()) {
+            Some("one column only: the email (passwords are set through recovery)".to_owned())
+        } else {
+            match super::sessions::normalize_email(first) {
+                Ok(email) => {
+                    let earlier = lines
+                        .iter()
+                        .find(|l| l.email == email && l.problem.is_none());
+                    lines.push(ImportLine {
+                        line,
+                        problem: earlier.map(|l| format!("the same email as line {}", l.line)),
+                        email,
+                    });
+                    continue;
+                }
+                Err(err) => Some(err.message()),
+            }
+        };
+        lines.push(ImportLine {
+            line,
+            email: first.chars().take(254).collect(),
+            problem,
+        });
+        if lines.len() > MAX_IMPORT_LINES {
+            return Err(AppError::validation(
+                "csv",
+                format!("At most {MAX_IMPORT_LINES} users at once: split the file."),
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return Err(AppError::validation("csv", "The file has no email in it."));
+    }
+    let emails: Vec<String> = lines
+        .iter()
+        .filter(|l| l.problem.is_none())
+        .map(|l| l.email.clone())
+        .collect();
+    let existing = sqlx::query_scalar!(
+        "SELECT email FROM end_users WHERE tenant_id = $1 AND email = ANY($2)",
+        tenant,
+        &emails
+    )
+    .fetch_all(db)
+    .await?;
+    for line in lines.iter_mut().filter(|l| l.problem.is_none()) {
+        if existing.contains(&line.email) {
+            line.problem = Some("the tenant already has this user".into());
+        }
+    }
+    Ok(lines)
+}
+
+/// Imports end users from a CSV (see [`check_import`]): all of them in one change, or none
+/// when a line is wrong; with `dry_run`, only the check. They start `needs_password_reset`
+/// without a password, and set one through recovery (`send_recovery` queues the mail).
+pub async fn import_users(
+    actor: &Actor,
+    slug: &str,
+    csv_text: &str,
+    dry_run: bool,
+    send_recovery: bool,
+    reason: &str,
+) -> Result<Imported, AppError> {
+    let tenant = tenant(actor, slug).await?;
+    if dry_run {
+        let lines = check_import(actor.reader(), tenant.id, csv_text).await?;
+        return Ok(Imported {
+            lines,
+            created: 0,
+            mailed: 0,
+        });
+    }
+    let reason = normalize_reason(reason)?;
+    let mut change = actor.change().await?;
+    let lines = check_import(change.db(), tenant.id, csv_text).await?;
+    if let Some(bad) = lines.iter().find(|l| l.problem.is_some()) {
+        let wrong = lines.iter().filter(|l| l.problem.is_some()).count();
+        return Err(AppError::validation(
+            "csv",
+            format!(
+                "{wrong} line(s) are wrong (the first: line {}): nothing was imported. Check the file again.",
+                bad.line
+            ),
+        ));
+    }
+    if send_recovery {
+        let domains =
+            sqlx::query_scalar!("SELECT email_domains FROM tenants WHERE id = $1", tenant.id)
+                .fetch_one(change.db())
+                .await?;
+        if let Some(outside) = lines
+            .iter()
+            .find(|l| !super::mail::domain_allowed(&domains, &l.email))
+        {
+            return Err(AppError::validation(
+                "send_recovery",
+                format!(
+                    "Line {}: {} is outside the tenant's email domains; import without recovery mail, or change the domains.",
+                    outside.line, outside.email
+                ),
+            ));
+        }
+    }
+    let emails: Vec<String> = lines.iter().map(|l| l.email.clone()).collect();
+    let created = sqlx::query!(
+        "INSERT INTO end_users (tenant_id, email, state)
+         SELECT $1, e, 'needs_password_reset' FROM unnest($2::text[]) AS e
+         RETURNING id, email",
+        tenant.id,
+        &emails
+    )
+    .fetch_all(change.db())
+    .await?;
+    let mailed = if send_recovery {
+        sqlx::query!(
+            "INSERT INTO outbound_mail (tenant_id, user_id, kind, to_address, requested_by)
+             SELECT $1, id, 'recovery', email, $3 FROM end_users
+             WHERE tenant_id = $1 AND id = ANY($2)",
+            tenant.id,
+            &created.iter().map(|r| r.id).collect::<Vec<_>>(),
+            actor.label()
+        )
+        .execute(change.db())
+        .await?
+        .rows_affected()
+    } else {
+        0
+    };
+    let event = actor
+        .event("end_user.imported")
+        .tenant(tenant.id)
+        .target(format!("tenant:{}", tenant.slug))
+        .reason(reason)
+        .details(serde_json::json!({
+            "created": created.len(),
+            "recovery_mail": mailed,
+        }));
+    change.commit(event).await?;
+    Ok(Imported {
+        lines,
+        created: created.len() as u64,
+        mailed,
+    })
 }

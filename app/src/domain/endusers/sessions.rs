@@ -114,6 +114,9 @@ pub enum SignInError {
     LinkInvalid,
     /// A link's 15 minutes are over.
     LinkExpired,
+    /// `emailSendingEnabled` is off for the tenant: links that went through the mail
+    /// provider are not taken (runbook 000 §3, an SMTP breach).
+    LinksSuspended,
     /// Our side failed.
     Internal,
 }
@@ -129,7 +132,7 @@ impl SignInError {
             Self::CaptchaUnavailable | Self::NoSigningKey => 503,
             Self::InvalidCredentials => 401,
             Self::TemporarilyLocked | Self::AccountLocked => 423,
-            Self::PasswordResetRequired | Self::MagicLinkDisabled => 403,
+            Self::PasswordResetRequired | Self::MagicLinkDisabled | Self::LinksSuspended => 403,
             Self::LinkInvalid | Self::LinkExpired => 400,
             Self::Internal => 500,
         }
@@ -151,6 +154,7 @@ impl SignInError {
             Self::MagicLinkDisabled => "MAGIC_LINK_DISABLED",
             Self::LinkInvalid => "LINK_INVALID",
             Self::LinkExpired => "LINK_EXPIRED",
+            Self::LinksSuspended => "EMAIL_LINKS_SUSPENDED",
             Self::Internal => "INTERNAL",
         }
     }
@@ -185,6 +189,9 @@ impl SignInError {
                 "This link is not valid or was already used: ask for a new one.".into()
             }
             Self::LinkExpired => "This link has expired: ask for a new one.".into(),
+            Self::LinksSuspended => {
+                "Links from mail are not accepted right now. Try again later.".into()
+            }
             Self::Internal => "Something failed on our side.".into(),
         }
     }

@@ -5,7 +5,7 @@
 //! tenant or of every tenant are dangerous: `CommandIncident` with a recent second factor
 //! (the last two with the words typed).
 
-use super::{LockDone, MailPage, PlatformPreview, UserDetail, UsersPage};
+use super::{ImportReport, LockDone, MailPage, PlatformPreview, UserDetail, UsersPage};
 #[cfg(feature = "ssr")]
 use crate::auth::{require, require_stepped_up, Permission};
 use crate::error::AppError;
@@ -145,6 +145,7 @@ pub async fn lock_end_user(
         );
     }
     Ok(LockDone {
+        after: locked.after.to_owned(),
         live_sessions: locked.live_sessions,
         recovery_queued: locked.recovery_mail.is_some(),
         blocked: locked.blocked,
@@ -377,4 +378,41 @@ pub async fn revoke_tenant_end_user_sessions(
     let actor = require_stepped_up(Permission::CommandIncident).await?;
     crate::domain::endusers::ops::revoke_tenant_sessions(&actor, &tenant, &reason, &confirmation)
         .await
+}
+
+/// Imports end users from a CSV (one `email` column): `dry_run` only checks every line;
+/// otherwise all are created (as `needs_password_reset`, optionally with a recovery mail)
+/// or, when a line is wrong, none.
+#[server]
+pub async fn import_end_users(
+    tenant: String,
+    csv: String,
+    #[server(default)] dry_run: bool,
+    #[server(default)] send_recovery: bool,
+    #[server(default)] reason: String,
+) -> Result<ImportReport, AppError> {
+    let actor = require(Permission::CommandIncident).await?;
+    let done = crate::domain::endusers::ops::import_users(
+        &actor,
+        &tenant,
+        &csv,
+        dry_run,
+        send_recovery,
+        &reason,
+    )
+    .await?;
+    Ok(ImportReport {
+        dry_run,
+        lines: done
+            .lines
+            .into_iter()
+            .map(|l| super::ImportRow {
+                line: l.line,
+                email: l.email,
+                problem: l.problem,
+            })
+            .collect(),
+        created: done.created,
+        mailed: done.mailed,
+    })
 }

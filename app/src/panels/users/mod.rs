@@ -173,6 +173,8 @@ pub struct UserDetail {
 /// What a lock did, for the page.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockDone {
+    /// The state it is in now.
+    pub after: String,
     /// Sessions revoked.
     pub live_sessions: i64,
     /// Whether a recovery mail was queued.
@@ -209,4 +211,28 @@ pub struct PlatformPreview {
     pub tenants: i64,
     /// The words to type.
     pub confirmation: String,
+}
+
+/// One line of a CSV import, as checked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportRow {
+    /// Its line in the file.
+    pub line: u64,
+    /// The email.
+    pub email: String,
+    /// What is wrong with it, if anything.
+    pub problem: Option<String>,
+}
+
+/// What a CSV import found (a dry run) or did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// Only checked.
+    pub dry_run: bool,
+    /// Every line.
+    pub lines: Vec<ImportRow>,
+    /// Accounts created.
+    pub created: u64,
+    /// Recovery mail queued.
+    pub mailed: u64,
 }

@@ -3,11 +3,11 @@
 
 use super::api::{
     end_user_detail, list_end_users, outbox_mail, platform_sessions_preview, tenant_mail,
-    CreateEndUser, DeleteEndUser, DropEndUserMail, ForceEndUserPasswordReset, LockEndUser,
-    RestoreEndUser, RevokeEndUserSessions, RevokePlatformEndUserSessions,
+    CreateEndUser, DeleteEndUser, DropEndUserMail, ForceEndUserPasswordReset, ImportEndUsers,
+    LockEndUser, RestoreEndUser, RevokeEndUserSessions, RevokePlatformEndUserSessions,
     RevokeTenantEndUserSessions, SendEndUserRecovery, SetTenantEmailDomains, UnlockEndUser,
 };
-use super::{MailPage, MailRow, UserDetail, UsersPage, LOCK_BLOCK_DAYS, STATES};
+use super::{ImportReport, MailPage, MailRow, UserDetail, UsersPage, LOCK_BLOCK_DAYS, STATES};
 use crate::auth::view::allowed;
 use crate::auth::Permission;
 use crate::components::feedback::ErrorNotice;
@@ -194,6 +194,7 @@ fn TenantActions(
                     reason confirmation errors=revoke_errors pending=revoke_all.pending() on_submit />
                 <FormFeedback error=revoke_errors.other() />
             </section>
+            <ImportForm tenant=tenant.get_value() />
             <section class="mt-6 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="create-user-heading">
                 <h2 id="create-user-heading" class="font-semibold">"Create a user"</h2>
                 <p role="status" class="mt-2 text-sm text-emerald-800">{move || created.get()}</p>
@@ -278,8 +279,8 @@ impl UserActions {
             };
             if let Some(Ok(lock)) = self.lock.value().get() {
                 let mut said = format!(
-                    "The account is locked; {} session(s) were revoked.",
-                    lock.live_sessions
+                    "The account is {}; {} session(s) were revoked.",
+                    lock.after, lock.live_sessions
                 );
                 if lock.recovery_queued {
                     said.push_str(" A recovery mail is queued.");
@@ -576,7 +577,12 @@ fn LockForm(
     view! {
         <section class="mt-8 max-w-3xl rounded-lg border border-red-200 bg-white p-4" aria-labelledby="lock-user-heading">
             <h2 id="lock-user-heading" class="font-semibold text-red-900">{heading}</h2>
-            <p class="mt-1 text-sm text-slate-600" data-testid="lock-preview">{format!("Runbook 004: revokes the {live} live session(s) and {live_refresh} refresh token(s), cancels unused links, and refuses every sign-in until the account is unlocked or recovers.")}</p>
+            <p class="mt-1 text-sm text-slate-600" data-testid="lock-preview">{format!("Runbook 004: revokes the {live} live session(s) and {live_refresh} refresh token(s) at once, cancels unused links and queued mail, and refuses every sign-in.")}</p>
+            <p class="mt-1 text-sm text-slate-600">{move || if send_recovery.get() {
+                "With a recovery mail: the account becomes needs_password_reset, and only the mailbox's owner can set a new password and sign in again.".to_owned()
+            } else {
+                "Without a recovery mail: the account is locked until an operator unlocks it (with a recent second factor, never during a freeze).".to_owned()
+            }}</p>
             <form class="mt-3 space-y-3" novalidate on:submit=submit>
                 <ReasonField id="lock-user-reason" value=reason error=errors.field("reason") />
                 <label class="flex items-center gap-2 text-sm">
@@ -858,6 +864,149 @@ fn PlatformRevocation() -> impl IntoView {
                 <FormFeedback error=errors.other() />
             </section>
         </Show>
+    }
+    .into_any()
+}
+
+/// The text of the file chosen in the input `ev` came from (the browser reads it; nothing
+/// is uploaded until the form is sent).
+#[cfg(feature = "hydrate")]
+fn read_chosen_file(
+    ev: leptos::ev::Event,
+    into: RwSignal<String>,
+    error: RwSignal<Option<String>>,
+) {
+    use wasm_bindgen::JsCast as _;
+    let file = ev
+        .target()
+        .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        .and_then(|input| input.files())
+        .and_then(|files| files.get(0));
+    let Some(file) = file else {
+        return;
+    };
+    if file.size() > 1024.0 * 1024.0 {
+        error.set(Some("The file is over 1 MiB: split it.".into()));
+        return;
+    }
+    leptos::task::spawn_local(async move {
+        match wasm_bindgen_futures::JsFuture::from(file.text()).await {
+            Ok(text) => {
+                error.set(None);
+                into.set(text.as_string().unwrap_or_default());
+            }
+            Err(_) => error.set(Some("The file could not be read.".into())),
+        }
+    });
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn read_chosen_file(_: leptos::ev::Event, _: RwSignal<String>, _: RwSignal<Option<String>>) {}
+
+/// Users from a CSV: a dry run lists what would be created and which lines are wrong; the
+/// import creates all of them or none.
+#[component]
+fn ImportForm(tenant: String) -> impl IntoView {
+    let action = ServerAction::<ImportEndUsers>::new();
+    let csv = RwSignal::new(String::new());
+    let reason = RwSignal::new(String::new());
+    let send_recovery = RwSignal::new(true);
+    let file_error = RwSignal::new(None::<String>);
+    // The text the last clean dry run checked: the import is offered for it alone.
+    let checked = RwSignal::new(None::<String>);
+    let errors = FormErrors::of(action.value());
+    let tenant = StoredValue::new(tenant);
+    Effect::new(move |_| {
+        if let Some(Ok(report)) = action.value().get() {
+            let clean = report.dry_run && report.lines.iter().all(|l| l.problem.is_none());
+            checked.set(clean.then(|| csv.get_untracked()));
+        }
+    });
+    let dispatch = move |dry_run: bool| {
+        action.dispatch(ImportEndUsers {
+            tenant: tenant.get_value(),
+            csv: csv.get_untracked(),
+            dry_run,
+            send_recovery: send_recovery.get_untracked(),
+            reason: reason.get_untracked(),
+        });
+    };
+    let ready = move || checked.get().is_some_and(|c| c == csv.get());
+    view! {
+        <section class="mt-6 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="import-heading">
+            <h2 id="import-heading" class="font-semibold">"Import users (CSV)"</h2>
+            <p class="mt-1 text-sm text-slate-600">"One email per line (an email header is allowed). Accounts start as needs_password_reset, with no password: they set one through recovery. Check the file first: the import creates every line or none."</p>
+            <form class="mt-3 space-y-3" novalidate on:submit=move |ev| { ev.prevent_default(); dispatch(true); }>
+                <div>
+                    <label for="import-file" class="block text-sm font-medium">"CSV file"</label>
+                    <input id="import-file" type="file" accept=".csv,text/csv,text/plain" class="mt-1 text-sm"
+                        on:change=move |ev| read_chosen_file(ev, csv, file_error) />
+                    <p class="field-error">{move || file_error.get()}</p>
+                </div>
+                <Field id="import-csv" label="Or paste it" error=errors.field("csv")>
+                    <textarea id="import-csv" rows="5" class="input mt-1 w-full max-w-xl font-mono text-xs"
+                        prop:value=move || csv.get()
+                        on:input=move |ev| csv.set(event_target_value(&ev))></textarea>
+                </Field>
+                <label class="flex items-center gap-2 text-sm">
+                    <input type="checkbox" id="import-send-recovery" prop:checked=move || send_recovery.get()
+                        on:change=move |ev| send_recovery.set(event_target_checked(&ev)) />
+                    "Send each a recovery mail"
+                </label>
+                <p class="field-error">{move || errors.field("send_recovery").get()}</p>
+                <ReasonField id="import-reason" value=reason error=errors.field("reason") />
+                <div class="flex gap-3">
+                    <button type="submit" class="btn" disabled=move || action.pending().get()>"Check the file"</button>
+                    <button type="button" class="btn-primary" disabled=move || action.pending().get() || !ready()
+                        on:click=move |_| dispatch(false)>"Import"</button>
+                </div>
+            </form>
+            <FormFeedback error=errors.other() />
+            {move || match action.value().get() {
+                Some(Ok(report)) => Some(view! { <ImportShown report /> }.into_any()),
+                _ => None,
+            }}
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn ImportShown(report: ImportReport) -> impl IntoView {
+    let wrong = report.lines.iter().filter(|l| l.problem.is_some()).count();
+    let good = report.lines.len() - wrong;
+    let summary = if report.dry_run {
+        if wrong == 0 {
+            format!("{good} user(s) will be created. Import to create them.")
+        } else {
+            format!("{good} user(s) would be created; {wrong} line(s) are wrong: fix them and check again.")
+        }
+    } else {
+        format!(
+            "{} user(s) created; {} recovery mail queued.",
+            report.created, report.mailed
+        )
+    };
+    let mut lines = report.lines;
+    // The wrong lines first.
+    lines.sort_by_key(|l| (l.problem.is_none(), l.line));
+    view! {
+        <p role="status" class="mt-3 text-sm font-medium" data-testid="import-summary">{summary}</p>
+        <DataTable caption="Lines" testid="import-lines" class="mt-2"
+            rows=lines.len()
+            empty=("No lines", "The file has no email.")
+            columns=vec![Col::new("Line"), Col::new("Email"), Col::new("Result")]>
+            {lines.into_iter().take(200).map(|l| {
+                let class = if l.problem.is_some() { "text-red-800" } else { "" };
+                view! {
+                    <tr data-line=l.line.to_string()>
+                        <td>{l.line}</td>
+                        <td class="break-all">{l.email}</td>
+                        <td class=class>{l.problem.unwrap_or_else(|| "ok".to_owned())}</td>
+                    </tr>
+                }
+            }).collect_view()}
+        </DataTable>
     }
     .into_any()
 }

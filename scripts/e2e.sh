@@ -51,6 +51,11 @@ trap cleanup EXIT
 status=0
 (cd end2end && npx playwright test "$@") || status=$?
 if [ "$status" != 0 ]; then
+  # A panic's message first: its backtrace would push it out of the tail.
+  if grep -q "panicked" "$log"; then
+    echo "--- server panics ---"
+    grep -A 2 "panicked" "$log" | head -n 30
+  fi
   echo "--- server log (last 40 lines) ---"
   tail -n 40 "$log"
 fi

@@ -355,7 +355,7 @@ fn link_page(title: &str, action: &str, token: &str, password: bool) -> Response
         ""
     };
     let html = format!(
-        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title></head><body><main><h1>{title}</h1><form method="post" action="{action}"><input type="hidden" name="token" value="{token}">{password_field}<p><button type="submit">{title}</button></p></form></main></body></html>"#,
+        r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"><title>{title}</title></head><body><main><h1>{title}</h1><form method="post" action="{action}"><input type="hidden" name="token" value="{token}">{password_field}<p><button type="submit">{title}</button></p></form></main></body></html>"#,
         title = escape(title),
         action = escape(action),
         token = escape(token),

@@ -317,6 +317,14 @@ async fn recovery_is_held_while_sending_is_off_sent_when_on_and_its_link_sets_a_
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains(&token) && page.body.contains("/a/acme/auth/recovery/complete"));
     assert_eq!(page.header("referrer-policy"), "no-referrer");
+    // The answer page the form shows names no icon: the browser's /favicon.ico finds one.
+    let icon = common::send(
+        &app,
+        Request::get("/favicon.ico").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(icon.status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(icon.header("location"), "/favicon.svg");
     let garbled = common::send(
         &app,
         Request::get("/a/acme/auth/recovery?token=mf_rc_v1.nope")

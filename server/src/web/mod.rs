@@ -174,9 +174,18 @@ fn assets(options: &LeptosOptions) -> Router {
     let files = tower_http::services::ServeDir::new(dir)
         .precompressed_br()
         .precompressed_gzip();
-    Router::new().nest_service(&format!("/{pkg}"), files).layer(
-        axum::middleware::from_fn_with_state(options.hash_files, asset_caching),
-    )
+    Router::new()
+        .nest_service(&format!("/{pkg}"), files)
+        .layer(axum::middleware::from_fn_with_state(
+            options.hash_files,
+            asset_caching,
+        ))
+        // Browsers ask for it on pages that name no icon (a JSON answer shown, the links'
+        // pages' answers): the console's icon, not a 404.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::response::Redirect::permanent("/favicon.svg") }),
+        )
 }
 
 /// The longest any request may take.

@@ -42,8 +42,18 @@ pub fn UsersListPage() -> impl IntoView {
     let after = Memo::new(move |_| query.read().get("after").unwrap_or_default());
     let create = ServerAction::<CreateEndUser>::new();
     let revoke_all = ServerAction::<RevokeTenantEndUserSessions>::new();
+    let import = ServerAction::<ImportEndUsers>::new();
     let created = successes(create.value());
     let revoked = successes(revoke_all.value());
+    // Only an import that created users changes the list (a dry run does not).
+    let imported = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        if let Some(Ok(report)) = import.value().get() {
+            if !report.dry_run {
+                imported.update(|n| *n += 1);
+            }
+        }
+    });
     let page = Resource::new(
         move || {
             (
@@ -53,10 +63,14 @@ pub fn UsersListPage() -> impl IntoView {
                 after.get(),
                 created.get(),
                 revoked.get(),
+                imported.get(),
             )
         },
-        |(tenant, q, state, after, _, _)| list_end_users(tenant, Some(q), Some(state), Some(after)),
+        |(tenant, q, state, after, _, _, _)| {
+            list_end_users(tenant, Some(q), Some(state), Some(after))
+        },
     );
+    let can = allowed(Permission::CommandIncident);
     view! {
         <Title text="Users" />
         <h1 class="text-2xl font-semibold">"Users"</h1>
@@ -85,6 +99,10 @@ pub fn UsersListPage() -> impl IntoView {
                 }
             })}
         </Transition>
+        // Outside the list's Transition: reloading the list keeps what was typed and checked.
+        <Show when=move || can.get()>
+            <ImportForm tenant action=import />
+        </Show>
         <PlatformRevocation />
     }
     .into_any()
@@ -194,7 +212,6 @@ fn TenantActions(
                     reason confirmation errors=revoke_errors pending=revoke_all.pending() on_submit />
                 <FormFeedback error=revoke_errors.other() />
             </section>
-            <ImportForm tenant=tenant.get_value() />
             <section class="mt-6 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="create-user-heading">
                 <h2 id="create-user-heading" class="font-semibold">"Create a user"</h2>
                 <p role="status" class="mt-2 text-sm text-emerald-800">{move || created.get()}</p>
@@ -906,8 +923,7 @@ fn read_chosen_file(_: leptos::ev::Event, _: RwSignal<String>, _: RwSignal<Optio
 /// Users from a CSV: a dry run lists what would be created and which lines are wrong; the
 /// import creates all of them or none.
 #[component]
-fn ImportForm(tenant: String) -> impl IntoView {
-    let action = ServerAction::<ImportEndUsers>::new();
+fn ImportForm(tenant: Memo<String>, action: ServerAction<ImportEndUsers>) -> impl IntoView {
     let csv = RwSignal::new(String::new());
     let reason = RwSignal::new(String::new());
     let send_recovery = RwSignal::new(true);
@@ -915,7 +931,6 @@ fn ImportForm(tenant: String) -> impl IntoView {
     // The text the last clean dry run checked: the import is offered for it alone.
     let checked = RwSignal::new(None::<String>);
     let errors = FormErrors::of(action.value());
-    let tenant = StoredValue::new(tenant);
     Effect::new(move |_| {
         if let Some(Ok(report)) = action.value().get() {
             let clean = report.dry_run && report.lines.iter().all(|l| l.problem.is_none());
@@ -924,7 +939,7 @@ fn ImportForm(tenant: String) -> impl IntoView {
     });
     let dispatch = move |dry_run: bool| {
         action.dispatch(ImportEndUsers {
-            tenant: tenant.get_value(),
+            tenant: tenant.get_untracked(),
             csv: csv.get_untracked(),
             dry_run,
             send_recovery: send_recovery.get_untracked(),

@@ -3,7 +3,9 @@
 use crate::auth::view::{SecondFactorPage, SignInPage};
 use crate::components::layout::ConsoleLayout;
 use crate::components::not_found::NotFoundPage;
-use crate::panels::account::view::{AccountPasswordPage, AccountSecurityPage, AccountSessionsPage};
+use crate::panels::account::view::{
+    AccountPasswordPage, AccountSecurityPage, AccountSessionsPage, AdminTokensPage,
+};
 use crate::panels::agent_ops::view::{AgentOpsPage, ClientDetailPage};
 use crate::panels::audit::view::{AuditEventPage, AuditPage};
 use crate::panels::freeze::view::FreezePage;
@@ -80,6 +82,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/account/password") view={Lazy::<AccountPassword>::new()} />
                     <Route path=path!("/account/security") view={Lazy::<AccountSecurity>::new()} />
                     <Route path=path!("/account/sessions") view={Lazy::<AccountSessions>::new()} />
+                    <Route path=path!("/account/admin-tokens") view={Lazy::<AccountAdminTokens>::new()} />
                     <Route path=path!("/staff/sessions") view={Lazy::<StaffSessions>::new()} />
                 </ParentRoute>
             </Routes>
@@ -138,6 +141,7 @@ lazy_pages! {
     AccountPassword => AccountPasswordPage in overview, by load_account_password, preload_account_password;
     AccountSecurity => AccountSecurityPage in overview, by load_account_security, preload_account_security;
     AccountSessions => AccountSessionsPage in overview, by load_account_sessions, preload_account_sessions;
+    AccountAdminTokens => AdminTokensPage in overview, by load_account_admin_tokens, preload_account_admin_tokens;
     Integrations => IntegrationsPage in tenant, by load_integrations, preload_integrations;
     TokenDetail => TokenDetailPage in tenant, by load_token_detail, preload_token_detail;
     AgentOps => AgentOpsPage in tenant, by load_agent_ops, preload_agent_ops;

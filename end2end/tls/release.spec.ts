@@ -20,7 +20,7 @@ const GZIP_GOAL = 400_000;
  * and signing-key pages of issue 16 (1,103 KB; 1,035 KB after the passkeys of issue 15, 865 KB
  * when the routes were split) and about 5% more, so it cannot grow unnoticed. Lower it as it
  * shrinks. */
-const GZIP_BUDGET = Number(process.env.BUNDLE_GZIP_BUDGET ?? 1_230_000);
+const GZIP_BUDGET = Number(process.env.BUNDLE_GZIP_BUDGET ?? 1_340_000);
 /** The release folder's built files (scripts/tls-test.sh). */
 const pkgDir = need('TLS_SITE_PKG');
 const figures: Record<string, unknown> = { shell: {} };

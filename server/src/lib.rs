@@ -1,6 +1,7 @@
 //! The staff-console server: configuration, wiring, middleware, the operations endpoints and
 //! the command-line interface. The console itself lives in the `app` crate.
 
+pub mod admin_api;
 pub mod check_config;
 pub mod config;
 pub mod db;

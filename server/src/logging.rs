@@ -39,6 +39,11 @@ static RULES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
             &format!(r"(?i)mf{U}ck{U}v1{DOT}{TAIL}"),
             "mf_ck_v1.[redacted]",
         ),
+        // Admin API tokens, end users' refresh tokens, magic-link and recovery tokens.
+        rule(
+            &format!(r"(?i)mf{U}(adm|rt|ml|rc){U}v1{DOT}{TAIL}"),
+            "mf_${1}_v1.[redacted]",
+        ),
         // Service tokens: `sc_svc_<id>_<secret>`.
         rule(&format!(r"(?i)sc{U}svc{U}{TAIL}"), "sc_svc_[redacted]"),
         // Bearer and basic credentials.
@@ -170,6 +175,10 @@ mod tests {
             (
                 "client key mf_ck_v1.4vJ9xQ2sKp7Ld3Zt8Rm seen",
                 "client key mf_ck_v1.[redacted] seen",
+            ),
+            (
+                "seen mf_adm_v1.4vJ9xQ2sKp7L.d3Zt8Rm and mf_rc_v1.AbC%2Es3cr3t",
+                "seen mf_adm_v1.[redacted] and mf_rc_v1.[redacted]",
             ),
             (
                 "svc sc_svc_0123456789abcdef_9Yb3Kd7Qw2 called",

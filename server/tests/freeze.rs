@@ -30,6 +30,8 @@ struct Fixture {
     staged_kid: String,
     /// A locked end user of `acme`, to unlock.
     locked_user: Uuid,
+    /// The peppers, to mint an admin token with.
+    ring: std::sync::Arc<app::domain::tokens::pepper::PepperRing>,
 }
 
 async fn fixture(pool: &PgPool, cli: &Actor) -> Fixture {
@@ -116,7 +118,9 @@ async fn fixture(pool: &PgPool, cli: &Actor) -> Fixture {
     )
     .await
     .unwrap();
+    let ring = common::verifier(pool.clone()).pepper_ring().await.unwrap();
     Fixture {
+        ring,
         locked_user,
         staged_kid,
         tenant,
@@ -234,6 +238,19 @@ async fn attempt(op: FrozenOp, cli: &Actor, f: &Fixture) -> Result<(), AppError>
             "compromise: the active key leaked",
             true,
             "acme",
+        )
+        .await
+        .map(drop),
+        FrozenOp::MintAdminToken => app::domain::admin::tokens::mint(
+            cli,
+            &f.ring,
+            &app::domain::admin::tokens::MintRequest {
+                name: "runbook".into(),
+                scopes: vec!["read".into()],
+                tenant: "acme".into(),
+                days: "7".into(),
+            },
+            Some(f.operator),
         )
         .await
         .map(drop),

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod admin_api;
 mod agent_ops;
 mod audit;
 mod audit_panel;

@@ -14,8 +14,9 @@ use app::auth::api::{
 use app::auth::{Permission, Role};
 use app::panels::account::api::{
     ChangePassword, ConfirmTotpEnrolment, EndMyOtherSessions, EndMySession,
-    FinishPasskeyRegistration, MySessions, NewRecoveryCodes, RemovePasskey, RemoveTotp, Security,
-    StartPasskeyRegistration, StartTotpEnrolment,
+    FinishPasskeyRegistration, MintAdminToken, MyAdminTokens, MySessions, NewRecoveryCodes,
+    RemovePasskey, RemoveTotp, RevokeAdminToken, Security, StartPasskeyRegistration,
+    StartTotpEnrolment,
 };
 use app::panels::agent_ops::api::{
     CreateClient, GetClient, ListClients, PreviewClientRevoke, RevokeClient, RotateClientKey,
@@ -448,6 +449,13 @@ fn table(sign_in_as: &str) -> Vec<(&'static str, Needs, String)> {
             "tenant=acme&domains=&reason=".into(),
         ),
         (PlatformSessionsPreview::PATH, Staff(ViewConsole), "".into()),
+        (MyAdminTokens::PATH, Staff(ViewConsole), "".into()),
+        (
+            MintAdminToken::PATH,
+            SteppedUp(ViewConsole),
+            "name=n&days=7".into(),
+        ),
+        (RevokeAdminToken::PATH, Staff(ViewConsole), "id=x".into()),
         (
             ImportEndUsers::PATH,
             Staff(CommandIncident),

@@ -122,6 +122,8 @@ async fn current_session() -> Result<Option<(StaffIdentity, queries::SessionFact
 #[derive(Debug, Clone)]
 enum Who {
     Staff(StaffIdentity),
+    /// A staff member through one of their admin API tokens (its id).
+    AdminToken(StaffIdentity, String),
     CommandLine(String),
     System(&'static str),
     SignInAttempt,
@@ -269,6 +271,36 @@ impl Actor {
         )
     }
 
+    /// A call of the admin API with a token of `staff` (authenticated and authorized for
+    /// the route's scope by `domain::admin::tokens`): it acts as its owner, with this
+    /// instance's gateway, each change audited as source `admin_api` naming the token.
+    pub fn admin_token(
+        pool: PgPool,
+        meta: RequestMeta,
+        staff: StaffIdentity,
+        token_id: String,
+        verifier: Arc<Verifier>,
+        controls: Arc<Controls>,
+    ) -> Self {
+        let mut actor = Self::unchecked(Who::AdminToken(staff, token_id), pool, meta);
+        actor.verifier = Some(verifier);
+        actor.controls = Some(controls);
+        actor
+    }
+
+    /// Whether this is the operators' command line.
+    pub fn is_command_line(&self) -> bool {
+        matches!(self.who, Who::CommandLine(_))
+    }
+
+    /// The admin token a call came with, if it did.
+    pub fn admin_token_id(&self) -> Option<&str> {
+        match &self.who {
+            Who::AdminToken(_, id) => Some(id),
+            _ => None,
+        }
+    }
+
     /// The server itself, for its timed jobs (switch and key timers, pepper grace, audit
     /// retention and verification, the gateway's ledger). `job` names the job in logs; the
     /// audit log names the actor `system`.
@@ -299,7 +331,10 @@ impl Actor {
     /// has none to use); the server's own jobs and the command line always.
     pub fn stepped_up(&self) -> bool {
         let Some(facts) = &self.session else {
-            return !matches!(self.who, Who::Staff(_));
+            // The command line and the server's jobs act without one. An admin token never
+            // counts as stepped up: a dangerous action that asks for a recent second factor
+            // inside its change (a protection removed, a setting widened) is refused to it.
+            return !matches!(self.who, Who::Staff(_) | Who::AdminToken(..));
         };
         if !facts.has_factor && !self.policy.mfa_required {
             return true;
@@ -336,7 +371,7 @@ impl Actor {
     /// The signed-in staff member, for request actors.
     pub fn staff(&self) -> Option<&StaffIdentity> {
         match &self.who {
-            Who::Staff(staff) => Some(staff),
+            Who::Staff(staff) | Who::AdminToken(staff, _) => Some(staff),
             _ => None,
         }
     }
@@ -345,6 +380,7 @@ impl Actor {
     pub fn label(&self) -> String {
         match &self.who {
             Who::Staff(staff) => staff.email.clone(),
+            Who::AdminToken(staff, id) => format!("{} (admin token {id})", staff.email),
             Who::CommandLine(user) => format!("cli:{user}"),
             Who::System(_) => "system".to_owned(),
             Who::SignInAttempt => "anonymous".to_owned(),
@@ -405,6 +441,14 @@ impl Actor {
                     action,
                 ))
                 .actor_name(staff.email.clone()),
+            Who::AdminToken(staff, id) => self
+                .meta
+                .apply(NewEvent::new(
+                    Source::AdminApi,
+                    format!("staff:{}", staff.id),
+                    action,
+                ))
+                .actor_name(format!("{} (admin token {id})", staff.email)),
             Who::CommandLine(user) => NewEvent::new(Source::System, format!("cli:{user}"), action),
             Who::System(_) => NewEvent::new(Source::System, "system", action),
             Who::SignInAttempt => {

@@ -131,6 +131,7 @@ pub fn UserMenu(staff: StaffIdentity) -> impl IntoView {
             </span>
             <a href="/account/security" class="rounded-md px-2 py-1 hover:bg-slate-800">"Security"</a>
             <a href="/account/sessions" class="rounded-md px-2 py-1 hover:bg-slate-800">"Sessions"</a>
+            <a href="/account/admin-tokens" class="rounded-md px-2 py-1 hover:bg-slate-800">"API tokens"</a>
             <a href="/account/password" class="rounded-md px-2 py-1 hover:bg-slate-800">"Change password"</a>
             <ActionForm action>
                 <button type="submit" class="rounded-md border border-slate-600 px-2 py-1 hover:bg-slate-800">

@@ -87,11 +87,13 @@ pub enum FrozenOp {
     ActivateSigningKey,
     /// Unlocking or restoring an end user's account.
     RestoreEndUser,
+    /// Minting an admin API token.
+    MintAdminToken,
 }
 
 impl FrozenOp {
     /// Every frozen operation.
-    pub const ALL: [FrozenOp; 21] = [
+    pub const ALL: [FrozenOp; 22] = [
         Self::CreateStaff,
         Self::ChangeStaffRole,
         Self::EnableStaff,
@@ -113,6 +115,7 @@ impl FrozenOp {
         Self::WidenTenantSettings,
         Self::ActivateSigningKey,
         Self::RestoreEndUser,
+        Self::MintAdminToken,
     ];
 
     /// The wire and audit spelling.
@@ -139,6 +142,7 @@ impl FrozenOp {
             Self::WidenTenantSettings => "widen_tenant_settings",
             Self::ActivateSigningKey => "activate_signing_key",
             Self::RestoreEndUser => "restore_end_user",
+            Self::MintAdminToken => "mint_admin_token",
         }
     }
 
@@ -168,6 +172,7 @@ impl FrozenOp {
             Self::WidenTenantSettings => "Raising a tenant's token lifetime, or allowing an audience",
             Self::ActivateSigningKey => "Activating a staged signing key",
             Self::RestoreEndUser => "Unlocking or restoring an end user's account",
+            Self::MintAdminToken => "Minting an admin API token",
         }
     }
 }

@@ -19,6 +19,7 @@
 //! Data types used by the browser too (a tenant, a switch key, the scopes) compile in both
 //! builds; everything that touches the database is server-only (`ssr`).
 
+pub mod admin;
 pub mod audit;
 #[cfg(feature = "ssr")]
 pub mod endusers;

@@ -24,14 +24,37 @@ pub async fn console(
     run(pool, policy, request, None).await
 }
 
-/// The admin API's export of one tenant.
+/// The admin API's export of one tenant (runbook 000): with an admin token of scope
+/// `audit:read` (`Authorization: Bearer` or `x-admin-secret`), or a signed-in auditor's
+/// session.
 pub async fn admin(
     State(pool): State<PgPool>,
     State(policy): State<SignInPolicy>,
+    State(api): State<crate::admin_api::AdminApi>,
     Path(tenant): Path<String>,
     request: Request,
 ) -> Response {
-    run(pool, policy, request, Some(tenant)).await
+    if crate::admin_api::presented(request.headers()).is_none() {
+        return run(pool, policy, request, Some(tenant)).await;
+    }
+    let (parts, _) = request.into_parts();
+    let actor = match crate::admin_api::authorize(
+        &api.verifier,
+        &api.controls,
+        &parts,
+        app::domain::admin::Scope::AuditRead,
+        &tenant,
+    )
+    .await
+    {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
+    };
+    let (query, format) = export::read_query(parts.uri.query().unwrap_or_default());
+    match export::begin(&actor, &query, &format, Some(&tenant)).await {
+        Ok(export) => stream(export),
+        Err(error) => crate::admin_api::app_error(&error),
+    }
 }
 
 async fn run(

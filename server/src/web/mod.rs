@@ -63,6 +63,16 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
+/// The admin API's routes beside the console's (the audit export).
+impl FromRef<AppState> for crate::admin_api::AdminApi {
+    fn from_ref(state: &AppState) -> Self {
+        crate::admin_api::AdminApi {
+            verifier: state.verifier.clone(),
+            controls: state.controls.clone(),
+        }
+    }
+}
+
 impl FromRef<AppState> for PgPool {
     fn from_ref(state: &AppState) -> Self {
         state.pool.clone()
@@ -284,6 +294,10 @@ pub fn router(state: AppState) -> Router {
             public_origin: state.security.public_origin.as_str().into(),
             key_policy: state.key_policy,
             identity: state.end_users.clone(),
+        }))
+        .merge(crate::admin_api::router(crate::admin_api::AdminApi {
+            verifier: state.verifier.clone(),
+            controls: state.controls.clone(),
         }))
         .merge(crate::switches_api::router(state.controls.clone()))
         .merge(crate::published::router(crate::published::Published {

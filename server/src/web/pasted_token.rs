@@ -14,9 +14,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse as _, Response};
 
 /// Prefixes of the secrets a person might paste: personal access tokens (whose id is
-/// kept), API client keys and service tokens (which have no id worth keeping).
+/// kept), API client keys, service tokens and admin tokens (which have no id worth keeping).
 const PAT: &str = "mf_pat_";
-const SECRET_ONLY: [&str; 2] = ["mf_ck_", "sc_svc_"];
+const SECRET_ONLY: [&str; 3] = ["mf_ck_", "sc_svc_", "mf_adm_"];
 
 /// Redirects (303) a GET or HEAD whose query holds a pasted secret to the same URL without
 /// it; passes every other request on.

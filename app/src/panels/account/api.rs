@@ -174,3 +174,76 @@ pub async fn end_my_other_sessions() -> Result<usize, AppError> {
     let actor = require(Permission::ViewConsole).await?;
     super::ops::end_other_sessions(&actor).await
 }
+
+/// The signed-in person's admin API tokens.
+#[server]
+pub async fn my_admin_tokens() -> Result<Vec<super::AdminTokenRow>, AppError> {
+    let actor = crate::auth::require(crate::auth::Permission::ViewConsole).await?;
+    let Some(me) = actor.staff().cloned() else {
+        return Err(AppError::Forbidden);
+    };
+    let now = time::OffsetDateTime::now_utc();
+    Ok(crate::domain::admin::tokens::list(&actor, me.id)
+        .await?
+        .into_iter()
+        .map(|t| super::AdminTokenRow {
+            state: if t.revoked_at.is_some() {
+                "revoked"
+            } else if t.expires_at <= now {
+                "expired"
+            } else {
+                "live"
+            }
+            .to_owned(),
+            id: t.id,
+            name: t.name,
+            scopes: t.scopes,
+            tenant: t.tenant,
+            created_at: t.created_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+            last_used_ip: t.last_used_ip,
+        })
+        .collect())
+}
+
+/// Mints an admin API token for the signed-in person (step-up; refused during a freeze).
+/// The answer carries the plaintext, the only time it leaves the server.
+#[server]
+pub async fn mint_admin_token(
+    name: String,
+    #[server(default)] scopes: Vec<String>,
+    #[server(default)] tenant: String,
+    days: String,
+) -> Result<super::MintedAdminToken, AppError> {
+    let actor = crate::auth::require_stepped_up(crate::auth::Permission::ViewConsole).await?;
+    let ring = actor
+        .verifier()?
+        .pepper_ring()
+        .await
+        .map_err(|e| AppError::internal(&e))?;
+    let minted = crate::domain::admin::tokens::mint(
+        &actor,
+        &ring,
+        &crate::domain::admin::tokens::MintRequest {
+            name,
+            scopes,
+            tenant,
+            days,
+        },
+        None,
+    )
+    .await?;
+    Ok(super::MintedAdminToken {
+        id: minted.id,
+        plaintext: minted.plaintext.to_string(),
+        expires_at: minted.expires_at,
+    })
+}
+
+/// Revokes one of the person's admin tokens (an admin: anyone's). Refused at once.
+#[server]
+pub async fn revoke_admin_token(id: String) -> Result<(), AppError> {
+    let actor = crate::auth::require(crate::auth::Permission::ViewConsole).await?;
+    crate::domain::admin::tokens::revoke(&actor, &id).await
+}

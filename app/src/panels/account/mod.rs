@@ -105,3 +105,50 @@ mod tests {
         assert!(!printed.contains("secret"), "{printed}");
     }
 }
+
+/// One of the person's admin API tokens, as `/account/admin-tokens` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminTokenRow {
+    /// Its id (`mf_adm_v1.<id>.…`).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// Its tenant (`None`: the platform).
+    pub tenant: Option<String>,
+    /// When it was minted.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
+    /// When it expires.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+    /// Its last use.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<time::OffsetDateTime>,
+    /// Where its last use came from.
+    pub last_used_ip: Option<String>,
+    /// `live`, `expired` or `revoked`.
+    pub state: String,
+}
+
+/// A minted admin token: the plaintext, shown once.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MintedAdminToken {
+    /// Its id.
+    pub id: String,
+    /// The whole token. Shown once.
+    pub plaintext: String,
+    /// When it expires.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+}
+
+impl std::fmt::Debug for MintedAdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedAdminToken")
+            .field("id", &self.id)
+            .field("plaintext", &"[redacted]")
+            .finish_non_exhaustive()
+    }
+}

@@ -460,3 +460,136 @@ pub fn AccountSessionsPage() -> impl IntoView {
     }
     .into_any()
 }
+
+/// `/account/admin-tokens`: the person's admin API tokens for runbook automation. Minting
+/// asks for a recent second factor and is refused during a freeze; the token is shown once.
+#[component]
+pub fn AdminTokensPage() -> impl IntoView {
+    use super::api::{my_admin_tokens, MintAdminToken, RevokeAdminToken};
+    use crate::components::feedback::{ErrorNotice, RevealSecret};
+    use crate::components::form::{successes, Field, FormErrors, FormFeedback};
+    use crate::components::loaded::loaded;
+    use crate::components::step_up::StepUp;
+    use crate::components::table::{Col, DataTable};
+    use crate::components::time::utc_minutes;
+    use crate::domain::admin::Scope;
+
+    let mint = ServerAction::<MintAdminToken>::new();
+    let revoke = ServerAction::<RevokeAdminToken>::new();
+    let (minted_n, revoked_n) = (successes(mint.value()), successes(revoke.value()));
+    let tokens = Resource::new(
+        move || (minted_n.get(), revoked_n.get()),
+        |_| my_admin_tokens(),
+    );
+    let name = RwSignal::new(String::new());
+    let tenant = RwSignal::new(String::new());
+    let days = RwSignal::new("30".to_owned());
+    let scopes = RwSignal::new(Vec::<String>::new());
+    let errors = FormErrors::of(mint.value());
+    let dispatch = move || {
+        mint.dispatch(MintAdminToken {
+            name: name.get_untracked(),
+            scopes: scopes.get_untracked(),
+            tenant: tenant.get_untracked(),
+            days: days.get_untracked(),
+        });
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        dispatch();
+    };
+    view! {
+        <Title text="Admin API tokens" />
+        <h1 class="text-2xl font-semibold">"Admin API tokens"</h1>
+        <p class="mt-1 max-w-prose text-slate-600">
+            "For runbook automation: send one as Authorization: Bearer <token> (or the runbooks' x-admin-secret header) to /a/{tenant}/admin/…. A token acts as you, with your role as it is at each call, only within its scopes and its tenant, until it expires (90 days at most) or is revoked."
+        </p>
+        {move || match mint.value().get() {
+            Some(Ok(minted)) => Some(view! {
+                <div class="mt-4 max-w-3xl">
+                    <RevealSecret heading=format!("Token {} (expires {} UTC)", minted.id, utc_minutes(minted.expires_at)) secret=minted.plaintext.clone() testid="admin-token-secret" />
+                </div>
+            }),
+            _ => None,
+        }}
+        <section class="mt-6 max-w-3xl rounded-lg bg-white p-4 shadow-sm ring-1 ring-slate-200" aria-labelledby="mint-admin-heading">
+            <h2 id="mint-admin-heading" class="font-semibold">"Mint a token"</h2>
+            <form class="mt-3 space-y-3" novalidate on:submit=submit>
+                <Field id="admin-token-name" label="Name (what will use it)" error=errors.field("name")>
+                    <input id="admin-token-name" class="input" autocomplete="off" prop:value=move || name.get()
+                        on:input=move |ev| name.set(event_target_value(&ev)) />
+                </Field>
+                <Field id="admin-token-tenant" label="Tenant (its slug; empty for the platform, admins only)" error=errors.field("tenant")>
+                    <input id="admin-token-tenant" class="input" autocomplete="off" prop:value=move || tenant.get()
+                        on:input=move |ev| tenant.set(event_target_value(&ev)) />
+                </Field>
+                <fieldset>
+                    <legend class="text-sm font-medium">"Scopes"</legend>
+                    {Scope::ALL.into_iter().map(|scope| {
+                        let wire = scope.as_str();
+                        view! {
+                            <label class="mt-1 flex items-center gap-2 text-sm font-mono">
+                                <input type="checkbox" prop:checked=move || scopes.read().iter().any(|s| s == wire)
+                                    on:change=move |ev| {
+                                        let on = event_target_checked(&ev);
+                                        scopes.update(|list| {
+                                            list.retain(|s| s != wire);
+                                            if on {
+                                                list.push(wire.to_owned());
+                                            }
+                                        });
+                                    } />
+                                {wire}
+                            </label>
+                        }
+                    }).collect_view()}
+                    <p class="field-error">{move || errors.field("scopes").get()}</p>
+                </fieldset>
+                <Field id="admin-token-days" label="Expires in (days, 1 to 90)" error=errors.field("days")>
+                    <input id="admin-token-days" class="input w-24" inputmode="numeric" prop:value=move || days.get()
+                        on:input=move |ev| days.set(event_target_value(&ev)) />
+                </Field>
+                <StepUp errors retry=Callback::new(move |()| dispatch()) id="admin-token-step-up" />
+                <button type="submit" class="btn-primary" disabled=move || mint.pending().get()>"Mint token"</button>
+            </form>
+            <FormFeedback error=errors.other() />
+        </section>
+        <Transition fallback=|| view! { <p class="mt-4 text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match loaded(tokens).await {
+                    Ok(rows) => view! {
+                        <DataTable caption="Your tokens" testid="admin-tokens" class="mt-6"
+                            rows=rows.len()
+                            empty=("No tokens", "Mint one above for a runbook's script.")
+                            columns=vec![Col::new("Name"), Col::new("Id"), Col::new("Scopes"), Col::new("Tenant"), Col::new("Expires (UTC)"), Col::new("Last used"), Col::new("State"), Col::new("")]>
+                            {rows.into_iter().map(|t| {
+                                let id = t.id.clone();
+                                let live = t.state == "live";
+                                view! {
+                                    <tr data-admin-token=t.id.clone()>
+                                        <td>{t.name}</td>
+                                        <td class="font-mono text-xs">{t.id.clone()}</td>
+                                        <td class="font-mono text-xs">{t.scopes.join(" ")}</td>
+                                        <td>{t.tenant.unwrap_or_else(|| "platform".to_owned())}</td>
+                                        <td>{utc_minutes(t.expires_at)}</td>
+                                        <td>{match (t.last_used_at, t.last_used_ip) {
+                                            (Some(at), ip) => format!("{} UTC {}", utc_minutes(at), ip.unwrap_or_default()),
+                                            _ => "never".to_owned(),
+                                        }}</td>
+                                        <td>{t.state}</td>
+                                        <td>{live.then(|| view! {
+                                            <button type="button" class="link text-red-800"
+                                                on:click=move |_| { revoke.dispatch(RevokeAdminToken { id: id.clone() }); }>"Revoke"</button>
+                                        })}</td>
+                                    </tr>
+                                }
+                            }).collect_view()}
+                        </DataTable>
+                    }.into_any(),
+                    Err(error) => view! { <div class="mt-4"><ErrorNotice error /></div> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+    .into_any()
+}

@@ -53,8 +53,16 @@ async fn retire_previous(
         "pepper version {version} retired: the token was not used during the rotation's grace period"
     );
     let revoked = revoke_tokens(change, Some(version), by, &reason).await?;
-    let template = NewEvent::new(Source::System, "system", "token.revoked").reason(reason);
+    let template = NewEvent::new(Source::System, "system", "token.revoked").reason(reason.clone());
     record_revocations(change, &template, &revoked).await?;
+    // Admin tokens are not re-hashed on use: those on the retired version are revoked too.
+    crate::domain::admin::tokens::revoke_in(
+        change,
+        crate::domain::admin::tokens::Revoking::OnPepper(version),
+        by,
+        &NewEvent::new(Source::System, "system", "admin_token.revoked").reason(reason),
+    )
+    .await?;
     Ok(revoked.len() as i64)
 }
 
@@ -213,6 +221,15 @@ pub async fn rotate_compromised(
         .reason(reason.clone())
         .details(serde_json::json!({ "pepper_compromise_rotation": to }));
     record_revocations(&mut change, &template, &revoked).await?;
+    for old in &live {
+        crate::domain::admin::tokens::revoke_in(
+            &mut change,
+            crate::domain::admin::tokens::Revoking::OnPepper(old.version),
+            &actor.label(),
+            &actor.event("admin_token.revoked").reason(reason.clone()),
+        )
+        .await?;
+    }
     let mut per_tenant: std::collections::BTreeMap<String, i64> = Default::default();
     for (_, tenant) in &revoked {
         *per_tenant.entry(tenant.to_string()).or_default() += 1;

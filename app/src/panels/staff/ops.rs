@@ -150,6 +150,15 @@ pub async fn set_active(actor: &Actor, id: Uuid, active: bool) -> Result<(), App
     queries::set_active(&mut change, id, active).await?;
     if !active {
         crate::auth::queries::end_sessions(&mut change, id, &actor.label(), "disabled").await?;
+        // Re-enabling them later must not bring back a token minted meanwhile by whoever
+        // made them suspect.
+        crate::domain::admin::tokens::revoke_in(
+            &mut change,
+            crate::domain::admin::tokens::Revoking::OwnedBy(id),
+            &actor.label(),
+            &actor.event("admin_token.revoked").reason("disabled"),
+        )
+        .await?;
     }
     change
         .commit(
@@ -198,6 +207,13 @@ pub async fn reset_password(
         actor,
         id,
         "password reset",
+    )
+    .await?;
+    crate::domain::admin::tokens::revoke_in(
+        &mut change,
+        crate::domain::admin::tokens::Revoking::OwnedBy(id),
+        &actor.label(),
+        &actor.event("admin_token.revoked").reason("password reset"),
     )
     .await?;
     change
@@ -264,6 +280,15 @@ pub async fn reset_factors(
         actor,
         id,
         "second factors reset",
+    )
+    .await?;
+    crate::domain::admin::tokens::revoke_in(
+        &mut change,
+        crate::domain::admin::tokens::Revoking::OwnedBy(id),
+        &actor.label(),
+        &actor
+            .event("admin_token.revoked")
+            .reason("second factors reset"),
     )
     .await?;
     change

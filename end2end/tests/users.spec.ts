@@ -77,10 +77,13 @@ test('an operator locks an account whose session is in use: its next refresh and
   await waitForHydration(page);
   await expect(page.getByTestId('mail-status')).toContainText('DATA_DIR/outbox');
   const sent = page.getByTestId('mail-recent').locator('tr', { hasText: 'ada@example.com' });
+  // Each look reloads the page and counts only once the mail has been read (the status
+  // list is drawn with it), not while the page is still loading it.
   await expect
     .poll(async () => {
       await page.reload();
       await waitForHydration(page);
+      await expect(page.getByTestId('mail-status')).toBeVisible();
       return sent.count();
     }, { timeout: 10000 })
     .toBe(1);

@@ -153,6 +153,27 @@ async fn read_fields(
     }
 }
 
+/// A request past the block list and the caller's rate limit, with its fields read (see
+/// [`read_fields`]); or the answer refusing it.
+async fn admitted(
+    gateway: &Gateway,
+    req: Request,
+    forms: bool,
+) -> Result<
+    (
+        axum::http::request::Parts,
+        serde_json::Map<String, serde_json::Value>,
+    ),
+    Response,
+> {
+    let (parts, body) = req.into_parts();
+    if let Some(refused) = refused(gateway, &parts) {
+        return Err(refused);
+    }
+    let fields = read_fields(&parts, body, forms).await?;
+    Ok((parts, fields))
+}
+
 /// The text fields `names` of `fields`, or the name of the first one missing.
 fn required<'a, const N: usize>(
     fields: &'a serde_json::Map<String, serde_json::Value>,
@@ -184,12 +205,8 @@ pub async fn sign_in(
     Path(slug): Path<String>,
     req: Request,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    if let Some(refused) = refused(&gateway, &parts) {
-        return refused;
-    }
-    let fields = match read_fields(&parts, body, false).await {
-        Ok(fields) => fields,
+    let (parts, fields) = match admitted(&gateway, req, false).await {
+        Ok(read) => read,
         Err(res) => return res,
     };
     let [email, password] = match required(&fields, ["email", "password"]) {
@@ -210,12 +227,8 @@ pub async fn sign_in(
 /// `POST /a/{tenant}/auth/magic-link` or `…/recovery` with `{"email", "captcha_token"}`:
 /// 202 whether or not the address has an account.
 async fn request_link(gateway: Gateway, slug: String, req: Request, kind: Kind) -> Response {
-    let (parts, body) = req.into_parts();
-    if let Some(refused) = refused(&gateway, &parts) {
-        return refused;
-    }
-    let fields = match read_fields(&parts, body, false).await {
-        Ok(fields) => fields,
+    let (parts, fields) = match admitted(&gateway, req, false).await {
+        Ok(read) => read,
         Err(res) => return res,
     };
     let [email] = match required(&fields, ["email"]) {
@@ -278,12 +291,8 @@ pub async fn verify_magic_link(
     Path(slug): Path<String>,
     req: Request,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    if let Some(refused) = refused(&gateway, &parts) {
-        return refused;
-    }
-    let fields = match read_fields(&parts, body, true).await {
-        Ok(fields) => fields,
+    let (parts, fields) = match admitted(&gateway, req, true).await {
+        Ok(read) => read,
         Err(res) => return res,
     };
     let [token] = match required(&fields, ["token"]) {
@@ -304,12 +313,8 @@ pub async fn complete_recovery(
     Path(slug): Path<String>,
     req: Request,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    if let Some(refused) = refused(&gateway, &parts) {
-        return refused;
-    }
-    let fields = match read_fields(&parts, body, true).await {
-        Ok(fields) => fields,
+    let (parts, fields) = match admitted(&gateway, req, true).await {
+        Ok(read) => read,
         Err(res) => return res,
     };
     let [token, password] = match required(&fields, ["token", "password"]) {

@@ -20,7 +20,6 @@ use crate::auth::Actor;
 use crate::domain::audit::{NewEvent, Source};
 use crate::domain::gateway::controls::SwitchKey;
 use crate::domain::tokens::token;
-use crate::error::AppError;
 use uuid::Uuid;
 
 /// Asks for a link of `kind` to `email` of the tenant `slug`. `Ok` says nothing of whether
@@ -33,17 +32,7 @@ pub async fn request(
     captcha_token: &str,
     caller: &Caller,
 ) -> Result<(), SignInError> {
-    let snapshot = id
-        .verifier
-        .keys()
-        .loaded()
-        .await
-        .map_err(|e| AppError::internal(&e))?;
-    let tenant = snapshot
-        .tenants
-        .get(slug)
-        .cloned()
-        .ok_or(SignInError::TenantNotFound)?;
+    let tenant = id.tenant(slug).await?.ok_or(SignInError::TenantNotFound)?;
     if kind == Kind::MagicLink && !id.controls.switch(SwitchKey::MagicLinkEnabled, tenant.id) {
         return Err(SignInError::MagicLinkDisabled);
     }
@@ -186,17 +175,7 @@ pub async fn sign_in_with_link(
 ) -> Result<Tokens, SignInError> {
     let presented = token::parse_as(Kind::MagicLink.prefix(), presented.trim())
         .map_err(|_| SignInError::LinkInvalid)?;
-    let snapshot = id
-        .verifier
-        .keys()
-        .loaded()
-        .await
-        .map_err(|e| AppError::internal(&e))?;
-    let tenant = snapshot
-        .tenants
-        .get(slug)
-        .cloned()
-        .ok_or(SignInError::TenantNotFound)?;
+    let tenant = id.tenant(slug).await?.ok_or(SignInError::TenantNotFound)?;
     if !id.controls.switch(SwitchKey::MagicLinkEnabled, tenant.id) {
         return Err(SignInError::MagicLinkDisabled);
     }
@@ -209,11 +188,7 @@ pub async fn sign_in_with_link(
     let Some((kid, key)) = tenant.signer.clone() else {
         return Err(SignInError::NoSigningKey);
     };
-    let ring = id
-        .verifier
-        .pepper_ring()
-        .await
-        .map_err(|e| AppError::internal(&e))?;
+    let ring = id.ring().await?;
     let system = Actor::system(id.pool.clone(), "identity");
     let mut change = system.change().await?;
     let link = find_link(change.db(), &ring, tenant.id, Kind::MagicLink, &presented).await?;
@@ -278,17 +253,7 @@ pub async fn recover(
 ) -> Result<i64, SignInError> {
     let presented = token::parse_as(Kind::Recovery.prefix(), presented.trim())
         .map_err(|_| SignInError::LinkInvalid)?;
-    let snapshot = id
-        .verifier
-        .keys()
-        .loaded()
-        .await
-        .map_err(|e| AppError::internal(&e))?;
-    let tenant = snapshot
-        .tenants
-        .get(slug)
-        .cloned()
-        .ok_or(SignInError::TenantNotFound)?;
+    let tenant = id.tenant(slug).await?.ok_or(SignInError::TenantNotFound)?;
     check_password(password)?;
     if !id
         .controls
@@ -296,11 +261,7 @@ pub async fn recover(
     {
         return Err(SignInError::LinksSuspended);
     }
-    let ring = id
-        .verifier
-        .pepper_ring()
-        .await
-        .map_err(|e| AppError::internal(&e))?;
+    let ring = id.ring().await?;
     let system = Actor::system(id.pool.clone(), "identity");
     // Looked at first without waiting on Argon2 under a lock; checked again, locked, after.
     {

@@ -37,6 +37,32 @@ pub struct Identity<'a> {
     pub public_origin: &'a str,
 }
 
+impl Identity<'_> {
+    /// The tenant `slug`'s keys as this instance holds them (`None`: no such tenant).
+    pub(crate) async fn tenant(
+        &self,
+        slug: &str,
+    ) -> Result<Option<std::sync::Arc<crate::domain::gateway::keyset::TenantKeys>>, AppError> {
+        let snapshot = self
+            .verifier
+            .keys()
+            .loaded()
+            .await
+            .map_err(|e| AppError::internal(&e))?;
+        Ok(snapshot.tenants.get(slug).cloned())
+    }
+
+    /// The peppers tokens and links are hashed under.
+    pub(crate) async fn ring(
+        &self,
+    ) -> Result<std::sync::Arc<crate::domain::tokens::pepper::PepperRing>, AppError> {
+        self.verifier
+            .pepper_ring()
+            .await
+            .map_err(|e| AppError::internal(&e))
+    }
+}
+
 /// Who is calling.
 #[derive(Debug, Clone, Default)]
 pub struct Caller {
@@ -299,17 +325,7 @@ pub async fn sign_in(
     captcha_token: &str,
     caller: &Caller,
 ) -> Result<Tokens, SignInError> {
-    let snapshot = id
-        .verifier
-        .keys()
-        .loaded()
-        .await
-        .map_err(|e| AppError::internal(&e))?;
-    let tenant = snapshot
-        .tenants
-        .get(slug)
-        .cloned()
-        .ok_or(SignInError::TenantNotFound)?;
+    let tenant = id.tenant(slug).await?.ok_or(SignInError::TenantNotFound)?;
     let email = normalize_email(email)?;
     check_password(password)?;
     let subject = caller
@@ -480,11 +496,7 @@ pub(crate) async fn open_session(
     user: Uuid,
     caller: &Caller,
 ) -> Result<Tokens, SignInError> {
-    let ring = id
-        .verifier
-        .pepper_ring()
-        .await
-        .map_err(|e| AppError::internal(&e))?;
+    let ring = id.ring().await?;
     // Serialised with a revocation of the user (which locks the row first), so a session
     // made meanwhile is either before the epoch or visible to it.
     sqlx::query!("SELECT id FROM end_users WHERE id = $1 FOR SHARE", user)
@@ -651,18 +663,8 @@ pub async fn refresh(
     caller: &Caller,
 ) -> Result<Tokens, RefreshError> {
     let presented = token::parse_as(REFRESH_PREFIX, presented.trim()).map_err(|_| INVALID)?;
-    let snapshot = id
-        .verifier
-        .keys()
-        .loaded()
-        .await
-        .map_err(|e| AppError::internal(&e))?;
-    let tenant = snapshot.tenants.get(slug).cloned().ok_or(INVALID)?;
-    let ring = id
-        .verifier
-        .pepper_ring()
-        .await
-        .map_err(|e| AppError::internal(&e))?;
+    let tenant = id.tenant(slug).await?.ok_or(INVALID)?;
+    let ring = id.ring().await?;
     let system = Actor::system(id.pool.clone(), "identity");
     let mut change = system.change().await?;
     let Some(row) = sqlx::query!(

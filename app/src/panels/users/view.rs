@@ -750,13 +750,20 @@ fn MailShown(
                             });
                         }>"View"</button>
                     })}
-                    {(with_drop && can.get_untracked()).then(|| view! {
-                        <ActionForm action=drop attr:class="inline">
-                            <input type="hidden" name="tenant" value=tenant.get_value() />
-                            <input type="hidden" name="mail" value=drop_id.clone() />
-                            <input type="hidden" name="reason" value="dropped from the queue" />
-                            <button type="submit" class="link text-red-800">"Drop"</button>
-                        </ActionForm>
+                    // Reactive, as every role-dependent part of a page: a value read once
+                    // could differ between the server's render and the browser's hydration.
+                    {with_drop.then(|| {
+                        let drop_id = StoredValue::new(drop_id.clone());
+                        view! {
+                            <Show when=move || can.get()>
+                                <ActionForm action=drop attr:class="inline">
+                                    <input type="hidden" name="tenant" value=tenant.get_value() />
+                                    <input type="hidden" name="mail" value=drop_id.get_value() />
+                                    <input type="hidden" name="reason" value="dropped from the queue" />
+                                    <button type="submit" class="link text-red-800">"Drop"</button>
+                                </ActionForm>
+                            </Show>
+                        }
                     })}
                 </td>
             </tr>
